@@ -1,0 +1,48 @@
+"""mfawatch Lambda wiring: one EventBridge rule and handler per rule in ``rules/``.
+
+Only wiring lives here. Each handler hands the raw EventBridge event to the same
+:class:`chalicelib.service.AlertService` that ``python -m chalicelib.cli replay`` uses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import boto3
+from chalice import Chalice
+from chalice.app import CloudWatchEvent
+
+from chalicelib.config import settings_from_env
+from chalicelib.records import now_utc
+from chalicelib.rules import Rule, load_bundle
+from chalicelib.service import AlertService
+from chalicelib.sns import SnsPublisher
+
+app = Chalice(app_name="mfawatch")
+app.log.setLevel(logging.INFO)
+
+RULES = load_bundle()
+_service: AlertService | None = None
+
+
+def service() -> AlertService:
+    """The service, built on first use so that importing the app needs no AWS settings."""
+    global _service  # noqa: PLW0603 - one per Lambda execution environment, reused across calls
+    if _service is None:
+        settings = settings_from_env()
+        _service = AlertService(RULES, SnsPublisher(boto3.client("sns"), settings))
+    return _service
+
+
+def _handler_for(rule: Rule) -> Callable[[CloudWatchEvent], None]:
+    def handler(event: CloudWatchEvent) -> None:
+        service().handle(rule.id, event.to_dict(), now=now_utc())
+
+    handler.__name__ = rule.handler_name
+    handler.__doc__ = f"EventBridge rule {rule.id}: {rule.title}"
+    return handler
+
+
+for _rule in RULES:
+    app.on_cw_event(dict(_rule.event_pattern), name=_rule.handler_name)(_handler_for(_rule))

@@ -1,0 +1,33 @@
+"""The exceptions mfawatch raises, in one small hierarchy."""
+
+from __future__ import annotations
+
+
+class MfawatchError(Exception):
+    """Base class of every error mfawatch raises on purpose."""
+
+
+class RuleError(MfawatchError):
+    """A rule file is invalid. The message names the file and the JSON path of the field."""
+
+    def __init__(self, source: str, path: str, message: str) -> None:
+        self.source = source
+        self.path = path
+        self.message = message
+        super().__init__(f"{source}: {path}: {message}" if path else f"{source}: {message}")
+
+
+class EventParseError(MfawatchError):
+    """An event is not a CloudTrail record nor an EventBridge envelope of one."""
+
+
+class ConfigError(MfawatchError):
+    """The stage configuration (environment or .chalice/config.json) is missing or wrong."""
+
+
+class PublishError(MfawatchError):
+    """Publishing a notification failed; the Lambda invocation must fail so that it is retried."""
+
+
+class StateStoreError(MfawatchError):
+    """The state store failed or throttled; callers fail open (publish, marked) and log it."""

@@ -1,0 +1,178 @@
+"""Rules at run time: the compiled bundle ``chalicelib/rules.json`` and what a rule derives.
+
+``rules/*.yaml`` is the source of truth. :mod:`chalicelib.rulebuild` validates those files and
+compiles them into ``rules.json`` beside this module, because Chalice packages only ``app.py``,
+``chalicelib/`` and ``vendor/``; a test fails when the compiled copy is stale. This module needs
+neither YAML nor jsonschema, so the Lambda package carries no third-party dependency.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import RuleError
+from .records import RECORD_FIELDS, SignInRecord
+
+BUNDLE_PATH = Path(__file__).with_name("rules.json")
+BUNDLE_FORMAT = 1
+
+DEFAULT_DEDUP_KEY: tuple[str, ...] = ("account", "principal", "source_ip")
+DEFAULT_WINDOW_MINUTES = 15
+SEVERITIES: tuple[str, ...] = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+KEY_SEPARATOR = "|"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One detection rule, as deployed."""
+
+    id: str
+    title: str
+    description: str
+    severity: str
+    runbook: tuple[str, ...]
+    event_pattern: Mapping[str, Any]
+    dedup_key: tuple[str, ...] = DEFAULT_DEDUP_KEY
+    window_minutes: int = DEFAULT_WINDOW_MINUTES
+    mode: str = "alert"
+
+    @property
+    def handler_name(self) -> str:
+        """The Chalice handler (and Lambda function suffix) for this rule."""
+        return "on_" + self.id.replace("-", "_")
+
+    def render_title(self, record: SignInRecord) -> str:
+        """The alert title: the template with record fields filled in (unsanitized)."""
+        values = {name: record.title_value(name) or "?" for name in template_fields(self.title)}
+        return self.title.format_map(values)
+
+    def dedup_key_of(self, record: SignInRecord) -> str:
+        """The incident key: the rule's key fields joined with ``|`` (empty fields stay empty)."""
+        return KEY_SEPARATOR.join(record.key_value(name) for name in self.dedup_key)
+
+    def to_json(self) -> dict[str, Any]:
+        """The bundle form of this rule (what ``rules.json`` holds)."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+            "severity": self.severity,
+            "mode": self.mode,
+            "runbook": list(self.runbook),
+            "event_pattern": self.event_pattern,
+            "dedup": {"key": list(self.dedup_key), "window_minutes": self.window_minutes},
+        }
+
+
+def template_fields(template: str) -> list[str]:
+    """The ``{field}`` names a title template uses; raises ValueError on a malformed template."""
+    names: list[str] = []
+    for _, field_name, format_spec, conversion in string.Formatter().parse(template):
+        if field_name is None:
+            continue
+        if not field_name.isidentifier() or format_spec or conversion:
+            raise ValueError(f"placeholder {{{field_name}}} must be a plain field name")
+        names.append(field_name)
+    return names
+
+
+def rule_from_mapping(data: Mapping[str, Any], source: str) -> Rule:
+    """Build a :class:`Rule` from a schema-valid mapping, checking what the schema cannot."""
+    try:
+        fields = template_fields(str(data["title"]))
+    except ValueError as exc:
+        raise RuleError(source, "$.title", str(exc)) from exc
+    unknown = sorted(set(fields) - set(RECORD_FIELDS))
+    if unknown:
+        raise RuleError(
+            source,
+            "$.title",
+            f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(RECORD_FIELDS))}",
+        )
+    dedup = data.get("dedup") or {}
+    key = tuple(dedup.get("key") or DEFAULT_DEDUP_KEY)
+    unknown_keys = sorted(set(key) - set(RECORD_FIELDS))
+    if unknown_keys:
+        raise RuleError(source, "$.dedup.key", f"unknown field(s) {', '.join(unknown_keys)}")
+    severity = str(data["severity"])
+    if severity not in SEVERITIES:
+        raise RuleError(source, "$.severity", f"{severity!r} is not one of {', '.join(SEVERITIES)}")
+    return Rule(
+        id=str(data["id"]),
+        title=str(data["title"]),
+        description=str(data["description"]),
+        severity=severity,
+        runbook=tuple(str(line) for line in data["runbook"]),
+        event_pattern=data["event_pattern"],
+        dedup_key=key,
+        window_minutes=int(dedup.get("window_minutes") or DEFAULT_WINDOW_MINUTES),
+        mode=str(data.get("mode") or "alert"),
+    )
+
+
+class RuleSet(Sequence[Rule]):
+    """The deployed rules, addressable by id, in a stable order."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self._rules = tuple(rules)
+        self._by_id = {rule.id: rule for rule in self._rules}
+        if len(self._by_id) != len(self._rules):
+            counts = Counter(rule.id for rule in self._rules)
+            dupes = sorted(rule_id for rule_id, n in counts.items() if n > 1)
+            raise RuleError("rules", "$.id", f"duplicate rule id(s): {', '.join(dupes)}")
+
+    def __getitem__(self, index: int) -> Rule:  # type: ignore[override]
+        return self._rules[index]
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self._rules)
+
+    def get(self, rule_id: str) -> Rule:
+        """The rule with this id; KeyError names the known ids."""
+        try:
+            return self._by_id[rule_id]
+        except KeyError:
+            raise KeyError(f"no rule {rule_id!r}; known: {', '.join(self._by_id)}") from None
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(self._by_id)
+
+
+def bundle_json(rules: Sequence[Rule]) -> str:
+    """The compiled bundle's exact text (sorted keys, stable order), so staleness is a diff."""
+    document = {
+        "format": BUNDLE_FORMAT,
+        "generated_by": "python -m chalicelib.cli rules build (do not edit; edit rules/ instead)",
+        "rules": [rule.to_json() for rule in sorted(rules, key=lambda r: r.id)],
+    }
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def load_bundle(path: Path = BUNDLE_PATH) -> RuleSet:
+    """Load the compiled rules that ship in the Lambda package."""
+    source = str(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RuleError(
+            source, "", "compiled rules missing: run `python -m chalicelib.cli rules build`"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise RuleError(source, "", f"not valid JSON: {exc}") from exc
+    if not isinstance(document, dict) or document.get("format") != BUNDLE_FORMAT:
+        raise RuleError(source, "$.format", f"expected bundle format {BUNDLE_FORMAT}")
+    rules = [
+        rule_from_mapping(item, f"{source} rules[{index}]")
+        for index, item in enumerate(document.get("rules", []))
+    ]
+    return RuleSet(rules)

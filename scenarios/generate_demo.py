@@ -1,0 +1,402 @@
+"""Generate the bundled demo scenario: one day of CloudTrail, as S3 delivers it, for two accounts.
+
+Run ``python scenarios/generate_demo.py`` to rewrite ``scenarios/demo/``; a test checks that the
+committed files equal this script's output, so edit the story here. Every event is written by
+hand, modeled on the real formats (AWS documentation examples and redacted real events).
+
+The story (2026-11-02, UTC):
+- 08:59-09:09 account 111122223333, IAM user ops-admin, attacker at 203.0.113.7: a mistyped
+  password, 12 failed MFA codes in four minutes, a successful sign-in (MFA fatigue worked), then
+  the attacker removes ops-admin's MFA device and registers their own.
+- 11:20-11:25 account 444455556666: a failed root sign-in from 192.0.2.44, then root signs in
+  WITHOUT MFA from the same address.
+- 13:05-13:12 IAM Identity Center (home region eu-west-1): jane@example.com fumbles her TOTP code
+  twice before it works (post-July-2025 format: the failures name nobody); someone else types a
+  wrong password.
+- 14:00 account 444455556666, eu-north-1 sign-in endpoint: dev-lead fails MFA once, then succeeds.
+- 10:15 build-bot signs in with a password alone.
+- All day: ordinary API calls and sign-ins with MFA (benign noise).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import random
+import shutil
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent / "demo"
+PROD = "111122223333"
+DEV = "444455556666"
+DAY = datetime(2026, 11, 2, tzinfo=UTC)
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+ATTACKER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "HeadlessChrome/130.0.0.0 Safari/537.36"
+)
+FIREFOX = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:132.0) Gecko/20100101 Firefox/132.0"
+
+
+def at(hms: str) -> datetime:
+    h, m, s = (int(x) for x in hms.split(":"))
+    return DAY.replace(hour=h, minute=m, second=s)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Ids:
+    """Deterministic UUIDs, so the scenario is byte-for-byte reproducible."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return str(uuid.UUID(bytes=hashlib.sha256(f"mfawatch-demo-{self.n}".encode()).digest()[:16], version=4))
+
+
+new_id = Ids()
+
+
+def iam_user(account: str, name: str, arn: bool = True) -> dict[str, Any]:
+    identity: dict[str, Any] = {
+        "type": "IAMUser",
+        "principalId": "AIDA" + hashlib.sha256(name.encode()).hexdigest()[:17].upper(),
+        "accountId": account,
+        "accessKeyId": "",
+        "userName": name,
+    }
+    if arn:  # failed IAM-user sign-ins carry no arn
+        identity["arn"] = f"arn:aws:iam::{account}:user/{name}"
+    return identity
+
+
+def root(account: str) -> dict[str, Any]:
+    return {
+        "type": "Root",
+        "principalId": account,
+        "arn": f"arn:aws:iam::{account}:root",
+        "accountId": account,
+        "accessKeyId": "",
+    }
+
+
+def console_login(
+    when: datetime,
+    account: str,
+    identity: dict[str, Any],
+    outcome: str,
+    mfa_used: str,
+    ip: str,
+    ua: str,
+    region: str = "us-east-1",
+    mfa_identifier: str = "",
+    error: str = "Failed authentication",
+) -> dict[str, Any]:
+    extra: dict[str, Any] = {
+        "LoginTo": "https://console.aws.amazon.com/console/home?hashArgs=%23&isauthcode=true",
+        "MobileVersion": "No",
+    }
+    if mfa_identifier:
+        extra["MFAIdentifier"] = mfa_identifier
+    extra["MFAUsed"] = mfa_used
+    record: dict[str, Any] = {
+        "eventVersion": "1.09",
+        "userIdentity": identity,
+        "eventTime": iso(when),
+        "eventSource": "signin.amazonaws.com",
+        "eventName": "ConsoleLogin",
+        "awsRegion": region,
+        "sourceIPAddress": ip,
+        "userAgent": ua,
+    }
+    if outcome == "Failure":
+        record["errorMessage"] = error
+    record.update(
+        {
+            "requestParameters": None,
+            "responseElements": {"ConsoleLogin": outcome},
+            "additionalEventData": extra,
+            "eventID": new_id(),
+            "readOnly": False,
+            "eventType": "AwsConsoleSignIn",
+            "managementEvent": True,
+            "recipientAccountId": account,
+            "eventCategory": "Management",
+            "tlsDetails": {
+                "tlsVersion": "TLSv1.3",
+                "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                "clientProvidedHostHeader": f"{region}.signin.aws.amazon.com",
+            },
+        }
+    )
+    return record
+
+
+def check_mfa(when: datetime, account: str, name: str, ip: str, ua: str, region: str) -> dict[str, Any]:
+    return {
+        "eventVersion": "1.09",
+        "userIdentity": iam_user(account, name, arn=False),
+        "eventTime": iso(when),
+        "eventSource": "signin.amazonaws.com",
+        "eventName": "CheckMfa",
+        "awsRegion": region,
+        "sourceIPAddress": ip,
+        "userAgent": ua,
+        "requestParameters": None,
+        "responseElements": {"CheckMfa": "Success"},
+        "additionalEventData": {"MfaType": "Virtual MFA"},
+        "eventID": new_id(),
+        "readOnly": False,
+        "eventType": "AwsConsoleSignIn",
+        "managementEvent": True,
+        "recipientAccountId": account,
+        "eventCategory": "Management",
+    }
+
+
+def idc_event(
+    when: datetime,
+    name: str,
+    credential_type: str,
+    outcome: str,
+    workflow: str,
+    ip: str,
+    identity: dict[str, Any],
+    user_name: str = "",
+) -> dict[str, Any]:
+    extra: dict[str, Any] = {"AuthWorkflowID": workflow, "CredentialType": credential_type}
+    if user_name:
+        extra["UserName"] = user_name
+    return {
+        "eventVersion": "1.08",
+        "userIdentity": identity,
+        "eventTime": iso(when),
+        "eventSource": "signin.amazonaws.com",
+        "eventName": name,
+        "awsRegion": "eu-west-1",
+        "sourceIPAddress": ip,
+        "userAgent": FIREFOX,
+        "requestParameters": None,
+        "responseElements": None,
+        "additionalEventData": extra,
+        "requestID": new_id(),
+        "eventID": new_id(),
+        "readOnly": False,
+        "eventType": "AwsServiceEvent",
+        "managementEvent": True,
+        "eventCategory": "Management",
+        "recipientAccountId": PROD,
+        "serviceEventDetails": {name: outcome},
+    }
+
+
+def unauthenticated(account: str) -> dict[str, Any]:
+    return {"type": "Unknown", "arn": "", "accountId": account, "accessKeyId": ""}
+
+
+def idc_user(account: str, user_id: str) -> dict[str, Any]:
+    return {
+        "type": "IdentityCenterUser",
+        "arn": "",
+        "accountId": account,
+        "accessKeyId": "",
+        "onBehalfOf": {
+            "userId": user_id,
+            "identityStoreArn": f"arn:aws:identitystore::{account}:identitystore/d-93670f1e2b",
+        },
+        "credentialId": "5b3f1c0e-7a2d-4e9f-8c6b-1a2b3c4d5e6f",
+    }
+
+
+def api_call(
+    when: datetime,
+    account: str,
+    region: str,
+    source: str,
+    name: str,
+    identity: dict[str, Any],
+    ip: str,
+    ua: str,
+    params: dict[str, Any] | None,
+    error: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "eventVersion": "1.10",
+        "userIdentity": identity,
+        "eventTime": iso(when),
+        "eventSource": source,
+        "eventName": name,
+        "awsRegion": region,
+        "sourceIPAddress": ip,
+        "userAgent": ua,
+    }
+    if error:
+        record["errorCode"], record["errorMessage"] = error
+    record.update(
+        {
+            "requestParameters": params,
+            "responseElements": None,
+            "requestID": new_id(),
+            "eventID": new_id(),
+            "readOnly": name.startswith(("Get", "Describe", "List")),
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": account,
+            "eventCategory": "Management",
+        }
+    )
+    return record
+
+
+def console_session(account: str, name: str, at_time: datetime) -> dict[str, Any]:
+    identity = iam_user(account, name)
+    identity["accessKeyId"] = "ASIA" + hashlib.sha256(name.encode()).hexdigest()[:16].upper()
+    identity["sessionContext"] = {
+        "sessionIssuer": {},
+        "webIdFederationData": {},
+        "attributes": {"creationDate": iso(at_time), "mfaAuthenticated": "true"},
+    }
+    identity["invokedBy"] = "signin.amazonaws.com"
+    return identity
+
+
+def role_session(account: str, role: str, session: str) -> dict[str, Any]:
+    return {
+        "type": "AssumedRole",
+        "principalId": f"AROA{hashlib.sha256(role.encode()).hexdigest()[:17].upper()}:{session}",
+        "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
+        "accountId": account,
+        "accessKeyId": "ASIA" + hashlib.sha256(session.encode()).hexdigest()[:16].upper(),
+        "sessionContext": {
+            "sessionIssuer": {
+                "type": "Role",
+                "principalId": f"AROA{hashlib.sha256(role.encode()).hexdigest()[:17].upper()}",
+                "arn": f"arn:aws:iam::{account}:role/{role}",
+                "accountId": account,
+                "userName": role,
+            },
+            "attributes": {"creationDate": "2026-11-02T00:00:00Z", "mfaAuthenticated": "false"},
+        },
+    }
+
+
+def story() -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    add = events.append
+    attacker = "203.0.113.7"
+
+    # 1. ops-admin: the password is known; MFA codes are guessed until one works.
+    add(console_login(at("08:59:40"), PROD, iam_user(PROD, "ops-admin", arn=False), "Failure", "No", attacker, ATTACKER_UA))
+    failures = [at("09:00:08") + timedelta(seconds=s) for s in (0, 19, 41, 60, 83, 101, 122, 150, 171, 193, 214, 232)]
+    for when in failures:
+        add(check_mfa(when - timedelta(seconds=3), PROD, "ops-admin", attacker, ATTACKER_UA, "us-east-1"))
+        add(console_login(when, PROD, iam_user(PROD, "ops-admin", arn=False), "Failure", "Yes", attacker, ATTACKER_UA))
+    add(console_login(at("09:05:10"), PROD, iam_user(PROD, "ops-admin"), "Success", "Yes", attacker, ATTACKER_UA,
+                      mfa_identifier=f"arn:aws:iam::{PROD}:mfa/ops-admin-phone"))
+    session = console_session(PROD, "ops-admin", at("09:05:10"))
+    add(api_call(at("09:06:02"), PROD, "us-east-1", "iam.amazonaws.com", "ListMFADevices", session, attacker,
+                 "AWS Internal", {"userName": "ops-admin"}))
+    add(api_call(at("09:07:42"), PROD, "us-east-1", "iam.amazonaws.com", "DeactivateMFADevice", session, attacker,
+                 "AWS Internal", {"userName": "ops-admin", "serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-phone"}))
+    add(api_call(at("09:07:50"), PROD, "us-east-1", "iam.amazonaws.com", "DeleteVirtualMFADevice", session, attacker,
+                 "AWS Internal", {"serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-phone"}))
+    add(api_call(at("09:08:31"), PROD, "us-east-1", "iam.amazonaws.com", "CreateVirtualMFADevice", session, attacker,
+                 "AWS Internal", {"virtualMFADeviceName": "ops-admin-new", "path": "/"}))
+    add(api_call(at("09:09:00"), PROD, "us-east-1", "iam.amazonaws.com", "EnableMFADevice", session, attacker,
+                 "AWS Internal", {"userName": "ops-admin", "serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-new"}))
+
+    # 2. Root of the dev account: a failure, then a success without MFA from the same address.
+    add(console_login(at("11:20:30"), DEV, root(DEV), "Failure", "No", "192.0.2.44", FIREFOX))
+    add(console_login(at("11:25:02"), DEV, root(DEV), "Success", "No", "192.0.2.44", FIREFOX))
+
+    # 3. Identity Center: jane fumbles her TOTP twice (new format: failures name nobody).
+    workflow = "6d1e7c2a-9f3b-4e8d-a1c5-2b7f0e9d4a11"
+    jane_ip = "198.51.100.23"
+    jane_id = "94d00cd8-e9e6-4810-b177-b08e84725435"
+    add(idc_event(at("13:10:01"), "CredentialChallenge", "PASSWORD", "Success", workflow, jane_ip, unauthenticated(PROD), "jane@example.com"))
+    add(idc_event(at("13:10:09"), "CredentialVerification", "PASSWORD", "Success", workflow, jane_ip, unauthenticated(PROD), "jane@example.com"))
+    add(idc_event(at("13:10:10"), "CredentialChallenge", "TOTP", "Success", workflow, jane_ip, idc_user(PROD, jane_id)))
+    add(idc_event(at("13:10:31"), "CredentialVerification", "TOTP", "Failure", workflow, jane_ip, unauthenticated(PROD)))
+    add(idc_event(at("13:10:45"), "CredentialVerification", "TOTP", "Failure", workflow, jane_ip, unauthenticated(PROD)))
+    add(idc_event(at("13:11:02"), "CredentialVerification", "TOTP", "Success", workflow, jane_ip, idc_user(PROD, jane_id)))
+    add(idc_event(at("13:11:03"), "UserAuthentication", "PASSWORD,TOTP", "Success", workflow, jane_ip, idc_user(PROD, jane_id), "jane@example.com"))
+    # Someone else types a wrong Identity Center password: not an MFA failure.
+    add(idc_event(at("13:05:00"), "CredentialVerification", "PASSWORD", "Failure", "0e3c5a71-4b2d-4f6a-9c8e-7d1b2a3c4e55",
+                  "203.0.113.150", unauthenticated(PROD)))
+
+    # 4. dev-lead, eu-north-1 endpoint: one failed MFA code, then success.
+    add(console_login(at("14:00:12"), DEV, iam_user(DEV, "dev-lead", arn=False), "Failure", "Yes", "198.51.100.200", CHROME, region="eu-north-1"))
+    add(console_login(at("14:00:40"), DEV, iam_user(DEV, "dev-lead"), "Success", "Yes", "198.51.100.200", CHROME, region="eu-north-1",
+                      mfa_identifier=f"arn:aws:iam::{DEV}:mfa/dev-lead"))
+
+    # 5. build-bot signs in with a password alone.
+    add(console_login(at("10:15:00"), PROD, iam_user(PROD, "build-bot"), "Success", "No", "198.51.100.99", CHROME))
+
+    # 6. Benign noise: sign-ins with MFA and ordinary API calls.
+    rng = random.Random(20261102)
+    people = [("alice", PROD), ("bob", PROD), ("carol", DEV), ("dave", DEV)]
+    for name, account in people:
+        when = at("08:00:00") + timedelta(seconds=rng.randrange(0, 9 * 3600))
+        ip = f"198.51.100.{rng.randrange(30, 90)}"
+        add(check_mfa(when - timedelta(seconds=4), account, name, ip, CHROME, "us-east-1"))
+        add(console_login(when, account, iam_user(account, name), "Success", "Yes", ip, CHROME,
+                          mfa_identifier=f"arn:aws:iam::{account}:mfa/{name}"))
+    calls = [
+        ("s3.amazonaws.com", "GetBucketLocation", {"bucketName": "app-assets"}),
+        ("ec2.amazonaws.com", "DescribeInstances", {"maxResults": 100}),
+        ("sts.amazonaws.com", "AssumeRole", {"roleArn": "arn:aws:iam::111122223333:role/deploy", "roleSessionName": "ci"}),
+        ("kms.amazonaws.com", "Decrypt", {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}),
+        ("lambda.amazonaws.com", "ListFunctions20150331", None),
+        ("cloudformation.amazonaws.com", "DescribeStacks", None),
+        ("iam.amazonaws.com", "GetUser", {"userName": "alice"}),
+    ]
+    regions = ["us-east-1", "us-east-1", "eu-west-1", "eu-north-1"]
+    for _ in range(360):
+        source, name, params = rng.choice(calls)
+        account = rng.choice([PROD, DEV])
+        region = "us-east-1" if source == "iam.amazonaws.com" else rng.choice(regions)
+        when = at("08:00:00") + timedelta(seconds=rng.randrange(0, 8 * 3600))
+        identity = role_session(account, "app-runtime", f"i-{rng.randrange(16**8):08x}")
+        error = ("AccessDenied", "User is not authorized to perform this action") if rng.random() < 0.03 else None
+        add(api_call(when, account, region, source, name, identity, f"10.0.{rng.randrange(256)}.{rng.randrange(256)}",
+                     "aws-sdk-java/2.25.0 Linux/5.10", params, error))
+    return events
+
+
+def write(events: list[dict[str, Any]], out: Path = OUT) -> list[Path]:
+    """Write events as CloudTrail S3 log files: one file per account, region and 5 minutes."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        moment = datetime.strptime(event["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        bucket = moment.replace(minute=moment.minute - moment.minute % 5, second=0)
+        groups[(event["recipientAccountId"], event["awsRegion"], bucket.strftime("%Y%m%dT%H%MZ"))].append(event)
+    if out.exists():
+        shutil.rmtree(out)
+    written = []
+    for (account, region, stamp), records in sorted(groups.items()):
+        records.sort(key=lambda r: (r["eventTime"], r["eventID"]))
+        folder = out / "AWSLogs" / account / "CloudTrail" / region / stamp[:4] / stamp[4:6] / stamp[6:8]
+        folder.mkdir(parents=True, exist_ok=True)
+        suffix = hashlib.sha256(f"{account}{region}{stamp}".encode()).hexdigest()[:16]
+        path = folder / f"{account}_CloudTrail_{region}_{stamp}_{suffix}.json.gz"
+        payload = json.dumps({"Records": records}, separators=(",", ":")).encode()
+        path.write_bytes(gzip.compress(payload, mtime=0))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    files = write(story())
+    print(f"wrote {len(files)} files under {OUT}")

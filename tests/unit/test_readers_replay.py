@@ -1,0 +1,157 @@
+"""Replay reads CloudTrail as AWS delivers it, never crashes, and sends what production would."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from chalicelib.cli import DEMO_SCENARIO, main
+from chalicelib.readers import ReadStats, read_paths
+from chalicelib.replay import replay_events
+from chalicelib.rules import RuleSet
+from tests.conftest import load_event
+
+MFA_FAIL = load_event("iam-consolelogin-failure-mfa-yes")
+ROOT_ENV = load_event("eventbridge-root-consolelogin-failure")
+IDC_FAIL = load_event("idc-new-credentialverification-totp-failure")
+
+
+def _read(*paths: Path) -> tuple[list[str], ReadStats]:
+    stats = ReadStats()
+    origins = [e.origin for e in read_paths(list(paths), stats)]
+    return origins, stats
+
+
+def test_s3_gzip_records_file(tmp_path: Path) -> None:
+    path = tmp_path / "a.json.gz"
+    path.write_bytes(gzip.compress(json.dumps({"Records": [MFA_FAIL, IDC_FAIL]}).encode()))
+    origins, stats = _read(path)
+    assert origins == [f"{path}[0]", f"{path}[1]"]
+    assert (stats.files, stats.records, stats.malformed_records) == (1, 2, 0)
+
+
+def test_plain_json_record_list_envelope_and_jsonl(tmp_path: Path) -> None:
+    (tmp_path / "one.json").write_text(json.dumps(MFA_FAIL))
+    (tmp_path / "list.json").write_text(json.dumps([MFA_FAIL, IDC_FAIL]))
+    (tmp_path / "env.json").write_text(json.dumps(ROOT_ENV))
+    (tmp_path / "lines.jsonl").write_text(json.dumps(MFA_FAIL) + "\n\n" + json.dumps(ROOT_ENV) + "\n")
+    origins, stats = _read(tmp_path)
+    assert stats.records == 6 and stats.files == 4 and not stats.problems
+    assert f"{tmp_path / 'lines.jsonl'}:3" in origins
+
+
+def test_folders_are_walked_recursively(tmp_path: Path) -> None:
+    deep = tmp_path / "AWSLogs" / "111122223333" / "CloudTrail" / "us-east-1" / "2026" / "11" / "02"
+    deep.mkdir(parents=True)
+    (deep / "x.json.gz").write_bytes(gzip.compress(json.dumps({"Records": [MFA_FAIL]}).encode()))
+    (deep / "README.txt").write_text("not a log")
+    _, stats = _read(tmp_path)
+    assert (stats.files, stats.records) == (1, 1)
+
+
+def test_corrupt_input_is_reported_by_name_and_counted(tmp_path: Path) -> None:
+    (tmp_path / "bad.json.gz").write_bytes(b"\x1f\x8b not really gzip")
+    (tmp_path / "empty.json").write_text("")
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "mixed.jsonl").write_text(json.dumps(MFA_FAIL) + "\n{oops\n" + json.dumps({"x": 1}) + "\n")
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00garbage")
+    missing = tmp_path / "missing.json"
+    origins, stats = _read(tmp_path, missing)
+    assert origins == [f"{tmp_path / 'mixed.jsonl'}:1"]
+    assert stats.unreadable_files == 5
+    assert stats.malformed_records == 2
+    joined = "\n".join(stats.problems)
+    for name in ("bad.json.gz", "empty.json", "broken.json", "mixed.jsonl:2", "mixed.jsonl:3",
+                 "binary.json", "missing.json"):
+        assert name in joined
+
+
+def test_replay_sends_one_alert_per_matched_event(tmp_path: Path, rules: RuleSet) -> None:
+    (tmp_path / "x.json").write_text(json.dumps([MFA_FAIL, IDC_FAIL, load_event("iam-checkmfa")]))
+    stats = ReadStats()
+    result = replay_events(read_paths([tmp_path], stats), rules, stats)
+    assert [(n.kind, n.rule.id, n.event_ids) for n in result.notifications] == [
+        ("alert", "iam-console-mfa-failure", ("0b6a3c1e-5a7d-4c43-9f1e-6f4d2a9b8c01",)),
+        ("alert", "identity-center-mfa-failure", ("a1b2c3d4-0000-4000-8000-000000000104",)),
+    ]
+    assert result.matched == 2
+
+
+def test_replay_orders_by_event_time_across_files(tmp_path: Path, rules: RuleSet) -> None:
+    later = dict(MFA_FAIL, eventTime="2026-11-02T10:00:00Z", eventID="later")
+    (tmp_path / "a.json").write_text(json.dumps(later))
+    (tmp_path / "b.json").write_text(json.dumps(MFA_FAIL))
+    stats = ReadStats()
+    result = replay_events(read_paths([tmp_path], stats), rules, stats)
+    assert [n.event_ids[0] for n in result.notifications] == [MFA_FAIL["eventID"], "later"]
+
+
+def test_record_with_bad_time_is_counted_not_fatal(tmp_path: Path, rules: RuleSet) -> None:
+    (tmp_path / "x.json").write_text(json.dumps([dict(MFA_FAIL, eventTime="XXXX"), IDC_FAIL]))
+    stats = ReadStats()
+    result = replay_events(read_paths([tmp_path], stats), rules, stats)
+    assert len(result.notifications) == 1 and stats.malformed_records == 1
+    assert "'XXXX' is not an ISO-8601 time" in stats.problems[0]
+
+
+# The bundled scenario: what the README's main command prints.
+EXPECTED_DEMO = [
+    ("iam-console-mfa-failure", "111122223333", "ops-admin", "203.0.113.7", 12),
+    ("mfa-device-removed", "111122223333", "ops-admin", "203.0.113.7", 2),
+    ("iam-console-success-without-mfa", "111122223333", "build-bot", "198.51.100.99", 1),
+    ("root-console-failure", "444455556666", "root", "192.0.2.44", 1),
+    ("root-console-success-without-mfa", "444455556666", "root", "192.0.2.44", 1),
+    ("identity-center-mfa-failure", "111122223333", "unknown user (workflow 6d1e7c2a)", "198.51.100.23", 2),
+    ("iam-console-mfa-failure", "444455556666", "dev-lead", "198.51.100.200", 1),
+]
+
+
+def test_demo_scenario_jsonl(rules: RuleSet) -> None:
+    result = CliRunner().invoke(main, ["replay", "--output", "jsonl"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    groups: dict[tuple[str, str, str, str], int] = {}
+    for item in lines:
+        key = (item["rule"], item["account"], item["principal"], item["source_ip"])
+        groups[key] = groups.get(key, 0) + item["count"]
+        assert set(item) >= {"kind", "rule", "severity", "account", "region", "principal",
+                             "source_ip", "event_ids", "count", "subject"}
+        assert len(item["subject"]) <= 100
+    assert groups == {(r, a, p, ip): n for r, a, p, ip, n in EXPECTED_DEMO}
+    assert "files 278, records 412" in result.stderr
+    assert "unreadable files 0, malformed records 0" in result.stderr
+
+
+def test_demo_scenario_table_shows_the_alerts() -> None:
+    result = CliRunner().invoke(main, ["replay"])
+    assert result.exit_code == 0
+    assert "[CRITICAL] Root signed in to account 444455556666 WITHOUT MFA from 192.0.2.44" in result.stdout
+    assert "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7" in result.stdout
+    assert f"Replaying the bundled scenario {DEMO_SCENARIO}" in result.stderr
+
+
+def test_cli_reports_corrupt_files_and_still_exits_zero(tmp_path: Path) -> None:
+    (tmp_path / "ok.json").write_text(json.dumps(MFA_FAIL))
+    (tmp_path / "bad.json.gz").write_bytes(b"garbage")
+    result = CliRunner().invoke(main, ["replay", "--output", "jsonl", str(tmp_path)])
+    assert result.exit_code == 0
+    assert len(result.stdout.splitlines()) == 1
+    assert "bad.json.gz: unreadable" in result.stderr
+    assert "unreadable files 1" in result.stderr
+
+
+def test_demo_scenario_files_match_their_generator(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen", DEMO_SCENARIO.parent / "generate_demo.py")
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    written = gen.write(gen.story(), tmp_path / "demo")
+    committed = sorted(p.relative_to(DEMO_SCENARIO) for p in DEMO_SCENARIO.rglob("*.json.gz"))
+    assert sorted(p.relative_to(tmp_path / "demo") for p in written) == committed
+    for rel in committed:
+        assert (tmp_path / "demo" / rel).read_bytes() == (DEMO_SCENARIO / rel).read_bytes(), rel

@@ -1,0 +1,225 @@
+"""Parsing raw events into SignInRecord: our fixtures and every shared real/documented sample."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from chalicelib.errors import EventParseError
+from chalicelib.records import (
+    PRINCIPAL_ASSUMED_ROLE,
+    PRINCIPAL_IAM_USER,
+    PRINCIPAL_IDENTITY_CENTER,
+    PRINCIPAL_ROOT,
+    as_envelope,
+    envelope_of,
+    parse_event,
+)
+from tests.conftest import EVENTS, load_event, load_sample, needs_shared, sample_paths
+
+
+def test_failed_mfa_record_has_who_where_when() -> None:
+    record = parse_event(load_event("iam-consolelogin-failure-mfa-yes"))
+    assert record.principal == "ops-admin"
+    assert record.principal_key == "ops-admin"
+    assert record.principal_type == PRINCIPAL_IAM_USER
+    assert record.principal_arn == ""  # failed IAM-user sign-ins carry no arn
+    assert record.outcome == "Failure"
+    assert record.mfa_used is True
+    assert record.failure_reason == "Failed authentication"
+    assert record.source_ip == "203.0.113.7"
+    assert record.user_agent.startswith("Mozilla/5.0 (Windows NT 10.0")
+    assert record.account == "111122223333"
+    assert record.region == "us-east-1"
+    assert record.event_time == datetime(2026, 11, 2, 9, 0, 8, tzinfo=UTC)
+    assert record.event_id == "0b6a3c1e-5a7d-4c43-9f1e-6f4d2a9b8c01"
+    assert record.console_url == (
+        "https://us-east-1.console.aws.amazon.com/cloudtrailv2/home?region=us-east-1"
+        "#/events/0b6a3c1e-5a7d-4c43-9f1e-6f4d2a9b8c01"
+    )
+
+
+def test_root_mfa_flag_in_capitals_is_understood() -> None:
+    record = parse_event(load_event("root-consolelogin-failure-mfa-yes"))
+    assert record.principal == "root"
+    assert record.principal_type == PRINCIPAL_ROOT
+    assert record.mfa_used is True
+
+
+def test_mfa_device_and_type_come_from_the_identifier() -> None:
+    record = parse_event(load_event("iam-consolelogin-success-mfa-yes"))
+    assert record.mfa_device == "arn:aws:iam::111122223333:mfa/ops-admin-phone"
+    assert record.mfa_type == "virtual or hardware TOTP device"
+    assert record.title_value("mfa_device_name") == "ops-admin-phone"
+
+
+def test_hidden_user_name_is_shown_as_unknown() -> None:
+    record = parse_event(load_event("iam-consolelogin-failure-unknown-user"))
+    assert record.principal == "unknown IAM user (name hidden by AWS)"
+    assert record.principal_key == "HIDDEN_DUE_TO_SECURITY_REASONS"
+    assert record.failure_reason == "No username found in supplied account"
+
+
+def test_identity_center_new_format_failure_names_nobody_but_the_workflow() -> None:
+    record = parse_event(load_event("idc-new-credentialverification-totp-failure"))
+    assert record.principal == "unknown user (workflow 6d1e7c2a)"
+    assert record.principal_key == "unknown-user"
+    assert record.principal_type == PRINCIPAL_IDENTITY_CENTER
+    assert record.auth_workflow_id == "6d1e7c2a-9f3b-4e8d-a1c5-2b7f0e9d4a11"
+    assert record.credential_type == "TOTP"
+    assert record.mfa_type == "TOTP"
+    assert record.outcome == "Failure"
+
+
+def test_identity_center_old_format_names_the_user() -> None:
+    record = parse_event(load_event("idc-old-credentialverification-totp-failure"))
+    assert record.principal == "jane@example.com"
+    assert record.principal_type == PRINCIPAL_IDENTITY_CENTER
+
+
+def test_identity_center_new_format_user_name_in_additional_event_data() -> None:
+    record = parse_event(load_event("idc-new-credentialchallenge-password"))
+    assert record.principal == "jane@example.com"
+    assert record.outcome == "Success"
+
+
+def test_identity_center_new_format_on_behalf_of_user_id() -> None:
+    record = parse_event(load_event("idc-new-credentialchallenge-totp"))
+    assert record.principal_key == "94d00cd8-e9e6-4810-b177-b08e84725435"
+    assert record.identity_store_user_id == "94d00cd8-e9e6-4810-b177-b08e84725435"
+
+
+def test_outcome_under_credential_challenge_key_is_read() -> None:
+    record = parse_event(load_event("idc-credentialverification-webauthn-failure-challenge-key"))
+    assert record.outcome == "Failure"
+    assert record.credential_type == "WEBAUTHN"
+
+
+def test_assumed_role_session_is_role_and_session() -> None:
+    record = parse_event(load_event("assumedrole-sso-consolelogin-success"))
+    assert record.principal == "AWSReservedSSO_AdministratorAccess_0123456789abcdef/jane@example.com"
+    assert record.principal_type == PRINCIPAL_ASSUMED_ROLE
+
+
+def test_mfa_device_removal_records_target_and_device() -> None:
+    record = parse_event(load_event("iam-deactivatemfadevice"))
+    assert record.target_user == "ops-admin"
+    assert record.mfa_device == "arn:aws:iam::111122223333:mfa/ops-admin-phone"
+    assert record.outcome == "Success"
+    removed = parse_event(load_event("iam-deletevirtualmfadevice"))
+    assert removed.target_user == ""
+    assert removed.mfa_device.endswith(":mfa/ops-admin-phone")
+
+
+def test_envelope_and_bare_record_parse_alike() -> None:
+    envelope = load_event("eventbridge-root-consolelogin-failure")
+    from_envelope = parse_event(envelope)
+    from_record = parse_event(envelope["detail"])
+    assert from_envelope.event_id == from_record.event_id
+    assert from_envelope.principal == from_record.principal
+    assert from_envelope.event_time == from_record.event_time
+
+
+def test_wrapping_a_record_gives_the_envelope_eventbridge_delivers() -> None:
+    record = load_event("idc-new-credentialverification-totp-failure")
+    envelope = envelope_of(record)
+    assert envelope["source"] == "aws.signin"
+    assert envelope["detail-type"] == "AWS Service Event via CloudTrail"
+    assert envelope["account"] == "111122223333"
+    assert envelope["region"] == "eu-west-1"
+    assert envelope["time"] == "2026-11-02T13:10:31Z"
+    assert envelope["detail"] == record
+    assert envelope_of(record)["id"] == envelope["id"]  # stable
+    signin = envelope_of(load_event("iam-consolelogin-failure-mfa-yes"))
+    assert signin["detail-type"] == "AWS Console Sign In via CloudTrail"
+    iam = envelope_of(load_event("iam-deactivatemfadevice"))
+    assert (iam["source"], iam["detail-type"]) == ("aws.iam", "AWS API Call via CloudTrail")
+
+
+@pytest.mark.parametrize(
+    "event",
+    [{}, {"foo": 1}, {"detail": {}, "detail-type": "x"}],
+    ids=["empty", "unrelated", "envelope-without-source"],
+)
+def test_non_cloudtrail_objects_are_rejected_with_a_reason(event: dict[str, object]) -> None:
+    with pytest.raises(EventParseError, match="not a CloudTrail record"):
+        as_envelope(event)
+
+
+def test_unparseable_time_is_an_error_that_quotes_the_value() -> None:
+    record = load_event("iam-consolelogin-failure-mfa-yes") | {"eventTime": "XXXX"}
+    with pytest.raises(EventParseError, match="'XXXX' is not an ISO-8601 time"):
+        parse_event(record)
+
+
+def test_envelope_time_rescues_a_redacted_event_time() -> None:
+    envelope = load_event("eventbridge-root-consolelogin-failure")
+    envelope["detail"]["eventTime"] = "redacted"
+    assert parse_event(envelope).event_time == datetime(2026, 11, 2, 11, 20, 31, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("path", sorted(EVENTS.glob("*.json")), ids=lambda p: p.stem)
+def test_every_fixture_parses_with_id_time_and_principal(path: Path) -> None:
+    import json
+
+    record = parse_event(json.loads(path.read_text()))
+    assert record.event_id
+    assert record.account == "111122223333"
+    assert record.principal
+    assert record.event_time.year == 2026
+
+
+# Expected (principal, principal type, outcome, MFA used) for the shared corpus; a sample that is
+# not listed must still parse or raise EventParseError (never another exception).
+SHARED_EXPECTED = {
+    "iam-consolelogin-failure-mfa-yes.awsdoc.json": ("anaya", "IAMUser", "Failure", True),
+    "iam-consolelogin-failure-mfa-no.elastic.json": ("JaneDoe", "IAMUser", "Failure", False),
+    "iam-consolelogin-failure-unknown-username.pwnedlabs.json": (
+        "unknown IAM user (name hidden by AWS)", "IAMUser", "Failure", False),
+    "iam-consolelogin-failure-mfa-yes-no-errormessage.panther-synthetic.json": (
+        "tester", "IAMUser", "Failure", True),
+    "root-consolelogin-failure.awsdoc.json": ("root", "Root", "Failure", False),
+    "root-consolelogin-success-mfa-yes.awsdoc.json": ("root", "Root", "Success", True),
+    "eventbridge-signin-root-consolelogin-failure.unittest.json": ("root", "Root", "Failure", False),
+    "assumedrole-consolelogin-failure.elastic.json": (
+        "RoleToBeAssumed/MySessionName", "AssumedRole", "Failure", False),
+    "idc-new-credentialverification-password-failure.awsdoc.json": (
+        "unknown user (workflow adbf67c4)", "IdentityCenterUser", "Failure", None),
+    "idc-new-credentialchallenge-password-failedflow.awsdoc.json": (
+        "bobsmith@example.com", "IdentityCenterUser", "Success", None),
+    "idc-old-credentialverification-totp-success.awsdoc.json": (
+        "user1", "IdentityCenterUser", "Success", None),
+    "idc-new-credentialverification-totp-success.awsdoc.json": (
+        "Identity Center user 94d00cd8-e9e6-4810-b177-b08e84725435", "IdentityCenterUser",
+        "Success", None),
+    "iam-deactivatemfadevice.elastic.json": ("Alice", "IAMUser", "Success", None),
+}
+UNPARSEABLE = {  # redacted timestamps, no envelope to fall back on
+    "root-consolelogin-failure.spanish-lab.json",
+    "root-externalidpdirectorylogin-failure.panther.json",
+}
+
+
+@needs_shared
+def test_shared_corpus_expectations_cover_existing_files() -> None:
+    names = {p.name for p in sample_paths()}
+    assert set(SHARED_EXPECTED) <= names
+    assert names >= UNPARSEABLE
+
+
+@needs_shared
+@pytest.mark.parametrize("path", sample_paths(), ids=lambda p: p.name)
+def test_every_shared_sample_parses_or_is_rejected_clearly(path: Path) -> None:
+    for event in load_sample(path):
+        if path.name in UNPARSEABLE:
+            with pytest.raises(EventParseError, match="is not an ISO-8601 time"):
+                parse_event(event)
+            continue
+        record = parse_event(event)
+        assert record.event_name
+        if path.name in SHARED_EXPECTED:
+            principal, principal_type, outcome, mfa_used = SHARED_EXPECTED[path.name]
+            assert (record.principal, record.principal_type, record.outcome, record.mfa_used) == (
+                principal, principal_type, outcome, mfa_used)

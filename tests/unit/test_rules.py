@@ -1,0 +1,216 @@
+"""Rules as data: every case of every rule, validation errors, the compiled bundle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from chalicelib.errors import RuleError
+from chalicelib.eventpattern import compile_pattern
+from chalicelib.records import as_envelope
+from chalicelib.rulebuild import (
+    RULES_DIR,
+    bundle_is_stale,
+    build_bundle,
+    load_rules_dir,
+    read_rule_document,
+    run_rule_cases,
+    validate_rule_file,
+    validate_rules_dir,
+)
+from chalicelib.rules import BUNDLE_PATH, RuleSet, load_bundle
+from tests.conftest import load_event, load_sample, needs_shared, SAMPLES
+
+REQUIRED = {
+    "iam-console-mfa-failure",
+    "identity-center-mfa-failure",
+    "root-console-failure",
+    "mfa-device-removed",
+}
+FILES = load_rules_dir()
+CASES = run_rule_cases(FILES)
+
+
+def test_required_rules_ship() -> None:
+    assert REQUIRED <= {f.rule.id for f in FILES}
+
+
+def test_every_rule_has_positive_and_negative_cases() -> None:
+    for rule_file in FILES:
+        expects = {case.expect for case in rule_file.cases}
+        assert expects == {"match", "no_match"}, rule_file.rule.id
+
+
+@pytest.mark.parametrize("result", CASES, ids=lambda r: f"{r.case.rule_id}: {r.case.name}")
+def test_rule_case(result) -> None:  # type: ignore[no-untyped-def]
+    assert result.passed, result.failures
+    if result.case.expect == "match":
+        assert result.title == result.case.title
+        assert result.dedup_key == result.case.dedup_key
+
+
+def test_compiled_bundle_is_fresh() -> None:
+    assert not bundle_is_stale(), "chalicelib/rules.json is stale: run `make rules`"
+
+
+def test_bundle_carries_every_rule_exactly_as_in_rules_dir() -> None:
+    bundle = load_bundle()
+    assert bundle.ids == tuple(sorted(f.rule.id for f in FILES))
+    for rule_file in FILES:
+        assert bundle.get(rule_file.rule.id) == rule_file.rule
+
+
+def test_stale_bundle_is_detected(tmp_path: Path) -> None:
+    rules_dir = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, rules_dir)
+    bundle = tmp_path / "rules.json"
+    # event_file paths are relative to the rule file: copy the fixtures beside the copy.
+    shutil.copytree(RULES_DIR.parent / "tests" / "events", tmp_path / "tests" / "events")
+    build_bundle(rules_dir, bundle)
+    assert not bundle_is_stale(rules_dir, bundle)
+    path = rules_dir / "root-console-failure.yaml"
+    path.write_text(path.read_text().replace("severity: HIGH", "severity: CRITICAL"))
+    assert bundle_is_stale(rules_dir, bundle)
+
+
+NEAR_MISSES = {
+    "wrong password without MFA": "iam-consolelogin-failure-mfa-no",
+    "successful sign-in with MFA": "iam-consolelogin-success-mfa-yes",
+    "CheckMfa": "iam-checkmfa",
+    "Identity Center password failure": "idc-new-credentialverification-password-failure",
+    "TOTP challenge": "idc-new-credentialchallenge-totp",
+    "password challenge": "idc-new-credentialchallenge-password",
+}
+
+
+@pytest.mark.parametrize("fixture", NEAR_MISSES.values(), ids=list(NEAR_MISSES))
+def test_near_misses_stay_silent_for_the_mfa_failure_rules(fixture: str) -> None:
+    envelope = as_envelope(load_event(fixture))
+    for rule_id in ("iam-console-mfa-failure", "identity-center-mfa-failure", "root-console-failure"):
+        rule = load_bundle().get(rule_id)
+        assert not compile_pattern(rule.event_pattern).matches(envelope), (rule_id, fixture)
+
+
+# Which shipped rules each shared sample must trigger (samples not listed trigger none).
+SHARED_MATCHES = {
+    "iam-consolelogin-failure-mfa-yes.awsdoc.json": {"iam-console-mfa-failure"},
+    "iam-consolelogin-failure-mfa-yes.panther.json": {"iam-console-mfa-failure"},
+    "iam-consolelogin-failure-mfa-yes-no-errormessage.panther-synthetic.json": {
+        "iam-console-mfa-failure"},
+    "root-consolelogin-failure.awsdoc.json": {"root-console-failure"},
+    "root-consolelogin-failure.panther-synthetic.json": {"root-console-failure"},
+    "root-consolelogin-failure.spanish-lab.json": {"root-console-failure"},
+    "eventbridge-signin-root-consolelogin-failure.unittest.json": {"root-console-failure"},
+    "root-consolelogin-success-mfa-no.awsdoc.json": {"root-console-success-without-mfa"},
+    "eventbridge-signin-root-consolelogin-success.aws-sample.json": {
+        "root-console-success-without-mfa"},
+    "iam-deactivatemfadevice.elastic.json": {"mfa-device-removed"},
+    "iam-consolelogin-success-mfa-no.awsdoc.json": {"iam-console-success-without-mfa"},
+    "iam-consolelogin-success-mfa-no.stratus.json": {"iam-console-success-without-mfa"},
+    "iam-consolelogin-success-mfa-no.stratus-challenge.json": {"iam-console-success-without-mfa"},
+}
+
+
+@needs_shared
+@pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.json")) if SAMPLES.is_dir() else [],
+                         ids=lambda p: p.name)
+def test_shared_samples_trigger_exactly_the_expected_rules(path: Path, rules: RuleSet) -> None:
+    matchers = [(r.id, compile_pattern(r.event_pattern)) for r in rules]
+    for event in load_sample(path):
+        envelope = as_envelope(event)
+        fired = {rule_id for rule_id, m in matchers if m.matches(envelope)}
+        assert fired == SHARED_MATCHES.get(path.name, set()), path.name
+
+
+# --- validation errors name the file and the JSON path -------------------------------------------
+
+
+def _write_rule(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+VALID = (RULES_DIR / "root-console-failure.yaml").read_text()
+
+
+def _errors(tmp_path: Path, text: str, name: str = "root-console-failure.yaml") -> list[RuleError]:
+    return validate_rule_file(_write_rule(tmp_path, name, text))
+
+
+def test_valid_copy_has_no_errors(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    shutil.copytree(RULES_DIR.parent / "tests" / "events", tmp_path / "tests" / "events")
+    (tmp_path / "rules").mkdir()
+    assert validate_rule_file(_write_rule(tmp_path / "rules", "root-console-failure.yaml", VALID)) == []
+
+
+def test_bad_severity_names_file_and_field(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, VALID.replace("severity: HIGH", "severity: URGENT"))
+    assert any(e.path == "$.severity" and "root-console-failure.yaml" in str(e) for e in errors)
+
+
+def test_id_must_equal_file_name(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, VALID, name="other-name.yaml")
+    assert any(e.path == "$.id" and "must equal the file name" in e.message for e in errors)
+
+
+def test_invalid_event_pattern_is_reported_at_event_pattern(tmp_path: Path) -> None:
+    text = VALID.replace("eventName: [ConsoleLogin]", "eventName: []")
+    errors = _errors(tmp_path, text)
+    assert [e.path for e in errors][:1] == ["$.event_pattern"]
+
+
+def test_unknown_title_field_is_reported(tmp_path: Path) -> None:
+    text = VALID.replace("from {source_ip}", "from {sauce_ip}")
+    errors = _errors(tmp_path, text)
+    assert any(e.path == "$.title" and "sauce_ip" in e.message for e in errors)
+
+
+def test_missing_expected_title_on_a_match_case(tmp_path: Path) -> None:
+    text = VALID.replace('    title: "Failed root sign-in to account 111122223333 from 192.0.2.44"\n', "", 1)
+    errors = _errors(tmp_path, text)
+    assert any(e.path == "$.tests[0]" and "'title' is a required property" in e.message for e in errors)
+
+
+def test_missing_event_file_names_the_case(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, VALID)  # event_file paths do not resolve from tmp_path
+    assert errors and errors[0].path == "$.tests[0].event_file"
+    assert "cannot read" in errors[0].message
+
+
+def test_yaml_duplicate_key_is_an_error(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, VALID.replace("severity: HIGH", "severity: HIGH\nseverity: LOW"))
+    assert errors and "duplicate key 'severity'" in errors[0].message
+
+
+def test_yaml_yes_no_stay_strings(tmp_path: Path) -> None:
+    path = _write_rule(tmp_path, "x.yaml", "a: Yes\nb: no\nc: true\nd: YES\n")
+    assert read_rule_document(path) == {"a": "Yes", "b": "no", "c": True, "d": "YES"}
+
+
+def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, "id: [unclosed\n")
+    assert errors and "not valid YAML" in errors[0].message and "root-console-failure.yaml" in str(errors[0])
+
+
+def test_duplicate_ids_across_files(tmp_path: Path) -> None:
+    rules_dir = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, rules_dir)
+    shutil.copytree(RULES_DIR.parent / "tests" / "events", tmp_path / "tests" / "events")
+    doc = json.dumps(read_rule_document(rules_dir / "root-console-failure.yaml"))
+    (rules_dir / "root-console-failure.json").write_text(doc)
+    errors = validate_rules_dir(rules_dir)
+    assert any("duplicate id" in e.message for e in errors)
+
+
+def test_missing_bundle_says_how_to_build_it(tmp_path: Path) -> None:
+    with pytest.raises(RuleError, match="rules build"):
+        load_bundle(tmp_path / "nope.json")
+
+
+def test_bundle_path_is_inside_chalicelib() -> None:
+    assert BUNDLE_PATH.parent.name == "chalicelib"
