@@ -10,8 +10,7 @@ import logging
 from collections.abc import Callable
 
 import boto3
-from chalice import Chalice
-from chalice.app import CloudWatchEvent
+from chalice.app import Chalice, CloudWatchEvent
 
 from chalicelib.config import settings_from_env
 from chalicelib.records import now_utc

@@ -118,7 +118,9 @@ def rules_build() -> None:
 
 @main.command()
 @click.option("--stage", required=True, help="Stage name in .chalice/config.json.")
-@click.option("--write", is_flag=True, help="Write .chalice/policy-<stage>.json instead of printing.")
+@click.option(
+    "--write", is_flag=True, help="Write .chalice/policy-<stage>.json instead of printing."
+)
 def policy(stage: str, write: bool) -> None:
     """Print (or write) the least-privilege IAM policy for a stage."""
     from .policy import policy_json, stage_policy

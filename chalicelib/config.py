@@ -33,12 +33,17 @@ def _json_map(name: str, raw: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise ConfigError(f"{name} must be a JSON object of strings, e.g. {{\"111122223333\": \"prod\"}}")
+        raise ConfigError(
+            f'{name} must be a JSON object of strings, e.g. {{"111122223333": "prod"}}'
+        )
     return value
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the stage settings from the environment; raises :class:`ConfigError` naming the variable."""
+    """Read the stage settings from the environment.
+
+    Raises :class:`ConfigError` naming the variable that is missing or wrong.
+    """
     env = os.environ if environ is None else environ
     topic_arn = env.get(ENV_TOPIC_ARN, "").strip()
     if not topic_arn.startswith("arn:"):

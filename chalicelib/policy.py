@@ -30,7 +30,9 @@ def stage_policy(app_name: str, stage: str, stage_config: Mapping[str, Any]) -> 
     if not topic_arn:
         raise ConfigError(f"stage {stage!r}: environment_variables.{ENV_TOPIC_ARN} is not set")
     partition, region, account = _arn_parts(topic_arn, ENV_TOPIC_ARN)
-    log_groups = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{app_name}-{stage}-*"
+    log_groups = (
+        f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{app_name}-{stage}-*"
+    )
     return {
         "Version": "2012-10-17",
         "Statement": [

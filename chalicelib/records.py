@@ -3,11 +3,13 @@
 Everything downstream (titles, dedup keys, messages) reads a :class:`SignInRecord`, never the raw
 event, so the quirks of CloudTrail's formats are handled here and only here:
 
-- EventBridge delivers ``{"detail-type", "source", "account", "region", "time", "detail": <record>}``;
-  archives hold bare records. :func:`envelope_of` wraps a bare record in the envelope the rule sees.
+- EventBridge delivers ``{"detail-type", "source", "account", "region", "time",
+  "detail": <record>}``; archives hold bare records. :func:`envelope_of` wraps a bare record
+  in the envelope the rule sees.
 - Failed IAM-user sign-ins carry ``userIdentity.userName`` but no ``arn``; an unknown user name is
   reported as ``HIDDEN_DUE_TO_SECURITY_REASONS``.
-- ``additionalEventData.MFAUsed`` is ``"Yes"``/``"No"`` for IAM users but ``"YES"`` in real root events.
+- ``additionalEventData.MFAUsed`` is ``"Yes"``/``"No"`` for IAM users but ``"YES"`` in real
+  root events.
 - IAM Identity Center: the older format names the user in ``userIdentity.userName``
   (type ``Unknown``); since July 2025, unauthenticated steps carry no user at all
   (``userIdentity`` is only ``type``/``accountId``/``arn``) while later steps carry
@@ -56,9 +58,9 @@ class SignInRecord:
     source_ip: str
     user_agent: str
     principal: str
-    """Who, as a person reads it: ``anaya``, ``root``, ``AWSReservedSSO_Admin_abc/jane@example.com``."""
+    """Who, as a person reads it: ``anaya``, ``root``, ``AWSReservedSSO_A_1/jane@example.com``."""
     principal_key: str
-    """Who, as a stable key for dedup and escalation (``unknown-user`` when the event names nobody)."""
+    """Who, as a stable key for dedup and escalation (``unknown-user`` when nobody is named)."""
     principal_type: str
     principal_arn: str
     outcome: str
@@ -205,7 +207,7 @@ def _event_time(detail: Mapping[str, Any], envelope: Mapping[str, Any]) -> datet
 
 
 def _arn_tail(arn: str, marker: str) -> str:
-    """``arn:aws:sts::1:assumed-role/Role/session`` with marker ``assumed-role/`` -> ``Role/session``."""
+    """``arn:aws:sts::1:assumed-role/R/s`` with marker ``:assumed-role/`` -> ``R/s``."""
     index = arn.find(marker)
     return arn[index + len(marker) :] if index >= 0 else ""
 
@@ -226,7 +228,12 @@ def _principal(
         name = user_name or _arn_tail(arn, ":user/").rsplit("/", 1)[-1]
         if name == c.HIDDEN_USER_NAME:
             # AWS hides the name typed at the sign-in page when no such user exists.
-            return "unknown IAM user (name hidden by AWS)", c.HIDDEN_USER_NAME, PRINCIPAL_IAM_USER, ""
+            return (
+                "unknown IAM user (name hidden by AWS)",
+                c.HIDDEN_USER_NAME,
+                PRINCIPAL_IAM_USER,
+                "",
+            )
         name = name or _str(identity.get("principalId")) or "unknown IAM user"
         return name, name, PRINCIPAL_IAM_USER, ""
     if id_type == c.IDENTITY_ASSUMED_ROLE:
@@ -234,17 +241,32 @@ def _principal(
         if not name:
             issuer = _obj(_obj(identity.get("sessionContext")).get("sessionIssuer"))
             name = _str(issuer.get("userName")) or _str(identity.get("principalId"))
-        return name or "unknown role session", name or UNKNOWN_PRINCIPAL_KEY, PRINCIPAL_ASSUMED_ROLE, ""
+        return (
+            name or "unknown role session",
+            name or UNKNOWN_PRINCIPAL_KEY,
+            PRINCIPAL_ASSUMED_ROLE,
+            "",
+        )
     if id_type == c.IDENTITY_FEDERATED_USER:
         name = _arn_tail(arn, ":federated-user/") or _str(identity.get("principalId"))
-        return name or "unknown federated user", name or UNKNOWN_PRINCIPAL_KEY, PRINCIPAL_FEDERATED, ""
+        return (
+            name or "unknown federated user",
+            name or UNKNOWN_PRINCIPAL_KEY,
+            PRINCIPAL_FEDERATED,
+            "",
+        )
 
     # IAM Identity Center (type "Unknown" in the older format, "IdentityCenterUser" in the newer).
     name = _str(extra.get("UserName")) or user_name
     if name:
         return name, name, PRINCIPAL_IDENTITY_CENTER, idc_user_id
     if idc_user_id:
-        return f"Identity Center user {idc_user_id}", idc_user_id, PRINCIPAL_IDENTITY_CENTER, idc_user_id
+        return (
+            f"Identity Center user {idc_user_id}",
+            idc_user_id,
+            PRINCIPAL_IDENTITY_CENTER,
+            idc_user_id,
+        )
     if id_type in (c.IDENTITY_UNKNOWN, c.IDENTITY_CENTER_USER, ""):
         # The full AuthWorkflowID is in the message body; the first block is enough to tell apart.
         workflow = auth_workflow_id.split("-", 1)[0]

@@ -1,4 +1,4 @@
-"""Notifications -> text a person reads. Pure functions; every attacker-controlled string is cleaned.
+"""Notifications -> text a person reads. Pure functions; attacker-controlled strings are cleaned.
 
 The user agent, the user name typed at the sign-in page and even the source IP field come from
 whoever is signing in, i.e. possibly the attacker. Before they reach an e-mail or a chat message we
@@ -66,7 +66,7 @@ def render_subject(notification: Notification) -> str:
     if notification.kind != "alert":
         prefix += f"{notification.kind}: "
     subject = ascii_line(prefix + notification.title, c.SNS_SUBJECT_MAX)
-    # SNS wants the subject to begin with a letter, number or punctuation mark; ours starts with '['.
+    # SNS wants the subject to begin with a letter, number or punctuation; ours starts with '['.
     return subject or "mfawatch alert"
 
 

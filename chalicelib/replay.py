@@ -32,9 +32,7 @@ class ReplayResult:
     matched_by_rule: dict[str, int] = field(default_factory=dict)
 
 
-def replay_events(
-    events: Iterable[SourcedEvent], rules: RuleSet, stats: ReadStats
-) -> ReplayResult:
+def replay_events(events: Iterable[SourcedEvent], rules: RuleSet, stats: ReadStats) -> ReplayResult:
     """Replay events in event-time order through the production decision path."""
     publisher = MemoryPublisher()
     service = AlertService(rules, publisher)

@@ -1,8 +1,9 @@
 """Rules at build time: read ``rules/*.yaml``, validate, compile into ``chalicelib/rules.json``.
 
 Validation, in order, each error naming the file and the JSON path:
-1. the file parses (YAML with a strict loader: duplicate keys are errors, and only ``true``/``false``
-   are booleans, so ``MFAUsed: Yes`` in a test event stays the string CloudTrail sends);
+1. the file parses (YAML with a strict loader: duplicate keys are errors, and only
+   ``true``/``false`` are booleans, so ``MFAUsed: Yes`` in a test event stays the string
+   CloudTrail sends);
 2. it conforms to ``rules/schema.json``;
 3. ``id`` equals the file name, title placeholders and dedup fields exist, ids are unique;
 4. ``event_pattern`` is a valid EventBridge pattern (our engine applies AWS's validation);
@@ -65,7 +66,9 @@ def _strict_yaml_loader() -> type:
         for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     StrictLoader.add_implicit_resolver(
-        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+        "tag:yaml.org,2002:bool",
+        re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        list("tTfF"),
     )
 
     def construct_mapping(loader: Any, node: Any, deep: bool = False) -> dict[Any, Any]:
@@ -168,7 +171,9 @@ def validate_rule_file(path: Path) -> list[RuleError]:
         return errors
     if document["id"] != path.stem:
         errors.append(
-            RuleError(str(path), "$.id", f"id {document['id']!r} must equal the file name {path.stem!r}")
+            RuleError(
+                str(path), "$.id", f"id {document['id']!r} must equal the file name {path.stem!r}"
+            )
         )
     try:
         compile_pattern(document["event_pattern"])
@@ -267,7 +272,9 @@ def run_case(rule: Rule, case: RuleCase) -> CaseResult:
     failures: list[str] = []
     title = dedup_key = None
     if matched != (case.expect == "match"):
-        failures.append(f"expected {case.expect}, pattern {'matched' if matched else 'did not match'}")
+        failures.append(
+            f"expected {case.expect}, pattern {'matched' if matched else 'did not match'}"
+        )
     if matched and rule.mode == "alert":
         publisher = MemoryPublisher()
         service = AlertService(RuleSet([rule]), publisher)

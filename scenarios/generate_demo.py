@@ -63,7 +63,11 @@ class Ids:
 
     def __call__(self) -> str:
         self.n += 1
-        return str(uuid.UUID(bytes=hashlib.sha256(f"mfawatch-demo-{self.n}".encode()).digest()[:16], version=4))
+        return str(
+            uuid.UUID(
+                bytes=hashlib.sha256(f"mfawatch-demo-{self.n}".encode()).digest()[:16], version=4
+            )
+        )
 
 
 new_id = Ids()
@@ -144,7 +148,9 @@ def console_login(
     return record
 
 
-def check_mfa(when: datetime, account: str, name: str, ip: str, ua: str, region: str) -> dict[str, Any]:
+def check_mfa(
+    when: datetime, account: str, name: str, ip: str, ua: str, region: str
+) -> dict[str, Any]:
     return {
         "eventVersion": "1.09",
         "userIdentity": iam_user(account, name, arn=False),
@@ -298,24 +304,116 @@ def story() -> list[dict[str, Any]]:
     attacker = "203.0.113.7"
 
     # 1. ops-admin: the password is known; MFA codes are guessed until one works.
-    add(console_login(at("08:59:40"), PROD, iam_user(PROD, "ops-admin", arn=False), "Failure", "No", attacker, ATTACKER_UA))
-    failures = [at("09:00:08") + timedelta(seconds=s) for s in (0, 19, 41, 60, 83, 101, 122, 150, 171, 193, 214, 232)]
+    add(
+        console_login(
+            at("08:59:40"),
+            PROD,
+            iam_user(PROD, "ops-admin", arn=False),
+            "Failure",
+            "No",
+            attacker,
+            ATTACKER_UA,
+        )
+    )
+    failures = [
+        at("09:00:08") + timedelta(seconds=s)
+        for s in (0, 19, 41, 60, 83, 101, 122, 150, 171, 193, 214, 232)
+    ]
     for when in failures:
-        add(check_mfa(when - timedelta(seconds=3), PROD, "ops-admin", attacker, ATTACKER_UA, "us-east-1"))
-        add(console_login(when, PROD, iam_user(PROD, "ops-admin", arn=False), "Failure", "Yes", attacker, ATTACKER_UA))
-    add(console_login(at("09:05:10"), PROD, iam_user(PROD, "ops-admin"), "Success", "Yes", attacker, ATTACKER_UA,
-                      mfa_identifier=f"arn:aws:iam::{PROD}:mfa/ops-admin-phone"))
+        add(
+            check_mfa(
+                when - timedelta(seconds=3), PROD, "ops-admin", attacker, ATTACKER_UA, "us-east-1"
+            )
+        )
+        add(
+            console_login(
+                when,
+                PROD,
+                iam_user(PROD, "ops-admin", arn=False),
+                "Failure",
+                "Yes",
+                attacker,
+                ATTACKER_UA,
+            )
+        )
+    add(
+        console_login(
+            at("09:05:10"),
+            PROD,
+            iam_user(PROD, "ops-admin"),
+            "Success",
+            "Yes",
+            attacker,
+            ATTACKER_UA,
+            mfa_identifier=f"arn:aws:iam::{PROD}:mfa/ops-admin-phone",
+        )
+    )
     session = console_session(PROD, "ops-admin", at("09:05:10"))
-    add(api_call(at("09:06:02"), PROD, "us-east-1", "iam.amazonaws.com", "ListMFADevices", session, attacker,
-                 "AWS Internal", {"userName": "ops-admin"}))
-    add(api_call(at("09:07:42"), PROD, "us-east-1", "iam.amazonaws.com", "DeactivateMFADevice", session, attacker,
-                 "AWS Internal", {"userName": "ops-admin", "serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-phone"}))
-    add(api_call(at("09:07:50"), PROD, "us-east-1", "iam.amazonaws.com", "DeleteVirtualMFADevice", session, attacker,
-                 "AWS Internal", {"serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-phone"}))
-    add(api_call(at("09:08:31"), PROD, "us-east-1", "iam.amazonaws.com", "CreateVirtualMFADevice", session, attacker,
-                 "AWS Internal", {"virtualMFADeviceName": "ops-admin-new", "path": "/"}))
-    add(api_call(at("09:09:00"), PROD, "us-east-1", "iam.amazonaws.com", "EnableMFADevice", session, attacker,
-                 "AWS Internal", {"userName": "ops-admin", "serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-new"}))
+    add(
+        api_call(
+            at("09:06:02"),
+            PROD,
+            "us-east-1",
+            "iam.amazonaws.com",
+            "ListMFADevices",
+            session,
+            attacker,
+            "AWS Internal",
+            {"userName": "ops-admin"},
+        )
+    )
+    add(
+        api_call(
+            at("09:07:42"),
+            PROD,
+            "us-east-1",
+            "iam.amazonaws.com",
+            "DeactivateMFADevice",
+            session,
+            attacker,
+            "AWS Internal",
+            {"userName": "ops-admin", "serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-phone"},
+        )
+    )
+    add(
+        api_call(
+            at("09:07:50"),
+            PROD,
+            "us-east-1",
+            "iam.amazonaws.com",
+            "DeleteVirtualMFADevice",
+            session,
+            attacker,
+            "AWS Internal",
+            {"serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-phone"},
+        )
+    )
+    add(
+        api_call(
+            at("09:08:31"),
+            PROD,
+            "us-east-1",
+            "iam.amazonaws.com",
+            "CreateVirtualMFADevice",
+            session,
+            attacker,
+            "AWS Internal",
+            {"virtualMFADeviceName": "ops-admin-new", "path": "/"},
+        )
+    )
+    add(
+        api_call(
+            at("09:09:00"),
+            PROD,
+            "us-east-1",
+            "iam.amazonaws.com",
+            "EnableMFADevice",
+            session,
+            attacker,
+            "AWS Internal",
+            {"userName": "ops-admin", "serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-new"},
+        )
+    )
 
     # 2. Root of the dev account: a failure, then a success without MFA from the same address.
     add(console_login(at("11:20:30"), DEV, root(DEV), "Failure", "No", "192.0.2.44", FIREFOX))
@@ -325,24 +423,138 @@ def story() -> list[dict[str, Any]]:
     workflow = "6d1e7c2a-9f3b-4e8d-a1c5-2b7f0e9d4a11"
     jane_ip = "198.51.100.23"
     jane_id = "94d00cd8-e9e6-4810-b177-b08e84725435"
-    add(idc_event(at("13:10:01"), "CredentialChallenge", "PASSWORD", "Success", workflow, jane_ip, unauthenticated(PROD), "jane@example.com"))
-    add(idc_event(at("13:10:09"), "CredentialVerification", "PASSWORD", "Success", workflow, jane_ip, unauthenticated(PROD), "jane@example.com"))
-    add(idc_event(at("13:10:10"), "CredentialChallenge", "TOTP", "Success", workflow, jane_ip, idc_user(PROD, jane_id)))
-    add(idc_event(at("13:10:31"), "CredentialVerification", "TOTP", "Failure", workflow, jane_ip, unauthenticated(PROD)))
-    add(idc_event(at("13:10:45"), "CredentialVerification", "TOTP", "Failure", workflow, jane_ip, unauthenticated(PROD)))
-    add(idc_event(at("13:11:02"), "CredentialVerification", "TOTP", "Success", workflow, jane_ip, idc_user(PROD, jane_id)))
-    add(idc_event(at("13:11:03"), "UserAuthentication", "PASSWORD,TOTP", "Success", workflow, jane_ip, idc_user(PROD, jane_id), "jane@example.com"))
+    add(
+        idc_event(
+            at("13:10:01"),
+            "CredentialChallenge",
+            "PASSWORD",
+            "Success",
+            workflow,
+            jane_ip,
+            unauthenticated(PROD),
+            "jane@example.com",
+        )
+    )
+    add(
+        idc_event(
+            at("13:10:09"),
+            "CredentialVerification",
+            "PASSWORD",
+            "Success",
+            workflow,
+            jane_ip,
+            unauthenticated(PROD),
+            "jane@example.com",
+        )
+    )
+    add(
+        idc_event(
+            at("13:10:10"),
+            "CredentialChallenge",
+            "TOTP",
+            "Success",
+            workflow,
+            jane_ip,
+            idc_user(PROD, jane_id),
+        )
+    )
+    add(
+        idc_event(
+            at("13:10:31"),
+            "CredentialVerification",
+            "TOTP",
+            "Failure",
+            workflow,
+            jane_ip,
+            unauthenticated(PROD),
+        )
+    )
+    add(
+        idc_event(
+            at("13:10:45"),
+            "CredentialVerification",
+            "TOTP",
+            "Failure",
+            workflow,
+            jane_ip,
+            unauthenticated(PROD),
+        )
+    )
+    add(
+        idc_event(
+            at("13:11:02"),
+            "CredentialVerification",
+            "TOTP",
+            "Success",
+            workflow,
+            jane_ip,
+            idc_user(PROD, jane_id),
+        )
+    )
+    add(
+        idc_event(
+            at("13:11:03"),
+            "UserAuthentication",
+            "PASSWORD,TOTP",
+            "Success",
+            workflow,
+            jane_ip,
+            idc_user(PROD, jane_id),
+            "jane@example.com",
+        )
+    )
     # Someone else types a wrong Identity Center password: not an MFA failure.
-    add(idc_event(at("13:05:00"), "CredentialVerification", "PASSWORD", "Failure", "0e3c5a71-4b2d-4f6a-9c8e-7d1b2a3c4e55",
-                  "203.0.113.150", unauthenticated(PROD)))
+    add(
+        idc_event(
+            at("13:05:00"),
+            "CredentialVerification",
+            "PASSWORD",
+            "Failure",
+            "0e3c5a71-4b2d-4f6a-9c8e-7d1b2a3c4e55",
+            "203.0.113.150",
+            unauthenticated(PROD),
+        )
+    )
 
     # 4. dev-lead, eu-north-1 endpoint: one failed MFA code, then success.
-    add(console_login(at("14:00:12"), DEV, iam_user(DEV, "dev-lead", arn=False), "Failure", "Yes", "198.51.100.200", CHROME, region="eu-north-1"))
-    add(console_login(at("14:00:40"), DEV, iam_user(DEV, "dev-lead"), "Success", "Yes", "198.51.100.200", CHROME, region="eu-north-1",
-                      mfa_identifier=f"arn:aws:iam::{DEV}:mfa/dev-lead"))
+    add(
+        console_login(
+            at("14:00:12"),
+            DEV,
+            iam_user(DEV, "dev-lead", arn=False),
+            "Failure",
+            "Yes",
+            "198.51.100.200",
+            CHROME,
+            region="eu-north-1",
+        )
+    )
+    add(
+        console_login(
+            at("14:00:40"),
+            DEV,
+            iam_user(DEV, "dev-lead"),
+            "Success",
+            "Yes",
+            "198.51.100.200",
+            CHROME,
+            region="eu-north-1",
+            mfa_identifier=f"arn:aws:iam::{DEV}:mfa/dev-lead",
+        )
+    )
 
     # 5. build-bot signs in with a password alone.
-    add(console_login(at("10:15:00"), PROD, iam_user(PROD, "build-bot"), "Success", "No", "198.51.100.99", CHROME))
+    add(
+        console_login(
+            at("10:15:00"),
+            PROD,
+            iam_user(PROD, "build-bot"),
+            "Success",
+            "No",
+            "198.51.100.99",
+            CHROME,
+        )
+    )
 
     # 6. Benign noise: sign-ins with MFA and ordinary API calls.
     rng = random.Random(20261102)
@@ -351,12 +563,26 @@ def story() -> list[dict[str, Any]]:
         when = at("08:00:00") + timedelta(seconds=rng.randrange(0, 9 * 3600))
         ip = f"198.51.100.{rng.randrange(30, 90)}"
         add(check_mfa(when - timedelta(seconds=4), account, name, ip, CHROME, "us-east-1"))
-        add(console_login(when, account, iam_user(account, name), "Success", "Yes", ip, CHROME,
-                          mfa_identifier=f"arn:aws:iam::{account}:mfa/{name}"))
+        add(
+            console_login(
+                when,
+                account,
+                iam_user(account, name),
+                "Success",
+                "Yes",
+                ip,
+                CHROME,
+                mfa_identifier=f"arn:aws:iam::{account}:mfa/{name}",
+            )
+        )
     calls = [
         ("s3.amazonaws.com", "GetBucketLocation", {"bucketName": "app-assets"}),
         ("ec2.amazonaws.com", "DescribeInstances", {"maxResults": 100}),
-        ("sts.amazonaws.com", "AssumeRole", {"roleArn": "arn:aws:iam::111122223333:role/deploy", "roleSessionName": "ci"}),
+        (
+            "sts.amazonaws.com",
+            "AssumeRole",
+            {"roleArn": "arn:aws:iam::111122223333:role/deploy", "roleSessionName": "ci"},
+        ),
         ("kms.amazonaws.com", "Decrypt", {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}),
         ("lambda.amazonaws.com", "ListFunctions20150331", None),
         ("cloudformation.amazonaws.com", "DescribeStacks", None),
@@ -369,9 +595,25 @@ def story() -> list[dict[str, Any]]:
         region = "us-east-1" if source == "iam.amazonaws.com" else rng.choice(regions)
         when = at("08:00:00") + timedelta(seconds=rng.randrange(0, 8 * 3600))
         identity = role_session(account, "app-runtime", f"i-{rng.randrange(16**8):08x}")
-        error = ("AccessDenied", "User is not authorized to perform this action") if rng.random() < 0.03 else None
-        add(api_call(when, account, region, source, name, identity, f"10.0.{rng.randrange(256)}.{rng.randrange(256)}",
-                     "aws-sdk-java/2.25.0 Linux/5.10", params, error))
+        error = (
+            ("AccessDenied", "User is not authorized to perform this action")
+            if rng.random() < 0.03
+            else None
+        )
+        add(
+            api_call(
+                when,
+                account,
+                region,
+                source,
+                name,
+                identity,
+                f"10.0.{rng.randrange(256)}.{rng.randrange(256)}",
+                "aws-sdk-java/2.25.0 Linux/5.10",
+                params,
+                error,
+            )
+        )
     return events
 
 
@@ -381,13 +623,17 @@ def write(events: list[dict[str, Any]], out: Path = OUT) -> list[Path]:
     for event in events:
         moment = datetime.strptime(event["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         bucket = moment.replace(minute=moment.minute - moment.minute % 5, second=0)
-        groups[(event["recipientAccountId"], event["awsRegion"], bucket.strftime("%Y%m%dT%H%MZ"))].append(event)
+        groups[
+            (event["recipientAccountId"], event["awsRegion"], bucket.strftime("%Y%m%dT%H%MZ"))
+        ].append(event)
     if out.exists():
         shutil.rmtree(out)
     written = []
     for (account, region, stamp), records in sorted(groups.items()):
         records.sort(key=lambda r: (r["eventTime"], r["eventID"]))
-        folder = out / "AWSLogs" / account / "CloudTrail" / region / stamp[:4] / stamp[4:6] / stamp[6:8]
+        folder = (
+            out / "AWSLogs" / account / "CloudTrail" / region / stamp[:4] / stamp[4:6] / stamp[6:8]
+        )
         folder.mkdir(parents=True, exist_ok=True)
         suffix = hashlib.sha256(f"{account}{region}{stamp}".encode()).hexdigest()[:16]
         path = folder / f"{account}_CloudTrail_{region}_{stamp}_{suffix}.json.gz"

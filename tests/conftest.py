@@ -36,7 +36,9 @@ def load_sample(path: Path) -> list[dict[str, Any]]:
     return [document]
 
 
-needs_shared = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/cloudtrail-samples absent")
+needs_shared = pytest.mark.skipif(
+    not SAMPLES.is_dir(), reason="../shared/cloudtrail-samples absent"
+)
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,9 @@ def test_plain_json_record_list_envelope_and_jsonl(tmp_path: Path) -> None:
     (tmp_path / "one.json").write_text(json.dumps(MFA_FAIL))
     (tmp_path / "list.json").write_text(json.dumps([MFA_FAIL, IDC_FAIL]))
     (tmp_path / "env.json").write_text(json.dumps(ROOT_ENV))
-    (tmp_path / "lines.jsonl").write_text(json.dumps(MFA_FAIL) + "\n\n" + json.dumps(ROOT_ENV) + "\n")
+    (tmp_path / "lines.jsonl").write_text(
+        json.dumps(MFA_FAIL) + "\n\n" + json.dumps(ROOT_ENV) + "\n"
+    )
     origins, stats = _read(tmp_path)
     assert stats.records == 6 and stats.files == 4 and not stats.problems
     assert f"{tmp_path / 'lines.jsonl'}:3" in origins
@@ -56,7 +58,9 @@ def test_corrupt_input_is_reported_by_name_and_counted(tmp_path: Path) -> None:
     (tmp_path / "bad.json.gz").write_bytes(b"\x1f\x8b not really gzip")
     (tmp_path / "empty.json").write_text("")
     (tmp_path / "broken.json").write_text("{not json")
-    (tmp_path / "mixed.jsonl").write_text(json.dumps(MFA_FAIL) + "\n{oops\n" + json.dumps({"x": 1}) + "\n")
+    (tmp_path / "mixed.jsonl").write_text(
+        json.dumps(MFA_FAIL) + "\n{oops\n" + json.dumps({"x": 1}) + "\n"
+    )
     (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00garbage")
     missing = tmp_path / "missing.json"
     origins, stats = _read(tmp_path, missing)
@@ -64,8 +68,15 @@ def test_corrupt_input_is_reported_by_name_and_counted(tmp_path: Path) -> None:
     assert stats.unreadable_files == 5
     assert stats.malformed_records == 2
     joined = "\n".join(stats.problems)
-    for name in ("bad.json.gz", "empty.json", "broken.json", "mixed.jsonl:2", "mixed.jsonl:3",
-                 "binary.json", "missing.json"):
+    for name in (
+        "bad.json.gz",
+        "empty.json",
+        "broken.json",
+        "mixed.jsonl:2",
+        "mixed.jsonl:3",
+        "binary.json",
+        "missing.json",
+    ):
         assert name in joined
 
 
@@ -104,7 +115,13 @@ EXPECTED_DEMO = [
     ("iam-console-success-without-mfa", "111122223333", "build-bot", "198.51.100.99", 1),
     ("root-console-failure", "444455556666", "root", "192.0.2.44", 1),
     ("root-console-success-without-mfa", "444455556666", "root", "192.0.2.44", 1),
-    ("identity-center-mfa-failure", "111122223333", "unknown user (workflow 6d1e7c2a)", "198.51.100.23", 2),
+    (
+        "identity-center-mfa-failure",
+        "111122223333",
+        "unknown user (workflow 6d1e7c2a)",
+        "198.51.100.23",
+        2,
+    ),
     ("iam-console-mfa-failure", "444455556666", "dev-lead", "198.51.100.200", 1),
 ]
 
@@ -117,8 +134,18 @@ def test_demo_scenario_jsonl(rules: RuleSet) -> None:
     for item in lines:
         key = (item["rule"], item["account"], item["principal"], item["source_ip"])
         groups[key] = groups.get(key, 0) + item["count"]
-        assert set(item) >= {"kind", "rule", "severity", "account", "region", "principal",
-                             "source_ip", "event_ids", "count", "subject"}
+        assert set(item) >= {
+            "kind",
+            "rule",
+            "severity",
+            "account",
+            "region",
+            "principal",
+            "source_ip",
+            "event_ids",
+            "count",
+            "subject",
+        }
         assert len(item["subject"]) <= 100
     assert groups == {(r, a, p, ip): n for r, a, p, ip, n in EXPECTED_DEMO}
     assert "files 278, records 412" in result.stderr
@@ -128,7 +155,10 @@ def test_demo_scenario_jsonl(rules: RuleSet) -> None:
 def test_demo_scenario_table_shows_the_alerts() -> None:
     result = CliRunner().invoke(main, ["replay"])
     assert result.exit_code == 0
-    assert "[CRITICAL] Root signed in to account 444455556666 WITHOUT MFA from 192.0.2.44" in result.stdout
+    assert (
+        "[CRITICAL] Root signed in to account 444455556666 WITHOUT MFA from 192.0.2.44"
+        in result.stdout
+    )
     assert "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7" in result.stdout
     assert f"Replaying the bundled scenario {DEMO_SCENARIO}" in result.stderr
 

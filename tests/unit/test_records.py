@@ -99,7 +99,9 @@ def test_outcome_under_credential_challenge_key_is_read() -> None:
 
 def test_assumed_role_session_is_role_and_session() -> None:
     record = parse_event(load_event("assumedrole-sso-consolelogin-success"))
-    assert record.principal == "AWSReservedSSO_AdministratorAccess_0123456789abcdef/jane@example.com"
+    assert (
+        record.principal == "AWSReservedSSO_AdministratorAccess_0123456789abcdef/jane@example.com"
+    )
     assert record.principal_type == PRINCIPAL_ASSUMED_ROLE
 
 
@@ -177,23 +179,55 @@ SHARED_EXPECTED = {
     "iam-consolelogin-failure-mfa-yes.awsdoc.json": ("anaya", "IAMUser", "Failure", True),
     "iam-consolelogin-failure-mfa-no.elastic.json": ("JaneDoe", "IAMUser", "Failure", False),
     "iam-consolelogin-failure-unknown-username.pwnedlabs.json": (
-        "unknown IAM user (name hidden by AWS)", "IAMUser", "Failure", False),
+        "unknown IAM user (name hidden by AWS)",
+        "IAMUser",
+        "Failure",
+        False,
+    ),
     "iam-consolelogin-failure-mfa-yes-no-errormessage.panther-synthetic.json": (
-        "tester", "IAMUser", "Failure", True),
+        "tester",
+        "IAMUser",
+        "Failure",
+        True,
+    ),
     "root-consolelogin-failure.awsdoc.json": ("root", "Root", "Failure", False),
     "root-consolelogin-success-mfa-yes.awsdoc.json": ("root", "Root", "Success", True),
-    "eventbridge-signin-root-consolelogin-failure.unittest.json": ("root", "Root", "Failure", False),
+    "eventbridge-signin-root-consolelogin-failure.unittest.json": (
+        "root",
+        "Root",
+        "Failure",
+        False,
+    ),
     "assumedrole-consolelogin-failure.elastic.json": (
-        "RoleToBeAssumed/MySessionName", "AssumedRole", "Failure", False),
+        "RoleToBeAssumed/MySessionName",
+        "AssumedRole",
+        "Failure",
+        False,
+    ),
     "idc-new-credentialverification-password-failure.awsdoc.json": (
-        "unknown user (workflow adbf67c4)", "IdentityCenterUser", "Failure", None),
+        "unknown user (workflow adbf67c4)",
+        "IdentityCenterUser",
+        "Failure",
+        None,
+    ),
     "idc-new-credentialchallenge-password-failedflow.awsdoc.json": (
-        "bobsmith@example.com", "IdentityCenterUser", "Success", None),
+        "bobsmith@example.com",
+        "IdentityCenterUser",
+        "Success",
+        None,
+    ),
     "idc-old-credentialverification-totp-success.awsdoc.json": (
-        "user1", "IdentityCenterUser", "Success", None),
+        "user1",
+        "IdentityCenterUser",
+        "Success",
+        None,
+    ),
     "idc-new-credentialverification-totp-success.awsdoc.json": (
-        "Identity Center user 94d00cd8-e9e6-4810-b177-b08e84725435", "IdentityCenterUser",
-        "Success", None),
+        "Identity Center user 94d00cd8-e9e6-4810-b177-b08e84725435",
+        "IdentityCenterUser",
+        "Success",
+        None,
+    ),
     "iam-deactivatemfadevice.elastic.json": ("Alice", "IAMUser", "Success", None),
 }
 UNPARSEABLE = {  # redacted timestamps, no envelope to fall back on
@@ -222,4 +256,8 @@ def test_every_shared_sample_parses_or_is_rejected_clearly(path: Path) -> None:
         if path.name in SHARED_EXPECTED:
             principal, principal_type, outcome, mfa_used = SHARED_EXPECTED[path.name]
             assert (record.principal, record.principal_type, record.outcome, record.mfa_used) == (
-                principal, principal_type, outcome, mfa_used)
+                principal,
+                principal_type,
+                outcome,
+                mfa_used,
+            )

@@ -33,7 +33,10 @@ def _alert(rules: RuleSet, fixture: str = "iam-consolelogin-failure-mfa-yes", **
 
 
 def test_subject_is_severity_and_title(rules: RuleSet) -> None:
-    assert render_subject(_alert(rules)) == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
+    assert (
+        render_subject(_alert(rules))
+        == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
+    )
 
 
 def test_message_names_who_what_when_where_and_what_to_do(rules: RuleSet) -> None:
@@ -47,8 +50,10 @@ def test_message_names_who_what_when_where_and_what_to_do(rules: RuleSet) -> Non
     assert "MFA:         not reported" in text
     assert "Reason:      Failed authentication" in text
     assert "Event ID:    0b6a3c1e-5a7d-4c43-9f1e-6f4d2a9b8c01" in text
-    assert ("CloudTrail:  https://us-east-1.console.aws.amazon.com/cloudtrailv2/home?region=us-east-1"
-            "#/events/0b6a3c1e-5a7d-4c43-9f1e-6f4d2a9b8c01") in text
+    assert (
+        "CloudTrail:  https://us-east-1.console.aws.amazon.com/cloudtrailv2/home?region=us-east-1"
+        "#/events/0b6a3c1e-5a7d-4c43-9f1e-6f4d2a9b8c01"
+    ) in text
     assert "What to do:\n  1. Ask the user" in text
     assert "dedup key 111122223333|ops-admin|203.0.113.7" in text
 
@@ -100,7 +105,9 @@ def test_empty_attribute_values_become_unknown(rules: RuleSet) -> None:
 
 
 def test_publish_params_are_complete(rules: RuleSet) -> None:
-    settings = Settings(topic_arn="arn:aws:sns:us-east-1:111122223333:t", account_names={"111122223333": "prod"})
+    settings = Settings(
+        topic_arn="arn:aws:sns:us-east-1:111122223333:t", account_names={"111122223333": "prod"}
+    )
     params = publish_params(_alert(rules), settings)
     assert set(params) == {"TopicArn", "Subject", "Message", "MessageAttributes"}
     assert params["TopicArn"] == "arn:aws:sns:us-east-1:111122223333:t"

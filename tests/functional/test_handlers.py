@@ -1,0 +1,143 @@
+"""Lambda handlers end to end: chalice.test.Client -> service -> SNS (moto) -> SQS subscriber."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+
+from chalicelib.errors import ConfigError, PublishError
+from chalicelib.records import envelope_of
+from tests.conftest import ROOT, load_event
+
+ACCOUNT = "111122223333"  # the account of the dev stage's topic ARN in .chalice/config.json
+TOPIC = "mfawatch-dev-alerts"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", ACCOUNT)
+    with mock_aws():
+        sns = boto3.client("sns", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        topic_arn = sns.create_topic(Name=TOPIC)["TopicArn"]
+        queue_url = sqs.create_queue(QueueName="subscriber")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        yield {"sns": sns, "sqs": sqs, "topic_arn": topic_arn, "queue_url": queue_url}
+
+
+@pytest.fixture
+def client(aws: dict[str, Any]) -> Iterator[Client]:
+    import app as chalice_app
+
+    chalice_app._service = None  # a fresh service (and boto3 client) inside this moto context
+    with Client(chalice_app.app, stage_name="dev", project_dir=str(ROOT)) as test_client:
+        yield test_client
+    chalice_app._service = None
+
+
+def _received(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = aws["sqs"].receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+
+def test_every_rule_has_a_registered_handler() -> None:
+    import app as chalice_app
+    from chalicelib.rules import load_bundle
+
+    rules = load_bundle()
+    assert {rule.handler_name for rule in rules} <= set(chalice_app.app.handler_map)
+    deployed = {s.name: s.event_pattern for s in chalice_app.app.event_sources}
+    assert len(deployed) == len(rules)
+    for rule in rules:
+        assert deployed[rule.handler_name] == dict(rule.event_pattern)
+
+
+def test_failed_mfa_reaches_the_subscriber_with_text_and_attributes(
+    client: Client, aws: dict[str, Any]
+) -> None:
+    event = envelope_of(load_event("iam-consolelogin-failure-mfa-yes"))
+    client.lambda_.invoke("on_iam_console_mfa_failure", event)
+    (body,) = _received(aws)
+    assert body["TopicArn"] == aws["topic_arn"]
+    assert body["Subject"] == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
+    message = body["Message"]
+    assert "Who:         ops-admin (IAMUser)" in message
+    assert "Account:     111122223333 (security-tooling), region us-east-1" in message
+    assert "Event ID:    0b6a3c1e-5a7d-4c43-9f1e-6f4d2a9b8c01" in message
+    assert "What to do:" in message
+    attributes = {k: v["Value"] for k, v in body["MessageAttributes"].items()}
+    assert attributes == {
+        "rule": "iam-console-mfa-failure",
+        "severity": "HIGH",
+        "kind": "alert",
+        "account": "111122223333",
+        "region": "us-east-1",
+        "principal_type": "IAMUser",
+    }
+
+
+def test_identity_center_failure_in_the_new_format(client: Client, aws: dict[str, Any]) -> None:
+    event = envelope_of(load_event("idc-new-credentialverification-totp-failure"))
+    client.lambda_.invoke("on_identity_center_mfa_failure", event)
+    (body,) = _received(aws)
+    assert body["Subject"] == (
+        "[HIGH] Failed Identity Center MFA (TOTP) for unknown user (workflow 6d1e7c2a) "
+        "from 198.51.100.23"
+    )
+    assert "Workflow:    6d1e7c2a-9f3b-4e8d-a1c5-2b7f0e9d4a11" in body["Message"]
+    assert body["MessageAttributes"]["principal_type"]["Value"] == "IdentityCenterUser"
+
+
+def test_root_failure_from_an_eventbridge_envelope(client: Client, aws: dict[str, Any]) -> None:
+    client.lambda_.invoke(
+        "on_root_console_failure", load_event("eventbridge-root-consolelogin-failure")
+    )
+    (body,) = _received(aws)
+    assert body["Subject"] == "[HIGH] Failed root sign-in to account 111122223333 from 192.0.2.44"
+    assert body["MessageAttributes"]["principal_type"]["Value"] == "Root"
+
+
+def test_mfa_device_removal(client: Client, aws: dict[str, Any]) -> None:
+    client.lambda_.invoke(
+        "on_mfa_device_removed", envelope_of(load_event("iam-deactivatemfadevice"))
+    )
+    (body,) = _received(aws)
+    assert (
+        body["Subject"]
+        == "[HIGH] MFA device ops-admin-phone removed by ops-admin (DeactivateMFADevice)"
+    )
+    assert "target user ops-admin" in body["Message"]
+
+
+def test_publish_failure_raises_so_lambda_retries(client: Client, aws: dict[str, Any]) -> None:
+    aws["sns"].delete_topic(TopicArn=aws["topic_arn"])
+    with pytest.raises(PublishError, match="mfawatch-dev-alerts"):
+        client.lambda_.invoke(
+            "on_iam_console_mfa_failure",
+            envelope_of(load_event("iam-consolelogin-failure-mfa-yes")),
+        )
+
+
+def test_missing_topic_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.config import settings_from_env
+
+    with pytest.raises(ConfigError, match="MFAWATCH_TOPIC_ARN"):
+        settings_from_env({})
+    with pytest.raises(ConfigError, match="MFAWATCH_ACCOUNT_NAMES"):
+        settings_from_env(
+            {"MFAWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t", "MFAWATCH_ACCOUNT_NAMES": "[1]"}
+        )
+    assert os.environ.get("MFAWATCH_TOPIC_ARN") is None

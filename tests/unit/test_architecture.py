@@ -1,0 +1,123 @@
+"""House rules that keep the design honest: a pure core, least privilege, a small package."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from chalicelib.policy import policy_json, stage_policy
+from tests.conftest import ROOT
+
+# The pure core: parsing, patterns, rules, decisions, rendering. No AWS SDK, no framework.
+PURE = [
+    "records",
+    "eventpattern",
+    "rules",
+    "notifications",
+    "render",
+    "service",
+    "config",
+    "constants",
+    "errors",
+    "readers",
+    "replay",
+    "policy",
+]
+FORBIDDEN = {"boto3", "botocore", "chalice"}
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_core_module_imports_no_aws_sdk_or_framework(module: str) -> None:
+    tree = ast.parse((ROOT / "chalicelib" / f"{module}.py").read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported.add(node.module.split(".")[0])
+    assert not imported & FORBIDDEN, f"{module} imports {imported & FORBIDDEN}"
+
+
+CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
+
+
+@pytest.mark.parametrize("stage", sorted(CONFIG["stages"]))
+def test_committed_policy_is_the_generated_least_privilege_policy(stage: str) -> None:
+    stage_config = CONFIG["stages"][stage]
+    path = ROOT / ".chalice" / stage_config["iam_policy_file"]
+    expected = policy_json(stage_policy(CONFIG["app_name"], stage, stage_config))
+    assert path.read_text() == expected, (
+        f"run: python -m chalicelib.cli policy --stage {stage} --write"
+    )
+
+
+@pytest.mark.parametrize("stage", sorted(CONFIG["stages"]))
+def test_policy_has_no_wildcard_actions_or_resources(stage: str) -> None:
+    policy = json.loads(
+        (ROOT / ".chalice" / CONFIG["stages"][stage]["iam_policy_file"]).read_text()
+    )
+    topic = CONFIG["stages"][stage]["environment_variables"]["MFAWATCH_TOPIC_ARN"]
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        for action in statement["Action"]:
+            assert "*" not in action
+        for resource in statement["Resource"]:
+            assert resource != "*"
+    actions = {a for s in policy["Statement"] for a in s["Action"]}
+    assert actions == {
+        "sns:Publish",
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    publish = next(s for s in policy["Statement"] if "sns:Publish" in s["Action"])
+    assert publish["Resource"] == [topic]
+
+
+def test_autogen_policy_off_and_requirements_carry_no_boto3() -> None:
+    assert CONFIG["autogen_policy"] is False
+    lines = (ROOT / "requirements.txt").read_text().lower().splitlines()
+    packages = [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+    assert not [p for p in packages if p.startswith(("boto3", "botocore"))]
+
+
+def test_stage_without_topic_is_rejected() -> None:
+    from chalicelib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="MFAWATCH_TOPIC_ARN is not set"):
+        stage_policy("mfawatch", "x", {})
+    with pytest.raises(ConfigError, match="not a full ARN"):
+        stage_policy(
+            "mfawatch", "x", {"environment_variables": {"MFAWATCH_TOPIC_ARN": "arn:aws:sns"}}
+        )
+
+
+def test_policy_paths_exist() -> None:
+    for stage in CONFIG["stages"].values():
+        assert (ROOT / ".chalice" / stage["iam_policy_file"]).is_file()
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_lambda_never_imports_dev_only_modules() -> None:
+    imported = _imports(ROOT / "app.py")
+    for module in (
+        "chalicelib.rulebuild",
+        "chalicelib.cli",
+        "chalicelib.replay",
+        "yaml",
+        "jsonschema",
+    ):
+        assert module not in imported
+    assert (ROOT / "chalicelib" / "rules.json").is_file()
