@@ -1,4 +1,5 @@
-"""mfawatch Lambda wiring: one EventBridge rule and handler per rule in ``rules/``.
+"""mfawatch Lambda wiring: one EventBridge rule and handler per rule in ``rules/``, plus a
+scheduled handler that sends due summaries and storm digests.
 
 Only wiring lives here. Each handler hands the raw EventBridge event to the same
 :class:`chalicelib.service.AlertService` that ``python -m chalicelib.cli replay`` uses.
@@ -10,9 +11,10 @@ import logging
 from collections.abc import Callable
 
 import boto3
-from chalice.app import Chalice, CloudWatchEvent
+from chalice.app import Chalice, CloudWatchEvent, Rate
 
 from chalicelib.config import settings_from_env
+from chalicelib.dynamo import DynamoStateStore
 from chalicelib.records import now_utc
 from chalicelib.rules import Rule, load_bundle
 from chalicelib.service import AlertService
@@ -30,7 +32,12 @@ def service() -> AlertService:
     global _service  # noqa: PLW0603 - one per Lambda execution environment, reused across calls
     if _service is None:
         settings = settings_from_env()
-        _service = AlertService(RULES, SnsPublisher(boto3.client("sns"), settings))
+        _service = AlertService(
+            RULES,
+            SnsPublisher(boto3.client("sns"), settings),
+            DynamoStateStore(boto3.client("dynamodb"), settings.table_name),
+            settings,
+        )
     return _service
 
 
@@ -45,3 +52,9 @@ def _handler_for(rule: Rule) -> Callable[[CloudWatchEvent], None]:
 
 for _rule in RULES:
     app.on_cw_event(dict(_rule.event_pattern), name=_rule.handler_name)(_handler_for(_rule))
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="send_due_summaries")
+def send_due_summaries(event: object) -> None:
+    """Every minute: summaries of closed incident windows, storm digests, failed redeliveries."""
+    service().tick(now_utc())

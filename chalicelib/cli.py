@@ -6,17 +6,36 @@ Results go to stdout (a table, or JSON lines for pipes); totals, problems and lo
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from .archive import (
+    DEFAULT_LATENESS,
+    ArchiveReadError,
+    Prefilter,
+    TimeRange,
+    local_files,
+    ordered_events,
+    remote_files,
+)
 from .errors import MfawatchError
 from .notifications import Notification
-from .readers import ReadStats, read_paths
+from .readers import ReadStats
+from .records import as_envelope, parse_time
 from .render import clean_text, render_subject
-from .replay import ReplayResult, replay_events
-from .rules import BUNDLE_PATH, load_bundle
+from .replay import ReplayResult, replay_timed
+from .rules import BUNDLE_PATH, RuleSet, load_bundle
+
+if TYPE_CHECKING:
+    from .rulebuild import RuleFile
+    from .s3archive import S3Archive
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SCENARIO = REPO_ROOT / "scenarios" / "demo"
@@ -27,8 +46,24 @@ def main() -> None:
     """mfawatch: failed-MFA sign-in alerting for AWS, offline tools."""
 
 
+class IsoTime(click.ParamType[datetime, Any]):
+    """An ISO-8601 time or date (``2026-11-02``, ``2026-11-02T09:00Z``); naive means UTC."""
+
+    name = "ISO-8601 time"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_time(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO-8601 time (e.g. 2026-11-02T09:00:00Z)", param, ctx)
+
+
 @main.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1)
 @click.option(
     "--output",
     type=click.Choice(["table", "jsonl"]),
@@ -43,23 +78,135 @@ def main() -> None:
     show_default=True,
     help="Compiled rules (what the Lambda package carries).",
 )
-def replay(paths: tuple[Path, ...], output: str, rules_bundle: Path) -> None:
-    """Replay CloudTrail files or folders (default: the bundled demo scenario)."""
-    targets = list(paths) or [DEMO_SCENARIO]
+@click.option("--since", type=IsoTime(), help="Only events at or after this time (UTC).")
+@click.option("--until", type=IsoTime(), help="Only events before this time (UTC).")
+@click.option("--rule", "rule_ids", multiple=True, help="Only this rule (repeatable).")
+@click.option(
+    "--lateness",
+    type=click.IntRange(min=0),
+    default=int(DEFAULT_LATENESS.total_seconds() // 60),
+    show_default=True,
+    help="Minutes an event may precede its file's delivery stamp (ordering window).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=min(os.cpu_count() or 1, 8),
+    show_default="CPU count",
+    help="Worker processes that decompress and parse files.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress line on stderr (default: when stderr is a terminal).",
+)
+def replay(
+    paths: tuple[str, ...],
+    output: str,
+    rules_bundle: Path,
+    since: datetime | None,
+    until: datetime | None,
+    rule_ids: tuple[str, ...],
+    lateness: int,
+    jobs: int,
+    progress: bool | None,
+) -> None:
+    """Replay CloudTrail files, folders or s3://bucket/prefix URLs (default: the demo scenario).
+
+    Events are replayed in event-time order through the production decision path. S3-layout
+    archives stream with bounded memory (see chalicelib/archive.py for the ordering bound).
+    """
+    targets = list(paths) or [str(DEMO_SCENARIO)]
     if not paths:
         click.echo(f"Replaying the bundled scenario {DEMO_SCENARIO}", err=True)
     try:
-        rules = load_bundle(rules_bundle)
+        rules = _select_rules(load_bundle(rules_bundle), rule_ids)
     except MfawatchError as exc:
         raise click.ClickException(str(exc)) from exc
+    time_range = TimeRange(since, until)
+    if since is not None and until is not None and until <= since:
+        raise click.BadParameter("--until must be after --since", param_hint="--until")
+    window = timedelta(minutes=lateness)
     stats = ReadStats()
-    result = replay_events(read_paths(targets, stats), rules, stats)
+    local = [Path(t) for t in targets if not t.startswith("s3://")]
+    files = local_files(local, stats, time_range, window)
+    fetch = None
+    urls = [t for t in targets if t.startswith("s3://")]
+    if urls:
+        s3 = _s3_archive()
+        fetch = s3.read
+        for url in urls:
+            try:
+                listed = s3.list_urls(url, time_range, window)
+            except ArchiveReadError as exc:
+                stats.problem(str(exc), file_level=True)
+                continue
+            files += remote_files(listed, stats, time_range, window, first_rank=len(files))
+    show = sys.stderr.isatty() if progress is None else progress
+    meter = ProgressLine(time.monotonic) if show else None
+    events = ordered_events(
+        files,
+        stats,
+        prefilter=Prefilter.for_rules(rules),
+        time_range=time_range,
+        lateness=window,
+        fetch=fetch,
+        jobs=jobs,
+        progress=meter,
+    )
+    result = replay_timed(events, rules, stats)
+    if meter is not None:
+        meter.clear()
     if output == "jsonl":
         for notification in result.notifications:
             click.echo(json.dumps(_jsonl(notification), sort_keys=True))
     else:
         _print_table(result.notifications)
     _print_totals(result)
+
+
+def _select_rules(rules: RuleSet, rule_ids: tuple[str, ...]) -> RuleSet:
+    if not rule_ids:
+        return rules
+    unknown = [rule_id for rule_id in rule_ids if rule_id not in rules.ids]
+    if unknown:
+        raise click.BadParameter(
+            f"no rule {', '.join(map(repr, unknown))}; known: {', '.join(rules.ids)}",
+            param_hint="--rule",
+        )
+    return RuleSet([rules.get(rule_id) for rule_id in dict.fromkeys(rule_ids)])
+
+
+def _s3_archive() -> S3Archive:
+    import boto3  # only for s3:// inputs; the pure core never imports it
+
+    from .s3archive import S3Archive
+
+    return S3Archive(boto3.client("s3"))
+
+
+class ProgressLine:
+    """A one-line progress display on stderr (files, records, records/s), at most 5 a second."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._start = clock()
+        self._shown = 0.0
+
+    def __call__(self, stats: ReadStats, done: int, total: int) -> None:
+        now = self._clock()
+        if now - self._shown < 0.2 and done < total:
+            return
+        self._shown = now
+        rate = stats.records / max(now - self._start, 1e-9)
+        click.echo(
+            f"\r  files {done}/{total}, records {stats.records:,}, {rate:,.0f} records/s   ",
+            err=True,
+            nl=False,
+        )
+
+    def clear(self) -> None:
+        click.echo("\r" + " " * 70 + "\r", err=True, nl=False)
 
 
 def _jsonl(notification: Notification) -> dict[str, object]:
@@ -94,7 +241,9 @@ def _print_totals(result: ReplayResult) -> None:
     click.echo(
         f"files {stats.files}, records {stats.records}, matched {result.matched}, "
         f"notifications {len(result.notifications)} ({by_kind}), "
-        f"unreadable files {stats.unreadable_files}, malformed records {stats.malformed_records}",
+        f"unreadable files {stats.unreadable_files}, malformed records {stats.malformed_records}"
+        + (f", skipped files {stats.skipped_files}" if stats.skipped_files else "")
+        + (f", late records {stats.late_records}" if stats.late_records else ""),
         err=True,
     )
 
@@ -114,6 +263,174 @@ def rules_build() -> None:
     except MfawatchError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {path}")
+
+
+RULES_DIR_OPTION = click.option(
+    "--rules-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=REPO_ROOT / "rules",
+    show_default=True,
+    help="Folder of rule files (YAML or JSON, one rule each).",
+)
+
+
+def _rule_files(rules_dir: Path) -> list[RuleFile]:
+    """Load a rules folder for the rule commands; prints every validation error and exits 1."""
+    from .rulebuild import load_rules_dir, validate_rules_dir
+
+    if not rules_dir.is_dir():
+        click.echo(f"error: {rules_dir}: no such folder", err=True)
+        sys.exit(2)
+    errors = validate_rules_dir(rules_dir)
+    if errors:
+        for error in errors:
+            click.echo(str(error))
+        click.echo(f"{len(errors)} error(s): fix them first (rules validate)", err=True)
+        sys.exit(1)
+    return load_rules_dir(rules_dir)
+
+
+@rules.command("validate")
+@RULES_DIR_OPTION
+def rules_validate(rules_dir: Path) -> None:
+    """Check schema, pattern validity and unique ids; one `file: $.path: message` per error."""
+    from .rulebuild import rule_paths, validate_rules_dir
+
+    if not rules_dir.is_dir():
+        click.echo(f"error: {rules_dir}: no such folder", err=True)
+        sys.exit(2)
+    errors = validate_rules_dir(rules_dir)
+    for error in errors:
+        click.echo(str(error))
+    count = len(rule_paths(rules_dir))
+    if errors:
+        files = len({error.source for error in errors})
+        click.echo(f"{len(errors)} error(s) in {files} of {count} rule file(s)", err=True)
+        sys.exit(1)
+    click.echo(f"{count} rule file(s) valid in {rules_dir}")
+
+
+@rules.command("test")
+@RULES_DIR_OPTION
+def rules_test(rules_dir: Path) -> None:
+    """Run every rule's cases: match or not, expected title and dedup key."""
+    from .rulebuild import run_rule_cases
+
+    files = _rule_files(rules_dir)
+    results = run_rule_cases(files)
+    for outcome in results:
+        label = f"{outcome.case.rule_id}: {outcome.case.name}"
+        if outcome.passed:
+            click.echo(f"PASS {label}")
+        else:
+            click.echo(f"FAIL {label}: {'; '.join(outcome.failures)}")
+    missing: list[str] = []
+    for rule_file in files:
+        expects = {case.expect for case in rule_file.cases}
+        if not rule_file.cases:
+            missing.append(f"{rule_file.rule.id}: no test cases")
+            continue
+        if "match" not in expects:
+            missing.append(f"{rule_file.rule.id}: no positive case (expect: match)")
+        if "no_match" not in expects:
+            missing.append(f"{rule_file.rule.id}: no negative case (expect: no_match)")
+    for line in missing:
+        click.echo(f"MISSING {line}")
+    failed = sum(1 for outcome in results if not outcome.passed)
+    click.echo(
+        f"{len(results)} case(s) in {len(files)} rule(s): {len(results) - failed} passed, "
+        f"{failed} failed; {len(missing)} missing case(s)"
+    )
+    if failed or missing:
+        sys.exit(1)
+
+
+@rules.command("list")
+@RULES_DIR_OPTION
+def rules_list(rules_dir: Path) -> None:
+    """One line per rule: id, severity, mode and what it matches."""
+    files = _rule_files(rules_dir)
+    for rule_file in files:
+        rule = rule_file.rule
+        matches = describe_pattern(rule.event_pattern)
+        click.echo(f"{rule.id:<36} {rule.severity:<8} {rule.mode:<7} {matches}")
+
+
+def describe_pattern(pattern: Mapping[str, Any]) -> str:
+    """A pattern on one line: ``source=aws.signin detail.eventName=ConsoleLogin ...``."""
+    return " ".join(_describe(pattern, ""))
+
+
+def _describe(value: Any, prefix: str) -> list[str]:
+    parts: list[str] = []
+    if not isinstance(value, Mapping):
+        return [f"{prefix}={_values(value)}"]
+    for key, item in value.items():
+        if key == "$or" and isinstance(item, list):
+            branches = [" ".join(_describe(branch, prefix)) for branch in item]
+            parts.append("(" + " | ".join(branches) + ")")
+            continue
+        name = f"{prefix}.{key}" if prefix else str(key)
+        parts.extend(_describe(item, name))
+    return parts
+
+
+def _values(value: Any) -> str:
+    items = value if isinstance(value, list) else [value]
+    return ",".join(
+        item if isinstance(item, str) else json.dumps(item, separators=(",", ":")) for item in items
+    )
+
+
+@main.command("test-pattern")
+@click.option("--pattern", "pattern_arg", required=True, help="Event pattern: JSON or @file.")
+@click.option("--event", "event_arg", required=True, help="Event: JSON or @file.")
+def test_pattern(pattern_arg: str, event_arg: str) -> None:
+    """Like `aws events test-event-pattern`, offline: print true or false (exit 0 or 1).
+
+    An invalid pattern exits 2 with EventBridge's reason. A bare CloudTrail record is wrapped
+    in the envelope EventBridge would deliver (a note says so on stderr).
+    """
+    from .eventpattern import InvalidPatternError, compile_pattern
+    from .records import is_cloudtrail_record, is_envelope
+
+    pattern_text = _argument_text(pattern_arg, "--pattern")
+    event_text = _argument_text(event_arg, "--event")
+    try:
+        matcher = compile_pattern(pattern_text)
+    except InvalidPatternError as exc:
+        _fail(f"--pattern {_named(pattern_arg)}: {exc}")
+    try:
+        event = json.loads(event_text)
+    except json.JSONDecodeError as exc:
+        _fail(f"--event {_named(event_arg)}: not valid JSON: {exc}")
+    if not isinstance(event, dict):
+        _fail(f"--event {_named(event_arg)}: must be a JSON object, got {type(event).__name__}")
+    if is_cloudtrail_record(event) and not is_envelope(event):
+        click.echo("note: wrapped a bare CloudTrail record in its EventBridge envelope", err=True)
+        event = as_envelope(event)
+    matched = matcher.matches(event)
+    click.echo("true" if matched else "false")
+    sys.exit(0 if matched else 1)
+
+
+def _argument_text(value: str, option: str) -> str:
+    if not value.startswith("@"):
+        return value
+    path = Path(value[1:])
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"{option} {path}: cannot read: {exc}")
+
+
+def _named(value: str) -> str:
+    return value[1:] if value.startswith("@") else "(inline JSON)"
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
 
 
 @main.command()
@@ -149,6 +466,14 @@ def run() -> None:
     except MfawatchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command groups from other modules: the lead registers them here, e.g.
+#     from .deploycommands import deploy
+#     main.add_command(deploy)
+# --- BEGIN command registrations (lead) -------------------------------------------------------
+# --- END command registrations ----------------------------------------------------------------
 
 
 if __name__ == "__main__":

@@ -31,3 +31,8 @@ class PublishError(MfawatchError):
 
 class StateStoreError(MfawatchError):
     """The state store failed or throttled; callers fail open (publish, marked) and log it."""
+
+
+class EventInProgressError(MfawatchError):
+    """Another invocation is processing the same event right now; the handler raises so that
+    Lambda retries the delivery later (by then it is a duplicate or its lease has run out)."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
-from .records import SignInRecord
-from .rules import Rule
+from .records import SignInRecord, parse_event
+from .rules import Rule, RuleSet
 
 KIND_ALERT = "alert"
 KIND_SUMMARY = "summary"
@@ -40,10 +41,23 @@ class Notification:
     """For summaries, digests and escalations: one sentence on what the notification covers."""
     notes: tuple[str, ...] = field(default=())
     """Operational remarks shown in the message, e.g. ``dedup unavailable``."""
+    id: str = ""
+    """Deterministic identity (``alert:<rule>:<eventID>``, ...): the same decision, the same id."""
 
     @property
     def rule_id(self) -> str:
         return self.rule.id
+
+    def to_state(self) -> dict[str, Any]:
+        """A JSON document that :func:`notification_from_state` turns back into this."""
+        document = self.to_json()
+        document["id"] = self.id
+        document["first_seen"] = self.first_seen.timestamp()
+        document["last_seen"] = self.last_seen.timestamp()
+        if self.record is not None:
+            document["raw"] = dict(self.record.raw)
+            document["principal_key"] = self.record.principal_key
+        return document
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON view used by ``replay --output jsonl`` (raw, unsanitized values)."""
@@ -71,9 +85,51 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def notification_from_state(document: Mapping[str, Any], rules: RuleSet) -> Notification:
+    """Rebuild a notification stored in an outbox (the inverse of ``Notification.to_state``)."""
+    record = None
+    if "raw" in document:
+        record = replace(
+            parse_event(document["raw"]),
+            principal=document["principal"],
+            principal_key=document.get("principal_key", document["principal"]),
+            principal_type=document["principal_type"],
+        )
+    return Notification(
+        kind=document["kind"],
+        rule=rules.get(document["rule"]),
+        severity=document["severity"],
+        title=document["title"],
+        dedup_key=document["dedup_key"],
+        account=document["account"],
+        region=document["region"],
+        principal=document["principal"],
+        principal_type=document["principal_type"],
+        source_ip=document["source_ip"],
+        event_ids=tuple(document["event_ids"]),
+        count=int(document["count"]),
+        first_seen=datetime.fromtimestamp(float(document["first_seen"]), UTC),
+        last_seen=datetime.fromtimestamp(float(document["last_seen"]), UTC),
+        record=record,
+        summary=document.get("summary", ""),
+        notes=tuple(document.get("notes", ())),
+        id=document.get("id", ""),
+    )
+
+
+def _clock(moment: datetime, other: datetime) -> str:
+    """HH:MM:SS, with the date when the span crosses midnight."""
+    return moment.strftime("%H:%M:%S" if moment.date() == other.date() else "%Y-%m-%d %H:%M:%S")
+
+
+def _at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
 def alert_for(rule: Rule, record: SignInRecord, notes: tuple[str, ...] = ()) -> Notification:
     """The leading alert of an incident: one event, rendered in full."""
     return Notification(
+        id=f"alert:{rule.id}:{record.event_id}",
         kind=KIND_ALERT,
         rule=rule,
         severity=rule.severity,
@@ -90,4 +146,147 @@ def alert_for(rule: Rule, record: SignInRecord, notes: tuple[str, ...] = ()) -> 
         last_seen=record.event_time,
         record=record,
         notes=notes,
+    )
+
+
+def summary_for(rule: Rule, incident: Mapping[str, Any]) -> Notification:
+    """The trailing summary of an incident window: its repeats, exact count, first/last time."""
+    count = int(incident["repeats"])
+    first, last = _at(float(incident["first_repeat"])), _at(float(incident["last_repeat"]))
+    ids = tuple(incident.get("repeat_ids", ()))
+    who, ip = incident["principal"], incident["source_ip"]
+    sentence = (
+        f"{count} more {rule.noun} for {who} from {ip} between {_clock(first, last)} and "
+        f"{_clock(last, first)} UTC"
+    )
+    notes = (f"event ids listed: the first {len(ids)} of {count}",) if len(ids) < count else ()
+    return Notification(
+        id=f"summary:{rule.id}:{incident['dedup_key']}:{incident['window_start']}",
+        kind=KIND_SUMMARY,
+        rule=rule,
+        severity=rule.severity,
+        title=f"{count} more {rule.noun} for {who} from {ip}",
+        dedup_key=str(incident["dedup_key"]),
+        account=str(incident["account"]),
+        region=str(incident["region"]),
+        principal=str(who),
+        principal_type=str(incident["principal_type"]),
+        source_ip=str(ip),
+        event_ids=ids,
+        count=count,
+        first_seen=first,
+        last_seen=last,
+        summary=sentence + f" (window opened {_at(float(incident['window_start'])):%H:%M:%S}).",
+        notes=notes,
+    )
+
+
+def _top(counts: Mapping[str, int], limit: int = 5) -> str:
+    ranked = sorted(counts.items(), key=lambda kv: (-int(kv[1]), kv[0]))[:limit]
+    return ", ".join(f"{name or '?'} ({n})" for name, n in ranked)
+
+
+def _single(counts: Mapping[str, int]) -> str:
+    return next(iter(counts)) if len(counts) == 1 else "multiple"
+
+
+def storm_digest_for(rule: Rule, storm: Mapping[str, Any]) -> Notification:
+    """One digest of the notifications a rate limit held for a rule."""
+    count = int(storm["count"])
+    principals: Mapping[str, int] = storm.get("principals", {})
+    ips: Mapping[str, int] = storm.get("ips", {})
+    first, last = _at(float(storm["first"])), _at(float(storm["last"]))
+    held = int(storm.get("notifications", 0))
+    ids = tuple(storm.get("event_ids", ()))
+    sentence = (
+        f"Rate limit reached: {held} notifications covering {count} {rule.noun} were held between "
+        f"{_clock(first, last)} and {_clock(last, first)} UTC. {len(principals)} distinct "
+        f"principals, {len(ips)} distinct source IPs. Top principals: {_top(principals)}. "
+        f"Top source IPs: {_top(ips)}."
+    )
+    only = next(iter(principals)) if len(principals) == 1 else f"{len(principals)} principals"
+    only_ip = next(iter(ips)) if len(ips) == 1 else f"{len(ips)} IPs"
+    notes = (f"event ids listed: the first {len(ids)} of {count}",) if len(ids) < count else ()
+    return Notification(
+        id=f"storm:{rule.id}:{storm['opened_at']}",
+        kind=KIND_STORM,
+        rule=rule,
+        severity=rule.severity,
+        title=f"Alert storm: {count} {rule.noun} ({only}, {only_ip})",
+        dedup_key=f"storm:{rule.id}",
+        account=_single(storm.get("accounts", {})),
+        region=_single(storm.get("regions", {})),
+        principal=only,
+        principal_type=_single(storm.get("principal_types", {})),
+        source_ip=only_ip,
+        event_ids=ids,
+        count=count,
+        first_seen=first,
+        last_seen=last,
+        summary=sentence,
+        notes=notes,
+    )
+
+
+def brute_force_for(
+    rule: Rule, record: SignInRecord, failures: int, minutes: float, event_ids: tuple[str, ...]
+) -> Notification:
+    """Escalation: many failed MFA attempts by one principal in a short time."""
+    first = record.event_time
+    return Notification(
+        id=f"escalation:brute-force:{record.account}:{record.principal_key}:{record.event_id}",
+        kind=KIND_ESCALATION,
+        rule=rule,
+        severity="HIGH",
+        title=(
+            f"Possible MFA brute force / fatigue: {failures} failed MFA attempts for "
+            f"{record.principal} in {minutes:g} minutes"
+        ),
+        dedup_key=f"brute-force:{record.account}|{record.principal_key}",
+        account=record.account,
+        region=record.region,
+        principal=record.principal,
+        principal_type=record.principal_type,
+        source_ip=record.source_ip,
+        event_ids=event_ids,
+        count=failures,
+        first_seen=first,
+        last_seen=first,
+        record=record,
+        summary=(
+            f"{failures} failed MFA attempts for {record.principal} within {minutes:g} minutes "
+            f"(latest from {record.source_ip}). Someone who knows the password is guessing "
+            "codes or pushing MFA prompts until one is accepted."
+        ),
+    )
+
+
+def fatigue_success_for(
+    rule: Rule, record: SignInRecord, failures: tuple[str, ...], minutes: float
+) -> Notification:
+    """Escalation: a successful sign-in right after repeated MFA failures. Names the success."""
+    return Notification(
+        id=f"escalation:fatigue-success:{record.event_id}",
+        kind=KIND_ESCALATION,
+        rule=rule,
+        severity="CRITICAL",
+        title=(
+            f"MFA fatigue success: {record.principal} signed in from {record.source_ip} after "
+            f"{len(failures)} failed MFA attempts"
+        ),
+        dedup_key=f"fatigue-success:{record.account}|{record.principal_key}",
+        account=record.account,
+        region=record.region,
+        principal=record.principal,
+        principal_type=record.principal_type,
+        source_ip=record.source_ip,
+        event_ids=(record.event_id, *failures),
+        count=len(failures),
+        first_seen=record.event_time,
+        last_seen=record.event_time,
+        record=record,
+        summary=(
+            f"Successful sign-in {record.event_id} by {record.principal} followed "
+            f"{len(failures)} failed MFA attempts within {minutes:g} minutes."
+        ),
     )

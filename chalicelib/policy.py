@@ -1,9 +1,15 @@
-"""Least-privilege IAM policy for a stage, derived from the stage's own resources.
+"""Least-privilege IAM policy for a stage (deploy route (a): ``.chalice/policy-<stage>.json``).
 
-``autogen_policy`` is off: Chalice would otherwise guess a policy from the code. We state what
-the code calls (``sns:Publish`` on the stage topic) and the logging every Lambda needs, on the
-stage's own log groups, and nothing else. ``python -m chalicelib.cli policy --stage S`` writes
-``.chalice/policy-S.json``; a test fails when a committed policy differs from this output.
+``autogen_policy`` is off: Chalice would otherwise guess a policy from the code. The statements
+come from :func:`deploy.stage_policy_statements`, the same ones the one-stack route (b) puts in
+its merge template with CloudFormation references: logs on the stage's own log groups,
+``sns:Publish`` on the stage's topics, ``dynamodb:GetItem``/``PutItem``/``Query`` on the stage
+table and its ``due`` index, ``sqs:SendMessage`` on the failed-events queue (Lambda's on-failure
+destination uses the function's role) and the stage KMS key (encrypted topics and table).
+Partition, region and account come from the stage's topic ARN.
+
+``python -m chalicelib.cli policy --stage S --write`` writes the file; a test fails when a
+committed policy differs from this output.
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .config import ENV_TOPIC_ARN
+from .config import ENV_TABLE_NAME, ENV_TOPIC_ARN
+from .deploy import StageNames, stage_policy_statements
 from .errors import ConfigError
 
 
@@ -30,25 +37,18 @@ def stage_policy(app_name: str, stage: str, stage_config: Mapping[str, Any]) -> 
     if not topic_arn:
         raise ConfigError(f"stage {stage!r}: environment_variables.{ENV_TOPIC_ARN} is not set")
     partition, region, account = _arn_parts(topic_arn, ENV_TOPIC_ARN)
-    log_groups = (
-        f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{app_name}-{stage}-*"
-    )
+    names = StageNames(app_name, stage)
+    table = env.get(ENV_TABLE_NAME, "")
+    if not table:
+        raise ConfigError(f"stage {stage!r}: environment_variables.{ENV_TABLE_NAME} is not set")
+    if table != names.table or topic_arn.rsplit(":", 1)[1] != names.alerts_topic:
+        raise ConfigError(
+            f"stage {stage!r}: use the resources stack's names ({ENV_TABLE_NAME}={names.table}, "
+            f"topic {names.alerts_topic}); got {table} and {topic_arn}"
+        )
     return {
         "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "WriteOwnLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": [log_groups, f"{log_groups}:log-stream:*"],
-            },
-            {
-                "Sid": "PublishAlerts",
-                "Effect": "Allow",
-                "Action": ["sns:Publish"],
-                "Resource": [topic_arn],
-            },
-        ],
+        "Statement": stage_policy_statements(partition, region, account, app_name, stage),
     }
 
 

@@ -63,7 +63,7 @@ def ascii_line(value: object, limit: int) -> str:
 def render_subject(notification: Notification) -> str:
     """SNS subject: ``[HIGH] <title>``, printable ASCII, one line, at most 100 characters."""
     prefix = f"[{notification.severity}] "
-    if notification.kind != "alert":
+    if notification.kind in ("summary", "storm"):
         prefix += f"{notification.kind}: "
     subject = ascii_line(prefix + notification.title, c.SNS_SUBJECT_MAX)
     # SNS wants the subject to begin with a letter, number or punctuation; ours starts with '['.

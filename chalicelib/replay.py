@@ -2,17 +2,20 @@
 
 Replay wraps bare records in the envelope EventBridge would deliver, matches every rule's
 deployed pattern with our EventBridge engine, and hands each match to the same
-:class:`service.AlertService` the Lambda handlers use, with in-memory adapters and a virtual
-clock taken from event times.
+:class:`service.AlertService` the Lambda handlers use, with an in-memory store and publisher and a
+virtual clock taken from event times: before each event, whatever fell due by then (summaries,
+storm digests) is sent, as the scheduled handler would; at the end, everything still open is
+flushed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from .config import Settings
 from .errors import EventParseError
 from .eventpattern import compile_pattern
 from .notifications import Notification
@@ -20,6 +23,7 @@ from .readers import ReadStats, SourcedEvent
 from .records import as_envelope, parse_event
 from .rules import RuleSet
 from .service import AlertService, MemoryPublisher
+from .state import MemoryStore
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,12 @@ class ReplayResult:
 
     notifications: list[Notification]
     stats: ReadStats
+    sent_at: list[datetime] = field(default_factory=list)
+    """The virtual time each notification went out (aligned with ``notifications``)."""
     matched: int = 0
     matched_by_rule: dict[str, int] = field(default_factory=dict)
+    distinct_matched_by_rule: dict[str, int] = field(default_factory=dict)
+    state_calls: int = 0
 
 
 def timed(events: Iterable[SourcedEvent], stats: ReadStats) -> Iterator[TimedEvent]:
@@ -58,23 +66,67 @@ def in_time_order(events: Iterable[SourcedEvent], stats: ReadStats) -> list[Time
     return sorted(timed(events, stats), key=lambda event: event.moment)
 
 
-def replay_timed(events: Iterable[TimedEvent], rules: RuleSet, stats: ReadStats) -> ReplayResult:
+def replay_timed(
+    events: Iterable[TimedEvent],
+    rules: RuleSet,
+    stats: ReadStats,
+    settings: Settings | None = None,
+) -> ReplayResult:
     """Replay events that are already in event-time order through the production decision path."""
     publisher = MemoryPublisher()
-    service = AlertService(rules, publisher)
+    store = MemoryStore()
+    service = AlertService(rules, publisher, store, settings or Settings())
     matchers = [(rule, compile_pattern(rule.event_pattern)) for rule in rules]
     result = ReplayResult(notifications=publisher.sent, stats=stats)
+    seen: dict[str, set[str]] = {}
+    last: datetime | None = None
+
+    def stamp(moment: datetime) -> None:
+        result.sent_at.extend([moment] * (len(publisher.sent) - len(result.sent_at)))
+
     for event in events:
+        _run_due(service, store, until=event.moment, stamp=stamp)
+        last = event.moment
         for rule, matcher in matchers:
             if matcher.matches(event.envelope):
                 result.matched += 1
                 result.matched_by_rule[rule.id] = result.matched_by_rule.get(rule.id, 0) + 1
+                event_id = str(event.envelope.get("detail", {}).get("eventID", ""))
+                seen.setdefault(rule.id, set()).add(event_id)
                 service.handle(rule.id, event.envelope, now=event.moment)
+                stamp(event.moment)
+    if last is not None:
+        _run_due(service, store, until=last, stamp=stamp)
+        service.flush(last)
+        stamp(last)
+    result.distinct_matched_by_rule = {rule_id: len(ids) for rule_id, ids in seen.items()}
+    result.state_calls = store.calls
     return result
 
 
+def _run_due(
+    service: AlertService, store: MemoryStore, until: datetime, stamp: Callable[[datetime], None]
+) -> None:
+    """Run the scheduler at each virtual time something falls due, up to ``until``.
+
+    Production's scheduled handler runs every minute; replay runs it at the exact due times, so a
+    summary is stamped with the end of its window rather than the next event's time.
+    """
+    previous: float | None = None
+    while (due := store.next_due()) is not None and due <= until.timestamp():
+        if previous is not None and due <= previous:
+            break  # nothing moved: whatever is left there is not actionable yet
+        moment = datetime.fromtimestamp(due, UTC)
+        service.tick(moment)
+        stamp(moment)
+        previous = due
+
+
 def replay_events(
-    events: Iterable[SourcedEvent], rules: RuleSet, stats: ReadStats
+    events: Iterable[SourcedEvent],
+    rules: RuleSet,
+    stats: ReadStats,
+    settings: Settings | None = None,
 ) -> ReplayResult:
     """Replay events in any order: sort them by event time, then :func:`replay_timed`."""
-    return replay_timed(in_time_order(events, stats), rules, stats)
+    return replay_timed(in_time_order(events, stats), rules, stats, settings)

@@ -264,7 +264,11 @@ class CaseResult:
 
 
 def run_case(rule: Rule, case: RuleCase) -> CaseResult:
-    """Run one case through the deployed pattern and, on a match, the production alert path."""
+    """Run one case through the deployed pattern and, on a match, the production alert path.
+
+    Title and dedup key come from the rule; for alert rules the production service must also
+    publish exactly one alert with that title and key (a fresh in-memory state per case).
+    """
     from .service import AlertService, MemoryPublisher  # the same path the Lambda takes
 
     envelope = envelope_for_case(case)
@@ -275,14 +279,15 @@ def run_case(rule: Rule, case: RuleCase) -> CaseResult:
         failures.append(
             f"expected {case.expect}, pattern {'matched' if matched else 'did not match'}"
         )
-    if matched and rule.mode == "alert":
-        publisher = MemoryPublisher()
-        service = AlertService(RuleSet([rule]), publisher)
-        service.handle(rule.id, envelope, now=parse_event(envelope).event_time)
-        if len(publisher.sent) != 1:
-            failures.append(f"expected one notification, got {len(publisher.sent)}")
-        else:
-            title, dedup_key = publisher.sent[0].title, publisher.sent[0].dedup_key
+    if matched:
+        record = parse_event(envelope)
+        title, dedup_key = rule.render_title(record), rule.dedup_key_of(record)
+        if rule.mode == "alert":
+            publisher = MemoryPublisher()
+            AlertService(RuleSet([rule]), publisher).handle(rule.id, envelope, record.event_time)
+            alerts = [(n.title, n.dedup_key) for n in publisher.sent if n.kind == "alert"]
+            if alerts != [(title, dedup_key)]:
+                failures.append(f"expected one alert {(title, dedup_key)}, published {alerts}")
     if case.expect == "match":
         if case.title is not None and title != case.title:
             failures.append(f"title {title!r} != expected {case.title!r}")

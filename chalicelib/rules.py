@@ -41,6 +41,11 @@ class Rule:
     dedup_key: tuple[str, ...] = DEFAULT_DEDUP_KEY
     window_minutes: int = DEFAULT_WINDOW_MINUTES
     mode: str = "alert"
+    """``alert``: matches notify. ``context``: matches only feed state (workflows, successes)."""
+    signal: str = "none"
+    """``failure``: counts toward brute-force escalation; ``success``: checked for MFA fatigue."""
+    noun: str = "matching events"
+    """Plural noun for summaries: "12 more <noun> for ops-admin from 203.0.113.7 ..."."""
 
     @property
     def handler_name(self) -> str:
@@ -64,6 +69,8 @@ class Rule:
             "description": self.description,
             "severity": self.severity,
             "mode": self.mode,
+            "signal": self.signal,
+            "noun": self.noun,
             "runbook": list(self.runbook),
             "event_pattern": self.event_pattern,
             "dedup": {"key": list(self.dedup_key), "window_minutes": self.window_minutes},
@@ -113,6 +120,8 @@ def rule_from_mapping(data: Mapping[str, Any], source: str) -> Rule:
         dedup_key=key,
         window_minutes=int(dedup.get("window_minutes") or DEFAULT_WINDOW_MINUTES),
         mode=str(data.get("mode") or "alert"),
+        signal=str(data.get("signal") or "none"),
+        noun=str(data.get("noun") or "matching events"),
     )
 
 

@@ -14,6 +14,8 @@ from .render import publish_params
 
 logger = logging.getLogger(__name__)
 
+DESTINATION = "alerts"
+
 
 class SnsPublisher:
     """Publishes to the stage's topic. Raises :class:`PublishError` so Lambda retries."""
@@ -22,18 +24,22 @@ class SnsPublisher:
         self._client = client
         self._settings = settings
 
-    def publish(self, notification: Notification) -> None:
+    def destinations(self, notification: Notification) -> list[str]:
+        return [DESTINATION]
+
+    def publish(self, notification: Notification, destination: str) -> None:
         params = publish_params(notification, self._settings)
         try:
             response = self._client.publish(**params)
         except (ClientError, BotoCoreError) as exc:
             raise PublishError(
-                f"SNS publish to {self._settings.topic_arn} failed for rule "
-                f"{notification.rule.id}, events {list(notification.event_ids)}: {exc}"
+                f"SNS publish to {params['TopicArn']} failed for rule "
+                f"{notification.rule.id}, events {list(notification.event_ids)[:5]}: {exc}"
             ) from exc
         logger.info(
-            "published %s for rule %s as SNS message %s",
+            "published %s %s for rule %s as SNS message %s",
             notification.kind,
+            notification.id,
             notification.rule.id,
             response.get("MessageId"),
         )

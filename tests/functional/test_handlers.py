@@ -12,6 +12,7 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
+from chalicelib.dynamo import create_state_table
 from chalicelib.errors import ConfigError, PublishError
 from chalicelib.records import envelope_of
 from tests.conftest import ROOT, load_event
@@ -35,7 +36,15 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             "Attributes"
         ]["QueueArn"]
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-        yield {"sns": sns, "sqs": sqs, "topic_arn": topic_arn, "queue_url": queue_url}
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        create_state_table(dynamodb, "mfawatch-dev-state")
+        yield {
+            "sns": sns,
+            "sqs": sqs,
+            "dynamodb": dynamodb,
+            "topic_arn": topic_arn,
+            "queue_url": queue_url,
+        }
 
 
 @pytest.fixture
@@ -49,8 +58,17 @@ def client(aws: dict[str, Any]) -> Iterator[Client]:
 
 
 def _received(aws: dict[str, Any]) -> list[dict[str, Any]]:
-    messages = aws["sqs"].receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10)
-    return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+    bodies: list[dict[str, Any]] = []
+    while True:
+        messages = aws["sqs"].receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10)
+        batch = messages.get("Messages", [])
+        if not batch:
+            return bodies
+        for message in batch:
+            bodies.append(json.loads(message["Body"]))
+            aws["sqs"].delete_message(
+                QueueUrl=aws["queue_url"], ReceiptHandle=message["ReceiptHandle"]
+            )
 
 
 def test_every_rule_has_a_registered_handler() -> None:
@@ -59,7 +77,11 @@ def test_every_rule_has_a_registered_handler() -> None:
 
     rules = load_bundle()
     assert {rule.handler_name for rule in rules} <= set(chalice_app.app.handler_map)
-    deployed = {s.name: s.event_pattern for s in chalice_app.app.event_sources}
+    deployed = {
+        s.name: s.event_pattern
+        for s in chalice_app.app.event_sources
+        if hasattr(s, "event_pattern")
+    }
     assert len(deployed) == len(rules)
     for rule in rules:
         assert deployed[rule.handler_name] == dict(rule.event_pattern)
@@ -141,3 +163,77 @@ def test_missing_topic_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
             {"MFAWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t", "MFAWATCH_ACCOUNT_NAMES": "[1]"}
         )
     assert os.environ.get("MFAWATCH_TOPIC_ARN") is None
+
+
+def _failed_mfa(event_id: str, second: int) -> dict[str, Any]:
+    record = load_event("iam-consolelogin-failure-mfa-yes")
+    record["eventID"] = event_id
+    record["eventTime"] = f"2026-11-02T09:00:{second:02d}Z"
+    return envelope_of(record)
+
+
+def test_duplicate_delivery_publishes_once(client: Client, aws: dict[str, Any]) -> None:
+    event = envelope_of(load_event("iam-consolelogin-failure-mfa-yes"))
+    for _ in range(3):
+        client.lambda_.invoke("on_iam_console_mfa_failure", event)
+    assert [b["Subject"][:40] for b in _received(aws)] == [
+        "[HIGH] Failed MFA sign-in for IAM user o"
+    ]
+
+
+def _tick(client: Client) -> dict[str, Any]:
+    event: dict[str, Any] = client.events.generate_cw_event(
+        source="aws.events",
+        detail_type="Scheduled Event",
+        detail={},
+        resources=["arn:aws:events:us-east-1:111122223333:rule/mfawatch-dev-send_due_summaries"],
+    )
+    return event
+
+
+def test_repeats_are_counted_then_summarized_by_the_scheduled_handler(
+    client: Client, aws: dict[str, Any]
+) -> None:
+    for second in range(5):
+        client.lambda_.invoke("on_iam_console_mfa_failure", _failed_mfa(f"e-{second}", second))
+    first = _received(aws)
+    assert len(first) == 1 and first[0]["MessageAttributes"]["kind"]["Value"] == "alert"
+    # The events are from 2026-11-02: their 15-minute window has long closed by the wall clock.
+    client.lambda_.invoke("send_due_summaries", _tick(client))
+    (summary,) = _received(aws)
+    assert summary["Subject"] == (
+        "[HIGH] summary: 4 more failed MFA attempts for ops-admin from 203.0.113.7"
+    )
+    assert (
+        "4 more failed MFA attempts for ops-admin from 203.0.113.7 between 09:00:01 and "
+        "09:00:04 UTC" in summary["Message"]
+    )
+    assert summary["MessageAttributes"]["kind"]["Value"] == "summary"
+    client.lambda_.invoke("send_due_summaries", _tick(client))
+    assert _received(aws) == []
+
+
+def test_state_store_failure_fails_open_with_a_note(client: Client, aws: dict[str, Any]) -> None:
+    aws["dynamodb"].delete_table(TableName="mfawatch-dev-state")
+    event = envelope_of(load_event("iam-consolelogin-failure-mfa-yes"))
+    client.lambda_.invoke("on_iam_console_mfa_failure", event)
+    (body,) = _received(aws)
+    assert body["Subject"] == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
+    assert "Note:        dedup unavailable: DynamoDB GetItem mfawatch-dev-state" in body["Message"]
+
+
+def test_retry_after_publish_failure_sends_once(client: Client, aws: dict[str, Any]) -> None:
+    event = envelope_of(load_event("iam-consolelogin-failure-mfa-yes"))
+    attributes = aws["sns"].get_topic_attributes(TopicArn=aws["topic_arn"])
+    aws["sns"].delete_topic(TopicArn=aws["topic_arn"])
+    with pytest.raises(PublishError):
+        client.lambda_.invoke("on_iam_console_mfa_failure", event)
+    assert attributes["Attributes"]["TopicArn"] == aws["topic_arn"]
+    aws["sns"].create_topic(Name=TOPIC)
+    queue_arn = aws["sqs"].get_queue_attributes(
+        QueueUrl=aws["queue_url"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    aws["sns"].subscribe(TopicArn=aws["topic_arn"], Protocol="sqs", Endpoint=queue_arn)
+    client.lambda_.invoke("on_iam_console_mfa_failure", event)  # Lambda's retry
+    client.lambda_.invoke("on_iam_console_mfa_failure", event)  # a late duplicate
+    assert len(_received(aws)) == 1

@@ -18,6 +18,7 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 MAX_ZIP_BYTES = 1024 * 1024
+SCHEDULED = "send_due_summaries"
 
 
 def _offline_env() -> dict[str, str]:
@@ -61,7 +62,14 @@ def test_template_declares_one_function_and_rule_per_rule_on_python_312_plus(pac
         if res["Type"] == "AWS::Serverless::Function"
     }
     handlers = {res["Properties"]["Handler"] for res in functions.values()}
-    assert handlers == {f"app.{rule.handler_name}" for rule in load_bundle()}
+    assert handlers == {f"app.{rule.handler_name}" for rule in load_bundle()} | {f"app.{SCHEDULED}"}
+    schedules = [
+        event["Properties"]["Schedule"]
+        for res in functions.values()
+        for event in res["Properties"].get("Events", {}).values()
+        if event["Type"] == "Schedule"
+    ]
+    assert schedules == ["rate(1 minute)"]
     for res in functions.values():
         runtime = res["Properties"]["Runtime"]
         assert runtime.startswith("python3.")
@@ -101,4 +109,4 @@ def test_unzipped_package_imports_with_every_handler(package: Path, tmp_path: Pa
     )
     assert result.returncode == 0, result.stderr
     handlers = json.loads(result.stdout)
-    assert handlers == sorted(rule.handler_name for rule in load_bundle())
+    assert handlers == sorted([rule.handler_name for rule in load_bundle()] + [SCHEDULED])

@@ -99,6 +99,10 @@ def test_near_misses_stay_silent_for_the_mfa_failure_rules(fixture: str) -> None
 
 
 # Which shipped rules each shared sample must trigger (samples not listed trigger none).
+SUCCESS = "sign-in-success"  # context: checked for MFA fatigue, silent otherwise
+STEPS = "identity-center-sign-in-steps"  # context: records who a workflow belongs to
+WITHOUT_MFA = "iam-console-success-without-mfa"
+ROOT_WITHOUT_MFA = "root-console-success-without-mfa"
 SHARED_MATCHES = {
     "iam-consolelogin-failure-mfa-yes.awsdoc.json": {"iam-console-mfa-failure"},
     "iam-consolelogin-failure-mfa-yes.panther.json": {"iam-console-mfa-failure"},
@@ -109,14 +113,42 @@ SHARED_MATCHES = {
     "root-consolelogin-failure.panther-synthetic.json": {"root-console-failure"},
     "root-consolelogin-failure.spanish-lab.json": {"root-console-failure"},
     "eventbridge-signin-root-consolelogin-failure.unittest.json": {"root-console-failure"},
-    "root-consolelogin-success-mfa-no.awsdoc.json": {"root-console-success-without-mfa"},
-    "eventbridge-signin-root-consolelogin-success.aws-sample.json": {
-        "root-console-success-without-mfa"
-    },
+    "root-consolelogin-success-mfa-no.awsdoc.json": {ROOT_WITHOUT_MFA, SUCCESS},
+    "root-consolelogin-success-mfa-yes.awsdoc.json": {SUCCESS},
+    "eventbridge-signin-root-consolelogin-success.aws-sample.json": {ROOT_WITHOUT_MFA, SUCCESS},
     "iam-deactivatemfadevice.elastic.json": {"mfa-device-removed"},
-    "iam-consolelogin-success-mfa-no.awsdoc.json": {"iam-console-success-without-mfa"},
-    "iam-consolelogin-success-mfa-no.stratus.json": {"iam-console-success-without-mfa"},
-    "iam-consolelogin-success-mfa-no.stratus-challenge.json": {"iam-console-success-without-mfa"},
+    "iam-consolelogin-success-mfa-no.awsdoc.json": {WITHOUT_MFA, SUCCESS},
+    "iam-consolelogin-success-mfa-no.stratus.json": {WITHOUT_MFA, SUCCESS},
+    "iam-consolelogin-success-mfa-no.stratus-challenge.json": {WITHOUT_MFA, SUCCESS},
+    "iam-consolelogin-success-mfa-yes-u2f.awsdoc.json": {SUCCESS},
+    "iam-consolelogin-success-mfa-yes.korean-blog.json": {SUCCESS},
+    **{
+        f"idc-{name}.awsdoc.json": {SUCCESS}
+        for name in [
+            "new-userauthentication-external-idp",
+            "new-userauthentication-password-totp",
+            "old-userauthentication-external-idp",
+            "old-userauthentication-mfa-enrollment",
+            "old-userauthentication-password-totp",
+            "old-userauthentication-password",
+        ]
+    },
+    **{
+        f"idc-{name}.awsdoc.json": {STEPS}
+        for name in [
+            "new-credentialchallenge-password-failedflow",
+            "new-credentialchallenge-password",
+            "new-credentialchallenge-totp",
+            "new-credentialverification-password-success",
+            "new-credentialverification-totp-success",
+            "old-credentialchallenge-password-failedflow",
+            "old-credentialchallenge-password",
+            "old-credentialchallenge-totp",
+            "old-credentialverification-password-success-totpflow",
+            "old-credentialverification-password-success",
+            "old-credentialverification-totp-success",
+        ]
+    },
 }
 
 

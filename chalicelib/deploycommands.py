@@ -1,0 +1,138 @@
+"""``python -m chalicelib.cli deploy-template ...``: write the generated deploy templates.
+
+Thin click commands over :mod:`chalicelib.deploy`. The lead registers :data:`COMMANDS` on the
+main group in ``chalicelib/cli.py``. The handlers come from the Chalice app itself (``app.py``),
+so a template covers exactly the functions ``chalice deploy``/``chalice package`` create.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .deploy import (
+    RESOURCES_TEMPLATE,
+    StageConfig,
+    invoke_config_template,
+    load_resources_template,
+    merge_template,
+)
+from .errors import MfawatchError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_PATH = REPO_ROOT / ".chalice" / "config.json"
+
+
+def app_handler_names() -> list[str]:
+    """The Lambda handlers the Chalice app in ``app.py`` registers (one function each).
+
+    Event sources (``on_cw_event``, ``schedule``, ...) and pure ``lambda_function`` handlers.
+    A REST or WebSocket API would add functions this deployment does not configure, so it is an
+    error rather than a silent gap.
+    """
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    import app as app_module  # the deployed wiring; imports boto3 but calls nothing
+
+    chalice_app = app_module.app
+    if getattr(chalice_app, "routes", None) or getattr(chalice_app, "websocket_handlers", None):
+        raise click.ClickException("app.py defines an API; deploy templates cover events only")
+    names = [source.name for source in chalice_app.event_sources]
+    names += [function.name for function in chalice_app.pure_lambda_functions]
+    return sorted(names)
+
+
+def _stage_config(stage: str, config_path: Path) -> StageConfig:
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        return StageConfig.from_config(config, stage)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise click.ClickException(f"{config_path}: {exc}") from exc
+    except MfawatchError as exc:
+        raise click.ClickException(f"{config_path}: {exc}") from exc
+
+
+def _write(template: dict[str, Any], output: str) -> None:
+    text = json.dumps(template, indent=2) + "\n"
+    if output == "-":
+        click.echo(text, nl=False)
+        return
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {target}", err=True)
+
+
+def _generate(build: Callable[[], dict[str, Any]], output: str) -> None:
+    try:
+        template = build()
+    except MfawatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _write(template, output)
+
+
+_stage_option = click.option("--stage", required=True, help="Stage name in .chalice/config.json.")
+_output_option = click.option(
+    "--output",
+    "-o",
+    default="-",
+    show_default=True,
+    help="File to write (JSON; parent folders are created); '-' prints to stdout.",
+)
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=CONFIG_PATH,
+    show_default=True,
+    help="The Chalice config to read.",
+)
+
+
+@click.group("deploy-template")
+def deploy_template() -> None:
+    """Generate the CloudFormation templates of docs/deploy.md for a stage."""
+
+
+@deploy_template.command("invoke-config")
+@_stage_option
+@_output_option
+@_config_option
+def invoke_config(stage: str, output: str, config_path: Path) -> None:
+    """Route (a): EventInvokeConfig (retries, event age, on-failure queue) per function."""
+    stage_config = _stage_config(stage, config_path)
+    _generate(
+        lambda: invoke_config_template(stage_config.app_name, stage, app_handler_names()), output
+    )
+
+
+@deploy_template.command("merge")
+@_stage_option
+@_output_option
+@_config_option
+@click.option(
+    "--resources",
+    "resources_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=RESOURCES_TEMPLATE,
+    show_default=True,
+    help="The resources template whose resources the merge adds.",
+)
+def merge(stage: str, output: str, config_path: Path, resources_path: Path) -> None:
+    """Route (b): the template for `chalice package --merge-template` (one stack)."""
+    stage_config = _stage_config(stage, config_path)
+    _generate(
+        lambda: merge_template(
+            stage_config, app_handler_names(), load_resources_template(resources_path)
+        ),
+        output,
+    )
+
+
+COMMANDS: list[click.Command] = [deploy_template]
+"""What ``chalicelib/cli.py`` adds to its main group: ``main.add_command(command)`` each."""

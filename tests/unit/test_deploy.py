@@ -1,0 +1,473 @@
+"""Deploy templates: names, logical ids, invoke configs, the merge template, IAM statements."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chalice.utils import to_cfn_resource_name
+from click.testing import CliRunner
+
+from chalicelib.deploy import (
+    MAX_EVENT_AGE_SECONDS,
+    MAX_RETRY_ATTEMPTS,
+    StageConfig,
+    StageNames,
+    bind_parameter,
+    cfn_logical_id,
+    environment_overrides,
+    iam_statements,
+    invoke_config_template,
+    load_cfn_yaml,
+    load_resources_template,
+    merge_template,
+    reference_created_resources,
+    role_logical_id,
+    stage_policy_statements,
+)
+from chalicelib.deploycommands import COMMANDS, app_handler_names, deploy_template
+from chalicelib.errors import ConfigError
+from chalicelib.rules import RuleSet
+from tests.conftest import ROOT
+
+DEV = StageNames("mfawatch", "dev")
+TOPIC = "arn:aws:sns:us-east-1:111122223333:mfawatch-dev-alerts"
+PAGER = "arn:aws:sns:eu-west-1:444455556666:mfawatch-dev-pager"
+HANDLERS = ["on_root_console_failure", "on_iam_console_mfa_failure", "send_due_summaries"]
+
+
+def _config(**stage: Any) -> dict[str, Any]:
+    return {
+        "version": "2.0",
+        "app_name": "mfawatch",
+        "autogen_policy": False,
+        "environment_variables": {"LOG_LEVEL": "INFO"},
+        "stages": {"dev": {"environment_variables": {"MFAWATCH_TOPIC_ARN": TOPIC}, **stage}},
+    }
+
+
+# --- names and logical ids -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "on_iam_console_mfa_failure",
+        "send_due_summaries",
+        "on_x_role",
+        "default-role",
+        "a__b--c",
+        "already_CamelCase_x9",
+    ],
+)
+def test_logical_ids_are_the_ones_chalice_generates(name: str) -> None:
+    assert cfn_logical_id(name) == to_cfn_resource_name(name)
+
+
+def test_every_rule_handler_gets_chalices_logical_id(rules: RuleSet) -> None:
+    for rule in rules:
+        assert cfn_logical_id(rule.handler_name) == to_cfn_resource_name(rule.handler_name)
+
+
+def test_role_is_per_function_without_autogen_and_shared_with_it() -> None:
+    assert role_logical_id("on_root_console_failure", False) == "OnRootConsoleFailureRole"
+    assert role_logical_id("on_root_console_failure", True) == "DefaultRole"
+
+
+def test_function_names_follow_chalice_and_reject_names_lambda_would_refuse() -> None:
+    assert DEV.function("send_due_summaries") == "mfawatch-dev-send_due_summaries"
+    with pytest.raises(ConfigError, match="limit is 64"):
+        StageNames("mfawatch", "a-very-long-stage-name-x").function(
+            "on_root_console_success_without_mfa"
+        )
+
+
+def test_fixed_resource_names_per_stage() -> None:
+    names = StageNames("mfawatch", "prod-euw1")
+    assert names.table == "mfawatch-prod-euw1-state"
+    assert names.alerts_topic == "mfawatch-prod-euw1-alerts"
+    assert names.pager_topic == "mfawatch-prod-euw1-pager"
+    assert names.failed_events_queue == "mfawatch-prod-euw1-failed-events"
+    assert names.key_alias == "alias/mfawatch-prod-euw1"
+
+
+# --- route (a): invoke configs ---------------------------------------------------------------
+
+
+def test_invoke_config_has_one_config_per_function_with_retries_age_and_queue() -> None:
+    template = invoke_config_template("mfawatch", "dev", HANDLERS)
+    configs = template["Resources"]
+    assert set(configs) == {
+        "OnRootConsoleFailureInvokeConfig",
+        "OnIamConsoleMfaFailureInvokeConfig",
+        "SendDueSummariesInvokeConfig",
+    }
+    by_function = {c["Properties"]["FunctionName"]: c for c in configs.values()}
+    assert set(by_function) == {f"mfawatch-dev-{h}" for h in HANDLERS}
+    for config in configs.values():
+        assert config["Type"] == "AWS::Lambda::EventInvokeConfig"
+        props = config["Properties"]
+        assert props["Qualifier"] == "$LATEST"
+        assert props["MaximumRetryAttempts"] == MAX_RETRY_ATTEMPTS == 2
+        assert 60 <= props["MaximumEventAgeInSeconds"] == MAX_EVENT_AGE_SECONDS <= 21600
+        assert props["DestinationConfig"] == {
+            "OnFailure": {"Destination": {"Fn::ImportValue": "mfawatch-dev-FailedEventsQueueArn"}}
+        }
+
+
+def test_invoke_config_import_matches_an_export_of_the_resources_stack() -> None:
+    outputs = load_resources_template()["Outputs"]
+    export = outputs["FailedEventsQueueArn"]["Export"]["Name"]
+    assert bind_parameter(export, "Stage", "dev") == DEV.export("FailedEventsQueueArn")
+
+
+def test_invoke_config_without_handlers_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="no Lambda handlers"):
+        invoke_config_template("mfawatch", "dev", [])
+
+
+def test_handlers_whose_logical_ids_collide_are_an_error() -> None:
+    with pytest.raises(ConfigError, match="share id"):
+        invoke_config_template("mfawatch", "dev", ["on_a_b", "on_a__b"])
+
+
+# --- environment rewriting -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (TOPIC, {"Ref": "AlertsTopic"}),
+        (PAGER, {"Ref": "PagerTopic"}),
+        ("mfawatch-dev-state", {"Ref": "StateTable"}),
+        (
+            "arn:aws:dynamodb:us-east-1:111122223333:table/mfawatch-dev-state",
+            {"Fn::GetAtt": ["StateTable", "Arn"]},
+        ),
+        (
+            "arn:aws:sqs:us-east-1:111122223333:mfawatch-dev-failed-events",
+            {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]},
+        ),
+        (
+            "https://sqs.us-east-1.amazonaws.com/111122223333/mfawatch-dev-failed-events",
+            {"Ref": "FailedEventsQueue"},
+        ),
+        ("alias/mfawatch-dev", {"Ref": "KeyAlias"}),
+        ("mfawatch-dev-alerts", {"Fn::GetAtt": ["AlertsTopic", "TopicName"]}),
+    ],
+)
+def test_a_value_naming_one_stage_resource_becomes_a_reference(value: str, expected: Any) -> None:
+    assert reference_created_resources(value, DEV) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "mfawatch-dev-alerts-old",
+        "arn:aws:sns:us-east-1:111122223333:mfawatch-prod-alerts",
+        "mfawatch-devx-state",
+        '{"111122223333": "security-tooling"}',
+        "",
+    ],
+)
+def test_values_naming_no_stage_resource_are_left_alone(value: str) -> None:
+    assert reference_created_resources(value, DEV) == value
+
+
+def test_a_routing_map_of_topic_arns_becomes_a_sub_with_literal_dollars_escaped() -> None:
+    value = json.dumps({"alerts": TOPIC, "pager": PAGER, "note": "${not-a-var}"})
+    rewritten = reference_created_resources(value, DEV)
+    assert rewritten == {
+        "Fn::Sub": json.dumps(
+            {"alerts": "${AlertsTopic}", "pager": "${PagerTopic}", "note": "${!not-a-var}"}
+        )
+    }
+
+
+def test_environment_overrides_only_the_variables_that_name_stage_resources() -> None:
+    env = {"MFAWATCH_TOPIC_ARN": TOPIC, "MFAWATCH_ACCOUNT_NAMES": "{}", "T": "mfawatch-dev-state"}
+    assert environment_overrides(env, DEV) == {
+        "MFAWATCH_TOPIC_ARN": {"Ref": "AlertsTopic"},
+        "T": {"Ref": "StateTable"},
+    }
+
+
+def test_environment_merges_global_stage_and_function_levels_like_chalice() -> None:
+    config = _config(
+        lambda_functions={"send_due_summaries": {"environment_variables": {"LOG_LEVEL": "DEBUG"}}}
+    )
+    stage = StageConfig.from_config(config, "dev")
+    assert stage.environment("on_root_console_failure") == {
+        "LOG_LEVEL": "INFO",
+        "MFAWATCH_TOPIC_ARN": TOPIC,
+    }
+    assert stage.environment("send_due_summaries")["LOG_LEVEL"] == "DEBUG"
+
+
+def test_stage_config_names_missing_stages() -> None:
+    with pytest.raises(ConfigError, match="no stage 'qa'; have dev"):
+        StageConfig.from_config(_config(), "qa")
+
+
+# --- route (b): the merge template -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def resources() -> dict[str, Any]:
+    return load_resources_template()
+
+
+def _merge(config: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
+    return merge_template(StageConfig.from_config(config, "dev"), HANDLERS, resources)
+
+
+def test_merge_adds_the_stage_resources_with_the_stage_bound(resources: dict[str, Any]) -> None:
+    merged = _merge(_config(), resources)["Resources"]
+    assert merged["StateTable"]["Properties"]["TableName"] == "mfawatch-dev-state"
+    assert merged["AlertsTopic"]["Properties"]["TopicName"] == "mfawatch-dev-alerts"
+    assert merged["KeyAlias"]["Properties"]["AliasName"] == "alias/mfawatch-dev"
+    text = json.dumps(merged)
+    assert '{"Ref": "Stage"}' not in text
+    assert "${Stage}" not in text
+
+
+def test_merge_gives_every_function_a_name_an_invoke_config_and_its_environment(
+    resources: dict[str, Any],
+) -> None:
+    config = _config()
+    config["stages"]["dev"]["environment_variables"]["MFAWATCH_TABLE"] = "mfawatch-dev-state"
+    merged = _merge(config, resources)["Resources"]
+    for handler in HANDLERS:
+        logical = to_cfn_resource_name(handler)
+        props = merged[logical]["Properties"]
+        assert "Type" not in merged[logical]  # merged into Chalice's function, not a new one
+        assert props["FunctionName"] == f"mfawatch-dev-{handler}"
+        assert props["Environment"]["Variables"] == {
+            "MFAWATCH_TOPIC_ARN": {"Ref": "AlertsTopic"},
+            "MFAWATCH_TABLE": {"Ref": "StateTable"},
+        }
+        invoke = merged[f"{logical}InvokeConfig"]["Properties"]
+        assert invoke["FunctionName"] == {"Ref": logical}
+        assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {
+            "Fn::GetAtt": ["FailedEventsQueue", "Arn"]
+        }
+
+
+def _role_statements(merged: dict[str, Any], role: str) -> dict[str, dict[str, Any]]:
+    policies = merged["Resources"][role]["Properties"]["Policies"]
+    assert len(policies) == 1
+    return {s["Sid"]: s for s in policies[0]["PolicyDocument"]["Statement"]}
+
+
+def test_merge_replaces_each_role_policy_with_least_privilege_on_created_resources(
+    resources: dict[str, Any],
+) -> None:
+    merged = _merge(_config(), resources)
+    statements = _role_statements(merged, "SendDueSummariesRole")
+    assert statements["PublishAlerts"]["Action"] == ["sns:Publish"]
+    assert statements["PublishAlerts"]["Resource"] == [
+        {"Ref": "AlertsTopic"},
+        {"Ref": "PagerTopic"},
+    ]
+    assert statements["UseStateTable"]["Action"] == [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+    ]
+    assert statements["UseStateTable"]["Resource"] == [
+        {"Fn::GetAtt": ["StateTable", "Arn"]},
+        {"Fn::Sub": "${StateTable.Arn}/index/due"},
+    ]
+    assert statements["RecordFailedInvocations"]["Action"] == ["sqs:SendMessage"]
+    assert statements["UseStageKey"]["Action"] == ["kms:GenerateDataKey", "kms:Decrypt"]
+    assert statements["UseStageKey"]["Resource"] == [{"Fn::GetAtt": ["Key", "Arn"]}]
+    logs = [r["Fn::Sub"] for r in statements["WriteOwnLogs"]["Resource"]]
+    assert logs == [
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+        "/aws/lambda/mfawatch-dev-send_due_summaries",
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+        "/aws/lambda/mfawatch-dev-send_due_summaries:log-stream:*",
+    ]
+
+
+def test_merge_with_autogen_policy_replaces_the_shared_role_with_every_log_group(
+    resources: dict[str, Any],
+) -> None:
+    config = _config()
+    config["autogen_policy"] = True
+    merged = _merge(config, resources)
+    assert not any(key.endswith("Role") and key != "DefaultRole" for key in merged["Resources"])
+    logs = _role_statements(merged, "DefaultRole")["WriteOwnLogs"]["Resource"]
+    assert len(logs) == 2 * len(HANDLERS)
+
+
+def test_merge_refuses_functions_without_a_chalice_managed_role(
+    resources: dict[str, Any],
+) -> None:
+    with pytest.raises(ConfigError, match="manage_iam_role is false"):
+        _merge(_config(manage_iam_role=False, iam_role_arn="arn:aws:iam::1:role/x"), resources)
+
+
+def test_merge_refuses_resources_with_parameters_it_cannot_bind(
+    resources: dict[str, Any],
+) -> None:
+    extra = dict(resources, Parameters={"Stage": {}, "Other": {}})
+    with pytest.raises(ConfigError, match="Other"):
+        _merge(_config(), extra)
+
+
+def test_bind_parameter_replaces_refs_and_sub_variables_only() -> None:
+    node = {
+        "A": {"Ref": "Stage"},
+        "B": {"Fn::Sub": "x-${Stage}"},
+        "C": {"Fn::Sub": "arn:${AWS::Partition}:${Stage}"},
+        "D": [{"Ref": "Other"}],
+    }
+    assert bind_parameter(node, "Stage", "dev") == {
+        "A": "dev",
+        "B": "x-dev",
+        "C": {"Fn::Sub": "arn:${AWS::Partition}:dev"},
+        "D": [{"Ref": "Other"}],
+    }
+
+
+# --- resources.yaml --------------------------------------------------------------------------
+
+
+def test_resources_template_declares_what_the_app_relies_on(resources: dict[str, Any]) -> None:
+    res = resources["Resources"]
+    table = res["StateTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "due_pk", "AttributeType": "S"},
+        {"AttributeName": "due_at", "AttributeType": "N"},
+    ]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "due"
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["due_pk", "due_at"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"]["KMSMasterKeyId"] == {"Fn::GetAtt": ["Key", "Arn"]}
+    for topic in ("AlertsTopic", "PagerTopic"):
+        assert res[topic]["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": ["Key", "Arn"]}
+    queue = res["FailedEventsQueue"]["Properties"]
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert queue["SqsManagedSseEnabled"] is True
+    assert res["Key"]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_key_policy_lets_the_account_administer_and_iam_grant_use(
+    resources: dict[str, Any],
+) -> None:
+    statements = [s for _, kind, s in iam_statements(resources) if kind == "AWS::KMS::Key"]
+    assert len(statements) == 1
+    (root,) = statements
+    assert root["Principal"] == {
+        "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+    }
+    assert {
+        "kms:PutKeyPolicy",
+        "kms:ScheduleKeyDeletion",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    } <= set(root["Action"])
+    assert not any("*" in action for action in root["Action"])
+
+
+def test_load_cfn_yaml_turns_short_tags_into_json_intrinsics() -> None:
+    template = load_cfn_yaml(
+        "Resources:\n  A:\n    Type: X\n    Properties:\n"
+        "      R: !Ref B\n      G: !GetAtt B.Arn\n      S: !Sub 'a-${B}'\n"
+        "      J: !Join ['', [a, !Ref B]]\n"
+    )
+    assert template["Resources"]["A"]["Properties"] == {
+        "R": {"Ref": "B"},
+        "G": {"Fn::GetAtt": ["B", "Arn"]},
+        "S": {"Fn::Sub": "a-${B}"},
+        "J": {"Fn::Join": ["", ["a", {"Ref": "B"}]]},
+    }
+
+
+def test_load_cfn_yaml_rejects_what_is_not_a_template() -> None:
+    with pytest.raises(ConfigError, match="no Resources"):
+        load_cfn_yaml("just: text\n", "x.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_cfn_yaml("a: [\n", "x.yaml")
+
+
+# --- literal statements for the chalice deploy route -----------------------------------------
+
+
+def test_stage_policy_statements_name_only_the_stage_resources() -> None:
+    statements = {
+        s["Sid"]: s
+        for s in stage_policy_statements("aws", "eu-west-1", "111122223333", "mfawatch", "dev")
+    }
+    assert statements["PublishAlerts"]["Resource"] == [
+        "arn:aws:sns:eu-west-1:111122223333:mfawatch-dev-alerts",
+        "arn:aws:sns:eu-west-1:111122223333:mfawatch-dev-pager",
+    ]
+    assert statements["UseStateTable"]["Resource"] == [
+        "arn:aws:dynamodb:eu-west-1:111122223333:table/mfawatch-dev-state",
+        "arn:aws:dynamodb:eu-west-1:111122223333:table/mfawatch-dev-state/index/due",
+    ]
+    assert statements["RecordFailedInvocations"]["Resource"] == [
+        "arn:aws:sqs:eu-west-1:111122223333:mfawatch-dev-failed-events"
+    ]
+    key = statements["UseStageKey"]
+    assert key["Resource"] == ["arn:aws:kms:eu-west-1:111122223333:key/*"]
+    assert key["Condition"] == {
+        "ForAnyValue:StringEquals": {"kms:ResourceAliases": ["alias/mfawatch-dev"]}
+    }
+    for statement in statements.values():
+        assert not any("*" in action for action in statement["Action"])
+        assert "*" not in statement["Resource"]
+
+
+# --- commands and architecture ---------------------------------------------------------------
+
+
+def test_commands_export_the_deploy_template_group() -> None:
+    assert [command.name for command in COMMANDS] == ["deploy-template"]
+
+
+def test_app_handlers_include_every_rule_handler(rules: RuleSet) -> None:
+    assert {rule.handler_name for rule in rules} <= set(app_handler_names())
+
+
+def test_invoke_config_command_prints_a_config_per_app_handler() -> None:
+    result = CliRunner().invoke(deploy_template, ["invoke-config", "--stage", "dev"])
+    assert result.exit_code == 0, result.output
+    template = json.loads(result.stdout)
+    functions = {c["Properties"]["FunctionName"] for c in template["Resources"].values()}
+    assert functions == {f"mfawatch-dev-{handler}" for handler in app_handler_names()}
+
+
+def test_merge_command_writes_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "merge.json"
+    result = CliRunner().invoke(deploy_template, ["merge", "--stage", "dev", "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    merged = json.loads(target.read_text())
+    assert "StateTable" in merged["Resources"]
+
+
+def test_commands_name_an_unknown_stage() -> None:
+    result = CliRunner().invoke(deploy_template, ["merge", "--stage", "nope"])
+    assert result.exit_code != 0
+    assert "no stage 'nope'" in result.output
+
+
+def test_deploy_module_is_pure() -> None:
+    tree = ast.parse((ROOT / "chalicelib" / "deploy.py").read_text())
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported.add(node.module.split(".")[0])
+    assert not imported & {"boto3", "botocore", "chalice", "click"}
