@@ -25,8 +25,12 @@ Two things keep it fast, both provably safe:
   ``eventSource``/``eventName``/... holds none of the exact strings every alternative of every
   rule requires cannot match any rule, so it is counted but never wrapped, timed or matched;
   a rule without such a required literal turns the prefilter off;
-* files are decompressed and parsed (orjson when installed) in a pool of worker processes,
-  while the merge, the rules and the service run in order in this process.
+* a ``{"Records": [...]}`` file is split into its records' raw JSON text by msgspec's C parser
+  (which validates the document but builds no objects), and only the few fields the prefilter
+  reads are decoded; only candidates are decoded in full (orjson). Without msgspec/orjson, or
+  for any other input shape, the general reader path decodes everything;
+* files are decompressed and parsed in a pool of worker processes, while the merge, the rules
+  and the service run in order in this process.
 
 Time filters: ``--since`` (inclusive) and ``--until`` (exclusive) apply to event time; whole date
 folders and files whose delivery stamp is more than ``lateness`` outside the range are skipped
@@ -37,7 +41,9 @@ without being read. Pure core: no AWS SDK here (S3 listing and reading is
 from __future__ import annotations
 
 import gc
+import gzip
 import heapq
+import json
 import os
 import re
 from collections import deque
@@ -53,6 +59,15 @@ from .readers import READABLE_SUFFIXES, ReadStats, documents_in, items_of
 from .records import as_envelope, is_cloudtrail_record, is_envelope, parse_event
 from .replay import TimedEvent
 from .rules import Rule
+
+try:  # optional speed-ups (requirements-dev.txt); without them the general path is used
+    import msgspec as _msgspec
+except ImportError:  # pragma: no cover
+    _msgspec = None  # type: ignore[assignment]
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover
+    _fast_loads = None  # type: ignore[assignment]
 
 DEFAULT_LATENESS = timedelta(minutes=60)
 
@@ -283,46 +298,121 @@ def _scan(
 ) -> FileScan:
     stats = ReadStats()
     scan = FileScan(name=name, rank=rank)
-    index = 0
-    may_match = prefilter.may_match
-    for origin, document in documents_in(raw, name, stats, gzipped=name.endswith(".gz")):
-        items = items_of(document)
-        several = len(items) > 1
-        for position, item in enumerate(items):
-            index += 1
-            if type(item) is dict and "eventName" in item and "eventSource" in item:
-                # The shape of nearly every CloudTrail record: skip the general checks.
-                if not may_match(item):
-                    stats.records += 1
-                    continue
-            elif not (
-                isinstance(item, Mapping) and (is_cloudtrail_record(item) or is_envelope(item))
-            ):
+    gzipped = name.endswith(".gz")
+    split = _split_records(raw, gzipped, prefilter) if prefilter.enabled else None
+    if split is not None:
+        _scan_split(name, split, prefilter, time_range, stats, scan)
+    else:
+        index = 0
+        for origin, document in documents_in(raw, name, stats, gzipped=gzipped):
+            items = items_of(document)
+            several = len(items) > 1
+            for position, item in enumerate(items):
+                index += 1
                 where = f"{origin}[{position}]" if several else origin
-                stats.problem(
-                    f"{where}: not a CloudTrail record or EventBridge envelope", file_level=False
-                )
-                continue
-            elif not may_match(item):
-                stats.records += 1
-                continue
-            stats.records += 1
-            # The path replay.timed takes: the same envelope, time and error messages.
-            where = f"{origin}[{position}]" if several else origin
-            try:
-                envelope = as_envelope(item)
-                moment = parse_event(envelope).event_time
-            except EventParseError as exc:
-                stats.problem(f"{where}: {exc}", file_level=False)
-                continue
-            if time_range.contains(moment):
-                scan.candidates.append((moment, index, where, envelope))
-        del items, document
+                _take(item, index, where, prefilter, time_range, stats, scan)
+            del items, document
     scan.records = stats.records
     scan.unreadable = stats.unreadable_files
     scan.malformed = stats.malformed_records
     scan.problems = stats.problems
     return scan
+
+
+def _take(
+    item: Any,
+    index: int,
+    where: str,
+    prefilter: Prefilter,
+    time_range: TimeRange,
+    stats: ReadStats,
+    scan: FileScan,
+) -> None:
+    """Count one decoded item; keep it as a candidate when a rule may match it."""
+    if not (isinstance(item, Mapping) and (is_cloudtrail_record(item) or is_envelope(item))):
+        stats.problem(f"{where}: not a CloudTrail record or EventBridge envelope", file_level=False)
+        return
+    stats.records += 1
+    if not prefilter.may_match(item):
+        return
+    # The path replay.timed takes: the same envelope, time and error messages.
+    try:
+        envelope = as_envelope(item)
+        moment = parse_event(envelope).event_time
+    except EventParseError as exc:
+        stats.problem(f"{where}: {exc}", file_level=False)
+        return
+    if time_range.contains(moment):
+        scan.candidates.append((moment, index, where, envelope))
+
+
+# The fast path for {"Records": [...]} files (msgspec, a development dependency). One pass
+# splits the array into each record's raw JSON text, another decodes only the few fields the
+# prefilter and the record-shape check read; both are msgspec's C parser, which validates
+# the whole document and skips the rest without building objects. Only records a rule may
+# match are decoded in full. Anything unusual (no or several "Records" keys, an item that is
+# not an object, an envelope, invalid JSON) takes the general path, so the outcome is the same.
+_SHAPE_FIELDS = ("eventName", "eventSource", "eventTime", "detail", "source")
+_slim_decoders: dict[tuple[str, ...], Any] = {}
+
+
+def _split_records(raw: bytes, gzipped: bool, prefilter: Prefilter) -> list[tuple[Any, Any]] | None:
+    if _msgspec is None:
+        return None
+    try:
+        data = gzip.decompress(raw) if gzipped or raw[:2] == b"\x1f\x8b" else raw
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return None
+    if data.count(b'"Records"') != 1:
+        return None
+    keys = tuple(sorted({key for alt in prefilter.alternatives for key, _ in alt}))
+    decoders: Any = _slim_decoders.get(keys)
+    if decoders is None:
+        fields = [(key, Any, _msgspec.UNSET) for key in dict.fromkeys(_SHAPE_FIELDS + keys)]
+        slim = _msgspec.defstruct("Slim", fields)
+        files = _msgspec.defstruct("SlimFile", [("Records", list[slim])])  # type: ignore[valid-type]
+        raws = _msgspec.defstruct("RawFile", [("Records", list[_msgspec.Raw])])
+        decoders = (_msgspec.json.Decoder(raws), _msgspec.json.Decoder(files), keys)
+        _slim_decoders[keys] = decoders
+    try:
+        texts = decoders[0].decode(data).Records
+        slims = decoders[1].decode(data).Records
+    except (_msgspec.DecodeError, _msgspec.ValidationError):
+        return None
+    return list(zip(texts, slims, strict=True))
+
+
+def _scan_split(
+    name: str,
+    split: list[tuple[Any, Any]],
+    prefilter: Prefilter,
+    time_range: TimeRange,
+    stats: ReadStats,
+    scan: FileScan,
+) -> None:
+    unset = _msgspec.UNSET if _msgspec is not None else None
+    keys = tuple(sorted({key for alt in prefilter.alternatives for key, _ in alt}))
+    several = len(split) > 1
+    may_match = prefilter.may_match
+    for position, (text, slim) in enumerate(split):
+        index = position + 1
+        if (
+            slim.detail is unset
+            and slim.eventName is not unset
+            and (slim.eventSource is not unset or slim.eventTime is not unset)
+        ):
+            # A bare CloudTrail record: the prefilter reads the same values json would give.
+            fields = {key: getattr(slim, key) for key in keys}
+            if not may_match({key: value for key, value in fields.items() if value is not unset}):
+                stats.records += 1
+                continue
+        where = f"{name}[{position}]" if several else name
+        _take(_loads(text), index, where, prefilter, time_range, stats, scan)
+
+
+def _loads(text: Any) -> Any:
+    data = bytes(text)  # a msgspec.Raw: the record's own JSON text
+    return _fast_loads(data) if _fast_loads is not None else json.loads(data)
 
 
 def _scan_task(

@@ -9,6 +9,17 @@
 | ``MFAWATCH_FATIGUE_SUCCESS`` | ``3/30m`` | a success after K failures within T minutes |
 | ``MFAWATCH_TOPIC_RATE`` | ``20/5m`` | at most N alerts+summaries per M minutes to the topic |
 | ``MFAWATCH_PRINCIPAL_RATE`` | ``5/5m`` | at most N alerts+summaries per M minutes per principal |
+| ``MFAWATCH_OUTPUTS`` | ``alerts`` only | JSON: named outputs (topic, severity, kinds, format) |
+| ``MFAWATCH_ALLOWED_ACCOUNTS`` | (any) | comma-separated account ids expected to send events |
+
+``MFAWATCH_OUTPUTS`` example (every notification to ``alerts``; HIGH and CRITICAL also to
+``pager``; a chat channel through Amazon Q Developer in chat applications)::
+
+    {"alerts": {"topic_arn": "arn:aws:sns:us-east-1:111122223333:mfawatch-prod-alerts"},
+     "pager":  {"topic_arn": "arn:aws:sns:us-east-1:111122223333:mfawatch-prod-pager",
+                "min_severity": "HIGH", "kinds": ["alert", "escalation", "storm"]},
+     "chat":   {"topic_arn": "arn:aws:sns:us-east-1:111122223333:mfawatch-prod-chat",
+                "format": "chat"}}
 
 10 failures in 5 minutes is the threshold Splunk's "AWS Multiple Failed MFA Requests For User"
 detection uses for MFA fatigue.
@@ -31,6 +42,13 @@ ENV_BRUTE_FORCE = "MFAWATCH_BRUTE_FORCE"
 ENV_FATIGUE_SUCCESS = "MFAWATCH_FATIGUE_SUCCESS"
 ENV_TOPIC_RATE = "MFAWATCH_TOPIC_RATE"
 ENV_PRINCIPAL_RATE = "MFAWATCH_PRINCIPAL_RATE"
+ENV_OUTPUTS = "MFAWATCH_OUTPUTS"
+ENV_ALLOWED_ACCOUNTS = "MFAWATCH_ALLOWED_ACCOUNTS"
+
+SEVERITY_ORDER = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+KINDS = ("alert", "summary", "storm", "escalation")
+FORMATS = ("standard", "chat")
+DEFAULT_OUTPUT = "alerts"
 
 _THRESHOLD = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*m?\s*$")
 
@@ -61,6 +79,28 @@ def parse_threshold(name: str, text: str) -> Threshold:
 
 
 @dataclass(frozen=True)
+class Output:
+    """A named destination: an SNS topic and which notifications it gets, in which format.
+
+    ``standard`` publishes with ``MessageStructure=json``: readable text for e-mail, a short SMS
+    and the JSON alert document for sqs/lambda/https/firehose. ``chat`` publishes the custom
+    notification format of Amazon Q Developer in chat applications, which silently drops
+    anything else.
+    """
+
+    name: str
+    topic_arn: str
+    min_severity: str = "LOW"
+    kinds: tuple[str, ...] = KINDS
+    format: str = "standard"
+
+    def wants(self, severity: str, kind: str) -> bool:
+        """Whether a notification of this severity and kind goes to this output."""
+        rank = SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else 0
+        return rank >= SEVERITY_ORDER.index(self.min_severity) and kind in self.kinds
+
+
+@dataclass(frozen=True)
 class Settings:
     """What a stage configures. Defaults suit the offline replay."""
 
@@ -79,9 +119,36 @@ class Settings:
     """How long a claim protects an event being processed; longer than the Lambda timeout."""
     workflow_ttl_seconds: float = 3600.0
     """How long an Identity Center AuthWorkflowID -> user mapping is kept."""
+    outputs: tuple[Output, ...] = ()
+    """Named outputs; empty means one ``alerts`` output on ``topic_arn``."""
+    allowed_accounts: frozenset[str] = frozenset()
+    """Accounts expected to send events; others are flagged in the alert (empty: no check)."""
 
     def account_name(self, account: str) -> str:
         return self.account_names.get(account, "")
+
+    @property
+    def routes(self) -> tuple[Output, ...]:
+        return self.outputs or (Output(DEFAULT_OUTPUT, self.topic_arn),)
+
+    def output(self, name: str) -> Output:
+        for output in self.routes:
+            if output.name == name:
+                return output
+        raise ConfigError(f"{ENV_OUTPUTS}: no output named {name!r}")
+
+    def destinations(self, severity: str, kind: str) -> list[str]:
+        """The outputs a notification goes to, in configuration order."""
+        return [o.name for o in self.routes if o.wants(severity, kind)]
+
+    def account_note(self, account: str) -> str:
+        """A warning for alerts about accounts outside the allow-list (never dropped)."""
+        if self.allowed_accounts and account not in self.allowed_accounts:
+            return (
+                f"account {account} is not in {ENV_ALLOWED_ACCOUNTS}: an account outside the "
+                "Organization (or a new one) is sending sign-in events to this bus"
+            )
+        return ""
 
 
 def _json_map(name: str, raw: str) -> dict[str, str]:
@@ -96,6 +163,40 @@ def _json_map(name: str, raw: str) -> dict[str, str]:
             f'{name} must be a JSON object of strings, e.g. {{"111122223333": "prod"}}'
         )
     return value
+
+
+def parse_outputs(raw: str) -> tuple[Output, ...]:
+    """Parse ``MFAWATCH_OUTPUTS``; errors name the output and the field."""
+    try:
+        document = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{ENV_OUTPUTS} is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict) or not document:
+        raise ConfigError(f"{ENV_OUTPUTS} must be a non-empty JSON object of named outputs")
+    outputs = []
+    for name, spec in document.items():
+        where = f"{ENV_OUTPUTS}.{name}"
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name):
+            raise ConfigError(f"{where}: output names are lower-case words (a-z, 0-9, _ and -)")
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where} must be an object with at least topic_arn")
+        unknown = set(spec) - {"topic_arn", "min_severity", "kinds", "format"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        topic = spec.get("topic_arn", "")
+        if not isinstance(topic, str) or not topic.startswith("arn:") or topic.count(":") < 5:
+            raise ConfigError(f"{where}.topic_arn must be an SNS topic ARN; got {topic!r}")
+        severity = spec.get("min_severity", "LOW")
+        if severity not in SEVERITY_ORDER:
+            raise ConfigError(f"{where}.min_severity must be one of {', '.join(SEVERITY_ORDER)}")
+        kinds = spec.get("kinds", list(KINDS))
+        if not isinstance(kinds, list) or not kinds or set(kinds) - set(KINDS):
+            raise ConfigError(f"{where}.kinds must be a non-empty list of {', '.join(KINDS)}")
+        fmt = spec.get("format", "standard")
+        if fmt not in FORMATS:
+            raise ConfigError(f"{where}.format must be one of {', '.join(FORMATS)}")
+        outputs.append(Output(name, topic, severity, tuple(kinds), fmt))
+    return tuple(outputs)
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -125,4 +226,14 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         fatigue_success=threshold(ENV_FATIGUE_SUCCESS, defaults.fatigue_success),
         topic_rate=threshold(ENV_TOPIC_RATE, defaults.topic_rate),
         principal_rate=threshold(ENV_PRINCIPAL_RATE, defaults.principal_rate),
+        outputs=parse_outputs(env[ENV_OUTPUTS]) if env.get(ENV_OUTPUTS, "").strip() else (),
+        allowed_accounts=_accounts(env.get(ENV_ALLOWED_ACCOUNTS, "")),
     )
+
+
+def _accounts(raw: str) -> frozenset[str]:
+    accounts = frozenset(a.strip() for a in raw.replace(";", ",").split(",") if a.strip())
+    bad = sorted(a for a in accounts if not re.fullmatch(r"\d{12}", a))
+    if bad:
+        raise ConfigError(f"{ENV_ALLOWED_ACCOUNTS}: not 12-digit account ids: {', '.join(bad)}")
+    return accounts

@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .config import ENV_TABLE_NAME, ENV_TOPIC_ARN
+from .config import ENV_OUTPUTS, ENV_TABLE_NAME, ENV_TOPIC_ARN, parse_outputs
 from .deploy import StageNames, stage_policy_statements
 from .errors import ConfigError
 
@@ -46,10 +46,17 @@ def stage_policy(app_name: str, stage: str, stage_config: Mapping[str, Any]) -> 
             f"stage {stage!r}: use the resources stack's names ({ENV_TABLE_NAME}={names.table}, "
             f"topic {names.alerts_topic}); got {table} and {topic_arn}"
         )
-    return {
-        "Version": "2012-10-17",
-        "Statement": stage_policy_statements(partition, region, account, app_name, stage),
-    }
+    statements = stage_policy_statements(partition, region, account, app_name, stage)
+    # Publish exactly to the configured outputs (the alerts topic when none are configured).
+    topics = (
+        sorted({o.topic_arn for o in parse_outputs(env[ENV_OUTPUTS])})
+        if env.get(ENV_OUTPUTS, "").strip()
+        else [topic_arn]
+    )
+    for statement in statements:
+        if statement["Action"] == ["sns:Publish"]:
+            statement["Resource"] = topics
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def policy_json(policy: Mapping[str, Any]) -> str:

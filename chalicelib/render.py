@@ -13,11 +13,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
-from typing import Any
 
 from . import __version__
 from . import constants as c
-from .config import Settings
 from .notifications import Notification
 from .records import cloudtrail_event_url
 
@@ -163,12 +161,3 @@ def message_attributes(notification: Notification) -> dict[str, dict[str, str]]:
         for name, value in values.items()
     }
 
-
-def publish_params(notification: Notification, settings: Settings) -> dict[str, Any]:
-    """The exact SNS Publish parameters for a notification (also what a dry run prints)."""
-    return {
-        "TopicArn": settings.topic_arn,
-        "Subject": render_subject(notification),
-        "Message": render_text(notification, settings.account_name(notification.account)),
-        "MessageAttributes": message_attributes(notification),
-    }

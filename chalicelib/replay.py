@@ -73,7 +73,7 @@ def replay_timed(
     settings: Settings | None = None,
 ) -> ReplayResult:
     """Replay events that are already in event-time order through the production decision path."""
-    publisher = MemoryPublisher()
+    publisher = MemoryPublisher(settings)
     store = MemoryStore()
     service = AlertService(rules, publisher, store, settings or Settings())
     matchers = [(rule, compile_pattern(rule.event_pattern)) for rule in rules]

@@ -69,10 +69,6 @@ from .state import MemoryStore, StateStore, transact
 
 logger = logging.getLogger(__name__)
 
-#: Destination name of the stage topic (issue #5 adds named routes).
-DEFAULT_DESTINATION = "alerts"
-
-
 class Publisher(Protocol):
     """Where notifications go. ``publish`` raises :class:`errors.PublishError` on failure."""
 
@@ -82,15 +78,19 @@ class Publisher(Protocol):
 
 
 class MemoryPublisher:
-    """Collects notifications in order (replay, tests). ``failing`` destinations raise."""
+    """Collects notifications in order (replay, tests), routed like SNS by ``settings``.
 
-    def __init__(self, failing: set[str] | None = None) -> None:
+    ``failing`` names outputs that raise :class:`errors.PublishError` (tests of retries).
+    """
+
+    def __init__(self, settings: Settings | None = None, failing: set[str] | None = None) -> None:
+        self.settings = settings or Settings()
         self.sent: list[Notification] = []
         self.deliveries: list[tuple[str, Notification]] = []
         self.failing: set[str] = failing if failing is not None else set()
 
     def destinations(self, notification: Notification) -> list[str]:
-        return [DEFAULT_DESTINATION]
+        return self.settings.destinations(notification.severity, notification.kind)
 
     def publish(self, notification: Notification, destination: str) -> None:
         if destination in self.failing:
@@ -185,7 +185,7 @@ class AlertService:
                 ),
             )
             if observed is Observed.ALERT:
-                decided.append(alert_for(rule, record))
+                decided.append(alert_for(rule, record, self._notes(record)))
             logger.info(
                 "rule=%s event_id=%s dedup_key=%s decision=%s",
                 rule.id,
@@ -211,15 +211,21 @@ class AlertService:
                 ),
             )
             if counted.escalate:
-                decided.append(
-                    brute_force_for(rule, record, counted.in_window, bf.minutes, counted.event_ids)
+                escalation = brute_force_for(
+                    rule, record, counted.in_window, bf.minutes, counted.event_ids
                 )
+                decided.append(replace(escalation, notes=self._notes(record)))
         elif rule.signal == "success":
             fs = s.fatigue_success
             failures = transact(self.store, escalation_key, now, failures_since(t - fs.seconds, t))
             if len(failures) >= fs.count:
-                decided.append(fatigue_success_for(rule, record, failures, fs.minutes))
+                escalation = fatigue_success_for(rule, record, failures, fs.minutes)
+                decided.append(replace(escalation, notes=self._notes(record)))
         return decided
+
+    def _notes(self, record: SignInRecord) -> tuple[str, ...]:
+        note = self.settings.account_note(record.account)
+        return (note,) if note else ()
 
     # --- Identity Center attribution -----------------------------------------------------------
 
@@ -356,7 +362,8 @@ class AlertService:
         )
         if rule.mode != "alert":
             return []
-        notification = alert_for(rule, record, notes=(f"dedup unavailable: {exc}",))
+        notes = (f"dedup unavailable: {exc}", *self._notes(record))
+        notification = alert_for(rule, record, notes=notes)
         for destination in self._publisher.destinations(notification):
             self._publisher.publish(notification, destination)
         return [notification]

@@ -1,4 +1,4 @@
-"""The SNS edge: publish notifications with an injected boto3 client."""
+"""The SNS edge: publish notifications to the named outputs, with an injected boto3 client."""
 
 from __future__ import annotations
 
@@ -7,39 +7,40 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .channels import publish_params
 from .config import Settings
 from .errors import PublishError
 from .notifications import Notification
-from .render import publish_params
 
 logger = logging.getLogger(__name__)
 
-DESTINATION = "alerts"
-
 
 class SnsPublisher:
-    """Publishes to the stage's topic. Raises :class:`PublishError` so Lambda retries."""
+    """Publishes to each output a notification routes to. Raises :class:`PublishError` so that
+    Lambda retries; the service records which outputs succeeded, so a retry resends only the
+    ones that failed."""
 
     def __init__(self, client: Any, settings: Settings) -> None:
         self._client = client
         self._settings = settings
 
     def destinations(self, notification: Notification) -> list[str]:
-        return [DESTINATION]
+        return self._settings.destinations(notification.severity, notification.kind)
 
     def publish(self, notification: Notification, destination: str) -> None:
-        params = publish_params(notification, self._settings)
+        params = publish_params(notification, self._settings.output(destination), self._settings)
         try:
             response = self._client.publish(**params)
         except (ClientError, BotoCoreError) as exc:
             raise PublishError(
-                f"SNS publish to {params['TopicArn']} failed for rule "
-                f"{notification.rule.id}, events {list(notification.event_ids)[:5]}: {exc}"
+                f"SNS publish to output {destination} ({params['TopicArn']}) failed for rule "
+                f"{notification.rule.id}, notification {notification.id}: {exc}"
             ) from exc
         logger.info(
-            "published %s %s for rule %s as SNS message %s",
+            "published %s %s for rule %s to %s as SNS message %s",
             notification.kind,
             notification.id,
             notification.rule.id,
+            destination,
             response.get("MessageId"),
         )

@@ -36,6 +36,16 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             "Attributes"
         ]["QueueArn"]
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        # The dev stage routes HIGH/CRITICAL alerts, escalations and storms to a pager too.
+        pager_arn = sns.create_topic(Name="mfawatch-dev-pager")["TopicArn"]
+        pager_url = sqs.create_queue(QueueName="pager")["QueueUrl"]
+        pager_queue = sqs.get_queue_attributes(QueueUrl=pager_url, AttributeNames=["QueueArn"])
+        sns.subscribe(
+            TopicArn=pager_arn,
+            Protocol="sqs",
+            Endpoint=pager_queue["Attributes"]["QueueArn"],
+            Attributes={"RawMessageDelivery": "true"},
+        )
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         create_state_table(dynamodb, "mfawatch-dev-state")
         yield {
@@ -44,6 +54,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             "dynamodb": dynamodb,
             "topic_arn": topic_arn,
             "queue_url": queue_url,
+            "pager_url": pager_url,
         }
 
 
@@ -95,11 +106,17 @@ def test_failed_mfa_reaches_the_subscriber_with_text_and_attributes(
     (body,) = _received(aws)
     assert body["TopicArn"] == aws["topic_arn"]
     assert body["Subject"] == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
-    message = body["Message"]
-    assert "Who:         ops-admin (IAMUser)" in message
-    assert "Account:     111122223333 (security-tooling), region us-east-1" in message
-    assert "Event ID:    0b6a3c1e-5a7d-4c43-9f1e-6f4d2a9b8c01" in message
-    assert "What to do:" in message
+    document = json.loads(body["Message"])  # SQS subscribers get the alert document
+    assert document["schema_version"] == "1"
+    assert document["principal"] == {"name": "ops-admin", "type": "IAMUser"}
+    assert document["account"] == {"id": "111122223333", "name": "security-tooling"}
+    assert document["event"]["event_id"] == "0b6a3c1e-5a7d-4c43-9f1e-6f4d2a9b8c01"
+    assert document["event"]["mfa_used"] is True
+    assert document["runbook"][0].startswith("Ask the user")
+    assert document["notes"] == []
+    # HIGH: the pager output gets it too (raw delivery: the body is the document itself).
+    pager = aws["sqs"].receive_message(QueueUrl=aws["pager_url"])["Messages"]
+    assert [json.loads(m["Body"])["id"] for m in pager] == [document["id"]]
     attributes = {k: v["Value"] for k, v in body["MessageAttributes"].items()}
     assert attributes == {
         "rule": "iam-console-mfa-failure",
@@ -119,7 +136,8 @@ def test_identity_center_failure_in_the_new_format(client: Client, aws: dict[str
         "[HIGH] Failed Identity Center MFA (TOTP) for unknown user (workflow 6d1e7c2a) "
         "from 198.51.100.23"
     )
-    assert "Workflow:    6d1e7c2a-9f3b-4e8d-a1c5-2b7f0e9d4a11" in body["Message"]
+    document = json.loads(body["Message"])
+    assert document["event"]["auth_workflow_id"] == "6d1e7c2a-9f3b-4e8d-a1c5-2b7f0e9d4a11"
     assert body["MessageAttributes"]["principal_type"]["Value"] == "IdentityCenterUser"
 
 
@@ -141,7 +159,7 @@ def test_mfa_device_removal(client: Client, aws: dict[str, Any]) -> None:
         body["Subject"]
         == "[HIGH] MFA device ops-admin-phone removed by ops-admin (DeactivateMFADevice)"
     )
-    assert "target user ops-admin" in body["Message"]
+    assert json.loads(body["Message"])["event"]["target_user"] == "ops-admin"
 
 
 def test_publish_failure_raises_so_lambda_retries(client: Client, aws: dict[str, Any]) -> None:
@@ -204,10 +222,12 @@ def test_repeats_are_counted_then_summarized_by_the_scheduled_handler(
     assert summary["Subject"] == (
         "[HIGH] summary: 4 more failed MFA attempts for ops-admin from 203.0.113.7"
     )
-    assert (
+    document = json.loads(summary["Message"])
+    assert document["summary"].startswith(
         "4 more failed MFA attempts for ops-admin from 203.0.113.7 between 09:00:01 and "
-        "09:00:04 UTC" in summary["Message"]
+        "09:00:04 UTC"
     )
+    assert document["count"] == 4 and document["event_ids"] == ["e-1", "e-2", "e-3", "e-4"]
     assert summary["MessageAttributes"]["kind"]["Value"] == "summary"
     client.lambda_.invoke("send_due_summaries", _tick(client))
     assert _received(aws) == []
@@ -219,7 +239,8 @@ def test_state_store_failure_fails_open_with_a_note(client: Client, aws: dict[st
     client.lambda_.invoke("on_iam_console_mfa_failure", event)
     (body,) = _received(aws)
     assert body["Subject"] == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
-    assert "Note:        dedup unavailable: DynamoDB GetItem mfawatch-dev-state" in body["Message"]
+    (note,) = json.loads(body["Message"])["notes"]
+    assert note.startswith("dedup unavailable: DynamoDB GetItem mfawatch-dev-state")
 
 
 def test_retry_after_publish_failure_sends_once(client: Client, aws: dict[str, Any]) -> None:

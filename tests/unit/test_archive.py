@@ -249,3 +249,38 @@ def test_prefilter_never_drops_a_record_a_rule_matches(
     envelope = as_envelope(record)
     if any(compile_pattern(rule.event_pattern).matches(envelope) for rule in rules):
         assert Prefilter.for_rules(rules).may_match(record)
+
+
+def test_fast_split_keeps_every_record_a_rule_matches(tmp_path: Path, rules: RuleSet) -> None:
+    # Records in unusual but valid shapes: escapes, duplicate keys, arrays, missing fields.
+    tricky = [
+        _failure("2026-11-02T09:50:00Z", "plain"),
+        dict(_failure("2026-11-02T09:51:00Z", "array"), eventSource=["signin.amazonaws.com"]),
+        {
+            k: v
+            for k, v in _failure("2026-11-02T09:52:00Z", "no-source").items()
+            if k != "eventSource"
+        },
+        load_event("iam-deactivatemfadevice"),
+        dict(load_event("iam-checkmfa"), eventTime="2026-11-02T09:53:00Z"),
+    ]
+    text = json.dumps({"Records": tricky})
+    text = text.replace(
+        '"eventSource": "signin.amazonaws.com"', '"eventSource": "signin\\u002eamazonaws.com"', 1
+    )
+    text = text.replace(
+        '"eventID": "plain"', '"eventID": "x", "eventName": "ConsoleLogin", "eventID": "plain"'
+    )
+    day = tmp_path / "AWSLogs" / "1" / "CloudTrail" / "us-east-1" / "2026" / "11" / "02"
+    day.mkdir(parents=True)
+    path = day / "1_CloudTrail_us-east-1_20261102T1000Z_t.json.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    stats = ReadStats()
+    expected = [
+        e.origin
+        for e in in_time_order(read_paths([path], stats), stats)
+        if any(compile_pattern(r.event_pattern).matches(e.envelope) for r in rules)
+    ]
+    streamed, streamed_stats = _stream([tmp_path], rules)
+    assert expected and set(expected) <= {e.origin for e in streamed}
+    assert (streamed_stats.records, streamed_stats.malformed_records) == (stats.records, 0)

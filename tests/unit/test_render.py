@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 
-from chalicelib.config import Settings
 from chalicelib.notifications import alert_for
 from chalicelib.records import parse_event
 from chalicelib.render import (
     ascii_line,
     clean_text,
     message_attributes,
-    publish_params,
     render_subject,
     render_text,
 )
@@ -102,13 +100,3 @@ def test_message_attributes_for_filter_policies(rules: RuleSet) -> None:
 def test_empty_attribute_values_become_unknown(rules: RuleSet) -> None:
     attributes = message_attributes(_alert(rules, awsRegion=""))
     assert attributes["region"]["StringValue"] == "unknown"
-
-
-def test_publish_params_are_complete(rules: RuleSet) -> None:
-    settings = Settings(
-        topic_arn="arn:aws:sns:us-east-1:111122223333:t", account_names={"111122223333": "prod"}
-    )
-    params = publish_params(_alert(rules), settings)
-    assert set(params) == {"TopicArn", "Subject", "Message", "MessageAttributes"}
-    assert params["TopicArn"] == "arn:aws:sns:us-east-1:111122223333:t"
-    assert "(prod)" in params["Message"]
