@@ -14,6 +14,7 @@ import boto3
 from chalice.app import Chalice, CloudWatchEvent, Rate
 
 from chalicelib.config import settings_from_env
+from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.dynamo import DynamoStateStore
 from chalicelib.records import now_utc
 from chalicelib.rules import Rule, load_bundle
@@ -55,6 +56,18 @@ for _rule in RULES:
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="send_due_summaries")
-def send_due_summaries(event: object) -> None:
+def send_due_summaries(event: CloudWatchEvent) -> None:
     """Every minute: summaries of closed incident windows, storm digests, failed redeliveries."""
     service().tick(now_utc())
+
+
+@app.on_cw_event(dict(HEARTBEAT_PATTERN), name="on_heartbeat")
+def on_heartbeat(event: CloudWatchEvent) -> None:
+    """A member account x Region's scheduled heartbeat reached the central bus."""
+    service().heartbeat(event.to_dict(), now_utc())
+
+
+@app.schedule(Rate(15, unit=Rate.MINUTES), name="heartbeat")
+def heartbeat(event: CloudWatchEvent) -> None:
+    """The central account's own heartbeat (its events reach this bus without forwarding)."""
+    service().heartbeat(event.to_dict(), now_utc())

@@ -46,7 +46,7 @@ ENV_OUTPUTS = "MFAWATCH_OUTPUTS"
 ENV_ALLOWED_ACCOUNTS = "MFAWATCH_ALLOWED_ACCOUNTS"
 
 SEVERITY_ORDER = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
-KINDS = ("alert", "summary", "storm", "escalation")
+KINDS = ("alert", "summary", "storm", "escalation", "heartbeat")
 FORMATS = ("standard", "chat")
 DEFAULT_OUTPUT = "alerts"
 

@@ -59,3 +59,18 @@ HIDDEN_USER_NAME: Final = "HIDDEN_DUE_TO_SECURITY_REASONS"
 # include line breaks or control characters; and must be less than 100 characters long."
 SNS_SUBJECT_MAX: Final = 100
 SNS_MESSAGE_MAX_BYTES: Final = 262_144
+
+# The heartbeat: every member account and Region runs a scheduled EventBridge rule named
+# HEARTBEAT_RULE_NAME whose target is the central bus (the same path sign-in events take; AWS
+# rejects aws.* sources in PutEvents, so a scheduled rule is how a real event crosses). The
+# central app matches those "Scheduled Event"s and expects one per account x Region within
+# HEARTBEAT_OVERDUE_SECONDS.
+HEARTBEAT_RULE_NAME: Final = "mfawatch-heartbeat"
+HEARTBEAT_SCHEDULE: Final = "rate(15 minutes)"
+HEARTBEAT_INTERVAL_SECONDS: Final = 15 * 60
+HEARTBEAT_OVERDUE_SECONDS: Final = 2 * HEARTBEAT_INTERVAL_SECONDS + 5 * 60
+HEARTBEAT_PATTERN: Final[dict[str, object]] = {
+    "source": ["aws.events"],
+    "detail-type": ["Scheduled Event"],
+    "resources": [{"wildcard": f"arn:*:events:*:*:rule/{HEARTBEAT_RULE_NAME}"}],
+}

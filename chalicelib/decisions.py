@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .constants import HEARTBEAT_OVERDUE_SECONDS
 from .state import Document, Transition, Write
 
 #: Keep at most this many event ids in an incident or storm (counts stay exact beyond it).
@@ -94,10 +95,15 @@ def claim_event(now: float, lease: float, ttl: float) -> Transition[ClaimResult]
         status = doc.get("status")
         if status == "done":
             return None, ClaimResult(Claim.DUPLICATE)
-        if status == "pending":
-            return None, ClaimResult(Claim.PENDING, tuple(doc.get("outbox", ())))
         if float(doc.get("lease_until", 0)) > now:
+            # Someone is deciding or delivering right now: delivering the same outbox in
+            # parallel would publish twice.
             return None, ClaimResult(Claim.IN_PROGRESS)
+        if status == "pending":
+            renewed = Write(
+                doc | {"lease_until": now + lease}, float(doc["expires_at"]), now + lease
+            )
+            return renewed, ClaimResult(Claim.PENDING, tuple(doc.get("outbox", ())))
         return fresh, ClaimResult(Claim.NEW)
 
     return transition
@@ -113,6 +119,7 @@ def save_outbox(
             "status": "pending" if entries else "done",
             "outbox": list(entries),
             "expires_at": now + ttl,
+            "lease_until": now + lease,  # this invocation delivers it; others wait
         }
         return Write(document, now + ttl, due_at=now + lease if entries else None), None
 
@@ -142,6 +149,7 @@ def mark_delivered(
         new["outbox"] = remaining
         if "status" in new:
             new["status"] = "pending" if remaining else "done"
+            new["lease_until"] = now  # this attempt is over: a retry may take the rest now
         expires = float(doc.get("expires_at", now + INCIDENT_GRACE))
         new["expires_at"] = expires
         due = now + retry_after if remaining else _own_due(new)
@@ -152,10 +160,12 @@ def mark_delivered(
 
 def _own_due(doc: Document) -> float | None:
     """When a document next needs the scheduler, besides its outbox."""
-    if doc.get("kind") == "incident" and doc.get("repeats", 0) > 0 and not doc.get("summarized"):
+    if doc.get("kind") == "incident" and doc.get("repeats", 0) > 0:
         return float(doc["window_end"])
     if doc.get("kind") == "storm" and doc.get("count", 0) > 0:
         return float(doc["due_at"])
+    if doc.get("kind") == "heartbeat" and not doc.get("missing_reported"):
+        return float(doc["last_seen"]) + HEARTBEAT_OVERDUE_SECONDS
     return None
 
 
@@ -198,12 +208,12 @@ def observe_event(
     def transition(doc: Document | None) -> tuple[Write | None, Observed]:
         if doc is not None and doc.get("leader") == event_id and t < float(doc["window_end"]):
             return None, Observed.ALERT  # retried leader: decide the same again
-        if doc is not None and event_id in doc.get("repeat_ids", []):
+        if doc is not None and event_id in doc.get("seen", []):
             return None, Observed.REPEAT
         if doc is None or t >= float(doc["window_end"]):
             outbox = list(doc.get("outbox", [])) if doc else []
-            if doc and doc.get("repeats", 0) > 0 and not doc.get("summarized"):
-                outbox.append(summary_entry(doc))
+            if doc and doc.get("repeats", 0) > 0:
+                outbox.append(summary_entry(doc | {"batch": int(doc.get("batch", 0)) + 1}))
             new = {
                 "kind": "incident",
                 **facts.__dict__,
@@ -212,16 +222,22 @@ def observe_event(
                 "window_end": t + window,
                 "repeats": 0,
                 "repeat_ids": [],
-                "summarized": False,
+                "seen": [],
                 "outbox": outbox,
             }
             return _incident_write(new, now, outbox_due=bool(outbox)), Observed.ALERT
+        # "repeats"/"repeat_ids"/first/last: not yet summarized (a late repeat after a summary
+        # starts a new batch, never lost). "seen": every repeat of the window, for idempotency.
         new = dict(doc)
         new["repeats"] = int(doc.get("repeats", 0)) + 1
         ids = list(doc.get("repeat_ids", []))
         if len(ids) < MAX_EVENT_IDS:
             ids.append(event_id)
         new["repeat_ids"] = ids
+        seen = list(doc.get("seen", []))
+        if len(seen) < MAX_EVENT_IDS:
+            seen.append(event_id)
+        new["seen"] = seen
         new["first_repeat"] = min(float(doc.get("first_repeat", t)), t)
         new["last_repeat"] = max(float(doc.get("last_repeat", t)), t)
         return _incident_write(new, now, outbox_due=bool(new.get("outbox"))), Observed.REPEAT
@@ -250,11 +266,13 @@ def close_incident(now: float, force: bool, summary_entry: Any) -> Transition[bo
         if doc is None or doc.get("kind") != "incident":
             return None, False
         due = force or float(doc["window_end"]) <= now
-        if not due or doc.get("summarized") or int(doc.get("repeats", 0)) == 0:
+        if not due or int(doc.get("repeats", 0)) == 0:
             return None, False
-        new = dict(doc)
-        new["summarized"] = True
-        new["outbox"] = [*doc.get("outbox", []), summary_entry(doc)]
+        new = {k: v for k, v in doc.items() if k not in ("first_repeat", "last_repeat")}
+        new["repeats"] = 0
+        new["repeat_ids"] = []
+        new["batch"] = int(doc.get("batch", 0)) + 1  # a late repeat makes a second batch
+        new["outbox"] = [*doc.get("outbox", []), summary_entry(doc | {"batch": new["batch"]})]
         return _incident_write(new, now, outbox_due=True), True
 
     return transition
@@ -276,26 +294,36 @@ def record_failure(
     """Add a failure; escalate once when ``count`` failures fall within ``window`` seconds.
 
     Keeps the last ``keep`` failures of the last ``horizon`` seconds (enough for both the brute
-    force and the fatigue-success checks). One escalation per burst: while failures keep coming
-    within ``window`` of each other, the suppression is extended.
+    force and the fatigue-success checks). Deliveries arrive out of order, so the check is not
+    "the ``count`` failures before this one" but "any ``count`` consecutive failures, this one
+    among them, spanning less than ``window``". One escalation per burst: a burst that starts
+    before ``escalated_until`` is the same burst, and pushes that time further.
     """
 
     def transition(doc: Document | None) -> tuple[Write | None, FailureCount]:
-        events = [tuple(e) for e in (doc or {}).get("events", []) if float(e[0]) > t - horizon]
-        known = any(e[1] == event_id for e in events)
-        if not known:
-            events.append((t, event_id))
+        events = [
+            (float(e[0]), str(e[1]))
+            for e in (doc or {}).get("events", [])
+            if float(e[0]) > t - horizon
+        ]
+        if any(e[1] == event_id for e in events):
+            return None, FailureCount(0, (), False)  # a retried delivery: counted already
+        events.append((t, event_id))
         events.sort()
         events = events[-keep:]
-        recent = [e for e in events if t - window < float(e[0]) <= t]
+        index = events.index((t, event_id)) if (t, event_id) in events else len(events) - 1
+        burst: list[tuple[float, str]] = []
+        for start in range(max(0, index - count + 1), index + 1):
+            run = events[start : start + count]
+            if len(run) == count and run[-1][0] - run[0][0] < window:
+                burst = [e for e in events if run[0][0] <= e[0] < run[0][0] + window]
+                break
         suppressed_until = float((doc or {}).get("escalated_until", 0))
-        escalate = not known and len(recent) >= count and suppressed_until <= t
-        if escalate or (not known and suppressed_until > t):
-            suppressed_until = t + window
+        escalate = bool(burst) and burst[0][0] >= suppressed_until
+        if burst:
+            suppressed_until = max(suppressed_until, burst[-1][0] + window)
         new = {"events": [list(e) for e in events], "escalated_until": suppressed_until}
-        result = FailureCount(len(recent), tuple(str(e[1]) for e in recent), escalate)
-        if known:
-            return None, result
+        result = FailureCount(len(burst), tuple(e[1] for e in burst), escalate)
         return Write(new, max(t, now) + horizon), result
 
     return transition
@@ -437,5 +465,57 @@ def read_document() -> Transition[Document | None]:
 
     def transition(doc: Document | None) -> tuple[Write | None, Document | None]:
         return None, doc
+
+    return transition
+
+
+# --- heartbeats: is every account x Region still forwarding? ---------------------------------
+
+
+def heartbeat_key(account: str, region: str) -> str:
+    return f"hb#{account}#{region}"
+
+
+HEARTBEAT_RETENTION = 30 * 24 * 3600.0
+
+
+def heartbeat_seen(
+    account: str, region: str, now: float, overdue: float, recovered_entry: Any
+) -> Transition[bool]:
+    """A heartbeat arrived: push the overdue time forward. True when it ends a reported outage
+    (``recovered_entry(doc)`` then goes into the outbox)."""
+
+    def transition(doc: Document | None) -> tuple[Write | None, bool]:
+        recovered = bool(doc and doc.get("missing_reported"))
+        outbox = list((doc or {}).get("outbox", []))
+        new: Document = {
+            "kind": "heartbeat",
+            "account": account,
+            "region": region,
+            "last_seen": now,
+            "previous": (doc or {}).get("last_seen"),
+            "missing_reported": False,
+            "outbox": outbox,
+        }
+        if recovered:
+            outbox.append(recovered_entry(new | {"missing_since": (doc or {})["last_seen"]}))
+        due = now if outbox else now + overdue
+        return Write(new, now + HEARTBEAT_RETENTION, due_at=due), recovered
+
+    return transition
+
+
+def heartbeat_overdue(now: float, overdue: float, missing_entry: Any) -> Transition[bool]:
+    """Report an account x Region whose heartbeat stopped, once per outage."""
+
+    def transition(doc: Document | None) -> tuple[Write | None, bool]:
+        if doc is None or doc.get("kind") != "heartbeat" or doc.get("missing_reported"):
+            return None, False
+        if now < float(doc["last_seen"]) + overdue:
+            return None, False
+        new = dict(doc)
+        new["missing_reported"] = True
+        new["outbox"] = [*doc.get("outbox", []), missing_entry(doc)]
+        return Write(new, now + HEARTBEAT_RETENTION, due_at=now), True
 
     return transition

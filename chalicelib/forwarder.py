@@ -43,6 +43,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from .constants import HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE
 from .errors import MfawatchError
 from .rules import Rule
 
@@ -357,6 +358,27 @@ def _forwarding_rule(rule: Rule, central: CentralBus, condition: str | None) -> 
     return _with_condition(resource, condition)
 
 
+def _heartbeat_rule(central: CentralBus) -> dict[str, Any]:
+    """A scheduled rule whose events travel the forwarding path to the central bus, so the
+    central app can tell, per account and Region, that forwarding works end to end."""
+    return {
+        "Type": "AWS::Events::Rule",
+        "Properties": {
+            "Name": HEARTBEAT_RULE_NAME,
+            "Description": "mfawatch: heartbeat to the central bus (proves forwarding works)",
+            "ScheduleExpression": HEARTBEAT_SCHEDULE,
+            "State": "ENABLED",
+            "Targets": [
+                {
+                    "Id": TARGET_ID,
+                    "Arn": central.arn,
+                    "RoleArn": {"Fn::GetAtt": ["ForwarderRole", "Arn"]},
+                }
+            ],
+        },
+    }
+
+
 def _with_condition(resource: Mapping[str, Any], condition: str | None) -> dict[str, Any]:
     """The resource with ``Condition`` after ``Type`` (read top-down: what, when, how)."""
     if not condition:
@@ -452,6 +474,7 @@ def member_template(
         else:
             resource = _forwarding_rule(rule, central, forward_condition)
         resources["Forward" + cfn_resource_name(rule.id)] = resource
+    resources["Heartbeat"] = _with_condition(_heartbeat_rule(central), forward_condition)
     if audit_role_name:
         conditions["IsHomeRegion"] = _equals_region(home_region)
         resources["AuditRole"] = _with_condition(
@@ -488,6 +511,7 @@ def member_template(
 # ---------------------------------------------------------------------------------------------
 
 BUS_NAME_PARAMETER: Final = "MfawatchEventBusName"
+HEARTBEAT_HANDLER: Final = "on_heartbeat"
 DEFAULT_CUSTOM_BUS_NAME: Final = "mfawatch-central"
 
 
@@ -499,8 +523,9 @@ def custom_bus_merge_template(rules: Sequence[Rule]) -> dict[str, Any]:
     ``EventBusName``. ``deploy/merge-custom-bus.yaml`` is this document (a test compares them).
     """
     resources: dict[str, Any] = {}
-    for rule in rules:
-        function = cfn_resource_name(rule.handler_name)
+    # Every EventBridge-rule handler of app.py: one per rule, and the heartbeat's.
+    for handler in [*(rule.handler_name for rule in rules), HEARTBEAT_HANDLER]:
+        function = cfn_resource_name(handler)
         resources[function] = {
             "Properties": {
                 "Events": {

@@ -14,7 +14,8 @@ KIND_ALERT = "alert"
 KIND_SUMMARY = "summary"
 KIND_STORM = "storm"
 KIND_ESCALATION = "escalation"
-KINDS = (KIND_ALERT, KIND_SUMMARY, KIND_STORM, KIND_ESCALATION)
+KIND_HEARTBEAT = "heartbeat"
+KINDS = (KIND_ALERT, KIND_SUMMARY, KIND_STORM, KIND_ESCALATION, KIND_HEARTBEAT)
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,10 @@ def summary_for(rule: Rule, incident: Mapping[str, Any]) -> Notification:
     )
     notes = (f"event ids listed: the first {len(ids)} of {count}",) if len(ids) < count else ()
     return Notification(
-        id=f"summary:{rule.id}:{incident['dedup_key']}:{incident['window_start']}",
+        id=(
+            f"summary:{rule.id}:{incident['dedup_key']}:{incident['window_start']}:"
+            f"{incident.get('batch', 1)}"
+        ),
         kind=KIND_SUMMARY,
         rule=rule,
         severity=rule.severity,
@@ -289,4 +293,44 @@ def fatigue_success_for(
             f"Successful sign-in {record.event_id} by {record.principal} followed "
             f"{len(failures)} failed MFA attempts within {minutes:g} minutes."
         ),
+    )
+
+
+def heartbeat_notice(
+    rule: Rule, heartbeat: Mapping[str, Any], now: float, missing: bool
+) -> Notification:
+    """An account x Region stopped (or resumed) forwarding: its heartbeat is overdue (or back)."""
+    account, region = str(heartbeat["account"]), str(heartbeat["region"])
+    last = _at(float(heartbeat.get("missing_since") or heartbeat["last_seen"]))
+    if missing:
+        title = f"Sign-in events from account {account} {region} stopped arriving"
+        sentence = (
+            f"No heartbeat from account {account} in {region} since {last:%Y-%m-%d %H:%M:%S} UTC: "
+            "its forwarding rules, role or the central bus policy may be broken, so failed MFA "
+            "sign-ins there would go unnoticed."
+        )
+    else:
+        title = f"Sign-in events from account {account} {region} arrive again"
+        sentence = (
+            f"The heartbeat from account {account} in {region} is back "
+            f"(missing since {last:%Y-%m-%d %H:%M:%S} UTC)."
+        )
+    moment = _at(now)
+    return Notification(
+        id=f"heartbeat:{'missing' if missing else 'recovered'}:{account}:{region}:{now}",
+        kind=KIND_HEARTBEAT,
+        rule=rule,
+        severity=rule.severity if missing else "LOW",
+        title=title,
+        dedup_key=f"heartbeat:{account}|{region}",
+        account=account,
+        region=region,
+        principal="mfawatch heartbeat",
+        principal_type="Heartbeat",
+        source_ip="",
+        event_ids=(),
+        count=0,
+        first_seen=last,
+        last_seen=moment,
+        summary=sentence,
     )

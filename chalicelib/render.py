@@ -160,4 +160,3 @@ def message_attributes(notification: Notification) -> dict[str, dict[str, str]]:
         name: {"DataType": "String", "StringValue": ascii_line(value, 256) or "unknown"}
         for name, value in values.items()
     }
-

@@ -185,3 +185,24 @@ def load_bundle(path: Path = BUNDLE_PATH) -> RuleSet:
         for index, item in enumerate(document.get("rules", []))
     ]
     return RuleSet(rules)
+
+
+#: The built-in rule behind heartbeat notices (not a CloudTrail rule: it matches the scheduled
+#: events member accounts send; see constants.HEARTBEAT_PATTERN).
+HEARTBEAT_RULE = Rule(
+    id="heartbeat",
+    title="Heartbeat of account {account} in {region}",
+    description=(
+        "Every member account and Region sends a scheduled heartbeat along the same path as its "
+        "sign-in events. When one stops, failed MFA sign-ins there would go unnoticed."
+    ),
+    severity="HIGH",
+    runbook=(
+        "Run `python -m chalicelib.cli audit` for the account and Region: is each forwarding "
+        "rule there, enabled and targeting the central bus?",
+        "Check the StackSet instance for the account and Region (drift, deletion, failed update).",
+        "Check the central bus policy still allows the Organization (aws:PrincipalOrgID).",
+    ),
+    event_pattern={},
+    mode="heartbeat",
+)

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .config import Settings
+from .constants import HEARTBEAT_OVERDUE_SECONDS
 from .decisions import (
     Claim,
     Held,
@@ -39,6 +40,9 @@ from .decisions import (
     failures_key,
     failures_since,
     flush_storm,
+    heartbeat_key,
+    heartbeat_overdue,
+    heartbeat_seen,
     hold_in_storm,
     incident_key,
     mark_delivered,
@@ -59,15 +63,18 @@ from .notifications import (
     alert_for,
     brute_force_for,
     fatigue_success_for,
+    heartbeat_notice,
     notification_from_state,
     storm_digest_for,
     summary_for,
 )
+from .observability import MemoryMetrics, Metrics
 from .records import PRINCIPAL_IDENTITY_CENTER, UNKNOWN_PRINCIPAL_KEY, SignInRecord, parse_event
-from .rules import Rule, RuleSet
+from .rules import HEARTBEAT_RULE, Rule, RuleSet
 from .state import MemoryStore, StateStore, transact
 
 logger = logging.getLogger(__name__)
+
 
 class Publisher(Protocol):
     """Where notifications go. ``publish`` raises :class:`errors.PublishError` on failure."""
@@ -109,10 +116,14 @@ class AlertService:
         publisher: Publisher,
         store: StateStore | None = None,
         settings: Settings | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.rules = rules
+        # Notifications about heartbeats name a built-in rule; outboxes are rebuilt against both.
+        self._known = RuleSet([*rules, HEARTBEAT_RULE]) if "heartbeat" not in rules.ids else rules
         self.store: StateStore = store if store is not None else MemoryStore()
         self.settings = settings or Settings()
+        self.metrics: Metrics = metrics if metrics is not None else MemoryMetrics()
         self._publisher = publisher
 
     # --- per event ---------------------------------------------------------------------------
@@ -127,6 +138,7 @@ class AlertService:
         """
         rule = self.rules.get(rule_id)
         record = parse_event(event)
+        self.metrics.count("EventsMatched", Rule=rule.id)
         clock = now.timestamp()
         try:
             record = self._attribute(record, clock)
@@ -143,7 +155,12 @@ class AlertService:
             self.store, key, now, claim_event(now, s.lease_seconds, s.claim_ttl_seconds)
         )
         if claim.claim is Claim.DUPLICATE:
-            logger.info("rule=%s event_id=%s duplicate delivery: ignored", rule.id, record.event_id)
+            self.metrics.count("Duplicates", Rule=rule.id)
+            logger.info(
+                "duplicate delivery of %s ignored",
+                record.event_id,
+                extra={"rule": rule.id, "event_id": record.event_id},
+            )
             return []
         if claim.claim is Claim.IN_PROGRESS:
             raise EventInProgressError(
@@ -186,12 +203,13 @@ class AlertService:
             )
             if observed is Observed.ALERT:
                 decided.append(alert_for(rule, record, self._notes(record)))
+            else:
+                self.metrics.count("Repeats", Rule=rule.id)
             logger.info(
-                "rule=%s event_id=%s dedup_key=%s decision=%s",
-                rule.id,
-                record.event_id,
-                dedup,
+                "decision %s for %s",
                 observed.value,
+                record.event_id,
+                extra={"rule": rule.id, "event_id": record.event_id, "dedup_key": dedup},
             )
         escalation_key = failures_key(record.account, _escalation_principal(record))
         if rule.signal == "failure":
@@ -269,6 +287,32 @@ class AlertService:
             "rate_limited": notification.kind in (KIND_ALERT, KIND_SUMMARY),
         }
 
+    # --- heartbeats ----------------------------------------------------------------------------
+
+    def heartbeat(self, event: Mapping[str, Any], now: datetime) -> list[Notification]:
+        """A heartbeat from an account x Region (a member's scheduled rule, or our own schedule):
+        record it, count it, and announce recovery if it had been reported missing."""
+        account = str(event.get("account", ""))
+        region = str(event.get("region", ""))
+        clock = now.timestamp()
+        key = heartbeat_key(account, region)
+        self.metrics.count("Heartbeats", Account=account, Region=region)
+        recovered = transact(
+            self.store,
+            key,
+            clock,
+            heartbeat_seen(account, region, clock, HEARTBEAT_OVERDUE_SECONDS, self._recovered),
+        )
+        logger.info("heartbeat from %s %s (recovered: %s)", account, region, recovered)
+        if not recovered:
+            return []
+        document = transact(self.store, key, clock, read_document()) or {}
+        return self._deliver(key, list(document.get("outbox", [])), clock)
+
+    def _recovered(self, heartbeat: Mapping[str, Any]) -> dict[str, Any]:
+        now = float(heartbeat["last_seen"])
+        return self._entry(heartbeat_notice(HEARTBEAT_RULE, heartbeat, now, missing=False))
+
     def _summary(self, incident: Mapping[str, Any]) -> dict[str, Any]:
         return self._entry(summary_for(self.rules.get(str(incident["rule_id"])), incident))
 
@@ -278,7 +322,7 @@ class AlertService:
         sent: list[Notification] = []
         errors: list[str] = []
         for entry in entries:
-            notification = notification_from_state(entry["notification"], self.rules)
+            notification = notification_from_state(entry["notification"], self._known)
             if entry.get("rate_limited") and not self._admit(notification, now):
                 delivered[entry["id"]] = set(entry["destinations"])
                 continue
@@ -287,17 +331,22 @@ class AlertService:
                 try:
                     self._publisher.publish(notification, destination)
                 except PublishError as exc:
+                    self.metrics.count("PublishErrors", Destination=destination)
                     logger.error(
-                        "rule=%s notification=%s destination=%s publish failed: %s",
-                        notification.rule.id,
-                        notification.id,
-                        destination,
+                        "publish failed: %s",
                         exc,
+                        extra={
+                            "rule": notification.rule.id,
+                            "notification": notification.id,
+                            "destination": destination,
+                            "dedup_key": notification.dedup_key,
+                        },
                     )
                     errors.append(f"{destination}: {exc}")
                     continue
                 done.add(destination)
             if done == set(entry["destinations"]):
+                self.metrics.count("Notifications", Kind=notification.kind)
                 sent.append(notification)
         transact(
             self.store,
@@ -344,21 +393,21 @@ class AlertService:
             now,
             hold_in_storm(held, now, s.topic_rate.seconds),
         )
-        logger.warning(
-            "rule=%s notification=%s held by rate limit (storm digest follows)",
-            notification.rule.id,
-            notification.id,
+        self.metrics.count("Held", Rule=notification.rule.id)
+        logger.info(
+            "held by rate limit (a storm digest follows)",
+            extra={"rule": notification.rule.id, "notification": notification.id},
         )
         return False
 
     def _fail_open(
         self, rule: Rule, record: SignInRecord, exc: StateStoreError
     ) -> list[Notification]:
+        self.metrics.count("StateStoreErrors", Rule=rule.id)
         logger.error(
-            "rule=%s event_id=%s state store failed, publishing without dedup: %s",
-            rule.id,
-            record.event_id,
+            "state store failed, publishing without dedup: %s",
             exc,
+            extra={"rule": rule.id, "event_id": record.event_id},
         )
         if rule.mode != "alert":
             return []
@@ -392,16 +441,34 @@ class AlertService:
         """Close everything that is open (replay's end). Held summaries may open a storm, so
         repeat until nothing more comes out."""
         sent: list[Notification] = []
-        for _ in range(4):
-            more = self.tick(now, force=True)
-            if not more:
+        clock = now.timestamp()
+        for _ in range(8):  # closing may hold summaries into storms, which then need flushing
+            if not self.store.due(math.inf, clock):
                 break
-            sent += more
+            sent += self.tick(now, force=True)
         return sent
 
     def _due(self, key: str, now: float, force: bool) -> list[Notification]:
         if key.startswith("inc#"):
             transact(self.store, key, now, close_incident(now, force, self._summary))
+        elif key.startswith("hb#"):
+
+            def missing(doc: Mapping[str, Any]) -> dict[str, Any]:
+                return self._entry(heartbeat_notice(HEARTBEAT_RULE, doc, now, missing=True))
+
+            transact(
+                self.store, key, now, heartbeat_overdue(now, HEARTBEAT_OVERDUE_SECONDS, missing)
+            )
+        elif key.startswith("evt#"):
+            # An event whose delivery failed: take the claim over (its lease ran out) so that a
+            # Lambda retry and the scheduler never deliver the same outbox at once.
+            s = self.settings
+            claim = transact(
+                self.store, key, now, claim_event(now, s.lease_seconds, s.claim_ttl_seconds)
+            )
+            if claim.claim is not Claim.PENDING:
+                return []
+            return self._deliver(key, list(claim.outbox), now)
         elif key.startswith("storm#"):
             rule = self.rules.get(key.split("#", 1)[1])
 

@@ -165,9 +165,15 @@ class MemoryStore:
             return sorted(keys)
 
     def next_due(self) -> float | None:
-        """The earliest due time indexed (may be stale), or None."""
+        """The earliest due time of a live key, or None (stale index entries are dropped)."""
         with self._lock:
-            return self._due[0][0] if self._due else None
+            while self._due:
+                due_at, key = self._due[0]
+                stored = self._items.get(key)
+                if stored is not None and stored[3] == due_at:
+                    return due_at
+                heapq.heappop(self._due)
+            return None
 
     def __len__(self) -> int:
         return len(self._items)

@@ -12,6 +12,7 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
+from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.dynamo import create_state_table
 from chalicelib.errors import ConfigError, PublishError
 from chalicelib.records import envelope_of
@@ -93,9 +94,10 @@ def test_every_rule_has_a_registered_handler() -> None:
         for s in chalice_app.app.event_sources
         if hasattr(s, "event_pattern")
     }
-    assert len(deployed) == len(rules)
+    assert len(deployed) == len(rules) + 1  # and the heartbeat
     for rule in rules:
         assert deployed[rule.handler_name] == dict(rule.event_pattern)
+    assert deployed["on_heartbeat"] == HEARTBEAT_PATTERN
 
 
 def test_failed_mfa_reaches_the_subscriber_with_text_and_attributes(

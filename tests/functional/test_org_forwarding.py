@@ -140,6 +140,7 @@ def _forward(org: dict[str, Any], rules: RuleSet, region: str) -> tuple[Counter[
     deployed = [
         compile_pattern(resource["Properties"]["EventPattern"])
         for resource in stack_resources(template, region, MEMBER, "AWS::Events::Rule")
+        if "EventPattern" in resource["Properties"]  # not the scheduled heartbeat
     ]
     expected: Counter[str] = Counter()
     for envelope in envelopes:

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.rules import load_bundle
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
 MAX_ZIP_BYTES = 1024 * 1024
-SCHEDULED = "send_due_summaries"
+SCHEDULED = {"send_due_summaries": "rate(1 minute)", "heartbeat": "rate(15 minutes)"}
+OTHER_HANDLERS = [*SCHEDULED, "on_heartbeat"]
 
 
 def _offline_env() -> dict[str, str]:
@@ -62,14 +64,16 @@ def test_template_declares_one_function_and_rule_per_rule_on_python_312_plus(pac
         if res["Type"] == "AWS::Serverless::Function"
     }
     handlers = {res["Properties"]["Handler"] for res in functions.values()}
-    assert handlers == {f"app.{rule.handler_name}" for rule in load_bundle()} | {f"app.{SCHEDULED}"}
+    assert handlers == {f"app.{rule.handler_name}" for rule in load_bundle()} | {
+        f"app.{name}" for name in OTHER_HANDLERS
+    }
     schedules = [
         event["Properties"]["Schedule"]
         for res in functions.values()
         for event in res["Properties"].get("Events", {}).values()
         if event["Type"] == "Schedule"
     ]
-    assert schedules == ["rate(1 minute)"]
+    assert sorted(schedules) == sorted(SCHEDULED.values())
     for res in functions.values():
         runtime = res["Properties"]["Runtime"]
         assert runtime.startswith("python3.")
@@ -81,7 +85,8 @@ def test_template_declares_one_function_and_rule_per_rule_on_python_312_plus(pac
         if event["Type"] == "CloudWatchEvent"
     ]
     assert sorted(json.dumps(p, sort_keys=True) for p in patterns) == sorted(
-        json.dumps(dict(r.event_pattern), sort_keys=True) for r in load_bundle()
+        json.dumps(dict(p), sort_keys=True)
+        for p in [*(r.event_pattern for r in load_bundle()), HEARTBEAT_PATTERN]
     )
 
 
@@ -109,4 +114,4 @@ def test_unzipped_package_imports_with_every_handler(package: Path, tmp_path: Pa
     )
     assert result.returncode == 0, result.stderr
     handlers = json.loads(result.stdout)
-    assert handlers == sorted([rule.handler_name for rule in load_bundle()] + [SCHEDULED])
+    assert handlers == sorted([rule.handler_name for rule in load_bundle()] + OTHER_HANDLERS)

@@ -85,7 +85,7 @@ def test_claim_while_the_lease_runs_is_in_progress_then_taken_over() -> None:
     assert takeover is not None and takeover.document["lease_until"] == 1180.0
 
 
-def test_saved_outbox_makes_a_redelivery_pending_and_delivery_makes_it_duplicate() -> None:
+def test_saved_outbox_is_leased_then_pending_and_delivery_makes_it_duplicate() -> None:
     store = MemoryStore()
     assert transact(store, "evt", 0.0, claim_event(0.0, LEASE, TTL)).claim is Claim.NEW
     entries = [
@@ -94,10 +94,10 @@ def test_saved_outbox_makes_a_redelivery_pending_and_delivery_makes_it_duplicate
     ]
     transact(store, "evt", 1.0, save_outbox(entries, 1.0, LEASE, TTL))
     assert store.due(until=91.0, now=1.0) == ["evt"], "an undelivered outbox is retried"
-    pending = transact(store, "evt", 2.0, claim_event(2.0, LEASE, TTL))
-    assert pending.claim is Claim.PENDING
-    assert [e["id"] for e in pending.outbox] == ["alert:1", "escalation:1"]
-    # Partial delivery: only the failed destination stays, and it is due for a retry.
+    # While the deciding invocation delivers, a concurrent duplicate must not deliver too.
+    busy = transact(store, "evt", 2.0, claim_event(2.0, LEASE, TTL))
+    assert busy.claim is Claim.IN_PROGRESS
+    # Partial delivery: only the failed destination stays, due for a retry; the lease ends.
     left = transact(
         store,
         "evt",
@@ -108,11 +108,11 @@ def test_saved_outbox_makes_a_redelivery_pending_and_delivery_makes_it_duplicate
     again = transact(store, "evt", 4.0, claim_event(4.0, LEASE, TTL))
     assert again.claim is Claim.PENDING
     assert again.outbox == ({"id": "alert:1", "destinations": ["pager"]},)
-    assert store.due(until=62.0, now=4.0) == []
-    assert store.due(until=63.0, now=4.0) == ["evt"]
-    assert transact(store, "evt", 5.0, mark_delivered({"alert:1": {"pager"}}, 5.0, 60.0)) == 0
-    assert transact(store, "evt", 6.0, claim_event(6.0, LEASE, TTL)).claim is Claim.DUPLICATE
-    assert store.due(until=1e12, now=6.0) == []
+    # The retry holds a new lease: a second retry right now waits.
+    assert transact(store, "evt", 5.0, claim_event(5.0, LEASE, TTL)).claim is Claim.IN_PROGRESS
+    assert transact(store, "evt", 6.0, mark_delivered({"alert:1": {"pager"}}, 6.0, 60.0)) == 0
+    assert transact(store, "evt", 7.0, claim_event(7.0, LEASE, TTL)).claim is Claim.DUPLICATE
+    assert store.due(until=1e12, now=7.0) == []
 
 
 def test_an_event_that_decided_nothing_is_done_at_once() -> None:
@@ -186,7 +186,7 @@ def test_close_incident_summarizes_once_after_the_window_or_when_forced() -> Non
     assert transact(store, "inc", 1000.0, close_incident(1000.0, False, summary_entry))
     assert not transact(store, "inc", 1001.0, close_incident(1001.0, False, summary_entry))
     doc = store.get("inc", 1001.0).document
-    assert doc is not None and doc["summarized"]
+    assert doc is not None and doc["repeats"] == 0 and doc["repeat_ids"] == []
     assert [e["repeats"] for e in doc["outbox"]] == [1]
     # A forced close (end of replay) summarizes an open window; nothing without repeats.
     other = MemoryStore()
@@ -236,6 +236,16 @@ def test_brute_force_escalates_once_per_burst() -> None:
     # A quiet gap longer than the window ends the burst: the next burst escalates again.
     later = [fail(store, f"f{i}", 2000.0 + 10 * i) for i in range(10)]
     assert [r.escalate for r in later] == [False] * 9 + [True]
+
+
+def test_brute_force_escalates_when_failures_arrive_out_of_order() -> None:
+    """BUG: ``record_failure`` only counts failures at or before the *new* event's time, so a
+    burst whose events arrive out of order (concurrent Lambda invocations, CloudTrail delivery
+    lag) may never see 10 "earlier" failures and never escalates. Here 12 failures within 110 s
+    arrive latest-first: every event sees only itself and the later ones as its future."""
+    store = MemoryStore()
+    results = [fail(store, f"e{i}", 1000.0 + 10 * i) for i in reversed(range(12))]
+    assert [r.escalate for r in results].count(True) == 1
 
 
 def test_slow_failures_do_not_escalate_and_known_events_do_not_count_twice() -> None:
@@ -322,7 +332,9 @@ def test_storm_opens_counts_and_flushes_a_digest_when_due() -> None:
     ]
     assert not transact(store, "storm", 311.0, flush_storm(311.0, True, digest_entry))
     # The next hold opens a new storm, keeping the undelivered digest.
-    assert transact(store, "storm", 320.0, hold_in_storm(_held("c", "u3", "ip2", 320.0), 320.0, 300))
+    assert transact(
+        store, "storm", 320.0, hold_in_storm(_held("c", "u3", "ip2", 320.0), 320.0, 300)
+    )
     doc = store.get("storm", 320.0).document
     assert doc is not None and doc["count"] == 1 and len(doc["outbox"]) == 1
     assert transact(store, "storm", 321.0, flush_storm(321.0, True, digest_entry))

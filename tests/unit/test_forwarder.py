@@ -54,6 +54,15 @@ def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]
     return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
 
 
+def _forwarding_rules(template: dict[str, Any]) -> dict[str, Any]:
+    """The forwarding rules (pattern rules), without the scheduled heartbeat."""
+    return {
+        logical: resource
+        for logical, resource in _resources(template, "AWS::Events::Rule").items()
+        if "EventPattern" in resource["Properties"]
+    }
+
+
 def _template(rules: RuleSet, arn: str = DEFAULT_BUS_ARN, **kwargs: Any) -> dict[str, Any]:
     return member_template(rules, parse_central_bus_arn(arn), **kwargs).template
 
@@ -65,7 +74,7 @@ def test_every_rule_forwards_with_exactly_its_deployed_pattern(rules: RuleSet) -
     template = _template(rules)
     forwarded = {
         r["Properties"]["Name"]: r["Properties"]["EventPattern"]
-        for r in _resources(template, "AWS::Events::Rule").values()
+        for r in _forwarding_rules(template).values()
     }
     assert forwarded == {forwarding_rule_name(rule): dict(rule.event_pattern) for rule in rules}
     # JSON round trip: what CloudFormation receives is the bundle's pattern, byte for byte.
@@ -75,7 +84,7 @@ def test_every_rule_forwards_with_exactly_its_deployed_pattern(rules: RuleSet) -
 
 
 def test_forwarding_rules_target_the_central_bus_with_the_forwarder_role(rules: RuleSet) -> None:
-    for resource in _resources(_template(rules), "AWS::Events::Rule").values():
+    for resource in _forwarding_rules(_template(rules)).values():
         props = resource["Properties"]
         assert props["EventBusName"] == "default"
         assert props["State"] == "ENABLED"
@@ -128,7 +137,7 @@ def test_global_service_rules_only_in_us_east_1(rules: RuleSet) -> None:
     template = _template(rules, regions=["us-east-1", "eu-west-1"])
     global_ids = {cfn_resource_name(r.id) for r in rules if is_global_service_rule(r)}
     assert global_ids, "mfa-device-removed (source aws.iam) is a global-service rule"
-    for logical_id, resource in _resources(template, "AWS::Events::Rule").items():
+    for logical_id, resource in _forwarding_rules(template).items():
         expected = (
             "ForwardGlobalServiceEvents"
             if logical_id.removeprefix("Forward") in global_ids
@@ -166,9 +175,7 @@ def test_without_us_east_1_the_iam_rule_is_left_out_with_a_warning(rules: RuleSe
     result = member_template(
         rules, parse_central_bus_arn(CUSTOM_BUS_ARN), ["eu-west-1"], home_region="eu-west-1"
     )
-    names = {
-        r["Properties"]["Name"] for r in _resources(result.template, "AWS::Events::Rule").values()
-    }
+    names = {r["Properties"]["Name"] for r in _forwarding_rules(result.template).values()}
     assert "mfawatch-mfa-device-removed" not in names
     assert len(names) == len(rules) - sum(is_global_service_rule(r) for r in rules)
     assert any("us-east-1 is not in --regions" in w for w in result.warnings)
@@ -418,7 +425,7 @@ def test_chalice_package_with_merge_template_puts_every_rule_on_the_bus_and_lint
         for name, event in function["Properties"].get("Events", {}).items()
         if event["Type"] == "CloudWatchEvent"
     }
-    assert len(events) == len(rules)
+    assert len(events) == len(rules) + 1  # every rule, and the heartbeat
     for event in events.values():
         assert event["Properties"]["EventBusName"] == {"Ref": "MfawatchEventBusName"}
         assert "Pattern" in event["Properties"]  # the merge kept Chalice's pattern
@@ -438,3 +445,32 @@ def test_forwarder_is_pure() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             imported.add(node.module.split(".")[0])
     assert not imported & {"boto3", "botocore", "chalice"}
+
+
+def test_member_template_sends_a_heartbeat_to_the_central_bus(rules: RuleSet) -> None:
+    from chalicelib.constants import HEARTBEAT_PATTERN, HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE
+    from chalicelib.eventpattern import compile_pattern
+
+    heartbeat = _template(rules)["Resources"]["Heartbeat"]
+    props = heartbeat["Properties"]
+    assert props["Name"] == HEARTBEAT_RULE_NAME
+    assert props["ScheduleExpression"] == HEARTBEAT_SCHEDULE
+    (target,) = props["Targets"]
+    assert target["Arn"] == DEFAULT_BUS_ARN and target["RoleArn"] == {
+        "Fn::GetAtt": ["ForwarderRole", "Arn"]
+    }
+    # What that scheduled rule emits in a member account is what the central app matches.
+    scheduled = {
+        "version": "0",
+        "id": "x",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "444455556666",
+        "time": "2026-11-02T09:00:00Z",
+        "region": "eu-west-1",
+        "resources": [f"arn:aws:events:eu-west-1:444455556666:rule/{HEARTBEAT_RULE_NAME}"],
+        "detail": {},
+    }
+    assert compile_pattern(HEARTBEAT_PATTERN).matches(scheduled)
+    scheduled["resources"] = ["arn:aws:events:eu-west-1:444455556666:rule/other"]
+    assert not compile_pattern(HEARTBEAT_PATTERN).matches(scheduled)
