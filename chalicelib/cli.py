@@ -25,8 +25,12 @@ from .archive import (
     ordered_events,
     remote_files,
 )
+from .channels import publish_params
+from .config import Settings, settings_from_env, stage_environment
+from .deploycommands import COMMANDS as DEPLOY_COMMANDS
 from .errors import MfawatchError
 from .notifications import Notification
+from .orgcommands import COMMANDS as ORG_COMMANDS
 from .readers import ReadStats
 from .records import as_envelope, parse_time
 from .render import clean_text, render_subject
@@ -66,10 +70,16 @@ class IsoTime(click.ParamType[datetime, Any]):
 @click.argument("paths", nargs=-1)
 @click.option(
     "--output",
-    type=click.Choice(["table", "jsonl"]),
+    type=click.Choice(["table", "jsonl", "sns"]),
     default="table",
     show_default=True,
-    help="table: readable; jsonl: one JSON object per notification.",
+    help="table: readable; jsonl: one JSON object per notification; sns: the exact SNS Publish "
+    "parameters of every publish (dry run).",
+)
+@click.option(
+    "--stage",
+    default=None,
+    help="Use this stage's settings from .chalice/config.json (outputs, thresholds, names).",
 )
 @click.option(
     "--rules-bundle",
@@ -110,12 +120,14 @@ def replay(
     lateness: int,
     jobs: int,
     progress: bool | None,
+    stage: str | None,
 ) -> None:
     """Replay CloudTrail files, folders or s3://bucket/prefix URLs (default: the demo scenario).
 
     Events are replayed in event-time order through the production decision path. S3-layout
     archives stream with bounded memory (see chalicelib/archive.py for the ordering bound).
     """
+    settings = _settings(stage)
     targets = list(paths) or [str(DEMO_SCENARIO)]
     if not paths:
         click.echo(f"Replaying the bundled scenario {DEMO_SCENARIO}", err=True)
@@ -154,14 +166,18 @@ def replay(
         jobs=jobs,
         progress=meter,
     )
-    result = replay_timed(events, rules, stats)
+    result = replay_timed(events, rules, stats, settings)
     if meter is not None:
         meter.clear()
     if output == "jsonl":
-        for notification in result.notifications:
-            click.echo(json.dumps(_jsonl(notification), sort_keys=True))
+        for notification, sent_at in zip(result.notifications, result.sent_at, strict=True):
+            click.echo(json.dumps(_jsonl(notification, sent_at), sort_keys=True))
+    elif output == "sns":
+        for destination, notification in result.deliveries:
+            params = publish_params(notification, settings.output(destination), settings)
+            click.echo(json.dumps({"Output": destination, **params}, sort_keys=True))
     else:
-        _print_table(result.notifications)
+        _print_table(result.notifications, result.sent_at)
     _print_totals(result)
 
 
@@ -209,24 +225,35 @@ class ProgressLine:
         click.echo("\r" + " " * 70 + "\r", err=True, nl=False)
 
 
-def _jsonl(notification: Notification) -> dict[str, object]:
+def _settings(stage: str | None) -> Settings:
+    """Replay settings: a stage's (as deployed), or the defaults."""
+    if stage is None:
+        return Settings()
+    try:
+        return settings_from_env(stage_environment(REPO_ROOT / ".chalice" / "config.json", stage))
+    except MfawatchError as exc:
+        raise click.BadParameter(str(exc), param_hint="--stage") from exc
+
+
+def _jsonl(notification: Notification, sent_at: datetime) -> dict[str, object]:
     document = notification.to_json()
     document["subject"] = render_subject(notification)
+    document["sent_at"] = sent_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     return document
 
 
-def _print_table(notifications: list[Notification]) -> None:
+def _print_table(notifications: list[Notification], sent_at: list[datetime]) -> None:
     if not notifications:
         click.echo("No notifications.")
         return
-    header = f"{'TIME (UTC)':<20} {'KIND':<10} {'SEVERITY':<8} {'RULE':<34} {'ACCOUNT':<12} "
-    header += f"{'REGION':<14} {'COUNT':>5}  {'SOURCE IP':<15}  SUBJECT"
+    header = f"{'SENT (UTC)':<19} {'KIND':<10} {'SEVERITY':<8} {'RULE':<32} {'ACCOUNT':<12} "
+    header += f"{'REGION':<10} {'COUNT':>5}  {'SOURCE IP':<15} SUBJECT"
     click.echo(header)
-    for n in notifications:
+    for n, moment in zip(notifications, sent_at, strict=True):
         click.echo(
-            f"{n.first_seen:%Y-%m-%d %H:%M:%S} {n.kind:<10} {n.severity:<8} {n.rule.id:<34} "
-            f"{clean_text(n.account, 12):<12} {clean_text(n.region, 14):<14} {n.count:>5}  "
-            f"{clean_text(n.source_ip, 15):<15}  {render_subject(n)}"
+            f"{moment:%Y-%m-%d %H:%M:%S} {n.kind:<10} {n.severity:<8} {n.rule.id:<32} "
+            f"{clean_text(n.account, 12):<12} {clean_text(n.region, 10):<10} {n.count:>5}  "
+            f"{clean_text(n.source_ip, 15):<15} {render_subject(n)}"
         )
 
 
@@ -473,6 +500,8 @@ def run() -> None:
 #     from .deploycommands import deploy
 #     main.add_command(deploy)
 # --- BEGIN command registrations (lead) -------------------------------------------------------
+for _command in (*ORG_COMMANDS, *DEPLOY_COMMANDS):
+    main.add_command(_command)
 # --- END command registrations ----------------------------------------------------------------
 
 

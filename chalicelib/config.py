@@ -32,6 +32,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import ConfigError
 
@@ -229,6 +230,21 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         outputs=parse_outputs(env[ENV_OUTPUTS]) if env.get(ENV_OUTPUTS, "").strip() else (),
         allowed_accounts=_accounts(env.get(ENV_ALLOWED_ACCOUNTS, "")),
     )
+
+
+def stage_environment(config_path: Path, stage: str) -> dict[str, str]:
+    """The environment a stage's Lambda functions get from ``.chalice/config.json``."""
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{config_path}: {exc}") from exc
+    stages = config.get("stages", {})
+    if stage not in stages:
+        raise ConfigError(f"{config_path}: no stage {stage!r}; have {', '.join(stages)}")
+    return {
+        **config.get("environment_variables", {}),
+        **stages[stage].get("environment_variables", {}),
+    }
 
 
 def _accounts(raw: str) -> frozenset[str]:

@@ -162,7 +162,7 @@ def _own_due(doc: Document) -> float | None:
     """When a document next needs the scheduler, besides its outbox."""
     if doc.get("kind") == "incident" and doc.get("repeats", 0) > 0:
         return float(doc["window_end"])
-    if doc.get("kind") == "storm" and doc.get("count", 0) > 0:
+    if doc.get("kind") == "storm" and doc.get("notifications", 0) > 0:
         return float(doc["due_at"])
     if doc.get("kind") == "heartbeat" and not doc.get("missing_reported"):
         return float(doc["last_seen"]) + HEARTBEAT_OVERDUE_SECONDS
@@ -376,7 +376,7 @@ def hold_in_storm(held: Held, now: float, period: float) -> Transition[bool]:
     """Add a held notification to its rule's storm; True when this opened the storm."""
 
     def transition(doc: Document | None) -> tuple[Write | None, bool]:
-        opened = doc is None or int(doc.get("count", 0)) == 0
+        opened = doc is None or int(doc.get("notifications", 0)) == 0
         new: Document = dict(doc or {"kind": "storm", "outbox": []})
         if opened:
             new.update(
@@ -393,7 +393,22 @@ def hold_in_storm(held: Held, now: float, period: float) -> Transition[bool]:
                 first=held.first,
                 last=held.last,
                 kinds={},
+                escalated={},
             )
+        if held.kind == "escalation":
+            # Escalations cover events already counted by alerts/summaries: tally them apart
+            # so that the storm's count stays the exact number of events it accounts for.
+            escalated = dict(new.get("escalated", {}))
+            escalated[held.principal] = int(escalated.get(held.principal, 0)) + 1
+            new["escalated"] = escalated
+            new["notifications"] = int(new["notifications"]) + 1
+            kinds = dict(new["kinds"])
+            kinds[held.kind] = int(kinds.get(held.kind, 0)) + 1
+            new["kinds"] = kinds
+            expires = float(new["due_at"]) + INCIDENT_GRACE
+            new["expires_at"] = expires
+            due = float(new["due_at"]) if not new.get("outbox") else now
+            return Write(new, expires, due_at=due), opened
         new["count"] = int(new["count"]) + held.count
         new["notifications"] = int(new["notifications"]) + 1
         ids = list(new["event_ids"])
@@ -426,13 +441,14 @@ def flush_storm(now: float, force: bool, digest_entry: Any) -> Transition[bool]:
     """Turn a storm whose refill period passed (or any, with ``force``) into a digest."""
 
     def transition(doc: Document | None) -> tuple[Write | None, bool]:
-        if doc is None or int(doc.get("count", 0)) == 0:
+        if doc is None or int(doc.get("notifications", 0)) == 0:
             return None, False
         if not force and float(doc["due_at"]) > now:
             return None, False
         new = {
             "kind": "storm",
             "count": 0,
+            "notifications": 0,
             "outbox": [*doc.get("outbox", []), digest_entry(doc)],
             "expires_at": now + INCIDENT_GRACE,
         }

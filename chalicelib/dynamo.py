@@ -103,6 +103,8 @@ class DynamoStateStore:
             "TableName": self._table,
             "IndexName": DUE_INDEX,
             "KeyConditionExpression": "due_pk = :due AND due_at <= :until",
+            # Expired items still in the index (TTL lags) are handed out too: harmless, since the
+            # transitions read them as absent and clear their due mark.
             "ExpressionAttributeValues": {
                 ":due": {"S": DUE_PARTITION},
                 ":until": {"N": repr(min(until, 1e15))},

@@ -157,8 +157,8 @@ def summary_for(rule: Rule, incident: Mapping[str, Any]) -> Notification:
     ids = tuple(incident.get("repeat_ids", ()))
     who, ip = incident["principal"], incident["source_ip"]
     sentence = (
-        f"{count} more {rule.noun} for {who} from {ip} between {_clock(first, last)} and "
-        f"{_clock(last, first)} UTC"
+        f"{rule.counted(count).replace(' ', ' more ', 1)} for {who} from {ip} between "
+        f"{_clock(first, last)} and {_clock(last, first)} UTC"
     )
     notes = (f"event ids listed: the first {len(ids)} of {count}",) if len(ids) < count else ()
     return Notification(
@@ -169,7 +169,7 @@ def summary_for(rule: Rule, incident: Mapping[str, Any]) -> Notification:
         kind=KIND_SUMMARY,
         rule=rule,
         severity=rule.severity,
-        title=f"{count} more {rule.noun} for {who} from {ip}",
+        title=f"{rule.counted(count).replace(' ', ' more ', 1)} for {who} from {ip}",
         dedup_key=str(incident["dedup_key"]),
         account=str(incident["account"]),
         region=str(incident["region"]),
@@ -203,11 +203,19 @@ def storm_digest_for(rule: Rule, storm: Mapping[str, Any]) -> Notification:
     held = int(storm.get("notifications", 0))
     ids = tuple(storm.get("event_ids", ()))
     sentence = (
-        f"Rate limit reached: {held} notifications covering {count} {rule.noun} were held between "
+        f"Rate limit reached: {held} notifications covering {rule.counted(count)} were held between "
         f"{_clock(first, last)} and {_clock(last, first)} UTC. {len(principals)} distinct "
         f"principals, {len(ips)} distinct source IPs. Top principals: {_top(principals)}. "
         f"Top source IPs: {_top(ips)}."
     )
+    escalated: Mapping[str, int] = storm.get("escalated", {})
+    if escalated:
+        sentence += (
+            f" Also held: {sum(escalated.values())} escalations (brute force / fatigue) for "
+            f"{_top(escalated)}."
+        )
+    if not principals:
+        principals = escalated
     only = next(iter(principals)) if len(principals) == 1 else f"{len(principals)} principals"
     only_ip = next(iter(ips)) if len(ips) == 1 else f"{len(ips)} IPs"
     notes = (f"event ids listed: the first {len(ids)} of {count}",) if len(ids) < count else ()
@@ -216,7 +224,11 @@ def storm_digest_for(rule: Rule, storm: Mapping[str, Any]) -> Notification:
         kind=KIND_STORM,
         rule=rule,
         severity=rule.severity,
-        title=f"Alert storm: {count} {rule.noun} ({only}, {only_ip})",
+        title=(
+            f"Alert storm: {rule.counted(count)} ({only}, {only_ip})"
+            if count
+            else f"Alert storm: {sum(escalated.values())} escalations held ({only})"
+        ),
         dedup_key=f"storm:{rule.id}",
         account=_single(storm.get("accounts", {})),
         region=_single(storm.get("regions", {})),

@@ -44,6 +44,8 @@ class ReplayResult:
     stats: ReadStats
     sent_at: list[datetime] = field(default_factory=list)
     """The virtual time each notification went out (aligned with ``notifications``)."""
+    deliveries: list[tuple[str, Notification]] = field(default_factory=list)
+    """Every (output, notification) published, in order (what ``--output sns`` shows)."""
     matched: int = 0
     matched_by_rule: dict[str, int] = field(default_factory=dict)
     distinct_matched_by_rule: dict[str, int] = field(default_factory=dict)
@@ -78,7 +80,9 @@ def replay_timed(
     store = MemoryStore()
     service = AlertService(rules, publisher, store, settings or Settings())
     matchers = [(rule, compile_pattern(rule.event_pattern)) for rule in rules]
-    result = ReplayResult(notifications=publisher.sent, stats=stats)
+    result = ReplayResult(
+        notifications=publisher.sent, stats=stats, deliveries=publisher.deliveries
+    )
     seen: dict[str, set[str]] = {}
     last: datetime | None = None
 

@@ -46,6 +46,18 @@ class Rule:
     """``failure``: counts toward brute-force escalation; ``success``: checked for MFA fatigue."""
     noun: str = "matching events"
     """Plural noun for summaries: "12 more <noun> for ops-admin from 203.0.113.7 ..."."""
+    noun_one: str = ""
+    """Singular noun ("1 more <noun_one>"); default: ``noun`` without its last word's s."""
+
+    def counted(self, count: int) -> str:
+        """``12 failed MFA attempts`` / ``1 failed MFA attempt``."""
+        if count != 1:
+            return f"{count} {self.noun}"
+        if self.noun_one:
+            return f"1 {self.noun_one}"
+        head, _, last = self.noun.rpartition(" ")
+        last = last[:-1] if last.endswith("s") else last
+        return f"1 {head} {last}".replace("  ", " ")
 
     @property
     def handler_name(self) -> str:
@@ -71,6 +83,7 @@ class Rule:
             "mode": self.mode,
             "signal": self.signal,
             "noun": self.noun,
+            "noun_one": self.noun_one,
             "runbook": list(self.runbook),
             "event_pattern": self.event_pattern,
             "dedup": {"key": list(self.dedup_key), "window_minutes": self.window_minutes},
@@ -122,6 +135,7 @@ def rule_from_mapping(data: Mapping[str, Any], source: str) -> Rule:
         mode=str(data.get("mode") or "alert"),
         signal=str(data.get("signal") or "none"),
         noun=str(data.get("noun") or "matching events"),
+        noun_one=str(data.get("noun_one") or ""),
     )
 
 

@@ -58,6 +58,7 @@ from .decisions import (
 from .errors import EventInProgressError, PublishError, StateStoreError
 from .notifications import (
     KIND_ALERT,
+    KIND_ESCALATION,
     KIND_SUMMARY,
     Notification,
     alert_for,
@@ -284,7 +285,10 @@ class AlertService:
             "id": notification.id,
             "destinations": self._publisher.destinations(notification),
             "notification": notification.to_state(),
-            "rate_limited": notification.kind in (KIND_ALERT, KIND_SUMMARY),
+            # Alerts, summaries and escalations share the rate limits; a CRITICAL escalation (an
+            # MFA fatigue success: the account is probably compromised) always goes out.
+            "rate_limited": notification.kind in (KIND_ALERT, KIND_SUMMARY)
+            or (notification.kind == KIND_ESCALATION and notification.severity != "CRITICAL"),
         }
 
     # --- heartbeats ----------------------------------------------------------------------------
@@ -362,11 +366,15 @@ class AlertService:
         """Take a token from the principal's and the topic's bucket, or hold it in a storm."""
         s = self.settings
         principal = bucket_key(f"principal#{notification.account}#{notification.principal}")
-        admitted = transact(
-            self.store,
-            principal,
-            now,
-            take_token(s.principal_rate.count, s.principal_rate.seconds, now),
+        # An escalation comes once per burst and principal: only the topic's bucket applies.
+        admitted = (
+            notification.kind == KIND_ESCALATION
+            or transact(
+                self.store,
+                principal,
+                now,
+                take_token(s.principal_rate.count, s.principal_rate.seconds, now),
+            )
         ) and transact(
             self.store,
             bucket_key("topic"),
@@ -375,9 +383,10 @@ class AlertService:
         )
         if admitted:
             return True
+        escalation = notification.kind == KIND_ESCALATION
         held = Held(
-            count=notification.count,
-            event_ids=notification.event_ids,
+            count=0 if escalation else notification.count,
+            event_ids=() if escalation else notification.event_ids,
             principal=notification.principal,
             source_ip=notification.source_ip,
             account=notification.account,
