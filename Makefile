@@ -100,7 +100,13 @@ lint-deploy: $(STAMP)
 TEMPLATES_OUT := out/templates
 lint-templates: $(STAMP)
 	mkdir -p $(TEMPLATES_OUT)
-	$(PY) -m chalicelib.orgcommands forwarder-template --central-bus-arn arn:aws:events:us-east-1:111122223333:event-bus/default --regions us-east-1 > $(TEMPLATES_OUT)/member-1-region.yaml
-	$(PY) -m chalicelib.orgcommands forwarder-template --central-bus-arn arn:aws:events:us-east-1:111122223333:event-bus/mfawatch-central --regions us-east-1,us-east-2,eu-north-1,ap-southeast-2,eu-west-1,eu-central-1,ap-northeast-1,ap-south-1,ca-central-1,sa-east-1,us-west-2 > $(TEMPLATES_OUT)/member-11-regions.yaml
+	$(PY) -m chalicelib.cli forwarder-template --central-bus-arn arn:aws:events:us-east-1:111122223333:event-bus/default --regions us-east-1 > $(TEMPLATES_OUT)/member-1-region.yaml
+	$(PY) -m chalicelib.cli forwarder-template --central-bus-arn arn:aws:events:us-east-1:111122223333:event-bus/mfawatch-central --regions us-east-1,us-east-2,eu-north-1,ap-southeast-2,eu-west-1,eu-central-1,ap-northeast-1,ap-south-1,ca-central-1,sa-east-1,us-west-2 > $(TEMPLATES_OUT)/member-11-regions.yaml
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) --merge-template deploy/merge-custom-bus.yaml $(TEMPLATES_OUT)/custom-bus-$(STAGE)
 	$(VENV)/bin/cfn-lint deploy/central-bus-policy.yaml deploy/central-custom-bus.yaml $(TEMPLATES_OUT)/member-1-region.yaml $(TEMPLATES_OUT)/member-11-regions.yaml $(TEMPLATES_OUT)/custom-bus-$(STAGE)/sam.yaml
+
+# Every CloudFormation template in the repository, offline: the plain Chalice package, both
+# deploy routes, the Organization templates. .ci/run runs it after the tests.
+.PHONY: lint-cfn
+lint-cfn: package lint-deploy lint-templates
+	$(CFN_LINT) out/$(STAGE)/sam.json

@@ -8,7 +8,8 @@ Only wiring lives here. Each handler hands the raw EventBridge event to the same
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import boto3
 from chalice.app import Chalice, CloudWatchEvent, Rate
@@ -16,15 +17,17 @@ from chalice.app import Chalice, CloudWatchEvent, Rate
 from chalicelib.config import settings_from_env
 from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.dynamo import DynamoStateStore
+from chalicelib.observability import EmfMetrics, configure_json_logging
 from chalicelib.records import now_utc
 from chalicelib.rules import Rule, load_bundle
 from chalicelib.service import AlertService
 from chalicelib.sns import SnsPublisher
 
 app = Chalice(app_name="mfawatch")
-app.log.setLevel(logging.INFO)
+configure_json_logging(logging.INFO)
 
 RULES = load_bundle()
+METRICS = EmfMetrics()
 _service: AlertService | None = None
 
 
@@ -38,13 +41,24 @@ def service() -> AlertService:
             SnsPublisher(boto3.client("sns"), settings),
             DynamoStateStore(boto3.client("dynamodb"), settings.table_name),
             settings,
+            METRICS,
         )
     return _service
 
 
+@contextmanager
+def metrics_flushed() -> Iterator[None]:
+    """Write this invocation's metrics (Embedded Metric Format) even when it fails."""
+    try:
+        yield
+    finally:
+        METRICS.flush()
+
+
 def _handler_for(rule: Rule) -> Callable[[CloudWatchEvent], None]:
     def handler(event: CloudWatchEvent) -> None:
-        service().handle(rule.id, event.to_dict(), now=now_utc())
+        with metrics_flushed():
+            service().handle(rule.id, event.to_dict(), now=now_utc())
 
     handler.__name__ = rule.handler_name
     handler.__doc__ = f"EventBridge rule {rule.id}: {rule.title}"
@@ -58,16 +72,19 @@ for _rule in RULES:
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="send_due_summaries")
 def send_due_summaries(event: CloudWatchEvent) -> None:
     """Every minute: summaries of closed incident windows, storm digests, failed redeliveries."""
-    service().tick(now_utc())
+    with metrics_flushed():
+        service().tick(now_utc())
 
 
 @app.on_cw_event(dict(HEARTBEAT_PATTERN), name="on_heartbeat")
 def on_heartbeat(event: CloudWatchEvent) -> None:
     """A member account x Region's scheduled heartbeat reached the central bus."""
-    service().heartbeat(event.to_dict(), now_utc())
+    with metrics_flushed():
+        service().heartbeat(event.to_dict(), now_utc())
 
 
 @app.schedule(Rate(15, unit=Rate.MINUTES), name="heartbeat")
 def heartbeat(event: CloudWatchEvent) -> None:
     """The central account's own heartbeat (its events reach this bus without forwarding)."""
-    service().heartbeat(event.to_dict(), now_utc())
+    with metrics_flushed():
+        service().heartbeat(event.to_dict(), now_utc())

@@ -203,8 +203,8 @@ def storm_digest_for(rule: Rule, storm: Mapping[str, Any]) -> Notification:
     held = int(storm.get("notifications", 0))
     ids = tuple(storm.get("event_ids", ()))
     sentence = (
-        f"Rate limit reached: {held} notifications covering {rule.counted(count)} were held between "
-        f"{_clock(first, last)} and {_clock(last, first)} UTC. {len(principals)} distinct "
+        f"Rate limit reached: {held} notifications covering {rule.counted(count)} were held "
+        f"between {_clock(first, last)} and {_clock(last, first)} UTC. {len(principals)} distinct "
         f"principals, {len(ips)} distinct source IPs. Top principals: {_top(principals)}. "
         f"Top source IPs: {_top(ips)}."
     )

@@ -1,0 +1,140 @@
+"""The operator's view: EMF metrics, JSON logs, heartbeats, the SNS dry run."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+from click.testing import CliRunner
+
+from chalicelib.cli import main
+from chalicelib.constants import HEARTBEAT_OVERDUE_SECONDS
+from chalicelib.observability import EmfMetrics, JsonFormatter, MemoryMetrics
+from chalicelib.records import envelope_of
+from chalicelib.rules import RuleSet
+from chalicelib.service import AlertService, MemoryPublisher
+from tests.conftest import load_event
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def test_emf_lines_are_cloudwatch_metrics() -> None:
+    lines: list[str] = []
+    metrics = EmfMetrics(write=lines.append, clock=lambda: 1_700_000_000.0)
+    metrics.count("Notifications", Kind="alert")
+    metrics.count("Notifications", Kind="alert")
+    metrics.count("EventsMatched", Rule="root-console-failure")
+    metrics.flush()
+    documents = [json.loads(line) for line in lines]
+    assert len(documents) == 2
+    alert = next(d for d in documents if d.get("Kind") == "alert")
+    assert alert["Notifications"] == 2 and alert["Service"] == "mfawatch"
+    (directive,) = alert["_aws"]["CloudWatchMetrics"]
+    assert directive == {
+        "Namespace": "mfawatch",
+        "Dimensions": [["Service", "Kind"]],
+        "Metrics": [{"Name": "Notifications", "Unit": "Count"}],
+    }
+    assert alert["_aws"]["Timestamp"] == 1_700_000_000_000
+    metrics.flush()
+    assert len(lines) == 2, "flush resets the counters"
+
+
+def test_service_counts_matches_repeats_duplicates_and_notifications(rules: RuleSet) -> None:
+    metrics = MemoryMetrics()
+    service = AlertService(rules, MemoryPublisher(), metrics=metrics)
+    base = load_event("iam-consolelogin-failure-mfa-yes")
+    for i in (0, 1, 1):  # event 1 is delivered twice
+        record = dict(base, eventID=f"e{i}", eventTime=f"2026-11-02T09:00:0{i}Z")
+        service.handle("iam-console-mfa-failure", envelope_of(record), T0)
+    assert metrics.total("EventsMatched") == 3
+    assert metrics.total("Repeats") == 1
+    assert metrics.total("Duplicates") == 1
+    assert metrics.counts[("Notifications", (("Kind", "alert"),))] == 1
+
+
+def test_json_logs_carry_the_alerting_context() -> None:
+    record = logging.LogRecord(
+        "chalicelib.service", logging.INFO, __file__, 1, "decision %s", ("alert",), None
+    )
+    record.rule = "iam-console-mfa-failure"
+    record.event_id = "e1"
+    record.dedup_key = "111122223333|ops-admin|203.0.113.7"
+    document = json.loads(JsonFormatter().format(record))
+    assert document["message"] == "decision alert"
+    assert document["level"] == "INFO"
+    assert (document["rule"], document["event_id"], document["dedup_key"]) == (
+        "iam-console-mfa-failure",
+        "e1",
+        "111122223333|ops-admin|203.0.113.7",
+    )
+
+
+def _heartbeat(account: str, region: str, at: datetime) -> dict[str, object]:
+    return {
+        "version": "0",
+        "id": "h",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "region": region,
+        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "resources": [f"arn:aws:events:{region}:{account}:rule/mfawatch-heartbeat"],
+        "detail": {},
+    }
+
+
+def test_a_stopped_heartbeat_is_reported_once_then_its_recovery(rules: RuleSet) -> None:
+    publisher = MemoryPublisher()
+    metrics = MemoryMetrics()
+    service = AlertService(rules, publisher, metrics=metrics)
+    assert service.heartbeat(_heartbeat("444455556666", "eu-north-1", T0), T0) == []
+    assert (
+        metrics.counts[("Heartbeats", (("Account", "444455556666"), ("Region", "eu-north-1")))] == 1
+    )
+    assert service.tick(T0 + timedelta(minutes=20)) == []  # not overdue yet
+    late = T0 + timedelta(seconds=HEARTBEAT_OVERDUE_SECONDS + 60)
+    (missing,) = service.tick(late)
+    assert missing.kind == "heartbeat" and missing.severity == "HIGH"
+    assert missing.title == "Sign-in events from account 444455556666 eu-north-1 stopped arriving"
+    assert "since 2026-11-02 09:00:00 UTC" in missing.summary
+    assert service.tick(late + timedelta(hours=1)) == []  # once per outage
+    back = late + timedelta(hours=2)
+    (recovered,) = service.heartbeat(_heartbeat("444455556666", "eu-north-1", back), back)
+    assert recovered.title == "Sign-in events from account 444455556666 eu-north-1 arrive again"
+    assert recovered.severity == "LOW"
+
+
+def test_sns_dry_run_prints_the_exact_publish_parameters() -> None:
+    result = CliRunner().invoke(main, ["replay", "--output", "sns", "--stage", "dev"])
+    assert result.exit_code == 0, result.output
+    publishes = [json.loads(line) for line in result.stdout.splitlines()]
+    first = publishes[0]
+    assert set(first) == {
+        "Output",
+        "TopicArn",
+        "Subject",
+        "Message",
+        "MessageStructure",
+        "MessageAttributes",
+    }
+    assert first["Output"] == "alerts"
+    assert first["TopicArn"] == "arn:aws:sns:us-east-1:111122223333:mfawatch-dev-alerts"
+    assert first["MessageStructure"] == "json"
+    bodies = json.loads(first["Message"])
+    assert bodies["email"].startswith("[HIGH] Failed MFA sign-in for IAM user ops-admin")
+    assert json.loads(bodies["sqs"])["schema_version"] == "1"
+    outputs = [p["Output"] for p in publishes]
+    assert outputs.count("alerts") == 12  # every notification of the demo
+    assert "pager" in outputs  # HIGH alerts and escalations, not summaries
+    pager_kinds = {
+        p["MessageAttributes"]["kind"]["StringValue"] for p in publishes if p["Output"] == "pager"
+    }
+    assert pager_kinds == {"alert", "escalation"}
+
+
+def test_unknown_stage_is_a_clear_error() -> None:
+    result = CliRunner().invoke(main, ["replay", "--stage", "nope"])
+    assert result.exit_code == 2
+    assert "no stage 'nope'" in result.output
