@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -94,8 +95,16 @@ class MemoryPublisher:
     def __init__(self, settings: Settings | None = None, failing: set[str] | None = None) -> None:
         self.settings = settings or Settings()
         self.sent: list[Notification] = []
+        """Each notification once, in order (a notification routed to 3 outputs appears once)."""
         self.deliveries: list[tuple[str, Notification]] = []
+        """Every publish call: (output, notification)."""
         self.failing: set[str] = failing if failing is not None else set()
+        self._lock = threading.Lock()  # concurrency tests share one publisher across threads
+
+    @property
+    def published(self) -> list[Notification]:
+        """Every publish call's notification (duplicates included: tests look for them)."""
+        return [notification for _, notification in self.deliveries]
 
     def destinations(self, notification: Notification) -> list[str]:
         return self.settings.destinations(notification.severity, notification.kind)
@@ -103,9 +112,10 @@ class MemoryPublisher:
     def publish(self, notification: Notification, destination: str) -> None:
         if destination in self.failing:
             raise PublishError(f"destination {destination} is failing (test)")
-        self.deliveries.append((destination, notification))
-        if not self.sent or self.sent[-1].id != notification.id or not notification.id:
-            self.sent.append(notification)
+        with self._lock:
+            self.deliveries.append((destination, notification))
+            if not self.sent or self.sent[-1].id != notification.id or not notification.id:
+                self.sent.append(notification)
 
 
 class AlertService:

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from chalicelib.config import DEFAULT_OUTPUT, Settings, Threshold
+from chalicelib.config import Settings, Threshold
 from chalicelib.dynamo import DynamoStateStore, create_state_table
 from chalicelib.errors import EventInProgressError
 from chalicelib.notifications import (
@@ -28,7 +28,7 @@ from chalicelib.notifications import (
 )
 from chalicelib.records import envelope_of
 from chalicelib.rules import RuleSet, load_bundle
-from chalicelib.service import AlertService
+from chalicelib.service import AlertService, MemoryPublisher
 from tests.conftest import load_event
 
 pytestmark = pytest.mark.integration
@@ -42,19 +42,8 @@ INCIDENTS = [("u0", "203.0.113.1"), ("u0", "203.0.113.2"), ("u1", "203.0.113.1")
 EVENTS_PER_INCIDENT = 6
 
 
-class CollectingPublisher:
-    """Thread-safe: every publish call, in order."""
-
-    def __init__(self) -> None:
-        self.published: list[Notification] = []
-        self._lock = threading.Lock()
-
-    def destinations(self, notification: Notification) -> list[str]:
-        return [DEFAULT_OUTPUT]
-
-    def publish(self, notification: Notification, destination: str) -> None:
-        with self._lock:
-            self.published.append(notification)
+# Every publish call, thread-safe: chalicelib.service.MemoryPublisher.published.
+CollectingPublisher = MemoryPublisher
 
 
 def dynamodb_client(endpoint: str) -> Any:

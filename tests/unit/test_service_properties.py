@@ -8,7 +8,6 @@ deterministic regression tests for the ways those invariants were found to break
 from __future__ import annotations
 
 import itertools
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.config import DEFAULT_OUTPUT, Settings, Threshold
+from chalicelib.config import Settings, Threshold
 from chalicelib.errors import PublishError
 from chalicelib.notifications import (
     KIND_ALERT,
@@ -30,7 +29,7 @@ from chalicelib.readers import ReadStats
 from chalicelib.records import envelope_of
 from chalicelib.replay import TimedEvent, replay_timed
 from chalicelib.rules import RuleSet, load_bundle
-from chalicelib.service import AlertService
+from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MemoryStore
 from tests.conftest import load_event
 
@@ -55,19 +54,8 @@ def failed_sign_in(
     return envelope_of(record)
 
 
-class RecordingPublisher:
-    """Records every publish call (MemoryPublisher hides consecutive repeats of one id)."""
-
-    def __init__(self) -> None:
-        self.published: list[Notification] = []
-        self._lock = threading.Lock()
-
-    def destinations(self, notification: Notification) -> list[str]:
-        return [DEFAULT_OUTPUT]
-
-    def publish(self, notification: Notification, destination: str) -> None:
-        with self._lock:
-            self.published.append(notification)
+# Every publish call, thread-safe: chalicelib.service.MemoryPublisher.published.
+RecordingPublisher = MemoryPublisher
 
 
 # --- invariants ------------------------------------------------------------------------------
