@@ -15,14 +15,6 @@ from __future__ import annotations
 
 from typing import Final
 
-# EventBridge "source" values for the services we watch.
-SOURCE_SIGNIN: Final = "aws.signin"
-SOURCE_IAM: Final = "aws.iam"
-
-# CloudTrail "eventSource" values.
-EVENT_SOURCE_SIGNIN: Final = "signin.amazonaws.com"
-EVENT_SOURCE_IAM: Final = "iam.amazonaws.com"
-
 # CloudTrail eventType -> EventBridge detail-type. Real sign-in events say "Sign In"; one AWS guide
 # spells it "Signin", so our rules pattern on source/eventSource/eventName, never on detail-type.
 DETAIL_TYPE_BY_EVENT_TYPE: Final[dict[str, str]] = {
@@ -35,8 +27,6 @@ DETAIL_TYPE_BY_EVENT_TYPE: Final[dict[str, str]] = {
 DEFAULT_DETAIL_TYPE: Final = "AWS API Call via CloudTrail"
 
 # Event names.
-CONSOLE_LOGIN: Final = "ConsoleLogin"
-CHECK_MFA: Final = "CheckMfa"
 CREDENTIAL_CHALLENGE: Final = "CredentialChallenge"
 CREDENTIAL_VERIFICATION: Final = "CredentialVerification"
 USER_AUTHENTICATION: Final = "UserAuthentication"
@@ -58,7 +48,6 @@ HIDDEN_USER_NAME: Final = "HIDDEN_DUE_TO_SECURITY_REASONS"
 # "Subject ... must be ASCII text that begins with a letter, number, or punctuation mark; must not
 # include line breaks or control characters; and must be less than 100 characters long."
 SNS_SUBJECT_MAX: Final = 100
-SNS_MESSAGE_MAX_BYTES: Final = 262_144
 
 # The heartbeat: every member account and Region runs a scheduled EventBridge rule named
 # HEARTBEAT_RULE_NAME whose target is the central bus (the same path sign-in events take; AWS

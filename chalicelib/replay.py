@@ -49,7 +49,6 @@ class ReplayResult:
     matched: int = 0
     matched_by_rule: dict[str, int] = field(default_factory=dict)
     distinct_matched_by_rule: dict[str, int] = field(default_factory=dict)
-    state_calls: int = 0
 
 
 def timed(events: Iterable[SourcedEvent], stats: ReadStats) -> Iterator[TimedEvent]:
@@ -105,7 +104,6 @@ def replay_timed(
         service.flush(last)
         stamp(last)
     result.distinct_matched_by_rule = {rule_id: len(ids) for rule_id, ids in seen.items()}
-    result.state_calls = store.calls
     return result
 
 

@@ -144,14 +144,6 @@ def _load_case(rule_id: str, index: int, raw: Mapping[str, Any], path: Path) -> 
     )
 
 
-def load_rule_file(path: Path) -> RuleFile:
-    """Read and validate one rule file; raises :class:`RuleError` for the first problem."""
-    errors = validate_rule_file(path)
-    if errors:
-        raise errors[0]
-    return _build_rule_file(path, read_rule_document(path))
-
-
 def _build_rule_file(path: Path, document: Mapping[str, Any]) -> RuleFile:
     rule = rule_from_mapping(document, str(path))
     cases = tuple(
@@ -222,11 +214,6 @@ def load_rules_dir(rules_dir: Path = RULES_DIR) -> list[RuleFile]:
     return [_build_rule_file(path, read_rule_document(path)) for path in rule_paths(rules_dir)]
 
 
-def ruleset_of(files: Sequence[RuleFile]) -> RuleSet:
-    """The deployable rules of validated files."""
-    return RuleSet([f.rule for f in files])
-
-
 def build_bundle(rules_dir: Path = RULES_DIR, bundle_path: Path = BUNDLE_PATH) -> Path:
     """Compile ``rules_dir`` into the bundle the Lambda package carries."""
     files = load_rules_dir(rules_dir)
@@ -241,11 +228,6 @@ def bundle_is_stale(rules_dir: Path = RULES_DIR, bundle_path: Path = BUNDLE_PATH
         return bundle_path.read_text(encoding="utf-8") != expected
     except FileNotFoundError:
         return True
-
-
-def envelope_for_case(case: RuleCase) -> dict[str, Any]:
-    """The envelope a case's event becomes on the bus (bare records are wrapped)."""
-    return as_envelope(case.event)
 
 
 @dataclass(frozen=True)
@@ -271,7 +253,7 @@ def run_case(rule: Rule, case: RuleCase) -> CaseResult:
     """
     from .service import AlertService, MemoryPublisher  # the same path the Lambda takes
 
-    envelope = envelope_for_case(case)
+    envelope = as_envelope(case.event)
     matched = compile_pattern(rule.event_pattern).matches(envelope)
     failures: list[str] = []
     title = dedup_key = None
