@@ -6,6 +6,9 @@
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
+# What the Lambda runtime provides (awslambdaric, boto3), apart from the venv: tests/runtime/.
+LAMBDA_RUNTIME := $(VENV)/lambda-runtime
+LAMBDA_STAMP   := $(LAMBDA_RUNTIME)/.installed
 STAGE   ?= dev
 
 .PHONY: demo test lint typecheck pytest rules policy package clean
@@ -15,6 +18,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+$(LAMBDA_STAMP): tests/runtime/requirements.txt $(STAMP)
+	rm -rf $(LAMBDA_RUNTIME)
+	$(PY) -m pip install --quiet --target $(LAMBDA_RUNTIME) -r tests/runtime/requirements.txt
+	touch $(LAMBDA_STAMP)
 
 demo: $(STAMP)
 	$(PY) -m chalicelib.cli replay
@@ -28,7 +36,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(LAMBDA_STAMP)
 	$(VENV)/bin/pytest -q
 
 # Rebuild chalicelib/rules.json from rules/ (a test fails when it is stale).

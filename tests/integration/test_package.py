@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import logging
 import subprocess
 import sys
 import zipfile
@@ -14,7 +13,7 @@ import pytest
 
 from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.rules import load_bundle
-from tests.conftest import ROOT
+from tests.conftest import ROOT, offline_env, package_stage
 
 pytestmark = pytest.mark.slow
 
@@ -23,32 +22,11 @@ SCHEDULED = {"send_due_summaries": "rate(1 minute)", "heartbeat": "rate(15 minut
 OTHER_HANDLERS = [*SCHEDULED, "on_heartbeat"]
 
 
-def _offline_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["AWS_DEFAULT_REGION"] = "us-east-1"  # chalice package needs a region, no credentials
-    return env
-
-
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if sys.version_info < (3, 12):
         pytest.skip("Chalice sets the Lambda runtime from this Python; package with 3.12+")
-    chalice = shutil.which("chalice", path=str(Path(sys.executable).parent)) or shutil.which(
-        "chalice"
-    )
-    assert chalice, "chalice CLI not installed (pip install -r requirements-dev.txt)"
-    out = tmp_path_factory.mktemp("package") / "out"
-    result = subprocess.run(
-        [chalice, "package", "--stage", "dev", str(out)],
-        cwd=ROOT,
-        env=_offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return out
+    return package_stage("dev", tmp_path_factory.mktemp("package") / "out")
 
 
 def test_zip_is_small(package: Path) -> None:
@@ -90,28 +68,61 @@ def test_template_declares_one_function_and_rule_per_rule_on_python_312_plus(pac
     )
 
 
-def test_unzipped_package_imports_with_every_handler(package: Path, tmp_path: Path) -> None:
+def test_every_template_handler_resolves_on_the_unzipped_package(
+    package: Path, tmp_path: Path
+) -> None:
+    """The runtime's contract, not Chalice's model: each function's ``Handler`` (``app.<name>``)
+    is imported and resolved with ``getattr`` as awslambdaric's ``bootstrap._get_handler`` does
+    (tests/runtime/ runs them under the real runtime client)."""
+    template = json.loads((package / "sam.json").read_text())
+    handlers = sorted(
+        res["Properties"]["Handler"]
+        for res in template["Resources"].values()
+        if res["Type"] == "AWS::Serverless::Function"
+    )
     target = tmp_path / "task"
     target.mkdir()
     with zipfile.ZipFile(package / "deployment.zip") as archive:
         archive.extractall(target)
     assert (target / "chalicelib" / "rules.json").is_file()
     probe = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]);"
-        "import app, chalicelib, chalice;"
+        "import importlib, json, sys; sys.path.insert(0, sys.argv[1]);"
+        "import chalicelib, chalice;"
         "assert chalicelib.__file__.startswith(sys.argv[1]), chalicelib.__file__;"
         "assert chalice.__file__.startswith(sys.argv[1]), chalice.__file__;"
-        "print(json.dumps(sorted(app.app.handler_map)))"
+        "resolved = {};"
+        "[resolved.__setitem__(h, callable(getattr(importlib.import_module(h.rsplit('.', 1)[0]),"
+        " h.rsplit('.', 1)[1], None))) for h in sys.argv[2:]];"
+        "print(json.dumps(resolved))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", probe, str(target)],
+        [sys.executable, "-c", probe, str(target), *handlers],
         cwd=target,
-        env=_offline_env() | {"PYTHONPATH": ""},
+        env=offline_env() | {"PYTHONPATH": ""},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    handlers = json.loads(result.stdout)
-    assert handlers == sorted([rule.handler_name for rule in load_bundle()] + OTHER_HANDLERS)
+    assert json.loads(result.stdout) == dict.fromkeys(handlers, True)
+    assert len(handlers) == len(load_bundle()) + len(OTHER_HANDLERS)
+
+
+def test_importing_the_app_outside_lambda_leaves_logging_and_aws_alone() -> None:
+    """`chalice package`/`deploy` import app.py: no root handler replaced, no client built."""
+    probe = (
+        "import logging, app;"
+        "print(len(logging.getLogger().handlers), logging.getLogger().level, app._wiring)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.split() == ["0", str(logging.WARNING), "None"]
+    assert result.stderr == ""

@@ -29,6 +29,7 @@ PURE = [
     "decisions",
     "forwarder",
     "deploy",
+    "selftest",
 ]
 FORBIDDEN = {"boto3", "botocore", "chalice"}
 
