@@ -5,19 +5,22 @@
 
 VENV    := .venv
 PY      := $(VENV)/bin/python
+MFAWATCH := $(VENV)/bin/mfawatch
 STAMP   := $(VENV)/.installed
 STAGE   ?= dev
 
 .PHONY: demo test lint typecheck pytest rules policy package clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+# The project itself is installed editable, which puts the `mfawatch` command in .venv/bin.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $$(scripts/find-python) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m chalicelib.cli replay
+	$(MFAWATCH) replay
 
 test: lint typecheck pytest
 
@@ -33,11 +36,11 @@ pytest: $(STAMP)
 
 # Rebuild chalicelib/rules.json from rules/ (a test fails when it is stale).
 rules: $(STAMP)
-	$(PY) -m chalicelib.cli rules build
+	$(MFAWATCH) rules build
 
 # Regenerate .chalice/policy-$(STAGE).json from the stage config (a test fails when it differs).
 policy: $(STAMP)
-	$(PY) -m chalicelib.cli policy --stage $(STAGE) --write
+	$(MFAWATCH) policy --stage $(STAGE) --write
 
 package: $(STAMP)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) out/$(STAGE)
@@ -66,13 +69,13 @@ deploy-app: $(STAMP)
 	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/chalice deploy --stage $(STAGE)
 
 deploy-invoke-config: $(STAMP)
-	$(PY) -m chalicelib.cli deploy-template invoke-config --stage $(STAGE) --output $(DEPLOY_OUT)/invoke-config.json
+	$(MFAWATCH) deploy-template invoke-config --stage $(STAGE) --output $(DEPLOY_OUT)/invoke-config.json
 	$(CFN_LINT) $(DEPLOY_OUT)/invoke-config.json
 	aws cloudformation deploy --region $(REGION) --stack-name mfawatch-$(STAGE)-invoke-config \
 	  --template-file $(DEPLOY_OUT)/invoke-config.json --no-fail-on-empty-changeset
 
 package-merged: $(STAMP)
-	$(PY) -m chalicelib.cli deploy-template merge --stage $(STAGE) --output $(DEPLOY_OUT)/merge.json
+	$(MFAWATCH) deploy-template merge --stage $(STAGE) --output $(DEPLOY_OUT)/merge.json
 	rm -rf $(DEPLOY_OUT)/package
 	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/chalice package --stage $(STAGE) \
 	  --merge-template $(DEPLOY_OUT)/merge.json $(DEPLOY_OUT)/package
@@ -89,7 +92,7 @@ deploy-merged: package-merged
 # Offline: lint the resources template and both generated routes for STAGE (no AWS credentials).
 lint-deploy: $(STAMP)
 	$(CFN_LINT) deploy/resources.yaml
-	$(PY) -m chalicelib.cli deploy-template invoke-config --stage $(STAGE) --output $(DEPLOY_OUT)/invoke-config.json
+	$(MFAWATCH) deploy-template invoke-config --stage $(STAGE) --output $(DEPLOY_OUT)/invoke-config.json
 	$(CFN_LINT) $(DEPLOY_OUT)/invoke-config.json
 	$(MAKE) package-merged STAGE=$(STAGE) REGION=$(REGION)
 
@@ -100,8 +103,8 @@ lint-deploy: $(STAMP)
 TEMPLATES_OUT := out/templates
 lint-templates: $(STAMP)
 	mkdir -p $(TEMPLATES_OUT)
-	$(PY) -m chalicelib.cli forwarder-template --central-bus-arn arn:aws:events:us-east-1:111122223333:event-bus/default --regions us-east-1 > $(TEMPLATES_OUT)/member-1-region.yaml
-	$(PY) -m chalicelib.cli forwarder-template --central-bus-arn arn:aws:events:us-east-1:111122223333:event-bus/mfawatch-central --regions us-east-1,us-east-2,eu-north-1,ap-southeast-2,eu-west-1,eu-central-1,ap-northeast-1,ap-south-1,ca-central-1,sa-east-1,us-west-2 > $(TEMPLATES_OUT)/member-11-regions.yaml
+	$(MFAWATCH) forwarder-template --central-bus-arn arn:aws:events:us-east-1:111122223333:event-bus/default --regions us-east-1 > $(TEMPLATES_OUT)/member-1-region.yaml
+	$(MFAWATCH) forwarder-template --central-bus-arn arn:aws:events:us-east-1:111122223333:event-bus/mfawatch-central --regions us-east-1,us-east-2,eu-north-1,ap-southeast-2,eu-west-1,eu-central-1,ap-northeast-1,ap-south-1,ca-central-1,sa-east-1,us-west-2 > $(TEMPLATES_OUT)/member-11-regions.yaml
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) --merge-template deploy/merge-custom-bus.yaml $(TEMPLATES_OUT)/custom-bus-$(STAGE)
 	$(VENV)/bin/cfn-lint deploy/central-bus-policy.yaml deploy/central-custom-bus.yaml $(TEMPLATES_OUT)/member-1-region.yaml $(TEMPLATES_OUT)/member-11-regions.yaml $(TEMPLATES_OUT)/custom-bus-$(STAGE)/sam.yaml
 

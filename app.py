@@ -2,7 +2,7 @@
 scheduled handler that sends due summaries and storm digests.
 
 Only wiring lives here. Each handler hands the raw EventBridge event to the same
-:class:`chalicelib.service.AlertService` that ``python -m chalicelib.cli replay`` uses.
+:class:`chalicelib.service.AlertService` that ``python -m mfawatch replay`` uses.
 """
 
 from __future__ import annotations

@@ -23,11 +23,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.audit import AssumeRoleClients
-from chalicelib.eventpattern import compile_pattern
-from chalicelib.forwarder import member_template, parse_central_bus_arn
 from chalicelib.records import as_envelope
 from chalicelib.rules import RuleSet
+from mfawatch.audit import AssumeRoleClients
+from mfawatch.eventpattern import compile_pattern
+from mfawatch.forwarder import member_template, parse_central_bus_arn
 from tests.conftest import EVENTS, load_event
 from tests.unit.test_audit import deploy_member_rules, stack_resources
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.deploy import (
+from mfawatch.deploy import (
     StageConfig,
     function_logical_id,
     iam_statements,
@@ -26,7 +26,7 @@ from chalicelib.deploy import (
     load_resources_template,
     merge_template,
 )
-from chalicelib.deploycommands import CONFIG_PATH, app_handler_names
+from mfawatch.deploycommands import CONFIG_PATH, app_handler_names
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 from moto import mock_aws
 
-from chalicelib.archive import ArchiveReadError, Prefilter, TimeRange, ordered_events, remote_files
-from chalicelib.cli import main
-from chalicelib.readers import ReadStats
-from chalicelib.s3archive import S3Archive, parse_s3_url
+from mfawatch.archive import ArchiveReadError, Prefilter, TimeRange, ordered_events, remote_files
+from mfawatch.cli import main
+from mfawatch.readers import ReadStats
+from mfawatch.s3archive import S3Archive, parse_s3_url
 from tests.conftest import load_event
 
 MFA_FAIL = load_event("iam-consolelogin-failure-mfa-yes")

@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 from moto import mock_aws
 
-from chalicelib.audit import (
+from chalicelib.rules import RuleSet
+from mfawatch.audit import (
     DISABLED,
     ERROR,
     MISSING,
@@ -27,14 +28,13 @@ from chalicelib.audit import (
     cell_status,
     run_audit,
 )
-from chalicelib.forwarder import (
+from mfawatch.forwarder import (
     expected_rules,
     forwarding_rule_name,
     member_template,
     parse_central_bus_arn,
 )
-from chalicelib.orgcommands import make_audit_command
-from chalicelib.rules import RuleSet
+from mfawatch.orgcommands import make_audit_command
 
 # moto's default account: MOTO_ACCOUNT_ID would pin *every* request (assumed roles included) to one
 # account, so the caller stays in the default account and members are reached by AssumeRole.

@@ -15,7 +15,7 @@ the user knows to rerun with a larger ``--lateness``. Memory holds the candidate
 files delivered within the last ``lateness`` (plus the files being read): not the archive.
 Ties are broken by the position of the file in sorted path order and of the record in its
 file, which makes the result identical to sorting everything with
-:func:`chalicelib.replay.in_time_order`. When any input file does not carry a delivery stamp
+:func:`mfawatch.replay.in_time_order`. When any input file does not carry a delivery stamp
 (a hand-made ``.json``, JSON lines), there is no bound to rely on: all candidate events are
 collected and sorted (exact, memory proportional to the candidates).
 
@@ -35,7 +35,7 @@ Two things keep it fast, both provably safe:
 Time filters: ``--since`` (inclusive) and ``--until`` (exclusive) apply to event time; whole date
 folders and files whose delivery stamp is more than ``lateness`` outside the range are skipped
 without being read. Pure core: no AWS SDK here (S3 listing and reading is
-:mod:`chalicelib.s3archive`, which hands us bytes).
+:mod:`mfawatch.s3archive`, which hands us bytes).
 """
 
 from __future__ import annotations
@@ -54,11 +54,12 @@ from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
-from .errors import EventParseError, MfawatchError
+from chalicelib.errors import EventParseError, MfawatchError
+from chalicelib.records import as_envelope, is_cloudtrail_record, is_envelope, parse_event
+from chalicelib.rules import Rule
+
 from .readers import READABLE_SUFFIXES, ReadStats, documents_in, items_of
-from .records import as_envelope, is_cloudtrail_record, is_envelope, parse_event
 from .replay import TimedEvent
-from .rules import Rule
 
 try:  # optional speed-ups (requirements-dev.txt); without them the general path is used
     import msgspec as _msgspec
@@ -278,8 +279,8 @@ def scan_bytes(
 ) -> FileScan:
     """Decode one file and keep the events that may match a rule and fall in the time range.
 
-    Problems are reported as :func:`chalicelib.readers.read_file` and
-    :func:`chalicelib.replay.timed` report them: with the file (and line or index). Records
+    Problems are reported as :func:`mfawatch.readers.read_file` and
+    :func:`mfawatch.replay.timed` report them: with the file (and line or index). Records
     the prefilter rules out are counted, not timed: no rule could ever see them.
     """
     # Decoding JSON allocates millions of objects and no cycles: the cyclic collector would
@@ -441,7 +442,7 @@ def local_files(
 ) -> list[ArchiveFile]:
     """Files named directly, plus every readable file below named folders (sorted, recursive).
 
-    The walk order is :func:`chalicelib.readers.expand_paths`'s. Date folders and stamped
+    The walk order is :func:`mfawatch.readers.expand_paths`'s. Date folders and stamped
     files that cannot hold events in ``time_range`` are skipped (and counted) unread.
     """
     found: list[ArchiveFile] = []

@@ -1,7 +1,7 @@
-"""``python -m chalicelib.cli deploy-template ...``: write the generated deploy templates.
+"""``python -m mfawatch deploy-template ...``: write the generated deploy templates.
 
-Thin click commands over :mod:`chalicelib.deploy`. The lead registers :data:`COMMANDS` on the
-main group in ``chalicelib/cli.py``. The handlers come from the Chalice app itself (``app.py``),
+Thin click commands over :mod:`mfawatch.deploy`. The lead registers :data:`COMMANDS` on the
+main group in ``mfawatch/cli.py``. The handlers come from the Chalice app itself (``app.py``),
 so a template covers exactly the functions ``chalice deploy``/``chalice package`` create.
 """
 
@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from chalicelib.errors import MfawatchError
+
 from .deploy import (
     RESOURCES_TEMPLATE,
     StageConfig,
@@ -22,7 +24,6 @@ from .deploy import (
     load_resources_template,
     merge_template,
 )
-from .errors import MfawatchError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PATH = REPO_ROOT / ".chalice" / "config.json"
@@ -135,4 +136,4 @@ def merge(stage: str, output: str, config_path: Path, resources_path: Path) -> N
 
 
 COMMANDS: list[click.Command] = [deploy_template]
-"""What ``chalicelib/cli.py`` adds to its main group: ``main.add_command(command)`` each."""
+"""What ``mfawatch/cli.py`` adds to its main group: ``main.add_command(command)`` each."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .records import is_cloudtrail_record, is_envelope
+from chalicelib.records import is_cloudtrail_record, is_envelope
 
 _fast_loads: Callable[[bytes], Any] | None
 try:  # optional speed-up, see documents_in
@@ -40,7 +40,7 @@ class ReadStats:
     skipped_files: int = 0
     """Files not read because their path date or delivery stamp is outside --since/--until."""
     late_records: int = 0
-    """Records that arrived later than the replay's lateness window (see chalicelib.archive)."""
+    """Records that arrived later than the replay's lateness window (see mfawatch.archive)."""
 
     def problem(self, message: str, *, file_level: bool) -> None:
         self.problems.append(message)

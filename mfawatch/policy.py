@@ -8,7 +8,7 @@ table and its ``due`` index, ``sqs:SendMessage`` on the failed-events queue (Lam
 destination uses the function's role) and the stage KMS key (encrypted topics and table).
 Partition, region and account come from the stage's topic ARN.
 
-``python -m chalicelib.cli policy --stage S --write`` writes the file; a test fails when a
+``python -m mfawatch policy --stage S --write`` writes the file; a test fails when a
 committed policy differs from this output.
 """
 
@@ -18,9 +18,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .config import ENV_OUTPUTS, ENV_TABLE_NAME, ENV_TOPIC_ARN, parse_outputs
+from chalicelib.config import ENV_OUTPUTS, ENV_TABLE_NAME, ENV_TOPIC_ARN, parse_outputs
+from chalicelib.errors import ConfigError
+
 from .deploy import StageNames, stage_policy_statements
-from .errors import ConfigError
 
 
 def _arn_parts(arn: str, what: str) -> tuple[str, str, str]:

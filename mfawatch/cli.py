@@ -1,4 +1,4 @@
-"""Command line: ``python -m chalicelib.cli``. Thin commands over the same code the Lambda runs.
+"""Command line: ``python -m mfawatch``. Thin commands over the same code the Lambda runs.
 
 Results go to stdout (a table, or JSON lines for pipes); totals, problems and logs go to stderr.
 """
@@ -16,6 +16,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from chalicelib.channels import publish_params
+from chalicelib.config import Settings, settings_from_env, stage_environment
+from chalicelib.errors import MfawatchError
+from chalicelib.notifications import Notification
+from chalicelib.records import as_envelope, parse_time
+from chalicelib.render import clean_text, render_subject
+from chalicelib.rules import BUNDLE_PATH, RuleSet, load_bundle
+
 from .archive import (
     DEFAULT_LATENESS,
     ArchiveReadError,
@@ -25,17 +33,10 @@ from .archive import (
     ordered_events,
     remote_files,
 )
-from .channels import publish_params
-from .config import Settings, settings_from_env, stage_environment
 from .deploycommands import COMMANDS as DEPLOY_COMMANDS
-from .errors import MfawatchError
-from .notifications import Notification
 from .orgcommands import COMMANDS as ORG_COMMANDS
 from .readers import ReadStats
-from .records import as_envelope, parse_time
-from .render import clean_text, render_subject
 from .replay import ReplayResult, replay_timed
-from .rules import BUNDLE_PATH, RuleSet, load_bundle
 
 if TYPE_CHECKING:
     from .rulebuild import RuleFile
@@ -125,7 +126,7 @@ def replay(
     """Replay CloudTrail files, folders or s3://bucket/prefix URLs (default: the demo scenario).
 
     Events are replayed in event-time order through the production decision path. S3-layout
-    archives stream with bounded memory (see chalicelib/archive.py for the ordering bound).
+    archives stream with bounded memory (see mfawatch/archive.py for the ordering bound).
     """
     settings = _settings(stage)
     targets = list(paths) or [str(DEMO_SCENARIO)]
@@ -418,8 +419,9 @@ def test_pattern(pattern_arg: str, event_arg: str) -> None:
     An invalid pattern exits 2 with EventBridge's reason. A bare CloudTrail record is wrapped
     in the envelope EventBridge would deliver (a note says so on stderr).
     """
+    from chalicelib.records import is_cloudtrail_record, is_envelope
+
     from .eventpattern import InvalidPatternError, compile_pattern
-    from .records import is_cloudtrail_record, is_envelope
 
     pattern_text = _argument_text(pattern_arg, "--pattern")
     event_text = _argument_text(event_arg, "--event")
