@@ -539,7 +539,7 @@ def load_cfn_yaml(text: str, source: str = "<template>") -> dict[str, Any]:
 
 
 def load_resources_template(path: Path = RESOURCES_TEMPLATE) -> dict[str, Any]:
-    """deploy/resources.yaml as a JSON-form template."""
+    """A CloudFormation YAML template file (deploy/resources.yaml by default) in JSON form."""
     return load_cfn_yaml(path.read_text(encoding="utf-8"), str(path))
 
 

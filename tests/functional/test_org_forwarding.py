@@ -71,11 +71,7 @@ def _key(detail: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def org(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("MOTO_ACCOUNT_ID", raising=False)  # it would pin every request
+def org(aws_credentials: None) -> Iterator[dict[str, Any]]:
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
         events = session.client("events")

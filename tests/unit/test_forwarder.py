@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from chalicelib.rules import RuleSet
+from mfawatch.deploy import load_resources_template
 from mfawatch.forwarder import (
     AUDIT_ROLE_NAME,
     ForwarderConfigError,
@@ -294,26 +290,6 @@ def test_commands_are_exported_for_the_cli_group() -> None:
 # --- route (b) merge template -------------------------------------------------------------------
 
 
-def _load_cfn_yaml(path: Path) -> Any:
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-        key = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-            if suffix == "GetAtt":
-                value = str(value).split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node)
-        else:
-            value = loader.construct_mapping(node)  # type: ignore[arg-type]
-        return {key: value}
-
-    Loader.add_multi_constructor("!", intrinsic)
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=Loader)
-
-
 def test_cfn_resource_name_matches_chalice(rules: RuleSet) -> None:
     from chalice.utils import to_cfn_resource_name
 
@@ -322,7 +298,7 @@ def test_cfn_resource_name_matches_chalice(rules: RuleSet) -> None:
 
 
 def test_committed_merge_template_is_current(rules: RuleSet) -> None:
-    committed = _load_cfn_yaml(DEPLOY / "merge-custom-bus.yaml")
+    committed = load_resources_template(DEPLOY / "merge-custom-bus.yaml")
     assert committed == custom_bus_merge_template(rules), (
         "deploy/merge-custom-bus.yaml is stale: regenerate it (command in its header)"
     )
@@ -333,7 +309,7 @@ def test_committed_merge_template_is_current(rules: RuleSet) -> None:
 
 @pytest.mark.parametrize("name", ["central-bus-policy.yaml", "central-custom-bus.yaml"])
 def test_central_bus_policy_allows_put_events_for_the_organization_only(name: str) -> None:
-    template = _load_cfn_yaml(DEPLOY / name)
+    template = load_resources_template(DEPLOY / name)
     (policy,) = _resources(template, "AWS::Events::EventBusPolicy").values()
     statement = policy["Properties"]["Statement"]
     assert statement["Effect"] == "Allow"
@@ -344,94 +320,6 @@ def test_central_bus_policy_allows_put_events_for_the_organization_only(name: st
     }
     assert "Principal" not in policy["Properties"]  # no second, unconditioned grant
     assert template["Parameters"]["OrganizationId"]["AllowedPattern"] == "^o-[a-z0-9]{10,32}$"
-
-
-# --- cfn-lint -----------------------------------------------------------------------------------
-
-CFN_LINT = shutil.which("cfn-lint", path=str(Path(sys.executable).parent))
-needs_cfn_lint = pytest.mark.skipif(CFN_LINT is None, reason="cfn-lint not installed in the venv")
-
-
-def _cfn_lint(*paths: Path) -> None:
-    assert CFN_LINT is not None
-    result = subprocess.run(
-        [CFN_LINT, *[str(p) for p in paths]], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@needs_cfn_lint
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("arn", "extra"),
-    [
-        (DEFAULT_BUS_ARN, ["--regions", "us-east-1"]),
-        (CUSTOM_BUS_ARN, ["--regions", ",".join(MANY_REGIONS)]),
-        (CUSTOM_BUS_ARN, ["--regions", "eu-west-1", "--home-region", "eu-west-1"]),
-        (DEFAULT_BUS_ARN, []),
-    ],
-    ids=["one-region", "twelve-regions", "no-us-east-1", "all-regions"],
-)
-def test_generated_member_template_passes_cfn_lint(
-    tmp_path: Path, arn: str, extra: list[str]
-) -> None:
-    paths = []
-    for fmt in ("yaml", "json"):
-        result = CliRunner().invoke(
-            forwarder_template, ["--central-bus-arn", arn, *extra, "--format", fmt]
-        )
-        assert result.exit_code == 0, result.output
-        path = tmp_path / f"member.{fmt}"
-        path.write_text(result.stdout, encoding="utf-8")
-        paths.append(path)
-    _cfn_lint(*paths)
-
-
-@needs_cfn_lint
-@pytest.mark.slow
-def test_central_templates_pass_cfn_lint() -> None:
-    _cfn_lint(DEPLOY / "central-bus-policy.yaml", DEPLOY / "central-custom-bus.yaml")
-
-
-@needs_cfn_lint
-@pytest.mark.slow
-def test_chalice_package_with_merge_template_puts_every_rule_on_the_bus_and_lints(
-    tmp_path: Path, rules: RuleSet
-) -> None:
-    out = tmp_path / "pkg"
-    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "chalice"),
-            "package",
-            "--stage",
-            "dev",
-            "--merge-template",
-            str(DEPLOY / "merge-custom-bus.yaml"),
-            str(out),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    sam = _load_cfn_yaml(out / "sam.yaml")
-    functions = _resources(sam, "AWS::Serverless::Function")
-    events = {
-        name: event
-        for function in functions.values()
-        for name, event in function["Properties"].get("Events", {}).items()
-        if event["Type"] == "CloudWatchEvent"
-    }
-    assert len(events) == len(rules) + 1  # every rule, and the heartbeat
-    for event in events.values():
-        assert event["Properties"]["EventBusName"] == {"Ref": "MfawatchEventBusName"}
-        assert "Pattern" in event["Properties"]  # the merge kept Chalice's pattern
-    # The merge added no half-defined resource (a stale id would have no Type).
-    assert all("Type" in resource for resource in sam["Resources"].values())
-    _cfn_lint(out / "sam.yaml")
 
 
 def test_member_template_sends_a_heartbeat_to_the_central_bus(rules: RuleSet) -> None:
