@@ -58,7 +58,7 @@ from chalicelib.errors import EventParseError, MfawatchError
 from chalicelib.records import as_envelope, is_cloudtrail_record, is_envelope, parse_event
 from chalicelib.rules import Rule
 
-from .readers import READABLE_SUFFIXES, ReadStats, documents_in, items_of
+from .readers import READABLE_SUFFIXES, ReadStats, documents_in, expand_paths, items_of
 from .replay import TimedEvent
 
 try:  # optional speed-ups (requirements-dev.txt); without them the general path is used
@@ -440,39 +440,20 @@ def local_files(
     lateness: timedelta = DEFAULT_LATENESS,
     first_rank: int = 0,
 ) -> list[ArchiveFile]:
-    """Files named directly, plus every readable file below named folders (sorted, recursive).
-
-    The walk order is :func:`mfawatch.readers.expand_paths`'s. Date folders and stamped
-    files that cannot hold events in ``time_range`` are skipped (and counted) unread.
+    """Files named directly, plus every readable file below named folders (sorted, recursive:
+    :func:`mfawatch.readers.expand_paths`). Date folders and stamped files that cannot hold
+    events in ``time_range`` are skipped (and counted) unread.
     """
+
+    def outside_range(folder: Path) -> bool:
+        day = path_day(str(folder))
+        return day is not None and not time_range.day_may_contain(day, lateness)
+
     found: list[ArchiveFile] = []
-    for path in paths:
-        if path.is_dir():
-            for root, dirs, names in os.walk(path):
-                dirs.sort()
-                if time_range.bounded:
-                    kept = []
-                    for folder in dirs:
-                        day = path_day(f"{root}/{folder}")
-                        if day is not None and not time_range.day_may_contain(day, lateness):
-                            stats.skipped_files += _count_files(Path(root) / folder)
-                        else:
-                            kept.append(folder)
-                    dirs[:] = kept
-                for name in sorted(names):
-                    if name.endswith(READABLE_SUFFIXES):
-                        _add(found, str(Path(root) / name), time_range, lateness, stats)
-        elif path.exists():
-            _add(found, str(path), time_range, lateness, stats)
-        else:
-            stats.problem(f"{path}: no such file or folder", file_level=True)
+    skip = outside_range if time_range.bounded else None
+    for path in expand_paths(paths, stats, skip):
+        _add(found, str(path), time_range, lateness, stats)
     return [ArchiveFile(f.name, first_rank + n, f.delivered, f.remote) for n, f in enumerate(found)]
-
-
-def _count_files(folder: Path) -> int:
-    return sum(
-        1 for _, _, names in os.walk(folder) for name in names if name.endswith(READABLE_SUFFIXES)
-    )
 
 
 def _add(

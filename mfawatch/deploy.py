@@ -19,6 +19,7 @@ gives each function and role, and those follow the handlers (one per rule, plus 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from typing import Any
 
 from chalicelib.errors import ConfigError
 
-DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy"
+from .paths import CHALICE_CONFIG, DEPLOY_DIR
+
 RESOURCES_TEMPLATE = DEPLOY_DIR / "resources.yaml"
 
 RESOURCE_PREFIX = "mfawatch"
@@ -402,11 +404,12 @@ class StageConfig:
                 return level[key]
         return default
 
-    def environment(self, handler: str) -> dict[str, str]:
-        """The function's environment as Chalice merges it: global, stage, stage function."""
+    def environment(self, handler: str | None = None) -> dict[str, str]:
+        """The environment as Chalice merges it (chalice/config.py, _chain_merge): global, stage,
+        then the stage's entry for ``handler`` (none: what every function of the stage gets)."""
         merged: dict[str, str] = {}
         stage = self.config["stages"][self.stage] or {}
-        function = (stage.get("lambda_functions") or {}).get(handler) or {}
+        function = (stage.get("lambda_functions") or {}).get(handler or "") or {}
         for level in (self.config, stage, function):
             merged.update(level.get("environment_variables") or {})
         return merged
@@ -416,6 +419,21 @@ class StageConfig:
 
     def manage_iam_role(self, handler: str) -> bool:
         return bool(self.lookup(handler, "manage_iam_role", True))
+
+
+def load_stage_config(stage: str, path: Path = CHALICE_CONFIG) -> StageConfig:
+    """One stage of ``.chalice/config.json``: the one reader of that file (replay ``--stage``,
+    ``policy``, ``deploy-template``). Errors name the file."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: not a JSON object")
+    try:
+        return StageConfig.from_config(config, stage)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 # --- route (b): the merge template -----------------------------------------------------------

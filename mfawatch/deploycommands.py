@@ -22,11 +22,10 @@ from .deploy import (
     StageConfig,
     invoke_config_template,
     load_resources_template,
+    load_stage_config,
     merge_template,
 )
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_PATH = REPO_ROOT / ".chalice" / "config.json"
+from .paths import CHALICE_CONFIG, REPO_ROOT
 
 
 def app_handler_names() -> list[str]:
@@ -50,12 +49,9 @@ def app_handler_names() -> list[str]:
 
 def _stage_config(stage: str, config_path: Path) -> StageConfig:
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        return StageConfig.from_config(config, stage)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise click.ClickException(f"{config_path}: {exc}") from exc
+        return load_stage_config(stage, config_path)
     except MfawatchError as exc:
-        raise click.ClickException(f"{config_path}: {exc}") from exc
+        raise click.ClickException(str(exc)) from exc
 
 
 def _write(template: dict[str, Any], output: str) -> None:
@@ -89,7 +85,7 @@ _config_option = click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    default=CONFIG_PATH,
+    default=CHALICE_CONFIG,
     show_default=True,
     help="The Chalice config to read.",
 )

@@ -47,12 +47,13 @@ from chalicelib.constants import HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE
 from chalicelib.errors import MfawatchError
 from chalicelib.rules import Rule
 
+from .deploy import cfn_logical_id, function_logical_id
+
 __all__ = [
     "AUDIT_ROLE_NAME",
     "GLOBAL_SERVICE_REGION",
     "CentralBus",
     "ForwarderConfigError",
-    "cfn_resource_name",
     "custom_bus_merge_template",
     "expected_rules",
     "forwarder_role_name",
@@ -148,21 +149,6 @@ def parse_regions(values: Iterable[str], option: str = "--regions") -> tuple[str
             if region not in regions:
                 regions.append(region)
     return tuple(regions)
-
-
-def cfn_resource_name(name: str) -> str:
-    """CamelCase logical id, exactly as ``chalice.utils.to_cfn_resource_name`` derives it.
-
-    Chalice names a handler's function ``OnIamConsoleMfaFailure`` and its EventBridge event
-    ``OnIamConsoleMfaFailureEvent``; the merge template must use the same ids (a test compares
-    this function with Chalice's, which this pure module may not import).
-    """
-    if not name:
-        raise ValueError(f"Invalid name: {name!r}")
-    for separator in ("-", "_"):
-        parts = [p for p in name.split(separator) if p]
-        name = "".join(p[0].upper() + p[1:] for p in parts)
-    return re.sub(r"[^A-Za-z0-9]+", "", name)
 
 
 def forwarding_rule_name(rule: Rule) -> str:
@@ -473,7 +459,7 @@ def member_template(
             resource = _forwarding_rule(rule, central, global_condition)
         else:
             resource = _forwarding_rule(rule, central, forward_condition)
-        resources["Forward" + cfn_resource_name(rule.id)] = resource
+        resources["Forward" + cfn_logical_id(rule.id)] = resource
     resources["Heartbeat"] = _with_condition(_heartbeat_rule(central), forward_condition)
     if audit_role_name:
         conditions["IsHomeRegion"] = _equals_region(home_region)
@@ -525,7 +511,7 @@ def custom_bus_merge_template(rules: Sequence[Rule]) -> dict[str, Any]:
     resources: dict[str, Any] = {}
     # Every EventBridge-rule handler of app.py: one per rule, and the heartbeat's.
     for handler in [*(rule.handler_name for rule in rules), HEARTBEAT_HANDLER]:
-        function = cfn_resource_name(handler)
+        function = function_logical_id(handler)
         resources[function] = {
             "Properties": {
                 "Events": {

@@ -21,7 +21,7 @@ from typing import Any
 from chalicelib.config import ENV_OUTPUTS, ENV_TABLE_NAME, ENV_TOPIC_ARN, parse_outputs
 from chalicelib.errors import ConfigError
 
-from .deploy import StageNames, stage_policy_statements
+from .deploy import StageConfig, StageNames, stage_policy_statements
 
 
 def _arn_parts(arn: str, what: str) -> tuple[str, str, str]:
@@ -31,9 +31,10 @@ def _arn_parts(arn: str, what: str) -> tuple[str, str, str]:
     return parts[1], parts[3], parts[4]
 
 
-def stage_policy(app_name: str, stage: str, stage_config: Mapping[str, Any]) -> dict[str, Any]:
-    """The IAM policy document for ``stage`` (config: the stage block of .chalice/config.json)."""
-    env = stage_config.get("environment_variables") or {}
+def stage_policy(stage_config: StageConfig) -> dict[str, Any]:
+    """The IAM policy document for a stage of .chalice/config.json (its functions' environment)."""
+    app_name, stage = stage_config.app_name, stage_config.stage
+    env = stage_config.environment()
     topic_arn = env.get(ENV_TOPIC_ARN, "")
     if not topic_arn:
         raise ConfigError(f"stage {stage!r}: environment_variables.{ENV_TOPIC_ARN} is not set")

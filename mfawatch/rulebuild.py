@@ -26,9 +26,8 @@ from chalicelib.records import as_envelope, parse_event
 from chalicelib.rules import BUNDLE_PATH, Rule, RuleSet, bundle_json, rule_from_mapping
 
 from .eventpattern import InvalidPatternError, compile_pattern
+from .paths import RULES_DIR
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RULES_DIR = REPO_ROOT / "rules"
 SCHEMA_PATH = RULES_DIR / "schema.json"
 RULE_SUFFIXES = (".yaml", ".yml", ".json")
 

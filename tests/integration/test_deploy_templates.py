@@ -20,9 +20,10 @@ from mfawatch.deploy import (
     iam_statements,
     invoke_config_template,
     load_resources_template,
+    load_stage_config,
     merge_template,
 )
-from mfawatch.deploycommands import CONFIG_PATH, app_handler_names
+from mfawatch.deploycommands import app_handler_names
 from tests.conftest import ROOT
 from tests.integration.tools import cfn_lint, chalice_package
 
@@ -39,7 +40,7 @@ def _write(path: Path, template: dict[str, Any]) -> Path:
 
 @pytest.fixture(scope="module")
 def stage_config() -> StageConfig:
-    return StageConfig.from_config(json.loads(CONFIG_PATH.read_text()), STAGE)
+    return load_stage_config(STAGE)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mfawatch.deploy import StageConfig, load_stage_config
 from mfawatch.policy import policy_json, stage_policy
 from tests.conftest import ROOT
 
@@ -66,9 +67,8 @@ CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 
 @pytest.mark.parametrize("stage", sorted(CONFIG["stages"]))
 def test_committed_policy_is_the_generated_least_privilege_policy(stage: str) -> None:
-    stage_config = CONFIG["stages"][stage]
-    path = ROOT / ".chalice" / stage_config["iam_policy_file"]
-    expected = policy_json(stage_policy(CONFIG["app_name"], stage, stage_config))
+    path = ROOT / ".chalice" / CONFIG["stages"][stage]["iam_policy_file"]
+    expected = policy_json(stage_policy(load_stage_config(stage)))
     assert path.read_text() == expected, f"run: python -m mfawatch policy --stage {stage} --write"
 
 
@@ -120,18 +120,45 @@ def test_autogen_policy_off_and_requirements_carry_no_boto3() -> None:
 def test_stage_without_topic_is_rejected() -> None:
     from chalicelib.errors import ConfigError
 
+    def stage(environment: dict[str, str]) -> StageConfig:
+        config = {"app_name": "mfawatch", "stages": {"x": {"environment_variables": environment}}}
+        return StageConfig.from_config(config, "x")
+
     with pytest.raises(ConfigError, match="MFAWATCH_TOPIC_ARN is not set"):
-        stage_policy("mfawatch", "x", {})
+        stage_policy(stage({}))
     with pytest.raises(ConfigError, match="not a full ARN"):
-        stage_policy(
-            "mfawatch", "x", {"environment_variables": {"MFAWATCH_TOPIC_ARN": "arn:aws:sns"}}
-        )
+        stage_policy(stage({"MFAWATCH_TOPIC_ARN": "arn:aws:sns"}))
     with pytest.raises(ConfigError, match="MFAWATCH_TABLE_NAME is not set"):
-        stage_policy(
-            "mfawatch",
-            "x",
-            {"environment_variables": {"MFAWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}},
-        )
+        stage_policy(stage({"MFAWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}))
+
+
+def test_stage_config_errors_name_the_file(tmp_path: Path) -> None:
+    from chalicelib.errors import ConfigError
+
+    path = tmp_path / "config.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match=f"{path}: Expecting property name"):
+        load_stage_config("dev", path)
+    path.write_text('{"app_name": "mfawatch", "stages": {"dev": {}}}')
+    with pytest.raises(ConfigError, match=f"{path}: no stage 'qa'; have dev"):
+        load_stage_config("qa", path)
+
+
+def test_stage_environment_merges_as_chalice_does() -> None:
+    # Global, then stage, then the stage's function entry (chalice/config.py, _chain_merge).
+    config = {
+        "app_name": "a",
+        "environment_variables": {"A": "global", "B": "global"},
+        "stages": {
+            "s": {
+                "environment_variables": {"B": "stage", "C": "stage"},
+                "lambda_functions": {"f": {"environment_variables": {"C": "function"}}},
+            }
+        },
+    }
+    stage = StageConfig.from_config(config, "s")
+    assert stage.environment() == {"A": "global", "B": "stage", "C": "stage"}
+    assert stage.environment("f") == {"A": "global", "B": "stage", "C": "function"}
 
 
 def test_policy_paths_exist() -> None:

@@ -458,3 +458,12 @@ def test_commands_name_an_unknown_stage() -> None:
     result = CliRunner().invoke(deploy_template, ["merge", "--stage", "nope"])
     assert result.exit_code != 0
     assert "no stage 'nope'" in result.output
+
+
+def test_heartbeat_alarm_period_is_the_heartbeat_interval() -> None:
+    # YAML cannot import the constant; the alarm counts one heartbeat per period.
+    from chalicelib.constants import HEARTBEAT_INTERVAL_SECONDS
+
+    alarm = load_resources_template()["Resources"]["HeartbeatAlarm"]["Properties"]
+    assert alarm["MetricName"] == "Heartbeats"
+    assert alarm["Period"] == HEARTBEAT_INTERVAL_SECONDS

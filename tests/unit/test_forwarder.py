@@ -10,11 +10,10 @@ import yaml
 from click.testing import CliRunner
 
 from chalicelib.rules import RuleSet
-from mfawatch.deploy import load_resources_template
+from mfawatch.deploy import cfn_logical_id, load_resources_template
 from mfawatch.forwarder import (
     AUDIT_ROLE_NAME,
     ForwarderConfigError,
-    cfn_resource_name,
     custom_bus_merge_template,
     expected_rules,
     forwarding_rule_name,
@@ -131,7 +130,7 @@ def test_no_audit_role_when_its_name_is_empty(rules: RuleSet) -> None:
 
 def test_global_service_rules_only_in_us_east_1(rules: RuleSet) -> None:
     template = _template(rules, regions=["us-east-1", "eu-west-1"])
-    global_ids = {cfn_resource_name(r.id) for r in rules if is_global_service_rule(r)}
+    global_ids = {cfn_logical_id(r.id) for r in rules if is_global_service_rule(r)}
     assert global_ids, "mfa-device-removed (source aws.iam) is a global-service rule"
     for logical_id, resource in _forwarding_rules(template).items():
         expected = (
@@ -288,13 +287,6 @@ def test_commands_are_exported_for_the_cli_group() -> None:
 
 
 # --- route (b) merge template -------------------------------------------------------------------
-
-
-def test_cfn_resource_name_matches_chalice(rules: RuleSet) -> None:
-    from chalice.utils import to_cfn_resource_name
-
-    for rule in rules:
-        assert cfn_resource_name(rule.handler_name) == to_cfn_resource_name(rule.handler_name)
 
 
 def test_committed_merge_template_is_current(rules: RuleSet) -> None:
