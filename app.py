@@ -2,7 +2,7 @@
 scheduled handler that sends due summaries and storm digests.
 
 Only wiring lives here. Each handler hands the raw EventBridge event to the same
-:class:`chalicelib.service.AlertService` that ``python -m chalicelib.cli replay`` uses.
+:class:`chalicelib.service.AlertService` that ``python -m mfawatch replay`` uses.
 
 What Lambda calls is the module attribute named by the function's ``Handler`` (``app.<name>``):
 the Python runtime resolves it with ``getattr(module, name)`` (awslambdaric
@@ -25,7 +25,7 @@ from chalice.app import Chalice, CloudWatchEvent, Rate
 
 from chalicelib import selftest
 from chalicelib.config import Settings, settings_from_env
-from chalicelib.constants import HEARTBEAT_PATTERN
+from chalicelib.constants import HEARTBEAT_INTERVAL_MINUTES, HEARTBEAT_PATTERN
 from chalicelib.dynamo import DynamoStateStore
 from chalicelib.errors import EventParseError
 from chalicelib.observability import EmfMetrics, configure_lambda_logging, in_lambda
@@ -112,7 +112,7 @@ def on_heartbeat(event: CloudWatchEvent) -> None:
         service().heartbeat(event.to_dict(), now_utc())
 
 
-@app.schedule(Rate(15, unit=Rate.MINUTES), name="heartbeat")
+@app.schedule(Rate(HEARTBEAT_INTERVAL_MINUTES, unit=Rate.MINUTES), name="heartbeat")
 def heartbeat(event: CloudWatchEvent) -> None:
     """The central account's own heartbeat (its events reach this bus without forwarding)."""
     with metrics_flushed(event):

@@ -46,28 +46,6 @@ def load_sample(path: Path) -> list[dict[str, Any]]:
     return [document]
 
 
-def offline_env() -> dict[str, str]:
-    """This environment without AWS settings, plus the region ``chalice package`` needs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["AWS_DEFAULT_REGION"] = "us-east-1"
-    return env
-
-
-def package_stage(stage: str, out: Path) -> Path:
-    """Run ``chalice package --stage STAGE OUT`` from the repository, offline."""
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "chalice"), "package", "--stage", stage, str(out)],
-        cwd=ROOT,
-        env=offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return out
-
-
 needs_shared = pytest.mark.skipif(
     not SAMPLES.is_dir(), reason="../shared/cloudtrail-samples absent"
 )

@@ -1,4 +1,5 @@
-"""The deployable package: `chalice package` offline, then import the unzipped app like Lambda."""
+"""The deployable package: `chalice package` offline (tests/integration/test_lambda_zip.py resolves
+every handler in the unzipped zip; tests/runtime/ runs them under the Lambda runtime client)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import json
 import logging
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.rules import load_bundle
-from tests.conftest import ROOT, offline_env, package_stage
+from tests.conftest import ROOT
+from tests.integration.tools import chalice_package, offline_env
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +25,7 @@ OTHER_HANDLERS = [*SCHEDULED, "on_heartbeat"]
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if sys.version_info < (3, 12):
-        pytest.skip("Chalice sets the Lambda runtime from this Python; package with 3.12+")
-    return package_stage("dev", tmp_path_factory.mktemp("package") / "out")
+    return chalice_package(tmp_path_factory.mktemp("package") / "out")
 
 
 def test_zip_is_small(package: Path) -> None:
@@ -66,47 +65,6 @@ def test_template_declares_one_function_and_rule_per_rule_on_python_312_plus(pac
         json.dumps(dict(p), sort_keys=True)
         for p in [*(r.event_pattern for r in load_bundle()), HEARTBEAT_PATTERN]
     )
-
-
-def test_every_template_handler_resolves_on_the_unzipped_package(
-    package: Path, tmp_path: Path
-) -> None:
-    """The runtime's contract, not Chalice's model: each function's ``Handler`` (``app.<name>``)
-    is imported and resolved with ``getattr`` as awslambdaric's ``bootstrap._get_handler`` does
-    (tests/runtime/ runs them under the real runtime client)."""
-    template = json.loads((package / "sam.json").read_text())
-    handlers = sorted(
-        res["Properties"]["Handler"]
-        for res in template["Resources"].values()
-        if res["Type"] == "AWS::Serverless::Function"
-    )
-    target = tmp_path / "task"
-    target.mkdir()
-    with zipfile.ZipFile(package / "deployment.zip") as archive:
-        archive.extractall(target)
-    assert (target / "chalicelib" / "rules.json").is_file()
-    probe = (
-        "import importlib, json, sys; sys.path.insert(0, sys.argv[1]);"
-        "import chalicelib, chalice;"
-        "assert chalicelib.__file__.startswith(sys.argv[1]), chalicelib.__file__;"
-        "assert chalice.__file__.startswith(sys.argv[1]), chalice.__file__;"
-        "resolved = {};"
-        "[resolved.__setitem__(h, callable(getattr(importlib.import_module(h.rsplit('.', 1)[0]),"
-        " h.rsplit('.', 1)[1], None))) for h in sys.argv[2:]];"
-        "print(json.dumps(resolved))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe, str(target), *handlers],
-        cwd=target,
-        env=offline_env() | {"PYTHONPATH": ""},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == dict.fromkeys(handlers, True)
-    assert len(handlers) == len(load_bundle()) + len(OTHER_HANDLERS)
 
 
 def test_importing_the_app_outside_lambda_leaves_logging_and_aws_alone() -> None:

@@ -21,7 +21,8 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import ROOT, package_stage
+from tests.conftest import ROOT
+from tests.integration.tools import chalice_package
 from tests.runtime.lambdaric import REGION, LambdaFunction, lambda_environment
 
 pytestmark = pytest.mark.slow
@@ -63,7 +64,7 @@ def unzipped_package(stage: str, tmp: Path) -> Package:
     """``chalice package --stage STAGE`` with deployment.zip unzipped into an empty folder."""
     if sys.version_info[:2] != (3, 12):
         pytest.skip("the functions run on python3.12: run the runtime tier with Python 3.12")
-    out = package_stage(stage, tmp / "out")
+    out = chalice_package(tmp / "out", stage=stage)
     task = tmp / "task"
     task.mkdir()  # an empty folder, like /var/task
     with zipfile.ZipFile(out / "deployment.zip") as archive:

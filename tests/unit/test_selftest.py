@@ -11,7 +11,6 @@ import pytest
 from chalicelib.channels import publish_params
 from chalicelib.config import Output, Settings
 from chalicelib.constants import HEARTBEAT_PATTERN
-from chalicelib.eventpattern import compile_pattern
 from chalicelib.notifications import Notification
 from chalicelib.records import envelope_of
 from chalicelib.render import render_subject
@@ -23,6 +22,7 @@ from chalicelib.selftest import (
     selftest_event,
     selftest_notification,
 )
+from mfawatch.eventpattern import compile_pattern
 from tests.conftest import EVENTS, load_event
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
