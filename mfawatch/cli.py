@@ -39,6 +39,7 @@ from .orgcommands import COMMANDS as ORG_COMMANDS
 from .paths import CHALICE_CONFIG, DEMO_SCENARIO, RULES_DIR
 from .readers import ReadStats
 from .replay import ReplayResult, replay_timed
+from .selftestcommand import COMMANDS as SELFTEST_COMMANDS
 
 if TYPE_CHECKING:
     from .rulebuild import RuleFile
@@ -496,7 +497,7 @@ def run() -> None:
 #     from .deploycommands import deploy
 #     main.add_command(deploy)
 # --- BEGIN command registrations (lead) -------------------------------------------------------
-for _command in (*ORG_COMMANDS, *DEPLOY_COMMANDS):
+for _command in (*ORG_COMMANDS, *DEPLOY_COMMANDS, *SELFTEST_COMMANDS):
     main.add_command(_command)
 # --- END command registrations ----------------------------------------------------------------
 
