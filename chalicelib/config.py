@@ -11,7 +11,7 @@
 | ``MFAWATCH_PRINCIPAL_RATE`` | ``5/5m`` | at most N alerts+summaries per M minutes per principal |
 | ``MFAWATCH_OUTPUTS`` | ``alerts`` only | JSON: named outputs (topic, severity, kinds, format) |
 | ``MFAWATCH_ALLOWED_ACCOUNTS`` | (any) | comma-separated account ids expected to send events |
-| ``MFAWATCH_SETTLE_SECONDS`` | ``90`` | how long writes take to settle before summaries merge them |
+| ``MFAWATCH_SETTLE_SECONDS`` | ``90`` | seconds writes take to settle before summaries merge them |
 
 ``MFAWATCH_OUTPUTS`` example (every notification to ``alerts``; HIGH and CRITICAL also to
 ``pager``; a chat channel through Amazon Q Developer in chat applications)::
