@@ -56,7 +56,7 @@ from typing import Any
 
 from .errors import EventParseError, MfawatchError
 from .readers import READABLE_SUFFIXES, ReadStats, documents_in, items_of
-from .records import as_envelope, is_cloudtrail_record, is_envelope, parse_event
+from .records import as_envelope, is_cloudtrail_record, is_envelope, replay_time
 from .replay import TimedEvent
 from .rules import Rule
 
@@ -338,7 +338,7 @@ def _take(
     # The path replay.timed takes: the same envelope, time and error messages.
     try:
         envelope = as_envelope(item)
-        moment = parse_event(envelope).event_time
+        moment = replay_time(envelope)
     except EventParseError as exc:
         stats.problem(f"{where}: {exc}", file_level=False)
         return

@@ -21,7 +21,7 @@ from .errors import EventParseError
 from .eventpattern import compile_pattern
 from .notifications import Notification
 from .readers import ReadStats, SourcedEvent
-from .records import as_envelope, parse_event
+from .records import as_envelope, record_event_id, replay_time
 from .rules import RuleSet
 from .service import AlertService, MemoryPublisher
 from .state import MemoryStore
@@ -56,7 +56,7 @@ def timed(events: Iterable[SourcedEvent], stats: ReadStats) -> Iterator[TimedEve
     for sourced in events:
         try:
             envelope = as_envelope(sourced.event)
-            moment = parse_event(envelope).event_time
+            moment = replay_time(envelope)
         except EventParseError as exc:
             stats.problem(f"{sourced.origin}: {exc}", file_level=False)
             continue
@@ -95,7 +95,7 @@ def replay_timed(
             if matcher.matches(event.envelope):
                 result.matched += 1
                 result.matched_by_rule[rule.id] = result.matched_by_rule.get(rule.id, 0) + 1
-                event_id = str(event.envelope.get("detail", {}).get("eventID", ""))
+                event_id = record_event_id(event.envelope.get("detail") or {})
                 seen.setdefault(rule.id, set()).add(event_id)
                 service.handle(rule.id, event.envelope, now=event.moment)
                 stamp(event.moment)
