@@ -28,6 +28,7 @@ from .archive import (
 from .channels import publish_params
 from .config import Settings, settings_from_env, stage_environment
 from .deploycommands import COMMANDS as DEPLOY_COMMANDS
+from .deploycommands import CONFIG_OPTION
 from .errors import MfawatchError
 from .notifications import Notification
 from .orgcommands import COMMANDS as ORG_COMMANDS
@@ -465,21 +466,23 @@ def _fail(message: str) -> NoReturn:
 @click.option(
     "--write", is_flag=True, help="Write .chalice/policy-<stage>.json instead of printing."
 )
-def policy(stage: str, write: bool) -> None:
-    """Print (or write) the least-privilege IAM policy for a stage."""
+@CONFIG_OPTION
+def policy(stage: str, write: bool, config_path: Path) -> None:
+    """Print (or write) the least-privilege IAM policy for a stage (beside the config file)."""
+    from .deploycommands import checked_stage
     from .policy import policy_json, stage_policy
 
-    config_path = REPO_ROOT / ".chalice" / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
     stages = config.get("stages", {})
     if stage not in stages:
         raise click.ClickException(f"{config_path}: no stage {stage!r}; have {', '.join(stages)}")
+    checked_stage(config["app_name"], stage)
     try:
         text = policy_json(stage_policy(config["app_name"], stage, stages[stage]))
     except MfawatchError as exc:
         raise click.ClickException(f"{config_path}: {exc}") from exc
     if write:
-        target = REPO_ROOT / ".chalice" / f"policy-{stage}.json"
+        target = config_path.parent / f"policy-{stage}.json"
         target.write_text(text, encoding="utf-8")
         click.echo(f"wrote {target}")
     else:
