@@ -30,6 +30,7 @@ from .forwarder import (
     parse_central_bus_arn,
     parse_regions,
 )
+from .render import clean_text
 from .rules import BUNDLE_PATH, load_bundle
 
 if TYPE_CHECKING:
@@ -134,7 +135,10 @@ def _table(report: AuditReport) -> str:
         lines.append(f"{cell.account:<13} {cell.region:<15} {cell.status:<13} {detail}")
         for rule in cell.rules:
             if rule.status != OK:
-                lines.append(f"{'':<13} {'':<15} {'':<13}   {rule.rule_name}: {rule.status}")
+                finding = f"{rule.rule_name}: {rule.status}"
+                if rule.detail:
+                    finding += f" ({clean_text(rule.detail, 300)})"
+                lines.append(f"{'':<13} {'':<15} {'':<13}   {finding}")
     missing = report.missing_regions()
     lines.append("")
     if missing:
