@@ -12,18 +12,15 @@ from typing import Any
 import boto3
 from click.testing import CliRunner
 
-from chalicelib.audit import OK, PARTIAL, PATTERN_DIFFERS, AssumeRoleClients, run_audit
-from chalicelib.forwarder import expected_rules, forwarding_rule_name, member_template
-from chalicelib.orgcommands import make_audit_command
 from chalicelib.rules import Rule, RuleSet
-from tests.unit.test_audit import (  # the moto estate those tests build
-    BUS_ARN,
-    CENTRAL_BUS,
-    MEMBER,
+from mfawatch.audit import OK, PARTIAL, PATTERN_DIFFERS, AssumeRoleClients, run_audit
+from mfawatch.forwarder import expected_rules, forwarding_rule_name, member_template
+from mfawatch.orgcommands import make_audit_command
+from tests.functional.test_audit import (  # the moto estate those tests build
     _member_client,
     aws,  # noqa: F401 - pytest fixture
-    deploy_member_rules,
 )
+from tests.unit.test_audit import BUS_ARN, CENTRAL_BUS, MEMBER, deploy_member_rules
 
 REGION = "us-east-1"
 

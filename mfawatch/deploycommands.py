@@ -1,7 +1,7 @@
-"""``python -m chalicelib.cli deploy-template ...``: write the generated deploy templates.
+"""``python -m mfawatch deploy-template ...``: write the generated deploy templates.
 
-Thin click commands over :mod:`chalicelib.deploy`. The lead registers :data:`COMMANDS` on the
-main group in ``chalicelib/cli.py``. The handlers come from the Chalice app itself (``app.py``),
+Thin click commands over :mod:`mfawatch.deploy`. The lead registers :data:`COMMANDS` on the
+main group in ``mfawatch/cli.py``. The handlers come from the Chalice app itself (``app.py``),
 so a template covers exactly the functions ``chalice deploy``/``chalice package`` create.
 """
 
@@ -15,6 +15,9 @@ from typing import Any
 
 import click
 
+from chalicelib.errors import MfawatchError
+from chalicelib.rules import load_bundle
+
 from .deploy import (
     RESOURCE_PREFIX,
     RESOURCES_TEMPLATE,
@@ -22,13 +25,10 @@ from .deploy import (
     check_stage_name,
     invoke_config_template,
     load_resources_template,
+    load_stage_config,
     merge_template,
 )
-from .errors import MfawatchError
-from .rules import load_bundle
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_PATH = REPO_ROOT / ".chalice" / "config.json"
+from .paths import CHALICE_CONFIG, REPO_ROOT
 
 
 def app_handler_names() -> list[str]:
@@ -66,12 +66,9 @@ def checked_stage(app_name: str, stage: str, handlers: Sequence[str] | None = No
 
 def _stage_config(stage: str, config_path: Path, handlers: Sequence[str]) -> StageConfig:
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        stage_config = StageConfig.from_config(config, stage)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise click.ClickException(f"{config_path}: {exc}") from exc
+        stage_config = load_stage_config(stage, config_path)
     except MfawatchError as exc:
-        raise click.ClickException(f"{config_path}: {exc}") from exc
+        raise click.ClickException(str(exc)) from exc
     checked_stage(stage_config.app_name, stage, handlers)
     return stage_config
 
@@ -107,7 +104,7 @@ CONFIG_OPTION = click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    default=CONFIG_PATH,
+    default=CHALICE_CONFIG,
     show_default=True,
     help="The Chalice config to read.",
 )
@@ -169,4 +166,4 @@ def check_stage(stage: str, app_name: str) -> None:
 
 
 COMMANDS: list[click.Command] = [deploy_template, check_stage]
-"""What ``chalicelib/cli.py`` adds to its main group: ``main.add_command(command)`` each."""
+"""What ``mfawatch/cli.py`` adds to its main group: ``main.add_command(command)`` each."""
