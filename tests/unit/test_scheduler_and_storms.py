@@ -128,7 +128,7 @@ def test_a_future_event_time_is_processed_at_arrival_with_a_note() -> None:
     forged["time"] = "9999-12-31T23:59:59Z"
     (alert,) = service.handle(IAM_RULE, forged, at(0))
     assert alert.first_seen == at(0)
-    assert any("processed at the arrival time" in note for note in alert.notes)
+    assert any("processed at its arrival time" in note for note in alert.notes)
     # A real event of the same incident later is a repeat, summarized: not swallowed.
     service.handle(IAM_RULE, failed_sign_in(IAM_RULE, "real", 60, 0, 0), at(60))
     (summary,) = service.tick(at(60 + 900 + 200))
