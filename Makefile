@@ -70,7 +70,9 @@ CFN_LINT   := $(VENV)/bin/cfn-lint
 
 .PHONY: deploy-resources deploy-app deploy-invoke-config package-merged deploy-merged
 
+# check-stage: fail before creating anything when a name built from STAGE is too long for AWS.
 deploy-resources: $(STAMP)
+	$(MFAWATCH) check-stage --stage $(STAGE)
 	$(CFN_LINT) deploy/resources.yaml
 	aws cloudformation deploy --region $(REGION) --stack-name mfawatch-$(STAGE)-resources \
 	  --template-file deploy/resources.yaml --parameter-overrides Stage=$(STAGE) \
@@ -79,6 +81,7 @@ deploy-resources: $(STAMP)
 	  --query 'Stacks[0].Outputs' --output table
 
 deploy-app: $(STAMP)
+	$(MFAWATCH) check-stage --stage $(STAGE)
 	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/chalice deploy --stage $(STAGE)
 
 deploy-invoke-config: $(STAMP)
