@@ -23,7 +23,7 @@ from tests.runtime.conftest import (
     running,
     unzipped_package,
 )
-from tests.runtime.lambdaric import ACCOUNT, REGION, Invocation, LambdaFunction
+from tests.runtime.lambdaric import ACCOUNT, REGION, Invocation, LambdaFunction, lambda_environment
 
 pytestmark = pytest.mark.slow
 
@@ -250,3 +250,34 @@ def test_selftest_command_against_the_running_functions(
     published = {r.handler: sorted(r.published) for r in reports if r.published}
     assert published == {"on_iam_console_mfa_failure": ["alerts", "pager"]}
     assert [b["Subject"] for b in stack.received()] == ["[LOW] mfawatch self-test"]
+
+
+def test_lambda_json_log_format_keeps_the_request_id_on_every_line(
+    package: Package, runtime_packages: Path, stack: Stack
+) -> None:
+    """With the function's log format set to JSON the runtime's own formatter writes every line,
+    its error report included, with ``requestId``; app.py leaves it in place."""
+    props = package.functions()[FAILED_MFA]
+    env = lambda_environment(
+        FAILED_MFA,
+        props["Environment"]["Variables"],
+        [package.task, runtime_packages],
+        stack.endpoint_url,
+    )
+    json_env = env | {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "INFO"}
+    function = LambdaFunction(FAILED_MFA, props["Handler"], package.task, json_env, "-json")
+    try:
+        function.start(PYTHON)
+        record = dict(load_event("iam-consolelogin-failure-mfa-yes"), eventID="json-format-test")
+        handled = function.invoke(envelope_of(record))
+        failed = function.invoke({"hello": "world"})
+        stack.received()
+        for invocation in (handled, failed):
+            documents = [json.loads(line) for line in function.log_lines(invocation)]
+            assert documents, function.output()
+            assert {d.get("requestId") for d in documents} == {invocation.request_id}
+        assert failed.kind == "error"
+        report = [json.loads(line) for line in function.log_lines(failed)]
+        assert [d["errorType"] for d in report if "errorType" in d] == ["EventParseError"]
+    finally:
+        function.stop()
