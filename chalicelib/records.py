@@ -478,6 +478,14 @@ def parse_event(event: Mapping[str, Any]) -> SignInRecord:
     """
     envelope = as_envelope(event)
     detail = _obj(envelope.get("detail"))
+    if not is_cloudtrail_record(detail):
+        # e.g. a Scheduled Event sent to a rule's function: alerting on it would publish an
+        # alert about nobody.
+        raise EventParseError(
+            f"EventBridge event {_str(envelope.get('id'))!r} ({_str(envelope.get('source'))}, "
+            f"{_str(envelope.get('detail-type'))}) carries no CloudTrail record in detail "
+            "(no eventName/eventSource)"
+        )
     identity = _obj(detail.get("userIdentity"))
     extra = _obj(detail.get("additionalEventData"))
     request = _obj(detail.get("requestParameters"))
