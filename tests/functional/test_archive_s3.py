@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 from moto import mock_aws
 
-from mfawatch.archive import ArchiveReadError, Prefilter, TimeRange, ordered_events, remote_files
+from mfawatch.archive import Prefilter, TimeRange, ordered_events, remote_files
 from mfawatch.cli import main
+from mfawatch.errors import ArchiveReadError
 from mfawatch.readers import ReadStats
 from mfawatch.s3archive import S3Archive, parse_s3_url
 from tests.conftest import load_event

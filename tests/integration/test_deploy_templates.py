@@ -17,7 +17,6 @@ import pytest
 from mfawatch.deploy import (
     StageConfig,
     function_logical_id,
-    iam_statements,
     invoke_config_template,
     load_resources_template,
     load_stage_config,
@@ -26,6 +25,7 @@ from mfawatch.deploy import (
 from mfawatch.deploycommands import app_handler_names
 from tests.conftest import ROOT
 from tests.integration.tools import cfn_lint, chalice_package
+from tests.reference import iam_statements
 
 pytestmark = pytest.mark.slow
 

@@ -26,9 +26,10 @@ from mfawatch.archive import (
 )
 from mfawatch.cli import DEMO_SCENARIO, main
 from mfawatch.eventpattern import compile_pattern
-from mfawatch.readers import ReadStats, read_paths
-from mfawatch.replay import in_time_order, replay_events, replay_timed
+from mfawatch.readers import ReadStats
+from mfawatch.replay import replay_timed
 from tests.conftest import EVENTS, load_event
+from tests.reference import in_time_order, read_paths, replay_events
 
 MFA_FAIL = load_event("iam-consolelogin-failure-mfa-yes")
 

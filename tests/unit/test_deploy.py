@@ -20,7 +20,6 @@ from mfawatch.deploy import (
     bind_parameter,
     cfn_logical_id,
     environment_overrides,
-    iam_statements,
     invoke_config_template,
     load_cfn_yaml,
     load_resources_template,
@@ -30,6 +29,7 @@ from mfawatch.deploy import (
     stage_policy_statements,
 )
 from mfawatch.deploycommands import COMMANDS, app_handler_names, deploy_template
+from tests.reference import iam_statements
 
 DEV = StageNames("mfawatch", "dev")
 TOPIC = "arn:aws:sns:us-east-1:111122223333:mfawatch-dev-alerts"
