@@ -2,7 +2,8 @@
 
 A deliberately naive replay (read every file whole, sort every event, replay): the oracle the
 streaming archive reader (:mod:`mfawatch.archive`) must equal event for event. And a walk over
-every IAM statement of a template, for the least-privilege checks.
+every IAM statement of a template, and the actions the Lambda functions may call, for the
+least-privilege checks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,24 @@ from chalicelib.records import is_cloudtrail_record, is_envelope
 from chalicelib.rules import RuleSet
 from mfawatch.readers import ReadStats, SourcedEvent, documents_in, expand_paths, items_of
 from mfawatch.replay import ReplayResult, TimedEvent, replay_timed, timed
+
+# What the deployed code calls, written here independently of mfawatch/deploy.py, which generates
+# the policies: logs (Lambda), SNS publish, the DynamoDB state table and its due index, the
+# failed-events queue (on-failure destination) and the stage key.
+LAMBDA_ACTIONS = frozenset(
+    {
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sns:Publish",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "sqs:SendMessage",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    }
+)
 
 
 def _events_in(document: Any, origin: str, stats: ReadStats) -> Iterator[SourcedEvent]:

@@ -29,10 +29,10 @@ def offline_env() -> dict[str, str]:
     return env
 
 
-def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
-    """cfn-lint on the templates (the caller asserts on the result)."""
+def run_offline(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run a tool from the repository root in :func:`offline_env` (the caller asserts)."""
     return subprocess.run(
-        [tool("cfn-lint"), *map(str, paths)],
+        list(args),
         cwd=ROOT,
         env=offline_env(),
         capture_output=True,
@@ -40,6 +40,11 @@ def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
         timeout=300,
         check=False,
     )
+
+
+def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    """cfn-lint on the templates (the caller asserts on the result)."""
+    return run_offline(tool("cfn-lint"), *map(str, paths))
 
 
 def chalice_package(out: Path, *options: str) -> Path:
@@ -49,14 +54,6 @@ def chalice_package(out: Path, *options: str) -> Path:
     """
     if sys.version_info < (3, 12):
         pytest.skip("Chalice sets the Lambda runtime from this Python; package with 3.12+")
-    result = subprocess.run(
-        [tool("chalice"), "package", "--stage", "dev", *options, str(out)],
-        cwd=ROOT,
-        env=offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_offline(tool("chalice"), "package", "--stage", "dev", *options, str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     return out

@@ -11,6 +11,7 @@ import pytest
 from mfawatch.deploy import StageConfig, load_stage_config
 from mfawatch.policy import policy_json, stage_policy
 from tests.conftest import ROOT
+from tests.reference import LAMBDA_ACTIONS
 
 # The pure core: parsing, patterns, rules, decisions, rendering, templates. No AWS SDK, no
 # framework, no command-line library.
@@ -83,18 +84,7 @@ def test_policy_allows_only_what_the_code_calls_on_the_stage_resources(stage: st
         assert statement["Effect"] == "Allow"
         assert not [a for a in statement["Action"] if "*" in a]
         assert "*" not in statement["Resource"]
-    assert {a for s in policy["Statement"] for a in s["Action"]} == {
-        "logs:CreateLogGroup",
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
-        "sns:Publish",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:Query",
-        "sqs:SendMessage",
-        "kms:GenerateDataKey",
-        "kms:Decrypt",
-    }
+    assert {a for s in policy["Statement"] for a in s["Action"]} == LAMBDA_ACTIONS
     assert env["MFAWATCH_TOPIC_ARN"] in by_sid["PublishAlerts"]["Resource"]
     assert [r.split(":", 5)[5] for r in by_sid["UseStateTable"]["Resource"]] == [
         f"table/{env['MFAWATCH_TABLE_NAME']}",
