@@ -130,7 +130,7 @@ EXPECTED_DEMO = [
 
 
 def test_demo_scenario_jsonl() -> None:
-    result = CliRunner().invoke(main, ["replay", "--output", "jsonl"])
+    result = CliRunner().invoke(main, ["replay", "--jobs", "1", "--output", "jsonl"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(i["kind"], i["rule"], i["principal"], i["count"]) for i in lines] == EXPECTED_DEMO
@@ -182,7 +182,7 @@ def test_demo_scenario_accounts_for_every_matched_event(rules: RuleSet) -> None:
 
 
 def test_demo_scenario_table_shows_the_alerts() -> None:
-    result = CliRunner().invoke(main, ["replay"])
+    result = CliRunner().invoke(main, ["replay", "--jobs", "1"])
     assert result.exit_code == 0
     assert (
         "[CRITICAL] Root signed in to account 444455556666 WITHOUT MFA from 192.0.2.44"
@@ -195,7 +195,7 @@ def test_demo_scenario_table_shows_the_alerts() -> None:
 def test_cli_reports_corrupt_files_and_still_exits_zero(tmp_path: Path) -> None:
     (tmp_path / "ok.json").write_text(json.dumps(MFA_FAIL))
     (tmp_path / "bad.json.gz").write_bytes(b"garbage")
-    result = CliRunner().invoke(main, ["replay", "--output", "jsonl", str(tmp_path)])
+    result = CliRunner().invoke(main, ["replay", "--jobs", "1", "--output", "jsonl", str(tmp_path)])
     assert result.exit_code == 0
     assert len(result.stdout.splitlines()) == 1
     assert "bad.json.gz: unreadable" in result.stderr
