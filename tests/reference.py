@@ -29,6 +29,7 @@ LAMBDA_ACTIONS = frozenset(
         "sns:Publish",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
         "dynamodb:Query",
         "sqs:SendMessage",
         "kms:GenerateDataKey",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,19 +14,15 @@ from mfawatch.policy import policy_json, stage_policy
 from tests.conftest import ROOT
 from tests.reference import LAMBDA_ACTIONS
 
-# The pure core: parsing, patterns, rules, decisions, rendering, templates. No AWS SDK, no
-# framework, no command-line library.
+# The pure core: every Lambda module but the AWS edges, and the toolkit's parsing, patterns and
+# templates. No AWS SDK, no framework, no command-line library.
+AWS_EDGES = {"dynamo.py", "sns.py"}
 PURE = [
-    "chalicelib/records.py",
-    "chalicelib/rules.py",
-    "chalicelib/notifications.py",
-    "chalicelib/render.py",
-    "chalicelib/service.py",
-    "chalicelib/config.py",
-    "chalicelib/constants.py",
-    "chalicelib/errors.py",
-    "chalicelib/state.py",
-    "chalicelib/decisions.py",
+    *(
+        f"chalicelib/{path.name}"
+        for path in sorted((ROOT / "chalicelib").glob("*.py"))
+        if path.name not in AWS_EDGES
+    ),
     "mfawatch/eventpattern.py",
     "mfawatch/readers.py",
     "mfawatch/replay.py",
@@ -84,11 +81,19 @@ def test_policy_allows_only_what_the_code_calls_on_the_stage_resources(stage: st
         assert statement["Effect"] == "Allow"
         assert not [a for a in statement["Action"] if "*" in a]
         assert "*" not in statement["Resource"]
+    # The DynamoDB actions are exactly the operations the store calls, read from its source.
+    store_source = (ROOT / "chalicelib" / "dynamo.py").read_text()
+    called = {
+        "dynamodb:" + "".join(part.title() for part in operation.split("_"))
+        for operation in re.findall(r'_call\(\s*"(\w+)"', store_source)
+    }
+    assert called == {a for a in LAMBDA_ACTIONS if a.startswith("dynamodb:")}
     assert {a for s in policy["Statement"] for a in s["Action"]} == LAMBDA_ACTIONS
     assert env["MFAWATCH_TOPIC_ARN"] in by_sid["PublishAlerts"]["Resource"]
     assert [r.split(":", 5)[5] for r in by_sid["UseStateTable"]["Resource"]] == [
         f"table/{env['MFAWATCH_TABLE_NAME']}",
         f"table/{env['MFAWATCH_TABLE_NAME']}/index/due",
+        f"table/{env['MFAWATCH_TABLE_NAME']}/index/group",
     ]
     assert all(f"/aws/lambda/mfawatch-{stage}-" in r for r in by_sid["WriteOwnLogs"]["Resource"])
     # The one wildcard: a key id is unknown before the stack exists and IAM takes no alias ARN
