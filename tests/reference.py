@@ -1,9 +1,9 @@
 """Test helpers that the toolkit itself does not need.
 
-A deliberately naive replay (read every file whole, sort every event, replay): the oracle the
-streaming archive reader (:mod:`mfawatch.archive`) must equal event for event. And a walk over
-every IAM statement of a template, and the actions the Lambda functions may call, for the
-least-privilege checks.
+The replay command in this process, as tests call it. A deliberately naive replay (read every
+file whole, sort every event, replay): the oracle the streaming archive reader
+(:mod:`mfawatch.archive`) must equal event for event. A walk over every IAM statement of a
+template, and the actions the Lambda functions may call, for the least-privilege checks.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner, Result
+
 from chalicelib.config import Settings
 from chalicelib.records import is_cloudtrail_record, is_envelope
 from chalicelib.rules import RuleSet
+from mfawatch.cli import main
 from mfawatch.readers import ReadStats, SourcedEvent, documents_in, expand_paths, items_of
 from mfawatch.replay import ReplayResult, TimedEvent, replay_timed, timed
 
@@ -36,6 +39,11 @@ LAMBDA_ACTIONS = frozenset(
         "kms:Decrypt",
     }
 )
+
+
+def replay_jsonl(*args: str) -> Result:
+    """``mfawatch replay --jobs 1 --output jsonl ARGS`` in this process (click's test runner)."""
+    return CliRunner().invoke(main, ["replay", "--jobs", "1", "--output", "jsonl", *args])
 
 
 def _events_in(document: Any, origin: str, stats: ReadStats) -> Iterator[SourcedEvent]:

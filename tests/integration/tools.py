@@ -29,12 +29,15 @@ def offline_env() -> dict[str, str]:
     return env
 
 
-def run_offline(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run a tool from the repository root in :func:`offline_env` (the caller asserts)."""
+def run_offline(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command (from the repository root) in :func:`offline_env` updated with ``env``;
+    the caller asserts on the result."""
     return subprocess.run(
         list(args),
-        cwd=ROOT,
-        env=offline_env(),
+        cwd=cwd,
+        env=offline_env() | (env or {}),
         capture_output=True,
         text=True,
         timeout=300,

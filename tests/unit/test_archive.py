@@ -29,7 +29,7 @@ from mfawatch.eventpattern import compile_pattern
 from mfawatch.readers import ReadStats
 from mfawatch.replay import replay_timed
 from tests.conftest import EVENTS, load_event
-from tests.reference import in_time_order, read_paths, replay_events
+from tests.reference import in_time_order, read_paths, replay_events, replay_jsonl
 
 MFA_FAIL = load_event("iam-consolelogin-failure-mfa-yes")
 
@@ -123,38 +123,18 @@ def test_since_until_filter_event_time_and_skip_files_by_path_date(
 
 
 def test_cli_replay_since_until_and_rule_filters(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        main,
-        [
-            "replay",
-            "--jobs",
-            "1",
-            "--output",
-            "jsonl",
-            "--since",
-            "2026-11-02T11:00:00Z",
-            "--until",
-            "2026-11-02T12:00Z",
-            str(DEMO_SCENARIO),
-        ],
+    result = replay_jsonl(
+        "--since",
+        "2026-11-02T11:00:00Z",
+        "--until",
+        "2026-11-02T12:00Z",
+        str(DEMO_SCENARIO),
     )
     assert result.exit_code == 0, result.output
     rules = [json.loads(line)["rule"] for line in result.stdout.splitlines()]
     assert set(rules) == {"root-console-failure", "root-console-success-without-mfa"}
     assert "skipped files" in result.stderr
-    result = CliRunner().invoke(
-        main,
-        [
-            "replay",
-            "--jobs",
-            "1",
-            "--output",
-            "jsonl",
-            "--rule",
-            "mfa-device-removed",
-            str(DEMO_SCENARIO),
-        ],
-    )
+    result = replay_jsonl("--rule", "mfa-device-removed", str(DEMO_SCENARIO))
     assert result.exit_code == 0, result.output
     items = [json.loads(line) for line in result.stdout.splitlines()]
     assert items and {item["rule"] for item in items} == {"mfa-device-removed"}
@@ -169,7 +149,7 @@ def test_cli_unknown_rule_and_bad_time_exit_two() -> None:
 
 
 def test_progress_line_goes_to_stderr_and_jsonl_stdout_stays_clean() -> None:
-    result = CliRunner().invoke(main, ["replay", "--jobs", "1", "--output", "jsonl", "--progress"])
+    result = replay_jsonl("--progress")
     assert result.exit_code == 0
     assert "records/s" in result.stderr and "files 278/278" in result.stderr
     for line in result.stdout.splitlines():

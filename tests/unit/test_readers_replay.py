@@ -14,6 +14,7 @@ from mfawatch.cli import DEMO_SCENARIO, main
 from mfawatch.readers import ReadStats
 from mfawatch.replay import ReplayResult, replay_timed
 from tests.conftest import load_event
+from tests.reference import replay_jsonl
 
 MFA_FAIL = load_event("iam-consolelogin-failure-mfa-yes")
 ROOT_ENV = load_event("eventbridge-root-consolelogin-failure")
@@ -130,7 +131,7 @@ EXPECTED_DEMO = [
 
 
 def test_demo_scenario_jsonl() -> None:
-    result = CliRunner().invoke(main, ["replay", "--jobs", "1", "--output", "jsonl"])
+    result = replay_jsonl()
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(i["kind"], i["rule"], i["principal"], i["count"]) for i in lines] == EXPECTED_DEMO
@@ -195,7 +196,7 @@ def test_demo_scenario_table_shows_the_alerts() -> None:
 def test_cli_reports_corrupt_files_and_still_exits_zero(tmp_path: Path) -> None:
     (tmp_path / "ok.json").write_text(json.dumps(MFA_FAIL))
     (tmp_path / "bad.json.gz").write_bytes(b"garbage")
-    result = CliRunner().invoke(main, ["replay", "--jobs", "1", "--output", "jsonl", str(tmp_path)])
+    result = replay_jsonl(str(tmp_path))
     assert result.exit_code == 0
     assert len(result.stdout.splitlines()) == 1
     assert "bad.json.gz: unreadable" in result.stderr
