@@ -22,12 +22,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from mfawatch.eventpattern import compile_pattern
+from mfawatch.paths import REPO_ROOT
+
+# tests/ is not installed (make installs chalicelib and mfawatch): use the checkout's copy.
+sys.path.insert(0, str(REPO_ROOT))
 from tests.factory import CloudTrail, Ids
 
 ACCOUNTS = ["123456789012", "111122223333", "444455556666"]

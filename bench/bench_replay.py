@@ -29,9 +29,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from mfawatch.paths import REPO_ROOT as ROOT
+
+# tests/ is not installed (make installs chalicelib and mfawatch): use the checkout's copy.
 sys.path.insert(0, str(ROOT))
-from tests.factory import CloudTrail, Ids, iso  # noqa: E402 - after the path is set
+from tests.factory import CloudTrail, Ids, iso
 
 ACCOUNTS = ("111122223333", "444455556666")
 REGION = "us-east-1"

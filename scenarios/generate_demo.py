@@ -32,7 +32,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from mfawatch.paths import REPO_ROOT
+
+# tests/ is not installed (make installs chalicelib and mfawatch): use the checkout's copy.
+sys.path.insert(0, str(REPO_ROOT))
 from tests.factory import CloudTrail, Ids
 
 OUT = Path(__file__).resolve().parent / "demo"
