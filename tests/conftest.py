@@ -17,9 +17,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from chalicelib.rules import RuleSet, load_bundle
 from mfawatch.paths import REPO_ROOT as ROOT
+
+# `make quick` (MFAWATCH_QUICK=1) runs every unit test with a tenth of the property-test
+# examples, so the tier stays quick while iterating; `make test` runs them all.
+QUICK = os.environ.get("MFAWATCH_QUICK") == "1"
+settings.register_profile("quick", max_examples=10)
+if QUICK:
+    settings.load_profile("quick")
+
+
+def examples(full: int) -> int:
+    """How many examples a property test with its own settings runs: ``full``, or a tenth (at
+    least 10) under ``make quick``."""
+    return max(10, full // 10) if QUICK else full
+
 
 EVENTS = ROOT / "tests" / "events"
 SHARED = ROOT.parent / "shared"

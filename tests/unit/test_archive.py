@@ -28,7 +28,7 @@ from mfawatch.cli import DEMO_SCENARIO, main
 from mfawatch.eventpattern import compile_pattern
 from mfawatch.readers import ReadStats
 from mfawatch.replay import replay_timed
-from tests.conftest import EVENTS, load_event
+from tests.conftest import EVENTS, examples, load_event
 from tests.reference import in_time_order, read_paths, replay_events, replay_jsonl
 
 MFA_FAIL = load_event("iam-consolelogin-failure-mfa-yes")
@@ -220,7 +220,7 @@ _FIELD_VALUES = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     source=_FIELD_VALUES,
     name=_FIELD_VALUES,
