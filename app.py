@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from chalice.app import Chalice, CloudWatchEvent, Rate
 
 from chalicelib import selftest
@@ -44,6 +45,14 @@ ENVELOPE_KEYS = ("version", "id", "detail-type", "source", "account", "time", "r
 
 LambdaHandler = Callable[[Any, Any], Any]
 
+#: boto3's "standard" retry mode: throttling and transient errors are retried with exponential
+#: backoff and jitter (https://docs.aws.amazon.com/boto3/latest/guide/retries.html; the default
+#: "legacy" mode retries fewer errors). Timeouts well under the Lambda timeout, so a stuck call
+#: fails and is retried instead of timing the whole invocation out.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10
+)
+
 
 @dataclass(frozen=True)
 class Wiring:
@@ -63,8 +72,10 @@ def wiring() -> Wiring:
     global _wiring  # noqa: PLW0603 - one per Lambda execution environment, reused across calls
     if _wiring is None:
         settings = settings_from_env()
-        publisher = SnsPublisher(boto3.client("sns"), settings)
-        store = DynamoStateStore(boto3.client("dynamodb"), settings.table_name)
+        publisher = SnsPublisher(boto3.client("sns", config=CLIENT_CONFIG), settings)
+        store = DynamoStateStore(
+            boto3.client("dynamodb", config=CLIENT_CONFIG), settings.table_name
+        )
         _wiring = Wiring(
             settings, publisher, AlertService(RULES, publisher, store, settings, METRICS)
         )
