@@ -26,7 +26,6 @@ from chalicelib.rules import BUNDLE_PATH, RuleSet, load_bundle
 
 from .archive import (
     DEFAULT_LATENESS,
-    ArchiveReadError,
     Prefilter,
     TimeRange,
     local_files,
@@ -36,6 +35,7 @@ from .archive import (
 from .deploy import load_stage_config
 from .deploycommands import COMMANDS as DEPLOY_COMMANDS
 from .deploycommands import CONFIG_OPTION
+from .errors import ArchiveReadError
 from .orgcommands import COMMANDS as ORG_COMMANDS
 from .paths import DEMO_SCENARIO, RULES_DIR
 from .readers import ReadStats
@@ -499,15 +499,7 @@ def run() -> None:
         sys.exit(2)
 
 
-# ---------------------------------------------------------------------------------------------
-# Command groups from other modules: the lead registers them here, e.g.
-#     from .deploycommands import deploy
-#     main.add_command(deploy)
-# --- BEGIN command registrations (lead) -------------------------------------------------------
+# Commands defined in other modules: each module exports COMMANDS, a list of click commands;
+# add the list here to put them on the `mfawatch` command.
 for _command in (*ORG_COMMANDS, *DEPLOY_COMMANDS):
     main.add_command(_command)
-# --- END command registrations ----------------------------------------------------------------
-
-
-if __name__ == "__main__":
-    run()
