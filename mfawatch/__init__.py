@@ -1,0 +1,1 @@
+"""mfawatch's laptop toolkit (never deployed): replay, rule tooling, the Athena backtest."""
