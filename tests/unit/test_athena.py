@@ -9,16 +9,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from chalicelib.archive import TimeRange
+from chalicelib.cli import main
 from chalicelib.readers import ReadStats
 from chalicelib.records import SignInRecord, parse_event
 from chalicelib.rules import Rule, RuleSet, rule_from_mapping
 from mfawatch.athena import (
-    COLUMNS,
     SOURCE_COLUMN,
     AthenaError,
-    Column,
     backtest_select,
     candidate_events,
     condition_sql,
@@ -28,35 +28,10 @@ from mfawatch.athena import (
     unload_statement,
 )
 from mfawatch.requirements import AnyOf, paths_of, pattern_condition
+from tests.athena_rows import row_of
 from tests.conftest import EVENTS
 
 DAY = TimeRange(datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC))
-
-
-def row_of(record: dict[str, Any]) -> dict[str, Any]:
-    """What Athena's JSON SerDe makes of a record: the table's columns only, lower-case names,
-    objects of the JSON-string columns as their JSON text."""
-    by_name = {column.name: column for column in COLUMNS}
-    return {
-        column.sql_name: _cell(column, record[name])
-        for name, column in by_name.items()
-        if record.get(name) is not None
-    }
-
-
-def _cell(column: Column, value: Any) -> Any:
-    if column.kind == "json":
-        return json.dumps(value) if isinstance(value, (dict, list)) else value
-    if column.kind == "struct" and isinstance(value, dict):
-        members = {field.name: field for field in column.fields}
-        return {
-            members[key].sql_name: _cell(members[key], item)
-            for key, item in value.items()
-            if key in members
-        }
-    if column.kind == "array" and isinstance(value, list):
-        return [_cell(Column(column.name, "struct", column.fields), item) for item in value]
-    return value
 
 
 FIXTURES = sorted(EVENTS.glob("*.json"))
@@ -286,3 +261,40 @@ def test_rows_outside_the_time_range_are_dropped() -> None:
     rows = [_row("2026-11-03T00:00:00Z", "late"), _row("2026-11-02T23:59:59Z", "in")]
     events = candidate_events([("r.gz", _result(rows))], stats, DAY)
     assert [e.envelope["detail"]["eventID"] for e in events] == ["in"]
+
+
+def test_athena_sql_command_prints_the_backtest_query(rules: RuleSet) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["athena-sql", "--since", "2026-11-02", "--until", "2026-11-03", "--regions", "us-east-1"],
+    )
+    assert result.exit_code == 0, result.output
+    expected = backtest_select(rules, "cloudtrail_mfawatch", DAY, regions=["us-east-1"])
+    assert result.output == expected + "\n"
+
+
+def test_athena_ddl_command_prints_the_table_or_names_the_bad_value() -> None:
+    runner = CliRunner()
+    ok = runner.invoke(main, ["athena-ddl", "--bucket", "trail", "--regions", "us-east-1"])
+    assert ok.exit_code == 0 and ok.output.startswith("CREATE EXTERNAL TABLE IF NOT EXISTS")
+    bad = runner.invoke(
+        main, ["athena-ddl", "--bucket", "trail", "--regions", "us-east-1", "--accounts", "12"]
+    )
+    assert bad.exit_code == 1 and "account '12' is not valid" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--since", "2026-11-02", "--until", "2026-11-03"], "--athena-output"),
+        (["--athena-output", "s3://o/", "--since", "2026-11-02"], "--since and --until"),
+        (["--athena-output", "s3://o/", "--since", "2026-11-03", "--until", "2026-11-02"], "after"),
+        (["--athena-output", "s3://o/", "scenarios/demo"], "either PATHS or --athena"),
+    ],
+)
+def test_replay_athena_checks_its_arguments_before_calling_aws(
+    arguments: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(main, ["replay", "--athena", "trail", *arguments])
+    assert result.exit_code == 2
+    assert message in result.output
