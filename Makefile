@@ -1,23 +1,28 @@
 # The two commands that do everything on a fresh machine:
 #   make demo   replay the bundled scenario and print the alerts
-#   make test   lint, type-check and run every test
+#   make test   lint, type-check and run every test (every CloudFormation template is cfn-linted
+#               once, by the integration tests)
+#   make quick  the unit tier only (pure code: no moto, no subprocess), while iterating
 # Both create .venv on first use (Python 3.12+ preferred, 3.11 works for everything but packaging).
 
 VENV    := .venv
 PY      := $(VENV)/bin/python
+MFAWATCH := $(VENV)/bin/mfawatch
 STAMP   := $(VENV)/.installed
 STAGE   ?= dev
 
-.PHONY: demo test lint typecheck pytest rules policy package clean
+.PHONY: demo test quick lint typecheck pytest rules policy package clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+# The project itself is installed editable, which puts the `mfawatch` command in .venv/bin.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $$(scripts/find-python) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m chalicelib.cli replay
+	$(MFAWATCH) replay
 
 test: lint typecheck pytest
 
@@ -31,13 +36,16 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(VENV)/bin/pytest -q
 
+quick: $(STAMP)
+	$(VENV)/bin/pytest -q tests/unit
+
 # Rebuild chalicelib/rules.json from rules/ (a test fails when it is stale).
 rules: $(STAMP)
-	$(PY) -m chalicelib.cli rules build
+	$(MFAWATCH) rules build
 
 # Regenerate .chalice/policy-$(STAGE).json from the stage config (a test fails when it differs).
 policy: $(STAMP)
-	$(PY) -m chalicelib.cli policy --stage $(STAGE) --write
+	$(MFAWATCH) policy --stage $(STAGE) --write
 
 package: $(STAMP)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) out/$(STAGE)
@@ -52,7 +60,7 @@ REGION     ?= $(or $(AWS_DEFAULT_REGION),us-east-1)
 DEPLOY_OUT := out/deploy/$(STAGE)
 CFN_LINT   := $(VENV)/bin/cfn-lint
 
-.PHONY: deploy-resources deploy-app deploy-invoke-config package-merged deploy-merged lint-deploy
+.PHONY: deploy-resources deploy-app deploy-invoke-config package-merged deploy-merged
 
 deploy-resources: $(STAMP)
 	$(CFN_LINT) deploy/resources.yaml
@@ -66,13 +74,13 @@ deploy-app: $(STAMP)
 	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/chalice deploy --stage $(STAGE)
 
 deploy-invoke-config: $(STAMP)
-	$(PY) -m chalicelib.cli deploy-template invoke-config --stage $(STAGE) --output $(DEPLOY_OUT)/invoke-config.json
+	$(MFAWATCH) deploy-template invoke-config --stage $(STAGE) --output $(DEPLOY_OUT)/invoke-config.json
 	$(CFN_LINT) $(DEPLOY_OUT)/invoke-config.json
 	aws cloudformation deploy --region $(REGION) --stack-name mfawatch-$(STAGE)-invoke-config \
 	  --template-file $(DEPLOY_OUT)/invoke-config.json --no-fail-on-empty-changeset
 
 package-merged: $(STAMP)
-	$(PY) -m chalicelib.cli deploy-template merge --stage $(STAGE) --output $(DEPLOY_OUT)/merge.json
+	$(MFAWATCH) deploy-template merge --stage $(STAGE) --output $(DEPLOY_OUT)/merge.json
 	rm -rf $(DEPLOY_OUT)/package
 	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/chalice package --stage $(STAGE) \
 	  --merge-template $(DEPLOY_OUT)/merge.json $(DEPLOY_OUT)/package
@@ -85,28 +93,3 @@ deploy-merged: package-merged
 	aws cloudformation deploy --region $(REGION) --stack-name mfawatch-$(STAGE) \
 	  --template-file $(DEPLOY_OUT)/package/packaged.yaml \
 	  --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
-
-# Offline: lint the resources template and both generated routes for STAGE (no AWS credentials).
-lint-deploy: $(STAMP)
-	$(CFN_LINT) deploy/resources.yaml
-	$(PY) -m chalicelib.cli deploy-template invoke-config --stage $(STAGE) --output $(DEPLOY_OUT)/invoke-config.json
-	$(CFN_LINT) $(DEPLOY_OUT)/invoke-config.json
-	$(MAKE) package-merged STAGE=$(STAGE) REGION=$(REGION)
-
-# cfn-lint the Organization templates: the member template generated for one and for several
-# Regions, the central-account templates, and the Chalice package merged with the custom-bus
-# template (route b). The generated files go to out/templates/.
-.PHONY: lint-templates
-TEMPLATES_OUT := out/templates
-lint-templates: $(STAMP)
-	mkdir -p $(TEMPLATES_OUT)
-	$(PY) -m chalicelib.cli forwarder-template --central-bus-arn arn:aws:events:us-east-1:111122223333:event-bus/default --regions us-east-1 > $(TEMPLATES_OUT)/member-1-region.yaml
-	$(PY) -m chalicelib.cli forwarder-template --central-bus-arn arn:aws:events:us-east-1:111122223333:event-bus/mfawatch-central --regions us-east-1,us-east-2,eu-north-1,ap-southeast-2,eu-west-1,eu-central-1,ap-northeast-1,ap-south-1,ca-central-1,sa-east-1,us-west-2 > $(TEMPLATES_OUT)/member-11-regions.yaml
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) --merge-template deploy/merge-custom-bus.yaml $(TEMPLATES_OUT)/custom-bus-$(STAGE)
-	$(VENV)/bin/cfn-lint deploy/central-bus-policy.yaml deploy/central-custom-bus.yaml $(TEMPLATES_OUT)/member-1-region.yaml $(TEMPLATES_OUT)/member-11-regions.yaml $(TEMPLATES_OUT)/custom-bus-$(STAGE)/sam.yaml
-
-# Every CloudFormation template in the repository, offline: the plain Chalice package, both
-# deploy routes, the Organization templates. .ci/run runs it after the tests.
-.PHONY: lint-cfn
-lint-cfn: package lint-deploy lint-templates
-	$(CFN_LINT) out/$(STAGE)/sam.json

@@ -2,7 +2,7 @@
 scheduled handler that sends due summaries and storm digests.
 
 Only wiring lives here. Each handler hands the raw EventBridge event to the same
-:class:`chalicelib.service.AlertService` that ``python -m chalicelib.cli replay`` uses.
+:class:`chalicelib.service.AlertService` that ``python -m mfawatch replay`` uses.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import boto3
 from chalice.app import Chalice, CloudWatchEvent, Rate
 
 from chalicelib.config import settings_from_env
-from chalicelib.constants import HEARTBEAT_PATTERN
+from chalicelib.constants import HEARTBEAT_INTERVAL_MINUTES, HEARTBEAT_PATTERN
 from chalicelib.dynamo import DynamoStateStore
 from chalicelib.observability import EmfMetrics, configure_json_logging
 from chalicelib.records import now_utc
@@ -83,7 +83,7 @@ def on_heartbeat(event: CloudWatchEvent) -> None:
         service().heartbeat(event.to_dict(), now_utc())
 
 
-@app.schedule(Rate(15, unit=Rate.MINUTES), name="heartbeat")
+@app.schedule(Rate(HEARTBEAT_INTERVAL_MINUTES, unit=Rate.MINUTES), name="heartbeat")
 def heartbeat(event: CloudWatchEvent) -> None:
     """The central account's own heartbeat (its events reach this bus without forwarding)."""
     with metrics_flushed():

@@ -1,4 +1,4 @@
-"""Benchmark: chalicelib.eventpattern vs moto's EventPattern on a CloudTrail-like workload.
+"""Benchmark: mfawatch.eventpattern vs moto's EventPattern on a CloudTrail-like workload.
 
 Usage::
 
@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chalicelib.eventpattern import compile_pattern
+from mfawatch.eventpattern import compile_pattern
 
 ACCOUNTS = ["123456789012", "111122223333", "444455556666"]
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"]

@@ -4,7 +4,7 @@ Builds (deterministically) 100 `.json.gz` files in the S3 layout, about 1% sign-
 MFA, successes with and without MFA, wrong passwords, CheckMfa, Identity Center steps) among
 ordinary API calls with realistic nested detail, then measures in one run:
 
-  (a) `python -m chalicelib.cli replay --output jsonl DIR` (subprocess: the whole pipeline);
+  (a) `python -m mfawatch replay --output jsonl DIR` (subprocess: the whole pipeline);
   (b) `zcat FILES | jq -c '.Records[] | select(failed MFA)'` on the same files;
   (c) the decompression floor: `zcat FILES > /dev/null` and Python `gzip.decompress`.
 
@@ -272,7 +272,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "chalicelib.cli",
+                "mfawatch",
                 "replay",
                 "--output",
                 "jsonl",

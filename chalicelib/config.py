@@ -32,9 +32,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .errors import ConfigError
+from .notifications import KINDS
+from .rules import SEVERITIES
 
 ENV_TOPIC_ARN = "MFAWATCH_TOPIC_ARN"
 ENV_TABLE_NAME = "MFAWATCH_TABLE_NAME"
@@ -46,8 +47,6 @@ ENV_PRINCIPAL_RATE = "MFAWATCH_PRINCIPAL_RATE"
 ENV_OUTPUTS = "MFAWATCH_OUTPUTS"
 ENV_ALLOWED_ACCOUNTS = "MFAWATCH_ALLOWED_ACCOUNTS"
 
-SEVERITY_ORDER = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
-KINDS = ("alert", "summary", "storm", "escalation", "heartbeat")
 FORMATS = ("standard", "chat")
 DEFAULT_OUTPUT = "alerts"
 
@@ -97,8 +96,8 @@ class Output:
 
     def wants(self, severity: str, kind: str) -> bool:
         """Whether a notification of this severity and kind goes to this output."""
-        rank = SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else 0
-        return rank >= SEVERITY_ORDER.index(self.min_severity) and kind in self.kinds
+        rank = SEVERITIES.index(severity) if severity in SEVERITIES else 0
+        return rank >= SEVERITIES.index(self.min_severity) and kind in self.kinds
 
 
 @dataclass(frozen=True)
@@ -188,8 +187,8 @@ def parse_outputs(raw: str) -> tuple[Output, ...]:
         if not isinstance(topic, str) or not topic.startswith("arn:") or topic.count(":") < 5:
             raise ConfigError(f"{where}.topic_arn must be an SNS topic ARN; got {topic!r}")
         severity = spec.get("min_severity", "LOW")
-        if severity not in SEVERITY_ORDER:
-            raise ConfigError(f"{where}.min_severity must be one of {', '.join(SEVERITY_ORDER)}")
+        if severity not in SEVERITIES:
+            raise ConfigError(f"{where}.min_severity must be one of {', '.join(SEVERITIES)}")
         kinds = spec.get("kinds", list(KINDS))
         if not isinstance(kinds, list) or not kinds or set(kinds) - set(KINDS):
             raise ConfigError(f"{where}.kinds must be a non-empty list of {', '.join(KINDS)}")
@@ -230,21 +229,6 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         outputs=parse_outputs(env[ENV_OUTPUTS]) if env.get(ENV_OUTPUTS, "").strip() else (),
         allowed_accounts=_accounts(env.get(ENV_ALLOWED_ACCOUNTS, "")),
     )
-
-
-def stage_environment(config_path: Path, stage: str) -> dict[str, str]:
-    """The environment a stage's Lambda functions get from ``.chalice/config.json``."""
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{config_path}: {exc}") from exc
-    stages = config.get("stages", {})
-    if stage not in stages:
-        raise ConfigError(f"{config_path}: no stage {stage!r}; have {', '.join(stages)}")
-    return {
-        **config.get("environment_variables", {}),
-        **stages[stage].get("environment_variables", {}),
-    }
 
 
 def _accounts(raw: str) -> frozenset[str]:

@@ -55,8 +55,11 @@ SNS_SUBJECT_MAX: Final = 100
 # central app matches those "Scheduled Event"s and expects one per account x Region within
 # HEARTBEAT_OVERDUE_SECONDS.
 HEARTBEAT_RULE_NAME: Final = "mfawatch-heartbeat"
-HEARTBEAT_SCHEDULE: Final = "rate(15 minutes)"
-HEARTBEAT_INTERVAL_SECONDS: Final = 15 * 60
+# The one place the period is written: member rules, the app's own schedule (app.py) and the
+# heartbeat alarm's Period in deploy/resources.yaml (a test compares it) all follow it.
+HEARTBEAT_INTERVAL_MINUTES: Final = 15
+HEARTBEAT_SCHEDULE: Final = f"rate({HEARTBEAT_INTERVAL_MINUTES} minutes)"
+HEARTBEAT_INTERVAL_SECONDS: Final = HEARTBEAT_INTERVAL_MINUTES * 60
 HEARTBEAT_OVERDUE_SECONDS: Final = 2 * HEARTBEAT_INTERVAL_SECONDS + 5 * 60
 HEARTBEAT_PATTERN: Final[dict[str, object]] = {
     "source": ["aws.events"],

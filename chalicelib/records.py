@@ -33,13 +33,14 @@ from typing import Any
 from . import constants as c
 from .errors import EventParseError
 
-#: Principal types as shown in alerts and used in SNS message attributes.
-PRINCIPAL_IAM_USER = "IAMUser"
-PRINCIPAL_ROOT = "Root"
-PRINCIPAL_ASSUMED_ROLE = "AssumedRole"
-PRINCIPAL_FEDERATED = "FederatedUser"
-PRINCIPAL_IDENTITY_CENTER = "IdentityCenterUser"
-PRINCIPAL_UNKNOWN = "Unknown"
+#: Principal types as shown in alerts and used in SNS message attributes: the userIdentity.type
+#: values of constants.py, under the names the rest of the code uses.
+PRINCIPAL_IAM_USER = c.IDENTITY_IAM_USER
+PRINCIPAL_ROOT = c.IDENTITY_ROOT
+PRINCIPAL_ASSUMED_ROLE = c.IDENTITY_ASSUMED_ROLE
+PRINCIPAL_FEDERATED = c.IDENTITY_FEDERATED_USER
+PRINCIPAL_IDENTITY_CENTER = c.IDENTITY_CENTER_USER
+PRINCIPAL_UNKNOWN = c.IDENTITY_UNKNOWN
 
 UNKNOWN_PRINCIPAL_KEY = "unknown-user"
 

@@ -2,7 +2,7 @@
 
 Athena finds the *candidates* (records that may match a rule) where the trail lives, scanning
 in parallel and pruning by account, region and date; the decisions stay in our one code path
-(:func:`chalicelib.replay.replay_timed`). Three pieces, no AWS SDK (the calls are in
+(:func:`mfawatch.replay.replay_timed`). Three pieces, no AWS SDK (the calls are in
 :mod:`mfawatch.athena_client`):
 
 * :func:`create_table_ddl` - AWS's documented CloudTrail table with partition projection
@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.archive import DEFAULT_LATENESS, TimeRange
 from chalicelib.errors import MfawatchError
-from chalicelib.readers import ReadStats, SourcedEvent, documents_in, items_of
 from chalicelib.records import is_cloudtrail_record
-from chalicelib.replay import TimedEvent, timed
 from chalicelib.rules import Rule
+from mfawatch.archive import DEFAULT_LATENESS, TimeRange
+from mfawatch.readers import ReadStats, SourcedEvent, documents_in, items_of
+from mfawatch.replay import TimedEvent, timed
 
 from .requirements import AllOf, AnyOf, Condition, OneOf, StartsWith, pattern_condition
 

@@ -2,7 +2,7 @@
 
 Plain boto3, three Athena calls (``StartQueryExecution``, ``GetQueryExecution``,
 ``StopQueryExecution``) through an injected client, and the result files read by the S3 reader
-replay already uses (:class:`chalicelib.s3archive.S3Archive`). The clock and ``sleep`` are
+replay already uses (:class:`mfawatch.s3archive.S3Archive`). The clock and ``sleep`` are
 injected too, so the polling is tested without waiting. Errors become :class:`AthenaQueryError`
 carrying Athena's own reason.
 """
@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.archive import ArchiveFile, ArchiveReadError, TimeRange
-from chalicelib.readers import ReadStats
+from mfawatch.archive import ArchiveFile, ArchiveReadError, TimeRange
+from mfawatch.readers import ReadStats
 
 from .athena import AthenaError, scan_cost_usd, unload_statement
 
 if TYPE_CHECKING:
     from mypy_boto3_athena import AthenaClient
 
-    from chalicelib.s3archive import S3Archive
+    from mfawatch.s3archive import S3Archive
 
 # GetQueryExecution states (https://docs.aws.amazon.com/athena/latest/APIReference/API_QueryExecutionStatus.html).
 SUCCEEDED = "SUCCEEDED"

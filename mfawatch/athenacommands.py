@@ -15,10 +15,10 @@ from typing import Any
 
 import click
 
-from chalicelib.archive import TimeRange
-from chalicelib.readers import ReadStats
-from chalicelib.replay import TimedEvent
 from chalicelib.rules import BUNDLE_PATH, RuleSet, load_bundle
+from mfawatch.archive import TimeRange
+from mfawatch.readers import ReadStats
+from mfawatch.replay import TimedEvent
 
 from .athena import AthenaError, backtest_select, candidate_events, create_table_ddl
 from .athena_client import AthenaQueries, QueryStatus, result_files, run_backtest
@@ -34,7 +34,7 @@ class _Time(click.ParamType[datetime, Any]):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> datetime:
-        from chalicelib.cli import IsoTime
+        from mfawatch.cli import IsoTime
 
         return IsoTime().convert(value, param, ctx)
 
@@ -116,7 +116,7 @@ def athena_sql(
     The date partitions reach an hour past the range: log files are delivered after their
     events (``replay --athena --lateness`` changes it).
     """
-    from chalicelib.cli import _select_rules
+    from mfawatch.cli import _select_rules
 
     rules = _select_rules(load_bundle(rules_bundle), rule_ids)
     try:
@@ -197,7 +197,7 @@ def athena_events(
         rules, table, time_range, accounts=accounts, regions=regions, lateness=lateness
     )
     athena_client, s3_client = (clients or _boto3_clients)()
-    from chalicelib.s3archive import S3Archive
+    from mfawatch.s3archive import S3Archive
 
     progress = AthenaProgress(show_progress)
     run_id = run_id or f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"

@@ -23,13 +23,13 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.archive import TimeRange
-from chalicelib.readers import ReadStats
-from chalicelib.replay import replay_timed
 from chalicelib.rules import RuleSet
-from chalicelib.s3archive import S3Archive
+from mfawatch.archive import TimeRange
 from mfawatch.athena import SOURCE_COLUMN, backtest_select, candidate_events
 from mfawatch.athena_client import AthenaQueries, QueryStatus, result_files, run_backtest
+from mfawatch.readers import ReadStats
+from mfawatch.replay import replay_timed
+from mfawatch.s3archive import S3Archive
 from tests.athena_rows import row_of
 from tests.conftest import ROOT, load_event
 
@@ -139,7 +139,7 @@ def test_replay_athena_command_end_to_end(stepping_queries: str) -> None:
         [
             sys.executable,
             "-m",
-            "chalicelib.cli",
+            "mfawatch",
             "replay",
             "--athena",
             "cloudtrail_org",

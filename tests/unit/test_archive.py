@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.archive import (
+from chalicelib.records import as_envelope
+from chalicelib.rules import RuleSet
+from mfawatch.archive import (
     Prefilter,
     TimeRange,
     delivery_stamp,
@@ -22,12 +24,10 @@ from chalicelib.archive import (
     path_day,
     required_literals,
 )
-from chalicelib.cli import DEMO_SCENARIO, main
-from chalicelib.eventpattern import compile_pattern
-from chalicelib.readers import ReadStats, read_paths
-from chalicelib.records import as_envelope
-from chalicelib.replay import in_time_order, replay_events, replay_timed
-from chalicelib.rules import RuleSet
+from mfawatch.cli import DEMO_SCENARIO, main
+from mfawatch.eventpattern import compile_pattern
+from mfawatch.readers import ReadStats, read_paths
+from mfawatch.replay import in_time_order, replay_events, replay_timed
 from tests.conftest import EVENTS, load_event
 
 MFA_FAIL = load_event("iam-consolelogin-failure-mfa-yes")

@@ -11,11 +11,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from chalicelib.archive import TimeRange
-from chalicelib.cli import main
-from chalicelib.readers import ReadStats
 from chalicelib.records import SignInRecord, parse_event
 from chalicelib.rules import Rule, RuleSet, rule_from_mapping
+from mfawatch.archive import TimeRange
 from mfawatch.athena import (
     SOURCE_COLUMN,
     AthenaError,
@@ -27,6 +25,8 @@ from mfawatch.athena import (
     scan_cost_usd,
     unload_statement,
 )
+from mfawatch.cli import main
+from mfawatch.readers import ReadStats
 from mfawatch.requirements import AnyOf, paths_of, pattern_condition
 from tests.athena_rows import row_of
 from tests.conftest import EVENTS

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
 
-from chalicelib.cli import main
 from chalicelib.constants import HEARTBEAT_OVERDUE_SECONDS
 from chalicelib.observability import EmfMetrics, JsonFormatter, MemoryMetrics
 from chalicelib.records import envelope_of
 from chalicelib.rules import RuleSet
 from chalicelib.service import AlertService, MemoryPublisher
+from mfawatch.cli import main
 from tests.conftest import load_event
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

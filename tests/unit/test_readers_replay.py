@@ -8,10 +8,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from chalicelib.cli import DEMO_SCENARIO, main
-from chalicelib.readers import ReadStats, read_paths
-from chalicelib.replay import replay_events
 from chalicelib.rules import RuleSet
+from mfawatch.cli import DEMO_SCENARIO, main
+from mfawatch.readers import ReadStats, read_paths
+from mfawatch.replay import replay_events
 from tests.conftest import load_event
 
 MFA_FAIL = load_event("iam-consolelogin-failure-mfa-yes")

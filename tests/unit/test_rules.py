@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from chalicelib.errors import RuleError
-from chalicelib.eventpattern import compile_pattern
 from chalicelib.records import as_envelope
-from chalicelib.rulebuild import (
+from chalicelib.rules import BUNDLE_PATH, RuleSet, load_bundle
+from mfawatch.eventpattern import compile_pattern
+from mfawatch.rulebuild import (
     RULES_DIR,
     build_bundle,
     bundle_is_stale,
@@ -21,7 +22,6 @@ from chalicelib.rulebuild import (
     validate_rule_file,
     validate_rules_dir,
 )
-from chalicelib.rules import BUNDLE_PATH, RuleSet, load_bundle
 from tests.conftest import SAMPLES, load_event, load_sample, needs_shared
 
 REQUIRED = {

@@ -25,12 +25,12 @@ from chalicelib.notifications import (
     KIND_SUMMARY,
     Notification,
 )
-from chalicelib.readers import ReadStats
 from chalicelib.records import envelope_of
-from chalicelib.replay import TimedEvent, replay_timed
 from chalicelib.rules import RuleSet, load_bundle
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MemoryStore
+from mfawatch.readers import ReadStats
+from mfawatch.replay import TimedEvent, replay_timed
 from tests.conftest import load_event
 
 RULES: RuleSet = load_bundle()

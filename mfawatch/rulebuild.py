@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import EventParseError, RuleError
-from .eventpattern import InvalidPatternError, compile_pattern
-from .records import as_envelope, parse_event
-from .rules import BUNDLE_PATH, Rule, RuleSet, bundle_json, rule_from_mapping
+from chalicelib.errors import EventParseError, RuleError
+from chalicelib.records import as_envelope, parse_event
+from chalicelib.rules import BUNDLE_PATH, Rule, RuleSet, bundle_json, rule_from_mapping
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RULES_DIR = REPO_ROOT / "rules"
+from .eventpattern import InvalidPatternError, compile_pattern
+from .paths import RULES_DIR
+
 SCHEMA_PATH = RULES_DIR / "schema.json"
 RULE_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -251,7 +251,7 @@ def run_case(rule: Rule, case: RuleCase) -> CaseResult:
     Title and dedup key come from the rule; for alert rules the production service must also
     publish exactly one alert with that title and key (a fresh in-memory state per case).
     """
-    from .service import AlertService, MemoryPublisher  # the same path the Lambda takes
+    from chalicelib.service import AlertService, MemoryPublisher  # the same path the Lambda takes
 
     envelope = as_envelope(case.event)
     matched = compile_pattern(rule.event_pattern).matches(envelope)

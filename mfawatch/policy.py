@@ -8,7 +8,7 @@ table and its ``due`` index, ``sqs:SendMessage`` on the failed-events queue (Lam
 destination uses the function's role) and the stage KMS key (encrypted topics and table).
 Partition, region and account come from the stage's topic ARN.
 
-``python -m chalicelib.cli policy --stage S --write`` writes the file; a test fails when a
+``python -m mfawatch policy --stage S --write`` writes the file; a test fails when a
 committed policy differs from this output.
 """
 
@@ -18,9 +18,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .config import ENV_OUTPUTS, ENV_TABLE_NAME, ENV_TOPIC_ARN, parse_outputs
-from .deploy import StageNames, stage_policy_statements
-from .errors import ConfigError
+from chalicelib.config import ENV_OUTPUTS, ENV_TABLE_NAME, ENV_TOPIC_ARN, parse_outputs
+from chalicelib.errors import ConfigError
+
+from .deploy import StageConfig, StageNames, stage_policy_statements
 
 
 def _arn_parts(arn: str, what: str) -> tuple[str, str, str]:
@@ -30,9 +31,10 @@ def _arn_parts(arn: str, what: str) -> tuple[str, str, str]:
     return parts[1], parts[3], parts[4]
 
 
-def stage_policy(app_name: str, stage: str, stage_config: Mapping[str, Any]) -> dict[str, Any]:
-    """The IAM policy document for ``stage`` (config: the stage block of .chalice/config.json)."""
-    env = stage_config.get("environment_variables") or {}
+def stage_policy(stage_config: StageConfig) -> dict[str, Any]:
+    """The IAM policy document for a stage of .chalice/config.json (its functions' environment)."""
+    app_name, stage = stage_config.app_name, stage_config.stage
+    env = stage_config.environment()
     topic_arn = env.get(ENV_TOPIC_ARN, "")
     if not topic_arn:
         raise ConfigError(f"stage {stage!r}: environment_variables.{ENV_TOPIC_ARN} is not set")

@@ -1,4 +1,4 @@
-"""Organization commands: ``forwarder-template`` and ``audit`` (registered by ``chalicelib.cli``).
+"""Organization commands: ``forwarder-template`` and ``audit`` (registered by ``mfawatch.cli``).
 
 ``COMMANDS`` lists the click commands; ``cli.py`` adds each to its group. See docs/organization.md.
 """
@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.errors import MfawatchError
+from chalicelib.rules import BUNDLE_PATH, load_bundle
+
 from .audit import (
     NOT_REQUIRED,
     OK,
@@ -21,7 +24,6 @@ from .audit import (
     organization_accounts,
     run_audit,
 )
-from .errors import MfawatchError
 from .forwarder import (
     AUDIT_ROLE_NAME,
     GLOBAL_SERVICE_REGION,
@@ -30,7 +32,6 @@ from .forwarder import (
     parse_central_bus_arn,
     parse_regions,
 )
-from .rules import BUNDLE_PATH, load_bundle
 
 if TYPE_CHECKING:
     import boto3
@@ -229,7 +230,7 @@ COMMANDS: list[click.Command] = [forwarder_template, audit_command]
 
 @click.group()
 def main() -> None:
-    """Organization commands on their own (``python -m chalicelib.orgcommands``)."""
+    """Organization commands on their own (``python -m mfawatch.orgcommands``)."""
 
 
 for _command in COMMANDS:

@@ -1,7 +1,7 @@
 """Coverage audit: does every account x Region forward the mfawatch rules to the central bus?
 
 Read-only. For each account and Region it lists the forwarding rules that
-:func:`chalicelib.forwarder.member_template` creates (``mfawatch-<rule id>`` on the default bus)
+:func:`mfawatch.forwarder.member_template` creates (``mfawatch-<rule id>`` on the default bus)
 and checks that each exists, is ``ENABLED`` and targets the central bus ARN.
 
 The AWS edge is injected: :func:`run_audit` takes ``events_client_for(account, region)``, so tests
@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import MfawatchError
+from chalicelib.errors import MfawatchError
+from chalicelib.rules import Rule
+
 from .forwarder import RULE_NAME_PREFIX, CentralBus, expected_rules, forwarding_rule_name
-from .rules import Rule
 
 if TYPE_CHECKING:
     import boto3

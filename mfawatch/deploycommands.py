@@ -1,7 +1,7 @@
-"""``python -m chalicelib.cli deploy-template ...``: write the generated deploy templates.
+"""``python -m mfawatch deploy-template ...``: write the generated deploy templates.
 
-Thin click commands over :mod:`chalicelib.deploy`. The lead registers :data:`COMMANDS` on the
-main group in ``chalicelib/cli.py``. The handlers come from the Chalice app itself (``app.py``),
+Thin click commands over :mod:`mfawatch.deploy`. The lead registers :data:`COMMANDS` on the
+main group in ``mfawatch/cli.py``. The handlers come from the Chalice app itself (``app.py``),
 so a template covers exactly the functions ``chalice deploy``/``chalice package`` create.
 """
 
@@ -15,17 +15,17 @@ from typing import Any
 
 import click
 
+from chalicelib.errors import MfawatchError
+
 from .deploy import (
     RESOURCES_TEMPLATE,
     StageConfig,
     invoke_config_template,
     load_resources_template,
+    load_stage_config,
     merge_template,
 )
-from .errors import MfawatchError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_PATH = REPO_ROOT / ".chalice" / "config.json"
+from .paths import CHALICE_CONFIG, REPO_ROOT
 
 
 def app_handler_names() -> list[str]:
@@ -49,12 +49,9 @@ def app_handler_names() -> list[str]:
 
 def _stage_config(stage: str, config_path: Path) -> StageConfig:
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        return StageConfig.from_config(config, stage)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise click.ClickException(f"{config_path}: {exc}") from exc
+        return load_stage_config(stage, config_path)
     except MfawatchError as exc:
-        raise click.ClickException(f"{config_path}: {exc}") from exc
+        raise click.ClickException(str(exc)) from exc
 
 
 def _write(template: dict[str, Any], output: str) -> None:
@@ -88,7 +85,7 @@ _config_option = click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    default=CONFIG_PATH,
+    default=CHALICE_CONFIG,
     show_default=True,
     help="The Chalice config to read.",
 )
@@ -135,4 +132,4 @@ def merge(stage: str, output: str, config_path: Path, resources_path: Path) -> N
 
 
 COMMANDS: list[click.Command] = [deploy_template]
-"""What ``chalicelib/cli.py`` adds to its main group: ``main.add_command(command)`` each."""
+"""What ``mfawatch/cli.py`` adds to its main group: ``main.add_command(command)`` each."""

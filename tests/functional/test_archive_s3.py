@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 from moto import mock_aws
 
-from chalicelib.archive import ArchiveReadError, Prefilter, TimeRange, ordered_events, remote_files
-from chalicelib.cli import main
-from chalicelib.readers import ReadStats
-from chalicelib.s3archive import S3Archive, parse_s3_url
+from mfawatch.archive import ArchiveReadError, Prefilter, TimeRange, ordered_events, remote_files
+from mfawatch.cli import main
+from mfawatch.readers import ReadStats
+from mfawatch.s3archive import S3Archive, parse_s3_url
 from tests.conftest import load_event
 
 MFA_FAIL = load_event("iam-consolelogin-failure-mfa-yes")
@@ -32,10 +32,7 @@ def _key(account: str, stamp: str, org: str = "") -> str:
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def s3(aws_credentials: None) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .records import is_cloudtrail_record, is_envelope
+from chalicelib.records import is_cloudtrail_record, is_envelope
 
 _fast_loads: Callable[[bytes], Any] | None
 try:  # optional speed-up, see documents_in
@@ -40,7 +40,7 @@ class ReadStats:
     skipped_files: int = 0
     """Files not read because their path date or delivery stamp is outside --since/--until."""
     late_records: int = 0
-    """Records that arrived later than the replay's lateness window (see chalicelib.archive)."""
+    """Records that arrived later than the replay's lateness window (see mfawatch.archive)."""
 
     def problem(self, message: str, *, file_level: bool) -> None:
         self.problems.append(message)
@@ -58,12 +58,25 @@ class SourcedEvent:
     event: Mapping[str, Any]
 
 
-def expand_paths(paths: Iterable[Path], stats: ReadStats) -> Iterator[Path]:
-    """Files named directly, plus every readable file below named folders (sorted, recursive)."""
+def expand_paths(
+    paths: Iterable[Path], stats: ReadStats, skip_folder: Callable[[Path], bool] | None = None
+) -> Iterator[Path]:
+    """Files named directly, plus every readable file below named folders (sorted, recursive).
+
+    The one folder walk of the toolkit. A subfolder for which ``skip_folder`` says true is not
+    entered; its readable files are counted in ``stats.skipped_files``.
+    """
     for path in paths:
         if path.is_dir():
             for root, dirs, files in os.walk(path):
                 dirs.sort()
+                if skip_folder is not None:
+                    skipped = [d for d in dirs if skip_folder(Path(root) / d)]
+                    for folder in skipped:
+                        stats.skipped_files += sum(
+                            1 for _ in expand_paths([Path(root) / folder], stats)
+                        )
+                    dirs[:] = [d for d in dirs if d not in skipped]
                 for name in sorted(files):
                     if name.endswith(READABLE_SUFFIXES):
                         yield Path(root) / name

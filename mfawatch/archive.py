@@ -15,7 +15,7 @@ the user knows to rerun with a larger ``--lateness``. Memory holds the candidate
 files delivered within the last ``lateness`` (plus the files being read): not the archive.
 Ties are broken by the position of the file in sorted path order and of the record in its
 file, which makes the result identical to sorting everything with
-:func:`chalicelib.replay.in_time_order`. When any input file does not carry a delivery stamp
+:func:`mfawatch.replay.in_time_order`. When any input file does not carry a delivery stamp
 (a hand-made ``.json``, JSON lines), there is no bound to rely on: all candidate events are
 collected and sorted (exact, memory proportional to the candidates).
 
@@ -35,7 +35,7 @@ Two things keep it fast, both provably safe:
 Time filters: ``--since`` (inclusive) and ``--until`` (exclusive) apply to event time; whole date
 folders and files whose delivery stamp is more than ``lateness`` outside the range are skipped
 without being read. Pure core: no AWS SDK here (S3 listing and reading is
-:mod:`chalicelib.s3archive`, which hands us bytes).
+:mod:`mfawatch.s3archive`, which hands us bytes).
 """
 
 from __future__ import annotations
@@ -54,11 +54,12 @@ from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
-from .errors import EventParseError, MfawatchError
-from .readers import READABLE_SUFFIXES, ReadStats, documents_in, items_of
-from .records import as_envelope, is_cloudtrail_record, is_envelope, parse_event
+from chalicelib.errors import EventParseError, MfawatchError
+from chalicelib.records import as_envelope, is_cloudtrail_record, is_envelope, parse_event
+from chalicelib.rules import Rule
+
+from .readers import READABLE_SUFFIXES, ReadStats, documents_in, expand_paths, items_of
 from .replay import TimedEvent
-from .rules import Rule
 
 try:  # optional speed-ups (requirements-dev.txt); without them the general path is used
     import msgspec as _msgspec
@@ -278,8 +279,8 @@ def scan_bytes(
 ) -> FileScan:
     """Decode one file and keep the events that may match a rule and fall in the time range.
 
-    Problems are reported as :func:`chalicelib.readers.read_file` and
-    :func:`chalicelib.replay.timed` report them: with the file (and line or index). Records
+    Problems are reported as :func:`mfawatch.readers.read_file` and
+    :func:`mfawatch.replay.timed` report them: with the file (and line or index). Records
     the prefilter rules out are counted, not timed: no rule could ever see them.
     """
     # Decoding JSON allocates millions of objects and no cycles: the cyclic collector would
@@ -439,39 +440,20 @@ def local_files(
     lateness: timedelta = DEFAULT_LATENESS,
     first_rank: int = 0,
 ) -> list[ArchiveFile]:
-    """Files named directly, plus every readable file below named folders (sorted, recursive).
-
-    The walk order is :func:`chalicelib.readers.expand_paths`'s. Date folders and stamped
-    files that cannot hold events in ``time_range`` are skipped (and counted) unread.
+    """Files named directly, plus every readable file below named folders (sorted, recursive:
+    :func:`mfawatch.readers.expand_paths`). Date folders and stamped files that cannot hold
+    events in ``time_range`` are skipped (and counted) unread.
     """
+
+    def outside_range(folder: Path) -> bool:
+        day = path_day(str(folder))
+        return day is not None and not time_range.day_may_contain(day, lateness)
+
     found: list[ArchiveFile] = []
-    for path in paths:
-        if path.is_dir():
-            for root, dirs, names in os.walk(path):
-                dirs.sort()
-                if time_range.bounded:
-                    kept = []
-                    for folder in dirs:
-                        day = path_day(f"{root}/{folder}")
-                        if day is not None and not time_range.day_may_contain(day, lateness):
-                            stats.skipped_files += _count_files(Path(root) / folder)
-                        else:
-                            kept.append(folder)
-                    dirs[:] = kept
-                for name in sorted(names):
-                    if name.endswith(READABLE_SUFFIXES):
-                        _add(found, str(Path(root) / name), time_range, lateness, stats)
-        elif path.exists():
-            _add(found, str(path), time_range, lateness, stats)
-        else:
-            stats.problem(f"{path}: no such file or folder", file_level=True)
+    skip = outside_range if time_range.bounded else None
+    for path in expand_paths(paths, stats, skip):
+        _add(found, str(path), time_range, lateness, stats)
     return [ArchiveFile(f.name, first_rank + n, f.delivered, f.remote) for n, f in enumerate(found)]
-
-
-def _count_files(folder: Path) -> int:
-    return sum(
-        1 for _, _, names in os.walk(folder) for name in names if name.endswith(READABLE_SUFFIXES)
-    )
 
 
 def _add(

@@ -16,15 +16,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .config import Settings
-from .errors import EventParseError
+from chalicelib.config import Settings
+from chalicelib.errors import EventParseError
+from chalicelib.notifications import Notification
+from chalicelib.records import as_envelope, parse_event
+from chalicelib.rules import RuleSet
+from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.state import MemoryStore
+
 from .eventpattern import compile_pattern
-from .notifications import Notification
 from .readers import ReadStats, SourcedEvent
-from .records import as_envelope, parse_event
-from .rules import RuleSet
-from .service import AlertService, MemoryPublisher
-from .state import MemoryStore
 
 
 @dataclass(frozen=True)

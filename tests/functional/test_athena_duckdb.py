@@ -18,15 +18,15 @@ from typing import Any
 
 import pytest
 
-from chalicelib.archive import Prefilter, TimeRange, local_files, ordered_events
-from chalicelib.cli import DEMO_SCENARIO, _jsonl
-from chalicelib.eventpattern import compile_pattern
-from chalicelib.readers import ReadStats, read_paths
 from chalicelib.records import as_envelope
-from chalicelib.replay import replay_timed
 from chalicelib.rules import RuleSet
+from mfawatch.archive import Prefilter, TimeRange, local_files, ordered_events
 from mfawatch.athena import backtest_select, candidate_events
 from mfawatch.athena_local import create_view, unload_locally
+from mfawatch.cli import DEMO_SCENARIO, _jsonl
+from mfawatch.eventpattern import compile_pattern
+from mfawatch.readers import ReadStats, read_paths
+from mfawatch.replay import replay_timed
 from tests.conftest import ROOT
 
 duckdb = pytest.importorskip("duckdb")

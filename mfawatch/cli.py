@@ -1,4 +1,4 @@
-"""Command line: ``python -m chalicelib.cli``. Thin commands over the same code the Lambda runs.
+"""Command line: ``python -m mfawatch``. Thin commands over the same code the Lambda runs.
 
 Results go to stdout (a table, or JSON lines for pipes); totals, problems and logs go to stderr.
 """
@@ -16,6 +16,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from chalicelib.channels import publish_params
+from chalicelib.config import Settings, settings_from_env
+from chalicelib.errors import MfawatchError
+from chalicelib.notifications import Notification
+from chalicelib.records import as_envelope, parse_time
+from chalicelib.render import clean_text, render_subject
+from chalicelib.rules import BUNDLE_PATH, RuleSet, load_bundle
+
 from .archive import (
     DEFAULT_LATENESS,
     ArchiveReadError,
@@ -25,24 +33,18 @@ from .archive import (
     ordered_events,
     remote_files,
 )
-from .channels import publish_params
-from .config import Settings, settings_from_env, stage_environment
+from .athenacommands import COMMANDS as ATHENA_COMMANDS
+from .athenacommands import athena_events, split_list
+from .deploy import load_stage_config
 from .deploycommands import COMMANDS as DEPLOY_COMMANDS
-from .errors import MfawatchError
-from .notifications import Notification
 from .orgcommands import COMMANDS as ORG_COMMANDS
+from .paths import CHALICE_CONFIG, DEMO_SCENARIO, RULES_DIR
 from .readers import ReadStats
-from .records import as_envelope, parse_time
-from .render import clean_text, render_subject
 from .replay import ReplayResult, replay_timed
-from .rules import BUNDLE_PATH, RuleSet, load_bundle
 
 if TYPE_CHECKING:
     from .rulebuild import RuleFile
     from .s3archive import S3Archive
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEMO_SCENARIO = REPO_ROOT / "scenarios" / "demo"
 
 
 @click.group()
@@ -141,7 +143,7 @@ def replay(
     """Replay CloudTrail files, folders or s3://bucket/prefix URLs (default: the demo scenario).
 
     Events are replayed in event-time order through the production decision path. S3-layout
-    archives stream with bounded memory (see chalicelib/archive.py for the ordering bound).
+    archives stream with bounded memory (see mfawatch/archive.py for the ordering bound).
     With --athena, Athena finds the candidate records in the whole trail and they are replayed
     the same way.
     """
@@ -223,8 +225,6 @@ def _replay_athena(
     output: str,
     settings: Settings,
 ) -> None:
-    from mfawatch.athenacommands import athena_events, split_list
-
     if paths:
         raise click.BadParameter("give either PATHS or --athena, not both", param_hint="--athena")
     if time_range.since is None or time_range.until is None:
@@ -314,7 +314,7 @@ def _settings(stage: str | None) -> Settings:
     if stage is None:
         return Settings()
     try:
-        return settings_from_env(stage_environment(REPO_ROOT / ".chalice" / "config.json", stage))
+        return settings_from_env(load_stage_config(stage).environment())
     except MfawatchError as exc:
         raise click.BadParameter(str(exc), param_hint="--stage") from exc
 
@@ -379,7 +379,7 @@ def rules_build() -> None:
 RULES_DIR_OPTION = click.option(
     "--rules-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    default=REPO_ROOT / "rules",
+    default=RULES_DIR,
     show_default=True,
     help="Folder of rule files (YAML or JSON, one rule each).",
 )
@@ -502,8 +502,9 @@ def test_pattern(pattern_arg: str, event_arg: str) -> None:
     An invalid pattern exits 2 with EventBridge's reason. A bare CloudTrail record is wrapped
     in the envelope EventBridge would deliver (a note says so on stderr).
     """
+    from chalicelib.records import is_cloudtrail_record, is_envelope
+
     from .eventpattern import InvalidPatternError, compile_pattern
-    from .records import is_cloudtrail_record, is_envelope
 
     pattern_text = _argument_text(pattern_arg, "--pattern")
     event_text = _argument_text(event_arg, "--event")
@@ -553,17 +554,12 @@ def policy(stage: str, write: bool) -> None:
     """Print (or write) the least-privilege IAM policy for a stage."""
     from .policy import policy_json, stage_policy
 
-    config_path = REPO_ROOT / ".chalice" / "config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    stages = config.get("stages", {})
-    if stage not in stages:
-        raise click.ClickException(f"{config_path}: no stage {stage!r}; have {', '.join(stages)}")
     try:
-        text = policy_json(stage_policy(config["app_name"], stage, stages[stage]))
+        text = policy_json(stage_policy(load_stage_config(stage)))
     except MfawatchError as exc:
-        raise click.ClickException(f"{config_path}: {exc}") from exc
+        raise click.ClickException(str(exc)) from exc
     if write:
-        target = REPO_ROOT / ".chalice" / f"policy-{stage}.json"
+        target = CHALICE_CONFIG.parent / f"policy-{stage}.json"
         target.write_text(text, encoding="utf-8")
         click.echo(f"wrote {target}")
     else:
@@ -584,8 +580,6 @@ def run() -> None:
 #     from .deploycommands import deploy
 #     main.add_command(deploy)
 # --- BEGIN command registrations (lead) -------------------------------------------------------
-from mfawatch.athenacommands import COMMANDS as ATHENA_COMMANDS  # noqa: E402 - after main exists
-
 for _command in (*ORG_COMMANDS, *DEPLOY_COMMANDS, *ATHENA_COMMANDS):
     main.add_command(_command)
 # --- END command registrations ----------------------------------------------------------------
