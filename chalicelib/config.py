@@ -11,6 +11,7 @@
 | ``MFAWATCH_PRINCIPAL_RATE`` | ``5/5m`` | at most N alerts+summaries per M minutes per principal |
 | ``MFAWATCH_OUTPUTS`` | ``alerts`` only | JSON: named outputs (topic, severity, kinds, format) |
 | ``MFAWATCH_ALLOWED_ACCOUNTS`` | (any) | comma-separated account ids expected to send events |
+| ``MFAWATCH_SETTLE_SECONDS`` | ``90`` | seconds writes take to settle before summaries merge them |
 
 ``MFAWATCH_OUTPUTS`` example (every notification to ``alerts``; HIGH and CRITICAL also to
 ``pager``; a chat channel through Amazon Q Developer in chat applications)::
@@ -46,6 +47,7 @@ ENV_TOPIC_RATE = "MFAWATCH_TOPIC_RATE"
 ENV_PRINCIPAL_RATE = "MFAWATCH_PRINCIPAL_RATE"
 ENV_OUTPUTS = "MFAWATCH_OUTPUTS"
 ENV_ALLOWED_ACCOUNTS = "MFAWATCH_ALLOWED_ACCOUNTS"
+ENV_SETTLE_SECONDS = "MFAWATCH_SETTLE_SECONDS"
 
 FORMATS = ("standard", "chat")
 DEFAULT_OUTPUT = "alerts"
@@ -117,6 +119,11 @@ class Settings:
     Lambda keeps asynchronous events for up to 6 hours; 48 hours covers both."""
     lease_seconds: float = 90.0
     """How long a claim protects an event being processed; longer than the Lambda timeout."""
+    settle_seconds: float = 90.0
+    """How long a written item may take to be seen by the scheduler's merges (a Lambda write in
+    flight lands within the function timeout; index propagation is usually under a second).
+    Summaries and digests merge what was written up to ``now - settle``: keep it above the
+    Lambda timeout."""
     workflow_ttl_seconds: float = 3600.0
     """How long an Identity Center AuthWorkflowID -> user mapping is kept."""
     outputs: tuple[Output, ...] = ()
@@ -228,7 +235,20 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         principal_rate=threshold(ENV_PRINCIPAL_RATE, defaults.principal_rate),
         outputs=parse_outputs(env[ENV_OUTPUTS]) if env.get(ENV_OUTPUTS, "").strip() else (),
         allowed_accounts=_accounts(env.get(ENV_ALLOWED_ACCOUNTS, "")),
+        settle_seconds=_seconds(ENV_SETTLE_SECONDS, env.get(ENV_SETTLE_SECONDS, ""), 90.0),
     )
+
+
+def _seconds(name: str, raw: str, default: float) -> float:
+    if not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise ConfigError(f"{name} must be a number of seconds from 0 to 3600; got {raw!r}")
+    return value
 
 
 def _accounts(raw: str) -> frozenset[str]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.dynamo import DUE_INDEX, GROUP_INDEX
 from chalicelib.errors import ConfigError
 
 from .paths import CHALICE_CONFIG, DEPLOY_DIR
@@ -56,10 +57,10 @@ FAILED_EVENTS_QUEUE = "FailedEventsQueue"
 STAGE_PARAMETER = "Stage"
 
 # What the deployed code calls on the stage's resources: chalicelib/dynamo.py reads with
-# GetItem, writes with conditional PutItem and queries the sparse "due" index. policy.py builds
-# the route (a) policy file from these same statements.
-TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query")
-DUE_INDEX_SUFFIX = "/index/due"
+# GetItem, writes with conditional PutItem and UpdateItem, and queries its two sparse indexes
+# ("due", "group"). policy.py builds the route (a) policy file from these same statements.
+TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query")
+INDEX_SUFFIXES = tuple(f"/index/{name}" for name in (DUE_INDEX, GROUP_INDEX))
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 # SNS to an SSE-KMS topic needs both of the publisher; DynamoDB with a customer managed key
 # decrypts the table key with the caller's kms:Decrypt (Amazon SNS Developer Guide,
@@ -257,7 +258,10 @@ def stage_policy_statements(
         ],
         table=[
             arn.format(service="dynamodb", resource=f"table/{names.table}"),
-            arn.format(service="dynamodb", resource=f"table/{names.table}{DUE_INDEX_SUFFIX}"),
+            *(
+                arn.format(service="dynamodb", resource=f"table/{names.table}{suffix}")
+                for suffix in INDEX_SUFFIXES
+            ),
         ],
         queue=arn.format(service="sqs", resource=names.failed_events_queue),
         key=arn.format(service="kms", resource="key/*"),
@@ -282,7 +286,7 @@ def _role_policy_document(function_names: Sequence[str]) -> dict[str, Any]:
             topics=[{"Ref": ALERTS_TOPIC}, {"Ref": PAGER_TOPIC}],
             table=[
                 {"Fn::GetAtt": [STATE_TABLE, "Arn"]},
-                {"Fn::Sub": "${" + STATE_TABLE + ".Arn}" + DUE_INDEX_SUFFIX},
+                *({"Fn::Sub": "${" + STATE_TABLE + ".Arn}" + suffix} for suffix in INDEX_SUFFIXES),
             ],
             queue={"Fn::GetAtt": [FAILED_EVENTS_QUEUE, "Arn"]},
             key={"Fn::GetAtt": [KEY, "Arn"]},

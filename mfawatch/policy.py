@@ -3,9 +3,10 @@
 ``autogen_policy`` is off: Chalice would otherwise guess a policy from the code. The statements
 come from :func:`deploy.stage_policy_statements`, the same ones the one-stack route (b) puts in
 its merge template with CloudFormation references: logs on the stage's own log groups,
-``sns:Publish`` on the stage's topics, ``dynamodb:GetItem``/``PutItem``/``Query`` on the stage
-table and its ``due`` index, ``sqs:SendMessage`` on the failed-events queue (Lambda's on-failure
-destination uses the function's role) and the stage KMS key (encrypted topics and table).
+``sns:Publish`` on the stage's topics, ``dynamodb:GetItem``/``PutItem``/``UpdateItem``/``Query``
+on the stage table and its ``due`` and ``group`` indexes, ``sqs:SendMessage`` on the
+failed-events queue (Lambda's on-failure destination uses the function's role) and the stage
+KMS key (encrypted topics and table).
 Partition, region and account come from the stage's topic ARN.
 
 ``python -m mfawatch policy --stage S --write`` writes the file; a test fails when a

@@ -209,8 +209,10 @@ def _tick(client: Client) -> dict[str, Any]:
 
 
 def test_repeats_are_counted_then_summarized_by_the_scheduled_handler(
-    client: Client, aws: dict[str, Any]
+    client: Client, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The wall clock drives the handlers: writes are taken as settled at once (no 90 s wait).
+    monkeypatch.setenv("MFAWATCH_SETTLE_SECONDS", "0")
     for second in range(5):
         client.lambda_.invoke("on_iam_console_mfa_failure", _failed_mfa(f"e-{second}", second))
     first = _received(aws)
@@ -239,7 +241,7 @@ def test_state_store_failure_fails_open_with_a_note(client: Client, aws: dict[st
     (body,) = _received(aws)
     assert body["Subject"] == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
     (note,) = json.loads(body["Message"])["notes"]
-    assert note.startswith("dedup unavailable: DynamoDB GetItem mfawatch-dev-state")
+    assert note.startswith("dedup unavailable: DynamoDB PutItem mfawatch-dev-state")
 
 
 def test_retry_after_publish_failure_sends_once(client: Client, aws: dict[str, Any]) -> None:

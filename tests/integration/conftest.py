@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
+#: moto_server with DynamoDB's per-request atomicity (see that module).
+ATOMIC_MOTO_SERVER = Path(__file__).with_name("atomic_moto_server.py")
 
 
 def free_port() -> int:
@@ -39,13 +41,14 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: fl
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """The endpoint URL of a fresh ``moto_server`` on 127.0.0.1 (a free port)."""
+    """The endpoint URL of a fresh moto server on 127.0.0.1 (a free port), atomic per request as
+    DynamoDB is (``atomic_moto_server.py``)."""
     if not MOTO_SERVER.exists():
         pytest.skip(f"{MOTO_SERVER} not installed (pip install 'moto[server]')")
     port = free_port()
     env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     process = subprocess.Popen(
-        [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(ATOMIC_MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,

@@ -147,6 +147,7 @@ def test_packaged_functions_reference_the_created_resources(merged_package: Path
             "logs:CreateLogStream",
             "logs:PutLogEvents",
             "sns:Publish",
+            "dynamodb:UpdateItem",
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:Query",
