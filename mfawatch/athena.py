@@ -304,7 +304,9 @@ def condition_sql(condition: Condition) -> str:
             if "TRUE" in parts:
                 return "TRUE"
             return "(" + " OR ".join(parts) + ")"
-        kept = [part for part in parts if part != "TRUE"] or ["TRUE"]
+        # Plain columns first (eventsource, eventname: cheap and selective), JSON reads after.
+        kept = sorted((part for part in parts if part != "TRUE"), key=lambda p: "json_" in p)
+        kept = kept or ["TRUE"]
         return kept[0] if len(kept) == 1 else "(" + " AND ".join(kept) + ")"
     return "TRUE"
 

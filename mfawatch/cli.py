@@ -148,6 +148,17 @@ def replay(
     the same way.
     """
     settings = _settings(stage)
+    athena_only = {
+        "--athena-output": athena_output,
+        "--workgroup": workgroup,
+        "--accounts": accounts,
+        "--regions": regions,
+    }
+    given = [name for name, value in athena_only.items() if value]
+    if athena_table is None and given:
+        raise click.BadParameter(
+            f"{', '.join(given)} only apply with --athena", param_hint="--athena"
+        )
     if athena_table is not None:
         _replay_athena(
             paths,

@@ -29,7 +29,7 @@ from mfawatch.cli import main
 from mfawatch.readers import ReadStats
 from mfawatch.requirements import AnyOf, paths_of, pattern_condition
 from tests.athena_rows import row_of
-from tests.conftest import EVENTS
+from tests.conftest import EVENTS, ROOT
 
 DAY = TimeRange(datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC))
 
@@ -298,3 +298,21 @@ def test_replay_athena_checks_its_arguments_before_calling_aws(
     result = CliRunner().invoke(main, ["replay", "--athena", "trail", *arguments])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_athena_options_without_athena_are_an_error() -> None:
+    result = CliRunner().invoke(main, ["replay", "--accounts", "111122223333", "--workgroup", "w"])
+    assert result.exit_code == 2
+    assert "--workgroup, --accounts only apply with --athena" in result.output
+
+
+def test_readme_shows_the_current_athena_sql_for_the_bundled_rules(rules: RuleSet) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("<code>athena-sql</code> for the bundled rules", 1)[1]
+    shown = shown.split("```sql\n", 1)[1].split("\n```", 1)[0]
+    quarter = TimeRange(datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+    accounts = ["111122223333", "444455556666"]
+    assert shown == backtest_select(rules, "cloudtrail_org", quarter, accounts=accounts), (
+        "README: paste the output of `python -m mfawatch athena-sql --table cloudtrail_org "
+        "--since 2026-08-01 --until 2026-11-01 --accounts 111122223333,444455556666`"
+    )
