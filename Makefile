@@ -9,6 +9,9 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 MFAWATCH := $(VENV)/bin/mfawatch
 STAMP   := $(VENV)/.installed
+# What the Lambda runtime provides (awslambdaric, boto3), apart from the venv: tests/runtime/.
+LAMBDA_RUNTIME := $(VENV)/lambda-runtime
+LAMBDA_STAMP   := $(LAMBDA_RUNTIME)/.installed
 STAGE   ?= dev
 
 .PHONY: demo test quick lint typecheck pytest rules policy package clean
@@ -20,6 +23,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+$(LAMBDA_STAMP): tests/runtime/requirements.txt $(STAMP)
+	rm -rf $(LAMBDA_RUNTIME)
+	$(PY) -m pip install --quiet --target $(LAMBDA_RUNTIME) -r tests/runtime/requirements.txt
+	touch $(LAMBDA_STAMP)
 
 demo: $(STAMP)
 	$(MFAWATCH) replay
@@ -33,7 +41,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(LAMBDA_STAMP)
 	$(VENV)/bin/pytest -q
 
 quick: $(STAMP)
@@ -62,7 +70,9 @@ CFN_LINT   := $(VENV)/bin/cfn-lint
 
 .PHONY: deploy-resources deploy-app deploy-invoke-config package-merged deploy-merged
 
+# check-stage: fail before creating anything when a name built from STAGE is too long for AWS.
 deploy-resources: $(STAMP)
+	$(MFAWATCH) check-stage --stage $(STAGE)
 	$(CFN_LINT) deploy/resources.yaml
 	aws cloudformation deploy --region $(REGION) --stack-name mfawatch-$(STAGE)-resources \
 	  --template-file deploy/resources.yaml --parameter-overrides Stage=$(STAGE) \
@@ -71,6 +81,7 @@ deploy-resources: $(STAMP)
 	  --query 'Stacks[0].Outputs' --output table
 
 deploy-app: $(STAMP)
+	$(MFAWATCH) check-stage --stage $(STAGE)
 	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/chalice deploy --stage $(STAGE)
 
 deploy-invoke-config: $(STAMP)

@@ -47,7 +47,8 @@ HIDDEN_USER_NAME: Final = "HIDDEN_DUE_TO_SECURITY_REASONS"
 # SNS limits: https://docs.aws.amazon.com/sns/latest/api/API_Publish.html
 # "Subject ... must be ASCII text that begins with a letter, number, or punctuation mark; must not
 # include line breaks or control characters; and must be less than 100 characters long."
-SNS_SUBJECT_MAX: Final = 100
+# Less than 100: at most 99.
+SNS_SUBJECT_MAX: Final = 99
 
 # The heartbeat: every member account and Region runs a scheduled EventBridge rule named
 # HEARTBEAT_RULE_NAME whose target is the central bus (the same path sign-in events take; AWS

@@ -38,16 +38,12 @@ Timelines (defaults):
 from __future__ import annotations
 
 import enum
-import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .documents import ClaimStatus, EventClaim, Held, PrincipalFailures, failure_entry
 
-#: How far in the future an event time may be before it is taken as wrong (clock skew between
-#: CloudTrail and us is seconds; a forged or broken time is processed at the arrival time).
-MAX_FUTURE_SKEW = 5 * 60.0
 #: How long an incident's items outlive its window, so a late summary can still be delivered.
 INCIDENT_GRACE = 2 * 24 * 3600.0
 #: Keep the last failures of a principal up to this many (enough for both escalation checks).
@@ -80,17 +76,6 @@ def claim_outcome(existing: EventClaim | None, now: float) -> Claim:
     if existing.status is ClaimStatus.DECIDED:
         return Claim.PENDING
     return Claim.NEW
-
-
-def processing_time(event_time: float, now: float) -> tuple[float, str]:
-    """The time an event is processed at, and a note when its own time cannot be used.
-
-    An event stamped far in the future (a forged or broken ``eventTime``) would open a window
-    that never closes and swallow later events; it is taken at the arrival time instead.
-    """
-    if not math.isfinite(event_time) or event_time > now + MAX_FUTURE_SKEW:
-        return now, "event time is in the future or invalid: processed at the arrival time"
-    return event_time, ""
 
 
 # --- incidents ---------------------------------------------------------------------------------

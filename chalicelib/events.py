@@ -25,7 +25,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .config import Settings
@@ -37,7 +37,6 @@ from .decisions import (
     failures_between,
     failures_to_keep,
     incident_expiry,
-    processing_time,
     window_for,
 )
 from .delivery import Decided, Delivery
@@ -60,7 +59,13 @@ from .notifications import (
     fatigue_success_for,
 )
 from .observability import Metrics
-from .records import PRINCIPAL_IDENTITY_CENTER, UNKNOWN_PRINCIPAL_KEY, SignInRecord, parse_event
+from .records import (
+    PRINCIPAL_IDENTITY_CENTER,
+    UNKNOWN_PRINCIPAL_KEY,
+    SignInRecord,
+    parse_event,
+    processing_time,
+)
 from .rules import Rule, RuleSet
 from .state import (
     DUE_AT,
@@ -129,10 +134,12 @@ class EventHandler:
         record = parse_event(event)
         self.metrics.count("EventsMatched", Rule=rule.id)
         clock = now.timestamp()
-        t, problem = processing_time(record.event_time.timestamp(), clock)
+        at, problem = processing_time(record, now)
         notes = self._notes(record)
         if problem:
-            record = replace(record, event_time=datetime.fromtimestamp(t, UTC))
+            # A forged or broken time would open a window that never closes and swallow later
+            # events: the event is taken at its arrival time, and the alert says so.
+            record = replace(record, event_time=at)
             notes = (problem, *notes)
         try:
             record = self._attribute(record, clock)

@@ -196,10 +196,49 @@ def _single(counts: Mapping[str, int]) -> str:
 
 
 def storm_digest_for(
-    rule: Rule, storm: StormStats, opened_at: float, batch: int, final: bool
+    rule: Rule,
+    storm: StormStats | None,
+    opened_at: float,
+    batch: int,
+    phase: str,
+    quiet_since: float = 0.0,
 ) -> Notification:
-    """One digest of the notifications a rate limit held for a rule (every storm period while
-    the storm lasts; ``final`` when the rule has been quiet for a period)."""
+    """One digest of the notifications a rate limit held for a rule.
+
+    ``phase``: ``ongoing`` (storm mode goes on; the next digest follows in a storm period),
+    ``ended`` (the rule was quiet long enough: the last digest of the storm; with ``storm`` None
+    when nothing was held since the previous digest) or ``held`` (held by a principal's limit
+    outside storm mode).
+    """
+    label = {"ongoing": "Alert storm", "ended": "Alert storm ended", "held": "Held by rate limit"}[
+        phase
+    ]
+    ending = {
+        "ongoing": " The storm goes on: the next digest follows.",
+        "ended": " The storm is over: the rule has been quiet since "
+        f"{_at(quiet_since or opened_at):%H:%M:%S} UTC.",
+        "held": "",
+    }[phase]
+    if storm is None:
+        moment = _at(quiet_since or opened_at)
+        return Notification(
+            id=f"storm:{rule.id}:{opened_at!r}:{batch}",
+            kind=KIND_STORM,
+            rule=rule,
+            severity=rule.severity,
+            title=f"{label}: nothing held since the last digest",
+            dedup_key=f"storm:{rule.id}",
+            account="multiple",
+            region="multiple",
+            principal="nobody",
+            principal_type="multiple",
+            source_ip="none",
+            event_ids=(),
+            count=0,
+            first_seen=moment,
+            last_seen=moment,
+            summary="No notification was held since the last digest." + ending,
+        )
     count = storm.count
     principals, ips = storm.principals, storm.ips
     first, last = _at(storm.first), _at(storm.last)
@@ -216,11 +255,6 @@ def storm_digest_for(
             f" Also held: {sum(escalated.values())} escalations (brute force / fatigue) for "
             f"{_top(escalated)}."
         )
-    sentence += (
-        " The storm is over: the rule was quiet for a period."
-        if final
-        else " The storm goes on: the next digest follows."
-    )
     named = principals or escalated
     only = next(iter(named)) if len(named) == 1 else f"{len(named)} principals"
     only_ip = next(iter(ips)) if len(ips) == 1 else f"{len(ips)} IPs"
@@ -231,9 +265,7 @@ def storm_digest_for(
         kind=KIND_STORM,
         rule=rule,
         severity=rule.severity,
-        title=f"Alert storm{' ended' if final else ''}: {what} ({only}, {only_ip})"
-        if count
-        else f"Alert storm{' ended' if final else ''}: {what} ({only})",
+        title=f"{label}: {what} ({only}, {only_ip})" if count else f"{label}: {what} ({only})",
         dedup_key=f"storm:{rule.id}",
         account=_single(storm.accounts or {"": 0}),
         region=_single(storm.regions or {"": 0}),
@@ -244,7 +276,7 @@ def storm_digest_for(
         count=count,
         first_seen=first,
         last_seen=last,
-        summary=sentence,
+        summary=sentence + ending,
         notes=notes,
     )
 

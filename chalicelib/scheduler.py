@@ -265,7 +265,7 @@ class Scheduler:
         held = [h for i in ready for h in held_of(i)]
         rate = self.store.get(RATE_KEY, now) or {}
         in_storm = float(rate.get(storm_attribute(rule.id), 0.0)) > now and not force
-        final = True
+        phase = "held"  # holds of a principal's limit, outside storm mode
         next_due: float | None = now + settle if len(found) > len(ready) else None
         last_hold = max([state.last_hold, *(float(i[GROUP_AT]) for i in found)])
         # Quiet for as long as an incident window: the summaries of the storm's incidents come
@@ -276,17 +276,19 @@ class Scheduler:
                 # Holds go on: storm mode lasts past the next digest.
                 until = now + period + settle
                 self.store.update(RATE_KEY, now, set_values={storm_attribute(rule.id): until})
-                next_due, final = now + period, False
+                next_due, phase = now + period, "ongoing"
             else:
                 # Quiet for a period: storm mode ends; one last look for holds still settling.
                 self.store.update(RATE_KEY, now, set_values={storm_attribute(rule.id): now})
-                next_due = now + settle
+                next_due, phase = now + settle, "ended"
         stats = merge_held(held, MAX_STORED_LIST)
-        if stats is None:
+        if stats is None and phase != "ended":
             self._settle(key, item, now, next_due)
             return []
-        last_at = max(float(i[GROUP_AT]) for i in ready)
-        digest = storm_digest_for(rule, stats, state.opened_at, state.batch + 1, final)
+        last_at = max([state.cutoff, *(float(i[GROUP_AT]) for i in ready)])
+        digest = storm_digest_for(
+            rule, stats, state.opened_at, state.batch + 1, phase, quiet_since=last_hold
+        )
         decided = self.delivery.decide([digest], now)  # a digest is never rate-limited
         outbox = state.outbox.with_entries(decided.entries)
         values: Item = {

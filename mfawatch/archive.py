@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.errors import EventParseError, MfawatchError
-from chalicelib.records import as_envelope, is_cloudtrail_record, is_envelope, parse_event
+from chalicelib.records import as_envelope, is_cloudtrail_record, is_envelope, replay_time
 from chalicelib.rules import Rule
 
 from .readers import READABLE_SUFFIXES, ReadStats, documents_in, expand_paths, items_of
@@ -347,7 +347,7 @@ def _take(
     # The path replay.timed takes: the same envelope, time and error messages.
     try:
         envelope = as_envelope(item)
-        moment = parse_event(envelope).event_time
+        moment = replay_time(envelope)
     except EventParseError as exc:
         stats.problem(f"{where}: {exc}", file_level=False)
         return

@@ -2,7 +2,11 @@
 
 Read-only. For each account and Region it lists the forwarding rules that
 :func:`mfawatch.forwarder.member_template` creates (``mfawatch-<rule id>`` on the default bus)
-and checks that each exists, is ``ENABLED`` and targets the central bus ARN.
+and checks that each exists, is ``ENABLED``, targets the central bus ARN and has the bundle's
+``EventPattern``. Patterns are compared as canonical JSON (sorted keys, no whitespace): the
+template's YAML and CloudFormation may reorder keys, which changes nothing, while a stale pattern
+(a StackSet not updated after ``rules build``) or one edited in the console forwards the wrong
+events and is a ``pattern-differs`` finding naming the fields that differ.
 
 The AWS edge is injected: :func:`run_audit` takes ``events_client_for(account, region)``, so tests
 drive it with moto and the CLI with :class:`AssumeRoleClients`, which assumes the read-only role
@@ -17,6 +21,7 @@ session per account. Permissions, all read-only:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +45,7 @@ OK: Final = "ok"
 MISSING: Final = "missing"
 DISABLED: Final = "disabled"
 WRONG_TARGET: Final = "wrong-target"
+PATTERN_DIFFERS: Final = "pattern-differs"
 # Per-cell (account x Region) outcomes, plus OK.
 PARTIAL: Final = "partial"
 NOT_COVERED: Final = "not-covered"
@@ -61,6 +67,8 @@ class ObservedRule:
     name: str
     state: str
     target_arns: tuple[str, ...]
+    event_pattern: str | None = None
+    """The rule's ``EventPattern`` as EventBridge returns it (a JSON string), if any."""
 
 
 @dataclass(frozen=True)
@@ -142,8 +150,53 @@ def assess_rules(
                 RuleCoverage(rule.id, name, WRONG_TARGET, f"targets {targets}, not the central bus")
             )
         else:
-            results.append(RuleCoverage(rule.id, name, OK))
+            difference = pattern_difference(found.event_pattern, rule.event_pattern)
+            if difference:
+                results.append(RuleCoverage(rule.id, name, PATTERN_DIFFERS, difference))
+            else:
+                results.append(RuleCoverage(rule.id, name, OK))
     return tuple(results)
+
+
+def canonical_json(value: Any) -> str:
+    """``value`` as canonical JSON: sorted keys, no whitespace (key order does not matter)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_DETAIL_MAX = 300
+
+
+def pattern_difference(deployed: str | None, expected: Mapping[str, Any]) -> str:
+    """Pure: "" when the deployed ``EventPattern`` equals the bundle's, else what differs."""
+    if not deployed:
+        return "the rule has no EventPattern"
+    try:
+        observed = json.loads(deployed)
+    except json.JSONDecodeError:
+        return "its EventPattern is not JSON"
+    if canonical_json(observed) == canonical_json(expected):
+        return ""
+    paths = _differing_paths(observed, expected, "")
+    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    detail = f"EventPattern differs from the rules bundle at {shown}"
+    return detail if len(detail) <= _DETAIL_MAX else detail[: _DETAIL_MAX - 3] + "..."
+
+
+def _differing_paths(observed: Any, expected: Any, path: str) -> list[str]:
+    if isinstance(observed, Mapping) and isinstance(expected, Mapping):
+        paths: list[str] = []
+        for key in sorted(set(observed) | set(expected), key=str):
+            where = f"{path}.{key}" if path else str(key)
+            if key not in expected:
+                paths.append(f"{where} (not in the bundle)")
+            elif key not in observed:
+                paths.append(f"{where} (missing)")
+            else:
+                paths += _differing_paths(observed[key], expected[key], where)
+        return paths
+    if canonical_json(observed) == canonical_json(expected):
+        return []
+    return [path or "the whole pattern"]
 
 
 def cell_status(rules: Sequence[RuleCoverage]) -> str:
@@ -174,7 +227,10 @@ class ForwardingRuleReader:
             for item in page.get("Rules", []):
                 name = item.get("Name", "")
                 found[name] = ObservedRule(
-                    name=name, state=item.get("State", ""), target_arns=self._targets(name)
+                    name=name,
+                    state=item.get("State", ""),
+                    target_arns=self._targets(name),
+                    event_pattern=item.get("EventPattern"),
                 )
             token = page.get("NextToken")
             if not token:

@@ -37,8 +37,9 @@ from .athenacommands import COMMANDS as ATHENA_COMMANDS
 from .athenacommands import athena_events, split_list
 from .deploy import load_stage_config
 from .deploycommands import COMMANDS as DEPLOY_COMMANDS
+from .deploycommands import CONFIG_OPTION
 from .orgcommands import COMMANDS as ORG_COMMANDS
-from .paths import CHALICE_CONFIG, DEMO_SCENARIO, RULES_DIR
+from .paths import DEMO_SCENARIO, RULES_DIR
 from .readers import ReadStats
 from .replay import ReplayResult, replay_timed
 
@@ -561,16 +562,23 @@ def _fail(message: str) -> NoReturn:
 @click.option(
     "--write", is_flag=True, help="Write .chalice/policy-<stage>.json instead of printing."
 )
-def policy(stage: str, write: bool) -> None:
-    """Print (or write) the least-privilege IAM policy for a stage."""
+@CONFIG_OPTION
+def policy(stage: str, write: bool, config_path: Path) -> None:
+    """Print (or write) the least-privilege IAM policy for a stage (beside the config file)."""
+    from .deploycommands import checked_stage
     from .policy import policy_json, stage_policy
 
     try:
-        text = policy_json(stage_policy(load_stage_config(stage)))
+        stage_config = load_stage_config(stage, config_path)
+    except MfawatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    checked_stage(stage_config.app_name, stage)
+    try:
+        text = policy_json(stage_policy(stage_config))
     except MfawatchError as exc:
         raise click.ClickException(str(exc)) from exc
     if write:
-        target = CHALICE_CONFIG.parent / f"policy-{stage}.json"
+        target = config_path.parent / f"policy-{stage}.json"
         target.write_text(text, encoding="utf-8")
         click.echo(f"wrote {target}")
     else:

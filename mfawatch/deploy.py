@@ -46,6 +46,19 @@ QUALIFIER = "$LATEST"  # Chalice deploys unpublished functions: no versions, no 
 
 LAMBDA_FUNCTION_NAME_MAX = 64
 
+# Chalice names each handler's EventBridge rule ``<app>-<stage>-<handler>-event``
+# (aws/chalice, chalice/deploy/appgraph.py, ``_create_cwe_subscription`` and
+# ``_create_scheduled_model``: ``resource_name = event_source.name + '-event'``, ``rule_name =
+# '%s-%s-%s' % (config.app_name, config.chalice_stage, resource_name)``), and EventBridge rule
+# names are 1-64 of ``[.-_A-Za-z0-9]`` (Amazon EventBridge API Reference, Rule, Name:
+# https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_Rule.html). The rule name is
+# longer than the function and role names (``<app>-<stage>-<handler>``), so it sets the limit.
+EVENT_RULE_NAME_MAX = 64
+EVENT_RULE_SUFFIX = "-event"
+STAGE_NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_-]*"
+"""Letters, digits, ``-`` and ``_``, starting with a letter or digit: valid in every name the
+stage is part of (rule, function, role, table, topic, queue, key alias, stack)."""
+
 # Logical ids of deploy/resources.yaml (the merge template references them).
 KEY = "Key"
 KEY_ALIAS = "KeyAlias"
@@ -108,6 +121,40 @@ class StageNames:
                 f"{LAMBDA_FUNCTION_NAME_MAX}: use a shorter stage name"
             )
         return name
+
+
+def stage_name_limit(app_name: str, handlers: Iterable[str]) -> tuple[int, str]:
+    """(the longest stage name every Chalice-made name fits with, the handler that limits it).
+
+    ``handlers`` are the app's handlers (derived from the rules), so the limit follows them: a
+    rule with a longer id lowers it.
+    """
+    longest = max(handlers, key=len, default="")
+    if not longest:
+        raise ConfigError("no Lambda handlers: the app registers none")
+    fixed = len(f"{app_name}--{longest}")  # <app>-<stage>-<handler> without the stage
+    limit = min(
+        LAMBDA_FUNCTION_NAME_MAX - fixed, EVENT_RULE_NAME_MAX - fixed - len(EVENT_RULE_SUFFIX)
+    )
+    return limit, longest
+
+
+def check_stage_name(app_name: str, stage: str, handlers: Iterable[str]) -> None:
+    """Raise :class:`ConfigError` naming the stage, its length and the limit when AWS would
+    reject a name Chalice builds from it (after creating some resources, not before)."""
+    if not re.fullmatch(STAGE_NAME_PATTERN, stage):
+        raise ConfigError(
+            f"stage {stage!r}: use letters, digits, '-' and '_', starting with a letter or digit"
+        )
+    limit, longest = stage_name_limit(app_name, handlers)
+    if len(stage) > limit:
+        raise ConfigError(
+            f"stage {stage!r} is {len(stage)} characters; the limit is {limit}: Chalice names "
+            f"the EventBridge rule of handler {longest} "
+            f"{app_name}-{stage}-{longest}{EVENT_RULE_SUFFIX} "
+            f"({len(app_name) + len(stage) + len(longest) + len(EVENT_RULE_SUFFIX) + 2} "
+            f"characters) and EventBridge allows {EVENT_RULE_NAME_MAX}"
+        )
 
 
 def cfn_logical_id(name: str) -> str:

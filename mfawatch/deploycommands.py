@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from chalicelib.errors import MfawatchError
+from chalicelib.rules import load_bundle
 
 from .deploy import (
+    RESOURCE_PREFIX,
     RESOURCES_TEMPLATE,
     StageConfig,
+    check_stage_name,
     invoke_config_template,
     load_resources_template,
     load_stage_config,
@@ -47,11 +50,27 @@ def app_handler_names() -> list[str]:
     return sorted(names)
 
 
-def _stage_config(stage: str, config_path: Path) -> StageConfig:
+def checked_stage(app_name: str, stage: str, handlers: Sequence[str] | None = None) -> None:
+    """Fail with a clear message when AWS would reject a name Chalice builds from ``stage``.
+
+    ``handlers`` default to the rule handlers of the bundle (the longest ones; the scheduled
+    handlers are shorter).
+    """
+    if handlers is None:
+        handlers = [rule.handler_name for rule in load_bundle()]
     try:
-        return load_stage_config(stage, config_path)
+        check_stage_name(app_name, stage, handlers)
     except MfawatchError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _stage_config(stage: str, config_path: Path, handlers: Sequence[str]) -> StageConfig:
+    try:
+        stage_config = load_stage_config(stage, config_path)
+    except MfawatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    checked_stage(stage_config.app_name, stage, handlers)
+    return stage_config
 
 
 def _write(template: dict[str, Any], output: str) -> None:
@@ -81,7 +100,7 @@ _output_option = click.option(
     show_default=True,
     help="File to write (JSON; parent folders are created); '-' prints to stdout.",
 )
-_config_option = click.option(
+CONFIG_OPTION = click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -99,19 +118,18 @@ def deploy_template() -> None:
 @deploy_template.command("invoke-config")
 @_stage_option
 @_output_option
-@_config_option
+@CONFIG_OPTION
 def invoke_config(stage: str, output: str, config_path: Path) -> None:
     """Route (a): EventInvokeConfig (retries, event age, on-failure queue) per function."""
-    stage_config = _stage_config(stage, config_path)
-    _generate(
-        lambda: invoke_config_template(stage_config.app_name, stage, app_handler_names()), output
-    )
+    handlers = app_handler_names()
+    stage_config = _stage_config(stage, config_path, handlers)
+    _generate(lambda: invoke_config_template(stage_config.app_name, stage, handlers), output)
 
 
 @deploy_template.command("merge")
 @_stage_option
 @_output_option
-@_config_option
+@CONFIG_OPTION
 @click.option(
     "--resources",
     "resources_path",
@@ -122,14 +140,30 @@ def invoke_config(stage: str, output: str, config_path: Path) -> None:
 )
 def merge(stage: str, output: str, config_path: Path, resources_path: Path) -> None:
     """Route (b): the template for `chalice package --merge-template` (one stack)."""
-    stage_config = _stage_config(stage, config_path)
+    handlers = app_handler_names()
+    stage_config = _stage_config(stage, config_path, handlers)
     _generate(
-        lambda: merge_template(
-            stage_config, app_handler_names(), load_resources_template(resources_path)
-        ),
+        lambda: merge_template(stage_config, handlers, load_resources_template(resources_path)),
         output,
     )
 
 
-COMMANDS: list[click.Command] = [deploy_template]
+@click.command("check-stage")
+@_stage_option
+@click.option(
+    "--app-name",
+    default=RESOURCE_PREFIX,
+    show_default=True,
+    help="The Chalice app name (app_name in .chalice/config.json).",
+)
+def check_stage(stage: str, app_name: str) -> None:
+    """Exit 1 when AWS would reject a name built from the stage (length, characters).
+
+    The stage need not be in .chalice/config.json yet: `make deploy-resources` runs this first.
+    """
+    checked_stage(app_name, stage)
+    click.echo(f"stage {stage!r} is a valid stage name", err=True)
+
+
+COMMANDS: list[click.Command] = [deploy_template, check_stage]
 """What ``mfawatch/cli.py`` adds to its main group: ``main.add_command(command)`` each."""

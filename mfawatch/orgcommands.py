@@ -14,6 +14,7 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import MfawatchError
+from chalicelib.render import clean_text
 from chalicelib.rules import BUNDLE_PATH, load_bundle
 
 from .audit import (
@@ -135,7 +136,10 @@ def _table(report: AuditReport) -> str:
         lines.append(f"{cell.account:<13} {cell.region:<15} {cell.status:<13} {detail}")
         for rule in cell.rules:
             if rule.status != OK:
-                lines.append(f"{'':<13} {'':<15} {'':<13}   {rule.rule_name}: {rule.status}")
+                finding = f"{rule.rule_name}: {rule.status}"
+                if rule.detail:
+                    finding += f" ({clean_text(rule.detail, 300)})"
+                lines.append(f"{'':<13} {'':<15} {'':<13}   {finding}")
     missing = report.missing_regions()
     lines.append("")
     if missing:

@@ -19,7 +19,7 @@ from typing import Any
 from chalicelib.config import Settings
 from chalicelib.errors import EventParseError
 from chalicelib.notifications import Notification
-from chalicelib.records import as_envelope, parse_event
+from chalicelib.records import as_envelope, record_event_id, replay_time
 from chalicelib.rules import RuleSet
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MemoryStore
@@ -57,7 +57,7 @@ def timed(events: Iterable[SourcedEvent], stats: ReadStats) -> Iterator[TimedEve
     for sourced in events:
         try:
             envelope = as_envelope(sourced.event)
-            moment = parse_event(envelope).event_time
+            moment = replay_time(envelope)
         except EventParseError as exc:
             stats.problem(f"{sourced.origin}: {exc}", file_level=False)
             continue
@@ -96,7 +96,7 @@ def replay_timed(
             if matcher.matches(event.envelope):
                 result.matched += 1
                 result.matched_by_rule[rule.id] = result.matched_by_rule.get(rule.id, 0) + 1
-                event_id = str(event.envelope.get("detail", {}).get("eventID", ""))
+                event_id = record_event_id(event.envelope.get("detail") or {})
                 seen.setdefault(rule.id, set()).add(event_id)
                 service.handle(rule.id, event.envelope, now=event.moment)
                 stamp(event.moment)

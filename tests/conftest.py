@@ -1,8 +1,18 @@
-"""Shared test helpers: event fixtures, the shared sample corpus, the rules."""
+"""Shared test helpers: event fixtures, the shared sample corpus, the rules, and ``moto_server``
+on 127.0.0.1 (started and stopped by the fixture, never assumed to be running) for the
+integration and runtime tiers."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +54,60 @@ needs_shared = pytest.mark.skipif(
 @pytest.fixture(scope="session")
 def rules() -> RuleSet:
     return load_bundle()
+
+
+MOTO_SERVER = Path(sys.executable).parent / "moto_server"
+#: moto_server with DynamoDB's per-request atomicity (see that module).
+ATOMIC_MOTO_SERVER = Path(__file__).with_name("atomic_moto_server.py")
+MOTO_ACCOUNT = "111122223333"  # the account of the stage ARNs in .chalice/config.json
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto_server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise RuntimeError(f"moto_server did not answer on {url} within {timeout:g} s")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """The endpoint URL of a fresh moto server on 127.0.0.1 (a free port), atomic per request as
+    DynamoDB is (``atomic_moto_server.py``)."""
+    if not MOTO_SERVER.exists():
+        pytest.skip(f"{MOTO_SERVER} not installed (pip install 'moto[server]')")
+    port = free_port()
+    env = dict(
+        os.environ,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        MOTO_ACCOUNT_ID=MOTO_ACCOUNT,
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(ATOMIC_MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answering(url, process, timeout=30.0)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -60,10 +60,10 @@ def aws(monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> Iterator[dict
 def client(aws: dict[str, Any]) -> Iterator[Client]:
     import app as chalice_app
 
-    chalice_app._service = None  # a fresh service (and boto3 client) inside this moto context
+    chalice_app._wiring = None  # fresh boto3 clients and service inside this moto context
     with Client(chalice_app.app, stage_name="dev", project_dir=str(ROOT)) as test_client:
         yield test_client
-    chalice_app._service = None
+    chalice_app._wiring = None
 
 
 def _received(aws: dict[str, Any]) -> list[dict[str, Any]]:

@@ -210,4 +210,4 @@ def test_storm_digest_accounting_under_concurrency(moto_server: str, table: str)
     assert kinds[KIND_ALERT] <= 3, "the topic bucket admits at most 3"
     assert kinds[KIND_STORM] >= 1
     (storm, *_) = [n for n in publisher.published if n.kind == KIND_STORM]
-    assert storm.title.startswith(("Alert storm: ", "Alert storm ended: "))
+    assert storm.title.startswith(("Alert storm: ", "Alert storm ended: ", "Held by rate limit: "))

@@ -71,12 +71,6 @@ def probed(package: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 
 
 # Lambda resolves ``app.<name>`` with getattr on the module (Runtime.HandlerNotFound otherwise).
-# app.py registers the rule handlers in a loop without binding them to module names, so only the
-# decorated module-level functions resolve. app.py belongs to issue 9, which fixes it: this strict
-# xfail then passes unexpectedly and fails, and the marker goes.
-@pytest.mark.xfail(
-    strict=True, reason="app.py binds no module attribute for the rule handlers (issue 9 fixes)"
-)
 def test_every_template_handler_resolves_in_the_unzipped_package(
     probed: dict[str, object],
 ) -> None:

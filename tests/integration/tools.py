@@ -42,15 +42,15 @@ def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def chalice_package(out: Path, *options: str) -> Path:
-    """``chalice package --stage dev [options] out`` offline; returns ``out``.
+def chalice_package(out: Path, *options: str, stage: str = "dev") -> Path:
+    """``chalice package --stage STAGE [options] out`` offline; returns ``out``.
 
     Skips below Python 3.12: Chalice sets the Lambda runtime from the Python that packages.
     """
     if sys.version_info < (3, 12):
         pytest.skip("Chalice sets the Lambda runtime from this Python; package with 3.12+")
     result = subprocess.run(
-        [tool("chalice"), "package", "--stage", "dev", *options, str(out)],
+        [tool("chalice"), "package", "--stage", stage, *options, str(out)],
         cwd=ROOT,
         env=offline_env(),
         capture_output=True,

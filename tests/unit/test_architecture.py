@@ -26,6 +26,7 @@ PURE = [
     "chalicelib/errors.py",
     "chalicelib/state.py",
     "chalicelib/decisions.py",
+    "chalicelib/selftest.py",
     "mfawatch/eventpattern.py",
     "mfawatch/readers.py",
     "mfawatch/replay.py",

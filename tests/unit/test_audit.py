@@ -21,6 +21,7 @@ from mfawatch.audit import (
     ObservedRule,
     assess_rules,
     cell_status,
+    pattern_difference,
 )
 from mfawatch.forwarder import (
     expected_rules,
@@ -115,7 +116,9 @@ def deploy_member_rules(client: Any, template: Mapping[str, Any], region: str, a
 def test_assess_rules_names_each_kind_of_gap(rules: RuleSet) -> None:
     a, b, c, d = list(rules)[:4]
     observed = {
-        forwarding_rule_name(a): ObservedRule(forwarding_rule_name(a), "ENABLED", (BUS_ARN,)),
+        forwarding_rule_name(a): ObservedRule(
+            forwarding_rule_name(a), "ENABLED", (BUS_ARN,), json.dumps(a.event_pattern)
+        ),
         forwarding_rule_name(b): ObservedRule(forwarding_rule_name(b), "DISABLED", (BUS_ARN,)),
         forwarding_rule_name(c): ObservedRule(
             forwarding_rule_name(c), "ENABLED", ("arn:aws:sqs:us-east-1:1:q",)
@@ -133,6 +136,30 @@ def test_assess_rules_names_each_kind_of_gap(rules: RuleSet) -> None:
     assert cell_status(result[:1]) == OK
     assert cell_status(result[3:]) == NOT_COVERED
     assert cell_status(()) == NOT_REQUIRED
+
+
+def test_pattern_difference_compares_canonical_json_and_names_paths() -> None:
+    expected = {"source": ["aws.signin"], "detail": {"eventName": ["ConsoleLogin"], "x": [1]}}
+    assert pattern_difference('{"detail":{"x":[1],"eventName":["ConsoleLogin"]},'
+                              '"source":["aws.signin"]}', expected) == ""  # fmt: skip
+    assert pattern_difference(None, expected) == "the rule has no EventPattern"
+    assert pattern_difference("{", expected) == "its EventPattern is not JSON"
+    assert pattern_difference('{"source": ["aws.signin"]}', expected) == (
+        "EventPattern differs from the rules bundle at detail (missing)"
+    )
+    assert pattern_difference('["aws.signin"]', expected) == (
+        "EventPattern differs from the rules bundle at the whole pattern"
+    )
+    many = {f"k{i}": [i] for i in range(9)}
+    assert pattern_difference(json.dumps(many), {}) == (
+        "EventPattern differs from the rules bundle at k0 (not in the bundle), k1 (not in the "
+        "bundle), k2 (not in the bundle), k3 (not in the bundle), k4 (not in the bundle) and 4 "
+        "more"
+    )
+    # Array order is kept: EventBridge stores the pattern as written.
+    assert pattern_difference('{"source": ["b", "a"]}', {"source": ["a", "b"]}) == (
+        "EventPattern differs from the rules bundle at source"
+    )
 
 
 def test_template_conditions_match_the_audit_expectation(rules: RuleSet) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from chalicelib.decisions import (
     Claim,
     brute_force_burst,
@@ -12,7 +10,6 @@ from chalicelib.decisions import (
     failures_to_keep,
     merge_held,
     merge_repeats,
-    processing_time,
     rate_slot,
 )
 from chalicelib.documents import (
@@ -40,15 +37,6 @@ def test_claim_outcomes_by_status_and_lease() -> None:
     # After the lease: a crashed decision is taken over, a saved one is delivered.
     assert claim_outcome(claim(ClaimStatus.PROCESSING, 5.0), 10.0) is Claim.NEW
     assert claim_outcome(claim(ClaimStatus.DECIDED, 5.0), 10.0) is Claim.PENDING
-
-
-def test_future_or_invalid_event_time_is_processed_at_arrival() -> None:
-    assert processing_time(100.0, 200.0) == (100.0, "")
-    assert processing_time(200.0 + 299, 200.0) == (499.0, "")  # clock skew is fine
-    now, note = processing_time(253402214400.0, 200.0)  # 9999-12-31
-    assert now == 200.0 and "future" in note
-    assert processing_time(math.inf, 200.0)[0] == 200.0
-    assert processing_time(math.nan, 200.0)[0] == 200.0
 
 
 def test_repeats_merge_exactly_and_deduplicate_retries() -> None:

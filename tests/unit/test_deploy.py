@@ -14,12 +14,15 @@ from chalicelib.dynamo import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES
 from chalicelib.errors import ConfigError
 from chalicelib.rules import RuleSet
 from mfawatch.deploy import (
+    EVENT_RULE_NAME_MAX,
     MAX_EVENT_AGE_SECONDS,
     MAX_RETRY_ATTEMPTS,
+    STAGE_NAME_PATTERN,
     StageConfig,
     StageNames,
     bind_parameter,
     cfn_logical_id,
+    check_stage_name,
     environment_overrides,
     iam_statements,
     invoke_config_template,
@@ -28,9 +31,11 @@ from mfawatch.deploy import (
     merge_template,
     reference_created_resources,
     role_logical_id,
+    stage_name_limit,
     stage_policy_statements,
 )
 from mfawatch.deploycommands import COMMANDS, app_handler_names, deploy_template
+from mfawatch.paths import REPO_ROOT
 
 DEV = StageNames("mfawatch", "dev")
 TOPIC = "arn:aws:sns:us-east-1:111122223333:mfawatch-dev-alerts"
@@ -82,6 +87,104 @@ def test_function_names_follow_chalice_and_reject_names_lambda_would_refuse() ->
         StageNames("mfawatch", "a-very-long-stage-name-x").function(
             "on_root_console_success_without_mfa"
         )
+
+
+def _chalice_rule_names(stage: str) -> list[str]:
+    """The EventBridge rule names Chalice's own deployer builds for our app and ``stage``."""
+    from chalice.config import Config
+    from chalice.deploy.appgraph import ApplicationGraphBuilder
+    from chalice.deploy.models import CloudWatchEvent, ScheduledEvent
+
+    import app as app_module  # importable: app_handler_names() put the project on sys.path
+
+    config = Config.create(
+        chalice_stage=stage,
+        app_name="mfawatch",
+        chalice_app=app_module.app,
+        project_dir=str(REPO_ROOT),
+    )
+    application = ApplicationGraphBuilder().build(config, stage)
+    return [
+        resource.rule_name
+        for resource in application.resources
+        if isinstance(resource, (CloudWatchEvent, ScheduledEvent))
+    ]
+
+
+def test_stage_limit_is_where_chalices_longest_rule_name_reaches_64(rules: RuleSet) -> None:
+    handlers = app_handler_names()
+    limit, longest = stage_name_limit("mfawatch", handlers)
+    assert (limit, longest) == (13, "on_root_console_success_without_mfa")
+    assert longest in {rule.handler_name for rule in rules}  # derived from the rules
+    assert max(map(len, _chalice_rule_names("s" * limit))) == EVENT_RULE_NAME_MAX
+    assert max(map(len, _chalice_rule_names("s" * (limit + 1)))) == EVENT_RULE_NAME_MAX + 1
+    check_stage_name("mfawatch", "s" * limit, handlers)
+    with pytest.raises(ConfigError) as error:
+        check_stage_name("mfawatch", "prod-use1-blue", handlers)
+    assert str(error.value).startswith(
+        "stage 'prod-use1-blue' is 14 characters; the limit is 13: Chalice names the EventBridge "
+        "rule of handler on_root_console_success_without_mfa "
+        "mfawatch-prod-use1-blue-on_root_console_success_without_mfa-event (65 characters)"
+    )
+
+
+def test_a_longer_rule_lowers_the_stage_limit() -> None:
+    assert stage_name_limit("mfawatch", ["on_x"]) == (64 - len("mfawatch--on_x-event"), "on_x")
+    assert stage_name_limit("app", ["on_" + "x" * 40])[0] == 64 - len("app--on_-event") - 40
+
+
+@pytest.mark.parametrize("stage", ["a b", "-dev", "dev.1", "dév", ""])
+def test_stage_names_with_characters_aws_refuses_are_rejected(stage: str) -> None:
+    with pytest.raises(ConfigError, match="use letters, digits, '-' and '_'"):
+        check_stage_name("mfawatch", stage, HANDLERS)
+
+
+def test_resources_template_stage_constraint_is_the_computed_limit(
+    resources: dict[str, Any], rules: RuleSet
+) -> None:
+    limit, _ = stage_name_limit("mfawatch", [rule.handler_name for rule in rules])
+    parameter = resources["Parameters"]["Stage"]
+    prefix = STAGE_NAME_PATTERN.removesuffix("*")
+    assert parameter["AllowedPattern"] == f"^{prefix}{{0,{limit - 1}}}$"
+    assert parameter["ConstraintDescription"].startswith(f"1-{limit} letters")
+    docs = (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    assert f"Stage names are at most {limit} characters" in docs
+    assert f"1-{limit} letters" in docs
+
+
+def test_check_stage_command_needs_no_config() -> None:
+    from mfawatch.cli import main
+
+    result = CliRunner().invoke(main, ["check-stage", "--stage", "prod-use1-blue"])
+    assert result.exit_code == 1
+    assert "stage 'prod-use1-blue' is 14 characters; the limit is 13" in result.output
+    result = CliRunner().invoke(main, ["check-stage", "--stage", "prod-use1"])
+    assert result.exit_code == 0 and "'prod-use1' is a valid stage name" in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["policy", "--write"],
+        ["deploy-template", "invoke-config"],
+        ["deploy-template", "merge"],
+    ],
+)
+def test_commands_taking_a_configured_stage_check_its_length(
+    tmp_path: Path, command: list[str]
+) -> None:
+    from mfawatch.cli import main
+
+    config = _config()
+    config["stages"]["prod-use1-blue"] = config["stages"].pop("dev")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    result = CliRunner().invoke(
+        main, [*command, "--stage", "prod-use1-blue", "--config", str(path)]
+    )
+    assert result.exit_code == 1
+    assert "stage 'prod-use1-blue' is 14 characters; the limit is 13" in result.output
+    assert not list(tmp_path.glob("policy-*.json"))
 
 
 def test_fixed_resource_names_per_stage() -> None:
@@ -430,8 +533,8 @@ def test_stage_policy_statements_name_only_the_stage_resources() -> None:
 # --- commands and architecture ---------------------------------------------------------------
 
 
-def test_commands_export_the_deploy_template_group() -> None:
-    assert [command.name for command in COMMANDS] == ["deploy-template"]
+def test_commands_export_the_deploy_commands() -> None:
+    assert [command.name for command in COMMANDS] == ["deploy-template", "check-stage"]
 
 
 def test_app_handlers_include_every_rule_handler(rules: RuleSet) -> None:

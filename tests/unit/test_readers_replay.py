@@ -143,7 +143,7 @@ def test_demo_scenario_jsonl() -> None:
             "count",
             "subject",
         }
-        assert len(item["subject"]) <= 100
+        assert len(item["subject"]) < 100
     summary = lines[4]
     assert (
         summary["subject"]

@@ -8,7 +8,7 @@ and checks a condition, then writes, without a lock, so both can succeed there. 
 must test our code against DynamoDB's contract, not moto's race: this server runs moto's own WSGI
 application behind a lock (connections are still accepted concurrently).
 
-Usage: python tests/integration/atomic_moto_server.py -p PORT [-H 127.0.0.1]
+Usage: python tests/atomic_moto_server.py -p PORT [-H 127.0.0.1]
 """
 
 from __future__ import annotations
