@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from chalicelib.records import SignInRecord, parse_event
+from chalicelib.records import (
+    SignInRecord,
+    as_envelope,
+    is_cloudtrail_record,
+    is_envelope,
+    parse_event,
+)
 from chalicelib.rules import Rule, RuleSet, rule_from_mapping
 from mfawatch.archive import TimeRange
 from mfawatch.athena import (
@@ -26,10 +32,11 @@ from mfawatch.athena import (
     unload_statement,
 )
 from mfawatch.cli import main
+from mfawatch.eventpattern import compile_pattern
 from mfawatch.readers import ReadStats
 from mfawatch.requirements import AnyOf, paths_of, pattern_condition
 from tests.athena_rows import row_of
-from tests.conftest import EVENTS, ROOT
+from tests.conftest import EVENTS, ROOT, load_sample, needs_shared, sample_paths
 
 DAY = TimeRange(datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC))
 
@@ -37,15 +44,33 @@ DAY = TimeRange(datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=
 FIXTURES = sorted(EVENTS.glob("*.json"))
 
 
-@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
-def test_table_keeps_every_field_the_record_parser_reads(path: Any) -> None:
-    event = json.loads(path.read_text(encoding="utf-8"))
-    record = event.get("detail", event)
+def _assert_survives_the_table(record: dict[str, Any], rules: RuleSet) -> None:
+    """A record rebuilt from its table row parses and matches exactly as the original."""
     rebuilt = record_from_row(row_of(record))
     original, again = parse_event(record), parse_event(rebuilt)
     for field in fields(SignInRecord):
         if field.name != "raw":
             assert getattr(again, field.name) == getattr(original, field.name), field.name
+    for rule in rules:
+        matcher = compile_pattern(rule.event_pattern)
+        assert matcher.matches(as_envelope(rebuilt)) == matcher.matches(as_envelope(record)), (
+            rule.id
+        )
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+def test_table_keeps_every_field_the_parser_and_the_rules_read(path: Any, rules: RuleSet) -> None:
+    event = json.loads(path.read_text(encoding="utf-8"))
+    _assert_survives_the_table(event.get("detail", event), rules)
+
+
+@needs_shared
+@pytest.mark.parametrize("path", sample_paths(), ids=lambda p: p.stem)
+def test_shared_samples_survive_the_table(path: Any, rules: RuleSet) -> None:
+    for event in load_sample(path):
+        record = event.get("detail", event) if is_envelope(event) else event
+        if is_cloudtrail_record(record):
+            _assert_survives_the_table(record, rules)
 
 
 def test_identity_center_fields_survive_the_table() -> None:
