@@ -62,13 +62,13 @@ clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
 
 # --- Deploy (docs/deploy.md). STAGE names a stage of .chalice/config.json; one stage per region.
-# Route (a): deploy-resources, then deploy-app, then deploy-invoke-config.
+# Route (a): deploy-resources, then deploy-config, then deploy-app, then deploy-invoke-config.
 # Route (b): deploy-merged BUCKET=<artifact bucket> (package-merged builds and lints it offline).
 REGION     ?= $(or $(AWS_DEFAULT_REGION),us-east-1)
 DEPLOY_OUT := out/deploy/$(STAGE)
 CFN_LINT   := $(VENV)/bin/cfn-lint
 
-.PHONY: deploy-resources deploy-app deploy-invoke-config package-merged deploy-merged
+.PHONY: deploy-resources deploy-config deploy-app deploy-invoke-config package-merged deploy-merged
 
 # check-stage: fail before creating anything when a name built from STAGE is too long for AWS.
 deploy-resources: $(STAMP)
@@ -79,6 +79,11 @@ deploy-resources: $(STAMP)
 	  --no-fail-on-empty-changeset
 	aws cloudformation describe-stacks --region $(REGION) --stack-name mfawatch-$(STAGE)-resources \
 	  --query 'Stacks[0].Outputs' --output table
+
+# The resources stack's outputs into .chalice/config.json (prints old -> new), then the policy.
+deploy-config: $(STAMP)
+	$(MFAWATCH) deploy-config --stage $(STAGE) --region $(REGION) --write
+	$(MFAWATCH) policy --stage $(STAGE) --write
 
 deploy-app: $(STAMP)
 	$(MFAWATCH) check-stage --stage $(STAGE)

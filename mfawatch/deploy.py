@@ -26,6 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.config import (
+    ENV_OUTPUTS,
+    ENV_TABLE_NAME,
+    ENV_TOPIC_ARN,
+    parse_outputs,
+    settings_from_env,
+)
 from chalicelib.dynamo import DUE_INDEX, GROUP_INDEX
 from chalicelib.errors import ConfigError
 
@@ -107,6 +114,11 @@ class StageNames:
     @property
     def key_alias(self) -> str:
         return f"alias/{RESOURCE_PREFIX}-{self.stage}"
+
+    @property
+    def resources_stack(self) -> str:
+        """The stack ``make deploy-resources`` creates from deploy/resources.yaml."""
+        return f"{RESOURCE_PREFIX}-{self.stage}-resources"
 
     def export(self, output: str) -> str:
         """The export name of a deploy/resources.yaml output (``mfawatch-<stage>-<Output>``)."""
@@ -566,6 +578,169 @@ def merge_template(
             "Value": {"Ref": function_logical_id(handler)}
         }
     return {"Resources": resources, "Outputs": outputs}
+
+
+# --- route (a), step 2: the stage config from the resources stack -----------------------------
+
+# The resources stack's outputs that the app's environment takes, and where the others go.
+OUTPUT_ALERTS_TOPIC = "AlertsTopicArn"
+OUTPUT_PAGER_TOPIC = "PagerTopicArn"
+OUTPUT_TABLE_NAME = "StateTableName"
+STACK_OUTPUTS_IN_CONFIG = (OUTPUT_ALERTS_TOPIC, OUTPUT_PAGER_TOPIC, OUTPUT_TABLE_NAME)
+STACK_OUTPUTS_ELSEWHERE: dict[str, str] = {
+    "StateTableArn": "the policy builds the table ARN from the topic's account and region",
+    "FailedEventsQueueArn": "the invoke-config stack imports it (Fn::ImportValue)",
+    "FailedEventsQueueUrl": "where an operator reads failed events",
+    "KeyArn": "the policy addresses the key by its alias",
+    "KeyAlias": "the policy's kms:ResourceAliases condition",
+}
+# Where MFAWATCH_OUTPUTS is not set yet: every notification to the alerts topic, HIGH and
+# CRITICAL alerts, escalations and storm digests also to the pager topic.
+DEFAULT_ROUTES: dict[str, tuple[str, dict[str, Any]]] = {
+    "alerts": (OUTPUT_ALERTS_TOPIC, {}),
+    "pager": (
+        OUTPUT_PAGER_TOPIC,
+        {"min_severity": "HIGH", "kinds": ["alert", "escalation", "storm"]},
+    ),
+}
+
+
+def arn_parts(arn: str, what: str) -> tuple[str, str, str]:
+    """(partition, region, account) of a regional ARN; :class:`ConfigError` naming ``what``."""
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[0] != "arn" or not parts[3] or not parts[4]:
+        raise ConfigError(f"{what} {arn!r} is not a full ARN with region and account")
+    return parts[1], parts[3], parts[4]
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """One field of ``.chalice/config.json`` that a stack's outputs change."""
+
+    field: str
+    old: str
+    new: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.old or '(unset)'} -> {self.new}"
+
+
+@dataclass(frozen=True)
+class ConfigUpdate:
+    config: dict[str, Any]
+    changes: tuple[ConfigChange, ...]
+    warnings: tuple[str, ...]
+
+
+def _check_outputs(
+    outputs: Mapping[str, str], names: StageNames, stack: str, account: str, region: str
+) -> None:
+    missing = [key for key in STACK_OUTPUTS_IN_CONFIG if not outputs.get(key)]
+    if missing:
+        raise ConfigError(
+            f"stack {stack} has no output {', '.join(missing)}: not a deploy/resources.yaml stack"
+        )
+    for key, value in sorted(outputs.items()):
+        if not value.startswith("arn:"):
+            continue
+        _, arn_region, arn_account = arn_parts(value, f"stack {stack} output {key}")
+        if (arn_account, arn_region) != (account, region):
+            raise ConfigError(
+                f"stack {stack} output {key} {value} is in account {arn_account}, region "
+                f"{arn_region}, but the caller is account {account} in {region}: use the "
+                "credentials and region of the account the stage deploys to"
+            )
+    expected = {
+        OUTPUT_TABLE_NAME: names.table,
+        OUTPUT_ALERTS_TOPIC: names.alerts_topic,
+        OUTPUT_PAGER_TOPIC: names.pager_topic,
+    }
+    for key, name in expected.items():
+        if outputs[key].rsplit(":", 1)[-1] != name:
+            raise ConfigError(
+                f"stack {stack} output {key} is {outputs[key]}, not stage {names.stage}'s {name}: "
+                "is it another stage's resources stack?"
+            )
+
+
+def stage_config_update(
+    config: Mapping[str, Any],
+    stage: str,
+    outputs: Mapping[str, str],
+    stack: str,
+    account: str,
+    region: str,
+) -> ConfigUpdate:
+    """Pure: ``config`` (``.chalice/config.json``) with ``stage`` set from the resources stack.
+
+    Sets ``MFAWATCH_TOPIC_ARN`` (alerts topic) and ``MFAWATCH_TABLE_NAME``, and in
+    ``MFAWATCH_OUTPUTS`` the topic of every output that names the stage's alerts or pager topic
+    (:data:`DEFAULT_ROUTES` when it is not set). A missing stage is created with its policy
+    file. Everything else is kept as it is. Raises :class:`ConfigError` when an output's ARN is
+    in another account or region than the caller, or names another stage's resources.
+    """
+    app_name = config.get("app_name")
+    if not isinstance(app_name, str) or not app_name:
+        raise ConfigError("app_name is not set")
+    names = StageNames(app_name, stage)
+    _check_outputs(outputs, names, stack, account, region)
+    topics = {
+        names.alerts_topic: outputs[OUTPUT_ALERTS_TOPIC],
+        names.pager_topic: outputs[OUTPUT_PAGER_TOPIC],
+    }
+    updated = json.loads(json.dumps(config))  # a deep copy that keeps the key order
+    stages = updated.setdefault("stages", {})
+    changes: list[ConfigChange] = []
+    warnings: list[str] = []
+    if not isinstance(stages.get(stage), dict):
+        stages[stage] = {"iam_policy_file": f"policy-{stage}.json"}
+        changes.append(ConfigChange(f"stages.{stage}", "", f"new stage ({stages[stage]})"))
+    environment = stages[stage].setdefault("environment_variables", {})
+    where = f"stages.{stage}.environment_variables"
+
+    def set_variable(variable: str, value: str) -> None:
+        old = str(environment.get(variable, ""))
+        if old != value:
+            environment[variable] = value
+            changes.append(ConfigChange(f"{where}.{variable}", old, value))
+
+    set_variable(ENV_TOPIC_ARN, outputs[OUTPUT_ALERTS_TOPIC])
+    set_variable(ENV_TABLE_NAME, outputs[OUTPUT_TABLE_NAME])
+    raw = str(environment.get(ENV_OUTPUTS, "")).strip()
+    if raw:
+        parse_outputs(raw)  # a clear error naming the output and field when it is malformed
+        routes = json.loads(raw)
+        moved = len(changes)
+        for name, spec in routes.items():
+            topic = str(spec["topic_arn"])
+            new_topic = topics.get(topic.rsplit(":", 1)[-1], topic)
+            if new_topic != topic:
+                spec["topic_arn"] = new_topic
+                changes.append(
+                    ConfigChange(f"{where}.{ENV_OUTPUTS}.{name}.topic_arn", topic, new_topic)
+                )
+                continue
+            if topic in topics.values():
+                continue
+            _, topic_region, topic_account = arn_parts(topic, f"{ENV_OUTPUTS}.{name}.topic_arn")
+            if (topic_account, topic_region) != (account, region):
+                warnings.append(
+                    f"{ENV_OUTPUTS}.{name}: topic {topic} is not a topic of this stack and is in "
+                    f"account {topic_account}, region {topic_region} (left as it is)"
+                )
+        if len(changes) > moved:  # rewrite the value only when a topic moved
+            environment[ENV_OUTPUTS] = json.dumps(routes)
+    else:
+        defaults = {
+            name: {"topic_arn": outputs[key], **route}
+            for name, (key, route) in DEFAULT_ROUTES.items()
+        }
+        set_variable(ENV_OUTPUTS, json.dumps(defaults))
+    merged = {**(updated.get("environment_variables") or {}), **environment}
+    note = settings_from_env(merged).account_note(account)  # also validates the stage settings
+    if note:
+        warnings.append(f"{note} (it is this stack's own account)")
+    return ConfigUpdate(updated, tuple(changes), tuple(warnings))
 
 
 # --- reading templates -----------------------------------------------------------------------

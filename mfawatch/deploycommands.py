@@ -11,24 +11,32 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import MfawatchError
+from chalicelib.errors import ConfigError, MfawatchError
 from chalicelib.rules import load_bundle
 
 from .deploy import (
     RESOURCE_PREFIX,
     RESOURCES_TEMPLATE,
     StageConfig,
+    StageNames,
     check_stage_name,
     invoke_config_template,
     load_resources_template,
     load_stage_config,
     merge_template,
+    stage_config_update,
 )
 from .paths import CHALICE_CONFIG, REPO_ROOT
+
+if TYPE_CHECKING:
+    import boto3
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_sts import STSClient
 
 
 def app_handler_names() -> list[str]:
@@ -165,5 +173,110 @@ def check_stage(stage: str, app_name: str) -> None:
     click.echo(f"stage {stage!r} is a valid stage name", err=True)
 
 
-COMMANDS: list[click.Command] = [deploy_template, check_stage]
+class ResourcesStack:
+    """The outputs of a stage's resources stack (CloudFormation ``DescribeStacks``)."""
+
+    # A stack whose outputs are those of a complete deployment (a failed update rolled back to
+    # the previous one is UPDATE_ROLLBACK_COMPLETE; a failed creation is ROLLBACK_COMPLETE).
+    USABLE = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"})
+
+    def __init__(self, client: CloudFormationClient) -> None:
+        self._client = client
+
+    def outputs(self, stack_name: str) -> dict[str, str]:
+        try:
+            stacks = self._client.describe_stacks(StackName=stack_name)["Stacks"]
+        except (ClientError, BotoCoreError) as exc:
+            raise ConfigError(f"cannot read stack {stack_name}: {exc}") from exc
+        stack = stacks[0]
+        status = stack.get("StackStatus", "")
+        if status not in self.USABLE:
+            raise ConfigError(f"stack {stack_name} is {status}: deploy it first")
+        return {
+            str(o["OutputKey"]): str(o["OutputValue"])
+            for o in stack.get("Outputs", [])
+            if "OutputKey" in o and "OutputValue" in o
+        }
+
+
+def caller_account(client: STSClient) -> str:
+    """The account of the caller's credentials (STS ``GetCallerIdentity``)."""
+    try:
+        return str(client.get_caller_identity()["Account"])
+    except (ClientError, BotoCoreError) as exc:
+        raise ConfigError(f"cannot identify the caller: {exc}") from exc
+
+
+def _default_session() -> boto3.Session:
+    import boto3
+
+    return boto3.Session()
+
+
+def make_deploy_config_command(
+    session_factory: Callable[[], boto3.Session] = _default_session,
+) -> click.Command:
+    """The ``deploy-config`` command, with the boto3 session factory injected (tests: moto's)."""
+
+    @click.command("deploy-config")
+    @_stage_option
+    @click.option(
+        "--stack",
+        default=None,
+        help="The resources stack (default: mfawatch-<stage>-resources, as make deploy-resources).",
+    )
+    @click.option("--region", default=None, help="Its region (default: the session's region).")
+    @click.option("--write", is_flag=True, help="Write the changes (default: only show them).")
+    @CONFIG_OPTION
+    def deploy_config(
+        stage: str, stack: str | None, region: str | None, write: bool, config_path: Path
+    ) -> None:
+        """Route (a), step 2: put the resources stack's outputs into the stage's config.
+
+        Reads the stack's outputs, checks that their account and region are the caller's, and
+        sets MFAWATCH_TOPIC_ARN, MFAWATCH_TABLE_NAME and the stage topics in MFAWATCH_OUTPUTS
+        of the stage in .chalice/config.json (created if missing). Prints every change as
+        old -> new; everything else in the file is kept.
+        """
+        try:
+            text = config_path.read_text(encoding="utf-8")
+            config = json.loads(text)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise click.ClickException(f"{config_path}: {exc}") from exc
+        if not isinstance(config, dict):
+            raise click.ClickException(f"{config_path}: not a JSON object")
+        checked_stage(str(config.get("app_name") or RESOURCE_PREFIX), stage)
+        stack_name = stack or StageNames(RESOURCE_PREFIX, stage).resources_stack
+        session = session_factory()
+        region_name = region or session.region_name
+        if not region_name:
+            raise click.ClickException("no region: pass --region or set AWS_DEFAULT_REGION")
+        try:
+            outputs = ResourcesStack(
+                session.client("cloudformation", region_name=region_name)
+            ).outputs(stack_name)
+            account = caller_account(session.client("sts", region_name=region_name))
+            update = stage_config_update(config, stage, outputs, stack_name, account, region_name)
+        except MfawatchError as exc:
+            raise click.ClickException(str(exc)) from exc
+        for warning in update.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        if not update.changes:
+            click.echo(f"{config_path}: stage {stage} already matches stack {stack_name}", err=True)
+            return
+        for change in update.changes:
+            click.echo(str(change))
+        if not write:
+            click.echo(f"dry run: {config_path} unchanged; add --write to apply", err=True)
+            return
+        ending = "\n" if text.endswith("\n") else ""
+        config_path.write_text(
+            json.dumps(update.config, indent=2, ensure_ascii=False) + ending, encoding="utf-8"
+        )
+        click.echo(f"wrote {config_path}; next: make policy STAGE={stage}", err=True)
+
+    return deploy_config
+
+
+COMMANDS: list[click.Command] = [deploy_template, check_stage, make_deploy_config_command()]
 """What ``mfawatch/cli.py`` adds to its main group: ``main.add_command(command)`` each."""

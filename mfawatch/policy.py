@@ -22,14 +22,7 @@ from typing import Any
 from chalicelib.config import ENV_OUTPUTS, ENV_TABLE_NAME, ENV_TOPIC_ARN, parse_outputs
 from chalicelib.errors import ConfigError
 
-from .deploy import StageConfig, StageNames, stage_policy_statements
-
-
-def _arn_parts(arn: str, what: str) -> tuple[str, str, str]:
-    parts = arn.split(":")
-    if len(parts) < 6 or parts[0] != "arn" or not parts[3] or not parts[4]:
-        raise ConfigError(f"{what} {arn!r} is not a full ARN with region and account")
-    return parts[1], parts[3], parts[4]
+from .deploy import StageConfig, StageNames, arn_parts, stage_policy_statements
 
 
 def stage_policy(stage_config: StageConfig) -> dict[str, Any]:
@@ -39,7 +32,7 @@ def stage_policy(stage_config: StageConfig) -> dict[str, Any]:
     topic_arn = env.get(ENV_TOPIC_ARN, "")
     if not topic_arn:
         raise ConfigError(f"stage {stage!r}: environment_variables.{ENV_TOPIC_ARN} is not set")
-    partition, region, account = _arn_parts(topic_arn, ENV_TOPIC_ARN)
+    partition, region, account = arn_parts(topic_arn, ENV_TOPIC_ARN)
     names = StageNames(app_name, stage)
     table = env.get(ENV_TABLE_NAME, "")
     if not table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from mfawatch.deploy import (
     merge_template,
     reference_created_resources,
     role_logical_id,
+    stage_config_update,
     stage_name_limit,
     stage_policy_statements,
 )
@@ -534,7 +536,11 @@ def test_stage_policy_statements_name_only_the_stage_resources() -> None:
 
 
 def test_commands_export_the_deploy_commands() -> None:
-    assert [command.name for command in COMMANDS] == ["deploy-template", "check-stage"]
+    assert [command.name for command in COMMANDS] == [
+        "deploy-template",
+        "check-stage",
+        "deploy-config",
+    ]
 
 
 def test_app_handlers_include_every_rule_handler(rules: RuleSet) -> None:
@@ -570,3 +576,72 @@ def test_heartbeat_alarm_period_is_the_heartbeat_interval() -> None:
     alarm = load_resources_template()["Resources"]["HeartbeatAlarm"]["Properties"]
     assert alarm["MetricName"] == "Heartbeats"
     assert alarm["Period"] == HEARTBEAT_INTERVAL_SECONDS
+
+
+def test_docs_policy_table_lists_exactly_the_generated_statements(
+    resources: dict[str, Any],
+) -> None:
+    """docs/deploy.md's route (b) table: one row per statement, with exactly its actions."""
+    docs = (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    table = docs.split("| statement | actions | resource |", 1)[1].split("\n\n", 1)[0]
+    documented = {
+        row[0]: sorted(re.findall(r"`([a-z0-9-]+:[A-Za-z0-9]+)`", row[1]))
+        for row in (
+            [cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in table.strip().splitlines()[1:]
+        )
+    }
+    merged = merge_template(StageConfig.from_config(_config(), "dev"), HANDLERS, resources)
+    role_statements = [s for _, kind, s in iam_statements(merged) if not kind]  # role patches
+    route_b = {s["Sid"]: sorted(s["Action"]) for s in role_statements}
+    route_a = {
+        s["Sid"]: sorted(s["Action"])
+        for s in stage_policy_statements("aws", "us-east-1", "111122223333", "mfawatch", "dev")
+    }
+    assert documented == route_b == route_a
+
+
+STACK_OUTPUTS = {
+    "StateTableName": "mfawatch-dev-state",
+    "AlertsTopicArn": "arn:aws:sns:eu-west-1:444455556666:mfawatch-dev-alerts",
+    "PagerTopicArn": "arn:aws:sns:eu-west-1:444455556666:mfawatch-dev-pager",
+    "KeyArn": "arn:aws:kms:eu-west-1:444455556666:key/1234",
+}
+
+
+def test_config_update_keeps_other_outputs_and_warns_about_foreign_ones() -> None:
+    config = _config()
+    chat = "arn:aws:sns:us-east-1:111122223333:team-chat"
+    routes = {"alerts": {"topic_arn": TOPIC}, "chat": {"topic_arn": chat, "format": "chat"}}
+    config["stages"]["dev"]["environment_variables"]["MFAWATCH_OUTPUTS"] = json.dumps(routes)
+    update = stage_config_update(
+        config, "dev", STACK_OUTPUTS, "mfawatch-dev-resources", "444455556666", "eu-west-1"
+    )
+    written = json.loads(
+        update.config["stages"]["dev"]["environment_variables"]["MFAWATCH_OUTPUTS"]
+    )
+    assert written == {
+        "alerts": {"topic_arn": STACK_OUTPUTS["AlertsTopicArn"]},
+        "chat": {"topic_arn": chat, "format": "chat"},
+    }
+    assert update.warnings == (
+        f"MFAWATCH_OUTPUTS.chat: topic {chat} is not a topic of this stack and is in account "
+        "111122223333, region us-east-1 (left as it is)",
+    )
+    assert config["stages"]["dev"]["environment_variables"]["MFAWATCH_TOPIC_ARN"] == TOPIC
+
+
+def test_config_update_names_a_malformed_outputs_setting_and_a_foreign_kms_key() -> None:
+    config = _config()
+    config["stages"]["dev"]["environment_variables"]["MFAWATCH_OUTPUTS"] = '{"alerts": {}}'
+    with pytest.raises(ConfigError, match=re.escape("MFAWATCH_OUTPUTS.alerts.topic_arn must be")):
+        stage_config_update(config, "dev", STACK_OUTPUTS, "s", "444455556666", "eu-west-1")
+    foreign = STACK_OUTPUTS | {"KeyArn": "arn:aws:kms:us-east-1:444455556666:key/1234"}
+    with pytest.raises(
+        ConfigError, match=r"output KeyArn \S+ is in account 444455556666, region us-east-1"
+    ):
+        stage_config_update(_config(), "dev", foreign, "s", "444455556666", "eu-west-1")
+    with pytest.raises(ConfigError, match="stack s has no output PagerTopicArn"):
+        stage_config_update(
+            _config(), "dev", {**STACK_OUTPUTS, "PagerTopicArn": ""}, "s", "1", "eu-west-1"
+        )
