@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mfawatch.archive import ArchiveFile, ArchiveReadError, TimeRange
+from mfawatch.archive import ArchiveFile, TimeRange
+from mfawatch.errors import ArchiveReadError
 from mfawatch.readers import ReadStats
 
 from .athena import AthenaError, scan_cost_usd, unload_statement

@@ -42,6 +42,7 @@ from .orgcommands import COMMANDS as ORG_COMMANDS
 from .paths import DEMO_SCENARIO, RULES_DIR
 from .readers import ReadStats
 from .replay import ReplayResult, replay_timed
+from .selftestcommand import COMMANDS as SELFTEST_COMMANDS
 
 if TYPE_CHECKING:
     from .rulebuild import RuleFile
@@ -596,5 +597,5 @@ def run() -> None:
 
 # Commands defined in other modules: each module exports COMMANDS, a list of click commands;
 # add the list here to put them on the `mfawatch` command.
-for _command in (*ORG_COMMANDS, *DEPLOY_COMMANDS, *ATHENA_COMMANDS):
+for _command in (*ORG_COMMANDS, *DEPLOY_COMMANDS, *ATHENA_COMMANDS, *SELFTEST_COMMANDS):
     main.add_command(_command)
