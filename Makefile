@@ -44,8 +44,9 @@ typecheck: $(STAMP)
 pytest: $(STAMP) $(LAMBDA_STAMP)
 	$(VENV)/bin/pytest -q
 
+# The unit tier, every test, with a tenth of the property-test examples (tests/conftest.py).
 quick: $(STAMP)
-	$(VENV)/bin/pytest -q tests/unit
+	MFAWATCH_QUICK=1 $(VENV)/bin/pytest -q tests/unit
 
 # Rebuild chalicelib/rules.json from rules/ (a test fails when it is stale).
 rules: $(STAMP)
