@@ -27,7 +27,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.errors import MfawatchError
@@ -311,10 +311,14 @@ def condition_sql(condition: Condition) -> str:
     return "TRUE"
 
 
-def _event_time_bound(moment: datetime) -> str:
+def _event_time_bound(moment: datetime, *, upper: bool = False) -> str:
     # CloudTrail writes eventTime as 2026-11-02T09:05:12Z (sometimes with a fraction). Without
     # the "Z", the bound sorts before every spelling of the same second: the string comparison
-    # keeps exactly the records at or after `since` and before `until`.
+    # keeps the records at or after `since` and before `until`. A fraction of a second in a
+    # bound widens it to the whole second (replay then applies the exact range).
+    moment = moment.astimezone(UTC)
+    if upper and moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
     return _literal(moment.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
@@ -351,7 +355,7 @@ def backtest_select(
         f'"date" BETWEEN {_literal(f"{days[0]:%Y/%m/%d}")} AND {_literal(f"{days[-1]:%Y/%m/%d}")}'
     )
     where.append(f"eventtime >= {_event_time_bound(time_range.since)}")
-    where.append(f"eventtime < {_event_time_bound(time_range.until)}")
+    where.append(f"eventtime < {_event_time_bound(time_range.until, upper=True)}")
     rule_parts = [(rule.id, condition_sql(pattern_condition(rule.event_pattern))) for rule in rules]
     if rule_parts and all(sql != "TRUE" for _, sql in rule_parts):
         lines = [f"    -- {rule_id}\n    {sql}" for rule_id, sql in rule_parts]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -154,6 +154,15 @@ def test_select_prunes_partitions_and_bounds_event_time(rules: RuleSet) -> None:
     assert "eventtime >= '2026-11-02T00:00:00'" in sql
     assert "eventtime < '2026-11-03T00:00:00'" in sql
     assert f'"$path" AS {SOURCE_COLUMN}' in sql
+
+
+def test_event_time_bounds_widen_to_whole_seconds_in_utc(rules: RuleSet) -> None:
+    east = timezone(timedelta(hours=2))
+    since = datetime(2026, 11, 2, 11, 0, 0, 250_000, tzinfo=east)
+    until = datetime(2026, 11, 2, 12, 0, 0, 500_000, tzinfo=east)
+    sql = backtest_select(rules, "trail", TimeRange(since, until))
+    assert "eventtime >= '2026-11-02T09:00:00'" in sql
+    assert "eventtime < '2026-11-02T10:00:01'" in sql
 
 
 def test_select_reads_json_string_columns_with_json_extract_scalar(rules: RuleSet) -> None:
