@@ -44,8 +44,9 @@ typecheck: $(STAMP)
 pytest: $(STAMP) $(LAMBDA_STAMP)
 	$(VENV)/bin/pytest -q
 
+# The unit tier, every test, with a tenth of the property-test examples (tests/conftest.py).
 quick: $(STAMP)
-	$(VENV)/bin/pytest -q tests/unit
+	MFAWATCH_QUICK=1 $(VENV)/bin/pytest -q tests/unit
 
 # Rebuild chalicelib/rules.json from rules/ (a test fails when it is stale).
 rules: $(STAMP)
@@ -109,3 +110,9 @@ deploy-merged: package-merged
 	aws cloudformation deploy --region $(REGION) --stack-name mfawatch-$(STAGE) \
 	  --template-file $(DEPLOY_OUT)/package/packaged.yaml \
 	  --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
+
+# After either route: invoke every deployed function with the self-test event (docs/deploy.md).
+# PUBLISH=1 also sends one LOW "mfawatch self-test" notification to every output.
+.PHONY: selftest
+selftest: $(STAMP)
+	$(MFAWATCH) selftest --stage $(STAGE) --region $(REGION) $(if $(PUBLISH),--publish)

@@ -31,14 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from chalicelib.config import Settings  # noqa: E402
-from chalicelib.records import envelope_of  # noqa: E402
-from chalicelib.rules import load_bundle  # noqa: E402
-from chalicelib.service import AlertService, MemoryPublisher  # noqa: E402
-from chalicelib.state import MemoryStore, StateStore  # noqa: E402
+from chalicelib.config import Settings
+from chalicelib.records import envelope_of
+from chalicelib.rules import load_bundle
+from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.state import MemoryStore, StateStore
+from mfawatch.paths import REPO_ROOT as ROOT
 
 RULE = "iam-console-mfa-failure"
 BASE = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

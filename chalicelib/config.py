@@ -2,16 +2,21 @@
 
 | variable | default | meaning |
 |---|---|---|
-| ``MFAWATCH_TOPIC_ARN`` | (required) | SNS topic every notification goes to |
+| ``MFAWATCH_TOPIC_ARN`` | (required) | the alerts topic; the only output unless OUTPUTS is set |
 | ``MFAWATCH_TABLE_NAME`` | (required in Lambda) | DynamoDB table holding the alerting state |
 | ``MFAWATCH_ACCOUNT_NAMES`` | ``{}`` | JSON object: account id -> name shown in alerts |
 | ``MFAWATCH_BRUTE_FORCE`` | ``10/5m`` | N failed MFA attempts of a principal in M minutes |
 | ``MFAWATCH_FATIGUE_SUCCESS`` | ``3/30m`` | a success after K failures within T minutes |
-| ``MFAWATCH_TOPIC_RATE`` | ``20/5m`` | at most N alerts+summaries per M minutes to the topic |
-| ``MFAWATCH_PRINCIPAL_RATE`` | ``5/5m`` | at most N alerts+summaries per M minutes per principal |
+| ``MFAWATCH_TOPIC_RATE`` | ``20/5m`` | at most N rate-limited notifications per M minutes |
+| ``MFAWATCH_PRINCIPAL_RATE`` | ``5/5m`` | the same, per principal |
 | ``MFAWATCH_OUTPUTS`` | ``alerts`` only | JSON: named outputs (topic, severity, kinds, format) |
 | ``MFAWATCH_ALLOWED_ACCOUNTS`` | (any) | comma-separated account ids expected to send events |
 | ``MFAWATCH_SETTLE_SECONDS`` | ``90`` | seconds writes take to settle before summaries merge them |
+
+Rate-limited are alerts, summaries and escalations other than CRITICAL (an MFA fatigue success
+always goes out); what a limit holds back goes into the storm digest, which is not limited, nor
+are heartbeat notifications. Each notification goes to every output whose ``min_severity`` and
+``kinds`` admit it.
 
 ``MFAWATCH_OUTPUTS`` example (every notification to ``alerts``; HIGH and CRITICAL also to
 ``pager``; a chat channel through Amazon Q Developer in chat applications)::

@@ -6,8 +6,8 @@ block in Embedded Metric Format becomes CloudWatch metrics without any API call
 
 Metrics (namespace ``mfawatch``): ``EventsMatched`` (per rule), ``Notifications`` (per kind),
 ``Repeats`` (counted into an incident, no notification), ``Duplicates`` (redelivered eventIDs),
-``Held`` (rate-limited into a storm digest), ``StateStoreErrors`` (failed open) and
-``PublishErrors``.
+``Held`` (rate-limited into a storm digest), ``Heartbeats`` (per account and Region),
+``StateStoreErrors`` (failed open) and ``PublishErrors`` (per destination).
 """
 
 from __future__ import annotations

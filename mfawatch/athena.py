@@ -30,19 +30,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.errors import MfawatchError
 from chalicelib.records import is_cloudtrail_record
 from chalicelib.rules import Rule
 from mfawatch.archive import DEFAULT_LATENESS, TimeRange
 from mfawatch.readers import ReadStats, SourcedEvent, documents_in, items_of
 from mfawatch.replay import TimedEvent, timed
 
+from .errors import AthenaError
 from .requirements import AllOf, AnyOf, Condition, OneOf, StartsWith, pattern_condition
-
-
-class AthenaError(MfawatchError):
-    """Bad backtest input (a name that cannot be put in SQL) or a failed Athena query."""
-
 
 # ---------------------------------------------------------------------------------------------
 # The table

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import MfawatchError
 from chalicelib.rules import Rule
 
+from .errors import AuditError
 from .forwarder import RULE_NAME_PREFIX, CentralBus, expected_rules, forwarding_rule_name
 
 if TYPE_CHECKING:
@@ -54,10 +54,6 @@ NOT_REQUIRED: Final = "not-required"
 
 EventsClientFactory = Callable[[str, str], "EventBridgeClient"]
 """``(account_id, region) -> events client`` for that account and Region."""
-
-
-class AuditError(MfawatchError):
-    """An account could not be audited (role not assumable, access denied, ...)."""
 
 
 @dataclass(frozen=True)

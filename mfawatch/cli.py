@@ -26,7 +26,6 @@ from chalicelib.rules import BUNDLE_PATH, RuleSet, load_bundle
 
 from .archive import (
     DEFAULT_LATENESS,
-    ArchiveReadError,
     Prefilter,
     TimeRange,
     local_files,
@@ -38,10 +37,12 @@ from .athenacommands import athena_events, split_list
 from .deploy import load_stage_config
 from .deploycommands import COMMANDS as DEPLOY_COMMANDS
 from .deploycommands import CONFIG_OPTION
+from .errors import ArchiveReadError
 from .orgcommands import COMMANDS as ORG_COMMANDS
 from .paths import DEMO_SCENARIO, RULES_DIR
 from .readers import ReadStats
 from .replay import ReplayResult, replay_timed
+from .selftestcommand import COMMANDS as SELFTEST_COMMANDS
 
 if TYPE_CHECKING:
     from .rulebuild import RuleFile
@@ -594,15 +595,7 @@ def run() -> None:
         sys.exit(2)
 
 
-# ---------------------------------------------------------------------------------------------
-# Command groups from other modules: the lead registers them here, e.g.
-#     from .deploycommands import deploy
-#     main.add_command(deploy)
-# --- BEGIN command registrations (lead) -------------------------------------------------------
-for _command in (*ORG_COMMANDS, *DEPLOY_COMMANDS, *ATHENA_COMMANDS):
+# Commands defined in other modules: each module exports COMMANDS, a list of click commands;
+# add the list here to put them on the `mfawatch` command.
+for _command in (*ORG_COMMANDS, *DEPLOY_COMMANDS, *ATHENA_COMMANDS, *SELFTEST_COMMANDS):
     main.add_command(_command)
-# --- END command registrations ----------------------------------------------------------------
-
-
-if __name__ == "__main__":
-    run()

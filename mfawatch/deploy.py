@@ -785,29 +785,3 @@ def load_cfn_yaml(text: str, source: str = "<template>") -> dict[str, Any]:
 def load_resources_template(path: Path = RESOURCES_TEMPLATE) -> dict[str, Any]:
     """A CloudFormation YAML template file (deploy/resources.yaml by default) in JSON form."""
     return load_cfn_yaml(path.read_text(encoding="utf-8"), str(path))
-
-
-def iam_statements(template: Mapping[str, Any]) -> Iterable[tuple[str, str, Mapping[str, Any]]]:
-    """Every IAM statement in a template: (logical id, resource type, statement).
-
-    Covers role inline policies, managed and inline policy resources, key policies and
-    resource policies (topics, queues).
-    """
-    for logical, resource in (template.get("Resources") or {}).items():
-        kind = str(resource.get("Type", ""))
-        properties = resource.get("Properties") or {}
-        documents: list[Any] = []
-        for policy in properties.get("Policies") or []:
-            if isinstance(policy, Mapping):
-                documents.append(policy.get("PolicyDocument"))
-        for key in ("PolicyDocument", "KeyPolicy"):
-            if key in properties:
-                documents.append(properties[key])
-        for document in documents:
-            if not isinstance(document, Mapping):
-                continue
-            statements = document.get("Statement") or []
-            if isinstance(statements, Mapping):
-                statements = [statements]
-            for statement in statements:
-                yield logical, kind, statement

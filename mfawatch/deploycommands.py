@@ -1,7 +1,7 @@
 """``python -m mfawatch deploy-template ...``: write the generated deploy templates.
 
-Thin click commands over :mod:`mfawatch.deploy`. The lead registers :data:`COMMANDS` on the
-main group in ``mfawatch/cli.py``. The handlers come from the Chalice app itself (``app.py``),
+Thin click commands over :mod:`mfawatch.deploy`; ``mfawatch/cli.py`` puts :data:`COMMANDS` on
+the ``mfawatch`` command. The handlers come from the Chalice app itself (``app.py``),
 so a template covers exactly the functions ``chalice deploy``/``chalice package`` create.
 """
 

@@ -44,16 +44,15 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from chalicelib.constants import HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE
-from chalicelib.errors import MfawatchError
 from chalicelib.rules import Rule
 
 from .deploy import cfn_logical_id, function_logical_id
+from .errors import ForwarderConfigError
 
 __all__ = [
     "AUDIT_ROLE_NAME",
     "GLOBAL_SERVICE_REGION",
     "CentralBus",
-    "ForwarderConfigError",
     "custom_bus_merge_template",
     "expected_rules",
     "forwarder_role_name",
@@ -85,10 +84,6 @@ _BUS_ARN_RE: Final = re.compile(
 )
 # Fn::Or and Fn::And take between 2 and 10 conditions.
 _MAX_CONDITIONS: Final = 10
-
-
-class ForwarderConfigError(MfawatchError):
-    """An option of the forwarder template is invalid; the message names the option."""
 
 
 @dataclass(frozen=True)

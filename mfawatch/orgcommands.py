@@ -25,10 +25,10 @@ from .audit import (
     organization_accounts,
     run_audit,
 )
+from .errors import ForwarderConfigError
 from .forwarder import (
     AUDIT_ROLE_NAME,
     GLOBAL_SERVICE_REGION,
-    ForwarderConfigError,
     member_template,
     parse_central_bus_arn,
     parse_regions,
@@ -230,15 +230,3 @@ def make_audit_command(session_factory: SessionFactory = _default_session) -> cl
 audit_command = make_audit_command()
 
 COMMANDS: list[click.Command] = [forwarder_template, audit_command]
-
-
-@click.group()
-def main() -> None:
-    """Organization commands on their own (``python -m mfawatch.orgcommands``)."""
-
-
-for _command in COMMANDS:
-    main.add_command(_command)
-
-if __name__ == "__main__":
-    main()

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chalicelib.records import is_cloudtrail_record, is_envelope
-
 _fast_loads: Callable[[bytes], Any] | None
 try:  # optional speed-up, see documents_in
     from orjson import loads as _fast_loads
@@ -86,19 +84,6 @@ def expand_paths(
             stats.problem(f"{path}: no such file or folder", file_level=True)
 
 
-def _events_in(document: Any, origin: str, stats: ReadStats) -> Iterator[SourcedEvent]:
-    items = items_of(document)
-    for index, item in enumerate(items):
-        where = f"{origin}[{index}]" if len(items) > 1 else origin
-        if isinstance(item, Mapping) and (is_envelope(item) or is_cloudtrail_record(item)):
-            stats.records += 1
-            yield SourcedEvent(where, item)
-        else:
-            stats.problem(
-                f"{where}: not a CloudTrail record or EventBridge envelope", file_level=False
-            )
-
-
 def documents_in(
     raw: bytes, origin: str, stats: ReadStats, *, gzipped: bool = False
 ) -> Iterator[tuple[str, Any]]:
@@ -163,22 +148,3 @@ def items_of(document: Any) -> list[Any]:
     if isinstance(document, list):
         return document
     return [document]
-
-
-def read_file(path: Path, stats: ReadStats) -> Iterator[SourcedEvent]:
-    """The events of one file; problems are counted in ``stats``."""
-    stats.files += 1
-    origin = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        stats.problem(f"{origin}: unreadable: {exc}", file_level=True)
-        return
-    for where, document in documents_in(raw, origin, stats, gzipped=path.suffix == ".gz"):
-        yield from _events_in(document, where, stats)
-
-
-def read_paths(paths: Iterable[Path], stats: ReadStats) -> Iterator[SourcedEvent]:
-    """All events under ``paths`` in file order."""
-    for path in expand_paths(paths, stats):
-        yield from read_file(path, stats)

@@ -64,11 +64,6 @@ def timed(events: Iterable[SourcedEvent], stats: ReadStats) -> Iterator[TimedEve
         yield TimedEvent(moment, sourced.origin, envelope)
 
 
-def in_time_order(events: Iterable[SourcedEvent], stats: ReadStats) -> list[TimedEvent]:
-    """All events sorted by event time (stable: ties keep reading order)."""
-    return sorted(timed(events, stats), key=lambda event: event.moment)
-
-
 def replay_timed(
     events: Iterable[TimedEvent],
     rules: RuleSet,
@@ -126,13 +121,3 @@ def _run_due(
         service.tick(moment)
         stamp(moment)
         previous = at
-
-
-def replay_events(
-    events: Iterable[SourcedEvent],
-    rules: RuleSet,
-    stats: ReadStats,
-    settings: Settings | None = None,
-) -> ReplayResult:
-    """Replay events in any order: sort them by event time, then :func:`replay_timed`."""
-    return replay_timed(in_time_order(events, stats), rules, stats, settings)

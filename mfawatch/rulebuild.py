@@ -221,15 +221,6 @@ def build_bundle(rules_dir: Path = RULES_DIR, bundle_path: Path = BUNDLE_PATH) -
     return bundle_path
 
 
-def bundle_is_stale(rules_dir: Path = RULES_DIR, bundle_path: Path = BUNDLE_PATH) -> bool:
-    """True when the compiled bundle differs from what ``rules_dir`` compiles to."""
-    expected = bundle_json([f.rule for f in load_rules_dir(rules_dir)])
-    try:
-        return bundle_path.read_text(encoding="utf-8") != expected
-    except FileNotFoundError:
-        return True
-
-
 @dataclass(frozen=True)
 class CaseResult:
     """The outcome of one rule test case; ``failures`` is empty when it passed."""

@@ -3,7 +3,7 @@
 The boto3 S3 client is injected (tests pass one under moto). Listing walks the S3 layout
 ``[prefix/]AWSLogs/[<org-id>/]<account>/CloudTrail/<region>/YYYY/MM/DD/`` with delimiters, so
 that for a ``--since/--until`` range only the date folders of that range are listed, never the
-whole bucket. Errors become :class:`mfawatch.archive.ArchiveReadError`.
+whole bucket. Errors become :class:`mfawatch.errors.ArchiveReadError`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .archive import DEFAULT_LATENESS, ArchiveFile, ArchiveReadError, TimeRange
+from .archive import DEFAULT_LATENESS, ArchiveFile, TimeRange
+from .errors import ArchiveReadError
 
 if TYPE_CHECKING:
     from datetime import timedelta

@@ -20,13 +20,24 @@ import pytest
 from hypothesis import settings
 
 from chalicelib.rules import RuleSet, load_bundle
+from mfawatch.paths import REPO_ROOT as ROOT
 
 # Hypothesis's per-example deadline is a timing assertion, and these machines are shared and noisy:
 # properties are checked for what they compute, never for how fast (benchmarks measure speed).
 settings.register_profile("mfawatch", deadline=None)
-settings.load_profile("mfawatch")
+# `make quick` (MFAWATCH_QUICK=1) runs every unit test with a tenth of the property-test
+# examples, so the tier stays quick while iterating; `make test` runs them all.
+settings.register_profile("quick", settings.get_profile("mfawatch"), max_examples=10)
+QUICK = os.environ.get("MFAWATCH_QUICK") == "1"
+settings.load_profile("quick" if QUICK else "mfawatch")
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def examples(full: int) -> int:
+    """How many examples a property test with its own settings runs: ``full``, or a tenth (at
+    least 10) under ``make quick``."""
+    return max(10, full // 10) if QUICK else full
+
+
 EVENTS = ROOT / "tests" / "events"
 SHARED = ROOT.parent / "shared"
 SAMPLES = SHARED / "cloudtrail-samples"

@@ -10,14 +10,14 @@ from typing import Any
 
 import boto3
 import pytest
-from click.testing import CliRunner
 from moto import mock_aws
 
-from mfawatch.archive import ArchiveReadError, Prefilter, TimeRange, ordered_events, remote_files
-from mfawatch.cli import main
+from mfawatch.archive import Prefilter, TimeRange, ordered_events, remote_files
+from mfawatch.errors import ArchiveReadError
 from mfawatch.readers import ReadStats
 from mfawatch.s3archive import S3Archive, parse_s3_url
 from tests.conftest import load_event
+from tests.reference import replay_jsonl
 
 MFA_FAIL = load_event("iam-consolelogin-failure-mfa-yes")
 BUCKET = "trail-bucket"
@@ -94,18 +94,8 @@ def test_missing_object_and_bucket_are_reported(s3: Any) -> None:
 
 
 def test_cli_replays_an_s3_url(s3: Any) -> None:
-    result = CliRunner().invoke(
-        main,
-        [
-            "replay",
-            "--output",
-            "jsonl",
-            "--since",
-            "2026-11-02",
-            "--until",
-            "2026-11-03",
-            f"s3://{BUCKET}/trail/AWSLogs/",
-        ],
+    result = replay_jsonl(
+        "--since", "2026-11-02", "--until", "2026-11-03", f"s3://{BUCKET}/trail/AWSLogs/"
     )
     assert result.exit_code == 0, result.output
     ids = [json.loads(line)["event_ids"][0] for line in result.stdout.splitlines()]

@@ -17,7 +17,6 @@ import pytest
 from mfawatch.deploy import (
     StageConfig,
     function_logical_id,
-    iam_statements,
     invoke_config_template,
     load_resources_template,
     load_stage_config,
@@ -26,6 +25,7 @@ from mfawatch.deploy import (
 from mfawatch.deploycommands import app_handler_names
 from tests.conftest import ROOT
 from tests.integration.tools import cfn_lint, chalice_package
+from tests.reference import LAMBDA_ACTIONS, iam_statements
 
 pytestmark = pytest.mark.slow
 
@@ -142,19 +142,7 @@ def test_packaged_functions_reference_the_created_resources(merged_package: Path
         policies = template["Resources"][role]["Properties"]["Policies"]
         assert len(policies) == 1, f"{role}: Chalice's policy was not replaced"
         actions = {a for s in policies[0]["PolicyDocument"]["Statement"] for a in s["Action"]}
-        assert actions == {
-            "logs:CreateLogGroup",
-            "logs:CreateLogStream",
-            "logs:PutLogEvents",
-            "sns:Publish",
-            "dynamodb:UpdateItem",
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:Query",
-            "sqs:SendMessage",
-            "kms:GenerateDataKey",
-            "kms:Decrypt",
-        }
+        assert actions == LAMBDA_ACTIONS
 
 
 def test_merged_topics_are_encrypted_and_the_table_expires_items(merged_package: Path) -> None:

@@ -10,14 +10,13 @@ toolkit ``mfawatch/``, which is never deployed) would fail in Lambda.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.integration.tools import cfn_lint, chalice_package, offline_env
+from tests.integration.tools import cfn_lint, chalice_package, run_offline
 
 pytestmark = pytest.mark.slow
 
@@ -56,14 +55,14 @@ def probed(package: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         for resource in template["Resources"].values()
         if resource["Type"] == "AWS::Serverless::Function"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(task), json.dumps(handlers)],
+    result = run_offline(
+        sys.executable,
+        "-c",
+        PROBE,
+        str(task),
+        json.dumps(handlers),
         cwd=task,
-        env=offline_env() | {"PYTHONPATH": ""},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        env={"PYTHONPATH": ""},
     )
     assert result.returncode == 0, result.stderr
     report: dict[str, object] = json.loads(result.stdout)

@@ -29,17 +29,25 @@ def offline_env() -> dict[str, str]:
     return env
 
 
-def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
-    """cfn-lint on the templates (the caller asserts on the result)."""
+def run_offline(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command (from the repository root) in :func:`offline_env` updated with ``env``;
+    the caller asserts on the result."""
     return subprocess.run(
-        [tool("cfn-lint"), *map(str, paths)],
-        cwd=ROOT,
-        env=offline_env(),
+        list(args),
+        cwd=cwd,
+        env=offline_env() | (env or {}),
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+
+
+def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    """cfn-lint on the templates (the caller asserts on the result)."""
+    return run_offline(tool("cfn-lint"), *map(str, paths))
 
 
 def chalice_package(out: Path, *options: str, stage: str = "dev") -> Path:
@@ -49,14 +57,6 @@ def chalice_package(out: Path, *options: str, stage: str = "dev") -> Path:
     """
     if sys.version_info < (3, 12):
         pytest.skip("Chalice sets the Lambda runtime from this Python; package with 3.12+")
-    result = subprocess.run(
-        [tool("chalice"), "package", "--stage", stage, *options, str(out)],
-        cwd=ROOT,
-        env=offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_offline(tool("chalice"), "package", "--stage", stage, *options, str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     return out

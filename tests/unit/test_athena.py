@@ -22,7 +22,6 @@ from chalicelib.rules import Rule, RuleSet, rule_from_mapping
 from mfawatch.archive import TimeRange
 from mfawatch.athena import (
     SOURCE_COLUMN,
-    AthenaError,
     backtest_select,
     candidate_events,
     condition_sql,
@@ -32,6 +31,7 @@ from mfawatch.athena import (
     unload_statement,
 )
 from mfawatch.cli import main
+from mfawatch.errors import AthenaError
 from mfawatch.eventpattern import compile_pattern
 from mfawatch.readers import ReadStats
 from mfawatch.requirements import AnyOf, paths_of, pattern_condition

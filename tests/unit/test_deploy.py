@@ -25,7 +25,6 @@ from mfawatch.deploy import (
     cfn_logical_id,
     check_stage_name,
     environment_overrides,
-    iam_statements,
     invoke_config_template,
     load_cfn_yaml,
     load_resources_template,
@@ -38,6 +37,7 @@ from mfawatch.deploy import (
 )
 from mfawatch.deploycommands import COMMANDS, app_handler_names, deploy_template
 from mfawatch.paths import REPO_ROOT
+from tests.reference import iam_statements
 
 DEV = StageNames("mfawatch", "dev")
 TOPIC = "arn:aws:sns:us-east-1:111122223333:mfawatch-dev-alerts"

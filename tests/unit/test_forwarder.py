@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from chalicelib.rules import RuleSet
 from mfawatch.deploy import cfn_logical_id, load_resources_template
+from mfawatch.errors import ForwarderConfigError
 from mfawatch.forwarder import (
     AUDIT_ROLE_NAME,
-    ForwarderConfigError,
     custom_bus_merge_template,
     expected_rules,
     forwarding_rule_name,

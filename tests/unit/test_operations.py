@@ -107,7 +107,9 @@ def test_a_stopped_heartbeat_is_reported_once_then_its_recovery(rules: RuleSet) 
 
 
 def test_sns_dry_run_prints_the_exact_publish_parameters() -> None:
-    result = CliRunner().invoke(main, ["replay", "--output", "sns", "--stage", "dev"])
+    result = CliRunner().invoke(
+        main, ["replay", "--jobs", "1", "--output", "sns", "--stage", "dev"]
+    )
     assert result.exit_code == 0, result.output
     publishes = [json.loads(line) for line in result.stdout.splitlines()]
     first = publishes[0]

@@ -26,7 +26,7 @@ from chalicelib.records import (
     parse_event,
     record_event_id,
 )
-from tests.conftest import EVENTS
+from tests.conftest import EVENTS, examples
 
 FIXTURES = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(EVENTS.glob("*.json"))]
 
@@ -106,7 +106,9 @@ JSON = st.recursive(
     max_leaves=25,
 )
 
-PROPERTIES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTIES = settings(
+    max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def check_parse(event: Any) -> SignInRecord | None:

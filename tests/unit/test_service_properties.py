@@ -31,7 +31,7 @@ from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MemoryStore
 from mfawatch.readers import ReadStats
 from mfawatch.replay import TimedEvent, replay_timed
-from tests.conftest import load_event
+from tests.conftest import examples, load_event
 
 RULES: RuleSet = load_bundle()
 BASE = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -120,7 +120,9 @@ limits = st.builds(
     st.integers(1, 8),
     st.sampled_from([1.0, 5.0]),
 )
-PROPERTIES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTIES = settings(
+    max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _stream(spec: list[tuple[str, int, int, int, int]], duplicates: bool) -> list[TimedEvent]:
