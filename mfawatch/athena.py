@@ -237,11 +237,12 @@ def _in_list(values: Iterable[str]) -> str:
 
 @dataclass(frozen=True)
 class _Field:
-    """Where a pattern path lives in the table: an expression, and its JSON column if any."""
+    """Where a pattern path lives in the table: an expression, and for a field inside a JSON
+    column, the column and the JSON paths of the field and of each object above it."""
 
     expression: str
     json_column: str | None = None
-    json_path: str = ""
+    json_paths: tuple[str, ...] = ()
 
 
 def _field(path: Sequence[str]) -> _Field | None:
@@ -257,11 +258,11 @@ def _field(path: Sequence[str]) -> _Field | None:
     if column.kind == "json":
         if not rest or not all(_JSON_KEY.match(key) for key in rest):
             return None
-        json_path = "$." + ".".join(rest)
+        paths = tuple("$." + ".".join(rest[: n + 1]) for n in range(len(rest)))
         return _Field(
-            f"json_extract_scalar({column.sql_name}, {_literal(json_path)})",
+            f"json_extract_scalar({column.sql_name}, {_literal(paths[-1])})",
             column.sql_name,
-            json_path,
+            paths,
         )
     expression = column.sql_name
     for key in rest:
@@ -287,12 +288,14 @@ def condition_sql(condition: Condition) -> str:
             test = f"{field.expression} IN {_in_list(condition.values)}"
         if field.json_column is None:
             return test
-        # The engine also matches an array holding the value; json_extract_scalar gives NULL
-        # for an array, so an array there keeps the row (a superset, never a miss).
-        array = (
-            f"json_format(json_extract({field.json_column}, {_literal(field.json_path)})) LIKE '[%'"
-        )
-        return f"({test} OR {array})"
+        # The engine also matches an array holding the value, or an array of objects on the
+        # way to it; json_extract_scalar gives NULL there, so an array at the field or above
+        # it keeps the row (a superset, never a miss).
+        arrays = [
+            f"json_format(json_extract({field.json_column}, {_literal(path)})) LIKE '[%'"
+            for path in field.json_paths
+        ]
+        return "(" + " OR ".join([test, *arrays]) + ")"
     if isinstance(condition, (AllOf, OneOf)):
         parts = [condition_sql(part) for part in condition.parts]
         if isinstance(condition, OneOf):

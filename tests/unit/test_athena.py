@@ -228,6 +228,15 @@ def test_or_branches_become_sql_or_and_prefix_becomes_starts_with() -> None:
     assert "(eventname IN ('A') OR (json_extract_scalar(requestparameters, '$.userName')" in sql
 
 
+def test_an_array_on_the_way_to_a_json_field_keeps_the_row() -> None:
+    condition = AnyOf(("detail", "requestParameters", "filters", "name"), frozenset({"x"}))
+    assert condition_sql(condition) == (
+        "(json_extract_scalar(requestparameters, '$.filters.name') IN ('x')"
+        " OR json_format(json_extract(requestparameters, '$.filters')) LIKE '[%'"
+        " OR json_format(json_extract(requestparameters, '$.filters.name')) LIKE '[%')"
+    )
+
+
 def test_select_needs_a_bounded_range_and_valid_names(rules: RuleSet) -> None:
     with pytest.raises(AthenaError, match="--since and --until"):
         backtest_select(rules, "trail", TimeRange(since=DAY.since))
