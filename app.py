@@ -41,7 +41,17 @@ logger = logging.getLogger(__name__)
 RULES = load_bundle()
 METRICS = EmfMetrics()
 #: The keys Chalice's CloudWatchEvent reads from every event (a missing one is a KeyError).
-ENVELOPE_KEYS = ("version", "id", "detail-type", "source", "account", "time", "region", "detail")
+ENVELOPE_KEYS = (
+    "version",
+    "id",
+    "detail-type",
+    "source",
+    "account",
+    "time",
+    "region",
+    "resources",
+    "detail",
+)
 
 LambdaHandler = Callable[[Any, Any], Any]
 

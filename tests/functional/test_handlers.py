@@ -279,3 +279,6 @@ def test_what_lambda_calls_is_bound_on_the_module_for_every_function(
     assert body["Subject"] == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
     with pytest.raises(EventParseError, match=r"not an EventBridge event \(missing version"):
         chalice_app.on_root_console_failure({"hello": "world"}, None)
+    no_resources = {k: v for k, v in event.items() if k != "resources"}
+    with pytest.raises(EventParseError, match=r"\(missing resources\)"):
+        chalice_app.on_root_console_failure(no_resources, None)

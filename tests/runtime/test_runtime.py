@@ -281,3 +281,29 @@ def test_lambda_json_log_format_keeps_the_request_id_on_every_line(
         assert [d["errorType"] for d in report if "errorType" in d] == ["EventParseError"]
     finally:
         function.stop()
+
+
+def test_selftest_reports_a_function_that_fails_to_initialize(
+    package: Package, runtime_packages: Path, stack: Stack
+) -> None:
+    """A bad stage setting fails the init phase (clients and settings are built there), the
+    runtime reports it on /runtime/init/error, and the self-test says "not initialized"."""
+    props = package.functions()[SCHEDULER]
+    env = lambda_environment(
+        SCHEDULER,
+        props["Environment"]["Variables"] | {"MFAWATCH_TOPIC_ARN": "not-an-arn"},
+        [package.task, runtime_packages],
+        stack.endpoint_url,
+    )
+    function = LambdaFunction(SCHEDULER, props["Handler"], package.task, env, "-broken")
+    try:
+        function.start(PYTHON)
+        assert not function.wait_initialized()
+        assert function.init_error_type == "ConfigError"
+        (report,) = run_selftest(
+            RuntimeTierLambda({SCHEDULER: function}), {"send_due_summaries": SCHEDULER}, False
+        )
+    finally:
+        function.stop()
+    assert (report.initialized, report.error_type) == (False, "ConfigError")
+    assert "MFAWATCH_TOPIC_ARN must be an SNS topic ARN" in report.error_message
