@@ -110,3 +110,9 @@ deploy-merged: package-merged
 	aws cloudformation deploy --region $(REGION) --stack-name mfawatch-$(STAGE) \
 	  --template-file $(DEPLOY_OUT)/package/packaged.yaml \
 	  --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
+
+# After either route: invoke every deployed function with the self-test event (docs/deploy.md).
+# PUBLISH=1 also sends one LOW "mfawatch self-test" notification to every output.
+.PHONY: selftest
+selftest: $(STAMP)
+	$(MFAWATCH) selftest --stage $(STAGE) --region $(REGION) $(if $(PUBLISH),--publish)

@@ -153,7 +153,9 @@ def lambda_entry(name: str, handler: LambdaHandler) -> LambdaHandler:
             else list(ENVELOPE_KEYS)
         )
         if missing:
-            logger.error("function %s: not an EventBridge event (missing %s)", name, missing)
+            logger.error(
+                "function %s: not an EventBridge event (missing %s)", name, ", ".join(missing)
+            )
             raise EventParseError(
                 f"function {name}: not an EventBridge event (missing {', '.join(missing)}); "
                 "it takes the events of its rule, or the self-test payload"

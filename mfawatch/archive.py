@@ -61,6 +61,7 @@ from chalicelib.rules import Rule
 from .errors import ArchiveReadError
 from .readers import READABLE_SUFFIXES, ReadStats, documents_in, expand_paths, items_of
 from .replay import TimedEvent
+from .requirements import AllOf, AnyOf, Condition, OneOf, pattern_condition
 
 try:  # optional speed-ups (requirements-dev.txt); without them the general path is used
     import msgspec as _msgspec
@@ -157,64 +158,71 @@ class TimeRange:
 # ---------------------------------------------------------------------------------------------
 
 
-def _keys_anywhere(value: Any, out: set[str]) -> None:
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            out.add(str(key))
-            _keys_anywhere(item, out)
-    elif isinstance(value, list):
-        for item in value:
-            _keys_anywhere(item, out)
+# More alternatives than this (many $or groups multiplied out) are not worth checking per record.
+_MAX_ALTERNATIVES = 64
 
 
-def required_literals(pattern: Mapping[str, Any]) -> dict[str, frozenset[str]]:
-    """Fields of ``detail`` that ``pattern`` requires to hold one of a set of exact strings.
+def required_alternatives(pattern: Mapping[str, Any]) -> list[dict[str, frozenset[str]]]:
+    """The pattern's alternatives, each with the fields of ``detail`` it requires to hold one
+    of a set of exact strings.
 
-    Only what is provably required: a top-level key of ``detail`` (no dot, not ``$or``) whose
-    value list holds nothing but plain strings. Such a field matches only when the event's
-    value (or one element of an array) equals one of the strings; a missing field, an object
-    or another string never matches. Patterns with dotted keys, or whose ``$or`` branches
-    mention the same field, yield nothing for it (the engine merges those alternatives).
+    Derived from the pattern's necessary condition (:func:`mfawatch.requirements.
+    pattern_condition`), the same one the Athena backtest query is generated from: one
+    alternative per way through its ``$or`` branches. A field in such a set matches only when
+    the event's value (or one element of an array) is one of the strings; a missing field, an
+    object or another string never matches. An alternative that requires no such field is
+    ``{}``: any record may match it.
     """
-    every_key: set[str] = set()
-    _keys_anywhere(pattern, every_key)
-    if any("." in key for key in every_key):
-        return {}
-    detail = pattern.get("detail")
-    if not isinstance(detail, Mapping):
-        return {}
-    in_or: set[str] = set()
-    _keys_anywhere(detail.get("$or"), in_or)
-    _keys_anywhere(pattern.get("$or"), in_or)
-    required: dict[str, frozenset[str]] = {}
-    for key, values in detail.items():
-        if key.startswith("$") or key in in_or:
-            continue
-        if isinstance(values, list) and values and all(type(v) is str for v in values):
-            required[key] = frozenset(values)
-    return required
+    return _alternatives(pattern_condition(pattern))
+
+
+def _alternatives(condition: Condition) -> list[dict[str, frozenset[str]]]:
+    if isinstance(condition, AnyOf):
+        path = condition.path
+        if len(path) == 2 and path[0] == "detail" and not condition.ignore_case:
+            return [{path[1]: condition.values}]
+        return [{}]
+    if isinstance(condition, OneOf):
+        return [alt for part in condition.parts for alt in _alternatives(part)]
+    if isinstance(condition, AllOf):
+        combined: list[dict[str, frozenset[str]]] = [{}]
+        for part in condition.parts:
+            # A field required twice keeps its first set: either one is necessary (an array
+            # value may satisfy both sets without their intersection).
+            combined = [
+                {**{k: v for k, v in mine.items() if k not in alt}, **alt}
+                for alt in combined
+                for mine in _alternatives(part)
+            ]
+            if len(combined) > _MAX_ALTERNATIVES:
+                return [{}]
+        return combined
+    return [{}]
 
 
 @dataclass(frozen=True)
 class Prefilter:
-    """Which records could match a rule: each alternative is one rule's required literals.
+    """Which records could match a rule: each alternative is the required literals of one
+    alternative of one rule (:func:`required_alternatives`).
 
-    ``alternatives`` empty means *disabled*: some rule requires no literal, so every record is
-    a candidate. Picklable, so worker processes get a copy.
+    ``alternatives`` empty means *disabled*: some rule (or branch of one) requires no literal,
+    so every record is a candidate. Picklable, so worker processes get a copy.
     """
 
     alternatives: tuple[tuple[tuple[str, frozenset[str]], ...], ...] = ()
 
     @classmethod
     def for_rules(cls, rules: Iterable[Rule]) -> Prefilter:
-        alternatives = []
+        alternatives: list[tuple[tuple[str, frozenset[str]], ...]] = []
         for rule in rules:
-            required = required_literals(rule.event_pattern)
-            if not required:
-                return cls(())
-            # Two fields are plenty to discard almost everything; fewer checks per record.
-            chosen = sorted(required.items(), key=lambda kv: (kv[0] not in _PREFERRED, kv[0]))
-            alternatives.append(tuple(chosen[:2]))
+            for required in required_alternatives(rule.event_pattern):
+                if not required:
+                    return cls(())
+                # Two fields are plenty to discard almost everything; fewer checks per record.
+                chosen = sorted(required.items(), key=lambda kv: (kv[0] not in _PREFERRED, kv[0]))
+                alternative = tuple(chosen[:2])
+                if alternative not in alternatives:
+                    alternatives.append(alternative)
         return cls(tuple(alternatives))
 
     @property

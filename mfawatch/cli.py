@@ -32,6 +32,8 @@ from .archive import (
     ordered_events,
     remote_files,
 )
+from .athenacommands import COMMANDS as ATHENA_COMMANDS
+from .athenacommands import athena_events, split_list
 from .deploy import load_stage_config
 from .deploycommands import COMMANDS as DEPLOY_COMMANDS
 from .deploycommands import CONFIG_OPTION
@@ -40,6 +42,7 @@ from .orgcommands import COMMANDS as ORG_COMMANDS
 from .paths import DEMO_SCENARIO, RULES_DIR
 from .readers import ReadStats
 from .replay import ReplayResult, replay_timed
+from .selftestcommand import COMMANDS as SELFTEST_COMMANDS
 
 if TYPE_CHECKING:
     from .rulebuild import RuleFile
@@ -111,6 +114,17 @@ class IsoTime(click.ParamType[datetime, Any]):
     default=None,
     help="Progress line on stderr (default: when stderr is a terminal).",
 )
+@click.option(
+    "--athena",
+    "athena_table",
+    metavar="TABLE",
+    help="Backtest on Athena instead of files: find the candidates in this table (see "
+    "athena-ddl), replay them here. Needs --since, --until and --athena-output.",
+)
+@click.option("--athena-output", help="s3://bucket/prefix for Athena's results (--athena).")
+@click.option("--workgroup", help="Athena workgroup (--athena; default: the account's primary).")
+@click.option("--accounts", help="Comma-separated accounts to backtest (--athena).")
+@click.option("--regions", help="Comma-separated regions to backtest (--athena).")
 def replay(
     paths: tuple[str, ...],
     output: str,
@@ -122,13 +136,48 @@ def replay(
     jobs: int,
     progress: bool | None,
     stage: str | None,
+    athena_table: str | None,
+    athena_output: str | None,
+    workgroup: str | None,
+    accounts: str | None,
+    regions: str | None,
 ) -> None:
     """Replay CloudTrail files, folders or s3://bucket/prefix URLs (default: the demo scenario).
 
     Events are replayed in event-time order through the production decision path. S3-layout
     archives stream with bounded memory (see mfawatch/archive.py for the ordering bound).
+    With --athena, Athena finds the candidate records in the whole trail and they are replayed
+    the same way.
     """
     settings = _settings(stage)
+    athena_only = {
+        "--athena-output": athena_output,
+        "--workgroup": workgroup,
+        "--accounts": accounts,
+        "--regions": regions,
+    }
+    given = [name for name, value in athena_only.items() if value]
+    if athena_table is None and given:
+        raise click.BadParameter(
+            f"{', '.join(given)} only apply with --athena", param_hint="--athena"
+        )
+    if athena_table is not None:
+        _replay_athena(
+            paths,
+            athena_table,
+            athena_output,
+            workgroup,
+            rules_bundle=rules_bundle,
+            rule_ids=rule_ids,
+            time_range=TimeRange(since, until),
+            accounts=accounts,
+            regions=regions,
+            lateness=timedelta(minutes=lateness),
+            show=sys.stderr.isatty() if progress is None else progress,
+            output=output,
+            settings=settings,
+        )
+        return
     targets = list(paths) or [str(DEMO_SCENARIO)]
     if not paths:
         click.echo(f"Replaying the bundled scenario {DEMO_SCENARIO}", err=True)
@@ -170,6 +219,53 @@ def replay(
     result = replay_timed(events, rules, stats, settings)
     if meter is not None:
         meter.clear()
+    _emit(result, output, settings)
+
+
+def _replay_athena(
+    paths: tuple[str, ...],
+    table: str,
+    athena_output: str | None,
+    workgroup: str | None,
+    *,
+    rules_bundle: Path,
+    rule_ids: tuple[str, ...],
+    time_range: TimeRange,
+    accounts: str | None,
+    regions: str | None,
+    lateness: timedelta,
+    show: bool,
+    output: str,
+    settings: Settings,
+) -> None:
+    if paths:
+        raise click.BadParameter("give either PATHS or --athena, not both", param_hint="--athena")
+    if time_range.since is None or time_range.until is None:
+        raise click.BadParameter("--athena needs --since and --until", param_hint="--athena")
+    if time_range.until <= time_range.since:
+        raise click.BadParameter("--until must be after --since", param_hint="--until")
+    try:
+        rules = _select_rules(load_bundle(rules_bundle), rule_ids)
+        stats = ReadStats()
+        events = athena_events(
+            rules,
+            table,
+            output=athena_output,
+            workgroup=workgroup,
+            time_range=time_range,
+            accounts=split_list(accounts),
+            regions=split_list(regions),
+            lateness=lateness,
+            stats=stats,
+            show_progress=show,
+        )
+    except MfawatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _emit(replay_timed(events, rules, stats, settings), output, settings)
+
+
+def _emit(result: ReplayResult, output: str, settings: Settings) -> None:
+    """The notifications on stdout in the chosen format, the totals on stderr."""
     if output == "jsonl":
         for notification, sent_at in zip(result.notifications, result.sent_at, strict=True):
             click.echo(json.dumps(_jsonl(notification, sent_at), sort_keys=True))
@@ -501,5 +597,5 @@ def run() -> None:
 
 # Commands defined in other modules: each module exports COMMANDS, a list of click commands;
 # add the list here to put them on the `mfawatch` command.
-for _command in (*ORG_COMMANDS, *DEPLOY_COMMANDS):
+for _command in (*ORG_COMMANDS, *DEPLOY_COMMANDS, *ATHENA_COMMANDS, *SELFTEST_COMMANDS):
     main.add_command(_command)

@@ -14,8 +14,9 @@ from moto import mock_aws
 
 from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.dynamo import create_state_table
-from chalicelib.errors import ConfigError, PublishError
+from chalicelib.errors import ConfigError, EventParseError, PublishError
 from chalicelib.records import envelope_of
+from mfawatch.deploy import load_stage_config
 from tests.conftest import ROOT, load_event
 
 ACCOUNT = "111122223333"  # the account of the dev stage's topic ARN in .chalice/config.json
@@ -259,3 +260,22 @@ def test_retry_after_publish_failure_sends_once(client: Client, aws: dict[str, A
     client.lambda_.invoke("on_iam_console_mfa_failure", event)  # Lambda's retry
     client.lambda_.invoke("on_iam_console_mfa_failure", event)  # a late duplicate
     assert len(_received(aws)) == 1
+
+
+def test_what_lambda_calls_is_bound_on_the_module_for_every_function(
+    client: Client, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda calls ``getattr(app, name)(event, context)``, not Chalice's handler_map."""
+    import app as chalice_app
+
+    for name, value in load_stage_config("dev").environment("on_iam_console_mfa_failure").items():
+        monkeypatch.setenv(name, value)  # what chalice.test.Client sets around its invokes
+
+    names = sorted(chalice_app.app.handler_map)
+    assert [n for n in names if not callable(getattr(chalice_app, n, None))] == []
+    event = envelope_of(load_event("iam-consolelogin-failure-mfa-yes"))
+    assert chalice_app.on_iam_console_mfa_failure(event, None) is None
+    (body,) = _received(aws)
+    assert body["Subject"] == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
+    with pytest.raises(EventParseError, match=r"not an EventBridge event \(missing version"):
+        chalice_app.on_root_console_failure({"hello": "world"}, None)

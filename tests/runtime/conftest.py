@@ -116,7 +116,13 @@ def stack(moto_server: str) -> Stack:
 
 
 def create_stack(endpoint_url: str, stage: str) -> Stack:
-    """The stage's resources stack, and an SQS queue subscribed to its alerts topic."""
+    """The stage's resources stack, and an SQS queue subscribed to its alerts topic.
+
+    moto's CloudFormation (moto 5.2.5) creates the key, alias, table (both indexes), topics and
+    queue of deploy/resources.yaml; it leaves out what the functions never touch: the
+    ``AWS::CloudWatch::Alarm`` (no alarm exists afterwards) and the table's TTL specification
+    (``describe_time_to_live`` says DISABLED). Nothing else is created by hand.
+    """
     stack = Stack(endpoint_url, {}, "")
     cloudformation = stack.client("cloudformation")
     name = f"mfawatch-{stage}-resources"

@@ -63,12 +63,14 @@ class Invocation:
 class LambdaFunction:
     """One execution environment: a Runtime API server and the function's process."""
 
-    def __init__(self, name: str, handler: str, task: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, name: str, handler: str, task: Path, env: Mapping[str, str], label: str = ""
+    ) -> None:
         self.name = name
         self.handler = handler
         self.task = task
-        self.stdout_path = task.parent / f"{name}.stdout"
-        self.stderr_path = task.parent / f"{name}.stderr"
+        self.stdout_path = task.parent / f"{name}{label}.stdout"
+        self.stderr_path = task.parent / f"{name}{label}.stderr"
         self.init_error: dict[str, Any] | None = None
         self.init_error_type = ""
         self.initialized = threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 
 from chalicelib.records import envelope_of
 from chalicelib.selftest import selftest_event
+from mfawatch.deploycommands import app_handler_names
+from mfawatch.selftestcommand import deployed_function_names, render_report, run_selftest
 from tests.conftest import load_event
 from tests.runtime.conftest import (
     PYTHON,
@@ -20,7 +23,7 @@ from tests.runtime.conftest import (
     running,
     unzipped_package,
 )
-from tests.runtime.lambdaric import ACCOUNT, REGION, Invocation, LambdaFunction
+from tests.runtime.lambdaric import ACCOUNT, REGION, Invocation, LambdaFunction, lambda_environment
 
 pytestmark = pytest.mark.slow
 
@@ -206,3 +209,75 @@ def test_every_prod_function_initializes_and_answers_the_selftest(
         assert _initialized(started) == dict.fromkeys(started, "ok")
         answers = {name: f.invoke(selftest_event()).kind for name, f in started.items()}
     assert answers == dict.fromkeys(started, "response")
+
+
+class RuntimeTierLambda:
+    """``lambda.invoke`` (RequestResponse) answered by this tier's execution environments, the
+    way the Lambda service answers it: the function's result, or its error with
+    ``FunctionError`` set (an init error is returned for every invoke)."""
+
+    def __init__(self, functions: dict[str, LambdaFunction]) -> None:
+        self.functions = functions
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
+        assert InvocationType == "RequestResponse"
+        function = self.functions[FunctionName]
+        if not function.wait_initialized():
+            return {
+                "StatusCode": 200,
+                "FunctionError": "Unhandled",
+                "Payload": io.BytesIO(json.dumps(function.init_error).encode()),
+            }
+        invocation = function.invoke(json.loads(Payload))
+        response: dict[str, Any] = {
+            "StatusCode": 200,
+            "Payload": io.BytesIO(json.dumps(invocation.body).encode()),
+        }
+        if not invocation.ok:
+            response["FunctionError"] = "Unhandled"
+        return response
+
+
+def test_selftest_command_against_the_running_functions(
+    functions: dict[str, LambdaFunction], stack: Stack, tmp_path: Path
+) -> None:
+    names = deployed_function_names("dev", app_handler_names(), deployed_dir=tmp_path)
+    assert sorted(names.values()) == sorted(functions)
+    stack.received()
+    reports = run_selftest(RuntimeTierLambda(functions), names, publish=True)
+    print("\n".join(render_report(reports)))  # the figures of the issue's closing note (pytest -s)
+    assert [r.function for r in reports if not r.ok] == []
+    published = {r.handler: sorted(r.published) for r in reports if r.published}
+    assert published == {"on_iam_console_mfa_failure": ["alerts", "pager"]}
+    assert [b["Subject"] for b in stack.received()] == ["[LOW] mfawatch self-test"]
+
+
+def test_lambda_json_log_format_keeps_the_request_id_on_every_line(
+    package: Package, runtime_packages: Path, stack: Stack
+) -> None:
+    """With the function's log format set to JSON the runtime's own formatter writes every line,
+    its error report included, with ``requestId``; app.py leaves it in place."""
+    props = package.functions()[FAILED_MFA]
+    env = lambda_environment(
+        FAILED_MFA,
+        props["Environment"]["Variables"],
+        [package.task, runtime_packages],
+        stack.endpoint_url,
+    )
+    json_env = env | {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "INFO"}
+    function = LambdaFunction(FAILED_MFA, props["Handler"], package.task, json_env, "-json")
+    try:
+        function.start(PYTHON)
+        record = dict(load_event("iam-consolelogin-failure-mfa-yes"), eventID="json-format-test")
+        handled = function.invoke(envelope_of(record))
+        failed = function.invoke({"hello": "world"})
+        stack.received()
+        for invocation in (handled, failed):
+            documents = [json.loads(line) for line in function.log_lines(invocation)]
+            assert documents, function.output()
+            assert {d.get("requestId") for d in documents} == {invocation.request_id}
+        assert failed.kind == "error"
+        report = [json.loads(line) for line in function.log_lines(failed)]
+        assert [d["errorType"] for d in report if "errorType" in d] == ["EventParseError"]
+    finally:
+        function.stop()

@@ -29,6 +29,8 @@ PURE = [
     "mfawatch/policy.py",
     "mfawatch/forwarder.py",
     "mfawatch/deploy.py",
+    "mfawatch/requirements.py",
+    "mfawatch/athena.py",
 ]
 FORBIDDEN = {"boto3", "botocore", "chalice", "click"}
 

@@ -22,7 +22,7 @@ from mfawatch.archive import (
     local_files,
     ordered_events,
     path_day,
-    required_literals,
+    required_alternatives,
 )
 from mfawatch.cli import DEMO_SCENARIO, main
 from mfawatch.eventpattern import compile_pattern
@@ -32,6 +32,7 @@ from tests.conftest import EVENTS, examples, load_event
 from tests.reference import in_time_order, read_paths, replay_events, replay_jsonl
 
 MFA_FAIL = load_event("iam-consolelogin-failure-mfa-yes")
+SIGNIN = "signin.amazonaws.com"
 
 
 def _stream(paths: list[Path], rules: RuleSet, **kwargs: Any) -> tuple[list[Any], ReadStats]:
@@ -173,20 +174,30 @@ def test_corrupt_files_in_s3_layout_are_counted_not_fatal(tmp_path: Path, rules:
 
 
 def test_prefilter_is_derived_from_required_literals_only() -> None:
-    assert required_literals(
+    assert required_alternatives(
         {"source": ["aws.iam"], "detail": {"eventSource": ["iam.amazonaws.com"]}}
-    ) == {"eventSource": frozenset({"iam.amazonaws.com"})}
-    # prefix operators, $or branches and dotted keys are not required exact literals
-    assert required_literals({"detail": {"eventName": [{"prefix": "Console"}]}}) == {}
-    assert (
-        required_literals(
-            {"detail": {"eventName": ["A"], "$or": [{"eventName": ["B"]}, {"x": ["y"]}]}}
-        )
-        == {}
-    )
-    assert required_literals({"detail": {"a": ["b"]}, "detail.c": ["d"]}) == {}
-    # one rule without a required literal turns the prefilter off
+    ) == [{"eventSource": frozenset({"iam.amazonaws.com"})}]
+    # prefix and ignore-case operators are not exact literals: that alternative requires none
+    assert required_alternatives({"detail": {"eventName": [{"prefix": "Console"}]}}) == [{}]
+    # $or branches are alternatives; a field required twice keeps one of its sets
+    assert required_alternatives(
+        {"detail": {"eventName": ["A"], "$or": [{"eventName": ["B"]}, {"x": ["y"]}]}}
+    ) == [{"eventName": frozenset({"A"})}, {"eventName": frozenset({"A"}), "x": frozenset({"y"})}]
+    # a dotted key names the same field as nesting does
+    assert required_alternatives({"detail": {"a": ["b"]}, "detail.c": ["d"]}) == [
+        {"a": frozenset({"b"}), "c": frozenset({"d"})}
+    ]
+    # one rule (or branch) without a required literal turns the prefilter off
     assert not Prefilter.for_rules([]).enabled
+
+
+def test_rules_with_or_branches_give_one_alternative_per_branch(rules: RuleSet) -> None:
+    prefilter = Prefilter.for_rules([rules.get("sign-in-success")])
+    assert prefilter.alternatives == (
+        (("eventName", frozenset({"ConsoleLogin"})), ("eventSource", frozenset({SIGNIN}))),
+        (("eventName", frozenset({"UserAuthentication"})), ("eventSource", frozenset({SIGNIN}))),
+    )
+    assert not prefilter.may_match(load_event("iam-checkmfa"))
 
 
 def test_every_rule_case_that_matches_passes_the_prefilter(rules: RuleSet) -> None:
