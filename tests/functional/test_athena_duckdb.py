@@ -25,9 +25,10 @@ from mfawatch.athena import backtest_select, candidate_events
 from mfawatch.athena_local import create_view, unload_locally
 from mfawatch.cli import DEMO_SCENARIO, _jsonl
 from mfawatch.eventpattern import compile_pattern
-from mfawatch.readers import ReadStats, read_paths
+from mfawatch.readers import ReadStats
 from mfawatch.replay import replay_timed
 from tests.conftest import ROOT
+from tests.reference import read_paths
 
 duckdb = pytest.importorskip("duckdb")
 RANGE = TimeRange(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 4, tzinfo=UTC))
