@@ -32,7 +32,7 @@ from .documents import (
     held_attribute,
     storm_attribute,
 )
-from .errors import ConfigError, PublishError, UnknownReferenceError
+from .errors import ConfigError, PublishError, StateStoreError, UnknownReferenceError
 from .notifications import KIND_ALERT, KIND_ESCALATION, KIND_SUMMARY, Notification
 from .notifications import notification_from_state as rebuild
 from .observability import Metrics
@@ -54,6 +54,9 @@ from .state import (
 logger = logging.getLogger(__name__)
 
 RATE_KEY = make_key(KeyKind.RATE, "topic")
+#: How often an output's confirmation is written before the invocation gives up (and its retry
+#: publishes to that output again).
+CONFIRM_ATTEMPTS = 3
 
 
 class Publisher(Protocol):
@@ -262,6 +265,28 @@ class Delivery:
         except KeyError as exc:
             raise UnknownReferenceError(f"outbox entry {entry.id}: {exc}") from exc
 
+    def _confirm(
+        self,
+        key: str,
+        now: float,
+        mark: str,
+        finish: dict[str, Any] | None,
+        remove: list[str],
+    ) -> None:
+        """Record one output's success. It is an idempotent ``ADD`` to a set, so it is tried again
+        (after the client's own retries) before giving up: giving up means the retry publishes
+        to that output a second time."""
+        for attempt in range(CONFIRM_ATTEMPTS):
+            try:
+                self.store.update(
+                    key, now, add={"delivered": frozenset({mark})}, set_values=finish, remove=remove
+                )
+                return
+            except StateStoreError:
+                if attempt == CONFIRM_ATTEMPTS - 1:
+                    raise
+                logger.warning("recording %s on %s failed; trying again", mark, key)
+
     def deliver(
         self,
         key: str,
@@ -302,12 +327,12 @@ class Delivery:
                 errors.append(f"{destination}: {exc}")
                 continue
             last = index == len(pending) - 1 and not errors
-            self.store.update(
+            self._confirm(
                 key,
                 now,
-                add={"delivered": frozenset({delivery_mark(entry.id, destination)})},
-                set_values=dict(finish or {}) if last else None,
-                remove=list(finish_remove) if last else (),
+                delivery_mark(entry.id, destination),
+                dict(finish or {}) if last else None,
+                list(finish_remove) if last else [],
             )
             if entry.id not in sent:
                 sent[entry.id] = notification

@@ -27,22 +27,17 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.errors import MfawatchError
 from chalicelib.records import is_cloudtrail_record
 from chalicelib.rules import Rule
 from mfawatch.archive import DEFAULT_LATENESS, TimeRange
 from mfawatch.readers import ReadStats, SourcedEvent, documents_in, items_of
 from mfawatch.replay import TimedEvent, timed
 
+from .errors import AthenaError
 from .requirements import AllOf, AnyOf, Condition, OneOf, StartsWith, pattern_condition
-
-
-class AthenaError(MfawatchError):
-    """Bad backtest input (a name that cannot be put in SQL) or a failed Athena query."""
-
 
 # ---------------------------------------------------------------------------------------------
 # The table
@@ -242,11 +237,12 @@ def _in_list(values: Iterable[str]) -> str:
 
 @dataclass(frozen=True)
 class _Field:
-    """Where a pattern path lives in the table: an expression, and its JSON column if any."""
+    """Where a pattern path lives in the table: an expression, and for a field inside a JSON
+    column, the column and the JSON paths of the field and of each object above it."""
 
     expression: str
     json_column: str | None = None
-    json_path: str = ""
+    json_paths: tuple[str, ...] = ()
 
 
 def _field(path: Sequence[str]) -> _Field | None:
@@ -262,11 +258,11 @@ def _field(path: Sequence[str]) -> _Field | None:
     if column.kind == "json":
         if not rest or not all(_JSON_KEY.match(key) for key in rest):
             return None
-        json_path = "$." + ".".join(rest)
+        paths = tuple("$." + ".".join(rest[: n + 1]) for n in range(len(rest)))
         return _Field(
-            f"json_extract_scalar({column.sql_name}, {_literal(json_path)})",
+            f"json_extract_scalar({column.sql_name}, {_literal(paths[-1])})",
             column.sql_name,
-            json_path,
+            paths,
         )
     expression = column.sql_name
     for key in rest:
@@ -292,12 +288,14 @@ def condition_sql(condition: Condition) -> str:
             test = f"{field.expression} IN {_in_list(condition.values)}"
         if field.json_column is None:
             return test
-        # The engine also matches an array holding the value; json_extract_scalar gives NULL
-        # for an array, so an array there keeps the row (a superset, never a miss).
-        array = (
-            f"json_format(json_extract({field.json_column}, {_literal(field.json_path)})) LIKE '[%'"
-        )
-        return f"({test} OR {array})"
+        # The engine also matches an array holding the value, or an array of objects on the
+        # way to it; json_extract_scalar gives NULL there, so an array at the field or above
+        # it keeps the row (a superset, never a miss).
+        arrays = [
+            f"json_format(json_extract({field.json_column}, {_literal(path)})) LIKE '[%'"
+            for path in field.json_paths
+        ]
+        return "(" + " OR ".join([test, *arrays]) + ")"
     if isinstance(condition, (AllOf, OneOf)):
         parts = [condition_sql(part) for part in condition.parts]
         if isinstance(condition, OneOf):
@@ -311,10 +309,14 @@ def condition_sql(condition: Condition) -> str:
     return "TRUE"
 
 
-def _event_time_bound(moment: datetime) -> str:
+def _event_time_bound(moment: datetime, *, upper: bool = False) -> str:
     # CloudTrail writes eventTime as 2026-11-02T09:05:12Z (sometimes with a fraction). Without
     # the "Z", the bound sorts before every spelling of the same second: the string comparison
-    # keeps exactly the records at or after `since` and before `until`.
+    # keeps the records at or after `since` and before `until`. A fraction of a second in a
+    # bound widens it to the whole second (replay then applies the exact range).
+    moment = moment.astimezone(UTC)
+    if upper and moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
     return _literal(moment.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
@@ -351,7 +353,7 @@ def backtest_select(
         f'"date" BETWEEN {_literal(f"{days[0]:%Y/%m/%d}")} AND {_literal(f"{days[-1]:%Y/%m/%d}")}'
     )
     where.append(f"eventtime >= {_event_time_bound(time_range.since)}")
-    where.append(f"eventtime < {_event_time_bound(time_range.until)}")
+    where.append(f"eventtime < {_event_time_bound(time_range.until, upper=True)}")
     rule_parts = [(rule.id, condition_sql(pattern_condition(rule.event_pattern))) for rule in rules]
     if rule_parts and all(sql != "TRUE" for _, sql in rule_parts):
         lines = [f"    -- {rule_id}\n    {sql}" for rule_id, sql in rule_parts]

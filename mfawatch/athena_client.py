@@ -20,7 +20,8 @@ from mfawatch.archive import ArchiveFile, TimeRange
 from mfawatch.errors import ArchiveReadError
 from mfawatch.readers import ReadStats
 
-from .athena import AthenaError, scan_cost_usd, unload_statement
+from .athena import scan_cost_usd, unload_statement
+from .errors import AthenaQueryError
 
 if TYPE_CHECKING:
     from mypy_boto3_athena import AthenaClient
@@ -32,10 +33,6 @@ SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
 CANCELLED = "CANCELLED"
 _FINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
-
-
-class AthenaQueryError(AthenaError):
-    """A query could not be started, failed or was cancelled; the message has Athena's reason."""
 
 
 @dataclass(frozen=True)

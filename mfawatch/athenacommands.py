@@ -20,8 +20,9 @@ from mfawatch.archive import TimeRange
 from mfawatch.readers import ReadStats
 from mfawatch.replay import TimedEvent
 
-from .athena import AthenaError, backtest_select, candidate_events, create_table_ddl
+from .athena import backtest_select, candidate_events, create_table_ddl
 from .athena_client import AthenaQueries, QueryStatus, result_files, run_backtest
+from .errors import AthenaError
 
 DEFAULT_TABLE = "cloudtrail_mfawatch"
 

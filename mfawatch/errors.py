@@ -20,3 +20,11 @@ class ForwarderConfigError(MfawatchError):
 
 class AuditError(MfawatchError):
     """An account could not be audited (role not assumable, access denied, ...)."""
+
+
+class AthenaError(MfawatchError):
+    """Bad backtest input (a name that cannot be put in SQL) or a failed Athena query."""
+
+
+class AthenaQueryError(AthenaError):
+    """A query could not be started, failed or was cancelled; the message has Athena's reason."""

@@ -13,10 +13,10 @@ from botocore.stub import Stubber
 
 from mfawatch.athena_client import (
     AthenaQueries,
-    AthenaQueryError,
     QueryStatus,
     run_backtest,
 )
+from mfawatch.errors import AthenaQueryError
 
 QUERY_ID = "4f0d1d0e-0000-4000-8000-000000000001"
 OUTPUT = "s3://athena-results/backtests/"

@@ -9,7 +9,9 @@ On the demo scenario and on a generated mixed archive:
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +29,7 @@ from mfawatch.cli import DEMO_SCENARIO, _jsonl
 from mfawatch.eventpattern import compile_pattern
 from mfawatch.readers import ReadStats
 from mfawatch.replay import replay_timed
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_event
 from tests.reference import read_paths
 
 duckdb = pytest.importorskip("duckdb")
@@ -124,3 +126,24 @@ def test_candidates_are_a_small_superset(proof: Proof) -> None:
     assert len(set(proof.candidate_ids)) == len(proof.candidate_ids)
     # Demo: 31 of 412 (7.5%, a sign-in story); mixed: about 0.75% (1% are sign-ins).
     assert ratio < (0.10 if proof.archive == DEMO_SCENARIO else 0.01)
+
+
+def test_a_json_field_holding_an_array_stays_a_candidate(tmp_path: Path, rules: RuleSet) -> None:
+    # The engine matches ["Failure"] like "Failure"; json_extract_scalar reads it as NULL.
+    record = load_event("iam-consolelogin-failure-mfa-yes")
+    record = dict(
+        record, eventTime="2026-11-02T09:00:00Z", responseElements={"ConsoleLogin": ["Failure"]}
+    )
+    rule = rules.get("iam-console-mfa-failure")
+    assert compile_pattern(rule.event_pattern).matches(as_envelope(record))
+    day = tmp_path / "AWSLogs" / "111122223333" / "CloudTrail" / "us-east-1" / "2026" / "11" / "02"
+    day.mkdir(parents=True)
+    log = day / "111122223333_CloudTrail_us-east-1_20261102T0905Z_a.json.gz"
+    log.write_bytes(gzip.compress(json.dumps({"Records": [record]}).encode()))
+    connection = duckdb.connect()
+    create_view(connection, "trail", [log])
+    result = tmp_path / "result.json.gz"
+    assert unload_locally(connection, backtest_select(RuleSet([rule]), "trail", RANGE), result) == 1
+    stats = ReadStats()
+    (event,) = candidate_events([(str(result), result.read_bytes())], stats, RANGE)
+    assert event.envelope["detail"]["responseElements"] == {"ConsoleLogin": ["Failure"]}

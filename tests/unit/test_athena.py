@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -22,7 +22,6 @@ from chalicelib.rules import Rule, RuleSet, rule_from_mapping
 from mfawatch.archive import TimeRange
 from mfawatch.athena import (
     SOURCE_COLUMN,
-    AthenaError,
     backtest_select,
     candidate_events,
     condition_sql,
@@ -32,6 +31,7 @@ from mfawatch.athena import (
     unload_statement,
 )
 from mfawatch.cli import main
+from mfawatch.errors import AthenaError
 from mfawatch.eventpattern import compile_pattern
 from mfawatch.readers import ReadStats
 from mfawatch.requirements import AnyOf, paths_of, pattern_condition
@@ -156,6 +156,15 @@ def test_select_prunes_partitions_and_bounds_event_time(rules: RuleSet) -> None:
     assert f'"$path" AS {SOURCE_COLUMN}' in sql
 
 
+def test_event_time_bounds_widen_to_whole_seconds_in_utc(rules: RuleSet) -> None:
+    east = timezone(timedelta(hours=2))
+    since = datetime(2026, 11, 2, 11, 0, 0, 250_000, tzinfo=east)
+    until = datetime(2026, 11, 2, 12, 0, 0, 500_000, tzinfo=east)
+    sql = backtest_select(rules, "trail", TimeRange(since, until))
+    assert "eventtime >= '2026-11-02T09:00:00'" in sql
+    assert "eventtime < '2026-11-02T10:00:01'" in sql
+
+
 def test_select_reads_json_string_columns_with_json_extract_scalar(rules: RuleSet) -> None:
     sql = backtest_select(RuleSet([rules.get("iam-console-mfa-failure")]), "trail", DAY)
     assert "-- iam-console-mfa-failure" in sql
@@ -217,6 +226,15 @@ def test_or_branches_become_sql_or_and_prefix_becomes_starts_with() -> None:
     sql = backtest_select(RuleSet([rule]), "trail", DAY)
     assert "starts_with(eventsource, 'signin.')" in sql
     assert "(eventname IN ('A') OR (json_extract_scalar(requestparameters, '$.userName')" in sql
+
+
+def test_an_array_on_the_way_to_a_json_field_keeps_the_row() -> None:
+    condition = AnyOf(("detail", "requestParameters", "filters", "name"), frozenset({"x"}))
+    assert condition_sql(condition) == (
+        "(json_extract_scalar(requestparameters, '$.filters.name') IN ('x')"
+        " OR json_format(json_extract(requestparameters, '$.filters')) LIKE '[%'"
+        " OR json_format(json_extract(requestparameters, '$.filters.name')) LIKE '[%')"
+    )
 
 
 def test_select_needs_a_bounded_range_and_valid_names(rules: RuleSet) -> None:
