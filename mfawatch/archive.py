@@ -14,10 +14,11 @@ replayed, as soon as it is read, and is reported and counted as late (``late rec
 the user knows to rerun with a larger ``--lateness``. Memory holds the candidate events of the
 files delivered within the last ``lateness`` (plus the files being read): not the archive.
 Ties are broken by the position of the file in sorted path order and of the record in its
-file, which makes the result identical to sorting everything with
-:func:`mfawatch.replay.in_time_order`. When any input file does not carry a delivery stamp
-(a hand-made ``.json``, JSON lines), there is no bound to rely on: all candidate events are
-collected and sorted (exact, memory proportional to the candidates).
+file, which makes the result identical to reading everything and sorting it by event time (a
+test compares the two, with the naive reader of ``tests/reference.py``). When any input file
+does not carry a delivery stamp (a hand-made ``.json``, JSON lines), there is no bound to rely
+on: all candidate events are collected and sorted (exact, memory proportional to the
+candidates).
 
 Three things keep it fast, none of which changes the result:
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
 import pytest
+from moto import mock_aws
+
+from chalicelib.dynamo import create_state_table
 
 
 @pytest.fixture
@@ -17,3 +24,13 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("MOTO_ACCOUNT_ID", raising=False)
+
+
+@pytest.fixture
+def dynamodb(aws_credentials: None, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A DynamoDB client under ``mock_aws`` with the state table named by the test module's
+    ``TABLE``."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_state_table(client, request.module.TABLE)
+        yield client

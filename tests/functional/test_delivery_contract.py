@@ -7,17 +7,14 @@ two outputs (``alerts`` and ``pager``), so its budget covers two delivery confir
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from moto import mock_aws
 
 from chalicelib.config import Settings, settings_from_env
-from chalicelib.dynamo import DynamoStateStore, create_state_table
+from chalicelib.dynamo import DynamoStateStore
 from chalicelib.errors import PublishError, StateStoreError
 from chalicelib.notifications import Notification
 from chalicelib.records import envelope_of
@@ -60,14 +57,6 @@ class Wire:
         before = self.requests
         call()
         return self.requests - before
-
-
-@pytest.fixture
-def dynamodb(aws_credentials: None) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_state_table(client, TABLE)
-        yield client
 
 
 def dev_settings() -> Settings:

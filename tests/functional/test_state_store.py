@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from chalicelib.dynamo import DynamoStateStore, create_state_table
+from chalicelib.dynamo import DynamoStateStore
 from chalicelib.errors import StateStoreError
 from chalicelib.state import (
     Absent,
@@ -26,14 +23,6 @@ from chalicelib.state import (
 )
 
 TABLE = "mfawatch-test-state"
-
-
-@pytest.fixture
-def dynamodb(aws_credentials: None) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_state_table(client, TABLE)
-        yield client
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
