@@ -31,8 +31,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .errors import StateStoreError
-
 Item = dict[str, Any]
 """An item's attributes: str, bool, int, float, list, dict, set of str (a DynamoDB string set)."""
 
@@ -332,10 +330,3 @@ class MemoryStore:
 
     def __len__(self) -> int:
         return len(self._items)
-
-
-def require(item: Item | None, key: str) -> Item:
-    """An item the caller just wrote or read; its absence is a store fault."""
-    if item is None:
-        raise StateStoreError(f"{key}: item vanished")
-    return item
