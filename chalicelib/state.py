@@ -23,7 +23,6 @@ it; the due index still lists it, and the scheduler takes it out.
 
 from __future__ import annotations
 
-import copy
 import enum
 import heapq
 import threading
@@ -209,6 +208,17 @@ def group_mark(group: str, at: float) -> dict[str, Any]:
     return {GROUP_PK: group, GROUP_AT: float(at)}
 
 
+def _copy(value: Any) -> Any:
+    """A copy, as a database read or write makes one (containers copied all the way down)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if isinstance(value, set):
+        return set(value)
+    return value
+
+
 class MemoryStore:
     """The in-memory store used by replay and tests: the same semantics as DynamoDB, thread-safe."""
 
@@ -231,13 +241,13 @@ class MemoryStore:
         with self._lock:
             self.calls += 1
             item = self._live(key, now)
-            return copy.deepcopy(item) if item is not None else None
+            return _copy(item) if item is not None else None
 
     def _check(self, key: str, condition: Condition | None, now: float) -> None:
         stored = self._items.get(key)
         if condition is not None and not holds(condition, stored, now):
             live = self._live(key, now)
-            raise ConditionFailed(key, copy.deepcopy(live) if live is not None else None)
+            raise ConditionFailed(key, _copy(live) if live is not None else None)
 
     def _index(self, key: str, item: Item) -> None:
         if DUE_AT in item:
@@ -249,7 +259,7 @@ class MemoryStore:
         with self._lock:
             self.calls += 1
             self._check(key, condition, now)
-            stored = copy.deepcopy(item)
+            stored = _copy(item)
             stored["pk"] = key
             self._items[key] = stored
             self._index(key, stored)
@@ -268,23 +278,24 @@ class MemoryStore:
         with self._lock:
             self.calls += 1
             self._check(key, condition, now)
-            item = copy.deepcopy(self._items.get(key, {}))
+            item = _copy(self._items.get(key, {}))
             item["pk"] = key
             for name, value in (set_values or {}).items():
-                item[name] = copy.deepcopy(value)
+                item[name] = _copy(value)
             for name, amount in (add or {}).items():
                 if isinstance(amount, frozenset):
                     item[name] = set(item.get(name, set())) | set(amount)
                 else:
                     item[name] = item.get(name, 0) + amount
             for name, values in (append or {}).items():
-                item[name] = [*item.get(name, []), *copy.deepcopy(values)]
+                item[name] = [*item.get(name, []), *_copy(values)]
             for name in remove:
                 item.pop(name, None)
             self._items[key] = item
             if set_values and (DUE_AT in set_values or GROUP_PK in set_values):
                 self._index(key, item)
-            return copy.deepcopy(item)
+            copied: Item = _copy(item)
+            return copied
 
     def query_group(self, group: str, after: float, until: float) -> list[Item]:
         with self._lock:
@@ -298,7 +309,7 @@ class MemoryStore:
                     and item.get(GROUP_PK) == group
                     and float(item[GROUP_AT]) == at
                 ):
-                    found[key] = copy.deepcopy(item)
+                    found[key] = _copy(item)
             return sorted(found.values(), key=lambda i: (float(i[GROUP_AT]), str(i["pk"])))
 
     def due(self, until: float, now: float) -> list[str]:
