@@ -30,7 +30,14 @@ class PublishError(MfawatchError):
 
 
 class StateStoreError(MfawatchError):
-    """The state store failed or throttled; callers fail open (publish, marked) and log it."""
+    """The state store failed or throttled (after the client's retries). Raised so that Lambda
+    retries; before anything is decided, a marked copy is published first (FailedOpenError)."""
+
+
+class FailedOpenError(StateStoreError):
+    """The state store failed before the claim: a marked copy of the alert was published without
+    deduplication, and the invocation fails so that Lambda's retry takes the event through the
+    deduplicated path (which alone counts it)."""
 
 
 class EventInProgressError(MfawatchError):

@@ -51,7 +51,7 @@ from .documents import (
     failure_entry,
     window_attribute,
 )
-from .errors import EventInProgressError, StateStoreError
+from .errors import EventInProgressError, FailedOpenError, StateStoreError
 from .notifications import (
     Notification,
     alert_for,
@@ -88,6 +88,10 @@ from .state import (
 logger = logging.getLogger(__name__)
 
 
+#: Marked copies published without deduplication, per minute and execution environment.
+FAIL_OPEN_PER_MINUTE = 10
+
+
 def claim_key(rule_id: str, event_id: str) -> str:
     return make_key(KeyKind.EVENT, rule_id, event_id)
 
@@ -120,6 +124,7 @@ class EventHandler:
         self.delivery = delivery
         self.settings = settings
         self.metrics = metrics
+        self._fail_opens: dict[int, int] = {}
 
     def handle(self, rule_id: str, event: Mapping[str, Any], now: datetime) -> list[Notification]:
         """Process one event that EventBridge (or replay) matched to ``rule_id``.
@@ -146,7 +151,7 @@ class EventHandler:
         except StateStoreError as exc:
             if rule.mode != "alert":
                 raise
-            return self._fail_open(rule, record, exc)
+            return self._fail_open(rule, record, clock, exc)
         if rule.signal == "success":
             return self._success(rule, record, clock, notes)
         if rule.mode != "alert":
@@ -200,7 +205,7 @@ class EventHandler:
         try:
             outcome, existing = self._claim(key, now)
         except StateStoreError as exc:
-            return self._fail_open(rule, record, exc)
+            return self._fail_open(rule, record, now, exc)
         if outcome is Claim.DUPLICATE:
             self.metrics.count("Duplicates", Rule=rule.id)
             logger.info(
@@ -491,21 +496,49 @@ class EventHandler:
 
     # --- failing open ----------------------------------------------------------------------------
 
+    def _fail_open_allowed(self, now: float) -> bool:
+        slot = int(now // 60)
+        self._fail_opens = {slot: self._fail_opens.get(slot, 0) + 1}
+        return self._fail_opens[slot] <= FAIL_OPEN_PER_MINUTE
+
     def _fail_open(
-        self, rule: Rule, record: SignInRecord, exc: StateStoreError
+        self, rule: Rule, record: SignInRecord, now: float, exc: StateStoreError
     ) -> list[Notification]:
-        """The claim could not be written: nothing is saved, published or held for this event, so
-        publish its alert unlimited, marked, rather than risk missing it."""
+        """The claim could not be written. If the store cannot say that an earlier attempt saved
+        anything either, publish a marked copy of the alert now rather than risk missing it, then
+        raise: Lambda's retry (or the failed-events queue) still takes the event through the
+        deduplicated path, which alone counts it. The copy counts no event and has an id of its
+        own, so a fail-open never counts an event twice nor repeats a notification id. At most
+        :data:`FAIL_OPEN_PER_MINUTE` per execution environment: an outage during a storm must not
+        become a flood."""
         self.metrics.count("StateStoreErrors", Rule=rule.id)
+        key = claim_key(rule.id, record.event_id)
+        try:
+            saved = self.store.get(key, now) is not None
+        except StateStoreError:
+            saved = False  # unknown: the store is failing
+        if saved:
+            raise StateStoreError(f"{key}: an earlier attempt saved state; retry ({exc})") from exc
+        if rule.mode != "alert" or not self._fail_open_allowed(now):
+            raise exc
         self.metrics.count("FailOpens", Rule=rule.id)
         logger.error(
-            "state store failed before the claim, publishing without dedup: %s",
+            "state store failed before the claim, publishing a marked copy: %s",
             exc,
             extra={"rule": rule.id, "event_id": record.event_id},
         )
-        notes = (f"dedup unavailable: {exc}", *self._notes(record))
-        notification = alert_for(rule, record, notes=notes)
-        for destination in self.delivery.publisher.destinations(notification):
-            self.delivery.publisher.publish(notification, destination)
-        self.metrics.count("Notifications", Kind=notification.kind)
-        return [notification]
+        notes = (
+            f"dedup unavailable: {exc}",
+            "sent before deduplication and counting no event; the deduplicated alert or "
+            "summary follows once the state store answers",
+            *self._notes(record),
+        )
+        alert = alert_for(rule, record, notes=notes)
+        copy = replace(alert, id=f"failopen:{rule.id}:{record.event_id}:{now!r}", count=0)
+        for destination in self.delivery.publisher.destinations(copy):
+            self.delivery.publisher.publish(copy, destination)
+        self.metrics.count("Notifications", Kind=copy.kind)
+        raise FailedOpenError(
+            f"rule {rule.id} event {record.event_id}: published without dedup ({exc}); the "
+            "retry takes it through the deduplicated path"
+        ) from exc

@@ -15,7 +15,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from chalicelib.config import Settings, settings_from_env
 from chalicelib.dynamo import DynamoStateStore
-from chalicelib.errors import PublishError, StateStoreError
+from chalicelib.errors import FailedOpenError, PublishError, StateStoreError
 from chalicelib.notifications import Notification
 from chalicelib.records import envelope_of
 from chalicelib.rules import load_bundle
@@ -179,9 +179,30 @@ def test_fail_open_only_when_the_claim_cannot_be_written(dynamodb: Any) -> None:
     publisher = MemoryPublisher(dev_settings())
     service = service_on(dynamodb, publisher)
     wire = Wire(dynamodb)
-    wire.fail = {"PutItem"}  # the claim
-    (alert,) = service.handle(RULE, failed("e1", 0), T0)
-    assert alert.id == f"alert:{RULE}:e1"
-    assert alert.notes[0].startswith("dedup unavailable: DynamoDB PutItem mfawatch-dev-state")
+    wire.fail = {"PutItem", "GetItem"}  # the claim, and the read that would show an earlier one
+    with pytest.raises(FailedOpenError):
+        service.handle(RULE, failed("e1", 0), T0)
+    (copy,) = {n.id: n for _, n in publisher.deliveries}.values()
+    assert copy.id.startswith(f"failopen:{RULE}:e1:") and copy.count == 0
+    assert copy.notes[0].startswith("dedup unavailable: DynamoDB PutItem mfawatch-dev-state")
     assert [o for o, _ in publisher.deliveries] == ["alerts", "pager"]
     assert service.metrics.total("FailOpens") == 1  # type: ignore[attr-defined]
+    # Lambda's retry takes the event through the deduplicated path: the alert, counted once.
+    service.handle(RULE, failed("e1", 0), T0 + timedelta(seconds=60))
+    assert [(o, n.id, n.count) for o, n in publisher.deliveries[2:]] == [
+        ("alerts", f"alert:{RULE}:e1", 1),
+        ("pager", f"alert:{RULE}:e1", 1),
+    ]
+
+
+def test_no_fail_open_when_an_earlier_attempt_saved_state(dynamodb: Any) -> None:
+    publisher = MemoryPublisher(dev_settings())
+    service = service_on(dynamodb, publisher)
+    wire = Wire(dynamodb)
+    wire.fail = {"UpdateItem"}  # attempt 1 claims, then fails (and cannot release the claim)
+    with pytest.raises(StateStoreError):
+        service.handle(RULE, failed("e1", 0), T0)
+    wire.fail = {"PutItem"}  # attempt 2 cannot claim; the claim it reads says state was saved
+    with pytest.raises(StateStoreError, match="an earlier attempt saved state"):
+        service.handle(RULE, failed("e1", 0), T0 + timedelta(seconds=60))
+    assert publisher.deliveries == [], "no marked copy: the retry will finish the event"

@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.dynamo import create_state_table
-from chalicelib.errors import ConfigError, EventParseError, PublishError
+from chalicelib.errors import ConfigError, EventParseError, FailedOpenError, PublishError
 from chalicelib.records import envelope_of
 from mfawatch.deploy import load_stage_config
 from tests.conftest import ROOT, load_event
@@ -238,11 +238,15 @@ def test_repeats_are_counted_then_summarized_by_the_scheduled_handler(
 def test_state_store_failure_fails_open_with_a_note(client: Client, aws: dict[str, Any]) -> None:
     aws["dynamodb"].delete_table(TableName="mfawatch-dev-state")
     event = envelope_of(load_event("iam-consolelogin-failure-mfa-yes"))
-    client.lambda_.invoke("on_iam_console_mfa_failure", event)
+    # The marked copy goes out, and the invocation fails so that Lambda retries the event.
+    with pytest.raises(FailedOpenError):
+        client.lambda_.invoke("on_iam_console_mfa_failure", event)
     (body,) = _received(aws)
     assert body["Subject"] == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
-    (note,) = json.loads(body["Message"])["notes"]
-    assert note.startswith("dedup unavailable: DynamoDB PutItem mfawatch-dev-state")
+    document = json.loads(body["Message"])
+    assert document["id"].startswith("failopen:iam-console-mfa-failure:")
+    assert document["count"] == 0, "the copy counts no event: the deduplicated path will"
+    assert document["notes"][0].startswith("dedup unavailable: DynamoDB PutItem mfawatch-dev-state")
 
 
 def test_retry_after_publish_failure_sends_once(client: Client, aws: dict[str, Any]) -> None:
