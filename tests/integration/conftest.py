@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,11 +38,12 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: fl
     raise RuntimeError(f"moto_server did not answer on {url} within {timeout:g} s")
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    """The endpoint URL of a fresh ``moto_server`` on 127.0.0.1 (a free port)."""
-    if not MOTO_SERVER.exists():
-        pytest.skip(f"{MOTO_SERVER} not installed (pip install 'moto[server]')")
+@contextmanager
+def running_moto_server(timeout: float = 30.0) -> Iterator[str]:
+    """Start ``moto_server`` on 127.0.0.1 (a free port), yield its URL, stop it on exit.
+
+    Shared by the fixture below and the benchmarks under ``bench/``.
+    """
     port = free_port()
     env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     process = subprocess.Popen(
@@ -52,7 +54,7 @@ def moto_server() -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_answering(url, process, timeout=30.0)
+        wait_until_answering(url, process, timeout=timeout)
         yield url
     finally:
         process.terminate()
@@ -61,3 +63,12 @@ def moto_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """The endpoint URL of a fresh ``moto_server`` on 127.0.0.1 (a free port)."""
+    if not MOTO_SERVER.exists():
+        pytest.skip(f"{MOTO_SERVER} not installed (pip install 'moto[server]')")
+    with running_moto_server() as url:
+        yield url
