@@ -54,6 +54,7 @@ A shorter version runs in CI: tests/integration/test_faults.py.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import heapq
 import itertools
 import json
@@ -61,6 +62,7 @@ import logging
 import os
 import random
 import re
+import signal
 import sys
 import threading
 import time
@@ -348,6 +350,13 @@ class Faults:
 # --- the deployment on moto_server ---------------------------------------------------------------
 
 
+def lambda_timeout() -> float:
+    """The functions' timeout in seconds, from ``.chalice/config.json``."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    stage = config["stages"][STAGE]
+    return float(stage.get("lambda_timeout", config.get("lambda_timeout", 60)))
+
+
 def client(endpoint: str, service: str) -> Any:
     """A client as Lambda builds it (default configuration), pointed at moto_server. A fresh
     session per client: boto3's default session is not thread-safe."""
@@ -409,27 +418,48 @@ class Received:
         return str(self.document["kind"])
 
 
-def drain(deployment: Deployment) -> list[Received]:
-    """Every message the outputs' queues hold (the SNS envelope's Message is the document)."""
-    sqs = client(deployment.endpoint, "sqs")
-    received: list[Received] = []
-    for output, queue in deployment.queues.items():
-        while True:
-            batch = sqs.receive_message(
-                QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=3600
-            ).get("Messages", [])
-            if not batch:
-                break
-            for message in batch:
-                envelope = json.loads(message["Body"])
-                received.append(Received(output, json.loads(envelope["Message"])))
-            sqs.delete_message_batch(
-                QueueUrl=queue,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
-                ],
-            )
-    return received
+class Subscriber:
+    """The outputs' consumer: reads and deletes the queues' messages while the load runs (moto's
+    ReceiveMessage slows down with the length of the queue), and once more at the end."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self._sqs = client(deployment.endpoint, "sqs")
+        self._queues = deployment.queues
+        self._received: list[Received] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.5):
+            self._receive()
+
+    def _receive(self) -> None:
+        """Every message the queues hold now (the SNS envelope's Message is the document)."""
+        for output, queue in self._queues.items():
+            while True:
+                batch = self._sqs.receive_message(
+                    QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=3600
+                ).get("Messages", [])
+                if not batch:
+                    break
+                for message in batch:
+                    envelope = json.loads(message["Body"])
+                    self._received.append(Received(output, json.loads(envelope["Message"])))
+                self._sqs.delete_message_batch(
+                    QueueUrl=queue,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(batch)
+                    ],
+                )
+
+    def received(self) -> list[Received]:
+        """Stop polling and return everything received."""
+        self._stop.set()
+        self._thread.join()
+        self._receive()
+        return self._received
 
 
 class Environment:
@@ -473,32 +503,45 @@ class _Job:
 
 class _Queue:
     """Lambda's asynchronous queue in virtual time: jobs come out earliest first; retries go
-    back in later. ``get`` returns None once nothing is queued or running."""
+    back in later. ``get`` returns None once nothing is queued or running.
 
-    def __init__(self) -> None:
+    A job starts only while it is less than the Lambda timeout later than the oldest running
+    one: the virtual clock runs faster than the real one, and without this gate an invocation
+    slowed down by moto_server would outlive its claim's lease, which no real invocation can
+    (the lease is longer than the timeout), and another would take its event over.
+    """
+
+    def __init__(self, timeout: float) -> None:
         self._heap: list[_Job] = []
         self._seq = itertools.count()
-        self._running = 0
+        self._running: Counter[float] = Counter()
+        self._timeout = timeout
         self._cond = threading.Condition()
 
     def put(self, at: float, delivery: Delivery | None, attempt: int = 1) -> None:
         with self._cond:
             heapq.heappush(self._heap, _Job(at, next(self._seq), delivery, attempt))
-            self._cond.notify()
+            self._cond.notify_all()
 
     def get(self) -> _Job | None:
         with self._cond:
-            while not self._heap:
-                if self._running == 0:
+            while True:
+                if not self._heap and not self._running:
                     self._cond.notify_all()
                     return None
+                if self._heap and (
+                    not self._running or self._heap[0].at < min(self._running) + self._timeout
+                ):
+                    job = heapq.heappop(self._heap)
+                    self._running[job.at] += 1
+                    return job
                 self._cond.wait()
-            self._running += 1
-            return heapq.heappop(self._heap)
 
-    def done(self) -> None:
+    def done(self, job: _Job) -> None:
         with self._cond:
-            self._running -= 1
+            self._running[job.at] -= 1
+            if self._running[job.at] <= 0:
+                del self._running[job.at]
             self._cond.notify_all()
 
 
@@ -661,7 +704,8 @@ def run_scenario(
     settings = deployment.settings
     deliveries = workload(size)
     faults = Faults(scenario, size.seed, deployment.topics)
-    queue = _Queue()
+    subscriber = Subscriber(deployment)
+    queue = _Queue(lambda_timeout())
     for d in deliveries:
         queue.put(d.at, d)
     load_end = max(d.at for d in deliveries) + sum(RETRY_DELAYS)
@@ -733,7 +777,7 @@ def run_scenario(
                         with lock:
                             dead.append(d)
             finally:
-                queue.done()
+                queue.done(job)
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(size.threads)]
     for thread in threads:
@@ -773,7 +817,7 @@ def run_scenario(
         size=size,
         deliveries=len(deliveries),
         distinct=distinct,
-        received=drain(deployment),
+        received=subscriber.received(),
         invocations=invocations,
         requests_by_type=requests_by_type,
         invocations_by_type=invocations_by_type,
@@ -907,6 +951,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=Size.threads)
     parser.add_argument("--seed", type=int, default=Size.seed)
     args = parser.parse_args()
+    # A plain `kill` must still stop moto_server (the context manager's exit).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
     logging.getLogger("chalicelib").setLevel(logging.CRITICAL)  # failures are counted, not logged
     size = Size(
         events=args.events, users=args.users, ips=args.ips, threads=args.threads, seed=args.seed
