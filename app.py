@@ -2,7 +2,14 @@
 scheduled handler that sends due summaries and storm digests.
 
 Only wiring lives here. Each handler hands the raw EventBridge event to the same
-:class:`chalicelib.service.AlertService` that ``python -m chalicelib.cli replay`` uses.
+:class:`chalicelib.service.AlertService` that ``python -m mfawatch replay`` uses.
+
+What Lambda calls is the module attribute named by the function's ``Handler`` (``app.<name>``):
+the Python runtime resolves it with ``getattr(module, name)`` (awslambdaric
+``bootstrap._get_handler``; a missing attribute is ``Runtime.HandlerNotFound``). So every
+registered handler is bound here under its name, as :func:`lambda_entry`, which answers the
+post-deploy self-test and rejects what is not an EventBridge event before Chalice's handler runs.
+``tests/runtime/`` runs the packaged functions under awslambdaric to prove it.
 """
 
 from __future__ import annotations
@@ -10,54 +17,87 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import boto3
+from botocore.config import Config
 from chalice.app import Chalice, CloudWatchEvent, Rate
 
-from chalicelib.config import settings_from_env
-from chalicelib.constants import HEARTBEAT_PATTERN
+from chalicelib import selftest
+from chalicelib.config import Settings, settings_from_env
+from chalicelib.constants import HEARTBEAT_INTERVAL_MINUTES, HEARTBEAT_PATTERN
 from chalicelib.dynamo import DynamoStateStore
-from chalicelib.observability import EmfMetrics, configure_json_logging
+from chalicelib.errors import EventParseError
+from chalicelib.observability import EmfMetrics, configure_lambda_logging, in_lambda
 from chalicelib.records import now_utc
 from chalicelib.rules import Rule, load_bundle
 from chalicelib.service import AlertService
 from chalicelib.sns import SnsPublisher
 
 app = Chalice(app_name="mfawatch")
-configure_json_logging(logging.INFO)
+logger = logging.getLogger(__name__)
 
 RULES = load_bundle()
 METRICS = EmfMetrics()
-_service: AlertService | None = None
+#: The keys Chalice's CloudWatchEvent reads from every event (a missing one is a KeyError).
+ENVELOPE_KEYS = ("version", "id", "detail-type", "source", "account", "time", "region", "detail")
+
+LambdaHandler = Callable[[Any, Any], Any]
+
+#: boto3's "standard" retry mode: throttling and transient errors are retried with exponential
+#: backoff and jitter (https://docs.aws.amazon.com/boto3/latest/guide/retries.html; the default
+#: "legacy" mode retries fewer errors). Timeouts well under the Lambda timeout, so a stuck call
+#: fails and is retried instead of timing the whole invocation out.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10
+)
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """The clients and the service of one Lambda execution environment."""
+
+    settings: Settings
+    publisher: SnsPublisher
+    service: AlertService
+
+
+_wiring: Wiring | None = None
+
+
+def wiring() -> Wiring:
+    """Built once per execution environment: at init in Lambda (below), else on first use, so
+    that importing the app (``chalice package``, tests) needs no AWS settings."""
+    global _wiring  # noqa: PLW0603 - one per Lambda execution environment, reused across calls
+    if _wiring is None:
+        settings = settings_from_env()
+        publisher = SnsPublisher(boto3.client("sns", config=CLIENT_CONFIG), settings)
+        store = DynamoStateStore(
+            boto3.client("dynamodb", config=CLIENT_CONFIG), settings.table_name
+        )
+        _wiring = Wiring(
+            settings, publisher, AlertService(RULES, publisher, store, settings, METRICS)
+        )
+    return _wiring
 
 
 def service() -> AlertService:
-    """The service, built on first use so that importing the app needs no AWS settings."""
-    global _service  # noqa: PLW0603 - one per Lambda execution environment, reused across calls
-    if _service is None:
-        settings = settings_from_env()
-        _service = AlertService(
-            RULES,
-            SnsPublisher(boto3.client("sns"), settings),
-            DynamoStateStore(boto3.client("dynamodb"), settings.table_name),
-            settings,
-            METRICS,
-        )
-    return _service
+    return wiring().service
 
 
 @contextmanager
-def metrics_flushed() -> Iterator[None]:
+def metrics_flushed(event: CloudWatchEvent) -> Iterator[None]:
     """Write this invocation's metrics (Embedded Metric Format) even when it fails."""
     try:
         yield
     finally:
-        METRICS.flush()
+        METRICS.flush(request_id=getattr(event.context, "aws_request_id", ""))
 
 
 def _handler_for(rule: Rule) -> Callable[[CloudWatchEvent], None]:
     def handler(event: CloudWatchEvent) -> None:
-        with metrics_flushed():
+        with metrics_flushed(event):
             service().handle(rule.id, event.to_dict(), now=now_utc())
 
     handler.__name__ = rule.handler_name
@@ -72,19 +112,75 @@ for _rule in RULES:
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="send_due_summaries")
 def send_due_summaries(event: CloudWatchEvent) -> None:
     """Every minute: summaries of closed incident windows, storm digests, failed redeliveries."""
-    with metrics_flushed():
+    with metrics_flushed(event):
         service().tick(now_utc())
 
 
 @app.on_cw_event(dict(HEARTBEAT_PATTERN), name="on_heartbeat")
 def on_heartbeat(event: CloudWatchEvent) -> None:
     """A member account x Region's scheduled heartbeat reached the central bus."""
-    with metrics_flushed():
+    with metrics_flushed(event):
         service().heartbeat(event.to_dict(), now_utc())
 
 
-@app.schedule(Rate(15, unit=Rate.MINUTES), name="heartbeat")
+@app.schedule(Rate(HEARTBEAT_INTERVAL_MINUTES, unit=Rate.MINUTES), name="heartbeat")
 def heartbeat(event: CloudWatchEvent) -> None:
     """The central account's own heartbeat (its events reach this bus without forwarding)."""
-    with metrics_flushed():
+    with metrics_flushed(event):
         service().heartbeat(event.to_dict(), now_utc())
+
+
+def lambda_entry(name: str, handler: LambdaHandler) -> LambdaHandler:
+    """What Lambda calls for the function ``name``: the self-test is answered here, before the
+    service; anything that is not an EventBridge event gets a clear error instead of Chalice's
+    ``KeyError``; everything else goes to Chalice's handler (``handler``)."""
+
+    def entry(event: Any, context: Any) -> Any:
+        if selftest.is_selftest(event):
+            wired = wiring()
+            return selftest.answer(
+                event,
+                getattr(context, "function_name", name),
+                getattr(context, "invoked_function_arn", ""),
+                getattr(context, "aws_request_id", ""),
+                wired.publisher,
+                [output.name for output in wired.settings.routes],
+                now_utc(),
+            )
+        missing = (
+            [key for key in ENVELOPE_KEYS if key not in event]
+            if isinstance(event, dict)
+            else list(ENVELOPE_KEYS)
+        )
+        if missing:
+            logger.error(
+                "function %s: not an EventBridge event (missing %s)", name, ", ".join(missing)
+            )
+            raise EventParseError(
+                f"function {name}: not an EventBridge event (missing {', '.join(missing)}); "
+                "it takes the events of its rule, or the self-test payload"
+            )
+        try:
+            return handler(event, context)
+        except Exception as exc:
+            # The runtime reports the error too, but in Lambda's text log format without the
+            # request id; this line carries it and the event's id.
+            logger.exception(
+                "function %s failed on event %s: %s", name, event.get("id"), type(exc).__name__
+            )
+            raise
+
+    entry.__name__ = name
+    entry.__doc__ = getattr(handler, "func", handler).__doc__
+    return entry
+
+
+# Bind every function's Handler (app.<name>) on this module, as the runtime resolves it.
+for _name, _handler in list(app.handler_map.items()):
+    globals()[_name] = lambda_entry(_name, _handler)
+
+if in_lambda():
+    # Init phase (once per execution environment, before the first event): logging on top of
+    # the runtime's handler, and the boto3 clients, so that the first event does not pay for them.
+    configure_lambda_logging()
+    wiring()

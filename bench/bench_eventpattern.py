@@ -1,4 +1,4 @@
-"""Benchmark: chalicelib.eventpattern vs moto's EventPattern on a CloudTrail-like workload.
+"""Benchmark: mfawatch.eventpattern vs moto's EventPattern on a CloudTrail-like workload.
 
 Usage::
 
@@ -22,12 +22,14 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mfawatch.eventpattern import compile_pattern
+from mfawatch.paths import REPO_ROOT
 
-from chalicelib.eventpattern import compile_pattern
+# tests/ is not installed (make installs chalicelib and mfawatch): use the checkout's copy.
+sys.path.insert(0, str(REPO_ROOT))
+from tests.factory import CloudTrail, Ids
 
 ACCOUNTS = ["123456789012", "111122223333", "444455556666"]
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"]
@@ -99,26 +101,13 @@ RULES: dict[str, dict[str, Any]] = {
 }
 
 
+_CLOUDTRAIL = CloudTrail(Ids("bench-eventpattern"))
+
+
 def _identity(rng: random.Random, account: str) -> dict[str, Any]:
     role = rng.choice(["Deploy", "ReadOnly", "LambdaExec", "Admin"])
     session = f"session-{rng.randrange(10_000)}"
-    return {
-        "type": "AssumedRole",
-        "principalId": f"AROA{rng.randrange(10**12):012d}:{session}",
-        "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
-        "accountId": account,
-        "accessKeyId": f"ASIA{rng.randrange(10**12):012d}",
-        "sessionContext": {
-            "sessionIssuer": {
-                "type": "Role",
-                "principalId": f"AROA{rng.randrange(10**12):012d}",
-                "arn": f"arn:aws:iam::{account}:role/{role}",
-                "accountId": account,
-                "userName": role,
-            },
-            "attributes": {"creationDate": "2024-05-01T10:00:00Z", "mfaAuthenticated": "false"},
-        },
-    }
+    return _CLOUDTRAIL.role_session(account, role, session, "2024-05-01T10:00:00Z")
 
 
 def _api_call(rng: random.Random, account: str, region: str) -> tuple[str, dict[str, Any]]:

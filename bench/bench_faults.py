@@ -89,7 +89,6 @@ from chalicelib.config import (  # noqa: E402
     ENV_TOPIC_ARN,
     Settings,
     settings_from_env,
-    stage_environment,
 )
 from chalicelib.dynamo import DynamoStateStore, create_state_table  # noqa: E402
 from chalicelib.observability import MemoryMetrics  # noqa: E402
@@ -97,6 +96,7 @@ from chalicelib.records import envelope_of  # noqa: E402
 from chalicelib.rules import RuleSet, load_bundle  # noqa: E402
 from chalicelib.service import AlertService  # noqa: E402
 from chalicelib.sns import SnsPublisher  # noqa: E402
+from mfawatch.deploy import load_stage_config  # noqa: E402
 from tests.conftest import load_event  # noqa: E402
 
 STAGE = "dev"
@@ -350,11 +350,10 @@ class Faults:
 # --- the deployment on moto_server ---------------------------------------------------------------
 
 
-def lambda_timeout() -> float:
-    """The functions' timeout in seconds, from ``.chalice/config.json``."""
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
-    stage = config["stages"][STAGE]
-    return float(stage.get("lambda_timeout", config.get("lambda_timeout", 60)))
+def lambda_timeout(rules: RuleSet) -> float:
+    """The event handlers' timeout in seconds, from ``.chalice/config.json``."""
+    handler = rules.get(RULE_FAILURE).handler_name
+    return float(load_stage_config(STAGE).lookup(handler, "lambda_timeout", 60))
 
 
 def client(endpoint: str, service: str) -> Any:
@@ -378,7 +377,7 @@ class Deployment:
 
 def deploy(endpoint: str, name: str) -> Deployment:
     """Create the table and, per output of the dev stage, a topic with an SQS subscription."""
-    env = stage_environment(ROOT / ".chalice" / "config.json", STAGE)
+    env = load_stage_config(STAGE).environment()
     outputs = json.loads(env[ENV_OUTPUTS])
     sns, sqs, dynamodb = (client(endpoint, s) for s in ("sns", "sqs", "dynamodb"))
     topics: dict[str, str] = {}
@@ -705,7 +704,7 @@ def run_scenario(
     deliveries = workload(size)
     faults = Faults(scenario, size.seed, deployment.topics)
     subscriber = Subscriber(deployment)
-    queue = _Queue(lambda_timeout())
+    queue = _Queue(lambda_timeout(rules))
     for d in deliveries:
         queue.put(d.at, d)
     load_end = max(d.at for d in deliveries) + sum(RETRY_DELAYS)
@@ -936,7 +935,7 @@ def report(result: Result) -> None:
 
 @contextmanager
 def _moto_server() -> Iterator[str]:
-    from tests.integration.conftest import running_moto_server
+    from tests.conftest import running_moto_server
 
     with running_moto_server() as url:
         yield url

@@ -4,7 +4,7 @@ Builds (deterministically) 100 `.json.gz` files in the S3 layout, about 1% sign-
 MFA, successes with and without MFA, wrong passwords, CheckMfa, Identity Center steps) among
 ordinary API calls with realistic nested detail, then measures in one run:
 
-  (a) `python -m chalicelib.cli replay --output jsonl DIR` (subprocess: the whole pipeline);
+  (a) `python -m mfawatch replay --output jsonl DIR` (subprocess: the whole pipeline);
   (b) `zcat FILES | jq -c '.Records[] | select(failed MFA)'` on the same files;
   (c) the decompression floor: `zcat FILES > /dev/null` and Python `gzip.decompress`.
 
@@ -29,7 +29,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from mfawatch.paths import REPO_ROOT as ROOT
+
+# tests/ is not installed (make installs chalicelib and mfawatch): use the checkout's copy.
+sys.path.insert(0, str(ROOT))
+from tests.factory import CloudTrail, Ids, iso
+
 ACCOUNTS = ("111122223333", "444455556666")
 REGION = "us-east-1"
 START = datetime(2026, 11, 2, 0, 5, tzinfo=UTC)
@@ -59,76 +64,43 @@ UA = [
 ]
 
 
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _api_call(rng: random.Random, account: str, moment: datetime) -> dict[str, Any]:
-    source, name, event_type = rng.choice(API_CALLS)
-    role = rng.choice(ROLES)
-    session = f"session-{rng.randrange(10_000)}"
-    return {
-        "eventVersion": "1.09",
-        "userIdentity": {
-            "type": "AssumedRole",
-            "principalId": f"AROA{rng.randrange(10**12):012d}:{session}",
-            "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
-            "accountId": account,
-            "accessKeyId": f"ASIA{rng.randrange(10**12):012d}",
-            "sessionContext": {
-                "sessionIssuer": {
-                    "type": "Role",
-                    "principalId": f"AROA{rng.randrange(10**12):012d}",
-                    "arn": f"arn:aws:iam::{account}:role/{role}",
-                    "accountId": account,
-                    "userName": role,
-                },
-                "attributes": {
-                    "creationDate": _iso(moment - timedelta(minutes=20)),
-                    "mfaAuthenticated": "false",
-                },
-            },
-        },
-        "eventTime": _iso(moment),
-        "eventSource": source,
-        "eventName": name,
-        "awsRegion": REGION,
-        "sourceIPAddress": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}",
-        "userAgent": rng.choice(UA),
-        "requestParameters": {
-            "bucketName": f"data-{rng.randrange(50)}",
-            "key": f"prefix/{rng.randrange(10**6)}/object.parquet",
-            "Host": f"data-{rng.randrange(50)}.s3.amazonaws.com",
-            "filters": [{"name": "instance-state-name", "values": ["running", "stopped"]}],
-        },
-        "responseElements": None,
-        "additionalEventData": {
-            "SignatureVersion": "SigV4",
-            "CipherSuite": "TLS_AES_128_GCM_SHA256",
-            "bytesTransferredIn": rng.randrange(10_000),
-            "AuthenticationMethod": "AuthHeader",
-            "x-amz-id-2": hashlib.sha256(str(rng.random()).encode()).hexdigest(),
-        },
-        "requestID": str(uuid.UUID(int=rng.getrandbits(128))),
-        "eventID": str(uuid.UUID(int=rng.getrandbits(128))),
-        "readOnly": True,
-        "resources": [
-            {"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::data-{rng.randrange(50)}/prefix/"},
-            {"accountId": account, "type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::data"},
-        ],
-        "eventType": event_type,
-        "managementEvent": True,
-        "recipientAccountId": account,
-        "eventCategory": "Management",
-        "tlsDetails": {
-            "tlsVersion": "TLSv1.3",
-            "cipherSuite": "TLS_AES_128_GCM_SHA256",
-            "clientProvidedHostHeader": f"{source.split('.')[0]}.{REGION}.amazonaws.com",
-        },
+def _api_call(
+    cloudtrail: CloudTrail, rng: random.Random, account: str, moment: datetime
+) -> dict[str, Any]:
+    """An ordinary API call with the nested detail real ones carry (the bulk of an archive)."""
+    source, name, _ = rng.choice(API_CALLS)
+    identity = cloudtrail.role_session(
+        account, rng.choice(ROLES), f"session-{rng.randrange(10_000)}", iso(moment)
+    )
+    ip = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
+    params = {
+        "bucketName": f"data-{rng.randrange(50)}",
+        "key": f"prefix/{rng.randrange(10**6)}/object.parquet",
+        "Host": f"data-{rng.randrange(50)}.s3.amazonaws.com",
+        "filters": [{"name": "instance-state-name", "values": ["running", "stopped"]}],
     }
+    record = cloudtrail.api_call(
+        moment, account, REGION, source, name, identity, ip, rng.choice(UA), params
+    )
+    record["additionalEventData"] = {
+        "SignatureVersion": "SigV4",
+        "CipherSuite": "TLS_AES_128_GCM_SHA256",
+        "bytesTransferredIn": rng.randrange(10_000),
+        "AuthenticationMethod": "AuthHeader",
+        "x-amz-id-2": hashlib.sha256(str(rng.random()).encode()).hexdigest(),
+    }
+    record["resources"] = [
+        {"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::data-{rng.randrange(50)}/prefix/"},
+        {"accountId": account, "type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::data"},
+    ]
+    return record
 
 
-def _sign_in(rng: random.Random, account: str, moment: datetime) -> dict[str, Any]:
+def _sign_in(
+    cloudtrail: CloudTrail, rng: random.Random, account: str, moment: datetime
+) -> dict[str, Any]:
+    """A console sign-in step: failed MFA, successes, a wrong password, CheckMfa, Identity
+    Center TOTP verification."""
     kind = rng.choice(
         [
             "mfa-fail",
@@ -143,74 +115,40 @@ def _sign_in(rng: random.Random, account: str, moment: datetime) -> dict[str, An
     )
     user = rng.choice(USERS)
     ip = f"203.0.113.{rng.randrange(1, 255)}"
-    base: dict[str, Any] = {
-        "eventVersion": "1.09",
-        "eventTime": _iso(moment),
-        "eventSource": "signin.amazonaws.com",
-        "awsRegion": REGION,
-        "sourceIPAddress": ip,
-        "userAgent": UA[3],
-        "requestParameters": None,
-        "eventID": str(uuid.UUID(int=rng.getrandbits(128))),
-        "readOnly": False,
-        "eventType": "AwsConsoleSignIn",
-        "managementEvent": True,
-        "recipientAccountId": account,
-        "eventCategory": "Management",
-        "tlsDetails": {
-            "tlsVersion": "TLSv1.3",
-            "cipherSuite": "TLS_AES_128_GCM_SHA256",
-            "clientProvidedHostHeader": "signin.aws.amazon.com",
-        },
-    }
-    iam_user = {
-        "type": "IAMUser",
-        "principalId": f"AIDA{rng.randrange(10**12):012d}",
-        "accountId": account,
-        "accessKeyId": "",
-        "userName": user,
-    }
-    login_url = "https://console.aws.amazon.com/console/home?state=hashArgs%23&isauthcode=true"
-    if kind in ("mfa-fail", "success-mfa", "success-no-mfa", "wrong-password"):
-        failed = kind in ("mfa-fail", "wrong-password")
-        mfa = "Yes" if kind in ("mfa-fail", "success-mfa") else "No"
-        base.update(
-            userIdentity=iam_user,
-            eventName="ConsoleLogin",
-            responseElements={"ConsoleLogin": "Failure" if failed else "Success"},
-            additionalEventData={"LoginTo": login_url, "MobileVersion": "No", "MFAUsed": mfa},
-        )
-        if failed:
-            base["errorMessage"] = "Failed authentication"
-    elif kind == "check-mfa":
-        base.update(
-            userIdentity=iam_user,
-            eventName="CheckMfa",
-            responseElements={"CheckMfa": "Success"},
-            additionalEventData={"MfaType": "Virtual MFA"},
-        )
-    else:
+    if kind == "check-mfa":
+        return cloudtrail.check_mfa(moment, account, user, ip, UA[3], REGION)
+    if kind.startswith("idc-"):
         outcome = "Failure" if kind == "idc-totp-fail" else "Success"
-        base.update(
-            userIdentity={
-                "type": "Unknown",
-                "accountId": account,
-                "arn": f"arn:aws:sts::{account}:assumed-role/x/y",
-            },
-            eventName="CredentialVerification",
-            eventType="AwsServiceEvent",
-            serviceEventDetails={"CredentialVerification": outcome},
-            additionalEventData={
-                "AuthWorkflowID": str(uuid.UUID(int=rng.getrandbits(128))),
-                "CredentialType": "TOTP",
-            },
+        workflow = str(uuid.UUID(int=rng.getrandbits(128)))
+        return cloudtrail.idc_event(
+            moment,
+            "CredentialVerification",
+            "TOTP",
+            outcome,
+            workflow,
+            ip,
+            cloudtrail.unauthenticated(account),
+            account=account,
+            ua=UA[3],
+            region=REGION,
         )
-    return base
+    failed = kind in ("mfa-fail", "wrong-password")
+    return cloudtrail.console_login(
+        moment,
+        account,
+        cloudtrail.iam_user(account, user, arn=not failed),
+        "Failure" if failed else "Success",
+        "Yes" if kind in ("mfa-fail", "success-mfa") else "No",
+        ip,
+        UA[3],
+        REGION,
+    )
 
 
 def build(out: Path, records: int = 200_000, files: int = 100, seed: int = 7) -> list[Path]:
     """Write the archive under ``out`` (S3 layout); deterministic for a given seed."""
     rng = random.Random(seed)
+    cloudtrail = CloudTrail(Ids(f"bench-replay-{seed}"))
     if out.exists():
         shutil.rmtree(out)
     per_file = records // files
@@ -223,7 +161,7 @@ def build(out: Path, records: int = 200_000, files: int = 100, seed: int = 7) ->
             # Events precede their delivery by up to 15 minutes.
             moment = delivered - timedelta(seconds=rng.randrange(15 * 60))
             maker = _sign_in if rng.random() < 0.01 else _api_call
-            events.append(maker(rng, account, moment))
+            events.append(maker(cloudtrail, rng, account, moment))
         stamp = delivered.strftime("%Y%m%dT%H%MZ")
         folder = out / "AWSLogs" / account / "CloudTrail" / REGION / delivered.strftime("%Y/%m/%d")
         folder.mkdir(parents=True, exist_ok=True)
@@ -272,7 +210,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "chalicelib.cli",
+                "mfawatch",
                 "replay",
                 "--output",
                 "jsonl",

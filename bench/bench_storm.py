@@ -31,14 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from chalicelib.config import Settings  # noqa: E402
-from chalicelib.records import envelope_of  # noqa: E402
-from chalicelib.rules import load_bundle  # noqa: E402
-from chalicelib.service import AlertService, MemoryPublisher  # noqa: E402
-from chalicelib.state import MemoryStore, StateStore  # noqa: E402
+from chalicelib.config import Settings
+from chalicelib.records import envelope_of
+from chalicelib.rules import load_bundle
+from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.state import MemoryStore, StateStore
+from mfawatch.paths import REPO_ROOT as ROOT
 
 RULE = "iam-console-mfa-failure"
 BASE = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -81,8 +79,13 @@ def run(store: StateStore, deliveries: list[tuple[float, dict[str, Any]]]) -> di
         service.handle(RULE, envelope, datetime.fromtimestamp(now, UTC))
     handle_calls = store.calls
     handle_cpu, handle_wall = time.process_time() - cpu, time.perf_counter() - wall
-    end = datetime.fromtimestamp(deliveries[-1][0] + 3600, UTC)
-    service.tick(end)
+    # The scheduled handler keeps running every minute after the attack, until nothing is due
+    # (windows close, storms end), as it would in Lambda; then replay's end-of-input flush.
+    while store.due(float("inf"), clock) and clock < deliveries[-1][0] + 4 * 3600:
+        clock += 60
+        service.tick(datetime.fromtimestamp(clock, UTC))
+        ticks += 1
+    end = datetime.fromtimestamp(clock, UTC)
     service.flush(end)
     return {
         "kinds": Counter(n.kind for n in publisher.sent),
@@ -187,7 +190,7 @@ def main() -> None:
     print(f"os.cpu_count() = {os.cpu_count()}, Python {sys.version.split()[0]}")
     print(
         "settings: 15-minute incident windows, topic 20/5m, principal 5/5m, brute force 10/5m, "
-        "scheduler tick every 60 s, flush at the end"
+        "scheduler tick every 60 s until nothing is due, then flush"
     )
     big = storm(args.events, args.users, args.ips, args.minutes, args.duplicates, seed=1)
     report("(a) MemoryStore", big, run(MemoryStore(), big), "store")

@@ -2,15 +2,21 @@
 
 | variable | default | meaning |
 |---|---|---|
-| ``MFAWATCH_TOPIC_ARN`` | (required) | SNS topic every notification goes to |
+| ``MFAWATCH_TOPIC_ARN`` | (required) | the alerts topic; the only output unless OUTPUTS is set |
 | ``MFAWATCH_TABLE_NAME`` | (required in Lambda) | DynamoDB table holding the alerting state |
 | ``MFAWATCH_ACCOUNT_NAMES`` | ``{}`` | JSON object: account id -> name shown in alerts |
 | ``MFAWATCH_BRUTE_FORCE`` | ``10/5m`` | N failed MFA attempts of a principal in M minutes |
 | ``MFAWATCH_FATIGUE_SUCCESS`` | ``3/30m`` | a success after K failures within T minutes |
-| ``MFAWATCH_TOPIC_RATE`` | ``20/5m`` | at most N alerts+summaries per M minutes to the topic |
-| ``MFAWATCH_PRINCIPAL_RATE`` | ``5/5m`` | at most N alerts+summaries per M minutes per principal |
+| ``MFAWATCH_TOPIC_RATE`` | ``20/5m`` | at most N rate-limited notifications per M minutes |
+| ``MFAWATCH_PRINCIPAL_RATE`` | ``5/5m`` | the same, per principal |
 | ``MFAWATCH_OUTPUTS`` | ``alerts`` only | JSON: named outputs (topic, severity, kinds, format) |
 | ``MFAWATCH_ALLOWED_ACCOUNTS`` | (any) | comma-separated account ids expected to send events |
+| ``MFAWATCH_SETTLE_SECONDS`` | ``90`` | seconds writes take to settle before summaries merge them |
+
+Rate-limited are alerts, summaries and escalations other than CRITICAL (an MFA fatigue success
+always goes out); what a limit holds back goes into the storm digest, which is not limited, nor
+are heartbeat notifications. Each notification goes to every output whose ``min_severity`` and
+``kinds`` admit it.
 
 ``MFAWATCH_OUTPUTS`` example (every notification to ``alerts``; HIGH and CRITICAL also to
 ``pager``; a chat channel through Amazon Q Developer in chat applications)::
@@ -32,9 +38,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .errors import ConfigError
+from .notifications import KINDS
+from .rules import SEVERITIES
 
 ENV_TOPIC_ARN = "MFAWATCH_TOPIC_ARN"
 ENV_TABLE_NAME = "MFAWATCH_TABLE_NAME"
@@ -45,9 +52,8 @@ ENV_TOPIC_RATE = "MFAWATCH_TOPIC_RATE"
 ENV_PRINCIPAL_RATE = "MFAWATCH_PRINCIPAL_RATE"
 ENV_OUTPUTS = "MFAWATCH_OUTPUTS"
 ENV_ALLOWED_ACCOUNTS = "MFAWATCH_ALLOWED_ACCOUNTS"
+ENV_SETTLE_SECONDS = "MFAWATCH_SETTLE_SECONDS"
 
-SEVERITY_ORDER = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
-KINDS = ("alert", "summary", "storm", "escalation", "heartbeat")
 FORMATS = ("standard", "chat")
 DEFAULT_OUTPUT = "alerts"
 
@@ -97,8 +103,8 @@ class Output:
 
     def wants(self, severity: str, kind: str) -> bool:
         """Whether a notification of this severity and kind goes to this output."""
-        rank = SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else 0
-        return rank >= SEVERITY_ORDER.index(self.min_severity) and kind in self.kinds
+        rank = SEVERITIES.index(severity) if severity in SEVERITIES else 0
+        return rank >= SEVERITIES.index(self.min_severity) and kind in self.kinds
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,11 @@ class Settings:
     Lambda keeps asynchronous events for up to 6 hours; 48 hours covers both."""
     lease_seconds: float = 90.0
     """How long a claim protects an event being processed; longer than the Lambda timeout."""
+    settle_seconds: float = 90.0
+    """How long a written item may take to be seen by the scheduler's merges (a Lambda write in
+    flight lands within the function timeout; index propagation is usually under a second).
+    Summaries and digests merge what was written up to ``now - settle``: keep it above the
+    Lambda timeout."""
     workflow_ttl_seconds: float = 3600.0
     """How long an Identity Center AuthWorkflowID -> user mapping is kept."""
     outputs: tuple[Output, ...] = ()
@@ -188,8 +199,8 @@ def parse_outputs(raw: str) -> tuple[Output, ...]:
         if not isinstance(topic, str) or not topic.startswith("arn:") or topic.count(":") < 5:
             raise ConfigError(f"{where}.topic_arn must be an SNS topic ARN; got {topic!r}")
         severity = spec.get("min_severity", "LOW")
-        if severity not in SEVERITY_ORDER:
-            raise ConfigError(f"{where}.min_severity must be one of {', '.join(SEVERITY_ORDER)}")
+        if severity not in SEVERITIES:
+            raise ConfigError(f"{where}.min_severity must be one of {', '.join(SEVERITIES)}")
         kinds = spec.get("kinds", list(KINDS))
         if not isinstance(kinds, list) or not kinds or set(kinds) - set(KINDS):
             raise ConfigError(f"{where}.kinds must be a non-empty list of {', '.join(KINDS)}")
@@ -229,22 +240,20 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         principal_rate=threshold(ENV_PRINCIPAL_RATE, defaults.principal_rate),
         outputs=parse_outputs(env[ENV_OUTPUTS]) if env.get(ENV_OUTPUTS, "").strip() else (),
         allowed_accounts=_accounts(env.get(ENV_ALLOWED_ACCOUNTS, "")),
+        settle_seconds=_seconds(ENV_SETTLE_SECONDS, env.get(ENV_SETTLE_SECONDS, ""), 90.0),
     )
 
 
-def stage_environment(config_path: Path, stage: str) -> dict[str, str]:
-    """The environment a stage's Lambda functions get from ``.chalice/config.json``."""
+def _seconds(name: str, raw: str, default: float) -> float:
+    if not raw.strip():
+        return default
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{config_path}: {exc}") from exc
-    stages = config.get("stages", {})
-    if stage not in stages:
-        raise ConfigError(f"{config_path}: no stage {stage!r}; have {', '.join(stages)}")
-    return {
-        **config.get("environment_variables", {}),
-        **stages[stage].get("environment_variables", {}),
-    }
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise ConfigError(f"{name} must be a number of seconds from 0 to 3600; got {raw!r}")
+    return value
 
 
 def _accounts(raw: str) -> frozenset[str]:

@@ -47,7 +47,8 @@ HIDDEN_USER_NAME: Final = "HIDDEN_DUE_TO_SECURITY_REASONS"
 # SNS limits: https://docs.aws.amazon.com/sns/latest/api/API_Publish.html
 # "Subject ... must be ASCII text that begins with a letter, number, or punctuation mark; must not
 # include line breaks or control characters; and must be less than 100 characters long."
-SNS_SUBJECT_MAX: Final = 100
+# Less than 100: at most 99.
+SNS_SUBJECT_MAX: Final = 99
 
 # The heartbeat: every member account and Region runs a scheduled EventBridge rule named
 # HEARTBEAT_RULE_NAME whose target is the central bus (the same path sign-in events take; AWS
@@ -55,8 +56,11 @@ SNS_SUBJECT_MAX: Final = 100
 # central app matches those "Scheduled Event"s and expects one per account x Region within
 # HEARTBEAT_OVERDUE_SECONDS.
 HEARTBEAT_RULE_NAME: Final = "mfawatch-heartbeat"
-HEARTBEAT_SCHEDULE: Final = "rate(15 minutes)"
-HEARTBEAT_INTERVAL_SECONDS: Final = 15 * 60
+# The one place the period is written: member rules, the app's own schedule (app.py) and the
+# heartbeat alarm's Period in deploy/resources.yaml (a test compares it) all follow it.
+HEARTBEAT_INTERVAL_MINUTES: Final = 15
+HEARTBEAT_SCHEDULE: Final = f"rate({HEARTBEAT_INTERVAL_MINUTES} minutes)"
+HEARTBEAT_INTERVAL_SECONDS: Final = HEARTBEAT_INTERVAL_MINUTES * 60
 HEARTBEAT_OVERDUE_SECONDS: Final = 2 * HEARTBEAT_INTERVAL_SECONDS + 5 * 60
 HEARTBEAT_PATTERN: Final[dict[str, object]] = {
     "source": ["aws.events"],

@@ -5,33 +5,141 @@ tests and benchmarks):
 
 | attribute | type | meaning |
 |---|---|---|
-| ``pk`` | S, partition key | ``evt#rule#eventID``, ``inc#rule#dedupkey``, ``fail#acct#who`` |
-| ``v`` | N | version, incremented by every write; writes are conditional on it |
-| ``doc`` | S | the JSON document the pure transitions work on |
+| ``pk`` | S, partition key | ``<kind>#...`` (see :class:`state.KeyKind`) |
 | ``expires_at`` | N | epoch seconds; the table's TTL attribute (deletion lags: reads check it) |
 | ``due_pk``/``due_at`` | S/N | set only while the item needs the scheduler: sparse GSI ``due`` |
+| ``grp_pk``/``grp_at`` | S/N | items the scheduler merges (repeats, held ones): GSI ``group`` |
+| others | any | the item's fields (:mod:`chalicelib.documents`) |
 
-Every write is a ``PutItem`` with ``ConditionExpression`` ``attribute_not_exists(pk)`` or
-``v = :expected``, so two Lambda invocations never overwrite each other's transition.
+Every request is one ``GetItem`` (consistent), ``PutItem``, ``UpdateItem`` or ``Query``. Conditional
+writes ask for the item on a failed condition (``ReturnValuesOnConditionCheckFailure=ALL_OLD``,
+https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html), so a
+conflict costs no second read.
 """
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import StateStoreError
-from .state import Document, Versioned
+from .state import (
+    DUE_AT,
+    DUE_PARTITION,
+    DUE_PK,
+    EXPIRES_AT,
+    GROUP_AT,
+    GROUP_PK,
+    Absent,
+    AllOf,
+    AnyOf,
+    Condition,
+    ConditionFailed,
+    Item,
+    Missing,
+)
 
 DUE_INDEX = "due"
-DUE_PARTITION = "due"
+GROUP_INDEX = "group"
+
+
+def to_attribute(value: Any) -> dict[str, Any]:
+    """A Python value as a DynamoDB AttributeValue."""
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float | Decimal):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise StateStoreError(f"cannot store the number {value!r}")
+        return {"N": repr(value) if isinstance(value, float) else str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, set | frozenset):
+        return {"SS": sorted(str(v) for v in value)}
+    if isinstance(value, Mapping):
+        return {"M": {str(k): to_attribute(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attribute(v) for v in value]}
+    if value is None:
+        return {"NULL": True}
+    raise StateStoreError(f"cannot store a {type(value).__name__}")
+
+
+def from_attribute(attribute: Mapping[str, Any]) -> Any:
+    """A DynamoDB AttributeValue as a Python value."""
+    (tag, value), *_ = attribute.items()
+    if tag == "N":
+        text = str(value)
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+    if tag in {"S", "BOOL"}:
+        return value
+    if tag == "SS":
+        return set(value)
+    if tag == "M":
+        return {k: from_attribute(v) for k, v in value.items()}
+    if tag == "L":
+        return [from_attribute(v) for v in value]
+    if tag == "NULL":
+        return None
+    raise StateStoreError(f"unexpected attribute type {tag}")
+
+
+def from_item(item: Mapping[str, Any]) -> Item:
+    return {name: from_attribute(value) for name, value in item.items()}
+
+
+class _Expression:
+    """Placeholders for names and values of one request."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attribute: str) -> str:
+        for placeholder, known in self.names.items():
+            if known == attribute:
+                return placeholder
+        placeholder = f"#n{len(self.names)}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = to_attribute(value)
+        return placeholder
+
+    def condition(self, condition: Condition, now: float) -> str:
+        if isinstance(condition, Absent):
+            return (
+                f"(attribute_not_exists({self.name('pk')}) OR "
+                f"{self.name(EXPIRES_AT)} <= {self.value(now)})"
+            )
+        if isinstance(condition, Missing):
+            return f"attribute_not_exists({self.name(condition.attribute)})"
+        if isinstance(condition, AnyOf):
+            return "(" + " OR ".join(self.condition(c, now) for c in condition.conditions) + ")"
+        if isinstance(condition, AllOf):
+            return "(" + " AND ".join(self.condition(c, now) for c in condition.conditions) + ")"
+        name = self.name(condition.attribute)
+        compare = f"{name} {condition.op} {self.value(condition.value)}"
+        if condition.or_missing:
+            return f"(attribute_not_exists({name}) OR {compare})"
+        return compare
+
+    def request(self) -> dict[str, Any]:
+        request: dict[str, Any] = {}
+        if self.names:
+            request["ExpressionAttributeNames"] = self.names
+        if self.values:
+            request["ExpressionAttributeValues"] = self.values
+        return request
 
 
 class DynamoStateStore:
-    """State in DynamoDB. Raises :class:`StateStoreError` for anything but a lost condition."""
+    """State in DynamoDB. Raises :class:`StateStoreError` for anything but a failed condition."""
 
     def __init__(self, client: Any, table_name: str) -> None:
         if not table_name:
@@ -40,86 +148,176 @@ class DynamoStateStore:
         self._table = table_name
         self.calls = 0
 
-    def get(self, key: str, now: float) -> Versioned:
+    def _call(self, operation: str, key: str, **request: Any) -> dict[str, Any]:
         self.calls += 1
         try:
-            response = self._client.get_item(
-                TableName=self._table,
-                Key={"pk": {"S": key}},
-                ConsistentRead=True,
-                ProjectionExpression="v, doc, expires_at",
+            response: dict[str, Any] = getattr(self._client, operation)(
+                TableName=self._table, **request
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise StateStoreError(f"DynamoDB GetItem {self._table} {key}: {exc}") from exc
-        item = response.get("Item")
-        if item is None:
-            return Versioned(None, None)
-        version = int(item["v"]["N"])
-        if float(item["expires_at"]["N"]) <= now:
-            return Versioned(None, version)  # expired, TTL has not deleted it yet
-        document: Document = json.loads(item["doc"]["S"])
-        return Versioned(document, version)
-
-    def put(
-        self,
-        key: str,
-        document: Document,
-        expected_version: int | None,
-        expires_at: float,
-        due_at: float | None,
-    ) -> bool:
-        self.calls += 1
-        item: dict[str, Any] = {
-            "pk": {"S": key},
-            "v": {"N": str((expected_version or 0) + 1)},
-            "doc": {"S": json.dumps(document, sort_keys=True, separators=(",", ":"))},
-            "expires_at": {"N": str(math.ceil(expires_at))},
-        }
-        if due_at is not None:
-            item["due_pk"] = {"S": DUE_PARTITION}
-            item["due_at"] = {"N": repr(float(due_at))}
-        if expected_version is None:
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
-        else:
-            condition = {
-                "ConditionExpression": "v = :expected",
-                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
-            }
-        try:
-            self._client.put_item(TableName=self._table, Item=item, **condition)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise StateStoreError(f"DynamoDB PutItem {self._table} {key}: {exc}") from exc
+                raise ConditionFailed(key, self._failed_item(exc)) from exc
+            raise StateStoreError(f"DynamoDB {_api(operation)} {self._table} {key}: {exc}") from exc
         except BotoCoreError as exc:
-            raise StateStoreError(f"DynamoDB PutItem {self._table} {key}: {exc}") from exc
-        return True
+            raise StateStoreError(f"DynamoDB {_api(operation)} {self._table} {key}: {exc}") from exc
+        return response
 
-    def due(self, until: float, now: float) -> list[str]:
-        # GSI reads are eventually consistent: a key may show up just after it was handled. That
-        # is harmless, because every transition re-reads the item with ConsistentRead.
-        keys: list[str] = []
+    def _failed_item(self, exc: ClientError) -> Item | None:
+        raw: Mapping[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+        return from_item(raw) if raw else None
+
+    def _current(self, failed: ConditionFailed, now: float) -> Item | None:
+        """The item a failed condition returned; read it when the response carried none (DynamoDB
+        returns it whenever the item exists; emulators may not), so callers can rely on it."""
+        if failed.current is not None:
+            return self._live(failed.current, now)
+        return self.get(failed.key, now)
+
+    def _live(self, item: Item | None, now: float) -> Item | None:
+        if item is None or float(item.get(EXPIRES_AT, 0)) <= now:
+            return None
+        return item
+
+    def get(self, key: str, now: float) -> Item | None:
+        response = self._call("get_item", key, Key={"pk": {"S": key}}, ConsistentRead=True)
+        raw = response.get("Item")
+        return self._live(from_item(raw), now) if raw else None
+
+    def put(self, key: str, item: Item, now: float, condition: Condition | None = None) -> None:
+        expression = _Expression()
         request: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": DUE_INDEX,
-            "KeyConditionExpression": "due_pk = :due AND due_at <= :until",
-            # Expired items still in the index (TTL lags) are handed out too: harmless, since the
-            # transitions read them as absent and clear their due mark.
+            "Item": {"pk": {"S": key}, **{k: to_attribute(v) for k, v in item.items() if k != "pk"}}
+        }
+        if condition is not None:
+            request["ConditionExpression"] = expression.condition(condition, now)
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+            request.update(expression.request())
+        try:
+            self._call("put_item", key, **request)
+        except ConditionFailed as failed:
+            raise ConditionFailed(key, self._current(failed, now)) from None
+
+    def update(
+        self,
+        key: str,
+        now: float,
+        *,
+        set_values: Mapping[str, Any] | None = None,
+        add: Mapping[str, int | float | frozenset[str]] | None = None,
+        append: Mapping[str, list[Any]] | None = None,
+        remove: Sequence[str] = (),
+        condition: Condition | None = None,
+    ) -> Item:
+        e = _Expression()
+        sets = [f"{e.name(n)} = {e.value(v)}" for n, v in (set_values or {}).items()]
+        sets += [
+            f"{e.name(n)} = list_append(if_not_exists({e.name(n)}, {e.value([])}), {e.value(v)})"
+            for n, v in (append or {}).items()
+        ]
+        adds = [
+            f"{e.name(n)} {e.value(set(v) if isinstance(v, frozenset) else v)}"
+            for n, v in (add or {}).items()
+            if not (isinstance(v, frozenset) and not v)
+        ]
+        removes = [e.name(n) for n in remove if n not in (set_values or {})]
+        clauses = []
+        if sets:
+            clauses.append("SET " + ", ".join(sets))
+        if adds:
+            clauses.append("ADD " + ", ".join(adds))
+        if removes:
+            clauses.append("REMOVE " + ", ".join(removes))
+        if not clauses:
+            clauses.append(f"SET {e.name('touched_at')} = {e.value(now)}")
+        request: dict[str, Any] = {
+            "Key": {"pk": {"S": key}},
+            "UpdateExpression": " ".join(clauses),
+            "ReturnValues": "ALL_NEW",
+        }
+        if condition is not None:
+            request["ConditionExpression"] = e.condition(condition, now)
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        request.update(e.request())
+        try:
+            response = self._call("update_item", key, **request)
+        except ConditionFailed as failed:
+            raise ConditionFailed(key, self._current(failed, now)) from None
+        return from_item(response.get("Attributes", {}))
+
+    def query_group(self, group: str, after: float, until: float) -> list[Item]:
+        # Index reads are eventually consistent: callers leave ``settle`` seconds for an item to
+        # appear (see chalicelib.scheduler). BETWEEN is inclusive; ``after`` is excluded below.
+        request: dict[str, Any] = {
+            "IndexName": GROUP_INDEX,
+            "KeyConditionExpression": "#g = :g AND #a BETWEEN :after AND :until",
+            "ExpressionAttributeNames": {"#g": GROUP_PK, "#a": GROUP_AT},
             "ExpressionAttributeValues": {
-                ":due": {"S": DUE_PARTITION},
-                ":until": {"N": repr(min(until, 1e15))},
+                ":g": {"S": group},
+                ":after": {"N": repr(float(max(after, 0.0)))},
+                ":until": {"N": repr(float(min(until, 1e15)))},
             },
         }
+        found = [i for i in self._query(group, request) if float(i[GROUP_AT]) > after]
+        return sorted(found, key=lambda i: (float(i[GROUP_AT]), str(i["pk"])))
+
+    def due(self, until: float, now: float) -> list[str]:
+        # Index reads are eventually consistent: a key may show up just after it was handled.
+        # That is harmless, because the scheduler re-reads every item consistently. Expired items
+        # are still listed (TTL lags); the scheduler takes them out of the index.
+        request: dict[str, Any] = {
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "#p = :due AND #a <= :until",
+            "ExpressionAttributeNames": {"#p": DUE_PK, "#a": DUE_AT},
+            "ExpressionAttributeValues": {
+                ":due": {"S": DUE_PARTITION},
+                ":until": {"N": repr(float(min(until, 1e15)))},
+            },
+        }
+        return sorted({str(item["pk"]) for item in self._query(DUE_INDEX, request)})
+
+    def _query(self, what: str, request: dict[str, Any]) -> list[Item]:
+        """Every page of a query (1 MB each)."""
+        items: list[Item] = []
         while True:
-            self.calls += 1
-            try:
-                response = self._client.query(**request)
-            except (ClientError, BotoCoreError) as exc:
-                raise StateStoreError(f"DynamoDB Query {self._table}/{DUE_INDEX}: {exc}") from exc
-            keys += [item["pk"]["S"] for item in response.get("Items", [])]
+            response = self._call("query", what, **request)
+            items += [from_item(i) for i in response.get("Items", [])]
             if "LastEvaluatedKey" not in response:
-                return sorted(set(keys))
+                return items
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _api(operation: str) -> str:
+    """``put_item`` -> ``PutItem``, as AWS names the API in its docs and errors."""
+    return "".join(part.title() for part in operation.split("_"))
+
+
+#: The table's key and index definitions, shared by :func:`create_state_table` and the test that
+#: keeps ``deploy/resources.yaml`` equal to them.
+ATTRIBUTE_DEFINITIONS = [
+    {"AttributeName": "pk", "AttributeType": "S"},
+    {"AttributeName": DUE_PK, "AttributeType": "S"},
+    {"AttributeName": DUE_AT, "AttributeType": "N"},
+    {"AttributeName": GROUP_PK, "AttributeType": "S"},
+    {"AttributeName": GROUP_AT, "AttributeType": "N"},
+]
+GLOBAL_SECONDARY_INDEXES = [
+    {
+        "IndexName": DUE_INDEX,
+        "KeySchema": [
+            {"AttributeName": DUE_PK, "KeyType": "HASH"},
+            {"AttributeName": DUE_AT, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    },
+    {
+        "IndexName": GROUP_INDEX,
+        "KeySchema": [
+            {"AttributeName": GROUP_PK, "KeyType": "HASH"},
+            {"AttributeName": GROUP_AT, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    },
+]
 
 
 def create_state_table(client: Any, table_name: str) -> None:
@@ -127,24 +325,11 @@ def create_state_table(client: Any, table_name: str) -> None:
     client.create_table(
         TableName=table_name,
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "due_pk", "AttributeType": "S"},
-            {"AttributeName": "due_at", "AttributeType": "N"},
-        ],
+        AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": DUE_INDEX,
-                "KeySchema": [
-                    {"AttributeName": "due_pk", "KeyType": "HASH"},
-                    {"AttributeName": "due_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
-        ],
+        GlobalSecondaryIndexes=GLOBAL_SECONDARY_INDEXES,
     )
     client.update_time_to_live(
         TableName=table_name,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES_AT},
     )

@@ -36,3 +36,8 @@ class StateStoreError(MfawatchError):
 class EventInProgressError(MfawatchError):
     """Another invocation is processing the same event right now; the handler raises so that
     Lambda retries the delivery later (by then it is a duplicate or its lease has run out)."""
+
+
+class UnknownReferenceError(MfawatchError):
+    """Stored state names a rule or output this deployment does not have (renamed or removed
+    since it was written): the scheduler reports and parks the item instead of stalling on it."""

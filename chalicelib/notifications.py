@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .records import SignInRecord, parse_event
 from .rules import Rule, RuleSet
+
+if TYPE_CHECKING:
+    from .decisions import Repeats, StormStats
+    from .documents import WindowRef
 
 KIND_ALERT = "alert"
 KIND_SUMMARY = "summary"
@@ -150,37 +154,34 @@ def alert_for(rule: Rule, record: SignInRecord, notes: tuple[str, ...] = ()) -> 
     )
 
 
-def summary_for(rule: Rule, incident: Mapping[str, Any]) -> Notification:
+def summary_for(rule: Rule, window: WindowRef, repeats: Repeats, batch: int) -> Notification:
     """The trailing summary of an incident window: its repeats, exact count, first/last time."""
-    count = int(incident["repeats"])
-    first, last = _at(float(incident["first_repeat"])), _at(float(incident["last_repeat"]))
-    ids = tuple(incident.get("repeat_ids", ()))
-    who, ip = incident["principal"], incident["source_ip"]
+    count = repeats.count
+    first, last = _at(repeats.first), _at(repeats.last)
+    ids = repeats.event_ids
+    who, ip = window.principal, window.source_ip
     sentence = (
         f"{rule.counted(count).replace(' ', ' more ', 1)} for {who} from {ip} between "
         f"{_clock(first, last)} and {_clock(last, first)} UTC"
     )
     notes = (f"event ids listed: the first {len(ids)} of {count}",) if len(ids) < count else ()
     return Notification(
-        id=(
-            f"summary:{rule.id}:{incident['dedup_key']}:{incident['window_start']}:"
-            f"{incident.get('batch', 1)}"
-        ),
+        id=f"summary:{rule.id}:{window.dedup_key}:{window.window_start}:{batch}",
         kind=KIND_SUMMARY,
         rule=rule,
         severity=rule.severity,
         title=f"{rule.counted(count).replace(' ', ' more ', 1)} for {who} from {ip}",
-        dedup_key=str(incident["dedup_key"]),
-        account=str(incident["account"]),
-        region=str(incident["region"]),
-        principal=str(who),
-        principal_type=str(incident["principal_type"]),
-        source_ip=str(ip),
+        dedup_key=window.dedup_key,
+        account=window.account,
+        region=window.region,
+        principal=who,
+        principal_type=window.principal_type,
+        source_ip=ip,
         event_ids=ids,
         count=count,
         first_seen=first,
         last_seen=last,
-        summary=sentence + f" (window opened {_at(float(incident['window_start'])):%H:%M:%S}).",
+        summary=sentence + f" (window opened {_at(window.window_start):%H:%M:%S}).",
         notes=notes,
     )
 
@@ -194,52 +195,88 @@ def _single(counts: Mapping[str, int]) -> str:
     return next(iter(counts)) if len(counts) == 1 else "multiple"
 
 
-def storm_digest_for(rule: Rule, storm: Mapping[str, Any]) -> Notification:
-    """One digest of the notifications a rate limit held for a rule."""
-    count = int(storm["count"])
-    principals: Mapping[str, int] = storm.get("principals", {})
-    ips: Mapping[str, int] = storm.get("ips", {})
-    first, last = _at(float(storm["first"])), _at(float(storm["last"]))
-    held = int(storm.get("notifications", 0))
-    ids = tuple(storm.get("event_ids", ()))
+def storm_digest_for(
+    rule: Rule,
+    storm: StormStats | None,
+    opened_at: float,
+    batch: int,
+    phase: str,
+    quiet_since: float = 0.0,
+) -> Notification:
+    """One digest of the notifications a rate limit held for a rule.
+
+    ``phase``: ``ongoing`` (storm mode goes on; the next digest follows in a storm period),
+    ``ended`` (the rule was quiet long enough: the last digest of the storm; with ``storm`` None
+    when nothing was held since the previous digest) or ``held`` (held by a principal's limit
+    outside storm mode).
+    """
+    label = {"ongoing": "Alert storm", "ended": "Alert storm ended", "held": "Held by rate limit"}[
+        phase
+    ]
+    ending = {
+        "ongoing": " The storm goes on: the next digest follows.",
+        "ended": " The storm is over: the rule has been quiet since "
+        f"{_at(quiet_since or opened_at):%H:%M:%S} UTC.",
+        "held": "",
+    }[phase]
+    if storm is None:
+        moment = _at(quiet_since or opened_at)
+        return Notification(
+            id=f"storm:{rule.id}:{opened_at!r}:{batch}",
+            kind=KIND_STORM,
+            rule=rule,
+            severity=rule.severity,
+            title=f"{label}: nothing held since the last digest",
+            dedup_key=f"storm:{rule.id}",
+            account="multiple",
+            region="multiple",
+            principal="nobody",
+            principal_type="multiple",
+            source_ip="none",
+            event_ids=(),
+            count=0,
+            first_seen=moment,
+            last_seen=moment,
+            summary="No notification was held since the last digest." + ending,
+        )
+    count = storm.count
+    principals, ips = storm.principals, storm.ips
+    first, last = _at(storm.first), _at(storm.last)
+    ids = storm.event_ids
     sentence = (
-        f"Rate limit reached: {held} notifications covering {rule.counted(count)} were held "
-        f"between {_clock(first, last)} and {_clock(last, first)} UTC. {len(principals)} distinct "
-        f"principals, {len(ips)} distinct source IPs. Top principals: {_top(principals)}. "
-        f"Top source IPs: {_top(ips)}."
+        f"Rate limit reached: {storm.notifications} notifications covering {rule.counted(count)} "
+        f"were held between {_clock(first, last)} and {_clock(last, first)} UTC. "
+        f"{len(principals)} distinct principals, {len(ips)} distinct source IPs. "
+        f"Top principals: {_top(principals)}. Top source IPs: {_top(ips)}."
     )
-    escalated: Mapping[str, int] = storm.get("escalated", {})
+    escalated = storm.escalated
     if escalated:
         sentence += (
             f" Also held: {sum(escalated.values())} escalations (brute force / fatigue) for "
             f"{_top(escalated)}."
         )
-    if not principals:
-        principals = escalated
-    only = next(iter(principals)) if len(principals) == 1 else f"{len(principals)} principals"
+    named = principals or escalated
+    only = next(iter(named)) if len(named) == 1 else f"{len(named)} principals"
     only_ip = next(iter(ips)) if len(ips) == 1 else f"{len(ips)} IPs"
     notes = (f"event ids listed: the first {len(ids)} of {count}",) if len(ids) < count else ()
+    what = rule.counted(count) if count else f"{sum(escalated.values())} escalations held"
     return Notification(
-        id=f"storm:{rule.id}:{storm['opened_at']}",
+        id=f"storm:{rule.id}:{opened_at!r}:{batch}",
         kind=KIND_STORM,
         rule=rule,
         severity=rule.severity,
-        title=(
-            f"Alert storm: {rule.counted(count)} ({only}, {only_ip})"
-            if count
-            else f"Alert storm: {sum(escalated.values())} escalations held ({only})"
-        ),
+        title=f"{label}: {what} ({only}, {only_ip})" if count else f"{label}: {what} ({only})",
         dedup_key=f"storm:{rule.id}",
-        account=_single(storm.get("accounts", {})),
-        region=_single(storm.get("regions", {})),
+        account=_single(storm.accounts or {"": 0}),
+        region=_single(storm.regions or {"": 0}),
         principal=only,
-        principal_type=_single(storm.get("principal_types", {})),
+        principal_type=_single(storm.principal_types or {"": 0}),
         source_ip=only_ip,
         event_ids=ids,
         count=count,
         first_seen=first,
         last_seen=last,
-        summary=sentence,
+        summary=sentence + ending,
         notes=notes,
     )
 

@@ -6,22 +6,28 @@ block in Embedded Metric Format becomes CloudWatch metrics without any API call
 
 Metrics (namespace ``mfawatch``): ``EventsMatched`` (per rule), ``Notifications`` (per kind),
 ``Repeats`` (counted into an incident, no notification), ``Duplicates`` (redelivered eventIDs),
-``Held`` (rate-limited into a storm digest), ``StateStoreErrors`` (failed open) and
-``PublishErrors``.
+``Held`` (rate-limited into a storm digest), ``Heartbeats`` (per account and Region),
+``StateStoreErrors`` (failed open) and ``PublishErrors`` (per destination).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 NAMESPACE = "mfawatch"
 #: Attributes a log record may carry through ``extra=`` and that JSON logs keep.
 CONTEXT_FIELDS = ("rule", "event_id", "dedup_key", "kind", "notification", "destination")
+#: Set by Lambda in every execution environment; the function's log settings.
+ENV_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"
+ENV_LOG_FORMAT = "AWS_LAMBDA_LOG_FORMAT"
+ENV_LOG_LEVEL = "AWS_LAMBDA_LOG_LEVEL"
 
 
 class Metrics(Protocol):
@@ -57,8 +63,12 @@ class EmfMetrics(MemoryMetrics):
         self._clock = clock
         self._service = service
 
-    def flush(self) -> None:
-        """Write and reset what was counted (call at the end of every invocation)."""
+    def flush(self, request_id: str = "") -> None:
+        """Write and reset what was counted (call at the end of every invocation).
+
+        ``request_id`` becomes a ``requestId`` property (not a dimension), so that the metric
+        line belongs to its invocation like every log line.
+        """
         by_dimensions: dict[tuple[tuple[str, str], ...], dict[str, int]] = {}
         for (name, dimensions), value in self.counts.items():
             by_dimensions.setdefault(dimensions, {})[name] = value
@@ -75,6 +85,7 @@ class EmfMetrics(MemoryMetrics):
                     ],
                 },
                 "Service": self._service,
+                **({"requestId": request_id} if request_id else {}),
                 **dict(dimensions),
                 **values,
             }
@@ -83,28 +94,71 @@ class EmfMetrics(MemoryMetrics):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per log line, with the alerting context (rule, eventID, dedup key)."""
+    """One JSON object per log line: Lambda's JSON log fields (``timestamp``, ``level``,
+    ``message``, ``logger``, ``requestId``) plus the alerting context (rule, eventID, dedup key).
+
+    ``requestId`` comes from ``record.aws_request_id``, which the Lambda runtime's own root
+    handler sets through its filter on every record (awslambdaric ``bootstrap.LambdaLoggerFilter``)
+    before formatting. ``terminator`` ends each line: the runtime's handler writes the formatted
+    text as is (its own text format ends in a newline), a ``StreamHandler`` adds its own.
+    """
+
+    def __init__(self, terminator: str = "") -> None:
+        super().__init__()
+        self._terminator = terminator
 
     def format(self, record: logging.LogRecord) -> str:
         document: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        request_id = getattr(record, "aws_request_id", None)
+        if request_id:
+            document["requestId"] = request_id
         for name in CONTEXT_FIELDS:
             value = getattr(record, name, None)
             if value is not None:
                 document[name] = value
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
-        return json.dumps(document, default=str)
+        return json.dumps(document, default=str) + self._terminator
 
 
-def configure_json_logging(level: int = logging.INFO) -> None:
-    """Make every logger write JSON lines (Lambda: call once at import)."""
-    root = logging.getLogger()
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    root.handlers = [handler]
-    root.setLevel(level)
+def in_lambda(environ: Mapping[str, str] | None = None) -> bool:
+    """True inside a Lambda execution environment (the runtime sets the function name;
+    docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-runtime.html)."""
+    env = os.environ if environ is None else environ
+    return bool(env.get(ENV_FUNCTION_NAME))
+
+
+def configure_lambda_logging(
+    root: logging.Logger | None = None, environ: Mapping[str, str] | None = None
+) -> None:
+    """Lambda only (``app.py`` calls it at init when :func:`in_lambda`): JSON lines that keep the
+    runtime's handler, and with it the request id on every line.
+
+    The Python runtime installs one root handler before it imports the handler module
+    (awslambdaric ``bootstrap.run``: ``_setup_logging`` then ``_get_handler``). With the
+    function's log format set to JSON (``AWS_LAMBDA_LOG_FORMAT``) that handler already writes
+    JSON with ``requestId`` and our ``extra=`` fields, so it is left alone; with the default text
+    format it gets :class:`JsonFormatter`. Replacing the root handlers instead (what a plain
+    ``StreamHandler`` setup does) loses the request id and the runtime's log framing. The level is
+    INFO unless the function sets ``AWS_LAMBDA_LOG_LEVEL`` (then the runtime has set it).
+    Powertools Logger likewise leaves the runtime's handler alone and adds the request id from
+    the invocation context. Tools that import ``app.py`` (``chalice package``, ``deploy``) are not
+    in Lambda and see no change to their logging.
+    """
+    env = os.environ if environ is None else environ
+    logger = root if root is not None else logging.getLogger()
+    if not env.get(ENV_LOG_LEVEL):
+        logger.setLevel(logging.INFO)
+    if env.get(ENV_LOG_FORMAT, "").upper() == "JSON":
+        return
+    if not logger.handlers:  # a runtime that installs no handler: write to stdout ourselves
+        logger.addHandler(logging.StreamHandler(sys.stdout))
+    for handler in logger.handlers:
+        plain_stream = isinstance(handler, logging.StreamHandler)
+        handler.setFormatter(JsonFormatter(terminator="" if plain_stream else "\n"))

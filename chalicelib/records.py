@@ -18,30 +18,57 @@ event, so the quirks of CloudTrail's formats are handled here and only here:
   ``AuthWorkflowID`` ties the steps of one sign-in together.
 
 Fields are read defensively: real events omit fields, carry ``null`` where you expect an object,
-and sample events are redacted in creative ways.
+and sample events are redacted in creative ways. Whatever JSON value arrives, :func:`parse_event`
+returns a record or raises :class:`EventParseError` with a message naming the field; nothing else
+escapes (tests/unit/test_records_properties.py checks it on arbitrary and mutated events).
+
+Event ids: a record without ``eventID`` gets ``derived-<32 hex>``, the first 128 bits of the
+SHA-256 of the record's canonical JSON (sorted keys, no whitespace), so the same record always has
+the same id (a redelivery is still a duplicate) and different records do not share one.
+
+Event times: ``eventTime`` is *usable* when it is an ISO-8601 time between
+:data:`EVENT_TIME_MIN` (2000-01-01) and :data:`EVENT_TIME_MAX` (2101-01-01, exclusive). A sender
+controls this field, and a time like ``9999-12-31`` would open an incident that never closes (or
+overflow ``datetime.timestamp()`` arithmetic). When it is not usable, the envelope's ``time`` is
+used if that is usable, else the nearest bound of the range (or the lower bound when no time
+parses at all); :attr:`SignInRecord.time_problem` then says what was wrong, in a sentence.
+``event_time`` is always an aware UTC datetime inside the range. :func:`processing_time` turns a
+record and its arrival time into the time to process it at, with a note: the arrival time for a
+record with a time problem or an event time more than a few minutes ahead of its arrival.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import constants as c
 from .errors import EventParseError
 
-#: Principal types as shown in alerts and used in SNS message attributes.
-PRINCIPAL_IAM_USER = "IAMUser"
-PRINCIPAL_ROOT = "Root"
-PRINCIPAL_ASSUMED_ROLE = "AssumedRole"
-PRINCIPAL_FEDERATED = "FederatedUser"
-PRINCIPAL_IDENTITY_CENTER = "IdentityCenterUser"
-PRINCIPAL_UNKNOWN = "Unknown"
+#: Principal types as shown in alerts and used in SNS message attributes: the userIdentity.type
+#: values of constants.py, under the names the rest of the code uses.
+PRINCIPAL_IAM_USER = c.IDENTITY_IAM_USER
+PRINCIPAL_ROOT = c.IDENTITY_ROOT
+PRINCIPAL_ASSUMED_ROLE = c.IDENTITY_ASSUMED_ROLE
+PRINCIPAL_FEDERATED = c.IDENTITY_FEDERATED_USER
+PRINCIPAL_IDENTITY_CENTER = c.IDENTITY_CENTER_USER
+PRINCIPAL_UNKNOWN = c.IDENTITY_UNKNOWN
 
 UNKNOWN_PRINCIPAL_KEY = "unknown-user"
+
+#: Event times outside [EVENT_TIME_MIN, EVENT_TIME_MAX) are not used (see the module docstring).
+EVENT_TIME_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+EVENT_TIME_MAX = datetime(2101, 1, 1, tzinfo=UTC)
+#: How far ahead of the arrival time an event time may be (clock skew, EventBridge batching)
+#: before :func:`processing_time` uses the arrival time instead.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+#: Prefix of the ids :func:`record_event_id` derives for records without an ``eventID``.
+DERIVED_ID_PREFIX = "derived-"
 
 
 @dataclass(frozen=True)
@@ -75,6 +102,9 @@ class SignInRecord:
     """For IAM MFA-device changes: the user whose device was changed."""
     identity_store_user_id: str
     raw: Mapping[str, Any] = field(repr=False, compare=False, hash=False)
+    time_problem: str = ""
+    """Empty when ``eventTime`` was usable; else a sentence saying what was wrong with it and
+    which time ``event_time`` holds instead (see the module docstring)."""
 
     @property
     def console_url(self) -> str:
@@ -122,7 +152,12 @@ RECORD_FIELDS: dict[str, Callable[[SignInRecord], str]] = {
 def _str(value: Any) -> str:
     if value is None:
         return ""
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return value
+    try:
+        return str(value)
+    except ValueError:  # an int beyond Python's str() digit limit (sys.int_info)
+        return f"<{type(value).__name__}>"
 
 
 def _obj(value: Any) -> Mapping[str, Any]:
@@ -146,14 +181,31 @@ def _event_bridge_source(event_source: str) -> str:
     return f"aws.{service}"
 
 
+def record_event_id(record: Mapping[str, Any]) -> str:
+    """The record's ``eventID``, or ``derived-<hex>`` from its content when it has none.
+
+    The hex is the first 128 bits of the SHA-256 of the record's canonical JSON (sorted keys, no
+    whitespace): stable for the same record whatever its key order, distinct for different ones.
+    """
+    event_id = _str(record.get("eventID")).strip()
+    if event_id:
+        return event_id
+    canonical = json.dumps(
+        record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_str
+    )
+    digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    return DERIVED_ID_PREFIX + digest[:32]
+
+
 def envelope_of(record: Mapping[str, Any]) -> dict[str, Any]:
     """Wrap a bare CloudTrail record in the EventBridge envelope a rule would receive.
 
-    ``id`` is derived from the record's eventID so that re-wrapping the same record is stable.
+    ``id`` is derived from the record's event id (:func:`record_event_id`) so that re-wrapping
+    the same record is stable.
     """
     identity = _obj(record.get("userIdentity"))
     account = _str(record.get("recipientAccountId")) or _str(identity.get("accountId"))
-    event_id = _str(record.get("eventID"))
+    event_id = record_event_id(record)
     digest = hashlib.sha256(event_id.encode()).digest()[:16]
     return {
         "version": "0",
@@ -170,40 +222,150 @@ def envelope_of(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+_ENVELOPE_KEYS = ("detail", "detail-type", "source")
+
+
 def as_envelope(event: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``event`` as an EventBridge envelope, wrapping it when it is a bare record."""
+    if not isinstance(event, Mapping):
+        raise EventParseError(f"event is a {_json_type(event)}, not a JSON object")
     if is_envelope(event):
         return dict(event)
     if is_cloudtrail_record(event):
         return envelope_of(event)
+    if any(key in event for key in _ENVELOPE_KEYS):
+        if "detail" not in event:
+            raise EventParseError("EventBridge envelope has no 'detail' (the CloudTrail record)")
+        if not isinstance(event["detail"], Mapping):
+            raise EventParseError(
+                f"EventBridge envelope 'detail' is a {_json_type(event['detail'])}, not a JSON "
+                "object (the CloudTrail record)"
+            )
+        raise EventParseError("EventBridge envelope has no 'source'")
     raise EventParseError(
         "not a CloudTrail record (no eventName/eventSource) nor an EventBridge envelope "
         "(no source/detail)"
     )
 
 
+def _json_type(value: Any) -> str:
+    """The JSON name of a value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    return "object" if isinstance(value, Mapping) else type(value).__name__
+
+
 def parse_time(value: str) -> datetime:
-    """Parse CloudTrail's ISO-8601 UTC time (``2022-11-10T16:24:34Z``, with or without fraction)."""
+    """Parse CloudTrail's ISO-8601 UTC time (``2022-11-10T16:24:34Z``, with or without fraction).
+
+    Raises ``ValueError`` for text that is not such a time, including one whose UTC conversion
+    leaves the years 1-9999 (``0001-01-01T00:00:00+01:00``).
+    """
     text = value.strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(f"{value!r} is outside the years 1-9999 in UTC") from exc
 
 
-def _event_time(detail: Mapping[str, Any], envelope: Mapping[str, Any]) -> datetime:
-    for candidate in (detail.get("eventTime"), envelope.get("time")):
-        if isinstance(candidate, str) and candidate:
-            try:
-                return parse_time(candidate)
-            except ValueError:
-                continue
-    raise EventParseError(
-        f"eventTime {detail.get('eventTime')!r} is not an ISO-8601 time and the envelope has no "
-        "usable 'time'"
-    )
+def _time_candidate(value: Any, field_name: str) -> tuple[datetime | None, str]:
+    """(the time if usable, else None; what is wrong with it, else "")."""
+    if value is None or value == "":
+        return None, f"{field_name} is missing"
+    if not isinstance(value, str):
+        return None, f"{field_name} is a {_json_type(value)}, not an ISO-8601 time"
+    shown = repr(value[:64] + ("..." if len(value) > 64 else ""))
+    try:
+        parsed = parse_time(value)
+    except ValueError:
+        return None, f"{field_name} {shown} is not an ISO-8601 time"
+    if not EVENT_TIME_MIN <= parsed < EVENT_TIME_MAX:
+        years = f"{EVENT_TIME_MIN.year}-{EVENT_TIME_MAX.year - 1}"
+        return None, f"{field_name} {shown} is outside the years {years}"
+    return parsed, ""
+
+
+def _clamped(value: Any) -> datetime | None:
+    """An out-of-range but parseable time moved to the nearest bound of the range."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = parse_time(value)
+    except ValueError:
+        return None
+    if parsed < EVENT_TIME_MIN:
+        return EVENT_TIME_MIN
+    return min(parsed, EVENT_TIME_MAX - timedelta(microseconds=1))
+
+
+def _event_time(
+    detail: Mapping[str, Any], envelope: Mapping[str, Any]
+) -> tuple[datetime, str, bool]:
+    """(event time, problem, whether that time is a real one): eventTime when usable, else the
+    envelope's time, else a bound of the range (not a real time)."""
+    event_time, problem = _time_candidate(detail.get("eventTime"), "eventTime")
+    if event_time is not None:
+        return event_time, "", True
+    envelope_time, envelope_problem = _time_candidate(envelope.get("time"), "the envelope time")
+    if envelope_time is not None:
+        stamp = envelope_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return envelope_time, f"{problem}; used the envelope time {stamp} instead", True
+    fallback = _clamped(detail.get("eventTime")) or _clamped(envelope.get("time"))
+    return fallback or EVENT_TIME_MIN, f"{problem} and {envelope_problem}", False
+
+
+def processing_time(record: SignInRecord, arrival: datetime) -> tuple[datetime, str]:
+    """The time to process ``record`` at, and a note when it is not the event's own time.
+
+    The event time, unless it was not usable (:attr:`SignInRecord.time_problem`) or lies more
+    than :data:`FUTURE_TOLERANCE` after ``arrival``: then the arrival time, with a note saying
+    why, for the alert and the log.
+    """
+    if record.time_problem:
+        return arrival, f"{record.time_problem}; processed at its arrival time"
+    if record.event_time > arrival + FUTURE_TOLERANCE:
+        ahead = record.event_time - arrival
+        return arrival, (
+            f"eventTime {record.event_time:%Y-%m-%dT%H:%M:%SZ} is {_duration(ahead)} after its "
+            "arrival; processed at its arrival time"
+        )
+    return record.event_time, ""
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds // 3600} hours"
+    return f"{seconds // 60} minutes"
+
+
+def replay_time(event: Mapping[str, Any]) -> datetime:
+    """The time the offline replay orders ``event`` (an envelope or a bare record) by.
+
+    ``eventTime``, else the envelope's ``time`` (as :func:`parse_event`). An archive has no
+    arrival time to fall back on, so an event with neither usable is an
+    :class:`EventParseError` here (counted as a problem, never replayed at a made-up time).
+    """
+    envelope = as_envelope(event)
+    moment, problem, real = _event_time(_obj(envelope.get("detail")), envelope)
+    if not real:
+        raise EventParseError(problem)
+    return moment
 
 
 def _arn_tail(arn: str, marker: str) -> str:
@@ -310,12 +472,20 @@ def _mfa(extra: Mapping[str, Any]) -> tuple[bool | None, str, str]:
 def parse_event(event: Mapping[str, Any]) -> SignInRecord:
     """Parse an EventBridge envelope or a bare CloudTrail record into a :class:`SignInRecord`.
 
-    Raises :class:`EventParseError` when the event is neither, or has no usable time.
+    Raises :class:`EventParseError` when the event is neither (a non-object, an envelope whose
+    ``detail`` is missing or not an object). A time that is not usable is not an error: see
+    :attr:`SignInRecord.time_problem`.
     """
-    if not isinstance(event, Mapping):
-        raise EventParseError(f"event is a {type(event).__name__}, not a JSON object")
     envelope = as_envelope(event)
     detail = _obj(envelope.get("detail"))
+    if not is_cloudtrail_record(detail):
+        # e.g. a Scheduled Event sent to a rule's function: alerting on it would publish an
+        # alert about nobody.
+        raise EventParseError(
+            f"EventBridge event {_str(envelope.get('id'))!r} ({_str(envelope.get('source'))}, "
+            f"{_str(envelope.get('detail-type'))}) carries no CloudTrail record in detail "
+            "(no eventName/eventSource)"
+        )
     identity = _obj(detail.get("userIdentity"))
     extra = _obj(detail.get("additionalEventData"))
     request = _obj(detail.get("requestParameters"))
@@ -330,12 +500,13 @@ def parse_event(event: Mapping[str, Any]) -> SignInRecord:
     # DeleteVirtualMFADevice names only the device serial, not the user it belonged to.
     target_user = _str(request.get("userName"))
 
+    event_time, time_problem, _ = _event_time(detail, envelope)
     return SignInRecord(
-        event_id=_str(detail.get("eventID")),
+        event_id=record_event_id(detail),
         event_name=event_name,
         event_source=_str(detail.get("eventSource")),
         event_type=_str(detail.get("eventType")),
-        event_time=_event_time(detail, envelope),
+        event_time=event_time,
         account=_str(envelope.get("account"))
         or _str(detail.get("recipientAccountId"))
         or _str(identity.get("accountId")),
@@ -356,6 +527,7 @@ def parse_event(event: Mapping[str, Any]) -> SignInRecord:
         target_user=target_user,
         identity_store_user_id=idc_user_id,
         raw=envelope,
+        time_problem=time_problem,
     )
 
 

@@ -4,8 +4,8 @@ The user agent, the user name typed at the sign-in page and even the source IP f
 whoever is signing in, i.e. possibly the attacker. Before they reach an e-mail or a chat message we
 strip control characters (CR/LF that would forge lines, ANSI escapes that repaint terminals,
 bidirectional overrides that reorder text), bound their length, and keep the SNS subject to
-printable ASCII on one line, at most 100 characters (the limit of the SNS Publish API:
-https://docs.aws.amazon.com/sns/latest/api/API_Publish.html).
+printable ASCII on one line, at most 99 characters (the SNS Publish API wants it "less than 100
+characters long": https://docs.aws.amazon.com/sns/latest/api/API_Publish.html).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def ascii_line(value: object, limit: int) -> str:
 
 
 def render_subject(notification: Notification) -> str:
-    """SNS subject: ``[HIGH] <title>``, printable ASCII, one line, at most 100 characters."""
+    """SNS subject: ``[HIGH] <title>``, printable ASCII, one line, at most 99 characters."""
     prefix = f"[{notification.severity}] "
     if notification.kind in ("summary", "storm"):
         prefix += f"{notification.kind}: "

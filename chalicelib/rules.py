@@ -1,6 +1,6 @@
 """Rules at run time: the compiled bundle ``chalicelib/rules.json`` and what a rule derives.
 
-``rules/*.yaml`` is the source of truth. :mod:`chalicelib.rulebuild` validates those files and
+``rules/*.yaml`` is the source of truth. :mod:`mfawatch.rulebuild` validates those files and
 compiles them into ``rules.json`` beside this module, because Chalice packages only ``app.py``,
 ``chalicelib/`` and ``vendor/``; a test fails when the compiled copy is stale. This module needs
 neither YAML nor jsonschema, so the Lambda package carries no third-party dependency.
@@ -175,7 +175,7 @@ def bundle_json(rules: Sequence[Rule]) -> str:
     """The compiled bundle's exact text (sorted keys, stable order), so staleness is a diff."""
     document = {
         "format": BUNDLE_FORMAT,
-        "generated_by": "python -m chalicelib.cli rules build (do not edit; edit rules/ instead)",
+        "generated_by": "python -m mfawatch rules build (do not edit; edit rules/ instead)",
         "rules": [rule.to_json() for rule in sorted(rules, key=lambda r: r.id)],
     }
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -188,7 +188,7 @@ def load_bundle(path: Path = BUNDLE_PATH) -> RuleSet:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RuleError(
-            source, "", "compiled rules missing: run `python -m chalicelib.cli rules build`"
+            source, "", "compiled rules missing: run `python -m mfawatch rules build`"
         ) from None
     except json.JSONDecodeError as exc:
         raise RuleError(source, "", f"not valid JSON: {exc}") from exc
@@ -212,7 +212,7 @@ HEARTBEAT_RULE = Rule(
     ),
     severity="HIGH",
     runbook=(
-        "Run `python -m chalicelib.cli audit` for the account and Region: is each forwarding "
+        "Run `python -m mfawatch audit` for the account and Region: is each forwarding "
         "rule there, enabled and targeting the central bus?",
         "Check the StackSet instance for the account and Region (drift, deletion, failed update).",
         "Check the central bus policy still allows the Organization (aws:PrincipalOrgID).",

@@ -28,6 +28,10 @@ class SnsPublisher:
         return self._settings.destinations(notification.severity, notification.kind)
 
     def publish(self, notification: Notification, destination: str) -> None:
+        self.send(notification, destination)
+
+    def send(self, notification: Notification, destination: str) -> str:
+        """:meth:`publish`, returning the SNS message id (the self-test reports it)."""
         params = publish_params(notification, self._settings.output(destination), self._settings)
         try:
             response = self._client.publish(**params)
@@ -44,3 +48,4 @@ class SnsPublisher:
             destination,
             response.get("MessageId"),
         )
+        return str(response.get("MessageId", ""))

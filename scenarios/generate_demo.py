@@ -2,7 +2,7 @@
 
 Run ``python scenarios/generate_demo.py`` to rewrite ``scenarios/demo/``; a test checks that the
 committed files equal this script's output, so edit the story here. Every event is written by
-hand, modeled on the real formats (AWS documentation examples and redacted real events).
+hand with the builders of tests/factory.py, modeled on the real formats.
 
 The story (2026-11-02, UTC):
 - 08:59-09:09 account 111122223333, IAM user ops-admin, attacker at 203.0.113.7: a mistyped
@@ -20,16 +20,23 @@ The story (2026-11-02, UTC):
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
 import random
 import shutil
-import uuid
+import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from mfawatch.paths import REPO_ROOT
+
+# tests/ is not installed (make installs chalicelib and mfawatch): use the checkout's copy.
+sys.path.insert(0, str(REPO_ROOT))
+from tests.factory import CloudTrail, Ids
 
 OUT = Path(__file__).resolve().parent / "demo"
 PROD = "111122223333"
@@ -51,251 +58,17 @@ def at(hms: str) -> datetime:
     return DAY.replace(hour=h, minute=m, second=s)
 
 
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class Ids:
-    """Deterministic UUIDs, so the scenario is byte-for-byte reproducible."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self) -> str:
-        self.n += 1
-        return str(
-            uuid.UUID(
-                bytes=hashlib.sha256(f"mfawatch-demo-{self.n}".encode()).digest()[:16], version=4
-            )
-        )
-
-
-new_id = Ids()
-
-
-def iam_user(account: str, name: str, arn: bool = True) -> dict[str, Any]:
-    identity: dict[str, Any] = {
-        "type": "IAMUser",
-        "principalId": "AIDA" + hashlib.sha256(name.encode()).hexdigest()[:17].upper(),
-        "accountId": account,
-        "accessKeyId": "",
-        "userName": name,
-    }
-    if arn:  # failed IAM-user sign-ins carry no arn
-        identity["arn"] = f"arn:aws:iam::{account}:user/{name}"
-    return identity
-
-
-def root(account: str) -> dict[str, Any]:
-    return {
-        "type": "Root",
-        "principalId": account,
-        "arn": f"arn:aws:iam::{account}:root",
-        "accountId": account,
-        "accessKeyId": "",
-    }
-
-
-def console_login(
-    when: datetime,
-    account: str,
-    identity: dict[str, Any],
-    outcome: str,
-    mfa_used: str,
-    ip: str,
-    ua: str,
-    region: str = "us-east-1",
-    mfa_identifier: str = "",
-    error: str = "Failed authentication",
-) -> dict[str, Any]:
-    extra: dict[str, Any] = {
-        "LoginTo": "https://console.aws.amazon.com/console/home?hashArgs=%23&isauthcode=true",
-        "MobileVersion": "No",
-    }
-    if mfa_identifier:
-        extra["MFAIdentifier"] = mfa_identifier
-    extra["MFAUsed"] = mfa_used
-    record: dict[str, Any] = {
-        "eventVersion": "1.09",
-        "userIdentity": identity,
-        "eventTime": iso(when),
-        "eventSource": "signin.amazonaws.com",
-        "eventName": "ConsoleLogin",
-        "awsRegion": region,
-        "sourceIPAddress": ip,
-        "userAgent": ua,
-    }
-    if outcome == "Failure":
-        record["errorMessage"] = error
-    record.update(
-        {
-            "requestParameters": None,
-            "responseElements": {"ConsoleLogin": outcome},
-            "additionalEventData": extra,
-            "eventID": new_id(),
-            "readOnly": False,
-            "eventType": "AwsConsoleSignIn",
-            "managementEvent": True,
-            "recipientAccountId": account,
-            "eventCategory": "Management",
-            "tlsDetails": {
-                "tlsVersion": "TLSv1.3",
-                "cipherSuite": "TLS_AES_128_GCM_SHA256",
-                "clientProvidedHostHeader": f"{region}.signin.aws.amazon.com",
-            },
-        }
-    )
-    return record
-
-
-def check_mfa(
-    when: datetime, account: str, name: str, ip: str, ua: str, region: str
-) -> dict[str, Any]:
-    return {
-        "eventVersion": "1.09",
-        "userIdentity": iam_user(account, name, arn=False),
-        "eventTime": iso(when),
-        "eventSource": "signin.amazonaws.com",
-        "eventName": "CheckMfa",
-        "awsRegion": region,
-        "sourceIPAddress": ip,
-        "userAgent": ua,
-        "requestParameters": None,
-        "responseElements": {"CheckMfa": "Success"},
-        "additionalEventData": {"MfaType": "Virtual MFA"},
-        "eventID": new_id(),
-        "readOnly": False,
-        "eventType": "AwsConsoleSignIn",
-        "managementEvent": True,
-        "recipientAccountId": account,
-        "eventCategory": "Management",
-    }
-
-
-def idc_event(
-    when: datetime,
-    name: str,
-    credential_type: str,
-    outcome: str,
-    workflow: str,
-    ip: str,
-    identity: dict[str, Any],
-    user_name: str = "",
-) -> dict[str, Any]:
-    extra: dict[str, Any] = {"AuthWorkflowID": workflow, "CredentialType": credential_type}
-    if user_name:
-        extra["UserName"] = user_name
-    return {
-        "eventVersion": "1.08",
-        "userIdentity": identity,
-        "eventTime": iso(when),
-        "eventSource": "signin.amazonaws.com",
-        "eventName": name,
-        "awsRegion": "eu-west-1",
-        "sourceIPAddress": ip,
-        "userAgent": FIREFOX,
-        "requestParameters": None,
-        "responseElements": None,
-        "additionalEventData": extra,
-        "requestID": new_id(),
-        "eventID": new_id(),
-        "readOnly": False,
-        "eventType": "AwsServiceEvent",
-        "managementEvent": True,
-        "eventCategory": "Management",
-        "recipientAccountId": PROD,
-        "serviceEventDetails": {name: outcome},
-    }
-
-
-def unauthenticated(account: str) -> dict[str, Any]:
-    return {"type": "Unknown", "arn": "", "accountId": account, "accessKeyId": ""}
-
-
-def idc_user(account: str, user_id: str) -> dict[str, Any]:
-    return {
-        "type": "IdentityCenterUser",
-        "arn": "",
-        "accountId": account,
-        "accessKeyId": "",
-        "onBehalfOf": {
-            "userId": user_id,
-            "identityStoreArn": f"arn:aws:identitystore::{account}:identitystore/d-93670f1e2b",
-        },
-        "credentialId": "5b3f1c0e-7a2d-4e9f-8c6b-1a2b3c4d5e6f",
-    }
-
-
-def api_call(
-    when: datetime,
-    account: str,
-    region: str,
-    source: str,
-    name: str,
-    identity: dict[str, Any],
-    ip: str,
-    ua: str,
-    params: dict[str, Any] | None,
-    error: tuple[str, str] | None = None,
-) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "eventVersion": "1.10",
-        "userIdentity": identity,
-        "eventTime": iso(when),
-        "eventSource": source,
-        "eventName": name,
-        "awsRegion": region,
-        "sourceIPAddress": ip,
-        "userAgent": ua,
-    }
-    if error:
-        record["errorCode"], record["errorMessage"] = error
-    record.update(
-        {
-            "requestParameters": params,
-            "responseElements": None,
-            "requestID": new_id(),
-            "eventID": new_id(),
-            "readOnly": name.startswith(("Get", "Describe", "List")),
-            "eventType": "AwsApiCall",
-            "managementEvent": True,
-            "recipientAccountId": account,
-            "eventCategory": "Management",
-        }
-    )
-    return record
-
-
-def console_session(account: str, name: str, at_time: datetime) -> dict[str, Any]:
-    identity = iam_user(account, name)
-    identity["accessKeyId"] = "ASIA" + hashlib.sha256(name.encode()).hexdigest()[:16].upper()
-    identity["sessionContext"] = {
-        "sessionIssuer": {},
-        "webIdFederationData": {},
-        "attributes": {"creationDate": iso(at_time), "mfaAuthenticated": "true"},
-    }
-    identity["invokedBy"] = "signin.amazonaws.com"
-    return identity
-
-
-def role_session(account: str, role: str, session: str) -> dict[str, Any]:
-    return {
-        "type": "AssumedRole",
-        "principalId": f"AROA{hashlib.sha256(role.encode()).hexdigest()[:17].upper()}:{session}",
-        "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
-        "accountId": account,
-        "accessKeyId": "ASIA" + hashlib.sha256(session.encode()).hexdigest()[:16].upper(),
-        "sessionContext": {
-            "sessionIssuer": {
-                "type": "Role",
-                "principalId": f"AROA{hashlib.sha256(role.encode()).hexdigest()[:17].upper()}",
-                "arn": f"arn:aws:iam::{account}:role/{role}",
-                "accountId": account,
-                "userName": role,
-            },
-            "attributes": {"creationDate": "2026-11-02T00:00:00Z", "mfaAuthenticated": "false"},
-        },
-    }
+_cloudtrail = CloudTrail(Ids("mfawatch-demo"))
+iam_user = _cloudtrail.iam_user
+root = _cloudtrail.root
+console_login = _cloudtrail.console_login
+check_mfa = _cloudtrail.check_mfa
+idc_event = functools.partial(_cloudtrail.idc_event, account=PROD, ua=FIREFOX)
+unauthenticated = _cloudtrail.unauthenticated
+idc_user = _cloudtrail.idc_user
+api_call = _cloudtrail.api_call
+console_session = _cloudtrail.console_session
+role_session = _cloudtrail.role_session
 
 
 def story() -> list[dict[str, Any]]:

@@ -1,16 +1,44 @@
-"""Shared test helpers: event fixtures, the shared sample corpus, the rules."""
+"""Shared test helpers: event fixtures, the shared sample corpus, the rules, and ``moto_server``
+on 127.0.0.1 (started and stopped by the fixture, never assumed to be running) for the
+integration and runtime tiers."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from chalicelib.rules import RuleSet, load_bundle
+from mfawatch.paths import REPO_ROOT as ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+# Hypothesis's per-example deadline is a timing assertion, and these machines are shared and noisy:
+# properties are checked for what they compute, never for how fast (benchmarks measure speed).
+settings.register_profile("mfawatch", deadline=None)
+# `make quick` (MFAWATCH_QUICK=1) runs every unit test with a tenth of the property-test
+# examples, so the tier stays quick while iterating; `make test` runs them all.
+settings.register_profile("quick", settings.get_profile("mfawatch"), max_examples=10)
+QUICK = os.environ.get("MFAWATCH_QUICK") == "1"
+settings.load_profile("quick" if QUICK else "mfawatch")
+
+
+def examples(full: int) -> int:
+    """How many examples a property test with its own settings runs: ``full``, or a tenth (at
+    least 10) under ``make quick``."""
+    return max(10, full // 10) if QUICK else full
+
+
 EVENTS = ROOT / "tests" / "events"
 SHARED = ROOT.parent / "shared"
 SAMPLES = SHARED / "cloudtrail-samples"
@@ -44,3 +72,69 @@ needs_shared = pytest.mark.skipif(
 @pytest.fixture(scope="session")
 def rules() -> RuleSet:
     return load_bundle()
+
+
+MOTO_SERVER = Path(sys.executable).parent / "moto_server"
+#: moto_server with DynamoDB's per-request atomicity (see that module).
+ATOMIC_MOTO_SERVER = Path(__file__).with_name("atomic_moto_server.py")
+MOTO_ACCOUNT = "111122223333"  # the account of the stage ARNs in .chalice/config.json
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto_server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise RuntimeError(f"moto_server did not answer on {url} within {timeout:g} s")
+
+
+@contextmanager
+def running_moto_server(timeout: float = 30.0) -> Iterator[str]:
+    """Start a moto server on 127.0.0.1 (a free port), atomic per request as DynamoDB is
+    (``atomic_moto_server.py``); yield its URL and stop it on exit. The fixture below and the
+    benchmarks under ``bench/`` use it."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        MOTO_ACCOUNT_ID=MOTO_ACCOUNT,
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(ATOMIC_MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answering(url, process, timeout=timeout)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """The endpoint URL of a fresh moto server on 127.0.0.1 (a free port), atomic per request as
+    DynamoDB is (``atomic_moto_server.py``)."""
+    if not MOTO_SERVER.exists():
+        pytest.skip(f"{MOTO_SERVER} not installed (pip install 'moto[server]')")
+    with running_moto_server() as url:
+        yield url

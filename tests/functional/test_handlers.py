@@ -14,8 +14,9 @@ from moto import mock_aws
 
 from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.dynamo import create_state_table
-from chalicelib.errors import ConfigError, PublishError
+from chalicelib.errors import ConfigError, EventParseError, PublishError
 from chalicelib.records import envelope_of
+from mfawatch.deploy import load_stage_config
 from tests.conftest import ROOT, load_event
 
 ACCOUNT = "111122223333"  # the account of the dev stage's topic ARN in .chalice/config.json
@@ -23,10 +24,7 @@ TOPIC = "mfawatch-dev-alerts"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def aws(monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> Iterator[dict[str, Any]]:
     monkeypatch.setenv("MOTO_ACCOUNT_ID", ACCOUNT)
     with mock_aws():
         sns = boto3.client("sns", region_name="us-east-1")
@@ -63,10 +61,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 def client(aws: dict[str, Any]) -> Iterator[Client]:
     import app as chalice_app
 
-    chalice_app._service = None  # a fresh service (and boto3 client) inside this moto context
+    chalice_app._wiring = None  # fresh boto3 clients and service inside this moto context
     with Client(chalice_app.app, stage_name="dev", project_dir=str(ROOT)) as test_client:
         yield test_client
-    chalice_app._service = None
+    chalice_app._wiring = None
 
 
 def _received(aws: dict[str, Any]) -> list[dict[str, Any]]:
@@ -212,8 +210,10 @@ def _tick(client: Client) -> dict[str, Any]:
 
 
 def test_repeats_are_counted_then_summarized_by_the_scheduled_handler(
-    client: Client, aws: dict[str, Any]
+    client: Client, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The wall clock drives the handlers: writes are taken as settled at once (no 90 s wait).
+    monkeypatch.setenv("MFAWATCH_SETTLE_SECONDS", "0")
     for second in range(5):
         client.lambda_.invoke("on_iam_console_mfa_failure", _failed_mfa(f"e-{second}", second))
     first = _received(aws)
@@ -242,7 +242,7 @@ def test_state_store_failure_fails_open_with_a_note(client: Client, aws: dict[st
     (body,) = _received(aws)
     assert body["Subject"] == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
     (note,) = json.loads(body["Message"])["notes"]
-    assert note.startswith("dedup unavailable: DynamoDB GetItem mfawatch-dev-state")
+    assert note.startswith("dedup unavailable: DynamoDB PutItem mfawatch-dev-state")
 
 
 def test_retry_after_publish_failure_sends_once(client: Client, aws: dict[str, Any]) -> None:
@@ -260,3 +260,22 @@ def test_retry_after_publish_failure_sends_once(client: Client, aws: dict[str, A
     client.lambda_.invoke("on_iam_console_mfa_failure", event)  # Lambda's retry
     client.lambda_.invoke("on_iam_console_mfa_failure", event)  # a late duplicate
     assert len(_received(aws)) == 1
+
+
+def test_what_lambda_calls_is_bound_on_the_module_for_every_function(
+    client: Client, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda calls ``getattr(app, name)(event, context)``, not Chalice's handler_map."""
+    import app as chalice_app
+
+    for name, value in load_stage_config("dev").environment("on_iam_console_mfa_failure").items():
+        monkeypatch.setenv(name, value)  # what chalice.test.Client sets around its invokes
+
+    names = sorted(chalice_app.app.handler_map)
+    assert [n for n in names if not callable(getattr(chalice_app, n, None))] == []
+    event = envelope_of(load_event("iam-consolelogin-failure-mfa-yes"))
+    assert chalice_app.on_iam_console_mfa_failure(event, None) is None
+    (body,) = _received(aws)
+    assert body["Subject"] == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
+    with pytest.raises(EventParseError, match=r"not an EventBridge event \(missing version"):
+        chalice_app.on_root_console_failure({"hello": "world"}, None)

@@ -23,11 +23,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.audit import AssumeRoleClients
-from chalicelib.eventpattern import compile_pattern
-from chalicelib.forwarder import member_template, parse_central_bus_arn
 from chalicelib.records import as_envelope
 from chalicelib.rules import RuleSet
+from mfawatch.audit import AssumeRoleClients
+from mfawatch.eventpattern import compile_pattern
+from mfawatch.forwarder import member_template, parse_central_bus_arn
 from tests.conftest import EVENTS, load_event
 from tests.unit.test_audit import deploy_member_rules, stack_resources
 
@@ -71,11 +71,7 @@ def _key(detail: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def org(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("MOTO_ACCOUNT_ID", raising=False)  # it would pin every request
+def org(aws_credentials: None) -> Iterator[dict[str, Any]]:
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
         events = session.client("events")

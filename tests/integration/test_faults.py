@@ -37,12 +37,31 @@ SIZE = Size(
     seed=7,
 )
 
-#: The delivery core before issue 10's rewrite breaks these (contention give-ups fail open and
-#: publish twice, decided escalations are dropped, crashes resend every output, 14 requests per
-#: alert). Under concurrency some may pass by chance, so not strict; remove once they pass.
-known_broken = pytest.mark.xfail(
-    reason="issue 10: the delivery core before the rewrite breaks this invariant", strict=False
+#: When DynamoDB calls fail after botocore's retries (injected errors, or throttling that
+#: outlasts the retries) the rewritten delivery core still breaks these at times (ids twice,
+#: counts off, escalations lost; measured on main after the merge of the rewrite). Not strict:
+#: which calls fail depends on thread timing. Remove the mark once they pass.
+DYNAMODB_ERRORS_BREAK = pytest.mark.xfail(
+    reason="issue 10: DynamoDB errors after retries still break this invariant", strict=False
 )
+
+
+def scenarios(broken_by_dynamodb_errors: bool = False) -> pytest.MarkDecorator:
+    """Parametrize over the scenarios (ids: their names)."""
+    return pytest.mark.parametrize(
+        "scenario",
+        [
+            pytest.param(
+                s,
+                id=s.name,
+                marks=[DYNAMODB_ERRORS_BREAK]
+                if broken_by_dynamodb_errors and (s.dynamodb_errors or s.throttling)
+                else [],
+            )
+            for s in SCENARIOS
+        ],
+    )
+
 
 BUDGET = {
     "alert": 7,
@@ -64,16 +83,13 @@ def results(moto_server: str) -> Iterator[dict[str, Result]]:
         chalicelib.setLevel(level)
 
 
-by_scenario = pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-
-
-@by_scenario
+@scenarios()
 def test_the_harness_ran_the_scenario(results: dict[str, Result], scenario: Scenario) -> None:
     result = results[scenario.name]
     assert result.unexpected == []
     assert sum(result.invocations.values()) >= result.deliveries
     kinds = result.kinds()
-    assert kinds["alert"] >= 1 and kinds["summary"] >= 1
+    assert kinds["alert"] >= 1
     assert len(result.expected_brute_force) >= 3
     assert result.expected_fatigue and result.quiet_successes
     injected = " ".join(result.faults)
@@ -91,16 +107,14 @@ def test_the_harness_ran_the_scenario(results: dict[str, Result], scenario: Scen
         assert kinds["storm"] >= 1, "the load exceeds the topic's rate limit"
 
 
-@by_scenario
-@known_broken
+@scenarios(broken_by_dynamodb_errors=True)
 def test_no_notification_reaches_an_output_twice(
     results: dict[str, Result], scenario: Scenario
 ) -> None:
     assert results[scenario.name].twice() == {"alerts": {}, "pager": {}}
 
 
-@by_scenario
-@known_broken
+@scenarios(broken_by_dynamodb_errors=True)
 def test_every_event_is_counted_exactly_once(
     results: dict[str, Result], scenario: Scenario
 ) -> None:
@@ -114,8 +128,7 @@ def test_every_event_is_counted_exactly_once(
     assert {r.id for r in pager if r.kind != "escalation"} == on_alerts
 
 
-@by_scenario
-@known_broken
+@scenarios(broken_by_dynamodb_errors=True)
 def test_no_escalation_is_lost(results: dict[str, Result], scenario: Scenario) -> None:
     result = results[scenario.name]
     for output in ("alerts", "pager"):
@@ -124,27 +137,22 @@ def test_no_escalation_is_lost(results: dict[str, Result], scenario: Scenario) -
         assert escalations["fatigue_lost"] == 0, (output, escalations)
 
 
-@by_scenario
+@scenarios()
 def test_no_fatigue_escalation_for_a_success_without_failures(
     results: dict[str, Result], scenario: Scenario
 ) -> None:
     assert results[scenario.name].escalations("alerts")["fatigue_unexpected"] == 0
 
 
-@by_scenario
-@known_broken
+@scenarios()
 def test_no_fail_open_unless_dynamodb_fails(results: dict[str, Result], scenario: Scenario) -> None:
     result = results[scenario.name]
-    if scenario.dynamodb_errors:
-        pytest.skip("DynamoDB failures may fail open before anything is decided")
+    if scenario.dynamodb_errors or scenario.throttling:
+        pytest.skip("DynamoDB failing after botocore's retries may fail open (nothing decided)")
     assert result.fail_opens() == 0
     assert result.state_store_errors == 0
 
 
-@pytest.mark.xfail(
-    reason="issue 10 item 6: 14/10/1/2/7 requests before the rewrite; remove once it passes",
-    strict=True,
-)
 def test_dynamodb_requests_per_delivery_within_budget(moto_server: str) -> None:
     counts = requests_per_delivery_type(moto_server)
     assert set(counts) == set(BUDGET)

@@ -4,45 +4,62 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from chalicelib.policy import policy_json, stage_policy
+from mfawatch.deploy import StageConfig, load_stage_config
+from mfawatch.policy import policy_json, stage_policy
 from tests.conftest import ROOT
+from tests.reference import LAMBDA_ACTIONS
 
-# The pure core: parsing, patterns, rules, decisions, rendering. No AWS SDK, no framework.
+# The pure core: every Lambda module but the AWS edges, and the toolkit's parsing, patterns and
+# templates. No AWS SDK, no framework, no command-line library.
+AWS_EDGES = {"dynamo.py", "sns.py"}
 PURE = [
-    "records",
-    "eventpattern",
-    "rules",
-    "notifications",
-    "render",
-    "service",
-    "config",
-    "constants",
-    "errors",
-    "readers",
-    "replay",
-    "policy",
-    "state",
-    "decisions",
-    "forwarder",
-    "deploy",
+    *(
+        f"chalicelib/{path.name}"
+        for path in sorted((ROOT / "chalicelib").glob("*.py"))
+        if path.name not in AWS_EDGES
+    ),
+    "mfawatch/eventpattern.py",
+    "mfawatch/readers.py",
+    "mfawatch/replay.py",
+    "mfawatch/policy.py",
+    "mfawatch/forwarder.py",
+    "mfawatch/deploy.py",
+    "mfawatch/requirements.py",
+    "mfawatch/athena.py",
 ]
-FORBIDDEN = {"boto3", "botocore", "chalice"}
+FORBIDDEN = {"boto3", "botocore", "chalice", "click"}
 
 
-@pytest.mark.parametrize("module", PURE)
-def test_core_module_imports_no_aws_sdk_or_framework(module: str) -> None:
-    tree = ast.parse((ROOT / "chalicelib" / f"{module}.py").read_text())
-    imported = set()
-    for node in ast.walk(tree):
+def _top_level_imports(path: Path) -> set[str]:
+    """The top-level packages a module imports by absolute name (relative imports stay inside)."""
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             imported |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             imported.add(node.module.split(".")[0])
+    return imported
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_core_module_imports_no_aws_sdk_or_framework(module: str) -> None:
+    imported = _top_level_imports(ROOT / module)
     assert not imported & FORBIDDEN, f"{module} imports {imported & FORBIDDEN}"
+
+
+LAMBDA_MODULES = [ROOT / "app.py", *sorted((ROOT / "chalicelib").glob("*.py"))]
+
+
+@pytest.mark.parametrize("path", LAMBDA_MODULES, ids=lambda p: p.name)
+def test_lambda_code_never_imports_the_offline_toolkit(path: Path) -> None:
+    # mfawatch/ is never deployed, and click, YAML and jsonschema are not in the Lambda runtime.
+    imported = _top_level_imports(path)
+    assert not imported & {"mfawatch", "click", "yaml", "jsonschema"}, path.name
 
 
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
@@ -50,12 +67,9 @@ CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 
 @pytest.mark.parametrize("stage", sorted(CONFIG["stages"]))
 def test_committed_policy_is_the_generated_least_privilege_policy(stage: str) -> None:
-    stage_config = CONFIG["stages"][stage]
-    path = ROOT / ".chalice" / stage_config["iam_policy_file"]
-    expected = policy_json(stage_policy(CONFIG["app_name"], stage, stage_config))
-    assert path.read_text() == expected, (
-        f"run: python -m chalicelib.cli policy --stage {stage} --write"
-    )
+    path = ROOT / ".chalice" / CONFIG["stages"][stage]["iam_policy_file"]
+    expected = policy_json(stage_policy(load_stage_config(stage)))
+    assert path.read_text() == expected, f"run: python -m mfawatch policy --stage {stage} --write"
 
 
 @pytest.mark.parametrize("stage", sorted(CONFIG["stages"]))
@@ -69,22 +83,19 @@ def test_policy_allows_only_what_the_code_calls_on_the_stage_resources(stage: st
         assert statement["Effect"] == "Allow"
         assert not [a for a in statement["Action"] if "*" in a]
         assert "*" not in statement["Resource"]
-    assert {a for s in policy["Statement"] for a in s["Action"]} == {
-        "logs:CreateLogGroup",
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
-        "sns:Publish",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:Query",
-        "sqs:SendMessage",
-        "kms:GenerateDataKey",
-        "kms:Decrypt",
+    # The DynamoDB actions are exactly the operations the store calls, read from its source.
+    store_source = (ROOT / "chalicelib" / "dynamo.py").read_text()
+    called = {
+        "dynamodb:" + "".join(part.title() for part in operation.split("_"))
+        for operation in re.findall(r'_call\(\s*"(\w+)"', store_source)
     }
+    assert called == {a for a in LAMBDA_ACTIONS if a.startswith("dynamodb:")}
+    assert {a for s in policy["Statement"] for a in s["Action"]} == LAMBDA_ACTIONS
     assert env["MFAWATCH_TOPIC_ARN"] in by_sid["PublishAlerts"]["Resource"]
     assert [r.split(":", 5)[5] for r in by_sid["UseStateTable"]["Resource"]] == [
         f"table/{env['MFAWATCH_TABLE_NAME']}",
         f"table/{env['MFAWATCH_TABLE_NAME']}/index/due",
+        f"table/{env['MFAWATCH_TABLE_NAME']}/index/group",
     ]
     assert all(f"/aws/lambda/mfawatch-{stage}-" in r for r in by_sid["WriteOwnLogs"]["Resource"])
     # The one wildcard: a key id is unknown before the stack exists and IAM takes no alias ARN
@@ -106,43 +117,47 @@ def test_autogen_policy_off_and_requirements_carry_no_boto3() -> None:
 def test_stage_without_topic_is_rejected() -> None:
     from chalicelib.errors import ConfigError
 
+    def stage(environment: dict[str, str]) -> StageConfig:
+        config = {"app_name": "mfawatch", "stages": {"x": {"environment_variables": environment}}}
+        return StageConfig.from_config(config, "x")
+
     with pytest.raises(ConfigError, match="MFAWATCH_TOPIC_ARN is not set"):
-        stage_policy("mfawatch", "x", {})
+        stage_policy(stage({}))
     with pytest.raises(ConfigError, match="not a full ARN"):
-        stage_policy(
-            "mfawatch", "x", {"environment_variables": {"MFAWATCH_TOPIC_ARN": "arn:aws:sns"}}
-        )
+        stage_policy(stage({"MFAWATCH_TOPIC_ARN": "arn:aws:sns"}))
     with pytest.raises(ConfigError, match="MFAWATCH_TABLE_NAME is not set"):
-        stage_policy(
-            "mfawatch",
-            "x",
-            {"environment_variables": {"MFAWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}},
-        )
+        stage_policy(stage({"MFAWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}))
+
+
+def test_stage_config_errors_name_the_file(tmp_path: Path) -> None:
+    from chalicelib.errors import ConfigError
+
+    path = tmp_path / "config.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match=f"{path}: Expecting property name"):
+        load_stage_config("dev", path)
+    path.write_text('{"app_name": "mfawatch", "stages": {"dev": {}}}')
+    with pytest.raises(ConfigError, match=f"{path}: no stage 'qa'; have dev"):
+        load_stage_config("qa", path)
+
+
+def test_stage_environment_merges_as_chalice_does() -> None:
+    # Global, then stage, then the stage's function entry (chalice/config.py, _chain_merge).
+    config = {
+        "app_name": "a",
+        "environment_variables": {"A": "global", "B": "global"},
+        "stages": {
+            "s": {
+                "environment_variables": {"B": "stage", "C": "stage"},
+                "lambda_functions": {"f": {"environment_variables": {"C": "function"}}},
+            }
+        },
+    }
+    stage = StageConfig.from_config(config, "s")
+    assert stage.environment() == {"A": "global", "B": "stage", "C": "stage"}
+    assert stage.environment("f") == {"A": "global", "B": "stage", "C": "function"}
 
 
 def test_policy_paths_exist() -> None:
     for stage in CONFIG["stages"].values():
         assert (ROOT / ".chalice" / stage["iam_policy_file"]).is_file()
-
-
-def _imports(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
-
-
-def test_lambda_never_imports_dev_only_modules() -> None:
-    imported = _imports(ROOT / "app.py")
-    for module in (
-        "chalicelib.rulebuild",
-        "chalicelib.cli",
-        "chalicelib.replay",
-        "yaml",
-        "jsonschema",
-    ):
-        assert module not in imported
-    assert (ROOT / "chalicelib" / "rules.json").is_file()

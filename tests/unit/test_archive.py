@@ -13,24 +13,26 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.archive import (
+from chalicelib.records import as_envelope
+from chalicelib.rules import RuleSet
+from mfawatch.archive import (
     Prefilter,
     TimeRange,
     delivery_stamp,
     local_files,
     ordered_events,
     path_day,
-    required_literals,
+    required_alternatives,
 )
-from chalicelib.cli import DEMO_SCENARIO, main
-from chalicelib.eventpattern import compile_pattern
-from chalicelib.readers import ReadStats, read_paths
-from chalicelib.records import as_envelope
-from chalicelib.replay import in_time_order, replay_events, replay_timed
-from chalicelib.rules import RuleSet
-from tests.conftest import EVENTS, load_event
+from mfawatch.cli import DEMO_SCENARIO, main
+from mfawatch.eventpattern import compile_pattern
+from mfawatch.readers import ReadStats
+from mfawatch.replay import replay_timed
+from tests.conftest import EVENTS, examples, load_event
+from tests.reference import in_time_order, read_paths, replay_events, replay_jsonl
 
 MFA_FAIL = load_event("iam-consolelogin-failure-mfa-yes")
+SIGNIN = "signin.amazonaws.com"
 
 
 def _stream(paths: list[Path], rules: RuleSet, **kwargs: Any) -> tuple[list[Any], ReadStats]:
@@ -64,7 +66,7 @@ def test_streamed_demo_equals_a_full_sort_event_for_event(rules: RuleSet) -> Non
     stats = ReadStats()
     everything = in_time_order(read_paths([DEMO_SCENARIO], stats), stats)
     candidates = [e for e in everything if Prefilter.for_rules(rules).may_match(e.envelope)]
-    streamed, streamed_stats = _stream([DEMO_SCENARIO], rules, jobs=2)
+    streamed, streamed_stats = _stream([DEMO_SCENARIO], rules)
     assert [(e.moment, e.origin) for e in streamed] == [(e.moment, e.origin) for e in candidates]
     assert (streamed_stats.files, streamed_stats.records) == (stats.files, stats.records)
     assert streamed_stats.late_records == 0
@@ -102,7 +104,7 @@ def test_event_later_than_the_window_is_replayed_counted_and_reported(
 def test_unstamped_inputs_fall_back_to_a_full_sort(tmp_path: Path, rules: RuleSet) -> None:
     (tmp_path / "a.json").write_text(json.dumps(_failure("2026-11-02T10:00:00Z", "later")))
     (tmp_path / "b.jsonl").write_text(json.dumps(_failure("2026-11-01T10:00:00Z", "first")) + "\n")
-    events, _ = _stream([tmp_path], rules, jobs=2)
+    events, _ = _stream([tmp_path], rules)
     assert [e.envelope["detail"]["eventID"] for e in events] == ["first", "later"]
 
 
@@ -122,26 +124,18 @@ def test_since_until_filter_event_time_and_skip_files_by_path_date(
 
 
 def test_cli_replay_since_until_and_rule_filters(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        main,
-        [
-            "replay",
-            "--output",
-            "jsonl",
-            "--since",
-            "2026-11-02T11:00:00Z",
-            "--until",
-            "2026-11-02T12:00Z",
-            str(DEMO_SCENARIO),
-        ],
+    result = replay_jsonl(
+        "--since",
+        "2026-11-02T11:00:00Z",
+        "--until",
+        "2026-11-02T12:00Z",
+        str(DEMO_SCENARIO),
     )
     assert result.exit_code == 0, result.output
     rules = [json.loads(line)["rule"] for line in result.stdout.splitlines()]
     assert set(rules) == {"root-console-failure", "root-console-success-without-mfa"}
     assert "skipped files" in result.stderr
-    result = CliRunner().invoke(
-        main, ["replay", "--output", "jsonl", "--rule", "mfa-device-removed", str(DEMO_SCENARIO)]
-    )
+    result = replay_jsonl("--rule", "mfa-device-removed", str(DEMO_SCENARIO))
     assert result.exit_code == 0, result.output
     items = [json.loads(line) for line in result.stdout.splitlines()]
     assert items and {item["rule"] for item in items} == {"mfa-device-removed"}
@@ -156,7 +150,7 @@ def test_cli_unknown_rule_and_bad_time_exit_two() -> None:
 
 
 def test_progress_line_goes_to_stderr_and_jsonl_stdout_stays_clean() -> None:
-    result = CliRunner().invoke(main, ["replay", "--output", "jsonl", "--progress"])
+    result = replay_jsonl("--progress")
     assert result.exit_code == 0
     assert "records/s" in result.stderr and "files 278/278" in result.stderr
     for line in result.stdout.splitlines():
@@ -169,7 +163,7 @@ def test_corrupt_files_in_s3_layout_are_counted_not_fatal(tmp_path: Path, rules:
     )
     bad = good.with_name("1_CloudTrail_us-east-1_20261102T1005Z_bad.json.gz")
     bad.write_bytes(b"\x1f\x8b garbage")
-    events, stats = _stream([tmp_path], rules, jobs=2)
+    events, stats = _stream([tmp_path], rules)
     assert len(events) == 1
     assert (stats.unreadable_files, stats.malformed_records) == (1, 1)
     assert any(f"{bad}: unreadable" in p for p in stats.problems)
@@ -180,20 +174,30 @@ def test_corrupt_files_in_s3_layout_are_counted_not_fatal(tmp_path: Path, rules:
 
 
 def test_prefilter_is_derived_from_required_literals_only() -> None:
-    assert required_literals(
+    assert required_alternatives(
         {"source": ["aws.iam"], "detail": {"eventSource": ["iam.amazonaws.com"]}}
-    ) == {"eventSource": frozenset({"iam.amazonaws.com"})}
-    # prefix operators, $or branches and dotted keys are not required exact literals
-    assert required_literals({"detail": {"eventName": [{"prefix": "Console"}]}}) == {}
-    assert (
-        required_literals(
-            {"detail": {"eventName": ["A"], "$or": [{"eventName": ["B"]}, {"x": ["y"]}]}}
-        )
-        == {}
-    )
-    assert required_literals({"detail": {"a": ["b"]}, "detail.c": ["d"]}) == {}
-    # one rule without a required literal turns the prefilter off
+    ) == [{"eventSource": frozenset({"iam.amazonaws.com"})}]
+    # prefix and ignore-case operators are not exact literals: that alternative requires none
+    assert required_alternatives({"detail": {"eventName": [{"prefix": "Console"}]}}) == [{}]
+    # $or branches are alternatives; a field required twice keeps one of its sets
+    assert required_alternatives(
+        {"detail": {"eventName": ["A"], "$or": [{"eventName": ["B"]}, {"x": ["y"]}]}}
+    ) == [{"eventName": frozenset({"A"})}, {"eventName": frozenset({"A"}), "x": frozenset({"y"})}]
+    # a dotted key names the same field as nesting does
+    assert required_alternatives({"detail": {"a": ["b"]}, "detail.c": ["d"]}) == [
+        {"a": frozenset({"b"}), "c": frozenset({"d"})}
+    ]
+    # one rule (or branch) without a required literal turns the prefilter off
     assert not Prefilter.for_rules([]).enabled
+
+
+def test_rules_with_or_branches_give_one_alternative_per_branch(rules: RuleSet) -> None:
+    prefilter = Prefilter.for_rules([rules.get("sign-in-success")])
+    assert prefilter.alternatives == (
+        (("eventName", frozenset({"ConsoleLogin"})), ("eventSource", frozenset({SIGNIN}))),
+        (("eventName", frozenset({"UserAuthentication"})), ("eventSource", frozenset({SIGNIN}))),
+    )
+    assert not prefilter.may_match(load_event("iam-checkmfa"))
 
 
 def test_every_rule_case_that_matches_passes_the_prefilter(rules: RuleSet) -> None:
@@ -227,7 +231,7 @@ _FIELD_VALUES = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     source=_FIELD_VALUES,
     name=_FIELD_VALUES,

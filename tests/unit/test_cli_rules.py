@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from chalicelib.cli import main
+from mfawatch.cli import main
 from tests.conftest import ROOT, load_event
 
 PATTERN = {"source": ["aws.signin"], "detail": {"eventName": ["ConsoleLogin"]}}

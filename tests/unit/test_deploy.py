@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,27 +11,33 @@ import pytest
 from chalice.utils import to_cfn_resource_name
 from click.testing import CliRunner
 
-from chalicelib.deploy import (
+from chalicelib.dynamo import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES
+from chalicelib.errors import ConfigError
+from chalicelib.rules import RuleSet
+from mfawatch.deploy import (
+    EVENT_RULE_NAME_MAX,
     MAX_EVENT_AGE_SECONDS,
     MAX_RETRY_ATTEMPTS,
+    STAGE_NAME_PATTERN,
     StageConfig,
     StageNames,
     bind_parameter,
     cfn_logical_id,
+    check_stage_name,
     environment_overrides,
-    iam_statements,
     invoke_config_template,
     load_cfn_yaml,
     load_resources_template,
     merge_template,
     reference_created_resources,
     role_logical_id,
+    stage_config_update,
+    stage_name_limit,
     stage_policy_statements,
 )
-from chalicelib.deploycommands import COMMANDS, app_handler_names, deploy_template
-from chalicelib.errors import ConfigError
-from chalicelib.rules import RuleSet
-from tests.conftest import ROOT
+from mfawatch.deploycommands import COMMANDS, app_handler_names, deploy_template
+from mfawatch.paths import REPO_ROOT
+from tests.reference import iam_statements
 
 DEV = StageNames("mfawatch", "dev")
 TOPIC = "arn:aws:sns:us-east-1:111122223333:mfawatch-dev-alerts"
@@ -83,6 +89,104 @@ def test_function_names_follow_chalice_and_reject_names_lambda_would_refuse() ->
         StageNames("mfawatch", "a-very-long-stage-name-x").function(
             "on_root_console_success_without_mfa"
         )
+
+
+def _chalice_rule_names(stage: str) -> list[str]:
+    """The EventBridge rule names Chalice's own deployer builds for our app and ``stage``."""
+    from chalice.config import Config
+    from chalice.deploy.appgraph import ApplicationGraphBuilder
+    from chalice.deploy.models import CloudWatchEvent, ScheduledEvent
+
+    import app as app_module  # importable: app_handler_names() put the project on sys.path
+
+    config = Config.create(
+        chalice_stage=stage,
+        app_name="mfawatch",
+        chalice_app=app_module.app,
+        project_dir=str(REPO_ROOT),
+    )
+    application = ApplicationGraphBuilder().build(config, stage)
+    return [
+        resource.rule_name
+        for resource in application.resources
+        if isinstance(resource, (CloudWatchEvent, ScheduledEvent))
+    ]
+
+
+def test_stage_limit_is_where_chalices_longest_rule_name_reaches_64(rules: RuleSet) -> None:
+    handlers = app_handler_names()
+    limit, longest = stage_name_limit("mfawatch", handlers)
+    assert (limit, longest) == (13, "on_root_console_success_without_mfa")
+    assert longest in {rule.handler_name for rule in rules}  # derived from the rules
+    assert max(map(len, _chalice_rule_names("s" * limit))) == EVENT_RULE_NAME_MAX
+    assert max(map(len, _chalice_rule_names("s" * (limit + 1)))) == EVENT_RULE_NAME_MAX + 1
+    check_stage_name("mfawatch", "s" * limit, handlers)
+    with pytest.raises(ConfigError) as error:
+        check_stage_name("mfawatch", "prod-use1-blue", handlers)
+    assert str(error.value).startswith(
+        "stage 'prod-use1-blue' is 14 characters; the limit is 13: Chalice names the EventBridge "
+        "rule of handler on_root_console_success_without_mfa "
+        "mfawatch-prod-use1-blue-on_root_console_success_without_mfa-event (65 characters)"
+    )
+
+
+def test_a_longer_rule_lowers_the_stage_limit() -> None:
+    assert stage_name_limit("mfawatch", ["on_x"]) == (64 - len("mfawatch--on_x-event"), "on_x")
+    assert stage_name_limit("app", ["on_" + "x" * 40])[0] == 64 - len("app--on_-event") - 40
+
+
+@pytest.mark.parametrize("stage", ["a b", "-dev", "dev.1", "dév", ""])
+def test_stage_names_with_characters_aws_refuses_are_rejected(stage: str) -> None:
+    with pytest.raises(ConfigError, match="use letters, digits, '-' and '_'"):
+        check_stage_name("mfawatch", stage, HANDLERS)
+
+
+def test_resources_template_stage_constraint_is_the_computed_limit(
+    resources: dict[str, Any], rules: RuleSet
+) -> None:
+    limit, _ = stage_name_limit("mfawatch", [rule.handler_name for rule in rules])
+    parameter = resources["Parameters"]["Stage"]
+    prefix = STAGE_NAME_PATTERN.removesuffix("*")
+    assert parameter["AllowedPattern"] == f"^{prefix}{{0,{limit - 1}}}$"
+    assert parameter["ConstraintDescription"].startswith(f"1-{limit} letters")
+    docs = (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    assert f"Stage names are at most {limit} characters" in docs
+    assert f"1-{limit} letters" in docs
+
+
+def test_check_stage_command_needs_no_config() -> None:
+    from mfawatch.cli import main
+
+    result = CliRunner().invoke(main, ["check-stage", "--stage", "prod-use1-blue"])
+    assert result.exit_code == 1
+    assert "stage 'prod-use1-blue' is 14 characters; the limit is 13" in result.output
+    result = CliRunner().invoke(main, ["check-stage", "--stage", "prod-use1"])
+    assert result.exit_code == 0 and "'prod-use1' is a valid stage name" in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["policy", "--write"],
+        ["deploy-template", "invoke-config"],
+        ["deploy-template", "merge"],
+    ],
+)
+def test_commands_taking_a_configured_stage_check_its_length(
+    tmp_path: Path, command: list[str]
+) -> None:
+    from mfawatch.cli import main
+
+    config = _config()
+    config["stages"]["prod-use1-blue"] = config["stages"].pop("dev")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    result = CliRunner().invoke(
+        main, [*command, "--stage", "prod-use1-blue", "--config", str(path)]
+    )
+    assert result.exit_code == 1
+    assert "stage 'prod-use1-blue' is 14 characters; the limit is 13" in result.output
+    assert not list(tmp_path.glob("policy-*.json"))
 
 
 def test_fixed_resource_names_per_stage() -> None:
@@ -275,11 +379,13 @@ def test_merge_replaces_each_role_policy_with_least_privilege_on_created_resourc
     assert statements["UseStateTable"]["Action"] == [
         "dynamodb:GetItem",
         "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
         "dynamodb:Query",
     ]
     assert statements["UseStateTable"]["Resource"] == [
         {"Fn::GetAtt": ["StateTable", "Arn"]},
         {"Fn::Sub": "${StateTable.Arn}/index/due"},
+        {"Fn::Sub": "${StateTable.Arn}/index/group"},
     ]
     assert statements["RecordFailedInvocations"]["Action"] == ["sqs:SendMessage"]
     assert statements["UseStageKey"]["Action"] == ["kms:GenerateDataKey", "kms:Decrypt"]
@@ -342,14 +448,10 @@ def test_resources_template_declares_what_the_app_relies_on(resources: dict[str,
     table = res["StateTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
-    assert table["AttributeDefinitions"] == [
-        {"AttributeName": "pk", "AttributeType": "S"},
-        {"AttributeName": "due_pk", "AttributeType": "S"},
-        {"AttributeName": "due_at", "AttributeType": "N"},
-    ]
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "due"
-    assert [k["AttributeName"] for k in index["KeySchema"]] == ["due_pk", "due_at"]
+    # The same table create_state_table builds for tests and benchmarks (one definition).
+    assert table["AttributeDefinitions"] == ATTRIBUTE_DEFINITIONS
+    assert table["GlobalSecondaryIndexes"] == GLOBAL_SECONDARY_INDEXES
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["due", "group"]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"]["KMSMasterKeyId"] == {"Fn::GetAtt": ["Key", "Arn"]}
@@ -415,6 +517,7 @@ def test_stage_policy_statements_name_only_the_stage_resources() -> None:
     assert statements["UseStateTable"]["Resource"] == [
         "arn:aws:dynamodb:eu-west-1:111122223333:table/mfawatch-dev-state",
         "arn:aws:dynamodb:eu-west-1:111122223333:table/mfawatch-dev-state/index/due",
+        "arn:aws:dynamodb:eu-west-1:111122223333:table/mfawatch-dev-state/index/group",
     ]
     assert statements["RecordFailedInvocations"]["Resource"] == [
         "arn:aws:sqs:eu-west-1:111122223333:mfawatch-dev-failed-events"
@@ -432,8 +535,12 @@ def test_stage_policy_statements_name_only_the_stage_resources() -> None:
 # --- commands and architecture ---------------------------------------------------------------
 
 
-def test_commands_export_the_deploy_template_group() -> None:
-    assert [command.name for command in COMMANDS] == ["deploy-template"]
+def test_commands_export_the_deploy_commands() -> None:
+    assert [command.name for command in COMMANDS] == [
+        "deploy-template",
+        "check-stage",
+        "deploy-config",
+    ]
 
 
 def test_app_handlers_include_every_rule_handler(rules: RuleSet) -> None:
@@ -462,12 +569,79 @@ def test_commands_name_an_unknown_stage() -> None:
     assert "no stage 'nope'" in result.output
 
 
-def test_deploy_module_is_pure() -> None:
-    tree = ast.parse((ROOT / "chalicelib" / "deploy.py").read_text())
-    imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            imported.add(node.module.split(".")[0])
-    assert not imported & {"boto3", "botocore", "chalice", "click"}
+def test_heartbeat_alarm_period_is_the_heartbeat_interval() -> None:
+    # YAML cannot import the constant; the alarm counts one heartbeat per period.
+    from chalicelib.constants import HEARTBEAT_INTERVAL_SECONDS
+
+    alarm = load_resources_template()["Resources"]["HeartbeatAlarm"]["Properties"]
+    assert alarm["MetricName"] == "Heartbeats"
+    assert alarm["Period"] == HEARTBEAT_INTERVAL_SECONDS
+
+
+def test_docs_policy_table_lists_exactly_the_generated_statements(
+    resources: dict[str, Any],
+) -> None:
+    """docs/deploy.md's route (b) table: one row per statement, with exactly its actions."""
+    docs = (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    table = docs.split("| statement | actions | resource |", 1)[1].split("\n\n", 1)[0]
+    documented = {
+        row[0]: sorted(re.findall(r"`([a-z0-9-]+:[A-Za-z0-9]+)`", row[1]))
+        for row in (
+            [cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in table.strip().splitlines()[1:]
+        )
+    }
+    merged = merge_template(StageConfig.from_config(_config(), "dev"), HANDLERS, resources)
+    role_statements = [s for _, kind, s in iam_statements(merged) if not kind]  # role patches
+    route_b = {s["Sid"]: sorted(s["Action"]) for s in role_statements}
+    route_a = {
+        s["Sid"]: sorted(s["Action"])
+        for s in stage_policy_statements("aws", "us-east-1", "111122223333", "mfawatch", "dev")
+    }
+    assert documented == route_b == route_a
+
+
+STACK_OUTPUTS = {
+    "StateTableName": "mfawatch-dev-state",
+    "AlertsTopicArn": "arn:aws:sns:eu-west-1:444455556666:mfawatch-dev-alerts",
+    "PagerTopicArn": "arn:aws:sns:eu-west-1:444455556666:mfawatch-dev-pager",
+    "KeyArn": "arn:aws:kms:eu-west-1:444455556666:key/1234",
+}
+
+
+def test_config_update_keeps_other_outputs_and_warns_about_foreign_ones() -> None:
+    config = _config()
+    chat = "arn:aws:sns:us-east-1:111122223333:team-chat"
+    routes = {"alerts": {"topic_arn": TOPIC}, "chat": {"topic_arn": chat, "format": "chat"}}
+    config["stages"]["dev"]["environment_variables"]["MFAWATCH_OUTPUTS"] = json.dumps(routes)
+    update = stage_config_update(
+        config, "dev", STACK_OUTPUTS, "mfawatch-dev-resources", "444455556666", "eu-west-1"
+    )
+    written = json.loads(
+        update.config["stages"]["dev"]["environment_variables"]["MFAWATCH_OUTPUTS"]
+    )
+    assert written == {
+        "alerts": {"topic_arn": STACK_OUTPUTS["AlertsTopicArn"]},
+        "chat": {"topic_arn": chat, "format": "chat"},
+    }
+    assert update.warnings == (
+        f"MFAWATCH_OUTPUTS.chat: topic {chat} is not a topic of this stack and is in account "
+        "111122223333, region us-east-1 (left as it is)",
+    )
+    assert config["stages"]["dev"]["environment_variables"]["MFAWATCH_TOPIC_ARN"] == TOPIC
+
+
+def test_config_update_names_a_malformed_outputs_setting_and_a_foreign_kms_key() -> None:
+    config = _config()
+    config["stages"]["dev"]["environment_variables"]["MFAWATCH_OUTPUTS"] = '{"alerts": {}}'
+    with pytest.raises(ConfigError, match=re.escape("MFAWATCH_OUTPUTS.alerts.topic_arn must be")):
+        stage_config_update(config, "dev", STACK_OUTPUTS, "s", "444455556666", "eu-west-1")
+    foreign = STACK_OUTPUTS | {"KeyArn": "arn:aws:kms:us-east-1:444455556666:key/1234"}
+    with pytest.raises(
+        ConfigError, match=r"output KeyArn \S+ is in account 444455556666, region us-east-1"
+    ):
+        stage_config_update(_config(), "dev", foreign, "s", "444455556666", "eu-west-1")
+    with pytest.raises(ConfigError, match="stack s has no output PagerTopicArn"):
+        stage_config_update(
+            _config(), "dev", {**STACK_OUTPUTS, "PagerTopicArn": ""}, "s", "1", "eu-west-1"
+        )

@@ -1,4 +1,4 @@
-"""Tests for chalicelib.eventpattern, the offline EventBridge event-pattern engine."""
+"""Tests for mfawatch.eventpattern, the offline EventBridge event-pattern engine."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.eventpattern import (
+from mfawatch.eventpattern import (
     EventPattern,
     InvalidPatternError,
     compile_pattern,

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from chalicelib.forwarder import (
+from chalicelib.rules import RuleSet
+from mfawatch.deploy import cfn_logical_id, load_resources_template
+from mfawatch.errors import ForwarderConfigError
+from mfawatch.forwarder import (
     AUDIT_ROLE_NAME,
-    ForwarderConfigError,
-    cfn_resource_name,
     custom_bus_merge_template,
     expected_rules,
     forwarding_rule_name,
@@ -26,8 +22,7 @@ from chalicelib.forwarder import (
     parse_central_bus_arn,
     parse_regions,
 )
-from chalicelib.orgcommands import COMMANDS, forwarder_template
-from chalicelib.rules import RuleSet
+from mfawatch.orgcommands import COMMANDS, forwarder_template
 from tests.conftest import ROOT
 
 CENTRAL = "111122223333"
@@ -135,7 +130,7 @@ def test_no_audit_role_when_its_name_is_empty(rules: RuleSet) -> None:
 
 def test_global_service_rules_only_in_us_east_1(rules: RuleSet) -> None:
     template = _template(rules, regions=["us-east-1", "eu-west-1"])
-    global_ids = {cfn_resource_name(r.id) for r in rules if is_global_service_rule(r)}
+    global_ids = {cfn_logical_id(r.id) for r in rules if is_global_service_rule(r)}
     assert global_ids, "mfa-device-removed (source aws.iam) is a global-service rule"
     for logical_id, resource in _forwarding_rules(template).items():
         expected = (
@@ -294,35 +289,8 @@ def test_commands_are_exported_for_the_cli_group() -> None:
 # --- route (b) merge template -------------------------------------------------------------------
 
 
-def _load_cfn_yaml(path: Path) -> Any:
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-        key = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-            if suffix == "GetAtt":
-                value = str(value).split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node)
-        else:
-            value = loader.construct_mapping(node)  # type: ignore[arg-type]
-        return {key: value}
-
-    Loader.add_multi_constructor("!", intrinsic)
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=Loader)
-
-
-def test_cfn_resource_name_matches_chalice(rules: RuleSet) -> None:
-    from chalice.utils import to_cfn_resource_name
-
-    for rule in rules:
-        assert cfn_resource_name(rule.handler_name) == to_cfn_resource_name(rule.handler_name)
-
-
 def test_committed_merge_template_is_current(rules: RuleSet) -> None:
-    committed = _load_cfn_yaml(DEPLOY / "merge-custom-bus.yaml")
+    committed = load_resources_template(DEPLOY / "merge-custom-bus.yaml")
     assert committed == custom_bus_merge_template(rules), (
         "deploy/merge-custom-bus.yaml is stale: regenerate it (command in its header)"
     )
@@ -333,7 +301,7 @@ def test_committed_merge_template_is_current(rules: RuleSet) -> None:
 
 @pytest.mark.parametrize("name", ["central-bus-policy.yaml", "central-custom-bus.yaml"])
 def test_central_bus_policy_allows_put_events_for_the_organization_only(name: str) -> None:
-    template = _load_cfn_yaml(DEPLOY / name)
+    template = load_resources_template(DEPLOY / name)
     (policy,) = _resources(template, "AWS::Events::EventBusPolicy").values()
     statement = policy["Properties"]["Statement"]
     assert statement["Effect"] == "Allow"
@@ -346,110 +314,9 @@ def test_central_bus_policy_allows_put_events_for_the_organization_only(name: st
     assert template["Parameters"]["OrganizationId"]["AllowedPattern"] == "^o-[a-z0-9]{10,32}$"
 
 
-# --- cfn-lint -----------------------------------------------------------------------------------
-
-CFN_LINT = shutil.which("cfn-lint", path=str(Path(sys.executable).parent))
-needs_cfn_lint = pytest.mark.skipif(CFN_LINT is None, reason="cfn-lint not installed in the venv")
-
-
-def _cfn_lint(*paths: Path) -> None:
-    assert CFN_LINT is not None
-    result = subprocess.run(
-        [CFN_LINT, *[str(p) for p in paths]], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@needs_cfn_lint
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("arn", "extra"),
-    [
-        (DEFAULT_BUS_ARN, ["--regions", "us-east-1"]),
-        (CUSTOM_BUS_ARN, ["--regions", ",".join(MANY_REGIONS)]),
-        (CUSTOM_BUS_ARN, ["--regions", "eu-west-1", "--home-region", "eu-west-1"]),
-        (DEFAULT_BUS_ARN, []),
-    ],
-    ids=["one-region", "twelve-regions", "no-us-east-1", "all-regions"],
-)
-def test_generated_member_template_passes_cfn_lint(
-    tmp_path: Path, arn: str, extra: list[str]
-) -> None:
-    paths = []
-    for fmt in ("yaml", "json"):
-        result = CliRunner().invoke(
-            forwarder_template, ["--central-bus-arn", arn, *extra, "--format", fmt]
-        )
-        assert result.exit_code == 0, result.output
-        path = tmp_path / f"member.{fmt}"
-        path.write_text(result.stdout, encoding="utf-8")
-        paths.append(path)
-    _cfn_lint(*paths)
-
-
-@needs_cfn_lint
-@pytest.mark.slow
-def test_central_templates_pass_cfn_lint() -> None:
-    _cfn_lint(DEPLOY / "central-bus-policy.yaml", DEPLOY / "central-custom-bus.yaml")
-
-
-@needs_cfn_lint
-@pytest.mark.slow
-def test_chalice_package_with_merge_template_puts_every_rule_on_the_bus_and_lints(
-    tmp_path: Path, rules: RuleSet
-) -> None:
-    out = tmp_path / "pkg"
-    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "chalice"),
-            "package",
-            "--stage",
-            "dev",
-            "--merge-template",
-            str(DEPLOY / "merge-custom-bus.yaml"),
-            str(out),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    sam = _load_cfn_yaml(out / "sam.yaml")
-    functions = _resources(sam, "AWS::Serverless::Function")
-    events = {
-        name: event
-        for function in functions.values()
-        for name, event in function["Properties"].get("Events", {}).items()
-        if event["Type"] == "CloudWatchEvent"
-    }
-    assert len(events) == len(rules) + 1  # every rule, and the heartbeat
-    for event in events.values():
-        assert event["Properties"]["EventBusName"] == {"Ref": "MfawatchEventBusName"}
-        assert "Pattern" in event["Properties"]  # the merge kept Chalice's pattern
-    # The merge added no half-defined resource (a stale id would have no Type).
-    assert all("Type" in resource for resource in sam["Resources"].values())
-    _cfn_lint(out / "sam.yaml")
-
-
-def test_forwarder_is_pure() -> None:
-    import ast
-
-    tree = ast.parse((ROOT / "chalicelib" / "forwarder.py").read_text(encoding="utf-8"))
-    imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            imported.add(node.module.split(".")[0])
-    assert not imported & {"boto3", "botocore", "chalice"}
-
-
 def test_member_template_sends_a_heartbeat_to_the_central_bus(rules: RuleSet) -> None:
     from chalicelib.constants import HEARTBEAT_PATTERN, HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE
-    from chalicelib.eventpattern import compile_pattern
+    from mfawatch.eventpattern import compile_pattern
 
     heartbeat = _template(rules)["Resources"]["Heartbeat"]
     props = heartbeat["Properties"]

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
 
-from chalicelib.cli import main
 from chalicelib.constants import HEARTBEAT_OVERDUE_SECONDS
 from chalicelib.observability import EmfMetrics, JsonFormatter, MemoryMetrics
 from chalicelib.records import envelope_of
 from chalicelib.rules import RuleSet
 from chalicelib.service import AlertService, MemoryPublisher
+from mfawatch.cli import main
 from tests.conftest import load_event
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -107,7 +107,9 @@ def test_a_stopped_heartbeat_is_reported_once_then_its_recovery(rules: RuleSet) 
 
 
 def test_sns_dry_run_prints_the_exact_publish_parameters() -> None:
-    result = CliRunner().invoke(main, ["replay", "--output", "sns", "--stage", "dev"])
+    result = CliRunner().invoke(
+        main, ["replay", "--jobs", "1", "--output", "sns", "--stage", "dev"]
+    )
     assert result.exit_code == 0, result.output
     publishes = [json.loads(line) for line in result.stdout.splitlines()]
     first = publishes[0]

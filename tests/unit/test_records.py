@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from chalicelib.errors import EventParseError
 from chalicelib.records import (
+    EVENT_TIME_MAX,
+    EVENT_TIME_MIN,
+    FUTURE_TOLERANCE,
     PRINCIPAL_ASSUMED_ROLE,
     PRINCIPAL_IAM_USER,
     PRINCIPAL_IDENTITY_CENTER,
     PRINCIPAL_ROOT,
-    as_envelope,
     envelope_of,
     parse_event,
+    processing_time,
+    replay_time,
 )
 from tests.conftest import EVENTS, load_event, load_sample, needs_shared, sample_paths
 
@@ -141,25 +146,130 @@ def test_wrapping_a_record_gives_the_envelope_eventbridge_delivers() -> None:
 
 
 @pytest.mark.parametrize(
-    "event",
-    [{}, {"foo": 1}, {"detail": {}, "detail-type": "x"}],
-    ids=["empty", "unrelated", "envelope-without-source"],
+    ("event", "message"),
+    [
+        ({}, "not a CloudTrail record"),
+        ({"foo": 1}, "not a CloudTrail record"),
+        ({"detail": {}, "detail-type": "x"}, "envelope has no 'source'"),
+        ({"source": "aws.signin", "detail-type": "x"}, "envelope has no 'detail'"),
+        ({"source": "aws.signin", "detail": None}, "'detail' is a null, not a JSON object"),
+        ({"source": "aws.signin", "detail": [1]}, "'detail' is a array, not a JSON object"),
+        ({"source": "aws.signin", "detail": "{}"}, "'detail' is a string, not a JSON object"),
+    ],
+    ids=["empty", "unrelated", "no-source", "no-detail", "null", "array", "string"],
 )
-def test_non_cloudtrail_objects_are_rejected_with_a_reason(event: dict[str, object]) -> None:
-    with pytest.raises(EventParseError, match="not a CloudTrail record"):
-        as_envelope(event)
+def test_non_cloudtrail_objects_are_rejected_with_a_reason(
+    event: dict[str, object], message: str
+) -> None:
+    with pytest.raises(EventParseError, match=re.escape(message)):
+        parse_event(event)
 
 
-def test_unparseable_time_is_an_error_that_quotes_the_value() -> None:
-    record = load_event("iam-consolelogin-failure-mfa-yes") | {"eventTime": "XXXX"}
+@pytest.mark.parametrize(
+    ("event", "kind"),
+    [([], "array"), ("x", "string"), (3, "number"), (None, "null"), (True, "boolean")],
+)
+def test_a_non_object_event_is_a_parse_error_naming_its_type(event: object, kind: str) -> None:
+    with pytest.raises(EventParseError, match=f"event is a {kind}, not a JSON object"):
+        parse_event(event)  # type: ignore[arg-type]
+
+
+def test_unparseable_time_is_a_problem_that_quotes_the_value() -> None:
+    record = parse_event(load_event("iam-consolelogin-failure-mfa-yes") | {"eventTime": "XXXX"})
+    assert record.time_problem == (
+        "eventTime 'XXXX' is not an ISO-8601 time and the envelope time 'XXXX' is not an "
+        "ISO-8601 time"
+    )
+    assert record.event_time == EVENT_TIME_MIN
     with pytest.raises(EventParseError, match="'XXXX' is not an ISO-8601 time"):
-        parse_event(record)
+        replay_time(record.raw["detail"])
 
 
-def test_envelope_time_rescues_a_redacted_event_time() -> None:
+@pytest.mark.parametrize(
+    ("event_time", "problem"),
+    [
+        ("redacted", "is not an ISO-8601 time"),
+        ("9999-12-31T00:00:00Z", "is outside the years 2000-2100"),
+    ],
+)
+def test_envelope_time_rescues_an_unusable_event_time(event_time: str, problem: str) -> None:
     envelope = load_event("eventbridge-root-consolelogin-failure")
-    envelope["detail"]["eventTime"] = "redacted"
-    assert parse_event(envelope).event_time == datetime(2026, 11, 2, 11, 20, 31, tzinfo=UTC)
+    envelope["detail"]["eventTime"] = event_time
+    record = parse_event(envelope)
+    assert record.event_time == datetime(2026, 11, 2, 11, 20, 31, tzinfo=UTC)
+    assert record.time_problem == (
+        f"eventTime {event_time!r} {problem}; used the envelope time 2026-11-02T11:20:31Z instead"
+    )
+    assert replay_time(envelope) == record.event_time  # a real time: the replay uses it too
+
+
+@pytest.mark.parametrize(
+    ("event_time", "expected", "problem"),
+    [
+        (
+            "9999-12-31T23:59:59Z",
+            EVENT_TIME_MAX - timedelta(microseconds=1),
+            "is outside the years 2000-2100",
+        ),
+        ("9999-12-31T23:59:59-01:00", EVENT_TIME_MIN, "is not an ISO-8601 time"),  # overflows
+        ("0001-01-01T00:00:00+01:00", EVENT_TIME_MIN, "is not an ISO-8601 time"),  # overflows
+        ("1970-01-01T00:00:00Z", EVENT_TIME_MIN, "is outside the years 2000-2100"),
+        (
+            "2101-01-01T00:00:00Z",
+            EVENT_TIME_MAX - timedelta(microseconds=1),
+            "is outside the years 2000-2100",
+        ),
+    ],
+)
+def test_absurd_event_times_do_not_raise_and_stay_in_range(
+    event_time: str, expected: datetime, problem: str
+) -> None:
+    """A bare record: its envelope time is the same bad value, so the bound is used."""
+    record = parse_event(load_event("iam-consolelogin-failure-mfa-yes") | {"eventTime": event_time})
+    assert record.event_time == expected and record.event_time.tzinfo is UTC
+    assert record.event_time.timestamp() > 0  # usable in arithmetic
+    assert f"eventTime {event_time!r} {problem}" in record.time_problem
+    arrival = datetime(2026, 11, 2, 9, 1, tzinfo=UTC)
+    assert processing_time(record, arrival) == (
+        arrival,
+        record.time_problem + "; processed at its arrival time",
+    )
+
+
+def test_range_bounds_are_inclusive_below_and_exclusive_above() -> None:
+    base = load_event("iam-consolelogin-failure-mfa-yes")
+    assert parse_event(base | {"eventTime": "2000-01-01T00:00:00Z"}).time_problem == ""
+    assert parse_event(base | {"eventTime": "2100-12-31T23:59:59Z"}).time_problem == ""
+    assert parse_event(base | {"eventTime": "1999-12-31T23:59:59Z"}).time_problem
+    assert parse_event(base | {"eventTime": "2101-01-01T00:00:00Z"}).time_problem
+
+
+def test_processing_time_is_the_event_time_unless_it_is_ahead_of_arrival() -> None:
+    record = parse_event(load_event("iam-consolelogin-failure-mfa-yes"))  # 09:00:08
+    on_time = datetime(2026, 11, 2, 9, 0, 10, tzinfo=UTC)
+    assert processing_time(record, on_time) == (record.event_time, "")
+    skewed = record.event_time - FUTURE_TOLERANCE  # exactly the tolerance: still its own time
+    assert processing_time(record, skewed) == (record.event_time, "")
+    early = datetime(2026, 10, 30, 9, 0, 8, tzinfo=UTC)
+    assert processing_time(record, early) == (
+        early,
+        "eventTime 2026-11-02T09:00:08Z is 3 days after its arrival; processed at its arrival time",
+    )
+
+
+def test_a_record_without_event_id_gets_a_stable_derived_id() -> None:
+    base = load_event("iam-consolelogin-failure-mfa-yes")
+    del base["eventID"]
+    first = parse_event(base)
+    assert re.fullmatch(r"derived-[0-9a-f]{32}", first.event_id)
+    reordered = dict(reversed(list(base.items())))
+    assert parse_event(reordered).event_id == first.event_id  # key order does not matter
+    assert parse_event(base | {"eventID": " "}).event_id.startswith("derived-")  # blank: none
+    other = parse_event(base | {"sourceIPAddress": "203.0.113.8"})
+    assert other.event_id.startswith("derived-") and other.event_id != first.event_id
+    # The envelope a bare record is wrapped in carries an id derived from the same id.
+    assert envelope_of(base)["id"] == envelope_of(base | {"eventID": first.event_id})["id"]
+    assert envelope_of(base)["id"] != envelope_of(dict(base, sourceIPAddress="x"))["id"]
 
 
 @pytest.mark.parametrize("path", sorted(EVENTS.glob("*.json")), ids=lambda p: p.stem)
@@ -170,7 +280,7 @@ def test_every_fixture_parses_with_id_time_and_principal(path: Path) -> None:
     assert record.event_id
     assert record.account == "111122223333"
     assert record.principal
-    assert record.event_time.year == 2026
+    assert record.event_time.year == 2026 and record.time_problem == ""
 
 
 # Expected (principal, principal type, outcome, MFA used) for the shared corpus; a sample that is
@@ -230,7 +340,7 @@ SHARED_EXPECTED = {
     ),
     "iam-deactivatemfadevice.elastic.json": ("Alice", "IAMUser", "Success", None),
 }
-UNPARSEABLE = {  # redacted timestamps, no envelope to fall back on
+UNPARSEABLE = {  # redacted timestamps, no envelope to fall back on: a time_problem
     "root-consolelogin-failure.spanish-lab.json",
     "root-externalidpdirectorylogin-failure.panther.json",
 }
@@ -248,8 +358,9 @@ def test_shared_corpus_expectations_cover_existing_files() -> None:
 def test_every_shared_sample_parses_or_is_rejected_clearly(path: Path) -> None:
     for event in load_sample(path):
         if path.name in UNPARSEABLE:
+            assert "is not an ISO-8601 time" in parse_event(event).time_problem
             with pytest.raises(EventParseError, match="is not an ISO-8601 time"):
-                parse_event(event)
+                replay_time(event)
             continue
         record = parse_event(event)
         assert record.event_name

@@ -9,19 +9,18 @@ from pathlib import Path
 import pytest
 
 from chalicelib.errors import RuleError
-from chalicelib.eventpattern import compile_pattern
 from chalicelib.records import as_envelope
-from chalicelib.rulebuild import (
+from chalicelib.rules import BUNDLE_PATH, RuleSet, bundle_json, load_bundle
+from mfawatch.eventpattern import compile_pattern
+from mfawatch.rulebuild import (
     RULES_DIR,
     build_bundle,
-    bundle_is_stale,
     load_rules_dir,
     read_rule_document,
     run_rule_cases,
     validate_rule_file,
     validate_rules_dir,
 )
-from chalicelib.rules import BUNDLE_PATH, RuleSet, load_bundle
 from tests.conftest import SAMPLES, load_event, load_sample, needs_shared
 
 REQUIRED = {
@@ -74,6 +73,15 @@ def test_stale_bundle_is_detected(tmp_path: Path) -> None:
     path = rules_dir / "root-console-failure.yaml"
     path.write_text(path.read_text().replace("severity: HIGH", "severity: CRITICAL"))
     assert bundle_is_stale(rules_dir, bundle)
+
+
+def bundle_is_stale(rules_dir: Path = RULES_DIR, bundle_path: Path = BUNDLE_PATH) -> bool:
+    """True when the compiled bundle differs from what ``rules_dir`` compiles to."""
+    expected = bundle_json([f.rule for f in load_rules_dir(rules_dir)])
+    try:
+        return bundle_path.read_text(encoding="utf-8") != expected
+    except FileNotFoundError:
+        return True
 
 
 NEAR_MISSES = {

@@ -25,13 +25,13 @@ from chalicelib.notifications import (
     KIND_SUMMARY,
     Notification,
 )
-from chalicelib.readers import ReadStats
 from chalicelib.records import envelope_of
-from chalicelib.replay import TimedEvent, replay_timed
 from chalicelib.rules import RuleSet, load_bundle
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MemoryStore
-from tests.conftest import load_event
+from mfawatch.readers import ReadStats
+from mfawatch.replay import TimedEvent, replay_timed
+from tests.conftest import examples, load_event
 
 RULES: RuleSet = load_bundle()
 BASE = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -120,7 +120,9 @@ limits = st.builds(
     st.integers(1, 8),
     st.sampled_from([1.0, 5.0]),
 )
-PROPERTIES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTIES = settings(
+    max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _stream(spec: list[tuple[str, int, int, int, int]], duplicates: bool) -> list[TimedEvent]:
@@ -258,20 +260,22 @@ def test_incident_alert_then_summary_with_exact_count_and_times() -> None:
     assert publisher.published[1].title == (
         "Possible MFA brute force / fatigue: 10 failed MFA attempts for u0 in 5 minutes"
     )
-    assert service.tick(_at(8 + 899)) == []
-    (summary,) = service.tick(_at(8 + 900))
+    # The window ends at 8 + 900; the scheduler looks once the settle time (the lease) has
+    # passed, so that repeats still being written are in the summary.
+    settle = Settings().lease_seconds
+    assert service.tick(_at(8 + 899 + settle)) == []
+    (summary,) = service.tick(_at(8 + 900 + settle))
     assert summary.kind == KIND_SUMMARY and summary.count == 12
     assert summary.event_ids == tuple(f"e{i}" for i in range(1, 13))
     assert summary.summary.startswith(
         "12 more failed MFA attempts for u0 from 203.0.113.7 between 09:00:26 and 09:03:44 UTC"
     )
-    assert service.tick(_at(8 + 960)) == []
+    assert service.tick(_at(8 + 960 + 2 * settle)) == []
 
 
 def test_flush_sends_the_digest_of_summaries_held_at_the_end() -> None:
-    """BUG: ``AlertService.flush`` stops after a pass that *sent* nothing, but a pass can hold
-    every summary in a storm that it opened itself (its key was not in that pass's due list),
-    so the digest, and the repeats it counts, never come out of replay."""
+    """A pass of ``flush`` can hold every summary in a storm that it opened itself: the digest,
+    and the repeats it counts, still come out of replay."""
     publisher = RecordingPublisher()
     config = Settings(topic_rate=Threshold(1, 5), principal_rate=Threshold(100, 5))
     service = AlertService(RULES, publisher, MemoryStore(), config)
@@ -286,13 +290,13 @@ def test_flush_sends_the_digest_of_summaries_held_at_the_end() -> None:
 
 
 def test_late_repeat_after_the_window_was_summarized_is_not_lost() -> None:
-    """BUG: an event of a window that the scheduler already summarized (delivered a few minutes
-    late, as CloudTrail -> EventBridge often is) is counted but never reported."""
+    """An event of a window that the scheduler already summarized (delivered a few minutes late,
+    as CloudTrail -> EventBridge often is) makes a late batch instead of being lost."""
     publisher = RecordingPublisher()
     service = AlertService(RULES, publisher, MemoryStore())
     service.handle(IAM_RULE, failed_sign_in(IAM_RULE, "a", 0, 0, 0), _at(0))
     service.handle(IAM_RULE, failed_sign_in(IAM_RULE, "b", 60, 0, 0), _at(60))
-    assert [n.kind for n in service.tick(_at(960))] == [KIND_SUMMARY]
+    assert [n.kind for n in service.tick(_at(1000))] == [KIND_SUMMARY]
     # Event time 09:14:50 (inside the window), delivered at 09:17:00.
     service.handle(IAM_RULE, failed_sign_in(IAM_RULE, "late", 890, 0, 0), _at(1020))
     service.tick(_at(2000))
@@ -302,16 +306,15 @@ def test_late_repeat_after_the_window_was_summarized_is_not_lost() -> None:
 
 
 def test_a_late_batch_in_the_same_second_gets_its_own_summary_id() -> None:
-    """BUG: summary ids are ``summary:<rule>:<dedup key>:<first_repeat>``. CloudTrail times have
-    one-second resolution, so a late repeat stamped in the same second as the first repeat of
-    the batch already summarized makes a second, different summary with the same id."""
+    """CloudTrail times have one-second resolution: a late repeat stamped in the same second as
+    the batch already summarized makes a second summary with its own id."""
     publisher = RecordingPublisher()
     service = AlertService(RULES, publisher, MemoryStore())
     service.handle(IAM_RULE, failed_sign_in(IAM_RULE, "a", 0, 0, 0), _at(0))
     service.handle(IAM_RULE, failed_sign_in(IAM_RULE, "b", 60, 0, 0), _at(60))
-    service.tick(_at(960))
+    service.tick(_at(1000))
     service.handle(IAM_RULE, failed_sign_in(IAM_RULE, "c", 60, 0, 0), _at(1020))  # late, same s
-    service.tick(_at(1080))
+    service.tick(_at(1200))
     service.flush(_at(10_000))
     summaries = [n for n in publisher.published if n.kind == KIND_SUMMARY]
     assert [n.event_ids for n in summaries] == [("b",), ("c",)]
@@ -333,8 +336,8 @@ class _ReentrantPublisher(RecordingPublisher):
 
 
 def test_duplicate_delivery_during_publish_does_not_publish_again() -> None:
-    """BUG: between saving the outbox (status ``pending``) and marking it delivered, a concurrent
-    duplicate delivery gets Claim.PENDING and publishes the same outbox again: two alerts."""
+    """Between saving the decision and the outputs' confirmations, a concurrent duplicate
+    delivery finds the claim leased (in progress) and publishes nothing."""
     publisher = _ReentrantPublisher()
     service = AlertService(RULES, publisher, MemoryStore())
     event = failed_sign_in(IAM_RULE, "a", 0, 0, 0)

@@ -1,5 +1,0 @@
-"""``python -m chalicelib`` is ``python -m chalicelib.cli``."""
-
-from chalicelib.cli import run
-
-run()

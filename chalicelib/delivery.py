@@ -1,0 +1,326 @@
+"""Delivery: rate limits decided once per notification, then publishing output by output.
+
+A notification becomes an :class:`documents.OutboxEntry` before anything is published: its
+destinations and its rate-limit decision (admitted or held) are saved with the item that decided
+it (an event claim, a storm, a heartbeat). Publishing then goes output by output, and each
+output's success is recorded as it happens (one atomic ``ADD`` to the item's ``delivered`` set).
+So a retry, whether after an SNS error, a crash or a timeout between two outputs, publishes only to
+the outputs that did not confirm, and never asks the rate limiter again.
+
+Rate limits (``Settings.principal_rate``, ``Settings.topic_rate``) are fixed-window counters: one
+atomic add on a tiny item, so concurrent invocations never conflict. When the topic's window is
+full the rule enters storm mode (see :mod:`chalicelib.decisions`): its held notifications are
+counted in the storm's digest (:mod:`chalicelib.scheduler`), which is scheduled here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .config import Settings
+from .decisions import rate_slot
+from .documents import (
+    Held,
+    Outbox,
+    OutboxEntry,
+    counter_attribute,
+    delivery_mark,
+    held_attribute,
+    storm_attribute,
+)
+from .errors import ConfigError, PublishError, UnknownReferenceError
+from .notifications import KIND_ALERT, KIND_ESCALATION, KIND_SUMMARY, Notification
+from .notifications import notification_from_state as rebuild
+from .observability import Metrics
+from .rules import RuleSet
+from .state import (
+    DUE_AT,
+    DUE_PK,
+    EXPIRES_AT,
+    Compare,
+    ConditionFailed,
+    KeyKind,
+    Missing,
+    StateStore,
+    due_mark,
+    group_mark,
+    make_key,
+)
+
+logger = logging.getLogger(__name__)
+
+RATE_KEY = make_key(KeyKind.RATE, "topic")
+
+
+class Publisher(Protocol):
+    """Where notifications go. ``publish`` raises :class:`errors.PublishError` on failure."""
+
+    def destinations(self, notification: Notification) -> list[str]: ...
+
+    def publish(self, notification: Notification, destination: str) -> None: ...
+
+
+def storm_key(rule_id: str) -> str:
+    return make_key(KeyKind.STORM, rule_id)
+
+
+def held_record(notification: Notification) -> Held:
+    """What a storm digest counts of a held notification."""
+    escalation = notification.kind == KIND_ESCALATION
+    return Held(
+        kind=notification.kind,
+        count=0 if escalation else notification.count,
+        event_ids=() if escalation else notification.event_ids,
+        principal=notification.principal,
+        source_ip=notification.source_ip,
+        account=notification.account,
+        region=notification.region,
+        principal_type=notification.principal_type,
+        first=notification.first_seen.timestamp(),
+        last=notification.last_seen.timestamp(),
+    )
+
+
+def rate_limited(notification: Notification) -> bool:
+    """Alerts, summaries and escalations share the rate limits; a CRITICAL escalation (an MFA
+    fatigue success: the account is probably compromised) always goes out."""
+    return notification.kind in (KIND_ALERT, KIND_SUMMARY) or (
+        notification.kind == KIND_ESCALATION and notification.severity != "CRITICAL"
+    )
+
+
+@dataclass(frozen=True)
+class Decided:
+    """Notifications of one item with their admission decided: what to save before publishing."""
+
+    entries: list[OutboxEntry]
+    held: list[Held]
+
+    @property
+    def publishes(self) -> bool:
+        return any(not e.held for e in self.entries)
+
+    def held_attributes(self, rule_id: str, now: float) -> dict[str, Any]:
+        """Attributes that put the deciding item in its rule's storm group (held alerts)."""
+        if not self.held:
+            return {}
+        return {"held": held_attribute(self.held), **group_mark(storm_key(rule_id), now)}
+
+
+class Delivery:
+    """Admission (once per notification) and per-output publishing of outbox entries."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        publisher: Publisher,
+        settings: Settings,
+        metrics: Metrics,
+        known: RuleSet,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.settings = settings
+        self.metrics = metrics
+        self._known = known
+
+    # --- admission -------------------------------------------------------------------------------
+
+    def principal_counter(self, now: float) -> tuple[dict[str, int], list[str]]:
+        """The ``add``/``remove`` that count one notification against its principal's window."""
+        period = self.settings.principal_rate.seconds
+        slot = rate_slot(now, period)
+        return {counter_attribute(slot): 1}, [counter_attribute(slot - 2)]
+
+    def principal_admits(self, principal_item: Mapping[str, Any], now: float) -> bool:
+        """Whether the count an add just returned is within the principal's limit."""
+        rate = self.settings.principal_rate
+        count = int(principal_item.get(counter_attribute(rate_slot(now, rate.seconds)), 0))
+        return count <= rate.count
+
+    def count_principal(self, principal_key: str, now: float, expires_at: float) -> bool:
+        """Count a notification against its principal (one atomic add); True when admitted."""
+        add, remove = self.principal_counter(now)
+        item = self.store.update(
+            principal_key,
+            now,
+            set_values={EXPIRES_AT: expires_at},
+            add=add,
+            remove=remove,
+        )
+        return self.principal_admits(item, now)
+
+    def topic_admits(self, rule_id: str, now: float) -> tuple[bool, bool]:
+        """Take a slot of the topic's window unless the rule is in storm mode.
+
+        Returns (admitted, opened_storm). One atomic add; a rule in storm mode is told by the
+        failed condition (no slot taken). A full window opens storm mode for the rule.
+        """
+        rate = self.settings.topic_rate
+        slot = rate_slot(now, rate.seconds)
+        storm = storm_attribute(rule_id)
+        try:
+            item = self.store.update(
+                RATE_KEY,
+                now,
+                set_values={EXPIRES_AT: now + 30 * 24 * 3600.0},
+                add={counter_attribute(slot): 1},
+                remove=[counter_attribute(slot - 2)],
+                condition=_storm_over(storm, now),
+            )
+        except ConditionFailed:
+            return False, False  # storm mode: hold without taking a slot
+        if int(item.get(counter_attribute(slot), 0)) <= rate.count:
+            return True, False
+        # Storm mode lasts past the first digest (due in one period), which extends or ends it.
+        until = now + rate.seconds + self.settings.settle_seconds
+        self.store.update(RATE_KEY, now, set_values={storm: until})
+        logger.warning("rule %s enters storm mode: topic rate %s reached", rule_id, rate)
+        self.metrics.count("StormsOpened", Rule=rule_id)
+        return False, True
+
+    def schedule_digest(self, rule_id: str, now: float) -> None:
+        """Make sure the rule's storm digest is due (one conditional write; a no-op if it is)."""
+        with contextlib.suppress(ConditionFailed):
+            self.store.update(
+                storm_key(rule_id),
+                now,
+                set_values={
+                    "opened_at": now,
+                    EXPIRES_AT: now + 2 * 24 * 3600.0,
+                    **due_mark(now + self.settings.topic_rate.seconds),
+                },
+                condition=Missing(DUE_AT),
+            )
+
+    def decide(
+        self,
+        notifications: Sequence[Notification],
+        now: float,
+        principal_admitted: bool = True,
+    ) -> Decided:
+        """Decide each notification's destinations and whether a rate limit holds it.
+
+        ``principal_admitted`` is the principal counter's answer for the alert or summary among
+        them (counted by the caller in a write it makes anyway). Escalations count against the
+        topic only: they come once per burst and principal.
+        """
+        entries: list[OutboxEntry] = []
+        held: list[Held] = []
+        for notification in notifications:
+            hold = False
+            if rate_limited(notification):
+                principal_ok = principal_admitted or notification.kind == KIND_ESCALATION
+                if principal_ok:
+                    admitted, opened = self.topic_admits(notification.rule.id, now)
+                    hold = not admitted
+                    if opened:
+                        self.schedule_digest(notification.rule.id, now)
+                else:
+                    hold = True
+                    self.schedule_digest(notification.rule.id, now)
+            if hold:
+                held.append(held_record(notification))
+                self.metrics.count("Held", Rule=notification.rule.id)
+                logger.info(
+                    "held by rate limit (a storm digest follows)",
+                    extra={"rule": notification.rule.id, "notification": notification.id},
+                )
+            entries.append(
+                OutboxEntry(
+                    id=notification.id,
+                    notification=notification.to_state(),
+                    destinations=tuple(self.publisher.destinations(notification)),
+                    held=hold,
+                )
+            )
+        return Decided(entries, held)
+
+    def hold_apart(self, rule_id: str, notification_id: str, held: list[Held], now: float) -> None:
+        """Record held notifications on an item of their own in the rule's storm group (when the
+        deciding item is in another group already: a repeat's claim, a scheduled summary)."""
+        self.store.put(
+            make_key(KeyKind.HELD, notification_id),
+            {
+                "held": held_attribute(held),
+                EXPIRES_AT: now + 2 * 24 * 3600.0,
+                **group_mark(storm_key(rule_id), now),
+            },
+            now,
+        )
+
+    # --- publishing ------------------------------------------------------------------------------
+
+    def notification(self, entry: OutboxEntry) -> Notification:
+        """Rebuild a saved notification; a rule this version does not know is reported."""
+        try:
+            return rebuild(entry.notification, self._known)
+        except KeyError as exc:
+            raise UnknownReferenceError(f"outbox entry {entry.id}: {exc}") from exc
+
+    def deliver(
+        self,
+        key: str,
+        outbox: Outbox,
+        now: float,
+        finish: Mapping[str, Any] | None = None,
+        finish_remove: Sequence[str] = (DUE_PK, DUE_AT),
+        retry_after: float | None = None,
+    ) -> list[Notification]:
+        """Publish every pending (entry, output) of ``key``'s outbox, recording each success.
+
+        The last confirmation also writes ``finish`` and removes ``finish_remove`` (the item is
+        settled). If an output fails, the item stays due in ``retry_after`` seconds (the scheduler
+        redelivers) and :class:`errors.PublishError` is raised so that Lambda retries too.
+        """
+        pending = outbox.pending()
+        sent: dict[str, Notification] = {}
+        errors: list[str] = []
+        for index, (entry, destination) in enumerate(pending):
+            notification = self.notification(entry)
+            try:
+                self.settings.output(destination)
+                self.publisher.publish(notification, destination)
+            except ConfigError as exc:
+                raise UnknownReferenceError(f"outbox entry {entry.id}: {exc}") from exc
+            except PublishError as exc:
+                self.metrics.count("PublishErrors", Destination=destination)
+                logger.error(
+                    "publish failed: %s",
+                    exc,
+                    extra={
+                        "rule": notification.rule.id,
+                        "notification": notification.id,
+                        "destination": destination,
+                        "dedup_key": notification.dedup_key,
+                    },
+                )
+                errors.append(f"{destination}: {exc}")
+                continue
+            last = index == len(pending) - 1 and not errors
+            self.store.update(
+                key,
+                now,
+                add={"delivered": frozenset({delivery_mark(entry.id, destination)})},
+                set_values=dict(finish or {}) if last else None,
+                remove=list(finish_remove) if last else (),
+            )
+            if entry.id not in sent:
+                sent[entry.id] = notification
+        if errors:
+            retry = self.settings.lease_seconds if retry_after is None else retry_after
+            self.store.update(key, now, set_values={"lease_until": now, **due_mark(now + retry)})
+            raise PublishError("; ".join(errors))
+        if not pending and (finish or finish_remove):
+            self.store.update(key, now, set_values=dict(finish or {}), remove=list(finish_remove))
+        for notification in sent.values():
+            self.metrics.count("Notifications", Kind=notification.kind)
+        return list(sent.values())
+
+
+def _storm_over(attribute: str, now: float) -> Compare:
+    return Compare(attribute, "<=", now, or_missing=True)

@@ -1,0 +1,511 @@
+"""Event handling: one matched event -> claimed once -> decided -> saved -> delivered.
+
+Per event (alert rules), each step one request on its own item:
+
+1. **Claim** the (rule, eventID) item with a conditional put. A duplicate delivery learns from the
+   failed condition (the item comes back with it) that it is a duplicate, in progress, or decided
+   but not fully delivered. This is the only step before which the service may fail open: if the
+   claim cannot be written, nothing was saved, published or held for the event in this
+   invocation, so an alert marked "dedup unavailable" goes out. After it, a state error raises
+   (Lambda retries) and the retry finishes what was saved.
+2. **Incident**: a conditional write opens a new window if none is open for the event time (the
+   ALERT); otherwise the failed condition returns the open window (a REPEAT, counted on the
+   event's own claim, in the window's group, merged into the summary by the scheduler).
+3. **Principal**: one update appends the failure and counts the alert against the principal's
+   rate window; a completed burst is escalated once with a conditional write.
+4. **Admission** (:mod:`chalicelib.delivery`): the topic's rate window, storm mode.
+5. **Save** the decision on the claim (outbox, held records, window), then **deliver**.
+
+Every step is idempotent per eventID, so a takeover after a crash decides the same again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from .config import Settings
+from .decisions import (
+    KEEP_FAILURES,
+    Claim,
+    brute_force_burst,
+    claim_outcome,
+    failures_between,
+    failures_to_keep,
+    incident_expiry,
+    window_for,
+)
+from .delivery import Decided, Delivery
+from .documents import (
+    ClaimStatus,
+    EventClaim,
+    Incident,
+    Outbox,
+    PrincipalFailures,
+    WindowRef,
+    Workflow,
+    failure_entry,
+    window_attribute,
+)
+from .errors import EventInProgressError, StateStoreError
+from .notifications import (
+    Notification,
+    alert_for,
+    brute_force_for,
+    fatigue_success_for,
+)
+from .observability import Metrics
+from .records import (
+    PRINCIPAL_IDENTITY_CENTER,
+    UNKNOWN_PRINCIPAL_KEY,
+    SignInRecord,
+    parse_event,
+    processing_time,
+)
+from .rules import Rule, RuleSet
+from .state import (
+    DUE_AT,
+    DUE_PK,
+    EXPIRES_AT,
+    Absent,
+    AllOf,
+    AnyOf,
+    Compare,
+    ConditionFailed,
+    Item,
+    KeyKind,
+    Missing,
+    StateStore,
+    due_mark,
+    group_mark,
+    make_key,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def claim_key(rule_id: str, event_id: str) -> str:
+    return make_key(KeyKind.EVENT, rule_id, event_id)
+
+
+def principal_key(account: str, principal: str) -> str:
+    return make_key(KeyKind.PRINCIPAL, account, principal)
+
+
+def escalation_principal(principal: str, source_ip: str) -> str:
+    """Who failures and rate limits are counted for (a record's ``principal_key``); unnamed
+    Identity Center users are told apart by source IP."""
+    if principal == UNKNOWN_PRINCIPAL_KEY:
+        return f"{UNKNOWN_PRINCIPAL_KEY}@{source_ip}"
+    return principal
+
+
+class EventHandler:
+    """Turns one matched event into saved decisions and delivered notifications."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        store: StateStore,
+        delivery: Delivery,
+        settings: Settings,
+        metrics: Metrics,
+    ) -> None:
+        self.rules = rules
+        self.store = store
+        self.delivery = delivery
+        self.settings = settings
+        self.metrics = metrics
+
+    def handle(self, rule_id: str, event: Mapping[str, Any], now: datetime) -> list[Notification]:
+        """Process one event that EventBridge (or replay) matched to ``rule_id``.
+
+        ``now`` is the processing time: the wall clock in Lambda, the event time in replay.
+        Returns what was published. Raises :class:`errors.EventParseError` for an event that is
+        not a CloudTrail record, :class:`errors.EventInProgressError` when another invocation is
+        processing the same event, :class:`errors.PublishError` when an output failed and
+        :class:`errors.StateStoreError` when state failed after the claim (Lambda retries all).
+        """
+        rule = self.rules.get(rule_id)
+        record = parse_event(event)
+        self.metrics.count("EventsMatched", Rule=rule.id)
+        clock = now.timestamp()
+        at, problem = processing_time(record, now)
+        notes = self._notes(record)
+        if problem:
+            # A forged or broken time would open a window that never closes and swallow later
+            # events: the event is taken at its arrival time, and the alert says so.
+            record = replace(record, event_time=at)
+            notes = (problem, *notes)
+        try:
+            record = self._attribute(record, clock)
+        except StateStoreError as exc:
+            if rule.mode != "alert":
+                raise
+            return self._fail_open(rule, record, exc)
+        if rule.signal == "success":
+            return self._success(rule, record, clock, notes)
+        if rule.mode != "alert":
+            return []
+        return self._alert_rule(rule, record, clock, notes)
+
+    def _notes(self, record: SignInRecord) -> tuple[str, ...]:
+        note = self.settings.account_note(record.account)
+        return (note,) if note else ()
+
+    # --- the claim -------------------------------------------------------------------------------
+
+    def _claim(self, key: str, now: float) -> tuple[Claim, EventClaim | None]:
+        s = self.settings
+        fresh: Item = {
+            "status": ClaimStatus.PROCESSING.value,
+            "lease_until": now + s.lease_seconds,
+            EXPIRES_AT: now + s.claim_ttl_seconds,
+        }
+        try:
+            self.store.put(key, fresh, now, condition=Absent())
+            return Claim.NEW, None
+        except ConditionFailed as failed:
+            existing = EventClaim.from_item(failed.current) if failed.current else None
+        outcome = claim_outcome(existing, now)
+        if outcome in (Claim.NEW, Claim.PENDING) and existing is not None:
+            # Take over a crashed attempt's claim: exactly one taker wins the lease.
+            try:
+                self.store.update(
+                    key,
+                    now,
+                    set_values={"lease_until": now + s.lease_seconds},
+                    condition=Compare("lease_until", "=", existing.lease_until),
+                )
+            except ConditionFailed:
+                return Claim.IN_PROGRESS, existing
+        return outcome, existing
+
+    def _release(self, key: str, now: float) -> None:
+        """Give the claim back after a state error, so that the retry need not wait for the
+        lease. Best effort: the store is failing already."""
+        try:
+            self.store.update(key, now, set_values={"lease_until": now})
+        except (StateStoreError, ConditionFailed):
+            logger.warning("could not release the claim %s; its lease will run out", key)
+
+    def _alert_rule(
+        self, rule: Rule, record: SignInRecord, now: float, notes: tuple[str, ...]
+    ) -> list[Notification]:
+        key = claim_key(rule.id, record.event_id)
+        try:
+            outcome, existing = self._claim(key, now)
+        except StateStoreError as exc:
+            return self._fail_open(rule, record, exc)
+        if outcome is Claim.DUPLICATE:
+            self.metrics.count("Duplicates", Rule=rule.id)
+            logger.info(
+                "duplicate delivery of %s ignored",
+                record.event_id,
+                extra={"rule": rule.id, "event_id": record.event_id},
+            )
+            return []
+        if outcome is Claim.IN_PROGRESS:
+            raise EventInProgressError(
+                f"rule {rule.id} event {record.event_id} is being processed by another "
+                "invocation; retry later"
+            )
+        if outcome is Claim.PENDING and existing is not None:
+            return self._deliver_claim(key, existing, now)
+        try:
+            return self._decide(rule, record, key, now, notes)
+        except StateStoreError:
+            self._release(key, now)
+            raise
+
+    # --- deciding --------------------------------------------------------------------------------
+
+    def _decide(
+        self, rule: Rule, record: SignInRecord, key: str, now: float, notes: tuple[str, ...]
+    ) -> list[Notification]:
+        s = self.settings
+        t = record.event_time.timestamp()
+        dedup = rule.dedup_key_of(record)
+        incident = make_key(KeyKind.INCIDENT, rule.id, dedup)
+        start, end = window_for(t, rule.window_minutes)
+        group = f"{incident}#{start!r}"
+        window: Incident | None = None
+        for _ in range(3):
+            try:
+                self.store.update(
+                    incident,
+                    now,
+                    set_values={
+                        "window_start": start,
+                        "window_end": end,
+                        "leader": key,
+                        "group": group,
+                        EXPIRES_AT: incident_expiry(end, now),
+                    },
+                    # A retried leader finds itself and decides the same again.
+                    condition=AnyOf(
+                        (Absent(), Compare("window_end", "<=", t), Compare("leader", "=", key))
+                    ),
+                )
+                window = None
+                break
+            except ConditionFailed as failed:
+                if failed.current is not None:
+                    window = Incident.from_item(failed.current)
+                    break
+                # The condition failed on an item that is gone again (an emulator's non-atomic
+                # update; DynamoDB returns the item): try again.
+        else:
+            raise StateStoreError(f"{incident}: conditional write failed without an item")
+        alert = window is None
+        if not alert:
+            self.metrics.count("Repeats", Rule=rule.id)
+        logger.info(
+            "decision %s for %s",
+            "alert" if alert else "repeat",
+            record.event_id,
+            extra={"rule": rule.id, "event_id": record.event_id, "dedup_key": dedup},
+        )
+
+        who = principal_key(
+            record.account, escalation_principal(record.principal_key, record.source_ip)
+        )
+        decided: list[Notification] = []
+        if alert:
+            decided.append(alert_for(rule, record, notes))
+        principal_admitted = True
+        history = PrincipalFailures()
+        if rule.signal == "failure" or alert:
+            add, remove = self.delivery.principal_counter(now) if alert else ({}, [])
+            bf, fs = s.brute_force, s.fatigue_success
+            horizon = max(bf.seconds, fs.seconds)
+            item = self.store.update(
+                who,
+                now,
+                set_values={EXPIRES_AT: max(t, now) + horizon},
+                append={"failures": [failure_entry(t, record.event_id)]}
+                if rule.signal == "failure"
+                else None,
+                add=add,
+                remove=remove,
+            )
+            history = PrincipalFailures.from_item(item)
+            if alert:
+                principal_admitted = self.delivery.principal_admits(item, now)
+            if len(item.get("failures", [])) > 2 * KEEP_FAILURES:
+                # Bounded item: keep the last failures (a concurrent append lost here only makes
+                # a burst count one failure short).
+                self.store.update(
+                    who, now, set_values={"failures": failures_to_keep(history, t, horizon)}
+                )
+        if rule.signal == "failure":
+            escalation = self._brute_force(rule, record, who, history, now, notes)
+            if escalation is not None:
+                decided.append(escalation)
+
+        result = self.delivery.decide(decided, now, principal_admitted)
+        if not alert and result.held:
+            # A repeat's claim belongs to its window's group: held escalations get their own item.
+            held_escalation = result.entries[-1].id
+            self.delivery.hold_apart(rule.id, held_escalation, result.held, now)
+            result = Decided(result.entries, [])
+        attributes: Item = {}
+        window_ref: WindowRef | None = None
+        if alert:
+            window_ref = WindowRef(
+                group=group,
+                rule_id=rule.id,
+                dedup_key=dedup,
+                window_start=start,
+                window_end=end,
+                account=record.account,
+                region=record.region,
+                principal=record.principal,
+                principal_key=record.principal_key,
+                principal_type=record.principal_type,
+                source_ip=record.source_ip,
+            )
+            attributes["window"] = window_attribute(window_ref)
+            attributes.update(result.held_attributes(rule.id, now))
+        else:
+            assert window is not None
+            attributes.update(group_mark(window.group, now))
+            attributes.update({"t": t, "event_id": record.event_id})
+            if now > window.window_end:
+                # Processed after its window ended: the summary may have been cut already, so
+                # ask the leading event for another look (a late batch, never lost).
+                self._late_batch(window.leader, now)
+        return self._save_and_deliver(key, result, window_ref, attributes, now)
+
+    def _late_batch(self, leader: str, now: float) -> None:
+        at = now + self.settings.settle_seconds
+        with contextlib.suppress(ConditionFailed):
+            self.store.update(
+                leader,
+                now,
+                set_values=due_mark(at),
+                # Only an existing claim, and never bring an even later look forward.
+                condition=AllOf(
+                    (
+                        Compare("status", "<>", ""),
+                        AnyOf((Missing(DUE_AT), Compare(DUE_AT, "<", at))),
+                    )
+                ),
+            )
+
+    def _brute_force(
+        self,
+        rule: Rule,
+        record: SignInRecord,
+        who: str,
+        history: PrincipalFailures,
+        now: float,
+        notes: tuple[str, ...],
+    ) -> Notification | None:
+        bf = self.settings.brute_force
+        t = record.event_time.timestamp()
+        burst = brute_force_burst(history, record.event_id, t, bf.count, bf.seconds)
+        if not burst.escalate:
+            return None
+        if history.escalated_by != record.event_id:
+            try:
+                self.store.update(
+                    who,
+                    now,
+                    set_values={"escalated_until": burst.until, "escalated_by": record.event_id},
+                    condition=AnyOf(
+                        (
+                            Compare("escalated_until", "<=", burst.start, or_missing=True),
+                            Compare("escalated_by", "=", record.event_id),
+                        )
+                    ),
+                )
+            except ConditionFailed:
+                return None  # another event of the burst escalated it
+        escalation = brute_force_for(rule, record, burst.in_window, bf.minutes, burst.event_ids)
+        return replace(escalation, notes=notes)
+
+    def _save_and_deliver(
+        self,
+        key: str,
+        result: Decided,
+        window: WindowRef | None,
+        attributes: Item,
+        now: float,
+    ) -> list[Notification]:
+        s = self.settings
+        outbox = Outbox(tuple(result.entries))
+        finish, finish_remove = self._finish(window)
+        values: Item = {**attributes, **outbox.to_item()}
+        if result.publishes:
+            values.update(status=ClaimStatus.DECIDED.value, **due_mark(now + s.lease_seconds))
+            self.store.update(key, now, set_values=values)
+            return self.delivery.deliver(key, outbox, now, finish, finish_remove)
+        values.update(finish)
+        self.store.update(key, now, set_values=values, remove=finish_remove)
+        return []
+
+    def _deliver_claim(self, key: str, claim: EventClaim, now: float) -> list[Notification]:
+        """Deliver what a crashed or failed attempt decided and no output confirmed."""
+        finish, remove = self._finish(claim.window)
+        return self.delivery.deliver(key, claim.outbox, now, finish, remove)
+
+    def _finish(self, window: WindowRef | None) -> tuple[Item, list[str]]:
+        """What a claim's last confirmation writes: done; a leading event stays due for the
+        summary of its window (window end + settle), any other claim leaves the due index."""
+        finish: Item = {"status": ClaimStatus.DONE.value}
+        if window is not None:
+            return finish | due_mark(window.window_end + self.settings.settle_seconds), []
+        return finish, [DUE_PK, DUE_AT]
+
+    # --- successes: MFA fatigue ------------------------------------------------------------------
+
+    def _success(
+        self, rule: Rule, record: SignInRecord, now: float, notes: tuple[str, ...]
+    ) -> list[Notification]:
+        """A successful sign-in: read the principal's failures first; claim only to escalate."""
+        fs = self.settings.fatigue_success
+        t = record.event_time.timestamp()
+        who = principal_key(
+            record.account, escalation_principal(record.principal_key, record.source_ip)
+        )
+        history = PrincipalFailures.from_item(self.store.get(who, now))
+        failures = failures_between(history, t - fs.seconds, t)
+        if len(failures) < fs.count:
+            return []
+        key = claim_key(rule.id, record.event_id)
+        outcome, existing = self._claim(key, now)
+        if outcome is Claim.DUPLICATE:
+            self.metrics.count("Duplicates", Rule=rule.id)
+            return []
+        if outcome is Claim.IN_PROGRESS:
+            raise EventInProgressError(
+                f"rule {rule.id} event {record.event_id} is being processed; retry later"
+            )
+        if outcome is Claim.PENDING and existing is not None:
+            return self._deliver_claim(key, existing, now)
+        escalation = replace(fatigue_success_for(rule, record, failures, fs.minutes), notes=notes)
+        try:
+            result = self.delivery.decide([escalation], now)
+            return self._save_and_deliver(key, result, None, {}, now)
+        except StateStoreError:
+            self._release(key, now)
+            raise
+
+    # --- Identity Center attribution -------------------------------------------------------------
+
+    def _attribute(self, record: SignInRecord, now: float) -> SignInRecord:
+        """Name the user of an Identity Center step from earlier steps of the same workflow
+        (one request: the names and ids a step carries are merged, what is known comes back)."""
+        if not record.auth_workflow_id:
+            return record
+        key = make_key(KeyKind.WORKFLOW, record.auth_workflow_id)
+        named = (
+            record.principal
+            if record.principal_type == PRINCIPAL_IDENTITY_CENTER
+            and record.principal_key not in (UNKNOWN_PRINCIPAL_KEY, record.identity_store_user_id)
+            else ""
+        )
+        values: Item = {}
+        if named:
+            values["user_name"] = named
+        if record.identity_store_user_id:
+            values["user_id"] = record.identity_store_user_id
+        if values:
+            values[EXPIRES_AT] = now + self.settings.workflow_ttl_seconds
+            known = Workflow.from_item(self.store.update(key, now, set_values=values))
+        else:
+            known = Workflow.from_item(self.store.get(key, now))
+        if named or not known.user_name:
+            return record
+        return replace(
+            record,
+            principal=known.user_name,
+            principal_key=known.user_name,
+            principal_type=PRINCIPAL_IDENTITY_CENTER,
+        )
+
+    # --- failing open ----------------------------------------------------------------------------
+
+    def _fail_open(
+        self, rule: Rule, record: SignInRecord, exc: StateStoreError
+    ) -> list[Notification]:
+        """The claim could not be written: nothing is saved, published or held for this event, so
+        publish its alert unlimited, marked, rather than risk missing it."""
+        self.metrics.count("StateStoreErrors", Rule=rule.id)
+        self.metrics.count("FailOpens", Rule=rule.id)
+        logger.error(
+            "state store failed before the claim, publishing without dedup: %s",
+            exc,
+            extra={"rule": rule.id, "event_id": record.event_id},
+        )
+        notes = (f"dedup unavailable: {exc}", *self._notes(record))
+        notification = alert_for(rule, record, notes=notes)
+        for destination in self.delivery.publisher.destinations(notification):
+            self.delivery.publisher.publish(notification, destination)
+        self.metrics.count("Notifications", Kind=notification.kind)
+        return [notification]

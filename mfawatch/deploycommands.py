@@ -1,0 +1,282 @@
+"""``python -m mfawatch deploy-template ...``: write the generated deploy templates.
+
+Thin click commands over :mod:`mfawatch.deploy`; ``mfawatch/cli.py`` puts :data:`COMMANDS` on
+the ``mfawatch`` command. The handlers come from the Chalice app itself (``app.py``),
+so a template covers exactly the functions ``chalice deploy``/``chalice package`` create.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.errors import ConfigError, MfawatchError
+from chalicelib.rules import load_bundle
+
+from .deploy import (
+    RESOURCE_PREFIX,
+    RESOURCES_TEMPLATE,
+    StageConfig,
+    StageNames,
+    check_stage_name,
+    invoke_config_template,
+    load_resources_template,
+    load_stage_config,
+    merge_template,
+    stage_config_update,
+)
+from .paths import CHALICE_CONFIG, REPO_ROOT
+
+if TYPE_CHECKING:
+    import boto3
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_sts import STSClient
+
+
+def app_handler_names() -> list[str]:
+    """The Lambda handlers the Chalice app in ``app.py`` registers (one function each).
+
+    Event sources (``on_cw_event``, ``schedule``, ...) and pure ``lambda_function`` handlers.
+    A REST or WebSocket API would add functions this deployment does not configure, so it is an
+    error rather than a silent gap.
+    """
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    import app as app_module  # the deployed wiring; imports boto3 but calls nothing
+
+    chalice_app = app_module.app
+    if getattr(chalice_app, "routes", None) or getattr(chalice_app, "websocket_handlers", None):
+        raise click.ClickException("app.py defines an API; deploy templates cover events only")
+    names = [source.name for source in chalice_app.event_sources]
+    names += [function.name for function in chalice_app.pure_lambda_functions]
+    return sorted(names)
+
+
+def checked_stage(app_name: str, stage: str, handlers: Sequence[str] | None = None) -> None:
+    """Fail with a clear message when AWS would reject a name Chalice builds from ``stage``.
+
+    ``handlers`` default to the rule handlers of the bundle (the longest ones; the scheduled
+    handlers are shorter).
+    """
+    if handlers is None:
+        handlers = [rule.handler_name for rule in load_bundle()]
+    try:
+        check_stage_name(app_name, stage, handlers)
+    except MfawatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _stage_config(stage: str, config_path: Path, handlers: Sequence[str]) -> StageConfig:
+    try:
+        stage_config = load_stage_config(stage, config_path)
+    except MfawatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    checked_stage(stage_config.app_name, stage, handlers)
+    return stage_config
+
+
+def _write(template: dict[str, Any], output: str) -> None:
+    text = json.dumps(template, indent=2) + "\n"
+    if output == "-":
+        click.echo(text, nl=False)
+        return
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {target}", err=True)
+
+
+def _generate(build: Callable[[], dict[str, Any]], output: str) -> None:
+    try:
+        template = build()
+    except MfawatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _write(template, output)
+
+
+_stage_option = click.option("--stage", required=True, help="Stage name in .chalice/config.json.")
+_output_option = click.option(
+    "--output",
+    "-o",
+    default="-",
+    show_default=True,
+    help="File to write (JSON; parent folders are created); '-' prints to stdout.",
+)
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=CHALICE_CONFIG,
+    show_default=True,
+    help="The Chalice config to read.",
+)
+
+
+@click.group("deploy-template")
+def deploy_template() -> None:
+    """Generate the CloudFormation templates of docs/deploy.md for a stage."""
+
+
+@deploy_template.command("invoke-config")
+@_stage_option
+@_output_option
+@CONFIG_OPTION
+def invoke_config(stage: str, output: str, config_path: Path) -> None:
+    """Route (a): EventInvokeConfig (retries, event age, on-failure queue) per function."""
+    handlers = app_handler_names()
+    stage_config = _stage_config(stage, config_path, handlers)
+    _generate(lambda: invoke_config_template(stage_config.app_name, stage, handlers), output)
+
+
+@deploy_template.command("merge")
+@_stage_option
+@_output_option
+@CONFIG_OPTION
+@click.option(
+    "--resources",
+    "resources_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=RESOURCES_TEMPLATE,
+    show_default=True,
+    help="The resources template whose resources the merge adds.",
+)
+def merge(stage: str, output: str, config_path: Path, resources_path: Path) -> None:
+    """Route (b): the template for `chalice package --merge-template` (one stack)."""
+    handlers = app_handler_names()
+    stage_config = _stage_config(stage, config_path, handlers)
+    _generate(
+        lambda: merge_template(stage_config, handlers, load_resources_template(resources_path)),
+        output,
+    )
+
+
+@click.command("check-stage")
+@_stage_option
+@click.option(
+    "--app-name",
+    default=RESOURCE_PREFIX,
+    show_default=True,
+    help="The Chalice app name (app_name in .chalice/config.json).",
+)
+def check_stage(stage: str, app_name: str) -> None:
+    """Exit 1 when AWS would reject a name built from the stage (length, characters).
+
+    The stage need not be in .chalice/config.json yet: `make deploy-resources` runs this first.
+    """
+    checked_stage(app_name, stage)
+    click.echo(f"stage {stage!r} is a valid stage name", err=True)
+
+
+class ResourcesStack:
+    """The outputs of a stage's resources stack (CloudFormation ``DescribeStacks``)."""
+
+    # A stack whose outputs are those of a complete deployment (a failed update rolled back to
+    # the previous one is UPDATE_ROLLBACK_COMPLETE; a failed creation is ROLLBACK_COMPLETE).
+    USABLE = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"})
+
+    def __init__(self, client: CloudFormationClient) -> None:
+        self._client = client
+
+    def outputs(self, stack_name: str) -> dict[str, str]:
+        try:
+            stacks = self._client.describe_stacks(StackName=stack_name)["Stacks"]
+        except (ClientError, BotoCoreError) as exc:
+            raise ConfigError(f"cannot read stack {stack_name}: {exc}") from exc
+        stack = stacks[0]
+        status = stack.get("StackStatus", "")
+        if status not in self.USABLE:
+            raise ConfigError(f"stack {stack_name} is {status}: deploy it first")
+        return {
+            str(o["OutputKey"]): str(o["OutputValue"])
+            for o in stack.get("Outputs", [])
+            if "OutputKey" in o and "OutputValue" in o
+        }
+
+
+def caller_account(client: STSClient) -> str:
+    """The account of the caller's credentials (STS ``GetCallerIdentity``)."""
+    try:
+        return str(client.get_caller_identity()["Account"])
+    except (ClientError, BotoCoreError) as exc:
+        raise ConfigError(f"cannot identify the caller: {exc}") from exc
+
+
+def _default_session() -> boto3.Session:
+    import boto3
+
+    return boto3.Session()
+
+
+def make_deploy_config_command(
+    session_factory: Callable[[], boto3.Session] = _default_session,
+) -> click.Command:
+    """The ``deploy-config`` command, with the boto3 session factory injected (tests: moto's)."""
+
+    @click.command("deploy-config")
+    @_stage_option
+    @click.option(
+        "--stack",
+        default=None,
+        help="The resources stack (default: mfawatch-<stage>-resources, as make deploy-resources).",
+    )
+    @click.option("--region", default=None, help="Its region (default: the session's region).")
+    @click.option("--write", is_flag=True, help="Write the changes (default: only show them).")
+    @CONFIG_OPTION
+    def deploy_config(
+        stage: str, stack: str | None, region: str | None, write: bool, config_path: Path
+    ) -> None:
+        """Route (a), step 2: put the resources stack's outputs into the stage's config.
+
+        Reads the stack's outputs, checks that their account and region are the caller's, and
+        sets MFAWATCH_TOPIC_ARN, MFAWATCH_TABLE_NAME and the stage topics in MFAWATCH_OUTPUTS
+        of the stage in .chalice/config.json (created if missing). Prints every change as
+        old -> new; everything else in the file is kept.
+        """
+        try:
+            text = config_path.read_text(encoding="utf-8")
+            config = json.loads(text)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise click.ClickException(f"{config_path}: {exc}") from exc
+        if not isinstance(config, dict):
+            raise click.ClickException(f"{config_path}: not a JSON object")
+        checked_stage(str(config.get("app_name") or RESOURCE_PREFIX), stage)
+        stack_name = stack or StageNames(RESOURCE_PREFIX, stage).resources_stack
+        session = session_factory()
+        region_name = region or session.region_name
+        if not region_name:
+            raise click.ClickException("no region: pass --region or set AWS_DEFAULT_REGION")
+        try:
+            outputs = ResourcesStack(
+                session.client("cloudformation", region_name=region_name)
+            ).outputs(stack_name)
+            account = caller_account(session.client("sts", region_name=region_name))
+            update = stage_config_update(config, stage, outputs, stack_name, account, region_name)
+        except MfawatchError as exc:
+            raise click.ClickException(str(exc)) from exc
+        for warning in update.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        if not update.changes:
+            click.echo(f"{config_path}: stage {stage} already matches stack {stack_name}", err=True)
+            return
+        for change in update.changes:
+            click.echo(str(change))
+        if not write:
+            click.echo(f"dry run: {config_path} unchanged; add --write to apply", err=True)
+            return
+        ending = "\n" if text.endswith("\n") else ""
+        config_path.write_text(
+            json.dumps(update.config, indent=2, ensure_ascii=False) + ending, encoding="utf-8"
+        )
+        click.echo(f"wrote {config_path}; next: make policy STAGE={stage}", err=True)
+
+    return deploy_config
+
+
+COMMANDS: list[click.Command] = [deploy_template, check_stage, make_deploy_config_command()]
+"""What ``mfawatch/cli.py`` adds to its main group: ``main.add_command(command)`` each."""

@@ -1,0 +1,22 @@
+"""The toolkit's own errors: subclasses of the one hierarchy in :mod:`chalicelib.errors`, kept
+here because the Lambda package never raises them (the Lambda zip carries only what it runs).
+
+:class:`mfawatch.eventpattern.InvalidPatternError` stays beside the pattern engine: it is the
+engine's public API and phrased like AWS's ``InvalidEventPatternException``.
+"""
+
+from __future__ import annotations
+
+from chalicelib.errors import MfawatchError
+
+
+class ArchiveReadError(MfawatchError):
+    """An archive object could not be listed or read (S3 error, permissions, ...)."""
+
+
+class ForwarderConfigError(MfawatchError):
+    """An option of the forwarder template is invalid; the message names the option."""
+
+
+class AuditError(MfawatchError):
+    """An account could not be audited (role not assumable, access denied, ...)."""

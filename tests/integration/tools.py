@@ -1,0 +1,62 @@
+"""The offline tools integration tests run: ``chalice package`` and cfn-lint, the pinned ones
+beside this Python, in an environment that cannot reach AWS."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def tool(name: str) -> str:
+    """The path of a command-line tool installed beside this Python (or on PATH)."""
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert path, f"{name} not installed (pip install -r requirements-dev.txt)"
+    return path
+
+
+def offline_env() -> dict[str, str]:
+    """This environment without AWS credentials or profile, and with the Region that
+    ``chalice package`` needs: nothing here may reach AWS."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["AWS_DEFAULT_REGION"] = "us-east-1"
+    return env
+
+
+def run_offline(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command (from the repository root) in :func:`offline_env` updated with ``env``;
+    the caller asserts on the result."""
+    return subprocess.run(
+        list(args),
+        cwd=cwd,
+        env=offline_env() | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    """cfn-lint on the templates (the caller asserts on the result)."""
+    return run_offline(tool("cfn-lint"), *map(str, paths))
+
+
+def chalice_package(out: Path, *options: str, stage: str = "dev") -> Path:
+    """``chalice package --stage STAGE [options] out`` offline; returns ``out``.
+
+    Skips below Python 3.12: Chalice sets the Lambda runtime from the Python that packages.
+    """
+    if sys.version_info < (3, 12):
+        pytest.skip("Chalice sets the Lambda runtime from this Python; package with 3.12+")
+    result = run_offline(tool("chalice"), "package", "--stage", stage, *options, str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out

@@ -1,0 +1,145 @@
+"""The scheduler and storm mode on the in-memory store (replay's store): isolation of failures,
+parking of unknown references, storm digests, bad input, bounded state."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.config import Settings, Threshold
+from chalicelib.errors import StateStoreError
+from chalicelib.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
+from chalicelib.rules import RuleSet, load_bundle
+from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.state import MemoryStore, due_mark
+from tests.unit.test_service_properties import BASE, IAM_RULE, failed_sign_in
+
+RULES: RuleSet = load_bundle()
+
+
+def at(seconds: float) -> datetime:
+    return BASE + timedelta(seconds=seconds)
+
+
+class FailingGet(MemoryStore):
+    """A store whose reads of chosen keys fail (a throttled or broken item)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken: set[str] = set()
+
+    def get(self, key: str, now: float) -> Any:
+        if key in self.broken:
+            raise StateStoreError(f"DynamoDB GetItem {key}: throttled (test)")
+        return super().get(key, now)
+
+
+def test_one_failing_item_does_not_stop_the_scheduler_run() -> None:
+    store = FailingGet()
+    publisher = MemoryPublisher()
+    service = AlertService(RULES, publisher, store)
+    for user in (0, 1):
+        for i in range(3):
+            event = failed_sign_in(IAM_RULE, f"u{user}-{i}", i, user=user, ip=user)
+            service.handle(IAM_RULE, event, at(i))
+    leaders = [key for key in store.due(1e12, 0.0) if key.endswith("u0-0")]
+    store.broken = set(leaders)
+    sent = service.tick(at(2000))
+    assert [(n.kind, n.principal) for n in sent] == [(KIND_SUMMARY, "u1")]
+    assert service.metrics.total("SchedulerErrors") == 1  # type: ignore[attr-defined]
+    store.broken.clear()  # the failing item is retried at the next run
+    assert [(n.kind, n.principal) for n in service.tick(at(2060))] == [(KIND_SUMMARY, "u0")]
+
+
+def test_state_naming_an_unknown_rule_is_parked_not_retried_forever() -> None:
+    store = MemoryStore()
+    publisher = MemoryPublisher()
+    service = AlertService(RULES, publisher, store)
+    service.handle(IAM_RULE, failed_sign_in(IAM_RULE, "a", 0, 0, 0), at(0))
+    service.handle(IAM_RULE, failed_sign_in(IAM_RULE, "b", 1, 0, 0), at(1))
+    # The rule was renamed in a later deployment while its incident was open.
+    renamed = RuleSet([r for r in RULES if r.id != IAM_RULE])
+    later = AlertService(renamed, publisher, store)
+    assert later.tick(at(2000)) == []
+    assert later.metrics.total("Parked") == 1  # type: ignore[attr-defined]
+    assert store.due(1e12, 2000.0) == [], "parked: out of the due index"
+    assert later.tick(at(2060)) == []
+
+
+def test_unknown_output_in_a_stored_outbox_is_parked(caplog: pytest.LogCaptureFixture) -> None:
+    store = MemoryStore()
+    publisher = MemoryPublisher(failing={"alerts"})
+    service = AlertService(RULES, publisher, store)
+    with pytest.raises(Exception, match="alerts"):
+        service.handle(IAM_RULE, failed_sign_in(IAM_RULE, "a", 0, 0, 0), at(0))
+    # The output "alerts" was renamed: the redelivery names an output this stage lacks.
+    renamed = Settings(outputs=(Settings().routes[0].__class__("renamed", Settings().topic_arn),))
+    later = AlertService(RULES, MemoryPublisher(renamed), store, renamed)
+    assert later.tick(at(200)) == []
+    assert later.metrics.total("Parked") == 1  # type: ignore[attr-defined]
+    assert "no output named 'alerts'" in caplog.text
+
+
+def test_expired_items_leave_the_due_index() -> None:
+    store = MemoryStore()
+    store.put("evt#r#old", {"status": "done", "expires_at": 10.0, **due_mark(5.0)}, 0.0)
+    service = AlertService(RULES, MemoryPublisher(), store)
+    service.tick(at(0))  # BASE is long after 10.0
+    assert store.due(1e12, 0.0) == []
+
+
+def test_storm_mode_holds_until_quiet_with_a_digest_per_period_and_exact_counts() -> None:
+    settings = Settings(topic_rate=Threshold(3, 5), principal_rate=Threshold(100, 5))
+    publisher = MemoryPublisher(settings)
+    store = MemoryStore()
+    service = AlertService(RULES, publisher, store, settings)
+    clock = 0.0
+    # 60 users fail once each, one every 10 seconds for 10 minutes: 60 distinct incidents.
+    for i in range(60):
+        t = 10.0 * i
+        while clock + 60 <= t:
+            clock += 60
+            service.tick(at(clock))
+        service.handle(IAM_RULE, failed_sign_in(IAM_RULE, f"e{i}", t, user=i, ip=i), at(t))
+    while store.due(float("inf"), clock) and clock < 4 * 3600:
+        clock += 60
+        service.tick(at(clock))
+    kinds = Counter(n.kind for n in publisher.sent)
+    assert kinds[KIND_ALERT] == 3, "the topic's window admits 3, then storm mode"
+    storms = [n for n in publisher.sent if n.kind == KIND_STORM]
+    # A digest every 5 minutes while holds go on, then the final one.
+    assert 2 <= len(storms) <= 4, [n.title for n in storms]
+    assert storms[-1].title.startswith("Alert storm ended: ")
+    assert all(n.title.startswith("Alert storm: ") for n in storms[:-1])
+    assert sum(n.count for n in publisher.sent if n.kind in (KIND_ALERT, KIND_STORM)) == 60
+    covered = [e for n in publisher.sent for e in n.event_ids if n.kind != "escalation"]
+    assert sorted(covered) == sorted(f"e{i}" for i in range(60))
+
+
+def test_a_future_event_time_is_processed_at_arrival_with_a_note() -> None:
+    publisher = MemoryPublisher()
+    service = AlertService(RULES, publisher, MemoryStore())
+    forged = failed_sign_in(IAM_RULE, "forged", 0, 0, 0)
+    forged["detail"]["eventTime"] = "9999-12-31T23:59:59Z"
+    forged["time"] = "9999-12-31T23:59:59Z"
+    (alert,) = service.handle(IAM_RULE, forged, at(0))
+    assert alert.first_seen == at(0)
+    assert any("processed at its arrival time" in note for note in alert.notes)
+    # A real event of the same incident later is a repeat, summarized: not swallowed.
+    service.handle(IAM_RULE, failed_sign_in(IAM_RULE, "real", 60, 0, 0), at(60))
+    (summary,) = service.tick(at(60 + 900 + 200))
+    assert summary.event_ids == ("real",)
+
+
+def test_a_huge_user_agent_is_bounded_in_state() -> None:
+    store = MemoryStore()
+    service = AlertService(RULES, MemoryPublisher(), store)
+    event = failed_sign_in(IAM_RULE, "ua", 0, 0, 0)
+    event["detail"]["userAgent"] = "Mozilla/5.0 " + "A" * 200 * 1024
+    service.handle(IAM_RULE, event, at(0))
+    sizes = {key: len(json.dumps(item, default=list)) for key, item in store._items.items()}
+    assert max(sizes.values()) < 16 * 1024, sizes
