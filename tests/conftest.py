@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +99,11 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: fl
     raise RuntimeError(f"moto_server did not answer on {url} within {timeout:g} s")
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    """The endpoint URL of a fresh moto server on 127.0.0.1 (a free port), atomic per request as
-    DynamoDB is (``atomic_moto_server.py``)."""
-    if not MOTO_SERVER.exists():
-        pytest.skip(f"{MOTO_SERVER} not installed (pip install 'moto[server]')")
+@contextmanager
+def running_moto_server(timeout: float = 30.0) -> Iterator[str]:
+    """Start a moto server on 127.0.0.1 (a free port), atomic per request as DynamoDB is
+    (``atomic_moto_server.py``); yield its URL and stop it on exit. The fixture below and the
+    benchmarks under ``bench/`` use it."""
     port = free_port()
     env = dict(
         os.environ,
@@ -119,7 +119,7 @@ def moto_server() -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_answering(url, process, timeout=30.0)
+        wait_until_answering(url, process, timeout=timeout)
         yield url
     finally:
         process.terminate()
@@ -128,3 +128,13 @@ def moto_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """The endpoint URL of a fresh moto server on 127.0.0.1 (a free port), atomic per request as
+    DynamoDB is (``atomic_moto_server.py``)."""
+    if not MOTO_SERVER.exists():
+        pytest.skip(f"{MOTO_SERVER} not installed (pip install 'moto[server]')")
+    with running_moto_server() as url:
+        yield url

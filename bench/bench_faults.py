@@ -1,0 +1,982 @@
+"""Benchmark: the delivery promise under load and faults, counted at the wire.
+
+Many concurrent "Lambda execution environments" (threads, each with its own boto3 DynamoDB and
+SNS clients and its own ``AlertService``, wired exactly as ``app.py`` wires them) handle an MFA
+brute-force storm against ``moto_server`` on 127.0.0.1. The real ``SnsPublisher`` publishes to
+the dev stage's two outputs (``alerts``: everything; ``pager``: HIGH+ alerts, escalations and
+storm digests), each an SNS topic subscribed by an SQS queue, so what an operator receives is
+counted by draining the queues (the SQS body is the SNS envelope; its ``Message`` is the
+``sqs`` body of ``MessageStructure=json``: the alert document with the notification ``id``).
+
+The workload (:func:`workload`): failed-MFA ``ConsoleLogin`` events (rule
+``iam-console-mfa-failure``) of many users from many IPs within a few minutes, a share of them
+delivered twice; successful sign-ins (``sign-in-success``) after some users' failures (MFA
+fatigue success) and of users with no failures; Identity Center sign-ins whose TOTP failures
+name nobody until the workflow's earlier step is attributed.
+
+Lambda-like retries: an invocation that raises is run again one minute later, then two minutes
+after that (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html);
+after the third failure the event goes to the on-failure queue ("lost to the DLQ"). The
+scheduled handler ticks once per virtual minute (reserved concurrency 1) during the load.
+
+Faults (:class:`Scenario`), injected through botocore event hooks on every environment's clients:
+DynamoDB errors that survive botocore's retries (a ``ClientError`` raised from ``before-send``,
+which botocore does not retry), throttling at the HTTP level (a ``400 ThrottlingException`` /
+``ProvisionedThroughputExceededException`` response returned from ``before-send``, which
+botocore's retry handler sees and retries), SNS publish failures, and crashes (a
+``BaseException`` raised in ``before-send.sns.Publish`` for every Nth publish: the invocation
+dies as on a Lambda timeout or out-of-memory, before the first or between two outputs, and
+Lambda retries it later in a fresh environment).
+
+When the load is done the outage ends: faults stop, the operator redrives the on-failure queue
+(each dead-lettered event delivered once more) and the scheduler ticks minute by minute until
+nothing more comes out. Then the queues are drained and the invariants measured:
+
+- notifications by kind (on ``alerts``, which gets every notification);
+- ids delivered twice, per output;
+- per rule, the counts of alerts + summaries + storm digests (every message received) against
+  the distinct events;
+- escalations lost: per output, principals whose distinct failures include ``N`` within ``M``
+  minutes (the stage's brute-force threshold) that got neither a brute-force escalation nor a
+  place in a storm digest's held escalations, plus MFA fatigue successes (a success after
+  ``K`` failures within ``T`` minutes) whose CRITICAL escalation never arrived;
+- fail-opens: alerts received with the "dedup unavailable" note;
+- events lost to the DLQ (before the redrive);
+- DynamoDB requests per delivery counted at the wire (a ``before-send.dynamodb`` hook counts
+  every HTTP request, botocore retries included), under load by delivery type, and in a
+  sequential pass (one client, one delivery at a time) per type: alert, repeat, duplicate,
+  Identity Center context step, successful sign-in with no recent failures.
+
+Usage: .venv/bin/python bench/bench_faults.py [--scenario NAME ...] [--events 3000] [--threads 64]
+A shorter version runs in CI: tests/integration/test_faults.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import heapq
+import itertools
+import json
+import logging
+import os
+import random
+import re
+import signal
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chalicelib.config import (  # noqa: E402
+    ENV_OUTPUTS,
+    ENV_TABLE_NAME,
+    ENV_TOPIC_ARN,
+    Settings,
+    settings_from_env,
+)
+from chalicelib.dynamo import DynamoStateStore, create_state_table  # noqa: E402
+from chalicelib.observability import MemoryMetrics  # noqa: E402
+from chalicelib.records import envelope_of  # noqa: E402
+from chalicelib.rules import RuleSet, load_bundle  # noqa: E402
+from chalicelib.service import AlertService  # noqa: E402
+from chalicelib.sns import SnsPublisher  # noqa: E402
+from mfawatch.deploy import load_stage_config  # noqa: E402
+from tests.conftest import load_event  # noqa: E402
+
+STAGE = "dev"
+REGION = "us-east-1"
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+BASE = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+RULE_FAILURE = "iam-console-mfa-failure"
+RULE_SUCCESS = "sign-in-success"
+RULE_IC_STEP = "identity-center-sign-in-steps"
+RULE_IC_FAILURE = "identity-center-mfa-failure"
+#: Rules whose every event must be accounted for by alerts, summaries and storm digests.
+COUNTED_RULES = (RULE_FAILURE, RULE_IC_FAILURE)
+COUNTED_KINDS = ("alert", "summary", "storm")
+KIND_ORDER = ("alert", "summary", "storm", "escalation", "heartbeat")
+
+#: Lambda runs a failed asynchronous invocation two more times, one minute and then two minutes
+#: later (invocation-async-error-handling, cited in the module docstring).
+RETRY_DELAYS = (60.0, 120.0)
+FAIL_OPEN_NOTE = "dedup unavailable"
+#: How long the drain phase waits with nothing sent before it calls the scheduler done.
+QUIET_MINUTES = 30
+#: When the operator redrives the on-failure queue: after the outage, once the claims' leases of
+#: the last attempts have run out.
+REDRIVE_AFTER_MINUTES = 10
+MAX_DRAIN_MINUTES = 360
+
+
+# --- the workload -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big a run is. The defaults are the issue's load; the CI test uses a smaller one."""
+
+    events: int = 3000
+    users: int = 200
+    ips: int = 300
+    minutes: float = 5.0
+    duplicates: float = 0.3
+    fatigue_successes: int = 12
+    """Successful sign-ins of users who just failed MFA (expected: a CRITICAL escalation)."""
+    quiet_successes: int = 4
+    """Successful sign-ins of users with no failures (expected: nothing)."""
+    workflows: int = 5
+    """Identity Center sign-ins: a named step, then unnamed TOTP failures of the same workflow."""
+    ic_failures: int = 3
+    threads: int = 64
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One EventBridge delivery of an event to a rule's Lambda function."""
+
+    at: float
+    """Processing time (epoch seconds): event time plus CloudTrail lag, later for redeliveries."""
+    rule: str
+    envelope: dict[str, Any]
+    kind: str
+    """failure / success / ic-step / ic-failure: what the workload meant it to exercise."""
+
+    @property
+    def event_id(self) -> str:
+        return str(self.envelope["detail"]["eventID"])
+
+
+def _stamp(record: dict[str, Any], event_id: str, t: float) -> dict[str, Any]:
+    record["eventID"] = event_id
+    record["eventTime"] = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return record
+
+
+def _ip(n: int) -> str:
+    return f"198.51.{n // 250}.{n % 250}"
+
+
+def _identity_center_step(event_id: str, t: float, workflow: str, user: str) -> dict[str, Any]:
+    """The password step of an Identity Center sign-in: it names the user of the workflow."""
+    record = _stamp(load_event("idc-new-credentialchallenge-password"), event_id, t)
+    record["additionalEventData"].update(AuthWorkflowID=workflow, UserName=user)
+    return record
+
+
+def workload(size: Size) -> list[Delivery]:
+    """Every delivery, sorted by processing time; deterministic for a seed."""
+    rng = random.Random(size.seed)
+    start = BASE.timestamp()
+    span = size.minutes * 60
+    events: list[tuple[float, str, dict[str, Any], str]] = []
+    failures_of: dict[str, list[float]] = {}
+    for i in range(size.events):
+        t = start + rng.uniform(0, span)
+        user = f"user-{rng.randrange(size.users):04d}"
+        record = _stamp(load_event("iam-consolelogin-failure-mfa-yes"), f"fail-{i:06d}", t)
+        record["userIdentity"]["userName"] = user
+        record["sourceIPAddress"] = _ip(rng.randrange(size.ips))
+        events.append((t, RULE_FAILURE, record, "failure"))
+        failures_of.setdefault(user, []).append(t)
+    victims = rng.sample(sorted(failures_of), min(size.fatigue_successes, len(failures_of)))
+    for i, user in enumerate(victims):
+        t = max(failures_of[user]) + 30 + 5 * i
+        record = _stamp(load_event("iam-consolelogin-success-mfa-yes"), f"success-{i:04d}", t)
+        record["userIdentity"]["userName"] = user
+        events.append((t, RULE_SUCCESS, record, "success"))
+    for i in range(size.quiet_successes):
+        t = start + rng.uniform(0, span)
+        record = _stamp(load_event("iam-consolelogin-success-mfa-yes"), f"quiet-{i:04d}", t)
+        record["userIdentity"]["userName"] = f"quiet-{i:04d}"
+        events.append((t, RULE_SUCCESS, record, "success"))
+    for w in range(size.workflows):
+        t = start + rng.uniform(0, span - 60)
+        workflow = f"6d1e7c2a-9f3b-4e8d-a1c5-{w:012d}"
+        ip = f"203.0.113.{w + 1}"
+        step = _identity_center_step(f"ic-step-{w:04d}", t, workflow, f"ic-user-{w}@example.com")
+        step["sourceIPAddress"] = ip
+        events.append((t, RULE_IC_STEP, step, "ic-step"))
+        for k in range(size.ic_failures):
+            failure = _stamp(
+                load_event("idc-new-credentialverification-totp-failure"),
+                f"ic-fail-{w:04d}-{k}",
+                t + 10 * (k + 1),
+            )
+            failure["additionalEventData"]["AuthWorkflowID"] = workflow
+            failure["sourceIPAddress"] = ip
+            events.append((t + 10 * (k + 1), RULE_IC_FAILURE, failure, "ic-failure"))
+    deliveries: list[Delivery] = []
+    for t, rule, record, kind in events:
+        envelope = envelope_of(record)
+        deliveries.append(Delivery(t + rng.uniform(0, 5), rule, envelope, kind))
+        if rng.random() < size.duplicates:
+            deliveries.append(Delivery(t + rng.uniform(5, 120), rule, envelope, kind))
+    deliveries.sort(key=lambda d: (d.at, d.event_id))
+    return deliveries
+
+
+# --- faults -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What goes wrong while the load runs."""
+
+    name: str
+    dynamodb_errors: float = 0.0
+    """Share of DynamoDB API calls failing with an error botocore does not retry (as after its
+    retries ran out)."""
+    throttling: float = 0.0
+    """Share of DynamoDB HTTP requests answered ``400 ThrottlingException`` (botocore retries)."""
+    sns_errors: float = 0.0
+    """Share of SNS Publish calls failing."""
+    crash_every: int = 0
+    """Every Nth SNS Publish (counted over all environments) kills its invocation."""
+
+
+SCENARIOS = (
+    Scenario("no faults"),
+    Scenario("10% DynamoDB errors", dynamodb_errors=0.10),
+    Scenario("throttling", throttling=0.20),
+    Scenario("SNS failures", sns_errors=0.10),
+    Scenario("crashes between outputs", crash_every=5),
+)
+
+
+class Crash(BaseException):
+    """A Lambda timeout or out-of-memory: the invocation dies, no ``except Exception`` runs."""
+
+
+class _Body:
+    """The ``raw`` of a botocore ``AWSResponse``: something with ``stream()``."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def throttled(url: str, code: str) -> AWSResponse:
+    """The HTTP response DynamoDB sends when it throttles (JSON 1.0 protocol error)."""
+    body = json.dumps(
+        {
+            "__type": f"com.amazonaws.dynamodb.v20120810#{code}",
+            "message": "Rate of requests exceeds the allowed throughput (injected).",
+        }
+    ).encode()
+    headers = {
+        "Content-Type": "application/x-amz-json-1.0",
+        "Content-Length": str(len(body)),
+        "x-amzn-RequestId": "injected-throttle",
+    }
+    return AWSResponse(url, 400, headers, _Body(body))
+
+
+class Faults:
+    """The scenario's faults, attached to each environment's clients (thread-safe)."""
+
+    def __init__(self, scenario: Scenario, seed: int, outputs: dict[str, str]) -> None:
+        self.scenario = scenario
+        self.enabled = True
+        self._seed = seed
+        self._topic_output = {arn: name for name, arn in outputs.items()}
+        self._first_output = next(iter(outputs))
+        self._lock = threading.Lock()
+        self._publishes = 0
+        self.injected: Counter[str] = Counter()
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.injected[what] += 1
+
+    def attach(self, dynamodb: Any, sns: Any, stream: int) -> None:
+        rng = random.Random(self._seed * 1_000_003 + stream)
+        s = self.scenario
+
+        def dynamodb_fault(request: Any, event_name: str, **_: Any) -> AWSResponse | None:
+            if not self.enabled:
+                return None
+            operation = event_name.rsplit(".", 1)[-1]
+            if s.dynamodb_errors and rng.random() < s.dynamodb_errors:
+                code = rng.choice(("InternalServerError", "ProvisionedThroughputExceededException"))
+                self._count(f"DynamoDB {code}")
+                raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
+            if s.throttling and rng.random() < s.throttling:
+                code = rng.choice(("ThrottlingException", "ProvisionedThroughputExceededException"))
+                self._count(f"DynamoDB HTTP 400 {code}")
+                return throttled(request.url, code)
+            return None
+
+        def sns_fault(request: Any, **_: Any) -> None:
+            if not self.enabled:
+                return
+            body = request.body.decode() if isinstance(request.body, bytes) else request.body
+            topic = urllib.parse.parse_qs(str(body or "")).get("TopicArn", [""])[0]
+            output = self._topic_output.get(topic, "?")
+            with self._lock:
+                self._publishes += 1
+                crash = bool(s.crash_every) and self._publishes % s.crash_every == 0
+            if crash:
+                where = "before the first output" if output == self._first_output else "between"
+                self._count(f"crash {where} (publish to {output})")
+                raise Crash(f"invocation died publishing to {output}")
+            if s.sns_errors and rng.random() < s.sns_errors:
+                self._count(f"SNS error on {output}")
+                raise ClientError({"Error": {"Code": "InternalError", "Message": "inj"}}, "Publish")
+
+        dynamodb.meta.events.register("before-send.dynamodb", dynamodb_fault)
+        sns.meta.events.register("before-send.sns.Publish", sns_fault)
+
+
+# --- the deployment on moto_server ---------------------------------------------------------------
+
+
+def lambda_timeout(rules: RuleSet) -> float:
+    """The event handlers' timeout in seconds, from ``.chalice/config.json``."""
+    handler = rules.get(RULE_FAILURE).handler_name
+    return float(load_stage_config(STAGE).lookup(handler, "lambda_timeout", 60))
+
+
+def client(endpoint: str, service: str) -> Any:
+    """A client as Lambda builds it (default configuration), pointed at moto_server. A fresh
+    session per client: boto3's default session is not thread-safe."""
+    return boto3.session.Session().client(
+        service, endpoint_url=endpoint, region_name=REGION, **CREDENTIALS
+    )
+
+
+@dataclass
+class Deployment:
+    """One scenario's table, SNS topics and SQS queues, and the stage settings pointing at them."""
+
+    endpoint: str
+    settings: Settings
+    queues: dict[str, str]
+    """output name -> SQS queue URL subscribed to its topic."""
+    topics: dict[str, str]
+
+
+def deploy(endpoint: str, name: str) -> Deployment:
+    """Create the table and, per output of the dev stage, a topic with an SQS subscription."""
+    env = load_stage_config(STAGE).environment()
+    outputs = json.loads(env[ENV_OUTPUTS])
+    sns, sqs, dynamodb = (client(endpoint, s) for s in ("sns", "sqs", "dynamodb"))
+    topics: dict[str, str] = {}
+    queues: dict[str, str] = {}
+    for output in outputs:
+        topic = sns.create_topic(Name=f"{name}-{output}")["TopicArn"]
+        queue = sqs.create_queue(QueueName=f"{name}-{output}")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
+        outputs[output]["topic_arn"] = topic
+        topics[output], queues[output] = topic, queue
+    table = f"{name}-state"
+    create_state_table(dynamodb, table)
+    env.update(
+        {
+            ENV_OUTPUTS: json.dumps(outputs),
+            ENV_TOPIC_ARN: topics[next(iter(outputs))],
+            ENV_TABLE_NAME: table,
+        }
+    )
+    return Deployment(endpoint, settings_from_env(env), queues, topics)
+
+
+@dataclass
+class Received:
+    """One alert document taken off an output's queue."""
+
+    output: str
+    document: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.document["id"])
+
+    @property
+    def kind(self) -> str:
+        return str(self.document["kind"])
+
+
+class Subscriber:
+    """The outputs' consumer: reads and deletes the queues' messages while the load runs (moto's
+    ReceiveMessage slows down with the length of the queue), and once more at the end."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self._sqs = client(deployment.endpoint, "sqs")
+        self._queues = deployment.queues
+        self._received: list[Received] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.5):
+            self._receive()
+
+    def _receive(self) -> None:
+        """Every message the queues hold now (the SNS envelope's Message is the document)."""
+        for output, queue in self._queues.items():
+            while True:
+                batch = self._sqs.receive_message(
+                    QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=3600
+                ).get("Messages", [])
+                if not batch:
+                    break
+                for message in batch:
+                    envelope = json.loads(message["Body"])
+                    self._received.append(Received(output, json.loads(envelope["Message"])))
+                self._sqs.delete_message_batch(
+                    QueueUrl=queue,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(batch)
+                    ],
+                )
+
+    def received(self) -> list[Received]:
+        """Stop polling and return everything received."""
+        self._stop.set()
+        self._thread.join()
+        self._receive()
+        return self._received
+
+
+class Environment:
+    """One Lambda execution environment: its own clients, service, metrics and request count."""
+
+    def __init__(
+        self, deployment: Deployment, rules: RuleSet, faults: Faults | None, stream: int
+    ) -> None:
+        self.dynamodb = client(deployment.endpoint, "dynamodb")
+        self.sns = client(deployment.endpoint, "sns")
+        self.requests = 0
+        # Registered before the faults: every HTTP request is counted, injected ones included.
+        self.dynamodb.meta.events.register("before-send.dynamodb", self._count)
+        if faults is not None:
+            faults.attach(self.dynamodb, self.sns, stream)
+        settings = deployment.settings
+        self.metrics = MemoryMetrics()
+        self.service = AlertService(
+            rules,
+            SnsPublisher(self.sns, settings),
+            DynamoStateStore(self.dynamodb, settings.table_name),
+            settings,
+            self.metrics,
+        )
+
+    def _count(self, **_: Any) -> None:
+        self.requests += 1
+
+
+# --- running a scenario -------------------------------------------------------------------------
+
+
+@dataclass(order=True)
+class _Job:
+    at: float
+    seq: int
+    delivery: Delivery | None = field(compare=False)
+    """None: a scheduler tick."""
+    attempt: int = field(default=1, compare=False)
+
+
+class _Queue:
+    """Lambda's asynchronous queue in virtual time: jobs come out earliest first; retries go
+    back in later. ``get`` returns None once nothing is queued or running.
+
+    A job starts only while it is less than the Lambda timeout later than the oldest running
+    one: the virtual clock runs faster than the real one, and without this gate an invocation
+    slowed down by moto_server would outlive its claim's lease, which no real invocation can
+    (the lease is longer than the timeout), and another would take its event over.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._heap: list[_Job] = []
+        self._seq = itertools.count()
+        self._running: Counter[float] = Counter()
+        self._timeout = timeout
+        self._cond = threading.Condition()
+
+    def put(self, at: float, delivery: Delivery | None, attempt: int = 1) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, _Job(at, next(self._seq), delivery, attempt))
+            self._cond.notify_all()
+
+    def get(self) -> _Job | None:
+        with self._cond:
+            while True:
+                if not self._heap and not self._running:
+                    self._cond.notify_all()
+                    return None
+                if self._heap and (
+                    not self._running or self._heap[0].at < min(self._running) + self._timeout
+                ):
+                    job = heapq.heappop(self._heap)
+                    self._running[job.at] += 1
+                    return job
+                self._cond.wait()
+
+    def done(self, job: _Job) -> None:
+        with self._cond:
+            self._running[job.at] -= 1
+            if self._running[job.at] <= 0:
+                del self._running[job.at]
+            self._cond.notify_all()
+
+
+@dataclass
+class Result:
+    """What one scenario measured."""
+
+    scenario: Scenario
+    size: Size
+    deliveries: int
+    distinct: dict[str, int]
+    """rule -> distinct events that must be accounted for."""
+    received: list[Received]
+    invocations: Counter[str]
+    """outcome (ok, or the exception's class name) -> invocations."""
+    requests_by_type: Counter[str]
+    invocations_by_type: Counter[str]
+    load_requests: int
+    dead_lettered: list[str]
+    expected_brute_force: set[str]
+    expected_fatigue: set[str]
+    quiet_successes: set[str]
+    faults: Counter[str]
+    state_store_errors: int
+    drain_minutes: int
+    unexpected: list[str]
+    wall: float
+
+    def on(self, output: str) -> list[Received]:
+        return [r for r in self.received if r.output == output]
+
+    def kinds(self, output: str = "alerts") -> Counter[str]:
+        return Counter(r.kind for r in self.on(output))
+
+    def twice(self) -> dict[str, dict[str, int]]:
+        """output -> {notification id: copies} for ids received more than once."""
+        result: dict[str, dict[str, int]] = {}
+        for output in sorted({r.output for r in self.received}):
+            ids = Counter(r.id for r in self.on(output))
+            result[output] = {i: n for i, n in ids.items() if n > 1}
+        return result
+
+    def counted(self, output: str = "alerts") -> dict[str, int]:
+        """rule -> sum of counts of every alert, summary and storm digest received."""
+        sums = dict.fromkeys(COUNTED_RULES, 0)
+        for r in self.on(output):
+            if r.kind in COUNTED_KINDS and r.document["rule"] in sums:
+                sums[r.document["rule"]] += int(r.document["count"])
+        return sums
+
+    def fail_opens(self, output: str = "alerts") -> int:
+        return sum(
+            1
+            for r in self.on(output)
+            if any(str(n).startswith(FAIL_OPEN_NOTE) for n in r.document.get("notes", []))
+        )
+
+    def escalations(self, output: str) -> dict[str, Any]:
+        """Expected escalations against what reached ``output``."""
+        mine = self.on(output)
+        escalated = {
+            r.document["principal"]["name"]
+            for r in mine
+            if r.kind == "escalation" and r.id.startswith("escalation:brute-force:")
+        }
+        held = sum(held_escalations(r.document) for r in mine if r.kind == "storm")
+        missing_bf = self.expected_brute_force - escalated
+        fatigue = {
+            r.document["event"]["event_id"]
+            for r in mine
+            if r.kind == "escalation" and r.id.startswith("escalation:fatigue-success:")
+        }
+        return {
+            "expected": len(self.expected_brute_force),
+            "sent": len(escalated & self.expected_brute_force),
+            "held": held,
+            "lost": max(0, len(missing_bf) - held),
+            "fatigue_expected": len(self.expected_fatigue),
+            "fatigue_lost": len(self.expected_fatigue - fatigue),
+            "fatigue_unexpected": len(fatigue & self.quiet_successes),
+        }
+
+
+_HELD = re.compile(r"(\d+) escalations")
+
+
+def held_escalations(digest: dict[str, Any]) -> int:
+    """Escalations a storm digest says it held (its summary: "Also held: N escalations ...",
+    or its title when it held nothing else: "Alert storm: N escalations held")."""
+    for text in (str(digest.get("summary", "")), str(digest.get("title", ""))):
+        match = _HELD.search(text)
+        if match:
+            return int(match.group(1))
+    return 0
+
+
+def brute_force_principals(deliveries: list[Delivery], settings: Settings) -> set[str]:
+    """Users with ``N`` distinct failed-MFA events within less than ``M`` minutes."""
+    times: dict[str, set[tuple[float, str]]] = {}
+    for d in deliveries:
+        if d.rule == RULE_FAILURE:
+            detail = d.envelope["detail"]
+            t = datetime.fromisoformat(detail["eventTime"]).timestamp()
+            times.setdefault(detail["userIdentity"]["userName"], set()).add((t, d.event_id))
+    n, window = settings.brute_force.count, settings.brute_force.seconds
+    found = set()
+    for user, events in times.items():
+        ts = sorted(t for t, _ in events)
+        if any(ts[i + n - 1] - ts[i] < window for i in range(len(ts) - n + 1)):
+            found.add(user)
+    return found
+
+
+def fatigue_successes(deliveries: list[Delivery], settings: Settings) -> tuple[set[str], set[str]]:
+    """Success event ids after ``K`` failures within ``T`` minutes, and the other successes."""
+    failures: dict[str, set[tuple[float, str]]] = {}
+    successes: dict[str, tuple[float, str]] = {}
+    for d in deliveries:
+        detail = d.envelope["detail"]
+        t = datetime.fromisoformat(detail["eventTime"]).timestamp()
+        user = detail["userIdentity"].get("userName", "")
+        if d.rule == RULE_FAILURE:
+            failures.setdefault(user, set()).add((t, d.event_id))
+        elif d.rule == RULE_SUCCESS:
+            successes[d.event_id] = (t, user)
+    k, window = settings.fatigue_success.count, settings.fatigue_success.seconds
+    expected = {
+        event_id
+        for event_id, (t, user) in successes.items()
+        if sum(1 for ft, _ in failures.get(user, ()) if t - window < ft <= t) >= k
+    }
+    return expected, set(successes) - expected
+
+
+def classify(delivery: Delivery, metrics: MemoryMetrics, before: dict[str, int]) -> str:
+    """The delivery type under load, from what the service counted while handling it."""
+    if metrics.total("Duplicates") > before["Duplicates"]:
+        return "duplicate"
+    if metrics.total("Repeats") > before["Repeats"]:
+        return "repeat"
+    return {
+        "failure": "alert",
+        "ic-failure": "alert",
+        "success": "success",
+        "ic-step": "context step",
+    }[delivery.kind]
+
+
+def run_scenario(
+    endpoint: str,
+    scenario: Scenario,
+    size: Size,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Result:
+    """Run the workload through ``size.threads`` environments with the scenario's faults."""
+    started = time.perf_counter()
+    rules = load_bundle()
+    slug = re.sub(r"[^a-z0-9]+", "-", scenario.name.lower()).strip("-")
+    deployment = deploy(endpoint, f"faults-{slug}-{size.seed}-{os.getpid()}")
+    settings = deployment.settings
+    deliveries = workload(size)
+    faults = Faults(scenario, size.seed, deployment.topics)
+    subscriber = Subscriber(deployment)
+    queue = _Queue(lambda_timeout(rules))
+    for d in deliveries:
+        queue.put(d.at, d)
+    load_end = max(d.at for d in deliveries) + sum(RETRY_DELAYS)
+    minute = BASE.timestamp() + 60
+    while minute <= load_end + 60:
+        queue.put(minute, None)
+        minute += 60
+
+    lock = threading.Lock()
+    invocations: Counter[str] = Counter()
+    requests_by_type: Counter[str] = Counter()
+    invocations_by_type: Counter[str] = Counter()
+    dead: list[Delivery] = []
+    unexpected: list[str] = []
+    streams = itertools.count(1)
+    scheduler_lock = threading.Lock()
+    scheduler: list[Environment] = []
+    state_errors: list[MemoryMetrics] = []
+
+    def fresh() -> Environment:
+        env = Environment(deployment, rules, faults, next(streams))
+        with lock:
+            state_errors.append(env.metrics)
+        return env
+
+    def tick(at: float) -> None:
+        with scheduler_lock:  # the scheduled function has reserved concurrency 1
+            if not scheduler:
+                scheduler.append(fresh())
+            try:
+                scheduler[0].service.tick(datetime.fromtimestamp(at, UTC))
+            except Crash:
+                scheduler.clear()
+            except Exception as exc:  # the next minute's run tries again
+                with lock:
+                    invocations[f"tick {type(exc).__name__}"] += 1
+
+    def worker() -> None:
+        env = fresh()
+        while (job := queue.get()) is not None:
+            try:
+                if job.delivery is None:
+                    tick(job.at)
+                    continue
+                d = job.delivery
+                before = {n: env.metrics.total(n) for n in ("Duplicates", "Repeats")}
+                requests = env.requests
+                outcome = "ok"
+                try:
+                    env.service.handle(d.rule, d.envelope, datetime.fromtimestamp(job.at, UTC))
+                except Crash:
+                    outcome = "Crash"
+                except Exception as exc:
+                    outcome = type(exc).__name__
+                    if outcome not in ("EventInProgressError", "PublishError", "StateStoreError"):
+                        with lock:
+                            unexpected.append("".join(traceback.format_exception(exc))[-2000:])
+                kind = classify(d, env.metrics, before) if outcome == "ok" else "failed attempt"
+                with lock:
+                    invocations[outcome] += 1
+                    invocations_by_type[kind] += 1
+                    requests_by_type[kind] += env.requests - requests
+                if outcome == "Crash":
+                    env = fresh()  # the execution environment died with the invocation
+                if outcome != "ok":
+                    if job.attempt <= len(RETRY_DELAYS):
+                        queue.put(job.at + RETRY_DELAYS[job.attempt - 1], d, job.attempt + 1)
+                    else:
+                        with lock:
+                            dead.append(d)
+            finally:
+                queue.done(job)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(size.threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    load_requests = sum(requests_by_type.values())
+    progress(f"{scenario.name}: load done in {time.perf_counter() - started:.0f} s")
+
+    # The outage ends: no more faults, the on-failure queue is redriven, the scheduler catches up.
+    faults.enabled = False
+    clock = load_end
+    operator = Environment(deployment, rules, None, 0)
+    state_errors.append(operator.metrics)
+    quiet = 0
+    drained = 0
+    while quiet < QUIET_MINUTES and drained < MAX_DRAIN_MINUTES:
+        clock += 60
+        drained += 1
+        if drained == REDRIVE_AFTER_MINUTES:
+            for d in dead:
+                try:
+                    operator.service.handle(d.rule, d.envelope, datetime.fromtimestamp(clock, UTC))
+                except Exception as exc:
+                    unexpected.append(f"redrive of {d.event_id}: {exc!r}")
+        sent = operator.service.tick(datetime.fromtimestamp(clock, UTC))
+        quiet = 0 if sent or drained <= REDRIVE_AFTER_MINUTES else quiet + 1
+    if drained >= MAX_DRAIN_MINUTES:
+        unexpected.append(f"the scheduler still sent notifications after {drained} minutes")
+
+    expected_fatigue, quiet_successes = fatigue_successes(deliveries, settings)
+    distinct = {
+        rule: len({d.event_id for d in deliveries if d.rule == rule}) for rule in COUNTED_RULES
+    }
+    return Result(
+        scenario=scenario,
+        size=size,
+        deliveries=len(deliveries),
+        distinct=distinct,
+        received=subscriber.received(),
+        invocations=invocations,
+        requests_by_type=requests_by_type,
+        invocations_by_type=invocations_by_type,
+        load_requests=load_requests,
+        dead_lettered=sorted({d.event_id for d in dead}),
+        expected_brute_force=brute_force_principals(deliveries, settings),
+        expected_fatigue=expected_fatigue,
+        quiet_successes=quiet_successes,
+        faults=faults.injected,
+        state_store_errors=sum(m.total("StateStoreErrors") for m in state_errors),
+        drain_minutes=drained,
+        unexpected=unexpected,
+        wall=time.perf_counter() - started,
+    )
+
+
+# --- requests per delivery type, one at a time --------------------------------------------------
+
+
+def requests_per_delivery_type(endpoint: str) -> dict[str, int]:
+    """DynamoDB HTTP requests of each delivery type, one delivery at a time on a fresh table."""
+    deployment = deploy(endpoint, f"faults-sequential-{os.getpid()}")
+    env = Environment(deployment, load_bundle(), None, 0)
+    t = BASE.timestamp()
+
+    def failure(event_id: str, user: str, seconds: float) -> dict[str, Any]:
+        record = _stamp(load_event("iam-consolelogin-failure-mfa-yes"), event_id, t + seconds)
+        record["userIdentity"]["userName"] = user
+        return envelope_of(record)
+
+    step = _identity_center_step("seq-step", t + 30, "seq-workflow", "seq@example.com")
+    success = _stamp(load_event("iam-consolelogin-success-mfa-yes"), "seq-success", t + 40)
+    success["userIdentity"]["userName"] = "nobody-failed"
+    repeat = failure("seq-2", "seq-user", 10)
+    steps = (
+        ("alert", RULE_FAILURE, failure("seq-1", "seq-user", 0)),
+        ("repeat", RULE_FAILURE, repeat),
+        ("duplicate", RULE_FAILURE, repeat),
+        ("context step", RULE_IC_STEP, envelope_of(step)),
+        ("success, no recent failures", RULE_SUCCESS, envelope_of(success)),
+    )
+    counts: dict[str, int] = {}
+    for n, (name, rule, envelope) in enumerate(steps):
+        before = env.requests
+        env.service.handle(rule, envelope, datetime.fromtimestamp(t + 50 + n, UTC))
+        counts[name] = env.requests - before
+    return counts
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def report(result: Result) -> None:
+    s = result
+    print(f"\n== {s.scenario.name}")
+    distinct = sum(s.distinct.values())
+    print(
+        f"deliveries {s.deliveries} by {s.size.threads} environments; invocations "
+        + ", ".join(f"{k} {v}" for k, v in sorted(s.invocations.items()))
+        + f"; wall {s.wall:.0f} s"
+    )
+    if s.faults:
+        print("faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(s.faults.items())))
+    kinds = s.kinds()
+    print(
+        "notifications on alerts: "
+        + ", ".join(f"{k} {kinds.get(k, 0)}" for k in KIND_ORDER)
+        + f" (total {sum(kinds.values())}); on pager: {len(s.on('pager'))}"
+    )
+    twice = s.twice()
+    print(
+        "ids delivered twice: "
+        + ", ".join(
+            f"{o} {len(ids)} ({sum(ids.values()) - len(ids)} extra copies)"
+            for o, ids in twice.items()
+        )
+    )
+    counted = s.counted()
+    print(
+        "per-rule count sum (alerts+summaries+storm digests received on alerts) vs distinct "
+        "events: "
+        + ", ".join(f"{rule} {counted[rule]}/{s.distinct[rule]}" for rule in COUNTED_RULES)
+        + f"; total {sum(counted.values())}/{distinct}"
+        + ("  OK" if sum(counted.values()) == distinct else "  MISMATCH")
+    )
+    for output in ("alerts", "pager"):
+        e = s.escalations(output)
+        print(
+            f"escalations on {output}: brute force expected {e['expected']}, sent {e['sent']}, "
+            f"held in storm digests {e['held']}, LOST {e['lost']}; fatigue success expected "
+            f"{e['fatigue_expected']}, LOST {e['fatigue_lost']}, "
+            f"unexpected {e['fatigue_unexpected']}"
+        )
+    print(
+        f"fail-opens (alerts with the '{FAIL_OPEN_NOTE}' note): {s.fail_opens()} on alerts, "
+        f"{s.fail_opens('pager')} on pager; StateStoreErrors counted {s.state_store_errors}"
+    )
+    print(
+        f"events lost to the DLQ (3 failed attempts; redriven after the outage): "
+        f"{len(s.dead_lettered)}"
+    )
+    print(
+        f"DynamoDB requests per delivery under load (at the wire, retries included): "
+        f"{s.load_requests / max(1, sum(s.invocations_by_type.values())):.2f}; by type: "
+        + ", ".join(
+            f"{k} {s.requests_by_type[k] / n:.1f} (n={n})"
+            for k, n in sorted(s.invocations_by_type.items())
+        )
+    )
+    print(f"scheduler drain: {s.drain_minutes} virtual minutes after the load")
+    if s.unexpected:
+        print(f"UNEXPECTED ({len(s.unexpected)}):")
+        for text in s.unexpected[:3]:
+            print(text)
+
+
+@contextmanager
+def _moto_server() -> Iterator[str]:
+    from tests.conftest import running_moto_server
+
+    with running_moto_server() as url:
+        yield url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS])
+    parser.add_argument("--events", type=int, default=Size.events)
+    parser.add_argument("--users", type=int, default=Size.users)
+    parser.add_argument("--ips", type=int, default=Size.ips)
+    parser.add_argument("--threads", type=int, default=Size.threads)
+    parser.add_argument("--seed", type=int, default=Size.seed)
+    args = parser.parse_args()
+    # A plain `kill` must still stop moto_server (the context manager's exit).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
+    logging.getLogger("chalicelib").setLevel(logging.CRITICAL)  # failures are counted, not logged
+    size = Size(
+        events=args.events, users=args.users, ips=args.ips, threads=args.threads, seed=args.seed
+    )
+    print(f"os.cpu_count() = {os.cpu_count()}, Python {sys.version.split()[0]}")
+    print(f"size: {size}")
+    with _moto_server() as endpoint:
+        settings = deploy(endpoint, f"faults-settings-{os.getpid()}").settings
+        print(
+            f"stage {STAGE}: outputs {', '.join(o.name for o in settings.routes)}; brute force "
+            f"{settings.brute_force}, fatigue success {settings.fatigue_success}, topic rate "
+            f"{settings.topic_rate}, principal rate {settings.principal_rate}"
+        )
+        counts = requests_per_delivery_type(endpoint)
+        print(
+            "\nDynamoDB requests per delivery, sequential (one client, one delivery at a time): "
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
+        )
+        for scenario in SCENARIOS:
+            if args.scenario and scenario.name not in args.scenario:
+                continue
+            report(run_scenario(endpoint, scenario, size, progress=print))
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
