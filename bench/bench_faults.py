@@ -759,7 +759,10 @@ def run_scenario(
                     outcome = "Crash"
                 except Exception as exc:
                     outcome = type(exc).__name__
-                    if outcome not in ("EventInProgressError", "PublishError", "StateStoreError"):
+                    # What the service raises so that Lambda retries (FailedOpenError: a marked
+                    # copy went out before the claim, the retry takes the deduplicated path).
+                    retried = ("EventInProgressError", "PublishError", "StateStoreError")
+                    if outcome not in (*retried, "FailedOpenError"):
                         with lock:
                             unexpected.append("".join(traceback.format_exception(exc))[-2000:])
                 kind = classify(d, env.metrics, before) if outcome == "ok" else "failed attempt"

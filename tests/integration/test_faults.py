@@ -37,30 +37,10 @@ SIZE = Size(
     seed=7,
 )
 
-#: When DynamoDB calls fail after botocore's retries (injected errors, or throttling that
-#: outlasts the retries) the rewritten delivery core still breaks these at times (ids twice,
-#: counts off, escalations lost; measured on main after the merge of the rewrite). Not strict:
-#: which calls fail depends on thread timing. Remove the mark once they pass.
-DYNAMODB_ERRORS_BREAK = pytest.mark.xfail(
-    reason="issue 10: DynamoDB errors after retries still break this invariant", strict=False
-)
 
-
-def scenarios(broken_by_dynamodb_errors: bool = False) -> pytest.MarkDecorator:
+def scenarios() -> pytest.MarkDecorator:
     """Parametrize over the scenarios (ids: their names)."""
-    return pytest.mark.parametrize(
-        "scenario",
-        [
-            pytest.param(
-                s,
-                id=s.name,
-                marks=[DYNAMODB_ERRORS_BREAK]
-                if broken_by_dynamodb_errors and (s.dynamodb_errors or s.throttling)
-                else [],
-            )
-            for s in SCENARIOS
-        ],
-    )
+    return pytest.mark.parametrize("scenario", [pytest.param(s, id=s.name) for s in SCENARIOS])
 
 
 BUDGET = {
@@ -107,14 +87,14 @@ def test_the_harness_ran_the_scenario(results: dict[str, Result], scenario: Scen
         assert kinds["storm"] >= 1, "the load exceeds the topic's rate limit"
 
 
-@scenarios(broken_by_dynamodb_errors=True)
+@scenarios()
 def test_no_notification_reaches_an_output_twice(
     results: dict[str, Result], scenario: Scenario
 ) -> None:
     assert results[scenario.name].twice() == {"alerts": {}, "pager": {}}
 
 
-@scenarios(broken_by_dynamodb_errors=True)
+@scenarios()
 def test_every_event_is_counted_exactly_once(
     results: dict[str, Result], scenario: Scenario
 ) -> None:
@@ -128,7 +108,7 @@ def test_every_event_is_counted_exactly_once(
     assert {r.id for r in pager if r.kind != "escalation"} == on_alerts
 
 
-@scenarios(broken_by_dynamodb_errors=True)
+@scenarios()
 def test_no_escalation_is_lost(results: dict[str, Result], scenario: Scenario) -> None:
     result = results[scenario.name]
     for output in ("alerts", "pager"):
