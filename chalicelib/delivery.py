@@ -41,6 +41,7 @@ from .state import (
     DUE_AT,
     DUE_PK,
     EXPIRES_AT,
+    Absent,
     Compare,
     ConditionFailed,
     KeyKind,
@@ -233,28 +234,41 @@ class Delivery:
                     "held by rate limit (a storm digest follows)",
                     extra={"rule": notification.rule.id, "notification": notification.id},
                 )
-            entries.append(
-                OutboxEntry(
-                    id=notification.id,
-                    notification=notification.to_state(),
-                    destinations=tuple(self.publisher.destinations(notification)),
-                    held=hold,
-                )
-            )
+            entries.append(self._entry(notification, hold))
         return Decided(entries, held)
 
-    def hold_apart(self, rule_id: str, notification_id: str, held: list[Held], now: float) -> None:
-        """Record held notifications on an item of their own in the rule's storm group (when the
-        deciding item is in another group already: a repeat's claim, a scheduled summary)."""
-        self.store.put(
-            make_key(KeyKind.HELD, notification_id),
-            {
-                "held": held_attribute(held),
-                EXPIRES_AT: now + 2 * 24 * 3600.0,
-                **group_mark(storm_key(rule_id), now),
-            },
-            now,
+    def _entry(self, notification: Notification, held: bool) -> OutboxEntry:
+        return OutboxEntry(
+            id=notification.id,
+            notification=notification.to_state(),
+            destinations=tuple(self.publisher.destinations(notification)),
+            held=held,
         )
+
+    def decide_apart(
+        self, notification: Notification, now: float, principal_admitted: bool = True
+    ) -> Decided:
+        """Decide a notification whose deciding item cannot carry its held record (a repeat's
+        claim, a window's later summary): a held one is recorded on an item of its own in the
+        rule's storm group. That record, once written, is the decision: a retry after a failed
+        save finds it and holds again, instead of admitting what the storm already counts."""
+        key = make_key(KeyKind.HELD, notification.id)
+        if self.store.get(key, now) is not None:
+            return Decided([self._entry(notification, held=True)], [])
+        decided = self.decide([notification], now, principal_admitted)
+        if decided.held:
+            with contextlib.suppress(ConditionFailed):
+                self.store.put(
+                    key,
+                    {
+                        "held": held_attribute(decided.held),
+                        EXPIRES_AT: now + 2 * 24 * 3600.0,
+                        **group_mark(storm_key(notification.rule.id), now),
+                    },
+                    now,
+                    condition=Absent(),
+                )
+        return Decided(decided.entries, [])
 
     # --- publishing ------------------------------------------------------------------------------
 

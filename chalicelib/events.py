@@ -312,12 +312,14 @@ class EventHandler:
             if escalation is not None:
                 decided.append(escalation)
 
-        result = self.delivery.decide(decided, now, principal_admitted)
-        if not alert and result.held:
-            # A repeat's claim belongs to its window's group: held escalations get their own item.
-            held_escalation = result.entries[-1].id
-            self.delivery.hold_apart(rule.id, held_escalation, result.held, now)
-            result = Decided(result.entries, [])
+        if alert:
+            result = self.delivery.decide(decided, now, principal_admitted)
+        elif decided:
+            # A repeat's claim belongs to its window's group: a held escalation gets its own item.
+            (escalation,) = decided
+            result = self.delivery.decide_apart(escalation, now)
+        else:
+            result = Decided([], [])
         attributes: Item = {}
         window_ref: WindowRef | None = None
         if alert:

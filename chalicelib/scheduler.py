@@ -217,9 +217,7 @@ class Scheduler:
             window.account, escalation_principal(window.principal_key, window.source_ip)
         )
         admitted = self.delivery.count_principal(principal, now, now + rule.window_minutes * 60.0)
-        decided = self.delivery.decide([summary], now, admitted)
-        if decided.held:
-            self.delivery.hold_apart(rule.id, summary.id, decided.held, now)
+        decided = self.delivery.decide_apart(summary, now, admitted)
         advanced = json.loads(window_attribute(window))
         advanced.update(cutoff=repeats.written_until if force else cutoff, batch=window.batch + 1)
         outbox = claim.outbox.with_entries(decided.entries)
