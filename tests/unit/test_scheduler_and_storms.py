@@ -143,3 +143,48 @@ def test_a_huge_user_agent_is_bounded_in_state() -> None:
     service.handle(IAM_RULE, event, at(0))
     sizes = {key: len(json.dumps(item, default=list)) for key, item in store._items.items()}
     assert max(sizes.values()) < 16 * 1024, sizes
+
+
+class FailingLeader(MemoryStore):
+    """A store where the scheduler's save of a leading event's decision fails once, and that
+    item then cannot be read for a while (a throttled or broken item)."""
+
+    def __init__(self, unreadable_until: float) -> None:
+        super().__init__()
+        self.fail_save = False
+        self.unreadable_from = float("inf")
+        self.unreadable_until = unreadable_until
+
+    def update(self, key: str, now: float, **changes: Any) -> Any:
+        if self.fail_save and key.startswith("evt#") and "v" in (changes.get("add") or {}):
+            self.fail_save = False
+            self.unreadable_from = now
+            raise StateStoreError(f"DynamoDB UpdateItem {key}: throttled (test)")
+        return super().update(key, now, **changes)
+
+    def get(self, key: str, now: float) -> Any:
+        if key.startswith("evt#") and self.unreadable_from < now < self.unreadable_until:
+            raise StateStoreError(f"DynamoDB GetItem {key}: throttled (test)")
+        return super().get(key, now)
+
+
+def test_a_summary_held_once_stays_held_when_its_save_is_retried() -> None:
+    settings = Settings(topic_rate=Threshold(1, 5), principal_rate=Threshold(100, 5))
+    store = FailingLeader(unreadable_until=BASE.timestamp() + 3000)
+    publisher = MemoryPublisher(settings)
+    service = AlertService(RULES, publisher, store, settings)
+    service.handle(IAM_RULE, failed_sign_in(IAM_RULE, "a", 0, 0, 0), at(0))
+    service.handle(IAM_RULE, failed_sign_in(IAM_RULE, "b", 10, 0, 0), at(10))
+    service.handle(IAM_RULE, failed_sign_in(IAM_RULE, "c", 995, 1, 1), at(995))  # spends the window
+    # The summary is held (the topic's window is spent): saving that decision fails, and the
+    # leading event's item stays unreadable while the storm digests the held summary and ends.
+    store.fail_save = True
+    clock = 1000.0
+    while (store.due(float("inf"), clock) or clock < 3000) and clock < 4 * 3600:
+        service.tick(at(clock))
+        clock += 60
+    # Then the topic's window has room again: the retry must not admit what the storm counted.
+    kinds = [n.kind for n in publisher.sent]
+    assert KIND_SUMMARY not in kinds, kinds
+    assert KIND_STORM in kinds
+    assert sum(n.count for n in publisher.sent if n.kind in (KIND_ALERT, KIND_STORM)) == 3
