@@ -39,7 +39,7 @@ from .decisions import (
     incident_expiry,
     window_for,
 )
-from .delivery import Decided, Delivery
+from .delivery import Decided, Delivery, ServicePart
 from .documents import (
     ClaimStatus,
     EventClaim,
@@ -108,7 +108,7 @@ def escalation_principal(principal: str, source_ip: str) -> str:
     return principal
 
 
-class EventHandler:
+class EventHandler(ServicePart):
     """Turns one matched event into saved decisions and delivered notifications."""
 
     def __init__(
@@ -119,11 +119,7 @@ class EventHandler:
         settings: Settings,
         metrics: Metrics,
     ) -> None:
-        self.rules = rules
-        self.store = store
-        self.delivery = delivery
-        self.settings = settings
-        self.metrics = metrics
+        super().__init__(rules, store, delivery, settings, metrics)
         self._fail_opens: dict[int, int] = {}
 
     def handle(self, rule_id: str, event: Mapping[str, Any], now: datetime) -> list[Notification]:

@@ -29,10 +29,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from .config import Settings
 from .constants import HEARTBEAT_OVERDUE_SECONDS
 from .decisions import heartbeat_overdue, merge_held, merge_repeats
-from .delivery import RATE_KEY, Delivery, storm_key
+from .delivery import RATE_KEY, ServicePart, storm_key
 from .documents import (
     MAX_STORED_LIST,
     VERSION,
@@ -47,8 +46,7 @@ from .documents import (
 from .errors import MfawatchError, PublishError, UnknownReferenceError
 from .events import escalation_principal, principal_key
 from .notifications import Notification, heartbeat_notice, storm_digest_for, summary_for
-from .observability import Metrics
-from .rules import HEARTBEAT_RULE, RuleSet
+from .rules import HEARTBEAT_RULE
 from .state import (
     DUE_AT,
     DUE_PK,
@@ -58,7 +56,6 @@ from .state import (
     ConditionFailed,
     Item,
     KeyKind,
-    StateStore,
     due_mark,
     key_kind,
     key_parts,
@@ -70,22 +67,8 @@ logger = logging.getLogger(__name__)
 FLUSH_ROUNDS = 8
 
 
-class Scheduler:
+class Scheduler(ServicePart):
     """Runs what is due, key by key."""
-
-    def __init__(
-        self,
-        rules: RuleSet,
-        store: StateStore,
-        delivery: Delivery,
-        settings: Settings,
-        metrics: Metrics,
-    ) -> None:
-        self.rules = rules
-        self.store = store
-        self.delivery = delivery
-        self.settings = settings
-        self.metrics = metrics
 
     def tick(self, now: datetime, force: bool = False) -> list[Notification]:
         """Send what is due. ``force`` (end of a replay) closes every window and storm now.
