@@ -17,17 +17,27 @@ STAGE   ?= dev
 .PHONY: demo test quick lint typecheck pytest rules policy package clean
 
 # The project itself is installed editable, which puts the `mfawatch` command in .venv/bin.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# Installs come from the locks (every package pinned with its hashes), never from the top-level
+# pins: `make lock` recompiles them after a change to requirements*.txt.
+$(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(PY) || $$(scripts/find-python) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-$(LAMBDA_STAMP): tests/runtime/requirements.txt $(STAMP)
+$(LAMBDA_STAMP): tests/runtime/requirements.lock $(STAMP)
 	rm -rf $(LAMBDA_RUNTIME)
-	$(PY) -m pip install --quiet --target $(LAMBDA_RUNTIME) -r tests/runtime/requirements.txt
+	$(PY) -m pip install --quiet --require-hashes --target $(LAMBDA_RUNTIME) -r tests/runtime/requirements.lock
 	touch $(LAMBDA_STAMP)
+
+# Recompile both locks from the top-level pins (uv, pinned in requirements-dev.txt). --universal
+# keeps environment markers, so one lock serves Python 3.11 and 3.12+ on any platform.
+UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock"
+.PHONY: lock
+lock: $(STAMP)
+	$(UV_COMPILE) requirements-dev.txt -o requirements-dev.lock
+	$(UV_COMPILE) tests/runtime/requirements.txt -o tests/runtime/requirements.lock
 
 demo: $(STAMP)
 	$(MFAWATCH) replay
