@@ -33,7 +33,7 @@ def test_emf_lines_are_cloudwatch_metrics() -> None:
     (directive,) = alert["_aws"]["CloudWatchMetrics"]
     assert directive == {
         "Namespace": "mfawatch",
-        "Dimensions": [["Service", "Kind"]],
+        "Dimensions": [["Service"], ["Service", "Kind"]],
         "Metrics": [{"Name": "Notifications", "Unit": "Count"}],
     }
     assert alert["_aws"]["Timestamp"] == 1_700_000_000_000
