@@ -318,15 +318,19 @@ def on_failure_record(
 
 
 def sqs_event_record(
-    body: str, queue_arn: str, message_id: str, receive_count: int = 1
+    body: str,
+    queue_arn: str,
+    message_id: str,
+    receive_count: int = 1,
+    receipt_handle: str = "",
 ) -> dict[str, Any]:
     """One record of the event an SQS event source mapping passes to Lambda
     (https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html, "Example standard queue
-    message event")."""
+    message event"); the harness builds it from a received message, as the mapping does."""
     region = queue_arn.split(":")[3]
     return {
         "messageId": message_id,
-        "receiptHandle": f"receipt-{message_id}",
+        "receiptHandle": receipt_handle or f"receipt-{message_id}",
         "body": body,
         "attributes": {
             "ApproximateReceiveCount": str(receive_count),

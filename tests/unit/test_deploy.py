@@ -679,9 +679,7 @@ def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_key_policy_lets_this_stages_alarms_and_eventbridge_publish_to_the_topics(
     resources: dict[str, Any],
 ) -> None:
-    by_sid = {
-        s["Sid"]: s for _, kind, s in iam_statements(resources) if kind == "AWS::KMS::Key"
-    }
+    by_sid = {s["Sid"]: s for _, kind, s in iam_statements(resources) if kind == "AWS::KMS::Key"}
     cloudwatch = by_sid["CloudWatchAlarmsPublishToEncryptedTopics"]
     assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert cloudwatch["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
