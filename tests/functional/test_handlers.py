@@ -18,6 +18,7 @@ from chalicelib.errors import ConfigError, EventParseError, FailedOpenError, Pub
 from chalicelib.records import envelope_of
 from mfawatch.deploy import load_stage_config
 from tests.conftest import ROOT, load_event
+from tests.factory import on_failure_record, sqs_event_record
 
 ACCOUNT = "111122223333"  # the account of the dev stage's topic ARN in .chalice/config.json
 TOPIC = "mfawatch-dev-alerts"
@@ -286,3 +287,20 @@ def test_what_lambda_calls_is_bound_on_the_module_for_every_function(
     no_resources = {k: v for k, v in event.items() if k != "resources"}
     with pytest.raises(EventParseError, match=r"\(missing resources\)"):
         chalice_app.on_root_console_failure(no_resources, None)
+
+
+def test_the_consumer_replays_a_parked_event_through_the_rule_path(
+    client: Client, aws: dict[str, Any]
+) -> None:
+    queue_arn = f"arn:aws:sqs:us-east-1:{ACCOUNT}:mfawatch-dev-failed-events"
+    function_arn = (
+        f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:mfawatch-dev-on_root_console_failure"
+    )
+    event = envelope_of(load_event("root-consolelogin-failure-mfa-yes"))
+    body = json.dumps(on_failure_record(event, function_arn, condition="EventAgeExceeded"))
+    response = client.lambda_.invoke(
+        "consume_parked_events", {"Records": [sqs_event_record(body, queue_arn, "m-1")]}
+    )
+    assert response.payload == {"batchItemFailures": []}
+    (received,) = _received(aws)
+    assert received["Subject"].startswith("[HIGH] Failed root sign-in ")
