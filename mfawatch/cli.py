@@ -41,6 +41,7 @@ from .errors import ArchiveReadError
 from .orgcommands import COMMANDS as ORG_COMMANDS
 from .paths import DEMO_SCENARIO, RULES_DIR
 from .readers import ReadStats
+from .redrive import COMMANDS as REDRIVE_COMMANDS
 from .replay import ReplayResult, replay_timed
 from .selftestcommand import COMMANDS as SELFTEST_COMMANDS
 
@@ -597,5 +598,11 @@ def run() -> None:
 
 # Commands defined in other modules: each module exports COMMANDS, a list of click commands;
 # add the list here to put them on the `mfawatch` command.
-for _command in (*ORG_COMMANDS, *DEPLOY_COMMANDS, *ATHENA_COMMANDS, *SELFTEST_COMMANDS):
+for _command in (
+    *ORG_COMMANDS,
+    *DEPLOY_COMMANDS,
+    *ATHENA_COMMANDS,
+    *SELFTEST_COMMANDS,
+    *REDRIVE_COMMANDS,
+):
     main.add_command(_command)
