@@ -172,8 +172,12 @@ def heartbeat(event: CloudWatchEvent) -> None:
 def consume_parked_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The failed-events queue: re-run each parked event through its rule's path; the records
     that fail again are returned in ``batchItemFailures`` and come back after a backoff."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
     try:
-        return parked_events().consume(event.get("Records") or [])
+        return parked_events().consume(
+            event.get("Records") or [],
+            (lambda: remaining() / 1000) if callable(remaining) else (lambda: float("inf")),
+        )
     finally:
         METRICS.flush(request_id=getattr(context, "aws_request_id", ""))
 

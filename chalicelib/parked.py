@@ -59,6 +59,11 @@ PERIODIC_HANDLERS = ("send_due_summaries", "heartbeat", "on_heartbeat")
 FIRST_RETRY_SECONDS = 60
 MAX_RETRY_SECONDS = 15 * 60
 SQS_MAX_VISIBILITY_SECONDS = 12 * 3600
+#: A record is started only with this much of the invocation left (a replay is a handful of
+#: requests, each with botocore's timeouts and retries, app.CLIENT_CONFIG). The records not
+#: started are reported as failures and come back after the queue's visibility timeout, instead
+#: of the whole batch returning when the function times out.
+RECORD_TIME_BUDGET_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -231,10 +236,21 @@ class ParkedEvents:
         self.metrics = metrics
         self.clock = clock
 
-    def consume(self, records: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, str]]]:
+    def consume(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        seconds_left: Callable[[], float] = lambda: float("inf"),
+    ) -> dict[str, list[dict[str, str]]]:
+        """Replay every record; the partial batch response lists those that failed.
+        ``seconds_left``: the invocation's remaining time (Lambda's context)."""
         failed: list[str] = []
-        for record in records:
+        for index, record in enumerate(records):
             message_id = str(record.get("messageId", ""))
+            if seconds_left() < RECORD_TIME_BUDGET_SECONDS:
+                rest = [str(r.get("messageId", "")) for r in records[index:]]
+                logger.warning("out of time: %d parked records left for the next batch", len(rest))
+                failed += rest
+                break
             try:
                 parked = parse_sqs_record(record)
                 self._replay(parked)

@@ -189,3 +189,19 @@ def test_queue_url_of_an_arn() -> None:
     )
     with pytest.raises(ParkedRecordError, match="not an SQS queue ARN"):
         queue_url_of("arn:aws:sns:us-east-1:1:t")
+
+
+def test_records_not_started_before_the_deadline_go_back_whole(rules: RuleSet) -> None:
+    consumer, publisher, delays, _ = _consumer(rules, EVENT_TIME + timedelta(minutes=5))
+    left = iter([60.0, 5.0])  # time for the first record only
+    response = consumer.consume(
+        [
+            _message(_failed_mfa("parked-a", "alice"), message_id="m-a"),
+            _message(_failed_mfa("parked-b", "bob"), message_id="m-b"),
+            _message(_failed_mfa("parked-c", "carol"), message_id="m-c"),
+        ],
+        lambda: next(left),
+    )
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-b"}, {"itemIdentifier": "m-c"}]}
+    assert [n.event_ids for n in publisher.sent] == [("parked-a",)]
+    assert delays.delays == []  # not failures: back after the queue's own visibility timeout
