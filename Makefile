@@ -51,8 +51,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# Two workers (pytest-xdist, one per core here); a test file stays on one worker, so its module
+# fixtures (a packaged zip, a moto server) are built once.
 pytest: $(STAMP) $(LAMBDA_STAMP)
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n auto --dist loadfile
 
 # The unit tier, every test, with a tenth of the property-test examples (tests/conftest.py).
 quick: $(STAMP)

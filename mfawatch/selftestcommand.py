@@ -30,11 +30,11 @@ from chalicelib.selftest import SELFTEST_KEY, selftest_event
 
 from .deploy import load_stage_config
 from .deploycommands import app_handler_names
-from .paths import CHALICE_CONFIG, REPO_ROOT
+from .paths import CHALICE_CONFIG, CHALICE_DIR
 
 #: The function that publishes with ``--publish``: the one a failed MFA sign-in reaches.
 PUBLISHING_RULE = "iam-console-mfa-failure"
-DEPLOYED_DIR = REPO_ROOT / ".chalice" / "deployed"
+DEPLOYED_DIR = CHALICE_DIR / "deployed"
 
 
 @dataclass(frozen=True)

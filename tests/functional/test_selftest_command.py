@@ -14,15 +14,15 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from chalicelib.selftest import SELFTEST_KEY, selftest_event
+from mfawatch.paths import CHALICE_CONFIG
 from mfawatch.selftestcommand import (
     deployed_function_names,
     render_report,
     run_selftest,
 )
-from tests.conftest import ROOT
 
 HANDLERS = ["heartbeat", "on_iam_console_mfa_failure", "on_root_console_failure"]
-CONFIG = ROOT / ".chalice" / "config.json"
+CONFIG = CHALICE_CONFIG
 
 
 def _payload(document: Any) -> StreamingBody:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from chalicelib.records import envelope_of
+from chalicelib.rules import load_bundle
 from chalicelib.selftest import selftest_event
 from mfawatch.deploycommands import app_handler_names
 from mfawatch.selftestcommand import deployed_function_names, render_report, run_selftest
@@ -32,6 +33,9 @@ FAILED_MFA = "mfawatch-dev-on_iam_console_mfa_failure"
 ROOT_FAILURE = "mfawatch-dev-on_root_console_failure"
 SCHEDULER = "mfawatch-dev-send_due_summaries"
 CONSUMER = "mfawatch-dev-consume_parked_events"
+#: One function per rule of the bundle, plus send_due_summaries, on_heartbeat, heartbeat and
+#: consume_parked_events.
+EXPECTED_FUNCTIONS = len(load_bundle()) + 4
 
 
 def scheduled_event(rule: str) -> dict[str, Any]:
@@ -92,7 +96,7 @@ def test_only_the_package_awslambdaric_and_boto3_are_importable(
 def test_every_function_of_the_template_initializes(
     package: Package, functions: dict[str, LambdaFunction]
 ) -> None:
-    assert len(functions) == len(package.functions()) == 12
+    assert len(functions) == len(package.functions()) == EXPECTED_FUNCTIONS
     failed = {name: state for name, state in _initialized(functions).items() if state != "ok"}
     assert failed == {}, "\n".join(f"{name}: {state}" for name, state in sorted(failed.items()))
 
@@ -251,7 +255,7 @@ def test_every_prod_function_initializes_and_answers_the_selftest(
     prod = unzipped_package("prod", tmp_path_factory.mktemp("prod"))
     create_stack(moto_server, "prod")
     with running(prod, runtime_packages, moto_server) as started:
-        assert len(started) == 12
+        assert len(started) == EXPECTED_FUNCTIONS
         assert _initialized(started) == dict.fromkeys(started, "ok")
         answers = {name: f.invoke(selftest_event()).kind for name, f in started.items()}
     assert answers == dict.fromkeys(started, "response")
