@@ -57,3 +57,16 @@ def test_write_updates_changed_pages_and_removes_pages_of_removed_rules(tmp_path
     assert changed == ["gone-rule.md", "root-console-failure.md"]
     assert not (out / "gone-rule.md").exists()
     assert write_runbooks(RULES_DIR, out) == []
+
+
+def test_the_readme_rules_table_lists_every_rule_with_its_severity() -> None:
+    readme = (RUNBOOKS_DIR.parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| id | severity | matches |", 1)[1].split("\n\n", 1)[0]
+    rows = {
+        cells[1].strip("` "): cells[2].strip()
+        for cells in (line.split("|") for line in table.splitlines()[2:])
+    }
+    rules = {f.rule.id: f.rule.severity for f in load_rules_dir()}
+    assert set(rows) == set(rules), "README.md: the rules table names the rules in rules/"
+    for rule_id, severity in rules.items():
+        assert rows[rule_id].startswith(severity), f"README.md: {rule_id} is {severity}"
