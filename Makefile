@@ -18,8 +18,9 @@ STAGE   ?= dev
 
 # The project itself is installed editable, which puts the `mfawatch` command in .venv/bin.
 # Installs come from the locks (every package pinned with its hashes), never from the top-level
-# pins: `make lock` recompiles them after a change to requirements*.txt.
-$(STAMP): requirements-dev.lock pyproject.toml
+# pins: `make lock` recompiles them after a change to requirements*.txt. The version is read from
+# chalicelib/__init__.py at install time, so a version change reinstalls too.
+$(STAMP): requirements-dev.lock pyproject.toml chalicelib/__init__.py
 	test -x $(PY) || $$(scripts/find-python) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -128,3 +129,8 @@ deploy-merged: package-merged
 .PHONY: selftest
 selftest: $(STAMP)
 	$(MFAWATCH) selftest --stage $(STAGE) --region $(REGION) $(if $(PUBLISH),--publish)
+
+# Regenerate docs/runbooks/ from rules/*.yaml (a unit test fails when they are stale).
+.PHONY: docs
+docs: $(STAMP)
+	$(PY) -m mfawatch.docsgen

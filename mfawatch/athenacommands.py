@@ -1,7 +1,7 @@
 """The Athena backtest commands: ``athena-ddl``, ``athena-sql`` and ``replay --athena``'s events.
 
-``COMMANDS`` lists the click commands; the CLI group adds each. See README, "Backtest the whole
-Organization".
+``COMMANDS`` lists the click commands; the CLI group adds each. See docs/replay.md, "Backtest a
+whole Organization with Athena".
 """
 
 from __future__ import annotations
