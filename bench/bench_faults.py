@@ -90,6 +90,12 @@ from botocore.exceptions import ClientError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# First: tests/conftest.py points mfawatch.paths at the tests' own stages (tests/stage/), and
+# asserts that nothing imported mfawatch.paths before it.
+from tests.conftest import load_event  # noqa: E402
+
+# isort: split
+
 from chalicelib.config import (  # noqa: E402
     ENV_OUTPUTS,
     ENV_TABLE_NAME,
@@ -112,7 +118,6 @@ from mfawatch.deploy import (  # noqa: E402
     load_resources_template,
     load_stage_config,
 )
-from tests.conftest import load_event  # noqa: E402
 from tests.factory import on_failure_record, sqs_event_record  # noqa: E402
 
 STAGE = "dev"
