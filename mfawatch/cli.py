@@ -35,9 +35,11 @@ from .archive import (
 from .athenacommands import COMMANDS as ATHENA_COMMANDS
 from .athenacommands import athena_events, split_list
 from .deploy import load_stage_config
+from .deploycommand import COMMANDS as DEPLOY_RUN_COMMANDS
 from .deploycommands import COMMANDS as DEPLOY_COMMANDS
 from .deploycommands import CONFIG_OPTION
 from .errors import ArchiveReadError
+from .initcommand import COMMANDS as INIT_COMMANDS
 from .orgcommands import COMMANDS as ORG_COMMANDS
 from .paths import DEMO_SCENARIO, RULES_DIR
 from .readers import ReadStats
@@ -597,5 +599,12 @@ def run() -> None:
 
 # Commands defined in other modules: each module exports COMMANDS, a list of click commands;
 # add the list here to put them on the `mfawatch` command.
-for _command in (*ORG_COMMANDS, *DEPLOY_COMMANDS, *ATHENA_COMMANDS, *SELFTEST_COMMANDS):
+for _command in (
+    *ORG_COMMANDS,
+    *DEPLOY_COMMANDS,
+    *INIT_COMMANDS,
+    *DEPLOY_RUN_COMMANDS,
+    *ATHENA_COMMANDS,
+    *SELFTEST_COMMANDS,
+):
     main.add_command(_command)

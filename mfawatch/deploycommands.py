@@ -25,10 +25,12 @@ from .deploy import (
     StageConfig,
     StageNames,
     check_stage_name,
+    config_text,
     invoke_config_template,
     load_resources_template,
     load_stage_config,
     merge_template,
+    read_config_document,
     stage_config_update,
 )
 from .paths import CHALICE_CONFIG, REPO_ROOT
@@ -115,6 +117,15 @@ CONFIG_OPTION = click.option(
     default=CHALICE_CONFIG,
     show_default=True,
     help="The Chalice config to read.",
+)
+
+
+PROJECT_DIR_OPTION = click.option(
+    "--project-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=REPO_ROOT,
+    show_default=True,
+    help="The Chalice project (app.py, .chalice/config.json); tests pass a copy.",
 )
 
 
@@ -239,12 +250,9 @@ def make_deploy_config_command(
         old -> new; everything else in the file is kept.
         """
         try:
-            text = config_path.read_text(encoding="utf-8")
-            config = json.loads(text)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise click.ClickException(f"{config_path}: {exc}") from exc
-        if not isinstance(config, dict):
-            raise click.ClickException(f"{config_path}: not a JSON object")
+            text, config = read_config_document(config_path)
+        except MfawatchError as exc:
+            raise click.ClickException(str(exc)) from exc
         checked_stage(str(config.get("app_name") or RESOURCE_PREFIX), stage)
         stack_name = stack or StageNames(RESOURCE_PREFIX, stage).resources_stack
         session = session_factory()
@@ -269,11 +277,12 @@ def make_deploy_config_command(
         if not write:
             click.echo(f"dry run: {config_path} unchanged; add --write to apply", err=True)
             return
-        ending = "\n" if text.endswith("\n") else ""
-        config_path.write_text(
-            json.dumps(update.config, indent=2, ensure_ascii=False) + ending, encoding="utf-8"
+        config_path.write_text(config_text(update.config, text), encoding="utf-8")
+        click.echo(
+            f"wrote {config_path}; the policy follows from it: mfawatch policy --stage {stage} "
+            "--write (make deploy-config and mfawatch deploy run it)",
+            err=True,
         )
-        click.echo(f"wrote {config_path}; next: make policy STAGE={stage}", err=True)
 
     return deploy_config
 
