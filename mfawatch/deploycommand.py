@@ -148,8 +148,7 @@ def make_commands(
 
         \b
         Example:
-          mfawatch init --stage dev --account 111122223333=security --region us-east-1
-          mfawatch deploy --stage dev --region us-east-1
+          mfawatch deploy --stage dev --region us-east-1   # after mfawatch init --stage dev
           mfawatch deploy --stage prod --route merged --bucket my-artifacts
         """
         if route == ROUTE_MERGED and not bucket:

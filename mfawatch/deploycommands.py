@@ -139,7 +139,12 @@ def deploy_template() -> None:
 @_output_option
 @CONFIG_OPTION
 def invoke_config(stage: str, output: str, config_path: Path) -> None:
-    """Route (a): EventInvokeConfig (retries, event age, on-failure queue) per function."""
+    """Route (a): EventInvokeConfig (retries, event age, on-failure queue) per function.
+
+    \b
+    Example:
+      mfawatch deploy-template invoke-config --stage dev -o out/deploy/dev/invoke-config.json
+    """
     handlers = app_handler_names()
     stage_config = _stage_config(stage, config_path, handlers)
     _generate(lambda: invoke_config_template(stage_config.app_name, stage, handlers), output)
@@ -158,7 +163,12 @@ def invoke_config(stage: str, output: str, config_path: Path) -> None:
     help="The resources template whose resources the merge adds.",
 )
 def merge(stage: str, output: str, config_path: Path, resources_path: Path) -> None:
-    """Route (b): the template for `chalice package --merge-template` (one stack)."""
+    """Route (b): the template for `chalice package --merge-template` (one stack).
+
+    \b
+    Example:
+      mfawatch deploy-template merge --stage dev -o out/deploy/dev/merge.json
+    """
     handlers = app_handler_names()
     stage_config = _stage_config(stage, config_path, handlers)
     _generate(
@@ -179,6 +189,10 @@ def check_stage(stage: str, app_name: str) -> None:
     """Exit 1 when AWS would reject a name built from the stage (length, characters).
 
     The stage need not be in .chalice/config.json yet: `make deploy-resources` runs this first.
+
+    \b
+    Example:
+      mfawatch check-stage --stage prod-use1
     """
     checked_stage(app_name, stage)
     click.echo(f"stage {stage!r} is a valid stage name", err=True)
@@ -248,6 +262,11 @@ def make_deploy_config_command(
         sets MFAWATCH_TOPIC_ARN, MFAWATCH_TABLE_NAME and the stage topics in MFAWATCH_OUTPUTS
         of the stage in .chalice/config.json (created if missing). Prints every change as
         old -> new; everything else in the file is kept.
+
+        \b
+        Example:
+          mfawatch deploy-config --stage dev --region us-east-1          # show the changes
+          mfawatch deploy-config --stage dev --region us-east-1 --write  # write them
         """
         try:
             text, config = read_config_document(config_path)
