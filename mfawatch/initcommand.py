@@ -269,6 +269,7 @@ def _prompt_missing(
 @click.option(
     "--no-input", is_flag=True, help="Never prompt: fail naming the missing flags instead."
 )
+@click.option("--prompt", is_flag=True, help="Ask even when stdin is not a terminal.")
 def init(
     stage: str,
     region: str | None,
@@ -282,6 +283,7 @@ def init(
     project_dir: Path,
     dry_run: bool,
     no_input: bool,
+    prompt: bool,
 ) -> None:
     """Write or update a stage of .chalice/config.json for `mfawatch deploy`, showing a diff.
 
@@ -301,7 +303,7 @@ def init(
     except MfawatchError as exc:
         raise click.ClickException(f"{exc}: run init in a Chalice project (--project-dir)") from exc
     existing_stage = (config.get("stages") or {}).get(stage) or {}
-    interactive = not no_input and sys.stdin.isatty()
+    interactive = not no_input and (prompt or sys.stdin.isatty())
     region, deploy_account, account_list = _prompt_missing(
         region,
         deploy_account,
