@@ -386,3 +386,10 @@ def test_the_upload_key_follows_the_zip_content_not_its_timestamps(tmp_path: Pat
     assert first.read_bytes() != rebuilt.read_bytes()
     assert zip_content_digest(first) == zip_content_digest(rebuilt)
     assert zip_content_digest(first) != zip_content_digest(changed)
+
+
+def test_docs_deploy_step_table_lists_exactly_the_planned_steps() -> None:
+    docs = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    table = docs.split("| step | what it does | unchanged when |", 1)[1].split("\n\n", 1)[0]
+    documented = [line.split("|")[1].strip() for line in table.strip().splitlines()[1:]]
+    assert documented == [step.name for step in plan_deploy(ROUTE_STACKS, "S")]
