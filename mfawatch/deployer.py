@@ -68,8 +68,9 @@ ROUTE_MERGED = "merged"
 """Route (b): one stack from ``chalice package --merge-template``."""
 ROUTES = (ROUTE_STACKS, ROUTE_MERGED)
 
-# CloudFormation takes a TemplateBody of at most 51,200 bytes; a larger template must be read
-# from S3 (AWS CloudFormation User Guide, cloudformation-limits).
+# CloudFormation takes a TemplateBody of at most 51,200 bytes; a larger template is read from S3
+# (TemplateURL, up to 1 MB; AWS CloudFormation User Guide, cloudformation-limits). The merged
+# package of 11 functions is about 60 kB.
 TEMPLATE_BODY_MAX = 51_200
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND")
 
@@ -367,14 +368,20 @@ class Deployer:
             self._echo(f"  {path.name}: {change}")
         if update.changes:
             path.write_text(config_text(update.config, text), encoding="utf-8")
+        wrote_policy = self._write_policy()
+        changed = bool(update.changes) or wrote_policy
+        return changed, f"{len(update.changes)} config change(s), policy policy-{self.stage}.json"
+
+    def _write_policy(self) -> bool:
+        """``.chalice/policy-S.json`` from the stage config, when it differs (True: written)."""
         policy_path = self.project.policy_path(self.stage)
-        policy = policy_json(stage_policy(load_stage_config(self.stage, path)))
-        old_policy = policy_path.read_text(encoding="utf-8") if policy_path.is_file() else ""
-        if policy != old_policy:
-            policy_path.write_text(policy, encoding="utf-8")
-            self._echo(f"  wrote {policy_path}")
-        changed = bool(update.changes) or policy != old_policy
-        return changed, f"{len(update.changes)} config change(s), policy {policy_path.name}"
+        config = load_stage_config(self.stage, self.project.config_path)
+        policy = policy_json(stage_policy(config))
+        if policy_path.is_file() and policy_path.read_text(encoding="utf-8") == policy:
+            return False
+        policy_path.write_text(policy, encoding="utf-8")
+        self._echo(f"  wrote {policy_path}")
+        return True
 
     def _deploy_subscriptions(self) -> tuple[bool, str]:
         """Subscribe each configured address to its output's topic, unless it already is
@@ -461,6 +468,9 @@ class Deployer:
         return result.changed, f"{len(template['Resources'])} invoke configs"
 
     def _deploy_package(self) -> tuple[bool, str]:
+        # chalice package reads the stage's policy file although the merge template replaces
+        # every role's policy: it must exist.
+        self._write_policy()
         stage_config = load_stage_config(self.stage, self.project.config_path)
         template = merge_template(stage_config, self.handlers, load_resources_template())
         out = self.project.out_dir(self.stage)
@@ -476,36 +486,43 @@ class Deployer:
         self._package = package
         return False, f"built {package} (offline)"
 
+    def _upload(self, path: Path, key: str) -> bool:
+        """Put ``path`` at ``key`` of the bucket unless it is there (keys name the content)."""
+        s3 = self._clients("s3")
+        try:
+            s3.head_object(Bucket=self._bucket, Key=key)
+            return False
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise
+        s3.upload_file(str(path), self._bucket, key)
+        return True
+
     def _deploy_upload(self) -> tuple[bool, str]:
         if not self._bucket:
             raise StackError("no bucket", "pass --bucket B (an S3 bucket for the package)")
         assert self._package is not None
         digest = zip_content_digest(self._package / "deployment.zip")
-        key = f"{RESOURCE_PREFIX}/{self.stage}/deployment-{digest[:32]}.zip"
-        self._package_key = key
-        s3 = self._clients("s3")
-        try:
-            s3.head_object(Bucket=self._bucket, Key=key)
-            return False, f"s3://{self._bucket}/{key} already there"
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-                raise
-        s3.upload_file(str(self._package / "deployment.zip"), self._bucket, key)
-        return True, f"uploaded s3://{self._bucket}/{key}"
+        self._package_key = f"{RESOURCE_PREFIX}/{self.stage}/deployment-{digest[:32]}.zip"
+        uploaded = self._upload(self._package / "deployment.zip", self._package_key)
+        where = f"s3://{self._bucket}/{self._package_key}"
+        return uploaded, f"uploaded {where}" if uploaded else f"{where} already there"
 
     def _deploy_stack(self) -> tuple[bool, str]:
         assert self._package is not None
         template = json.loads((self._package / "sam.json").read_text(encoding="utf-8"))
         packaged = with_code_uri(template, f"s3://{self._bucket}/{self._package_key}")
         body = json.dumps(packaged, indent=1)
+        url = None
         if len(body.encode()) > TEMPLATE_BODY_MAX:
-            raise StackError(
-                f"the packaged template is {len(body.encode())} bytes; CloudFormation takes "
-                f"{TEMPLATE_BODY_MAX} inline",
-                "use route (a) (--route stacks) until mfawatch uploads large templates",
-            )
+            path = self._package / "packaged.json"
+            path.write_text(body, encoding="utf-8")
+            digest = hashlib.sha256(body.encode()).hexdigest()[:32]
+            key = f"{RESOURCE_PREFIX}/{self.stage}/template-{digest}.json"
+            self._upload(path, key)
+            url = s3_object_url(str(self._bucket), key, self.region)
         result = self.stacks().deploy(
-            f"{RESOURCE_PREFIX}-{self.stage}", body, capabilities=CAPABILITIES
+            f"{RESOURCE_PREFIX}-{self.stage}", body, capabilities=CAPABILITIES, template_url=url
         )
         self._outputs = result.outputs
         return result.changed, f"{len(packaged.get('Resources', {}))} resources"
@@ -550,6 +567,12 @@ class Deployer:
         name = f"{RESOURCE_PREFIX}-{self.stage}"
         deleted = self.stacks().delete(name)
         return deleted, f"deleted {name}" if deleted else f"no stack {name}"
+
+
+def s3_object_url(bucket: str, key: str, region: str) -> str:
+    """The virtual-hosted HTTPS URL CloudFormation's ``TemplateURL`` takes."""
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://{bucket}.s3.{region}.{domain}/{key}"
 
 
 def with_code_uri(template: Mapping[str, Any], code_uri: str) -> dict[str, Any]:

@@ -117,8 +117,13 @@ class Stacks:
         template_body: str,
         parameters: Mapping[str, str] | None = None,
         capabilities: Sequence[str] = (),
+        template_url: str | None = None,
     ) -> StackResult:
-        """Create or update ``name`` through a change set; unchanged when the set is empty."""
+        """Create or update ``name`` through a change set; unchanged when the set is empty.
+
+        ``template_url`` (an S3 object's HTTPS URL) replaces ``template_body`` for a template
+        larger than CloudFormation takes inline.
+        """
         status = self.status(name)
         if status in DELETE_ONLY:
             raise StackError(
@@ -130,12 +135,15 @@ class Stacks:
             raise StackError(f"stack {name} is {status}", "wait until it finishes, then retry")
         change_type = "UPDATE" if status and status != REVIEW else "CREATE"
         change_set_name = f"mfawatch-{uuid.uuid4().hex[:16]}"
+        source: dict[str, Any] = (
+            {"TemplateURL": template_url} if template_url else {"TemplateBody": template_body}
+        )
         try:
             created = self._client.create_change_set(
                 StackName=name,
                 ChangeSetName=change_set_name,
                 ChangeSetType="UPDATE" if change_type == "UPDATE" else "CREATE",
-                TemplateBody=template_body,
+                **source,
                 Parameters=[
                     {"ParameterKey": key, "ParameterValue": value}
                     for key, value in (parameters or {}).items()

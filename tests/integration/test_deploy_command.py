@@ -175,3 +175,50 @@ def test_init_deploy_again_and_destroy_on_moto_server_without_the_aws_cli(
     assert deleted.returncode == 0, deleted.stderr
     assert stacks(environment) == {}
     assert "destroy: changed resources" in deleted.stdout
+
+
+def test_route_merged_uploads_by_content_and_deploys_one_stack_idempotently(
+    project: Path, environment: dict[str, str]
+) -> None:
+    """Route (b) as far as moto goes: ``chalice package --merge-template``, the upload and the
+    stack (through ``TemplateURL``: the merged template is larger than CloudFormation takes
+    inline). moto's CloudFormation does not expand the ``AWS::Serverless`` transform, so no
+    function exists afterwards and the self-test is skipped; the template itself is linted in
+    test_deploy_templates.py."""
+    if sys.version_info < (3, 12):
+        pytest.skip("Chalice sets the Lambda runtime from this Python; package with 3.12+")
+    stage, bucket = "t2", "artifacts"
+    where = ("--project-dir", str(project), "--stage", stage)
+    client(environment, "s3").create_bucket(Bucket=bucket)
+    init = mfawatch(
+        environment, "init", "--region", REGION, "--account", MOTO_ACCOUNT, "--no-input", *where
+    )
+    assert init.returncode == 0, init.stderr
+    merged = ("--route", "merged", "--bucket", bucket, "--no-selftest")
+
+    first = mfawatch(environment, "deploy", *merged, *where)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("deploy: changed upload, stack"), first.stdout
+    keys = sorted(
+        o["Key"] for o in client(environment, "s3").list_objects_v2(Bucket=bucket)["Contents"]
+    )
+    assert [k.split("-")[0] for k in keys] == [
+        f"mfawatch/{stage}/deployment",
+        f"mfawatch/{stage}/template",
+    ]
+    status = client(environment, "cloudformation").describe_stacks(StackName=f"mfawatch-{stage}")
+    assert status["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+
+    second = mfawatch(environment, "deploy", *merged, *where)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith("deploy: no changes (5 steps checked)"), second.stdout
+
+    refused = mfawatch(environment, "destroy", "--route", "merged", *where)
+    assert refused.returncode == 2
+    assert "holds the table and the key with the functions" in refused.stderr
+    deleted = mfawatch(environment, "destroy", "--route", "merged", "--delete-data", *where)
+    assert deleted.returncode == 0, deleted.stderr
+    summaries = client(environment, "cloudformation").list_stacks()["StackSummaries"]
+    assert {s["StackStatus"] for s in summaries if s["StackName"] == f"mfawatch-{stage}"} == {
+        "DELETE_COMPLETE"
+    }
