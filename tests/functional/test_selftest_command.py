@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
@@ -26,6 +25,7 @@ from mfawatch.selftestcommand import (
     run_selftest,
 )
 from tests.conftest import ROOT
+from tests.stubs import stubbed
 
 HANDLERS = ["heartbeat", "on_iam_console_mfa_failure", "on_root_console_failure"]
 CONFIG = ROOT / ".chalice" / "config.json"
@@ -47,12 +47,8 @@ def _answer(function: str, published: dict[str, str] | None = None) -> dict[str,
 
 @pytest.fixture
 def lambda_client() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client(
-        "lambda", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
+    with stubbed("lambda") as pair:
+        yield pair
 
 
 def _expect(stubber: Stubber, function: str, publish: bool, response: dict[str, Any]) -> None:

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
@@ -34,6 +33,7 @@ from mfawatch.deployer import (
 )
 from mfawatch.stacks import StackError, Stacks
 from tests.conftest import ROOT
+from tests.stubs import offline_client, stubbed
 
 NAME = "mfawatch-t1-resources"
 T0 = datetime.datetime(2026, 12, 7, 12, 0, tzinfo=datetime.UTC)
@@ -91,12 +91,8 @@ class FakeTime:
 
 @pytest.fixture
 def cloudformation() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client(
-        "cloudformation", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
+    with stubbed("cloudformation") as pair:
+        yield pair
 
 
 def _stack(status: str, outputs: dict[str, str] | None = None) -> dict[str, Any]:
@@ -281,9 +277,7 @@ class FakeChalice:
 
 
 def _lambda() -> tuple[Any, Stubber]:
-    client = boto3.client(
-        "lambda", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
+    client = offline_client("lambda")
     return client, Stubber(client)
 
 
