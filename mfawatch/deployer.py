@@ -266,8 +266,8 @@ def chalice_version() -> str:
 
 
 def zip_content_digest(path: Path) -> str:
-    """A digest of a zip's entries (names and contents), not of its bytes: Chalice stamps
-    entries with the build time, so two builds of the same code differ byte-wise."""
+    """A digest of a zip's entries (names and contents), not of its bytes, which also carry
+    each entry's timestamp: a rebuild of the same code keeps its upload key."""
     digest = hashlib.sha256()
     with zipfile.ZipFile(path) as archive:
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
