@@ -446,7 +446,10 @@ class StageConfig:
     def from_config(cls, config: Mapping[str, Any], stage: str) -> StageConfig:
         stages = config.get("stages") or {}
         if stage not in stages:
-            raise ConfigError(f"no stage {stage!r}; have {', '.join(sorted(stages)) or 'none'}")
+            raise ConfigError(
+                f"no stage {stage!r}; have {', '.join(sorted(stages)) or 'none'} "
+                f"(`mfawatch init --stage {stage}` adds it)"
+            )
         app_name = config.get("app_name")
         if not isinstance(app_name, str) or not app_name:
             raise ConfigError("app_name is not set")

@@ -387,3 +387,27 @@ def test_docs_deploy_step_table_lists_exactly_the_planned_steps() -> None:
     table = docs.split("| step | what it does | unchanged when |", 1)[1].split("\n\n", 1)[0]
     documented = [line.split("|")[1].strip() for line in table.strip().splitlines()[1:]]
     assert documented == [step.name for step in plan_deploy(ROUTE_STACKS, "S")]
+
+
+def test_plan_prints_the_steps_without_touching_aws() -> None:
+    from click.testing import CliRunner
+
+    from mfawatch.deploycommand import make_commands
+
+    def no_session() -> Any:
+        raise AssertionError("--plan must not create a session")
+
+    deploy, destroy = make_commands(no_session)
+    shown = CliRunner().invoke(deploy, ["--stage", "t1", "--plan", "--no-selftest"])
+    assert shown.exit_code == 0, shown.output
+    assert [line.split(":")[0] for line in shown.stdout.splitlines()] == [
+        step.name for step in plan_deploy(ROUTE_STACKS, "t1", selftest=False)
+    ]
+    merged = CliRunner().invoke(deploy, ["--stage", "t1", "--route", "merged", "--plan"])
+    assert merged.exit_code == 2
+    assert "--route merged needs --bucket" in merged.stderr
+    removed = CliRunner().invoke(destroy, ["--stage", "t1", "--plan", "--delete-data"])
+    assert (
+        removed.stdout.splitlines()[-1]
+        == "resources: delete stack mfawatch-t1-resources (all data)"
+    )
