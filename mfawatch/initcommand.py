@@ -45,6 +45,7 @@ from .deploy import (
     SUBSCRIPTIONS_KEY,
     StageConfig,
     StageNames,
+    arn_parts,
     check_stage_name,
     config_text,
     read_config_document,
@@ -201,20 +202,23 @@ def _prompt_missing(
     existing: Mapping[str, str],
     interactive: bool,
 ) -> tuple[str, str, list[str]]:
-    """Ask for what the flags leave out (existing stage values are the defaults)."""
-    old_topic = existing.get(ENV_TOPIC_ARN, "")
-    old_parts = old_topic.split(":") if old_topic.startswith("arn:") else []
-    old_region = old_parts[3] if len(old_parts) > 4 else None
-    old_account = old_parts[4] if len(old_parts) > 4 else None
-    old_accounts = [a for a in existing.get(ENV_ALLOWED_ACCOUNTS, "").split(",") if a]
+    """Ask for what the flags leave out (an existing stage's values are the defaults, read
+    with the functions' own parser; a stage they would reject gives no defaults)."""
+    try:
+        settings = settings_from_env(existing)
+        _, old_region, old_account = arn_parts(settings.topic_arn, ENV_TOPIC_ARN)
+    except ConfigError:
+        settings, old_region, old_account = None, None, None
     missing = []
     if region is None:
         region = old_region
     if deploy_account is None:
         deploy_account = old_account
-    if not accounts and old_accounts:
-        names = json.loads(existing.get(ENV_ACCOUNT_NAMES) or "{}")
-        accounts = [f"{a}={names[a]}" if names.get(a) else a for a in old_accounts]
+    if not accounts and settings is not None and settings.allowed_accounts:
+        names = settings.account_names
+        accounts = [
+            f"{a}={names[a]}" if names.get(a) else a for a in sorted(settings.allowed_accounts)
+        ]
     if not interactive:
         if region is None:
             missing.append("--region")

@@ -168,3 +168,15 @@ def test_init_refuses_a_stage_name_aws_would_reject(project: Path) -> None:
     result = _init(project, "--stage", long_stage)
     assert result.exit_code == 1
     assert f"stage '{long_stage}' is 21 characters; the limit is" in result.stderr
+
+
+def test_updating_a_stage_takes_its_current_values_as_defaults(project: Path) -> None:
+    """dev's committed values (us-east-1, the documentation accounts) need no flags again."""
+    result = CliRunner().invoke(
+        main,
+        ["init", "--stage", "dev", "--project-dir", str(project), "--no-input", "--dry-run"],
+    )
+    assert result.exit_code == 0, result.output
+    env = read_config_document(CONFIG)[1]["stages"]["dev"]["environment_variables"]
+    assert env["MFAWATCH_ALLOWED_ACCOUNTS"] == "111122223333,444455556666"
+    assert result.stdout.strip().endswith("stage dev already says this; nothing to write")
