@@ -33,6 +33,7 @@ from chalicelib.config import (
     ENV_OUTPUTS,
     ENV_TABLE_NAME,
     ENV_TOPIC_ARN,
+    parse_outputs,
     settings_from_env,
 )
 from chalicelib.errors import ConfigError, MfawatchError
@@ -146,10 +147,10 @@ def stage_init(config: Mapping[str, Any], answers: InitAnswers) -> InitResult:
     env[ENV_ACCOUNT_NAMES] = json.dumps({a: n for a, n in answers.accounts.items() if n})
 
     # Outputs: alerts and pager on this stage's topics; other outputs (a chat topic) are kept.
-    try:
-        outputs = json.loads(env.get(ENV_OUTPUTS) or "{}")
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"stages.{stage}.{ENV_OUTPUTS} is not valid JSON: {exc}") from exc
+    raw_outputs = str(env.get(ENV_OUTPUTS) or "").strip()
+    if raw_outputs:
+        parse_outputs(raw_outputs)  # names the output and field that is wrong
+    outputs = json.loads(raw_outputs or "{}")
     for name, (output_key, route) in DEFAULT_ROUTES.items():
         spec = dict(route, **{k: v for k, v in (outputs.get(name) or {}).items()})
         spec["topic_arn"] = topics[output_key]

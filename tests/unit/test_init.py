@@ -180,3 +180,10 @@ def test_updating_a_stage_takes_its_current_values_as_defaults(project: Path) ->
     env = read_config_document(CONFIG)[1]["stages"]["dev"]["environment_variables"]
     assert env["MFAWATCH_ALLOWED_ACCOUNTS"] == "111122223333,444455556666"
     assert result.stdout.strip().endswith("stage dev already says this; nothing to write")
+
+
+def test_a_malformed_outputs_setting_is_named_not_a_traceback() -> None:
+    config = _config()
+    config["stages"]["dev"]["environment_variables"]["MFAWATCH_OUTPUTS"] = '{"alerts": "x"}'
+    with pytest.raises(ConfigError, match=r"MFAWATCH_OUTPUTS\.alerts must be an object"):
+        stage_init(config, _answers(stage="dev"))
