@@ -76,13 +76,26 @@ clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
 
 # --- Deploy (docs/deploy.md). STAGE names a stage of .chalice/config.json; one stage per region.
+# One command, boto3 and Chalice only (no AWS CLI), idempotent: make deploy STAGE=S REGION=R
+#   (BUCKET=B: route (b), one stack; NO_SELFTEST=1 skips the last step). mfawatch init writes
+#   the stage first; make destroy removes it again (DELETE_DATA=1 also the table and key).
+# The step-by-step targets below need the AWS CLI:
 # Route (a): deploy-resources, then deploy-config, then deploy-app, then deploy-invoke-config.
 # Route (b): deploy-merged BUCKET=<artifact bucket> (package-merged builds and lints it offline).
 REGION     ?= $(or $(AWS_DEFAULT_REGION),us-east-1)
 DEPLOY_OUT := out/deploy/$(STAGE)
 CFN_LINT   := $(VENV)/bin/cfn-lint
 
-.PHONY: deploy-resources deploy-config deploy-app deploy-invoke-config package-merged deploy-merged
+.PHONY: deploy destroy deploy-resources deploy-config deploy-app deploy-invoke-config \
+	package-merged deploy-merged
+
+deploy: $(STAMP)
+	$(MFAWATCH) deploy --stage $(STAGE) --region $(REGION) \
+	  $(if $(BUCKET),--route merged --bucket $(BUCKET)) $(if $(NO_SELFTEST),--no-selftest)
+
+destroy: $(STAMP)
+	$(MFAWATCH) destroy --stage $(STAGE) --region $(REGION) \
+	  $(if $(BUCKET),--route merged) $(if $(DELETE_DATA),--delete-data)
 
 # check-stage: fail before creating anything when a name built from STAGE is too long for AWS.
 deploy-resources: $(STAMP)
