@@ -59,7 +59,9 @@ QUALIFIER = "$LATEST"  # Chalice deploys unpublished functions: no versions, no 
 # 1.34's on_sqs_message cannot set FunctionResponseTypes, and without ReportBatchItemFailures
 # Lambda ignores a partial batch response and deletes every message of a batch that returned
 # (AWS Lambda Developer Guide, services-sqs-errorhandling, "Implementing partial batch
-# responses"). Both routes declare the event source mapping instead (parked_event_source).
+# responses"). The generated templates declare the event source instead: an
+# AWS::Lambda::EventSourceMapping in route (a) (parked_event_source), an SQS event merged into
+# the SAM function in route (b) (parked_sam_event).
 PARKED_HANDLER = "consume_parked_events"
 PARKED_BATCH_SIZE = 10
 # Alarms per function and per rule (docs/alarms.md): Lambda's Errors and Throttles
@@ -275,18 +277,31 @@ def _check_handlers(handlers: Sequence[str]) -> list[str]:
     return sorted(set(handlers))
 
 
+#: The consumer's event source settings, one definition for both routes.
+PARKED_EVENT_SOURCE_SETTINGS: dict[str, Any] = {
+    "BatchSize": PARKED_BATCH_SIZE,
+    "Enabled": True,
+    "FunctionResponseTypes": ["ReportBatchItemFailures"],
+}
+
+
 def parked_event_source(function_name: Any, queue_arn: Any) -> dict[str, Any]:
-    """The consumer's SQS event source: batches of parked records, partial batch responses."""
+    """Route (a): the consumer's SQS event source (``AWS::Lambda::EventSourceMapping``)."""
     return {
         "Type": "AWS::Lambda::EventSourceMapping",
         "Properties": {
             "FunctionName": function_name,
             "EventSourceArn": queue_arn,
-            "BatchSize": PARKED_BATCH_SIZE,
-            "Enabled": True,
-            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            **PARKED_EVENT_SOURCE_SETTINGS,
         },
     }
+
+
+def parked_sam_event(queue_arn: Any) -> dict[str, Any]:
+    """Route (b): the same event source as an ``SQS`` event of the SAM function Chalice
+    packages (AWS SAM Developer Guide, sam-property-function-sqs: ``FunctionResponseTypes``),
+    merged into the function: Chalice 1.34 cannot write it, the merge template can."""
+    return {"Type": "SQS", "Properties": {"Queue": queue_arn, **PARKED_EVENT_SOURCE_SETTINGS}}
 
 
 def _alarm(
@@ -397,7 +412,17 @@ def invoke_config_template(
         if handler != PARKED_HANDLER
     }
     if PARKED_HANDLER in checked:
-        resources[PARKED_EVENT_SOURCE] = parked_event_source(names.function(PARKED_HANDLER), queue)
+        # The queue's ARN from its fixed name rather than the export: CloudFormation resolves
+        # either, but moto's change sets (what `mfawatch deploy` runs) cannot resolve
+        # Fn::ImportValue. The invoke configs above still import it, so the resources stack
+        # cannot be deleted under this one.
+        arn = (
+            "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:"
+            + names.failed_events_queue
+        )
+        resources[PARKED_EVENT_SOURCE] = parked_event_source(
+            names.function(PARKED_HANDLER), {"Fn::Sub": arn}
+        )
     resources.update(
         function_alarms(
             names,
@@ -771,15 +796,15 @@ def merge_template(
         overrides = environment_overrides(stage_config.environment(handler), names)
         if overrides:
             properties["Environment"] = {"Variables": overrides}
-        resources[logical] = {"Properties": properties}
         role = role_logical_id(handler, stage_config.autogen_policy(handler))
         if handler == PARKED_HANDLER:
-            resources[PARKED_EVENT_SOURCE] = parked_event_source({"Ref": logical}, queue)
+            properties["Events"] = {PARKED_EVENT_SOURCE: parked_sam_event(queue)}
             consumers.add(role)
         else:
             resources[invoke_config_logical_id(handler)] = _event_invoke_config(
                 {"Ref": logical}, queue
             )
+        resources[logical] = {"Properties": properties}
         roles.setdefault(role, []).append(function_name)
     # SAM names the rule of a function's CloudWatchEvent/Schedule event <function><event>
     # (AWS SAM Developer Guide, sam-specification-generated-resources-function); Chalice names

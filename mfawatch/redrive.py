@@ -160,7 +160,12 @@ def make_redrive_command(
         stage: str, region: str | None, limit: int, dry_run: bool, config_path: Path
     ) -> None:
         """Send the final dead-letter queue back to the failed-events queue (the consumer
-        replays it). One JSON line per record on stdout; see docs/alarms.md."""
+        replays it). One JSON line per record on stdout; see docs/alarms.md.
+
+        \b
+        Example:
+          mfawatch redrive --stage dev --dry-run
+        """
         try:
             names = load_stage_config(stage, config_path).names
             session = session_factory()

@@ -125,14 +125,11 @@ def test_every_packaged_function_gets_an_event_invoke_config(merged_package: Pat
     # The consumer is invoked synchronously by its SQS event source: no invoke config.
     consumer = function_logical_id(PARKED_HANDLER)
     assert set(configured) == set(functions) - {consumer}
-    (source,) = [
-        r["Properties"]
-        for r in template["Resources"].values()
-        if r["Type"] == "AWS::Lambda::EventSourceMapping"
-    ]
-    assert source["FunctionName"] == {"Ref": consumer}
-    assert source["EventSourceArn"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
-    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # Its SQS event, merged into the SAM function Chalice packaged (which cfn-lint expands).
+    (source,) = functions[consumer]["Properties"]["Events"].values()
+    assert source["Type"] == "SQS"
+    assert source["Properties"]["Queue"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     for props in configured.values():
         assert props["Qualifier"] == "$LATEST"
         assert props["MaximumRetryAttempts"] == 2

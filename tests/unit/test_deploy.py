@@ -752,28 +752,33 @@ def test_both_routes_wire_the_consumer_to_the_failed_events_queue_with_partial_b
     resources: dict[str, Any],
 ) -> None:
     invoke = invoke_config_template("mfawatch", "dev", ALL_HANDLERS)["Resources"]
+    (source,) = [
+        r["Properties"]
+        for r in invoke.values()
+        if r.get("Type") == "AWS::Lambda::EventSourceMapping"
+    ]
+    assert source["FunctionName"] == "mfawatch-dev-consume_parked_events"
+    assert source["EventSourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:"
+        "mfawatch-dev-failed-events"
+    }
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "ConsumeParkedEventsInvokeConfig" not in invoke
     merged = merge_template(StageConfig.from_config(_config(), "dev"), ALL_HANDLERS, resources)
-    for template, function, queue in (
-        (
-            invoke,
-            "mfawatch-dev-consume_parked_events",
-            {"Fn::ImportValue": "mfawatch-dev-FailedEventsQueueArn"},
-        ),
-        (
-            merged["Resources"],
-            {"Ref": "ConsumeParkedEvents"},
-            {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]},
-        ),
-    ):
-        (source,) = [
-            r["Properties"]
-            for r in template.values()
-            if r.get("Type") == "AWS::Lambda::EventSourceMapping"
-        ]
-        assert source["FunctionName"] == function
-        assert source["EventSourceArn"] == queue
-        assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        assert "ConsumeParkedEventsInvokeConfig" not in template
+    # Route (b): an SQS event merged into Chalice's SAM function (Chalice cannot write it).
+    events = merged["Resources"]["ConsumeParkedEvents"]["Properties"]["Events"]
+    assert events == {
+        "ConsumeParkedEventsSource": {
+            "Type": "SQS",
+            "Properties": {
+                "Queue": {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]},
+                "BatchSize": 10,
+                "Enabled": True,
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            },
+        }
+    }
+    assert "ConsumeParkedEventsInvokeConfig" not in merged["Resources"]
     # Only the consumer's role may read the queue.
     consumer = _role_statements(merged, "ConsumeParkedEventsRole")["ConsumeParkedEvents"]
     assert consumer["Action"] == [
