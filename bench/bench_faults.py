@@ -401,6 +401,19 @@ class Deployment:
     failed_events_arn: str = ""
     dead_letters: str = ""
 
+    def remove(self) -> None:
+        """Delete what :func:`deploy` created: tests share one moto_server per session, and
+        another test may list the account's topics or subscriptions."""
+        sns, sqs, dynamodb = (client(self.endpoint, s) for s in ("sns", "sqs", "dynamodb"))
+        for topic in self.topics.values():
+            for subscription in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]:
+                sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
+            sns.delete_topic(TopicArn=topic)
+        for queue in (*self.queues.values(), self.failed_events, self.dead_letters):
+            if queue:
+                sqs.delete_queue(QueueUrl=queue)
+        dynamodb.delete_table(TableName=self.settings.table_name)
+
 
 def _queue_properties(logical: str) -> dict[str, Any]:
     """A queue's properties in deploy/resources.yaml (the harness's queues are the stage's)."""
@@ -986,6 +999,10 @@ def run_scenario(
         unexpected.append(f"the scheduler still sent notifications after {drained} minutes")
 
     expected_fatigue, quiet_successes = fatigue_successes(deliveries, settings)
+    received = subscriber.received()
+    replayed = sorted(set(source.replayed))
+    left_parked = source.waiting() + source.dead_letters()
+    deployment.remove()
     distinct = {
         rule: len({d.event_id for d in deliveries if d.rule == rule}) for rule in COUNTED_RULES
     }
@@ -994,15 +1011,15 @@ def run_scenario(
         size=size,
         deliveries=len(deliveries),
         distinct=distinct,
-        received=subscriber.received(),
+        received=received,
         invocations=invocations,
         requests_by_type=requests_by_type,
         invocations_by_type=invocations_by_type,
         load_requests=load_requests,
         dead_lettered=sorted({d.event_id for d in dead}),
-        replayed=sorted(set(source.replayed)),
+        replayed=replayed,
         consumer_failures=source.failures,
-        left_parked=source.waiting() + source.dead_letters(),
+        left_parked=left_parked,
         expected_brute_force=brute_force_principals(deliveries, settings),
         expected_fatigue=expected_fatigue,
         quiet_successes=quiet_successes,
@@ -1044,6 +1061,7 @@ def requests_per_delivery_type(endpoint: str) -> dict[str, int]:
         before = env.requests
         env.service.handle(rule, envelope, datetime.fromtimestamp(t + 50 + n, UTC))
         counts[name] = env.requests - before
+    deployment.remove()
     return counts
 
 
@@ -1143,7 +1161,9 @@ def main() -> None:
     print(f"os.cpu_count() = {os.cpu_count()}, Python {sys.version.split()[0]}")
     print(f"size: {size}")
     with _moto_server() as endpoint:
-        settings = deploy(endpoint, f"faults-settings-{os.getpid()}").settings
+        probe = deploy(endpoint, f"faults-settings-{os.getpid()}")
+        settings = probe.settings
+        probe.remove()
         print(
             f"stage {STAGE}: outputs {', '.join(o.name for o in settings.routes)}; brute force "
             f"{settings.brute_force}, fatigue success {settings.fatigue_success}, topic rate "
