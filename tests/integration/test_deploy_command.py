@@ -160,8 +160,10 @@ def test_init_deploy_again_and_destroy_on_moto_server_without_the_aws_cli(
     assert invoked == expected - {consumer}
     assert [p["FunctionName"] for p in by_type["AWS::Lambda::EventSourceMapping"]] == [consumer]
     assert (project / ".chalice" / f"policy-{STAGE}.json").is_file()
+    # Only this stage's topics: other test files on this worker share the session's moto_server.
     topics = client(environment, "sns").list_subscriptions()["Subscriptions"]
-    assert [(s["TopicArn"].rsplit(":", 1)[1], s["Endpoint"]) for s in topics] == [
+    ours = [s for s in topics if s["TopicArn"].rsplit(":", 1)[1].startswith(f"mfawatch-{STAGE}-")]
+    assert [(s["TopicArn"].rsplit(":", 1)[1], s["Endpoint"]) for s in ours] == [
         (f"mfawatch-{STAGE}-alerts", "secops@example.com")
     ]
 
