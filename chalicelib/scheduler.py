@@ -183,7 +183,7 @@ class Scheduler(ServicePart):
             self._settle(key, item, now, window.window_end + settle)
             return []
         cutoff = math.inf if force else now - settle
-        found = self.store.query_group(window.group, window.cutoff, math.inf if force else now)
+        found = self.store.query_group(window.group, window.cutoff, math.inf if force else now, now)
         ready = [
             (float(i["t"]), str(i["event_id"]), float(i[GROUP_AT]))
             for i in found
@@ -241,7 +241,9 @@ class Scheduler(ServicePart):
         settle = self.settings.settle_seconds
         period = self.settings.topic_rate.seconds
         cutoff = math.inf if force else now - settle
-        found = self.store.query_group(storm_key(rule.id), state.cutoff, math.inf if force else now)
+        found = self.store.query_group(
+            storm_key(rule.id), state.cutoff, math.inf if force else now, now
+        )
         ready = [i for i in found if float(i[GROUP_AT]) <= cutoff]
         held = [h for i in ready for h in held_of(i)]
         rate = self.store.get(RATE_KEY, now) or {}

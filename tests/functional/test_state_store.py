@@ -122,12 +122,16 @@ def test_group_query_returns_the_time_range_oldest_first(store: StateStore) -> N
     for i, at in enumerate([5.0, 1.0, 3.0, 9.0]):
         store.put(f"e{i}", {"t": at, "expires_at": 1e6, **group_mark("inc#r#k#1.0", at)}, 0.0)
     store.put("other", {"expires_at": 1e6, **group_mark("inc#r#k#2.0", 4.0)}, 0.0)
-    found = store.query_group("inc#r#k#1.0", after=1.0, until=5.0)
+    found = store.query_group("inc#r#k#1.0", after=1.0, until=5.0, now=0.0)
     assert [item["pk"] for item in found] == ["e2", "e0"]
     assert [item["t"] for item in found] == [3.0, 5.0]
     # Moving an item to another group takes it out of the first.
     store.update("e2", 0.0, set_values=group_mark("storm#r", 3.0))
-    assert [i["pk"] for i in store.query_group("inc#r#k#1.0", 0.0, 100.0)] == ["e1", "e0", "e3"]
+    assert [i["pk"] for i in store.query_group("inc#r#k#1.0", 0.0, 100.0, 0.0)] == [
+        "e1",
+        "e0",
+        "e3",
+    ]
 
 
 def test_dynamo_failures_are_state_store_errors(dynamodb: Any) -> None:
