@@ -33,6 +33,7 @@ from .constants import HEARTBEAT_OVERDUE_SECONDS
 from .decisions import heartbeat_overdue, merge_held, merge_repeats
 from .delivery import RATE_KEY, ServicePart, storm_key
 from .documents import (
+    HELD_RETENTION,
     MAX_STORED_LIST,
     VERSION,
     ClaimStatus,
@@ -278,6 +279,10 @@ class Scheduler(ServicePart):
             "cutoff": last_at if force else cutoff,
             "batch": state.batch + 1,
             "last_hold": last_hold,
+            # Outlive every record this digest counted (each kept HELD_RETENTION after its hold,
+            # which came before now): TTL must not take the cutoff while they can still be read,
+            # or the next storm would count them again.
+            EXPIRES_AT: max(float(item.get(EXPIRES_AT, 0.0)), now + HELD_RETENTION + period),
             **outbox.to_item(),
             **due_mark(now),
         }

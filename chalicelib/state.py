@@ -413,11 +413,12 @@ class MemoryStore:
                 heapq.heappop(self._due)
             return None
 
-    def sweep(self, now: float) -> int:
-        """Delete the items expired at ``now``, as DynamoDB's TTL does some time after expiry;
-        returns how many were deleted."""
+    def sweep(self, now: float, keys: Sequence[str] | None = None) -> int:
+        """Delete the items expired at ``now`` (only those of ``keys`` if given: TTL deletes in no
+        particular order, some time after expiry); returns how many were deleted."""
         with self._lock:
-            gone = [key for key, item in self._items.items() if expired(item, now)]
+            candidates = self._items if keys is None else {k: self._items[k] for k in keys}
+            gone = [key for key, item in candidates.items() if expired(item, now)]
             for key in gone:
                 del self._items[key]
             return len(gone)
