@@ -11,11 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib.config import Threshold
+from chalicelib.config import Threshold, settings_from_env
 from chalicelib.delivery import storm_key
+from chalicelib.errors import ConfigError
 from chalicelib.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MAX_KEY_BYTES, KeyKind, MemoryStore, make_key
+from mfawatch.deploy import load_stage_config
 from tests.support.simulation import IAM_FAILURE, RULES, at, iam_failure, settings
 
 DAY = 24 * 3600.0
@@ -92,3 +94,40 @@ def test_a_second_storm_days_later_does_not_recount_the_first_storms_held_record
     store.sweep(later, keys=[storm_key(IAM_FAILURE)])
     second = storm(later, 5, "two")
     assert sum(second) == 5, second
+
+
+# --- defect 12: settings that fit together -------------------------------------------------------
+
+STAGE_ENV = {"MFAWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:111122223333:mfawatch-dev-alerts"}
+
+
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        ({"MFAWATCH_LAMBDA_TIMEOUT": "120"}, ["MFAWATCH_LAMBDA_TIMEOUT", "lease"]),
+        ({"MFAWATCH_LAMBDA_TIMEOUT": "90"}, ["MFAWATCH_LAMBDA_TIMEOUT", "lease"]),
+        (
+            {"MFAWATCH_LAMBDA_TIMEOUT": "60", "MFAWATCH_SETTLE_SECONDS": "30"},
+            ["MFAWATCH_SETTLE_SECONDS", "MFAWATCH_LAMBDA_TIMEOUT"],
+        ),
+        ({"MFAWATCH_LAMBDA_TIMEOUT": "1000"}, ["MFAWATCH_LAMBDA_TIMEOUT", "900"]),
+    ],
+)
+def test_timing_settings_that_do_not_fit_are_refused_at_init_naming_them(
+    environment: dict[str, str], named: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        settings_from_env({**STAGE_ENV, **environment})
+    assert all(name in str(refused.value) for name in named), str(refused.value)
+
+
+def test_every_stage_and_function_timeout_fits_the_lease_and_settle_delay() -> None:
+    # The timeout Lambda enforces is lambda_timeout in .chalice/config.json; the functions learn
+    # it from MFAWATCH_LAMBDA_TIMEOUT in the same file: the two must agree, and fit.
+    for stage in ("dev", "prod"):
+        config = load_stage_config(stage)
+        for handler in [None, *(r.handler_name for r in RULES), "send_due_summaries"]:
+            timeout = float(config.lookup(handler or "", "lambda_timeout", 3))
+            environment = config.environment(handler)
+            assert float(environment["MFAWATCH_LAMBDA_TIMEOUT"]) == timeout, (stage, handler)
+            assert settings_from_env(environment).lambda_timeout_seconds == timeout
