@@ -25,7 +25,7 @@ import contextlib
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -68,18 +68,44 @@ logger = logging.getLogger(__name__)
 FLUSH_ROUNDS = 8
 
 
-class Scheduler(ServicePart):
-    """Runs what is due, key by key."""
+#: Seconds a run keeps in hand when it stops taking due keys: one key's work is a few requests,
+#: each bounded by the clients' timeouts (app.CLIENT_CONFIG), so it finishes before Lambda's.
+SCHEDULER_RESERVE_SECONDS = 10.0
 
-    def tick(self, now: datetime, force: bool = False) -> list[Notification]:
+Remaining = Callable[[], float]
+"""Seconds left before the invocation's deadline (Lambda: the context's
+``get_remaining_time_in_millis() / 1000``)."""
+
+
+class Scheduler(ServicePart):
+    """Runs what is due, the earliest due first, until the invocation's time is nearly up."""
+
+    def tick(
+        self, now: datetime, force: bool = False, remaining: Remaining | None = None
+    ) -> list[Notification]:
         """Send what is due. ``force`` (end of a replay) closes every window and storm now.
+
+        Keys are taken earliest due first. With ``remaining``, the run stops taking keys when
+        fewer than :data:`SCHEDULER_RESERVE_SECONDS` are left: what it did not reach stays due
+        for the next run (a minute later), with the oldest work first again. A big backlog (a
+        password spray over thousands of IPs) is worked off over several runs instead of the
+        function timing out in the middle of every run on the same keys.
 
         Raises :class:`errors.PublishError` after trying everything if an output failed.
         """
         clock = now.timestamp()
         sent: list[Notification] = []
         errors: list[str] = []
-        for key in self.store.due(math.inf if force else clock, clock):
+        keys = self.store.due(math.inf if force else clock, clock)
+        for done, key in enumerate(keys):
+            if remaining is not None and remaining() < SCHEDULER_RESERVE_SECONDS:
+                self.metrics.count("SchedulerDeferred", len(keys) - done)
+                logger.warning(
+                    "scheduler run out of time: %d of %d due keys left for the next run",
+                    len(keys) - done,
+                    len(keys),
+                )
+                break
             try:
                 sent += self._due(key, clock, force)
             except UnknownReferenceError as exc:

@@ -131,3 +131,38 @@ def test_every_stage_and_function_timeout_fits_the_lease_and_settle_delay() -> N
             environment = config.environment(handler)
             assert float(environment["MFAWATCH_LAMBDA_TIMEOUT"]) == timeout, (stage, handler)
             assert settings_from_env(environment).lambda_timeout_seconds == timeout
+
+
+# --- defect 9: a scheduler run with a deadline ---------------------------------------------------
+
+
+def test_the_scheduler_takes_the_earliest_due_first_and_stops_before_its_deadline() -> None:
+    config = settings(topic_rate=Threshold(1000, 5))
+    store = MemoryStore()
+    publisher = MemoryPublisher(config)
+    service = AlertService(RULES, publisher, store, config)
+    # 40 incidents (users z39 .. z00, so key order is the reverse of due order), 2 events each.
+    for n in range(40):
+        user = f"z{39 - n:02d}"
+        for k in range(2):
+            arrival = iam_failure(f"{user}-{k}", 5.0 * n + k, user=user, ip=f"192.0.2.{n + 1}")
+            service.handle(arrival.rule_id, arrival.envelope, at(arrival.at))
+    first_summary = len(publisher.sent)
+    # Each request takes a simulated half second of a 30-second invocation.
+    runs = 0
+    while store.due(float("inf"), 0.0) and runs < 20:
+        runs += 1
+        start = store.calls
+
+        def remaining(start: int = start) -> float:
+            return 30.0 - 0.5 * (store.calls - start)
+
+        service.tick(at(1200.0 + 60.0 * runs), remaining=remaining)
+        assert remaining() > 0, "the run ended before the invocation's deadline"
+    summaries = publisher.sent[first_summary:]
+    assert runs > 1, "the backlog took several runs"
+    assert [n.principal for n in summaries] == [f"z{39 - n:02d}" for n in range(40)], (
+        "earliest window first"
+    )
+    assert sum(n.count for n in summaries) == 40
+    assert service.metrics.total("SchedulerDeferred") > 0  # type: ignore[attr-defined]
