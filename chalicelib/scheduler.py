@@ -68,8 +68,9 @@ logger = logging.getLogger(__name__)
 FLUSH_ROUNDS = 8
 
 
-#: Seconds a run keeps in hand when it stops taking due keys: one key's work is a few requests,
-#: each bounded by the clients' timeouts (app.CLIENT_CONFIG), so it finishes before Lambda's.
+#: Seconds a run keeps in hand when it stops taking due keys (at most a third of the time it had
+#: at its start): one key's work is a few requests, each bounded by the clients' timeouts
+#: (app.CLIENT_CONFIG), so it finishes before Lambda's.
 SCHEDULER_RESERVE_SECONDS = 10.0
 
 Remaining = Callable[[], float]
@@ -86,7 +87,8 @@ class Scheduler(ServicePart):
         """Send what is due. ``force`` (end of a replay) closes every window and storm now.
 
         Keys are taken earliest due first. With ``remaining``, the run stops taking keys when
-        fewer than :data:`SCHEDULER_RESERVE_SECONDS` are left: what it did not reach stays due
+        fewer than :data:`SCHEDULER_RESERVE_SECONDS` (or a third of the time it started with)
+        are left: what it did not reach stays due
         for the next run (a minute later), with the oldest work first again. A big backlog (a
         password spray over thousands of IPs) is worked off over several runs instead of the
         function timing out in the middle of every run on the same keys.
@@ -96,9 +98,10 @@ class Scheduler(ServicePart):
         clock = now.timestamp()
         sent: list[Notification] = []
         errors: list[str] = []
+        reserve = min(SCHEDULER_RESERVE_SECONDS, remaining() / 3) if remaining else 0.0
         keys = self.store.due(math.inf if force else clock, clock)
         for done, key in enumerate(keys):
-            if remaining is not None and remaining() < SCHEDULER_RESERVE_SECONDS:
+            if remaining is not None and remaining() < reserve:
                 self.metrics.count("SchedulerDeferred", len(keys) - done)
                 logger.warning(
                     "scheduler run out of time: %d of %d due keys left for the next run",
