@@ -153,13 +153,19 @@ class WindowRef:
     """Repeats written at or before this processing time are summarized already."""
     batch: int = 0
     """Summaries sent so far (a late repeat after a summary makes the next batch)."""
+    band: tuple[str, ...] = ()
+    band_count: int = 0
+    """The repeats counted in the index-lag horizon before ``cutoff`` (:class:`scheduler.Band`)."""
 
     def to_json(self) -> dict[str, Any]:
         return bounded(dict(self.__dict__))  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WindowRef:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        values = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if "band" in values:
+            values["band"] = tuple(str(k) for k in values["band"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
