@@ -291,14 +291,37 @@ def failure_entry(t: float, event_id: str) -> str:
     return f"{t!r}|{event_id}"
 
 
+COUNTER_PREFIX = "sent_"
+STORM_PREFIX = "storm_"
+
+
 def counter_attribute(slot: int) -> str:
     """The attribute of a fixed-window counter (``sent_<window index>``)."""
-    return f"sent_{slot}"
+    return f"{COUNTER_PREFIX}{slot}"
 
 
 def storm_attribute(rule_id: str) -> str:
     """The attribute of the topic's counters that holds a rule's storm mode end time."""
-    return "storm_" + "".join(ch if ch.isalnum() else "_" for ch in rule_id)
+    return STORM_PREFIX + "".join(ch if ch.isalnum() else "_" for ch in rule_id)
+
+
+def stale_counters(item: Mapping[str, Any], slot: int) -> list[str]:
+    """Counter attributes of windows before the previous one (no decision reads them again)."""
+    stale = []
+    for name in item:
+        index = name[len(COUNTER_PREFIX) :] if name.startswith(COUNTER_PREFIX) else ""
+        if index.lstrip("-").isdigit() and int(index) < slot - 1:
+            stale.append(name)
+    return sorted(stale)
+
+
+def ended_storms(item: Mapping[str, Any], now: float) -> dict[str, float]:
+    """Storm-mode attributes whose storm has ended (an absent one means the same)."""
+    return {
+        name: float(value)
+        for name, value in item.items()
+        if name.startswith(STORM_PREFIX) and isinstance(value, int | float) and value <= now
+    }
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from datetime import datetime
 from typing import Any
 
 from .constants import HEARTBEAT_OVERDUE_SECONDS
-from .decisions import Repeats, heartbeat_overdue, merge_held, merge_repeats
+from .decisions import Repeats, heartbeat_overdue, merge_held, merge_repeats, rate_slot
 from .delivery import RATE_KEY, ServicePart, storm_key
 from .documents import (
     HELD_RETENTION,
@@ -56,7 +56,9 @@ from .documents import (
     EventClaim,
     Heartbeat,
     StormState,
+    ended_storms,
     held_of,
+    stale_counters,
     storm_attribute,
     window_attribute,
 )
@@ -69,6 +71,7 @@ from .state import (
     DUE_PK,
     EXPIRES_AT,
     GROUP_AT,
+    AllOf,
     Compare,
     ConditionFailed,
     Item,
@@ -161,6 +164,9 @@ Remaining = Callable[[], float]
 class Scheduler(ServicePart):
     """Runs what is due, the earliest due first, until the invocation's time is nearly up."""
 
+    _tidied: int | None = None
+    """The rate window whose tidy this execution environment has done."""
+
     def tick(
         self, now: datetime, force: bool = False, remaining: Remaining | None = None
     ) -> list[Notification]:
@@ -179,6 +185,10 @@ class Scheduler(ServicePart):
         sent: list[Notification] = []
         errors: list[str] = []
         reserve = min(SCHEDULER_RESERVE_SECONDS, remaining() / 3) if remaining else 0.0
+        try:
+            self._tidy_rate(clock)
+        except MfawatchError as exc:  # housekeeping: never in the way of due work
+            logger.warning("could not tidy the topic's rate item: %s", exc)
         keys = self.store.due(math.inf if force else clock, clock)
         for done, key in enumerate(keys):
             if remaining is not None and remaining() < reserve:
@@ -203,6 +213,32 @@ class Scheduler(ServicePart):
         if errors:
             raise PublishError("; ".join(errors))
         return sent
+
+    def _tidy_rate(self, now: float) -> None:
+        """Keep the topic's rate item bounded: every rate window adds a counter attribute and
+        every write refreshes its TTL, so without this it grows for as long as the stage runs
+        (a counter is removed by the next window's write only when no window was skipped).
+        Once per rate window and execution environment: counters of windows before the previous
+        one and the flags of ended storms go (a flag is removed only if it did not change)."""
+        slot = rate_slot(now, self.settings.topic_rate.seconds)
+        if slot == self._tidied:
+            return
+        self._tidied = slot
+        item = self.store.get(RATE_KEY, now)
+        if item is None:
+            return
+        stale = stale_counters(item, slot)
+        ended = ended_storms(item, now)
+        if not stale and not ended:
+            return
+        unchanged = tuple(Compare(name, "=", value) for name, value in ended.items())
+        with contextlib.suppress(ConditionFailed):
+            self.store.update(
+                RATE_KEY,
+                now,
+                remove=[*stale, *ended],
+                condition=AllOf(unchanged) if unchanged else None,
+            )
 
     def flush(self, now: datetime) -> list[Notification]:
         """Close everything that is open (replay's end). Held summaries may open a storm, so

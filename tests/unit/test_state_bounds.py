@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from chalicelib.config import Threshold, settings_from_env
-from chalicelib.delivery import storm_key
+from chalicelib.delivery import RATE_KEY, storm_key
 from chalicelib.errors import ConfigError
 from chalicelib.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
 from chalicelib.service import AlertService, MemoryPublisher
@@ -219,3 +219,26 @@ def test_a_held_alert_whose_index_entry_shows_up_late_is_still_in_a_digest(lag: 
     assert violations(outcome) == []
     digests = [n for n in outcome.notifications() if n.kind == KIND_STORM]
     assert sum(n.count for n in digests) == 14
+
+
+# --- defect 10: items bounded over time ----------------------------------------------------------
+
+
+def test_rate_items_stay_small_over_months_of_sparse_alerts() -> None:
+    # One alert every 17 minutes (a new incident window each time, a rate window skipped each
+    # time) for 10 days: on main the topic's rate item kept one counter per alert (~850).
+    store = MemoryStore()
+    publisher = MemoryPublisher(settings())
+    service = AlertService(RULES, publisher, store, settings())
+    gap, alerts = 17 * 60.0, 850
+    for n in range(alerts):
+        arrival = iam_failure(f"sparse-{n}", gap * n, user="sparse", ip="192.0.2.9")
+        service.handle(arrival.rule_id, arrival.envelope, at(arrival.at))
+        service.tick(at(arrival.at + 60.0))
+    assert Counter(n.kind for n in publisher.sent)[KIND_ALERT] == alerts
+    items = store.items()
+    rate = items[RATE_KEY]
+    counters = [name for name in rate if name.startswith("sent_")]
+    assert len(counters) <= 2, counters
+    principal = next(item for key, item in items.items() if key.startswith("prn#"))
+    assert len([name for name in principal if name.startswith("sent_")]) <= 2
