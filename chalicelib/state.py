@@ -324,8 +324,8 @@ class MemoryStore:
         if GROUP_PK in item:
             at = float(item[GROUP_AT])
             self._groups.setdefault(str(item[GROUP_PK]), []).append((at, key))
-            lag = self._index_lag(key, now)
-            self._visible[(key, at)] = max(self._visible.get((key, at), -1e18), now + lag)
+            # A rewrite of an entry already in the index changes it in place: it stays visible.
+            self._visible.setdefault((key, at), now + self._index_lag(key, now))
 
     def put(self, key: str, item: Item, now: float, condition: Condition | None = None) -> None:
         with self._lock:

@@ -101,8 +101,14 @@ class Fault:
 class FaultPlan:
     """Numbers every store and publish call and injects the planned fault at its number."""
 
-    def __init__(self, fault: Fault | None = None) -> None:
+    def __init__(
+        self, fault: Fault | None = None, outage: tuple[float, float] | None = None
+    ) -> None:
         self.fault = fault
+        self.outage = outage
+        """A regional brown-out: every call fails from its start to its end (virtual seconds)."""
+        self.clock = 0.0
+        """The virtual time of the invocation in progress (set by :class:`Simulation`)."""
         self.calls: list[str] = []
         """Each call's operation and key, in order (``update evt#...``, ``publish alerts ...``)."""
         self.fired = False
@@ -110,6 +116,8 @@ class FaultPlan:
     def call(self, what: str, apply: Callable[[], T], error: Callable[[str], Exception]) -> T:
         index = len(self.calls)
         self.calls.append(what)
+        if self.outage is not None and self.outage[0] <= self.clock < self.outage[1]:
+            raise error(f"outage at call {index}: {what}")
         fault = self.fault
         if fault is None or fault.at != index:
             return apply()
@@ -383,9 +391,10 @@ class Simulation:
         fault: Fault | None = None,
         index_lag: IndexLag | None = None,
         sweep_every: float | None = None,
+        outage: tuple[float, float] | None = None,
     ) -> None:
         self.scenario = scenario
-        self.plan = FaultPlan(fault)
+        self.plan = FaultPlan(fault, outage)
         self.store = SimulatedStore(self.plan, index_lag)
         self.publisher = SimulatedPublisher(scenario.settings, self.plan)
         self.service = AlertService(RULES, self.publisher, self.store, scenario.settings)
@@ -393,6 +402,7 @@ class Simulation:
 
     def _invoke(self, arrival: Arrival, now: float) -> bool:
         """One Lambda invocation; False when it failed (raised or was killed)."""
+        self.plan.clock = now
         try:
             self.service.handle(arrival.rule_id, arrival.envelope, at(now))
         except (Exception, Killed):
@@ -400,6 +410,7 @@ class Simulation:
         return True
 
     def _tick(self, now: float) -> None:
+        self.plan.clock = now
         # A failed or killed run is picked up by the next one, a minute later.
         with contextlib.suppress(Exception, Killed):
             self.service.tick(at(now))
@@ -556,11 +567,22 @@ def fault_runs(
             yield fault, Simulation(scenario, fault, index_lag=index_lag).run()
 
 
-def enumerate_faults(scenario: Scenario, kinds: Iterable[str] = FAULT_KINDS) -> Report:
+def lag_everything(lag: float) -> IndexLag:
+    """Every ``group`` index entry shows up ``lag`` seconds after its write."""
+
+    def index_lag(key: str, at: float) -> float:
+        return lag
+
+    return index_lag
+
+
+def enumerate_faults(
+    scenario: Scenario, kinds: Iterable[str] = FAULT_KINDS, index_lag: IndexLag | None = None
+) -> Report:
     """Inject every fault kind at every call of the scenario; collect the violations."""
     started = time.perf_counter()
     report = Report()
-    for fault, outcome in fault_runs(scenario, kinds):
+    for fault, outcome in fault_runs(scenario, kinds, index_lag):
         report.fault_points += 1
         report.add(f"{scenario.name} {fault}", violations(outcome))
     report.seconds = time.perf_counter() - started
@@ -578,6 +600,12 @@ def orders(n: int, sample: int, seed: int) -> list[tuple[int, ...]]:
         rng.shuffle(order)
         found.add(tuple(order))
     return sorted(found)
+
+
+def outage_run(scenario: Scenario, until: float = 400.0) -> Outcome:
+    """Every call fails for the first ``until`` seconds: the early events fail all three Lambda
+    attempts and are parked; the consumer re-runs them after the outage."""
+    return Simulation(scenario, outage=(0.0, until)).run()
 
 
 def enumerate_orders(scenario: Scenario, sample: int = 40, seed: int = 18) -> Report:
