@@ -246,11 +246,11 @@ class DynamoStateStore:
         return from_item(response.get("Attributes", {}))
 
     def query_group(self, group: str, after: float, until: float, now: float) -> list[Item]:
-        # Index reads are eventually consistent: the scheduler compares what it finds with a
-        # counter on a base-table item (chalicelib.scheduler). BETWEEN is inclusive; ``after``
-        # is excluded below. Expired items are still returned until TTL deletes them ("typically
-        # within a few days", https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
-        # howitworks-ttl.html): the filter leaves them out, and the client checks again.
+        # Index reads are eventually consistent: the scheduler compares what it finds with what
+        # it counted before (chalicelib.scheduler, "band"). BETWEEN is inclusive; ``after`` is
+        # excluded below. Expired items are still returned until TTL deletes them (typically
+        # within a few days; https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
+        # ttl-expired-items.html): the filter leaves them out, and the client checks again.
         request: dict[str, Any] = {
             "IndexName": GROUP_INDEX,
             "KeyConditionExpression": "#g = :g AND #a BETWEEN :after AND :until",

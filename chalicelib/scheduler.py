@@ -18,20 +18,20 @@ of failing every run. Expired items still in the index (TTL deletion lags) are t
 a look: longer than the Lambda timeout (a write in flight lands within it) plus the index's
 propagation. A look merges what was written up to ``now - settle``.
 
-Late index entries. The ``group`` index is eventually consistent: its entries normally appear
-"within a fraction of a second", but AWS does not bound the delay
-(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html), and an entry that
-shows up after the look that cut past it used to be lost. So each look keeps a *band*: which
-entries it has counted among those written in the :data:`INDEX_LAG_HORIZON` seconds before its
-cutoff (keys, and their number; both on the base-table item that owns the group, read
-consistently). The next look queries from ``cutoff - horizon``, compares what it finds in the
-band with what the band says was counted, and merges the difference into its batch
-(``IndexLagCaught``); the last look of a window or storm comes a horizon after its last cutoff,
-so an entry up to :data:`INDEX_LAG_HORIZON` late is still counted. A late entry that cannot be
-named (the band holds more than it can list) is still counted in a summary; in a storm digest it
-is reported (``IndexLagUncounted``, an error log) rather than merged blind. A per-repeat counter
-would catch any delay, but costs a write per repeat that the request budget (alert 7, repeat 4)
-does not have; the band costs the scheduler one more query per window.
+Late index entries. The ``group`` index is eventually consistent: its entries usually appear within
+a second, but AWS does not bound the delay
+(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadConsistency.html),
+and an entry that shows up after the look that cut past it used to be lost. So each look keeps a
+*band*: which entries it has counted among those written in the :data:`INDEX_LAG_HORIZON` seconds
+before its cutoff (keys, and their number; both on the base-table item that owns the group, read
+consistently). The next look queries from ``cutoff - horizon``, compares what it finds in the band
+with what the band says was counted, and merges the difference into its batch (``IndexLagCaught``);
+the last look of a window or storm comes a horizon after its last cutoff, so an entry up to
+:data:`INDEX_LAG_HORIZON` late is still counted. A late entry that cannot be named (the band holds
+more than it can list) is still counted in a summary; in a storm digest it is reported
+(``IndexLagUncounted``, an error log) rather than merged blind. A per-repeat counter would catch
+any delay, but costs a write per repeat that the request budget (alert 7, repeat 4) does not have;
+the band costs the scheduler one more query per window.
 """
 
 from __future__ import annotations

@@ -15,21 +15,24 @@ four requests the service needs, each **one** round trip:
   a time range: per-event items that the scheduler merges into summaries and storm digests, so no
   event ever rewrites a shared document.
 
-Expiry: DynamoDB's TTL deletes expired items "typically within a few days", and until then
-"items that have expired, but haven't yet been deleted by TTL, will still appear in reads,
-queries, and scans" (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html).
-So every read filters: :meth:`StateStore.get` and :meth:`StateStore.query_group` report an expired
+Expiry: DynamoDB's TTL deletes expired items in the background, typically within a few days
+(two days, says the UpdateTimeToLive reference), and an item that has expired but is not deleted
+yet still shows up in reads, queries and scans unless a filter leaves it out
+(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html,
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ttl-expired-items.html). So
+every read filters: :meth:`StateStore.get` and :meth:`StateStore.query_group` report an expired
 item as absent, :class:`Absent` conditions accept it; the due index (keys only, it cannot filter)
 still lists it, and the scheduler takes it out.
 
-Index lag: global secondary indexes are eventually consistent; "changes to the table data are
-propagated to the global secondary indexes within a fraction of a second, under normal
-conditions" (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html), so a
-``group`` entry may appear late. Whoever reads the index compares it with a base-table counter
-(see :mod:`chalicelib.scheduler`); :class:`MemoryStore` can model the lag (``index_lag``).
+Index lag: every read of a global secondary index is eventually consistent
+(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadConsistency.html);
+a write usually shows up in the index within a second, later on a large or busy table, and AWS
+gives no upper bound. So a ``group`` entry may appear late: the scheduler compares what the index
+shows with what it has counted (see :mod:`chalicelib.scheduler`); :class:`MemoryStore` can model
+the lag (``index_lag``).
 
-Keys: a partition key is at most 2048 bytes and an item at most 400 KB
-(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html). Keys are
+Keys: a partition key value is at most 2048 bytes and an item at most 400 KB
+(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html). Keys are
 built from event fields (user names, event ids, dedup keys), so :func:`make_key` bounds every
 part: whatever the input, a key stays far below the limit, and two different inputs never make
 the same key.
@@ -238,8 +241,8 @@ class StateStore(Protocol):
         """Live items whose ``grp_pk`` is ``group`` and ``after < grp_at <= until``, oldest first.
 
         Eventually consistent (a global secondary index): a new entry may show up late, so the
-        caller compares what it finds with a count kept on a base-table item. Items expired at
-        ``now`` are left out (TTL deletes them late)."""
+        caller compares what it finds with what it counted before, kept on a base-table item.
+        Items expired at ``now`` are left out (TTL deletes them late)."""
         ...
 
     def due(self, until: float, now: float) -> list[str]:
