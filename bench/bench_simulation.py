@@ -11,7 +11,9 @@ tests/unit/test_simulation.py):
   (b) the same with every ``group`` index entry showing up 150 s after its write;
   (c) a 400 s outage (every call fails): parked events, re-run after it;
   (d) every arrival order within the retry horizon (a seeded sample for long scenarios): the
-      same notifications (kinds, titles, counts) as in event order.
+      same notifications (kinds, titles, counts) as in event order;
+  (e) a write re-sent by botocore at every call (applied twice, the caller sees the second
+      answer): it must cost no Lambda retry.
 
 Prints, per scenario and in total: fault points enumerated, runs, permutations, runs that break
 an invariant (with the first few), and CPU/wall time.
@@ -31,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.simulation import (  # noqa: E402
+    RESENT,
     Report,
     enumerate_faults,
     enumerate_orders,
@@ -78,15 +81,21 @@ def main() -> None:
             print(f"      {problem[:160]}")
         orders = enumerate_orders(scenario, sample=args.sample)
         show("(d) arrival orders", orders, "permutations")
+        resent = enumerate_faults(scenario, kinds=(RESENT,))
+        show("(e) a write re-sent at every call", resent, "runs")
         totals["fault points"] += faults.fault_points
-        totals["runs"] += faults.runs + lagged.runs + 1 + orders.runs
+        totals["runs"] += faults.runs + lagged.runs + 1 + orders.runs + resent.runs
         totals["permutations"] += orders.permutations
         totals["broken"] += (
-            len(faults.failures) + len(lagged.failures) + len(orders.failures) + bool(problems)
+            len(faults.failures)
+            + len(lagged.failures)
+            + len(orders.failures)
+            + len(resent.failures)
+            + bool(problems)
         )
     print(
         f"\ntotal: {totals['fault points']} fault points x 3 kinds x 2 (with and without "
-        f"index lag), {totals['permutations']} arrival orders, {totals['runs']} runs, "
+        f"index lag) + 1 re-sent, {totals['permutations']} arrival orders, {totals['runs']} runs, "
         f"{totals['broken']} breaking an invariant; CPU {time.process_time() - cpu:.1f} s, "
         f"wall {time.perf_counter() - wall:.1f} s"
     )

@@ -6,9 +6,10 @@ The pieces, all pure (no moto, no threads, no wall clock):
 * :class:`SimulatedStore` is :class:`chalicelib.state.MemoryStore` (which already models DynamoDB's
   lazy TTL, ``group`` index lag and the 2048-byte key limit) plus a :class:`FaultPlan`: every call
   is numbered, and the planned call fails (``error``: nothing applied), is applied but its reply
-  is lost (``lost-reply``: applied, then the call raises as after botocore's retries), or kills
-  the process (``kill``: a :class:`Killed`, a ``BaseException`` like a Lambda timeout or an
-  out-of-memory, before the request is sent).
+  is lost (``lost-reply``: applied, then the call raises as after botocore's retries), is applied
+  twice (``resent``: the reply was lost and botocore's retry sent it again), or kills the process
+  (``kill``: a :class:`Killed`, a ``BaseException`` like a Lambda timeout or an out-of-memory,
+  before the request is sent).
 * :class:`SimulatedPublisher` is :class:`chalicelib.service.MemoryPublisher` on the same plan
   (a lost reply is an SNS ``Publish`` that went out while the caller saw an error).
 * :class:`Simulation` drives one :class:`Scenario` on a virtual clock as Lambda would: each event
@@ -28,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
 import random
 import time
 from collections import Counter, defaultdict
@@ -70,6 +72,8 @@ CONSUMER_ATTEMPTS = 3
 #: The scheduler ticks until nothing is due, or this long after the last arrival.
 QUIESCENCE = 6 * 3600.0
 FAULT_KINDS = ("error", "lost-reply", "kill")
+#: A write whose reply was lost and that botocore's retry sent again (issue 18, defect 6).
+RESENT = "resent"
 
 #: Two outputs as the stages configure them: ``alerts`` gets everything, ``pager`` HIGH and up.
 OUTPUTS = (
@@ -124,9 +128,17 @@ class FaultPlan:
         self.fired = True
         if fault.kind == "kill":
             raise Killed(f"killed at call {index}: {what}")
-        if fault.kind == "lost-reply" and not what.startswith(("get ", "query ", "due ")):
+        if what.startswith(("get ", "query ", "due")):
+            raise error(f"injected failure at call {index}: {what}")  # a read has no side effect
+        if fault.kind == "lost-reply":
             apply()  # applied; the reply never arrives
             raise error(f"reply lost at call {index}: {what} (applied)")
+        if fault.kind == "resent":
+            # The reply was lost and botocore's standard retry sent the request again: applied
+            # twice, and the caller sees the second answer (a conditional write fails its own
+            # condition and returns the item as the first attempt left it).
+            apply()
+            return apply()
         raise error(f"injected failure at call {index}: {what}")
 
 
@@ -360,6 +372,8 @@ class Outcome:
     """Event ids that failed every Lambda attempt (re-run by the consumer)."""
     lost: list[str] = field(default_factory=list)
     """Event ids that the consumer could not process either."""
+    failed_attempts: list[str] = field(default_factory=list)
+    """Event ids of every invocation that raised or was killed (one entry per attempt)."""
     clock: float = 0.0
 
     def on(self, output: str) -> list[Notification]:
@@ -400,6 +414,7 @@ class Simulation:
         self.publisher = SimulatedPublisher(scenario.settings, self.plan)
         self.service = AlertService(RULES, self.publisher, self.store, scenario.settings)
         self.sweep_every = sweep_every
+        self.failed_attempts: list[str] = []
 
     def _invoke(self, arrival: Arrival, now: float) -> bool:
         """One Lambda invocation; False when it failed (raised or was killed)."""
@@ -407,6 +422,7 @@ class Simulation:
         try:
             self.service.handle(arrival.rule_id, arrival.envelope, at(now))
         except (Exception, Killed):
+            self.failed_attempts.append(arrival.event_id)
             return False
         return True
 
@@ -474,6 +490,7 @@ class Simulation:
             calls=list(self.plan.calls),
             parked=[a.event_id for a in parked],
             lost=[a.event_id for a in lost],
+            failed_attempts=list(self.failed_attempts),
             clock=clock,
         )
 
@@ -531,6 +548,12 @@ def violations(outcome: Outcome) -> list[str]:
     for principal in sorted(scenario.brute_force):
         if principal not in escalated and "escalations (brute force" not in digests:
             found.append(f"brute-force escalation of {principal} lost")
+    # 3b. A write applied twice (botocore re-sent it) is still one's own: no attempt fails.
+    if outcome.fault is not None and outcome.fault.kind == RESENT and outcome.failed_attempts:
+        found.append(
+            f"a re-sent write was taken for another invocation's: attempts of "
+            f"{sorted(set(outcome.failed_attempts))} failed and were retried"
+        )
     # 4. No MFA fatigue success lost.
     for event_id in sorted(scenario.fatigue):
         if f"escalation:fatigue-success:{event_id}" not in alerts:
@@ -594,8 +617,9 @@ def enumerate_faults(
 
 
 def orders(n: int, sample: int, seed: int) -> list[tuple[int, ...]]:
-    """Every order of ``n`` arrivals, or a seeded random sample of ``sample`` of them."""
-    if n <= 6:
+    """Every order of ``n`` arrivals when there are at most ``sample`` (or 24), else a seeded
+    random sample of ``sample`` of them."""
+    if math.factorial(n) <= max(sample, 24):
         return list(itertools.permutations(range(n)))
     rng = random.Random(seed)
     found = {tuple(range(n))}

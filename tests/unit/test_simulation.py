@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.simulation import (
+    RESENT,
     Report,
     Scenario,
     enumerate_faults,
@@ -99,3 +100,15 @@ def test_events_parked_by_an_outage_are_counted_once_the_consumer_reruns_them(
     outcome = outage_run(scenario)
     assert outcome.parked, "the outage outlasts Lambda's three attempts"
     assert violations(outcome) == []
+
+
+RESENT_XFAIL = {
+    name: "defect 6: a conditional write re-sent by botocore fails its own condition and the "
+    "claim is read as another invocation's"
+    for name in SCENARIOS
+}
+
+
+@pytest.mark.parametrize("scenario", _params(RESENT_XFAIL))
+def test_a_write_resent_by_botocore_at_every_call_costs_no_retry(scenario: Scenario) -> None:
+    _assert_holds(enumerate_faults(scenario, kinds=(RESENT,)))
