@@ -546,9 +546,13 @@ def violations(outcome: Outcome) -> list[str]:
         for n in alerts.values()
         if n.kind == KIND_ESCALATION and n.dedup_key.startswith("brute-force:")
     }
-    digests = " ".join(n.summary for n in alerts.values() if n.kind == KIND_STORM)
+    held = [
+        n.summary.split("escalations (brute force / fatigue) for ", 1)[1]
+        for n in alerts.values()
+        if n.kind == KIND_STORM and "escalations (brute force / fatigue) for " in n.summary
+    ]
     for principal in sorted(scenario.brute_force):
-        if principal not in escalated and "escalations (brute force" not in digests:
+        if principal not in escalated and not any(f"{principal} (" in h for h in held):
             found.append(f"brute-force escalation of {principal} lost")
     # 3b. A write applied twice (botocore re-sent it) is still one's own: no attempt fails.
     if outcome.fault is not None and outcome.fault.kind == RESENT and outcome.failed_attempts:
