@@ -13,7 +13,8 @@ tests/unit/test_simulation.py):
   (d) every arrival order within the retry horizon (a seeded sample for long scenarios): the
       same notifications (kinds, titles, counts) as in event order;
   (e) a write re-sent by botocore at every call (applied twice, the caller sees the second
-      answer): it must cost no Lambda retry.
+      answer): it must cost no Lambda retry;
+  (f) seeded random pairs of faults (two calls, random kinds) per scenario.
 
 Prints, per scenario and in total: fault points enumerated, runs, permutations, runs that break
 an invariant (with the first few), and CPU/wall time.
@@ -39,6 +40,7 @@ from tests.support.simulation import (  # noqa: E402
     enumerate_orders,
     lag_everything,
     outage_run,
+    random_fault_sets,
     scenarios,
     violations,
 )
@@ -58,6 +60,7 @@ def main() -> None:
     parser.add_argument("--size", choices=("ci", "full"), default="full")
     parser.add_argument("--sample", type=int, default=200, help="arrival orders per scenario")
     parser.add_argument("--scenario", action="append", help="only these scenarios")
+    parser.add_argument("--pairs", type=int, default=300, help="runs with two random faults")
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)  # thousands of injected failures are logged otherwise
     wall, cpu = time.perf_counter(), time.process_time()
@@ -83,19 +86,23 @@ def main() -> None:
         show("(d) arrival orders", orders, "permutations")
         resent = enumerate_faults(scenario, kinds=(RESENT,))
         show("(e) a write re-sent at every call", resent, "runs")
+        pairs = random_fault_sets(scenario, args.pairs)
+        show("(f) two faults, random", pairs, "runs")
         totals["fault points"] += faults.fault_points
-        totals["runs"] += faults.runs + lagged.runs + 1 + orders.runs + resent.runs
+        totals["runs"] += faults.runs + lagged.runs + 1 + orders.runs + resent.runs + pairs.runs
         totals["permutations"] += orders.permutations
         totals["broken"] += (
             len(faults.failures)
             + len(lagged.failures)
             + len(orders.failures)
             + len(resent.failures)
+            + len(pairs.failures)
             + bool(problems)
         )
     print(
         f"\ntotal: {totals['fault points']} fault points x 3 kinds x 2 (with and without "
-        f"index lag) + 1 re-sent, {totals['permutations']} arrival orders, {totals['runs']} runs, "
+        f"index lag) + 1 re-sent, {args.pairs} random fault pairs per scenario, "
+        f"{totals['permutations']} arrival orders, {totals['runs']} runs, "
         f"{totals['broken']} breaking an invariant; CPU {time.process_time() - cpu:.1f} s, "
         f"wall {time.perf_counter() - wall:.1f} s"
     )

@@ -106,9 +106,14 @@ class FaultPlan:
     """Numbers every store and publish call and injects the planned fault at its number."""
 
     def __init__(
-        self, fault: Fault | None = None, outage: tuple[float, float] | None = None
+        self,
+        fault: Fault | None = None,
+        outage: tuple[float, float] | None = None,
+        more: Sequence[Fault] = (),
     ) -> None:
         self.fault = fault
+        self.faults = {f.at: f for f in (*([fault] if fault else []), *more)}
+        """Every planned fault by call number (``more``: a second, third... fault)."""
         self.outage = outage
         """A regional brown-out: every call fails from its start to its end (virtual seconds)."""
         self.clock = 0.0
@@ -122,8 +127,8 @@ class FaultPlan:
         self.calls.append(what)
         if self.outage is not None and self.outage[0] <= self.clock < self.outage[1]:
             raise error(f"outage at call {index}: {what}")
-        fault = self.fault
-        if fault is None or fault.at != index:
+        fault = self.faults.get(index)
+        if fault is None:
             return apply()
         self.fired = True
         if fault.kind == "kill":
@@ -135,7 +140,7 @@ class FaultPlan:
         if fault.kind == "lost-reply":
             apply()  # applied; the reply never arrives
             raise error(f"reply lost at call {index}: {what} (applied)")
-        if fault.kind == "resent":
+        if fault.kind == RESENT:
             # The reply was lost and botocore's standard retry sent the request again: applied
             # twice, and the caller sees the second answer (a conditional write fails its own
             # condition and returns the item as the first attempt left it).
@@ -367,6 +372,8 @@ class Outcome:
 
     scenario: Scenario
     fault: Fault | None
+    faults: tuple[Fault, ...]
+    """Every fault planned (the first is ``fault``)."""
     deliveries: list[tuple[str, Notification]]
     publish_calls: list[tuple[int, str, str]]
     calls: list[str]
@@ -409,9 +416,10 @@ class Simulation:
         index_lag: IndexLag | None = None,
         sweep_every: float | None = None,
         outage: tuple[float, float] | None = None,
+        more: Sequence[Fault] = (),
     ) -> None:
         self.scenario = scenario
-        self.plan = FaultPlan(fault, outage)
+        self.plan = FaultPlan(fault, outage, more)
         self.store = SimulatedStore(self.plan, index_lag)
         self.publisher = SimulatedPublisher(scenario.settings, self.plan)
         self.service = AlertService(RULES, self.publisher, self.store, scenario.settings)
@@ -487,6 +495,7 @@ class Simulation:
         return Outcome(
             scenario=self.scenario,
             fault=self.plan.fault,
+            faults=tuple(self.plan.faults.values()),
             deliveries=list(self.publisher.deliveries),
             publish_calls=list(self.publisher.calls),
             calls=list(self.plan.calls),
@@ -503,14 +512,8 @@ class Simulation:
 def ambiguous_ids(outcome: Outcome) -> set[tuple[str, str]]:
     """(output, id) pairs that may be published twice by design: the publish whose reply was
     lost, or the one just before a store failure or kill (its confirmation was lost)."""
-    fault = outcome.fault
-    if fault is None:
-        return set()
-    return {
-        (output, nid)
-        for index, output, nid in outcome.publish_calls
-        if index in (fault.at, fault.at - 1)
-    }
+    near = {at for fault in outcome.faults for at in (fault.at, fault.at - 1)}
+    return {(output, nid) for index, output, nid in outcome.publish_calls if index in near}
 
 
 def violations(outcome: Outcome) -> list[str]:
@@ -555,7 +558,8 @@ def violations(outcome: Outcome) -> list[str]:
         if principal not in escalated and not any(f"{principal} (" in h for h in held):
             found.append(f"brute-force escalation of {principal} lost")
     # 3b. A write applied twice (botocore re-sent it) is still one's own: no attempt fails.
-    if outcome.fault is not None and outcome.fault.kind == RESENT and outcome.failed_attempts:
+    only_resent = outcome.faults and all(f.kind == RESENT for f in outcome.faults)
+    if only_resent and outcome.failed_attempts:
         found.append(
             f"a re-sent write was taken for another invocation's: attempts of "
             f"{sorted(set(outcome.failed_attempts))} failed and were retried"
@@ -640,6 +644,26 @@ def outage_run(scenario: Scenario, until: float = 400.0) -> Outcome:
     """Every call fails for the first ``until`` seconds: the early events fail all three Lambda
     attempts and are parked; the consumer re-runs them after the outage."""
     return Simulation(scenario, outage=(0.0, until)).run()
+
+
+def random_fault_sets(scenario: Scenario, runs: int, per_run: int = 2, seed: int = 18) -> Report:
+    """``runs`` runs, each with ``per_run`` faults of random kinds at random calls (seeded)."""
+    started = time.perf_counter()
+    report = Report()
+    calls = len(Simulation(scenario).run().calls)
+    rng = random.Random(f"{seed}-{scenario.name}")
+    points: set[int] = set()
+    for _ in range(runs):
+        faults = [
+            Fault(at, rng.choice(FAULT_KINDS))
+            for at in sorted(rng.sample(range(calls), min(per_run, calls)))
+        ]
+        points.update(f.at for f in faults)
+        outcome = Simulation(scenario, faults[0], more=faults[1:]).run()
+        report.add(f"{scenario.name} {' '.join(map(str, faults))}", violations(outcome))
+    report.fault_points = len(points)
+    report.seconds = time.perf_counter() - started
+    return report
 
 
 def enumerate_orders(scenario: Scenario, sample: int = 40, seed: int = 18) -> Report:
