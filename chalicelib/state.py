@@ -43,6 +43,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import heapq
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ class KeyKind(enum.Enum):
 
 #: DynamoDB's limit on a partition key's value (UTF-8 bytes); GSI keys have the same limit.
 MAX_KEY_BYTES = 2048
+#: DynamoDB's limit on an item (names and values, UTF-8).
+MAX_ITEM_BYTES = 400 * 1024
 #: The longest key part kept as it is (UTF-8 bytes); longer parts are cut and hashed.
 MAX_KEY_PART_BYTES = 256
 #: Marks a part that was cut and hashed. A part that contains it is hashed too, so a raw part can
@@ -286,10 +289,12 @@ class MemoryStore:
     It models what the service must survive: expired items stay until :meth:`sweep` (TTL deletes
     late; every read filters), ``group`` index entries can show up ``index_lag`` seconds after
     their write (a GSI is eventually consistent), and keys longer than DynamoDB's 2048 bytes are
-    refused (a ``ValidationException``). ``tests/support/simulation.py`` adds faults.
+    refused (a ``ValidationException``), and with ``check_sizes`` so are items over 400 KB
+    (measured approximately, as JSON; off by default: replay does not pay for it).
+    ``tests/support/simulation.py`` adds faults.
     """
 
-    def __init__(self, index_lag: IndexLag = _no_lag) -> None:
+    def __init__(self, index_lag: IndexLag = _no_lag, check_sizes: bool = False) -> None:
         self._items: dict[str, Item] = {}
         # (due_at, key) for every write with a due time; stale entries are skipped on read, so
         # finding due work costs O(log n) per entry instead of a scan (replay ticks per event).
@@ -298,6 +303,7 @@ class MemoryStore:
         # When each (key, grp_at) entry shows in the group index (index lag).
         self._visible: dict[tuple[str, float], float] = {}
         self._index_lag = index_lag
+        self._check_sizes = check_sizes
         self._lock = threading.Lock()
         self.calls = 0
 
@@ -336,6 +342,7 @@ class MemoryStore:
             self._check(key, condition, now)
             stored = _copy(item)
             stored["pk"] = key
+            self._check_size(key, stored)
             self._items[key] = stored
             self._index(key, stored, now)
 
@@ -366,11 +373,22 @@ class MemoryStore:
                 item[name] = [*item.get(name, []), *_copy(values)]
             for name in remove:
                 item.pop(name, None)
+            self._check_size(key, item)
             self._items[key] = item
             if set_values and (DUE_AT in set_values or GROUP_PK in set_values):
                 self._index(key, item, now)
             copied: Item = _copy(item)
             return copied
+
+    def _check_size(self, key: str, item: Item) -> None:
+        if not self._check_sizes:
+            return
+        size = len(json.dumps(item, default=sorted, ensure_ascii=False).encode())
+        if size > MAX_ITEM_BYTES:
+            raise StateStoreError(
+                "ValidationException: Item size has exceeded the maximum allowed size "
+                f"({key[:60]}, about {size} bytes)"
+            )
 
     def query_group(self, group: str, after: float, until: float, now: float) -> list[Item]:
         with self._lock:

@@ -162,9 +162,9 @@ class SimulatedStore(MemoryStore):
 
     def __init__(self, plan: FaultPlan, index_lag: IndexLag | None = None) -> None:
         if index_lag is None:
-            super().__init__()
+            super().__init__(check_sizes=True)
         else:
-            super().__init__(index_lag)
+            super().__init__(index_lag, check_sizes=True)
         self.plan = plan
 
     def get(self, key: str, now: float) -> Item | None:

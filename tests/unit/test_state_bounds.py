@@ -13,7 +13,7 @@ import pytest
 
 from chalicelib.config import Threshold, settings_from_env
 from chalicelib.delivery import RATE_KEY, storm_key
-from chalicelib.errors import ConfigError
+from chalicelib.errors import ConfigError, StateStoreError
 from chalicelib.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MAX_KEY_BYTES, IndexLag, KeyKind, MemoryStore, make_key
@@ -242,3 +242,18 @@ def test_rate_items_stay_small_over_months_of_sparse_alerts() -> None:
     assert len(counters) <= 2, counters
     principal = next(item for key, item in items.items() if key.startswith("prn#"))
     assert len([name for name in principal if name.startswith("sent_")]) <= 2
+
+
+def test_huge_attacker_controlled_fields_keep_every_item_under_dynamodb_s_400_kb() -> None:
+    # The simulated store refuses items over 400 KB as DynamoDB does; a 300 KB user agent and a
+    # 3,000-character user name still give the alert, the summary and exact counts.
+    arrivals = []
+    for i in range(3):
+        arrival = iam_failure(f"big-{i}", 10.0 * i, user="b" * 3000)
+        arrival.envelope["detail"]["userAgent"] = "x" * 300_000  # type: ignore[index]
+        arrivals.append(arrival)
+    outcome = Simulation(Scenario("huge", tuple(arrivals), settings())).run()
+    assert violations(outcome) == []
+    assert [n.kind for n in outcome.notifications()] == [KIND_ALERT, KIND_SUMMARY]
+    with pytest.raises(StateStoreError, match="Item size has exceeded"):
+        MemoryStore(check_sizes=True).put("k", {"ua": "x" * 500_000}, 0.0)
