@@ -15,6 +15,7 @@ from chalicelib.config import Threshold, settings_from_env
 from chalicelib.delivery import RATE_KEY, storm_key
 from chalicelib.errors import ConfigError, StateStoreError
 from chalicelib.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
+from chalicelib.scheduler import Band, split_found
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MAX_KEY_BYTES, IndexLag, KeyKind, MemoryStore, make_key
 from mfawatch.deploy import load_stage_config
@@ -257,3 +258,19 @@ def test_huge_attacker_controlled_fields_keep_every_item_under_dynamodb_s_400_kb
     assert [n.kind for n in outcome.notifications()] == [KIND_ALERT, KIND_SUMMARY]
     with pytest.raises(StateStoreError, match="Item size has exceeded"):
         MemoryStore(check_sizes=True).put("k", {"ua": "x" * 500_000}, 0.0)
+
+
+def test_a_look_tells_late_entries_from_counted_ones_by_its_band() -> None:
+    def entry(key: str, at: float) -> dict[str, object]:
+        return {"pk": key, "grp_at": at}
+
+    found = [entry("a", 100.0), entry("late", 150.0), entry("b", 180.0), entry("new", 250.0)]
+    # The previous look cut at 200 and counted a and b (late was not visible yet).
+    split = split_found(found, 200.0, Band(("a", "b"), 2), 300.0)  # type: ignore[arg-type]
+    assert [i["pk"] for i in split.late] == ["late"]
+    assert [i["pk"] for i in split.ready] == ["new"]
+    assert split.unnamed == 0 and not split.settling
+    assert split.band(300.0) == Band(("a", "late", "b", "new"), 4)
+    # A band too big to name its keys still counts how many are new.
+    capped = split_found(found, 200.0, Band(("a",), 2), 300.0)  # type: ignore[arg-type]
+    assert capped.late == [] and capped.unnamed == 1
