@@ -162,7 +162,8 @@ class Delivery:
         """Take a slot of the topic's window unless the rule is in storm mode.
 
         Returns (admitted, opened_storm). One atomic add; a rule in storm mode is told by the
-        failed condition (no slot taken). A full window opens storm mode for the rule.
+        failed condition (no slot taken). A full window opens storm mode for the rule, its digest
+        scheduled first.
         """
         rate = self.settings.topic_rate
         slot = rate_slot(now, rate.seconds)
@@ -180,6 +181,10 @@ class Delivery:
             return False, False  # storm mode: hold without taking a slot
         if int(item.get(counter_attribute(slot), 0)) <= rate.count:
             return True, False
+        # The digest is scheduled before the rule is marked stormy: a retry after a fault between
+        # the two writes finds the window still full and marks it again, while a rule marked
+        # stormy always has its digest due (holds in storm mode schedule nothing themselves).
+        self.schedule_digest(rule_id, now)
         # Storm mode lasts past the first digest (due in one period), which extends or ends it.
         until = now + rate.seconds + self.settings.settle_seconds
         self.store.update(RATE_KEY, now, set_values={storm: until})
@@ -220,10 +225,8 @@ class Delivery:
             if rate_limited(notification):
                 principal_ok = principal_admitted or notification.kind == KIND_ESCALATION
                 if principal_ok:
-                    admitted, opened = self.topic_admits(notification.rule.id, now)
+                    admitted, _ = self.topic_admits(notification.rule.id, now)
                     hold = not admitted
-                    if opened:
-                        self.schedule_digest(notification.rule.id, now)
                 else:
                     hold = True
                     self.schedule_digest(notification.rule.id, now)

@@ -1,0 +1,1 @@
+"""Shared test support: fault-injecting stores, a small Lambda-retry simulation, event builders."""

@@ -1,0 +1,52 @@
+"""Issue 18, defects 1-6 of the state machine: each reproduced deterministically with the
+in-memory store, a fake clock (the event and processing times are given) and one injected fault
+(:mod:`tests.support.faults`), driven through Lambda's retries and the per-minute scheduler.
+
+Each test asserts what reaches the outputs (kinds, titles, counts, ids), never a boolean."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from chalicelib.config import Settings, Threshold
+from chalicelib.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY, Notification
+from chalicelib.rules import RuleSet, load_bundle
+from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.state import MemoryStore
+from tests.support.events import IAM_FAILURE, T0, failed_mfa
+from tests.support.faults import Fault, FaultyStore, run_lambda
+
+RULES: RuleSet = load_bundle()
+COUNTED = (KIND_ALERT, KIND_SUMMARY, KIND_STORM)
+HOURS = 3600.0
+
+
+def counted(sent: list[Notification], rule_id: str = IAM_FAILURE) -> int:
+    """Events the outputs were told about: alert + summary + storm digest counts."""
+    return sum(n.count for n in sent if n.kind in COUNTED and n.rule_id == rule_id)
+
+
+def service_on(store: FaultyStore, settings: Settings | None = None) -> AlertService:
+    settings = settings or Settings()
+    return AlertService(RULES, MemoryPublisher(settings), store, settings)
+
+
+# --- 1. storm mode without a digest ----------------------------------------------------------
+
+
+def test_a_fault_when_a_storm_opens_still_sends_the_storm_digest() -> None:
+    settings = Settings(topic_rate=Threshold(3, 5), principal_rate=Threshold(100, 5))
+    # The first write of the storm's item (its digest's due time) fails once.
+    store = FaultyStore(MemoryStore(), [Fault("update", "storm#")])
+    service = service_on(store, settings)
+    deliveries = [
+        (T0 + i, IAM_FAILURE, failed_mfa(f"e{i:02d}", i, user=f"user{i}")) for i in range(12)
+    ]
+    run = run_lambda(service, deliveries, until=T0 + 4 * HOURS)
+    kinds = Counter(n.kind for n in run.sent)
+    assert kinds[KIND_ALERT] == 3
+    digests = [n for n in run.sent if n.kind == KIND_STORM]
+    assert digests, [n.title for n in run.sent]
+    assert digests[-1].title.startswith("Alert storm ended: ")
+    assert counted(run.sent) == 12
+    assert run.parked == []
