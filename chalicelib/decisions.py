@@ -40,7 +40,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .documents import ClaimStatus, EventClaim, Held, PrincipalFailures, failure_entry
 
@@ -225,6 +225,21 @@ def merge_held(held: Sequence[Held], limit: int) -> StormStats | None:
         escalated=tally((h.principal, 1) for h in held if h.kind == "escalation"),
         first=min(h.first for h in held),
         last=max(h.last for h in held),
+    )
+
+
+def held_growth(recorded: int, recorded_ids: Iterable[str], held: Held) -> Held | None:
+    """What a held notification adds to the ``recorded`` count its held records already give
+    (None: nothing). A held summary rebuilt after a crash covers the same repeats and maybe
+    more, never fewer: the difference is recorded apart, so what the storm digest counts only
+    grows and never counts an event twice."""
+    if held.count <= recorded:
+        return None
+    known = set(recorded_ids)
+    return replace(
+        held,
+        count=held.count - recorded,
+        event_ids=tuple(e for e in held.event_ids if e not in known),
     )
 
 

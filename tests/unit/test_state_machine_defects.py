@@ -50,3 +50,32 @@ def test_a_fault_when_a_storm_opens_still_sends_the_storm_digest() -> None:
     assert digests[-1].title.startswith("Alert storm ended: ")
     assert counted(run.sent) == 12
     assert run.parked == []
+
+
+# --- 4. a held summary re-sent after a scheduler crash ------------------------------------------
+
+
+def test_a_summary_held_before_a_scheduler_crash_counts_the_repeats_of_its_retry() -> None:
+    settings = Settings(topic_rate=Threshold(1, 5), principal_rate=Threshold(100, 5))
+    # The look that holds the summary saves its held record, then fails to advance the window
+    # (the leading event's claim update with the new cutoff): the scheduler retries it.
+    store = FaultyStore(
+        MemoryStore(),
+        [Fault("update", f"evt#{IAM_FAILURE}#a", when=lambda _, request: "v" in request["add"])],
+    )
+    service = service_on(store, settings)
+    deliveries = [
+        (T0, IAM_FAILURE, failed_mfa("a", 0)),
+        (T0 + 10, IAM_FAILURE, failed_mfa("b", 10)),
+        (T0 + 20, IAM_FAILURE, failed_mfa("c", 20)),
+        # Another principal spends the topic's window: the summary will be held.
+        (T0 + 995, IAM_FAILURE, failed_mfa("x", 995, user="bob")),
+        # A repeat of the window processed late (a retried invocation), after the first look.
+        (T0 + 1030, IAM_FAILURE, failed_mfa("d", 30)),
+    ]
+    run = run_lambda(service, deliveries, until=T0 + 4 * HOURS)
+    assert [n.kind for n in run.sent if n.kind != KIND_STORM] == [KIND_ALERT, KIND_ALERT]
+    digests = [n for n in run.sent if n.kind == KIND_STORM]
+    assert sum(n.count for n in digests) == 3, [n.title for n in digests]
+    assert sorted(e for n in digests for e in n.event_ids) == ["b", "c", "d"]
+    assert counted(run.sent) == 5
