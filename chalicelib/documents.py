@@ -21,6 +21,8 @@ MAX_STORED_STRING = 1024
 #: Longest list kept in state (event ids of a summary or digest; the count stays exact).
 MAX_STORED_LIST = 200
 VERSION = "v"
+#: The attribute of an event claim that names the attempt holding its lease.
+OWNER = "owner"
 
 
 def bounded(
@@ -212,6 +214,9 @@ class EventClaim:
     outbox: Outbox = Outbox()
     window: WindowRef | None = None
     version: int = 0
+    owner: str = ""
+    """The token of the attempt that holds the lease: an attempt whose conditional write was
+    applied but unacknowledged (botocore retried it) finds its own token and carries on."""
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> EventClaim:
@@ -223,6 +228,7 @@ class EventClaim:
             outbox=Outbox.from_item(item),
             window=WindowRef.from_json(window) if window else None,
             version=int(item.get(VERSION, 0)),
+            owner=str(item.get(OWNER, "")),
         )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -41,6 +42,7 @@ from .decisions import (
 )
 from .delivery import Decided, Delivery, ServicePart
 from .documents import (
+    OWNER,
     ClaimStatus,
     EventClaim,
     Incident,
@@ -160,11 +162,15 @@ class EventHandler(ServicePart):
 
     # --- the claim -------------------------------------------------------------------------------
 
-    def _claim(self, key: str, now: float) -> tuple[Claim, EventClaim | None]:
+    def _claim(self, key: str, now: float, token: str) -> tuple[Claim, EventClaim | None]:
+        """Claim the event for this attempt (``token``). A write of ours that was applied but
+        whose reply was lost, then re-sent by botocore, fails its own condition: the item it
+        returns carries our token, so it is ours (NEW), not another invocation's."""
         s = self.settings
         fresh: Item = {
             "status": ClaimStatus.PROCESSING.value,
             "lease_until": now + s.lease_seconds,
+            OWNER: token,
             EXPIRES_AT: now + s.claim_ttl_seconds,
         }
         try:
@@ -172,6 +178,8 @@ class EventHandler(ServicePart):
             return Claim.NEW, None
         except ConditionFailed as failed:
             existing = EventClaim.from_item(failed.current) if failed.current else None
+        if existing is not None and existing.owner == token:
+            return Claim.NEW, None
         outcome = claim_outcome(existing, now)
         if outcome in (Claim.NEW, Claim.PENDING) and existing is not None:
             # Take over a crashed attempt's claim: exactly one taker wins the lease.
@@ -179,11 +187,12 @@ class EventHandler(ServicePart):
                 self.store.update(
                     key,
                     now,
-                    set_values={"lease_until": now + s.lease_seconds},
+                    set_values={"lease_until": now + s.lease_seconds, OWNER: token},
                     condition=Compare("lease_until", "=", existing.lease_until),
                 )
-            except ConditionFailed:
-                return Claim.IN_PROGRESS, existing
+            except ConditionFailed as failed:
+                if not failed.current or failed.current.get(OWNER) != token:
+                    return Claim.IN_PROGRESS, existing
         return outcome, existing
 
     def _release(self, key: str, now: float) -> None:
@@ -199,7 +208,7 @@ class EventHandler(ServicePart):
     ) -> list[Notification]:
         key = claim_key(rule.id, record.event_id)
         try:
-            outcome, existing = self._claim(key, now)
+            outcome, existing = self._claim(key, now, uuid.uuid4().hex)
         except StateStoreError as exc:
             return self._fail_open(rule, record, now, exc)
         if outcome is Claim.DUPLICATE:
@@ -441,7 +450,7 @@ class EventHandler(ServicePart):
         if len(failures) < fs.count:
             return []
         key = claim_key(rule.id, record.event_id)
-        outcome, existing = self._claim(key, now)
+        outcome, existing = self._claim(key, now, uuid.uuid4().hex)
         if outcome is Claim.DUPLICATE:
             self.metrics.count("Duplicates", Rule=rule.id)
             return []
