@@ -22,6 +22,7 @@ Every step is idempotent per eventID, so a takeover after a crash decides the sa
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import uuid
 from collections.abc import Mapping
@@ -90,8 +91,27 @@ from .state import (
 logger = logging.getLogger(__name__)
 
 
-#: Marked copies published without deduplication, per minute and execution environment.
+#: Distinct marked copies (published without deduplication) per rule and minute, for the whole
+#: stage: see :func:`fail_open_copy_id`.
 FAIL_OPEN_PER_MINUTE = 10
+#: Marked copies one execution environment publishes per minute (all rules): publishes stay
+#: within this times the environments running, for receivers that cannot deduplicate (e-mail).
+FAIL_OPEN_PER_ENVIRONMENT = 1
+
+
+def fail_open_copy_id(rule_id: str, event_id: str, event_time: float) -> str:
+    """The id of the marked copy an event falls into when the state store is down.
+
+    Nothing is shared between execution environments while DynamoDB is down, except what every
+    one of them computes alike from the event: its id and its time. So the copy's id is derived
+    from them: the minute of the event time and one of :data:`FAIL_OPEN_PER_MINUTE` tickets
+    drawn by a hash of the event id. Every attempt of an event, in any environment, makes the
+    same id (one copy per event across Lambda's retries, for receivers to deduplicate), and a
+    rule has at most :data:`FAIL_OPEN_PER_MINUTE` distinct copies per minute, stage-wide.
+    """
+    digest = hashlib.sha256(f"{rule_id}|{event_id}".encode()).digest()
+    ticket = int.from_bytes(digest[:8], "big") % FAIL_OPEN_PER_MINUTE
+    return f"failopen:{rule_id}:{int(event_time // 60)}:{ticket}"
 
 
 def claim_key(rule_id: str, event_id: str) -> str:
@@ -122,7 +142,8 @@ class EventHandler(ServicePart):
         metrics: Metrics,
     ) -> None:
         super().__init__(rules, store, delivery, settings, metrics)
-        self._fail_opens: dict[int, int] = {}
+        # The marked copies this execution environment published (id -> minute), recent only.
+        self._fail_opens: dict[str, int] = {}
 
     def handle(self, rule_id: str, event: Mapping[str, Any], now: datetime) -> list[Notification]:
         """Process one event that EventBridge (or replay) matched to ``rule_id``.
@@ -503,10 +524,16 @@ class EventHandler(ServicePart):
 
     # --- failing open ----------------------------------------------------------------------------
 
-    def _fail_open_allowed(self, now: float) -> bool:
-        slot = int(now // 60)
-        self._fail_opens = {slot: self._fail_opens.get(slot, 0) + 1}
-        return self._fail_opens[slot] <= FAIL_OPEN_PER_MINUTE
+    def _fail_open_first(self, copy_id: str, now: float) -> bool:
+        """Whether this environment publishes ``copy_id``: not published here yet (recent ids
+        kept), and within :data:`FAIL_OPEN_PER_ENVIRONMENT` this minute."""
+        minute = int(now // 60)
+        self._fail_opens = {k: m for k, m in self._fail_opens.items() if m >= minute - 10}
+        this_minute = sum(1 for m in self._fail_opens.values() if m == minute)
+        if copy_id in self._fail_opens or this_minute >= FAIL_OPEN_PER_ENVIRONMENT:
+            return False
+        self._fail_opens[copy_id] = minute
+        return True
 
     def _fail_open(
         self, rule: Rule, record: SignInRecord, now: float, exc: StateStoreError
@@ -514,10 +541,11 @@ class EventHandler(ServicePart):
         """The claim could not be written. If the store cannot say that an earlier attempt saved
         anything either, publish a marked copy of the alert now rather than risk missing it, then
         raise: Lambda's retry (or the failed-events queue) still takes the event through the
-        deduplicated path, which alone counts it. The copy counts no event and has an id of its
-        own, so a fail-open never counts an event twice nor repeats a notification id. At most
-        :data:`FAIL_OPEN_PER_MINUTE` per execution environment: an outage during a storm must not
-        become a flood."""
+        deduplicated path, which alone counts it. The copy counts no event. Its id
+        (:func:`fail_open_copy_id`) is the same for every attempt of the event and shared by
+        the events of its ticket: at most :data:`FAIL_OPEN_PER_MINUTE` distinct copies per rule
+        and minute for the whole stage, each published once per execution environment; an
+        outage during a storm must not become a flood."""
         self.metrics.count("StateStoreErrors", Rule=rule.id)
         key = claim_key(rule.id, record.event_id)
         try:
@@ -526,11 +554,13 @@ class EventHandler(ServicePart):
             saved = False  # unknown: the store is failing
         if saved:
             raise StateStoreError(f"{key}: an earlier attempt saved state; retry ({exc})") from exc
-        if rule.mode != "alert" or not self._fail_open_allowed(now):
+        copy_id = fail_open_copy_id(rule.id, record.event_id, record.event_time.timestamp())
+        if rule.mode != "alert" or not self._fail_open_first(copy_id, now):
             raise exc
         self.metrics.count("FailOpens", Rule=rule.id)
         logger.error(
-            "state store failed before the claim, publishing a marked copy: %s",
+            "state store failed before the claim, publishing marked copy %s: %s",
+            copy_id,
             exc,
             extra={"rule": rule.id, "event_id": record.event_id},
         )
@@ -538,10 +568,12 @@ class EventHandler(ServicePart):
             f"dedup unavailable: {exc}",
             "sent before deduplication and counting no event; the deduplicated alert or "
             "summary follows once the state store answers",
+            f"other failures of the same minute may share this copy ({copy_id}): at most "
+            f"{FAIL_OPEN_PER_MINUTE} copies a minute per rule",
             *self._notes(record),
         )
         alert = alert_for(rule, record, notes=notes)
-        copy = replace(alert, id=f"failopen:{rule.id}:{record.event_id}:{now!r}", count=0)
+        copy = replace(alert, id=copy_id, count=0)
         for destination in self.delivery.publisher.destinations(copy):
             self.delivery.publisher.publish(copy, destination)
         self.metrics.count("Notifications", Kind=copy.kind)

@@ -119,3 +119,36 @@ def test_a_lease_takeover_applied_but_unacknowledged_is_the_takers_own() -> None
     assert len(run.errors) == 1, run.errors  # the injected save failure, nothing else
     (alert,) = run.sent
     assert alert.id == f"alert:{IAM_FAILURE}:a"
+
+
+# --- 5. fail-open floods -----------------------------------------------------------------------
+
+
+def test_dynamodb_down_gives_a_bounded_number_of_marked_copies_for_the_whole_stage() -> None:
+    # DynamoDB fails every request; 120 failed MFA sign-ins in two minutes reach 30 execution
+    # environments, and each attempt (Lambda tries 3 times) lands in another environment.
+    store = FaultyStore(
+        MemoryStore(), [Fault(op, times=None) for op in ("get", "put", "update", "due")]
+    )
+    settings = Settings()
+    publisher = MemoryPublisher(settings)
+    environments = [AlertService(RULES, publisher, store, settings) for _ in range(30)]
+    deliveries = [
+        (T0 + i + 1, IAM_FAILURE, failed_mfa(f"e{i:03d}", i, user=f"user{i % 40}"))
+        for i in range(120)
+    ]
+    run = run_lambda(environments, deliveries, until=T0 + 600, tick=False)
+    assert len(run.parked) == 120  # the deduplicated path counts them once DynamoDB is back
+    copies = publisher.published
+    assert {n.count for n in copies} == {0}
+    assert all(n.notes[0].startswith("dedup unavailable") for n in copies)
+    # At most 10 distinct marked copies per rule and minute, whatever the environments.
+    distinct = {n.id for n in copies}
+    assert len(distinct) <= 2 * 10, len(distinct)
+    # An event keeps its copy across its retries: one id per event.
+    ids_of_event: dict[str, set[str]] = {}
+    for n in copies:
+        ids_of_event.setdefault(n.event_ids[0], set()).add(n.id)
+    assert max(len(ids) for ids in ids_of_event.values()) == 1
+    # An environment publishes at most one copy a minute: the attempts span 6 minutes.
+    assert len(copies) <= 30 * 6, len(copies)
