@@ -23,6 +23,9 @@ MAX_STORED_LIST = 200
 VERSION = "v"
 #: The attribute of an event claim that names the attempt holding its lease.
 OWNER = "owner"
+#: The raw event an item keeps so that the scheduler can decide it again (an incident keeps its
+#: leader's), and the incident an event claim may lead.
+EVENT, INCIDENT_OF = "event", "incident"
 
 
 def bounded(

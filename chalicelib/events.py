@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .config import Settings
@@ -43,6 +44,8 @@ from .decisions import (
 )
 from .delivery import Decided, Delivery, ServicePart
 from .documents import (
+    EVENT,
+    INCIDENT_OF,
     OWNER,
     ClaimStatus,
     EventClaim,
@@ -51,10 +54,11 @@ from .documents import (
     PrincipalFailures,
     WindowRef,
     Workflow,
+    bounded,
     failure_entry,
     window_attribute,
 )
-from .errors import EventInProgressError, FailedOpenError, StateStoreError
+from .errors import EventInProgressError, FailedOpenError, PublishError, StateStoreError
 from .notifications import (
     Notification,
     alert_for,
@@ -85,6 +89,7 @@ from .state import (
     StateStore,
     due_mark,
     group_mark,
+    key_parts,
     make_key,
 )
 
@@ -128,6 +133,11 @@ def escalation_principal(principal: str, source_ip: str) -> str:
     if principal == UNKNOWN_PRINCIPAL_KEY:
         return f"{UNKNOWN_PRINCIPAL_KEY}@{source_ip}"
     return principal
+
+
+def _event_attribute(record: SignInRecord) -> str:
+    """The raw event, kept on a claim that someone may have to decide again (bounded)."""
+    return json.dumps(bounded(record.raw), sort_keys=True, separators=(",", ":"))
 
 
 class EventHandler(ServicePart):
@@ -183,17 +193,26 @@ class EventHandler(ServicePart):
 
     # --- the claim -------------------------------------------------------------------------------
 
-    def _claim(self, key: str, now: float, token: str) -> tuple[Claim, EventClaim | None]:
+    def _claim(
+        self, key: str, now: float, token: str, incident: str = ""
+    ) -> tuple[Claim, EventClaim | None]:
         """Claim the event for this attempt (``token``). A write of ours that was applied but
         whose reply was lost, then re-sent by botocore, fails its own condition: the item it
-        returns carries our token, so it is ours (NEW), not another invocation's."""
+        returns carries our token, so it is ours (NEW), not another invocation's.
+
+        The claim is due when its lease and the settle delay are over: the save of its decision
+        moves or clears that due time, so only a claim stuck undecided is still due then, and
+        the scheduler finishes it if it leads ``incident`` (:meth:`finish_stuck`)."""
         s = self.settings
         fresh: Item = {
             "status": ClaimStatus.PROCESSING.value,
             "lease_until": now + s.lease_seconds,
             OWNER: token,
             EXPIRES_AT: now + s.claim_ttl_seconds,
+            **due_mark(now + s.lease_seconds + s.settle_seconds),
         }
+        if incident:
+            fresh[INCIDENT_OF] = incident
         try:
             self.store.put(key, fresh, now, condition=Absent())
             return Claim.NEW, None
@@ -228,8 +247,9 @@ class EventHandler(ServicePart):
         self, rule: Rule, record: SignInRecord, now: float, notes: tuple[str, ...]
     ) -> list[Notification]:
         key = claim_key(rule.id, record.event_id)
+        incident = make_key(KeyKind.INCIDENT, rule.id, rule.dedup_key_of(record))
         try:
-            outcome, existing = self._claim(key, now, uuid.uuid4().hex)
+            outcome, existing = self._claim(key, now, uuid.uuid4().hex, incident)
         except StateStoreError as exc:
             return self._fail_open(rule, record, now, exc)
         if outcome is Claim.DUPLICATE:
@@ -256,7 +276,12 @@ class EventHandler(ServicePart):
     # --- deciding --------------------------------------------------------------------------------
 
     def _decide(
-        self, rule: Rule, record: SignInRecord, key: str, now: float, notes: tuple[str, ...]
+        self,
+        rule: Rule,
+        record: SignInRecord,
+        key: str,
+        now: float,
+        notes: tuple[str, ...],
     ) -> list[Notification]:
         s = self.settings
         t = record.event_time.timestamp()
@@ -264,34 +289,9 @@ class EventHandler(ServicePart):
         incident = make_key(KeyKind.INCIDENT, rule.id, dedup)
         start, end = window_for(t, rule.window_minutes)
         group = f"{incident}#{start!r}"
-        window: Incident | None = None
-        for _ in range(3):
-            try:
-                self.store.update(
-                    incident,
-                    now,
-                    set_values={
-                        "window_start": start,
-                        "window_end": end,
-                        "leader": key,
-                        "group": group,
-                        EXPIRES_AT: incident_expiry(end, now),
-                    },
-                    # A retried leader finds itself and decides the same again.
-                    condition=AnyOf(
-                        (Absent(), Compare("window_end", "<=", t), Compare("leader", "=", key))
-                    ),
-                )
-                window = None
-                break
-            except ConditionFailed as failed:
-                if failed.current is not None:
-                    window = Incident.from_item(failed.current)
-                    break
-                # The condition failed on an item that is gone again (an emulator's non-atomic
-                # update; DynamoDB returns the item): try again.
-        else:
-            raise StateStoreError(f"{incident}: conditional write failed without an item")
+        window, led = self._lead(incident, key, record, start, end, t, now)
+        if led is not None:  # its own window, written by an earlier attempt
+            start, end, group = led.window_start, led.window_end, led.group
         alert = window is None
         if not alert:
             self.metrics.count("Repeats", Rule=rule.id)
@@ -310,6 +310,7 @@ class EventHandler(ServicePart):
             decided.append(alert_for(rule, record, notes))
         principal_admitted = True
         history = PrincipalFailures()
+        item: Item = {}
         if rule.signal == "failure" or alert:
             add, remove = self.delivery.principal_counter(now) if alert else ({}, [])
             bf, fs = s.brute_force, s.fatigue_success
@@ -333,22 +334,14 @@ class EventHandler(ServicePart):
                 self.store.update(
                     who, now, set_values={"failures": failures_to_keep(history, t, horizon)}
                 )
+        escalated: list[Notification] = []
         if rule.signal == "failure":
-            escalation = self._brute_force(rule, record, who, history, now, notes)
-            if escalation is not None:
-                decided.append(escalation)
+            escalated = self._brute_force(rule, record, who, history, item, now, notes)
 
-        if alert:
-            result = self.delivery.decide(decided, now, principal_admitted)
-        elif decided:
-            # A repeat's claim belongs to its window's group: a held escalation gets its own item.
-            (escalation,) = decided
-            result = self.delivery.decide_apart(escalation, now)
-        else:
-            result = Decided([], [])
+        result = self.delivery.decide(decided, now, principal_admitted) if alert else None
         attributes: Item = {}
         window_ref: WindowRef | None = None
-        if alert:
+        if result is not None:
             window_ref = WindowRef(
                 group=group,
                 rule_id=rule.id,
@@ -366,13 +359,89 @@ class EventHandler(ServicePart):
             attributes.update(result.held_attributes(rule.id, now))
         else:
             assert window is not None
+            result = Decided([], [])
             attributes.update(group_mark(window.group, now))
             attributes.update({"t": t, "event_id": record.event_id})
             if now > window.window_end:
                 # Processed after its window ended: the summary may have been cut already, so
                 # ask the leading event for another look (a late batch, never lost).
                 self._late_batch(window.leader, now)
-        return self._save_and_deliver(key, result, window_ref, attributes, now)
+        return escalated + self._save_and_deliver(key, result, window_ref, attributes, now)
+
+    def _lead(
+        self,
+        incident: str,
+        key: str,
+        record: SignInRecord,
+        start: float,
+        end: float,
+        t: float,
+        now: float,
+    ) -> tuple[Incident | None, Incident | None]:
+        """Open the incident window of an event at ``t``, or find the open one.
+
+        Returns ``(window, led)``: ``window`` is the open window another event leads (this one
+        is a repeat), else None; ``led`` is this event's own window when an earlier attempt of
+        it opened it (a retry, or its own write re-sent by botocore), read back unchanged.
+
+        The incident keeps the leading event itself: if the leader never gets to save its
+        decision (every attempt fails or is killed), its claim is still due after its lease
+        and the scheduler decides it again from here (:meth:`finish_stuck`), so its incident
+        is late, never silent. Timeline::
+
+            claim (due at lease + settle) -> incident (leader, its event) -> decision saved
+            (due moved: redelivery, or the window's summary) -> published
+            stuck: still due at lease + settle -> the scheduler decides the leader again
+        """
+        group = f"{incident}#{start!r}"
+        for _ in range(3):
+            try:
+                self.store.update(
+                    incident,
+                    now,
+                    set_values={
+                        "window_start": start,
+                        "window_end": end,
+                        "leader": key,
+                        "group": group,
+                        EVENT: _event_attribute(record),
+                        EXPIRES_AT: incident_expiry(end, now),
+                    },
+                    condition=AnyOf((Absent(), Compare("window_end", "<=", t))),
+                )
+                return None, None
+            except ConditionFailed as failed:
+                if failed.current is None:
+                    # The condition failed on an item that is gone again (an emulator's
+                    # non-atomic update; DynamoDB returns the item): try again.
+                    continue
+                window = Incident.from_item(failed.current)
+            if window.leader == key:
+                return None, window
+            return window, None
+        raise StateStoreError(f"{incident}: conditional write failed without an item")
+
+    def finish_stuck(self, key: str, item: Item, now: float) -> list[Notification]:
+        """The scheduler's turn on a claim still undecided after its lease and the settle
+        delay. A leading event is decided again from the event its incident keeps (the same
+        path as a Lambda retry; every step is idempotent per eventID); anything else leaves the
+        due index (its Lambda retries and the failed-events queue finish it)."""
+        incident = str(item.get(INCIDENT_OF, ""))
+        current = self.store.get(incident, now) if incident else None
+        if current is None or current.get("leader") != key or not current.get(EVENT):
+            with contextlib.suppress(ConditionFailed):
+                self.store.update(
+                    key, now, remove=[DUE_PK, DUE_AT], condition=Compare(DUE_AT, "=", item[DUE_AT])
+                )
+            return []
+        self.metrics.count("StuckLeadersFinished")
+        logger.warning("%s leads %s and is still undecided: deciding it again", key, incident)
+        try:
+            return self.handle(
+                key_parts(key)[0], json.loads(current[EVENT]), datetime.fromtimestamp(now, UTC)
+            )
+        except EventInProgressError:
+            return []  # an invocation holds it right now: still due, looked at again later
 
     def _late_batch(self, leader: str, now: float) -> None:
         at = now + self.settings.settle_seconds
@@ -396,20 +465,41 @@ class EventHandler(ServicePart):
         record: SignInRecord,
         who: str,
         history: PrincipalFailures,
+        item: Item,
         now: float,
         notes: tuple[str, ...],
-    ) -> Notification | None:
+    ) -> list[Notification]:
+        """Escalate a completed burst once: the escalation mark and the escalation's outbox are
+        one conditional write on the principal's item, which stays due until delivered, so the
+        scheduler finishes it if the escalating event itself never gets further."""
         bf = self.settings.brute_force
         t = record.event_time.timestamp()
         burst = brute_force_burst(history, record.event_id, t, bf.count, bf.seconds)
         if not burst.escalate:
-            return None
-        if history.escalated_by != record.event_id:
+            return []
+        escalation = replace(
+            brute_force_for(rule, record, burst.in_window, bf.minutes, burst.event_ids),
+            notes=notes,
+        )
+        kept = Outbox.from_item(item)
+        if history.escalated_by == record.event_id and any(
+            e.id == escalation.id for e in kept.entries
+        ):
+            outbox = kept  # decided by an earlier attempt: deliver what is left
+        else:
+            decided = self.delivery.decide_apart(escalation, now)
+            outbox = kept.with_entries(decided.entries)
             try:
                 self.store.update(
                     who,
                     now,
-                    set_values={"escalated_until": burst.until, "escalated_by": record.event_id},
+                    set_values={
+                        "escalated_until": burst.until,
+                        "escalated_by": record.event_id,
+                        **outbox.to_item(),
+                        **due_mark(now + self.settings.lease_seconds),
+                    },
+                    remove=[] if outbox.delivered else ["delivered"],
                     condition=AnyOf(
                         (
                             Compare("escalated_until", "<=", burst.start, or_missing=True),
@@ -418,9 +508,13 @@ class EventHandler(ServicePart):
                     ),
                 )
             except ConditionFailed:
-                return None  # another event of the burst escalated it
-        escalation = brute_force_for(rule, record, burst.in_window, bf.minutes, burst.event_ids)
-        return replace(escalation, notes=notes)
+                return []  # another event of the burst escalated it
+        try:
+            return self.delivery.deliver(who, outbox, now)
+        except PublishError as exc:
+            # The principal's item stays due: the scheduler publishes what did not confirm.
+            logger.error("escalation %s not delivered yet: %s", escalation.id, exc)
+            return []
 
     def _save_and_deliver(
         self,

@@ -38,13 +38,14 @@ from .documents import (
     ClaimStatus,
     EventClaim,
     Heartbeat,
+    Outbox,
     StormState,
     held_of,
     storm_attribute,
     window_attribute,
 )
 from .errors import MfawatchError, PublishError, UnknownReferenceError
-from .events import escalation_principal, principal_key
+from .events import EventHandler, escalation_principal, principal_key
 from .notifications import Notification, heartbeat_notice, storm_digest_for, summary_for
 from .rules import HEARTBEAT_RULE
 from .state import (
@@ -69,6 +70,10 @@ FLUSH_ROUNDS = 8
 
 class Scheduler(ServicePart):
     """Runs what is due, key by key."""
+
+    events: EventHandler | None = None
+    """The event handler, which finishes what an event's own invocations could not: a leading
+    event still undecided after its lease (set by :class:`service.AlertService`)."""
 
     def tick(self, now: datetime, force: bool = False) -> list[Notification]:
         """Send what is due. ``force`` (end of a replay) closes every window and storm now.
@@ -126,6 +131,8 @@ class Scheduler(ServicePart):
             return self._storm(key, item, now, force)
         if kind is KeyKind.HEARTBEAT:
             return self._heartbeat(key, item, now)
+        if kind is KeyKind.PRINCIPAL:
+            return self._escalations(key, item, now)
         raise UnknownReferenceError(f"{key}: no scheduled work for items of this kind")
 
     # --- event claims: redelivery and window summaries -------------------------------------------
@@ -134,6 +141,13 @@ class Scheduler(ServicePart):
         claim = EventClaim.from_item(item)
         if claim.status is not ClaimStatus.DONE and claim.lease_until > now and not force:
             return []  # its invocation is still at work; the due time moves on with it
+        if (
+            self.events is not None
+            and claim.status is ClaimStatus.PROCESSING
+            and claim.window is None
+            and not claim.outbox.entries
+        ):
+            return self.events.finish_stuck(key, item, now)  # still undecided after its lease
         if claim.outbox.pending():
             return self._redeliver(key, claim, now)
         if claim.window is None:
@@ -293,6 +307,16 @@ class Scheduler(ServicePart):
         return self.delivery.deliver(
             key, outbox, now, finish, [] if next_due is not None else [DUE_PK, DUE_AT]
         )
+
+    # --- escalations kept on a principal's item -------------------------------------------------
+
+    def _escalations(self, key: str, item: Item, now: float) -> list[Notification]:
+        """Publish an escalation its deciding event did not get to publish."""
+        outbox = Outbox.from_item(item)
+        if outbox.pending():
+            return self.delivery.deliver(key, outbox, now)
+        self._settle(key, item, now, None)
+        return []
 
     # --- heartbeats -----------------------------------------------------------------------------
 

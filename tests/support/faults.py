@@ -25,7 +25,7 @@ from typing import Any
 
 from chalicelib.errors import StateStoreError
 from chalicelib.notifications import Notification
-from chalicelib.service import AlertService
+from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import Condition, Item, StateStore
 
 #: Lambda's asynchronous retries: the second attempt a minute after the first, the third two
@@ -46,7 +46,7 @@ class Fault:
     nth: int = 0
     times: int | None = 1
     when: Callable[[str, Mapping[str, Any]], bool] | None = None
-    """An extra test on (key, request arguments)."""
+    """An extra test on (key, request arguments and ``now``)."""
     seen: int = 0
     hits: int = 0
 
@@ -104,7 +104,7 @@ class FaultyStore:
         self._write(
             "put",
             key,
-            {"item": item, "condition": condition},
+            {"item": item, "condition": condition, "now": now},
             lambda: self.inner.put(key, item, now, condition=condition),
         )
 
@@ -119,7 +119,12 @@ class FaultyStore:
         remove: Sequence[str] = (),
         condition: Condition | None = None,
     ) -> Item:
-        request = {"set_values": set_values or {}, "add": add or {}, "condition": condition}
+        request = {
+            "set_values": set_values or {},
+            "add": add or {},
+            "condition": condition,
+            "now": now,
+        }
         return self._write(  # type: ignore[no-any-return]
             "update",
             key,
@@ -154,6 +159,8 @@ class Run:
     """What a simulated run did."""
 
     sent: list[Notification]
+    """What reached the outputs (the publisher's record: a notification published by an
+    invocation that then failed counts too), each notification once, in order."""
     parked: list[str]
     """Event ids whose three attempts all failed (Lambda's on-failure destination)."""
     errors: list[str]
@@ -206,4 +213,7 @@ def run_lambda(
                 order += 1
             else:
                 parked.append(str(envelope["detail"].get("eventID")))
+    publisher = services[0].delivery.publisher
+    if isinstance(publisher, MemoryPublisher):
+        sent = list(publisher.sent)
     return Run(sent, parked, errors)

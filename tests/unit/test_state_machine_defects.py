@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections import Counter
 
 from chalicelib.config import Settings, Threshold
-from chalicelib.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY, Notification
+from chalicelib.notifications import (
+    KIND_ALERT,
+    KIND_ESCALATION,
+    KIND_STORM,
+    KIND_SUMMARY,
+    Notification,
+)
 from chalicelib.rules import RuleSet, load_bundle
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MemoryStore
@@ -152,3 +158,54 @@ def test_dynamodb_down_gives_a_bounded_number_of_marked_copies_for_the_whole_sta
     assert max(len(ids) for ids in ids_of_event.values()) == 1
     # An environment publishes at most one copy a minute: the attempts span 6 minutes.
     assert len(copies) <= 30 * 6, len(copies)
+
+
+# --- 3. a stuck first event ------------------------------------------------------------------
+
+
+def burst(n: int, user: str = "alice") -> list[tuple[float, str, dict[str, object]]]:
+    """``n`` failed MFA sign-ins of one user from one IP, a second apart."""
+    return [(T0 + i, IAM_FAILURE, failed_mfa(f"f{i:02d}", i, user=user)) for i in range(n)]
+
+
+def test_a_first_event_that_fails_every_attempt_does_not_silence_its_incident() -> None:
+    # Every write to the first event's claim after the claim itself fails for as long as Lambda
+    # tries it (attempts at 0, 60 and 180 s): the event opened the incident and never saves
+    # its decision. Every other failure of the window is a repeat of it.
+    store = FaultyStore(
+        MemoryStore(),
+        [
+            Fault(
+                "update",
+                f"evt#{IAM_FAILURE}#f00",
+                times=None,
+                when=lambda _, request: request["now"] <= T0 + 180,
+            )
+        ],
+    )
+    service = service_on(store)
+    run = run_lambda(service, burst(17), until=T0 + 2 * HOURS)
+    assert run.parked == ["f00"]  # Lambda gave up on it
+    alerts = [n for n in run.sent if n.kind == KIND_ALERT]
+    assert [(n.title, n.event_ids) for n in alerts] == [
+        ("Failed MFA sign-in for IAM user alice from 203.0.113.7", ("f00",))
+    ]
+    (summary,) = [n for n in run.sent if n.kind == KIND_SUMMARY]
+    assert summary.title == "16 more failed MFA attempts for alice from 203.0.113.7"
+    assert sorted(summary.event_ids) == [f"f{i:02d}" for i in range(1, 17)]
+    assert counted(run.sent) == 17
+
+
+def test_an_escalating_event_that_fails_every_attempt_does_not_lose_the_escalation() -> None:
+    # The tenth failure completes the burst (10 in 5 minutes) and marks the escalation; every
+    # later write to its claim fails, whoever tries.
+    store = FaultyStore(MemoryStore(), [Fault("update", f"evt#{IAM_FAILURE}#f09", times=None)])
+    service = service_on(store)
+    run = run_lambda(service, burst(12), until=T0 + 2 * HOURS)
+    assert run.parked == ["f09"]
+    (escalation,) = [n for n in run.sent if n.kind == KIND_ESCALATION]
+    assert escalation.title == (
+        "Possible MFA brute force / fatigue: 10 failed MFA attempts for alice in 5 minutes"
+    )
+    assert escalation.event_ids == tuple(f"f{i:02d}" for i in range(10))
+    assert counted(run.sent) == 11  # f09 is counted once the failed-events queue is read
