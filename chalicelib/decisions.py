@@ -163,9 +163,31 @@ def failures_between(history: PrincipalFailures, since: float, until: float) -> 
     return tuple(event_id for t, event_id in history.failures if since < t <= until)
 
 
+def fatigue_rechecks(
+    history: PrincipalFailures, t: float, count: int, window: float
+) -> tuple[str, ...]:
+    """The successes (their claim keys) that a failure at ``t`` may make an MFA fatigue success:
+    those it precedes within ``window``, with at least ``count`` failures before them. A
+    success processed before (some of) its failures is re-checked by them, so the escalation
+    does not depend on the order in which the events are processed."""
+    return tuple(
+        key
+        for s_t, key in history.successes
+        if s_t - window < t <= s_t and len(failures_between(history, s_t - window, s_t)) >= count
+    )
+
+
 def failures_to_keep(history: PrincipalFailures, now_t: float, horizon: float) -> list[str]:
     """The trimmed failure list: the last :data:`KEEP_FAILURES` within ``horizon``."""
-    recent = [(t, e) for t, e in history.failures if t > now_t - horizon]
+    return entries_to_keep(history.failures, now_t, horizon)
+
+
+def entries_to_keep(
+    entries: Sequence[tuple[float, str]], now_t: float, horizon: float
+) -> list[str]:
+    """A trimmed list of ``(time, name)`` entries: the last :data:`KEEP_FAILURES` within
+    ``horizon`` (failures, successes)."""
+    recent = [(t, e) for t, e in entries if t > now_t - horizon]
     return [failure_entry(t, e) for t, e in recent[-KEEP_FAILURES:]]
 
 

@@ -23,9 +23,10 @@ MAX_STORED_LIST = 200
 VERSION = "v"
 #: The attribute of an event claim that names the attempt holding its lease.
 OWNER = "owner"
-#: The raw event an item keeps so that the scheduler can decide it again (an incident keeps its
-#: leader's), and the incident an event claim may lead.
-EVENT, INCIDENT_OF = "event", "incident"
+#: The raw event an item keeps so that it can be decided again (an incident keeps its leader's,
+#: a success and a failure waiting for its user's name their own), the incident an event claim
+#: may lead, and the mark of a failure waiting for its Identity Center user's name.
+EVENT, INCIDENT_OF, WAITING = "event", "incident", "waiting"
 
 
 def bounded(
@@ -220,6 +221,8 @@ class EventClaim:
     owner: str = ""
     """The token of the attempt that holds the lease: an attempt whose conditional write was
     applied but unacknowledged (botocore retried it) finds its own token and carries on."""
+    claimed_at: float = 0.0
+    """When the first attempt claimed it."""
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> EventClaim:
@@ -232,6 +235,7 @@ class EventClaim:
             window=WindowRef.from_json(window) if window else None,
             version=int(item.get(VERSION, 0)),
             owner=str(item.get(OWNER, "")),
+            claimed_at=float(item.get("claimed_at", 0.0)),
         )
 
 
@@ -270,20 +274,28 @@ class PrincipalFailures:
     failures: tuple[tuple[float, str], ...] = ()
     escalated_until: float = 0.0
     escalated_by: str = ""
+    successes: tuple[tuple[float, str], ...] = ()
+    """Recent successful sign-ins ``(event time, claim key)``: a failure processed after a
+    success it precedes re-checks that success for MFA fatigue."""
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any] | None) -> PrincipalFailures:
         if not item:
             return cls()
-        failures = []
-        for entry in item.get("failures", []):
-            t, _, event_id = str(entry).partition("|")
-            failures.append((float(t), event_id))
         return cls(
-            tuple(sorted(set(failures))),
+            _entries(item.get("failures", [])),
             float(item.get("escalated_until", 0.0)),
             str(item.get("escalated_by", "")),
+            _entries(item.get("successes", [])),
         )
+
+
+def _entries(entries: Any) -> tuple[tuple[float, str], ...]:
+    parsed = []
+    for entry in entries:
+        t, _, name = str(entry).partition("|")
+        parsed.append((float(t), name))
+    return tuple(sorted(set(parsed)))
 
 
 def failure_entry(t: float, event_id: str) -> str:

@@ -37,8 +37,10 @@ from .decisions import (
     Claim,
     brute_force_burst,
     claim_outcome,
+    entries_to_keep,
     failures_between,
     failures_to_keep,
+    fatigue_rechecks,
     incident_expiry,
     window_for,
 )
@@ -47,6 +49,7 @@ from .documents import (
     EVENT,
     INCIDENT_OF,
     OWNER,
+    WAITING,
     ClaimStatus,
     EventClaim,
     Incident,
@@ -164,6 +167,13 @@ class EventHandler(ServicePart):
         processing the same event, :class:`errors.PublishError` when an output failed and
         :class:`errors.StateStoreError` when state failed after the claim (Lambda retries all).
         """
+        return self._handle(rule_id, event, now, wait=True)
+
+    def _handle(
+        self, rule_id: str, event: Mapping[str, Any], now: datetime, wait: bool
+    ) -> list[Notification]:
+        """:meth:`handle`; ``wait``: a failure may still wait for its user's name (not when
+        the scheduler decides what waited)."""
         rule = self.rules.get(rule_id)
         record = parse_event(event)
         self.metrics.count("EventsMatched", Rule=rule.id)
@@ -175,17 +185,20 @@ class EventHandler(ServicePart):
             # events: the event is taken at its arrival time, and the alert says so.
             record = replace(record, event_time=at)
             notes = (problem, *notes)
+        waits = rule.mode == "alert" and rule.signal == "failure"
         try:
-            record = self._attribute(record, clock)
+            record, named_now = self._attribute(record, clock, rule.id if waits else "")
         except StateStoreError as exc:
             if rule.mode != "alert":
                 raise
             return self._fail_open(rule, record, clock, exc)
+        # Failures of this workflow processed before this step named its user waited for it.
+        sent = [n for key in named_now for n in self._resume(key, clock)]
         if rule.signal == "success":
-            return self._success(rule, record, clock, notes)
+            return sent + self._success(rule, record, clock, notes)
         if rule.mode != "alert":
-            return []
-        return self._alert_rule(rule, record, clock, notes)
+            return sent
+        return sent + self._alert_rule(rule, record, clock, notes, wait)
 
     def _notes(self, record: SignInRecord) -> tuple[str, ...]:
         note = self.settings.account_note(record.account)
@@ -194,7 +207,13 @@ class EventHandler(ServicePart):
     # --- the claim -------------------------------------------------------------------------------
 
     def _claim(
-        self, key: str, now: float, token: str, incident: str = ""
+        self,
+        key: str,
+        now: float,
+        token: str,
+        incident: str = "",
+        hold: bool = True,
+        keep: Item | None = None,
     ) -> tuple[Claim, EventClaim | None]:
         """Claim the event for this attempt (``token``). A write of ours that was applied but
         whose reply was lost, then re-sent by botocore, fails its own condition: the item it
@@ -202,17 +221,22 @@ class EventHandler(ServicePart):
 
         The claim is due when its lease and the settle delay are over: the save of its decision
         moves or clears that due time, so only a claim stuck undecided is still due then, and
-        the scheduler finishes it if it leads ``incident`` (:meth:`finish_stuck`)."""
+        the scheduler finishes it if it leads ``incident`` (:meth:`finish_stuck`). A claim that
+        does not ``hold`` its lease (a success kept for later failures to re-check) can be
+        taken at once by whoever decides it next; ``keep`` is written with a new claim."""
         s = self.settings
+        lease_until = now + s.lease_seconds if hold else now
         fresh: Item = {
             "status": ClaimStatus.PROCESSING.value,
-            "lease_until": now + s.lease_seconds,
+            "lease_until": lease_until,
+            "claimed_at": now,
             OWNER: token,
             EXPIRES_AT: now + s.claim_ttl_seconds,
-            **due_mark(now + s.lease_seconds + s.settle_seconds),
         }
         if incident:
             fresh[INCIDENT_OF] = incident
+            fresh.update(due_mark(now + s.lease_seconds + s.settle_seconds))
+        fresh.update(keep or {})
         try:
             self.store.put(key, fresh, now, condition=Absent())
             return Claim.NEW, None
@@ -227,7 +251,7 @@ class EventHandler(ServicePart):
                 self.store.update(
                     key,
                     now,
-                    set_values={"lease_until": now + s.lease_seconds, OWNER: token},
+                    set_values={"lease_until": lease_until, OWNER: token},
                     condition=Compare("lease_until", "=", existing.lease_until),
                 )
             except ConditionFailed as failed:
@@ -244,7 +268,7 @@ class EventHandler(ServicePart):
             logger.warning("could not release the claim %s; its lease will run out", key)
 
     def _alert_rule(
-        self, rule: Rule, record: SignInRecord, now: float, notes: tuple[str, ...]
+        self, rule: Rule, record: SignInRecord, now: float, notes: tuple[str, ...], wait: bool
     ) -> list[Notification]:
         key = claim_key(rule.id, record.event_id)
         incident = make_key(KeyKind.INCIDENT, rule.id, rule.dedup_key_of(record))
@@ -268,6 +292,9 @@ class EventHandler(ServicePart):
         if outcome is Claim.PENDING and existing is not None:
             return self._deliver_claim(key, existing, now)
         try:
+            claimed_at = existing.claimed_at if existing and existing.claimed_at else now
+            if wait and self._unnamed(record) and now < claimed_at + self._name_wait():
+                return self._wait_for_name(rule, record, key, now)
             return self._decide(rule, record, key, now, notes)
         except StateStoreError:
             self._release(key, now)
@@ -337,6 +364,9 @@ class EventHandler(ServicePart):
         escalated: list[Notification] = []
         if rule.signal == "failure":
             escalated = self._brute_force(rule, record, who, history, item, now, notes)
+            fs = s.fatigue_success
+            for success in fatigue_rechecks(history, t, fs.count, fs.seconds):
+                escalated += self._resume(success, now)
 
         result = self.delivery.decide(decided, now, principal_admitted) if alert else None
         attributes: Item = {}
@@ -426,6 +456,9 @@ class EventHandler(ServicePart):
         delay. A leading event is decided again from the event its incident keeps (the same
         path as a Lambda retry; every step is idempotent per eventID); anything else leaves the
         due index (its Lambda retries and the failed-events queue finish it)."""
+        if item.get(WAITING) and item.get(EVENT):
+            # A failure that waited for its user's name: decided now, named or not.
+            return self._resume(key, now, item, wait=False)
         incident = str(item.get(INCIDENT_OF, ""))
         current = self.store.get(incident, now) if incident else None
         if current is None or current.get("leader") != key or not current.get(EVENT):
@@ -554,18 +587,23 @@ class EventHandler(ServicePart):
     def _success(
         self, rule: Rule, record: SignInRecord, now: float, notes: tuple[str, ...]
     ) -> list[Notification]:
-        """A successful sign-in: read the principal's failures first; claim only to escalate."""
+        """A successful sign-in: kept (its claim keeps the event, the principal's item names
+        it), then checked against the principal's failures. A failure processed later that
+        precedes it re-checks it (:func:`decisions.fatigue_rechecks`), so an MFA fatigue
+        success is raised whatever the order. Timeline::
+
+            claim (the event, lease not held) -> listed on the principal's item -> enough
+            failures before it: hold the lease, decide the escalation, save, publish
+            a failure processed later: lists its failure, finds the success, decides it again
+        """
         fs = self.settings.fatigue_success
         t = record.event_time.timestamp()
-        who = principal_key(
-            record.account, escalation_principal(record.principal_key, record.source_ip)
-        )
-        history = PrincipalFailures.from_item(self.store.get(who, now))
-        failures = failures_between(history, t - fs.seconds, t)
-        if len(failures) < fs.count:
-            return []
         key = claim_key(rule.id, record.event_id)
-        outcome, existing = self._claim(key, now, uuid.uuid4().hex)
+        token = uuid.uuid4().hex
+        # The event is kept with the claim, before anything names it: a failure that finds the
+        # success listed on the principal's item can decide it again.
+        keep = {EVENT: _event_attribute(record)}
+        outcome, existing = self._claim(key, now, token, hold=False, keep=keep)
         if outcome is Claim.DUPLICATE:
             self.metrics.count("Duplicates", Rule=rule.id)
             return []
@@ -575,6 +613,38 @@ class EventHandler(ServicePart):
             )
         if outcome is Claim.PENDING and existing is not None:
             return self._deliver_claim(key, existing, now)
+        who = principal_key(
+            record.account, escalation_principal(record.principal_key, record.source_ip)
+        )
+        horizon = max(self.settings.brute_force.seconds, fs.seconds)
+        item = self.store.update(
+            who,
+            now,
+            set_values={EXPIRES_AT: max(t, now) + horizon},
+            append={"successes": [failure_entry(t, key)]},
+        )
+        history = PrincipalFailures.from_item(item)
+        if len(item.get("successes", [])) > 2 * KEEP_FAILURES:
+            self.store.update(
+                who,
+                now,
+                set_values={"successes": entries_to_keep(history.successes, t, horizon)},
+            )
+        failures = failures_between(history, t - fs.seconds, t)
+        if len(failures) < fs.count:
+            return []
+        try:
+            # Escalate: hold the lease first (one decider, whoever re-checks concurrently).
+            self.store.update(
+                key,
+                now,
+                set_values={"lease_until": now + self.settings.lease_seconds},
+                condition=Compare(OWNER, "=", token),
+            )
+        except ConditionFailed as failed:
+            raise EventInProgressError(
+                f"rule {rule.id} event {record.event_id} is being decided elsewhere"
+            ) from failed
         escalation = replace(fatigue_success_for(rule, record, failures, fs.minutes), notes=notes)
         try:
             result = self.delivery.decide([escalation], now)
@@ -583,13 +653,40 @@ class EventHandler(ServicePart):
             self._release(key, now)
             raise
 
+    def _resume(
+        self, key: str, now: float, item: Item | None = None, wait: bool = True
+    ) -> list[Notification]:
+        """Decide again an event whose claim keeps it (a success to re-check, a failure that
+        waited for its user's name), unless it is decided already or being decided."""
+        if item is None:
+            item = self.store.get(key, now)
+        if not item or not item.get(EVENT):
+            return []
+        claim = EventClaim.from_item(item)
+        if claim.status is not ClaimStatus.PROCESSING:
+            return []
+        try:
+            return self._handle(
+                key_parts(key)[0], json.loads(item[EVENT]), datetime.fromtimestamp(now, UTC), wait
+            )
+        except EventInProgressError:
+            return []  # someone decides it right now
+
     # --- Identity Center attribution -------------------------------------------------------------
 
-    def _attribute(self, record: SignInRecord, now: float) -> SignInRecord:
+    def _attribute(
+        self, record: SignInRecord, now: float, waiting_rule: str = ""
+    ) -> tuple[SignInRecord, list[str]]:
         """Name the user of an Identity Center step from earlier steps of the same workflow
-        (one request: the names and ids a step carries are merged, what is known comes back)."""
+        (one request: the names and ids a step carries are merged, what is known comes back).
+
+        A failure of ``waiting_rule`` that names nobody and finds no name yet is listed on the
+        workflow (in the same request, only while the workflow has no name): the step that names
+        the user later decides it again. Returns the record and, for a step that names the
+        user, the claims of the failures that waited for it.
+        """
         if not record.auth_workflow_id:
-            return record
+            return record, []
         key = make_key(KeyKind.WORKFLOW, record.auth_workflow_id)
         named = (
             record.principal
@@ -602,19 +699,68 @@ class EventHandler(ServicePart):
             values["user_name"] = named
         if record.identity_store_user_id:
             values["user_id"] = record.identity_store_user_id
-        if values:
-            values[EXPIRES_AT] = now + self.settings.workflow_ttl_seconds
-            known = Workflow.from_item(self.store.update(key, now, set_values=values))
+        ttl = {EXPIRES_AT: now + self.settings.workflow_ttl_seconds}
+        waiting: list[str] = []
+        if waiting_rule and not named and record.principal_key == UNKNOWN_PRINCIPAL_KEY:
+            try:
+                item = self.store.update(
+                    key,
+                    now,
+                    set_values={**values, **ttl},
+                    append={WAITING: [claim_key(waiting_rule, record.event_id)]},
+                    condition=Missing("user_name"),
+                )
+            except ConditionFailed as failed:
+                item = failed.current or {}
+            known = Workflow.from_item(item)
+        elif values:
+            item = self.store.update(key, now, set_values={**values, **ttl})
+            known = Workflow.from_item(item)
+            if named and item.get(WAITING):
+                waiting = [str(k) for k in item[WAITING]]
+                # Nothing is listed once the workflow has a name (the condition above).
+                self.store.update(key, now, remove=[WAITING])
         else:
             known = Workflow.from_item(self.store.get(key, now))
         if named or not known.user_name:
-            return record
-        return replace(
-            record,
-            principal=known.user_name,
-            principal_key=known.user_name,
-            principal_type=PRINCIPAL_IDENTITY_CENTER,
+            return record, waiting
+        return (
+            replace(
+                record,
+                principal=known.user_name,
+                principal_key=known.user_name,
+                principal_type=PRINCIPAL_IDENTITY_CENTER,
+            ),
+            waiting,
         )
+
+    def _unnamed(self, record: SignInRecord) -> bool:
+        """An Identity Center failure whose user no step of its workflow has named yet."""
+        return bool(record.auth_workflow_id) and record.principal_key == UNKNOWN_PRINCIPAL_KEY
+
+    def _name_wait(self) -> float:
+        """How long a failure waits for the step that names its user: Lambda retries a failed
+        invocation 1 and then 2 more minutes later, so a naming step whose first attempt failed
+        is processed within the lease and the settle delay (3 minutes by default)."""
+        return self.settings.lease_seconds + self.settings.settle_seconds
+
+    def _wait_for_name(
+        self, rule: Rule, record: SignInRecord, key: str, now: float
+    ) -> list[Notification]:
+        """Keep the failure undecided, with its event, until the naming step decides it again
+        or the scheduler does when the wait is over (the claim is due then)."""
+        self.metrics.count("WaitingForName", Rule=rule.id)
+        logger.info(
+            "waiting for the step that names the user of %s",
+            record.event_id,
+            extra={"rule": rule.id, "event_id": record.event_id},
+        )
+        self.store.update(
+            key,
+            now,
+            set_values={EVENT: _event_attribute(record), WAITING: True, "lease_until": now},
+        )
+        return []
 
     # --- failing open ----------------------------------------------------------------------------
 

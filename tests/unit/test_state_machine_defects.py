@@ -19,7 +19,17 @@ from chalicelib.notifications import (
 from chalicelib.rules import RuleSet, load_bundle
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MemoryStore
-from tests.support.events import IAM_FAILURE, T0, failed_mfa
+from tests.support.events import (
+    IAM_FAILURE,
+    IC_FAILURE,
+    IC_STEPS,
+    SUCCESS,
+    T0,
+    failed_mfa,
+    ic_mfa_failure,
+    ic_naming_step,
+    signed_in,
+)
 from tests.support.faults import Fault, FaultyStore, run_lambda
 
 RULES: RuleSet = load_bundle()
@@ -209,3 +219,81 @@ def test_an_escalating_event_that_fails_every_attempt_does_not_lose_the_escalati
     )
     assert escalation.event_ids == tuple(f"f{i:02d}" for i in range(10))
     assert counted(run.sent) == 11  # f09 is counted once the failed-events queue is read
+
+
+# --- 2. order matters --------------------------------------------------------------------------
+
+
+def test_a_success_processed_before_its_failed_mfa_attempts_still_raises_fatigue_success() -> None:
+    store = FaultyStore(MemoryStore())
+    service = service_on(store)
+    deliveries = [
+        # The successful sign-in at 100 s is processed at once; the four failed MFA attempts
+        # before it arrive late (their first invocations failed: Lambda retried them).
+        (T0 + 101, SUCCESS, signed_in("ok", 100)),
+        *((T0 + 160 + i, IAM_FAILURE, failed_mfa(f"f{i}", 10 * (i + 1))) for i in range(4)),
+    ]
+    run = run_lambda(service, deliveries, until=T0 + 2 * HOURS)
+    (fatigue,) = [n for n in run.sent if n.kind == KIND_ESCALATION]
+    assert (fatigue.severity, fatigue.title) == (
+        "CRITICAL",
+        "MFA fatigue success: alice signed in from 203.0.113.7 after 3 failed MFA attempts",
+    )
+    assert fatigue.event_ids == ("ok", "f0", "f1", "f2")
+    assert fatigue.dedup_key == "fatigue-success:111122223333|alice"
+    assert counted(run.sent) == 4
+
+
+def test_a_success_without_failed_attempts_stays_silent_whatever_comes_later() -> None:
+    store = FaultyStore(MemoryStore())
+    service = service_on(store)
+    deliveries = [
+        (T0 + 101, SUCCESS, signed_in("ok", 100)),
+        # Failures after the success, and another user's, are no fatigue of this sign-in.
+        *((T0 + 160 + i, IAM_FAILURE, failed_mfa(f"f{i}", 200 + i)) for i in range(4)),
+        *((T0 + 170 + i, IAM_FAILURE, failed_mfa(f"g{i}", 50 + i, user="bob")) for i in range(4)),
+    ]
+    run = run_lambda(service, deliveries, until=T0 + 2 * HOURS)
+    assert [n for n in run.sent if n.kind == KIND_ESCALATION] == []
+
+
+def test_an_identity_center_failure_processed_before_its_naming_step_is_attributed() -> None:
+    store = FaultyStore(MemoryStore())
+    service = service_on(store)
+    deliveries = [
+        # The failed MFA step names nobody; the password step of the same sign-in, which names
+        # the user, is processed a minute later (its first invocation failed).
+        (T0 + 31, IC_FAILURE, ic_mfa_failure("mfa-1", 30, workflow="wf-1")),
+        (T0 + 80, IC_STEPS, ic_naming_step("pw-1", 20, workflow="wf-1", user="jane@example.com")),
+        (T0 + 95, IC_FAILURE, ic_mfa_failure("mfa-2", 90, workflow="wf-1")),
+    ]
+    run = run_lambda(service, deliveries, until=T0 + 2 * HOURS)
+    (alert,) = [n for n in run.sent if n.kind == KIND_ALERT]
+    assert (
+        alert.title == "Failed Identity Center MFA (TOTP) for jane@example.com from 198.51.100.23"
+    )
+    assert alert.dedup_key == "111122223333|jane@example.com|198.51.100.23"
+    assert alert.event_ids == ("mfa-1",)
+    (summary,) = [n for n in run.sent if n.kind == KIND_SUMMARY]
+    assert summary.event_ids == ("mfa-2",)
+    # Both failures count for jane's bursts, none for an unnamed user of that IP.
+    jane = store.get("prn#111122223333#jane@example.com", T0 + 100)
+    assert jane is not None
+    assert sorted(e.split("|")[1] for e in jane["failures"]) == ["mfa-1", "mfa-2"]
+    assert store.get("prn#111122223333#unknown-user@198.51.100.23", T0 + 100) is None
+
+
+def test_an_identity_center_failure_never_named_is_alerted_after_the_retry_horizon() -> None:
+    store = FaultyStore(MemoryStore())
+    service = service_on(store)
+    run = run_lambda(
+        service,
+        [(T0 + 31, IC_FAILURE, ic_mfa_failure("mfa-1", 30, workflow="wf-lonely"))],
+        until=T0 + 2 * HOURS,
+    )
+    (alert,) = run.sent
+    assert alert.title.startswith("Failed Identity Center MFA (TOTP) for unknown user")
+    assert alert.dedup_key == "111122223333|unknown-user|198.51.100.23"
+    assert alert.event_ids == ("mfa-1",)
+    # Late by the retry horizon at most (the naming step's Lambda retries), never silent.
+    assert alert.notes == ()
