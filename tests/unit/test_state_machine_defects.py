@@ -6,6 +6,7 @@ Each test asserts what reaches the outputs (kinds, titles, counts, ids), never a
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 from chalicelib.config import Settings, Threshold
@@ -297,3 +298,52 @@ def test_an_identity_center_failure_never_named_is_alerted_after_the_retry_horiz
     assert alert.event_ids == ("mfa-1",)
     # Late by the retry horizon at most (the naming step's Lambda retries), never silent.
     assert alert.notes == ()
+
+
+def _outcome(sent: list[Notification]) -> tuple[object, ...]:
+    """The escalations the outputs got, and the events counted (whichever event of an incident
+    came first and led it)."""
+    escalations = sorted(
+        (n.severity, n.title, tuple(sorted(n.event_ids))) for n in sent if n.kind == KIND_ESCALATION
+    )
+    return (*escalations, tuple(sorted(e for n in sent if n.kind in COUNTED for e in n.event_ids)))
+
+
+def test_every_arrival_order_of_a_fatigue_success_gives_the_same_escalation() -> None:
+    events = [
+        (SUCCESS, signed_in("ok", 100)),
+        *((IAM_FAILURE, failed_mfa(f"f{i}", 10 * (i + 1))) for i in range(3)),
+    ]
+    outcomes = set()
+    for order in itertools.permutations(events):
+        service = service_on(FaultyStore(MemoryStore()))
+        # Every order within Lambda's retry horizon: processed 20 s apart.
+        deliveries = [(T0 + 110 + 20 * k, rule, event) for k, (rule, event) in enumerate(order)]
+        run = run_lambda(service, deliveries, until=T0 + 2 * HOURS)
+        outcomes.add(tuple(_outcome(run.sent)))
+    (outcome,) = outcomes
+    assert outcome == (
+        (
+            "CRITICAL",
+            "MFA fatigue success: alice signed in from 203.0.113.7 after 3 failed MFA attempts",
+            ("f0", "f1", "f2", "ok"),
+        ),
+        ("f0", "f1", "f2"),
+    )
+
+
+def test_every_arrival_order_of_an_identity_center_sign_in_names_the_user() -> None:
+    events = [
+        (IC_STEPS, ic_naming_step("pw-1", 20, workflow="wf-1", user="jane@example.com")),
+        (IC_FAILURE, ic_mfa_failure("mfa-1", 30, workflow="wf-1")),
+        (IC_FAILURE, ic_mfa_failure("mfa-2", 40, workflow="wf-1")),
+    ]
+    for order in itertools.permutations(events):
+        service = service_on(FaultyStore(MemoryStore()))
+        deliveries = [(T0 + 50 + 20 * k, rule, event) for k, (rule, event) in enumerate(order)]
+        run = run_lambda(service, deliveries, until=T0 + 2 * HOURS)
+        assert sorted((n.kind, n.dedup_key) for n in run.sent) == [
+            (KIND_ALERT, "111122223333|jane@example.com|198.51.100.23"),
+            (KIND_SUMMARY, "111122223333|jane@example.com|198.51.100.23"),
+        ], [n.title for n in run.sent]
+        assert counted(run.sent, IC_FAILURE) == 2
