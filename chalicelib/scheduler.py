@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import math
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ from .decisions import heartbeat_overdue, merge_held, merge_repeats
 from .delivery import RATE_KEY, ServicePart, storm_key
 from .documents import (
     MAX_STORED_LIST,
+    OWNER,
     VERSION,
     ClaimStatus,
     EventClaim,
@@ -156,15 +158,17 @@ class Scheduler(ServicePart):
         return self._look(key, item, claim, now, force)
 
     def _redeliver(self, key: str, claim: EventClaim, now: float) -> list[Notification]:
+        token = uuid.uuid4().hex
         try:  # take the lease so that a Lambda retry does not deliver the same at once
             self.store.update(
                 key,
                 now,
-                set_values={"lease_until": now + self.settings.lease_seconds},
+                set_values={"lease_until": now + self.settings.lease_seconds, OWNER: token},
                 condition=Compare("lease_until", "=", claim.lease_until),
             )
-        except ConditionFailed:
-            return []
+        except ConditionFailed as failed:
+            if not failed.current or failed.current.get(OWNER) != token:
+                return []  # taken by someone else (not our own write, re-sent by botocore)
         finish: Item = {"status": ClaimStatus.DONE.value}
         remove = [DUE_PK, DUE_AT]
         if claim.window is not None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
+import pytest
+
 from chalicelib.config import Settings, Threshold
+from chalicelib.errors import PublishError
 from chalicelib.notifications import (
     KIND_ALERT,
     KIND_ESCALATION,
@@ -32,6 +35,7 @@ from tests.support.events import (
     signed_in,
 )
 from tests.support.faults import Fault, FaultyStore, run_lambda
+from tests.support.faults import at as at_time
 
 RULES: RuleSet = load_bundle()
 COUNTED = (KIND_ALERT, KIND_SUMMARY, KIND_STORM)
@@ -347,3 +351,27 @@ def test_every_arrival_order_of_an_identity_center_sign_in_names_the_user() -> N
             (KIND_SUMMARY, "111122223333|jane@example.com|198.51.100.23"),
         ], [n.title for n in run.sent]
         assert counted(run.sent, IC_FAILURE) == 2
+
+
+def test_a_scheduler_redelivery_whose_lease_write_was_re_sent_still_delivers() -> None:
+    # The alert's publish fails; the scheduler's takeover of the claim's lease is applied, its
+    # reply lost and re-sent by botocore (the re-sent write fails its own condition).
+    store = FaultyStore(
+        MemoryStore(),
+        [
+            Fault(
+                "update",
+                f"evt#{IAM_FAILURE}#a",
+                kind="ambiguous",
+                when=lambda _, r: r["condition"] is not None and r["now"] > T0 + 60,
+            )
+        ],
+    )
+    settings = Settings()
+    publisher = MemoryPublisher(settings, failing={"alerts"})
+    service = AlertService(RULES, publisher, store, settings)
+    with pytest.raises(PublishError):
+        service.handle(IAM_FAILURE, failed_mfa("a", 0), at_time(T0))
+    publisher.failing.clear()  # SNS recovers; the scheduler redelivers before Lambda retries
+    sent = service.tick(at_time(T0 + 120))
+    assert [(n.kind, n.id) for n in sent] == [(KIND_ALERT, f"alert:{IAM_FAILURE}:a")]
