@@ -2,21 +2,30 @@
 
 Per event (alert rules), each step one request on its own item:
 
-1. **Claim** the (rule, eventID) item with a conditional put. A duplicate delivery learns from the
-   failed condition (the item comes back with it) that it is a duplicate, in progress, or decided
-   but not fully delivered. This is the only step before which the service may fail open: if the
-   claim cannot be written, nothing was saved, published or held for the event in this
-   invocation, so an alert marked "dedup unavailable" goes out. After it, a state error raises
-   (Lambda retries) and the retry finishes what was saved.
+1. **Claim** the (rule, eventID) item with a conditional put, with the attempt's owner token (a
+   write of ours re-sent by botocore is recognised as ours). A duplicate delivery learns from
+   the failed condition (the item comes back with it) that it is a duplicate, in progress, or
+   decided but not fully delivered. This is the only step before which the service may fail
+   open: if the claim cannot be written, nothing was saved, published or held for the event in
+   this invocation, so a marked copy goes out ("dedup unavailable", :func:`fail_open_copy_id`).
+   After it, a state error raises (Lambda retries) and the retry finishes what was saved. The
+   claim is due when its lease and the settle delay are over: saving the decision moves that
+   due time, so the scheduler finds an incident's leader that never got further and decides it
+   again (:meth:`EventHandler.finish_stuck`).
 2. **Incident**: a conditional write opens a new window if none is open for the event time (the
-   ALERT); otherwise the failed condition returns the open window (a REPEAT, counted on the
-   event's own claim, in the window's group, merged into the summary by the scheduler).
+   ALERT; the incident keeps the event); otherwise the failed condition returns the open window
+   (a REPEAT, counted on the event's own claim, in the window's group, merged into the summary
+   by the scheduler).
 3. **Principal**: one update appends the failure and counts the alert against the principal's
-   rate window; a completed burst is escalated once with a conditional write.
+   rate window; a completed burst is escalated once with a conditional write that carries the
+   escalation's outbox (the principal's item stays due until it is delivered); successes the
+   failure precedes are re-checked for MFA fatigue.
 4. **Admission** (:mod:`chalicelib.delivery`): the topic's rate window, storm mode.
 5. **Save** the decision on the claim (outbox, held records, window), then **deliver**.
 
-Every step is idempotent per eventID, so a takeover after a crash decides the same again.
+An Identity Center failure that names nobody, before any step of its workflow did, waits for
+the step that names the user (or the scheduler) instead. Every step is idempotent per eventID,
+so a takeover after a crash decides the same again. docs/design.md argues the order of the steps.
 """
 
 from __future__ import annotations
