@@ -263,7 +263,7 @@ class Delivery:
         key = make_key(KeyKind.HELD, notification.id)
         existing = self.store.get(key, now)
         if existing is not None:
-            self._grow_held(key, existing, held_record(notification), notification.rule.id, now)
+            self._grow_held(notification, existing, held_record(notification), now)
             return Decided([self._entry(notification, held=True)], [])
         decided = self.decide([notification], now, principal_admitted)
         if decided.held:
@@ -277,7 +277,7 @@ class Delivery:
                 )
             except ConditionFailed as failed:
                 if failed.current is not None:  # recorded meanwhile: grow it if need be
-                    self._grow_held(key, failed.current, held, notification.rule.id, now)
+                    self._grow_held(notification, failed.current, held, now)
         return Decided(decided.entries, [])
 
     def _held_item(self, held: Held, rule_id: str, now: float) -> Item:
@@ -287,14 +287,20 @@ class Delivery:
             **group_mark(storm_key(rule_id), now),
         }
 
-    def _grow_held(self, key: str, recorded: Item, held: Held, rule_id: str, now: float) -> None:
-        """Record what ``held`` adds to the held record ``key`` (and its growths so far).
+    def _grow_held(
+        self, notification: Notification, recorded: Item, held: Held, now: float
+    ) -> None:
+        """Record what ``held`` adds to the held record of ``notification`` (and its growths so
+        far).
 
         Each growth is an item of its own in the storm group, keyed by the count it grows from,
-        so it is written once whoever retries: ``key`` records the count reached (``count``).
+        so it is written once whoever retries; the held record keeps the count reached
+        (``count``).
         Timeline: growth item written -> ``count`` moved on; a crash between the two leaves the
         growth item, which the next attempt adopts instead of writing another.
         """
+        key = make_key(KeyKind.HELD, notification.id)
+        rule_id = notification.rule.id
         current: Item | None = recorded
         while current is not None:
             count = int(current.get("count", sum(h.count for h in held_of(current))))
@@ -305,7 +311,10 @@ class Delivery:
             self.schedule_digest(rule_id, now)  # the storm that counts it may have ended
             try:
                 self.store.put(
-                    f"{key}#{count}", self._held_item(growth, rule_id, now), now, condition=Absent()
+                    make_key(KeyKind.HELD, notification.id, str(count)),
+                    self._held_item(growth, rule_id, now),
+                    now,
+                    condition=Absent(),
                 )
             except ConditionFailed as failed:
                 if failed.current is None:
