@@ -27,6 +27,8 @@ OWNER = "owner"
 #: a success and a failure waiting for its user's name their own), the incident an event claim
 #: may lead, and the mark of a failure waiting for its Identity Center user's name.
 EVENT, INCIDENT_OF, WAITING = "event", "incident", "waiting"
+#: How many times the scheduler decided an incident's stuck leader again.
+FINISH_TRIES = "finish_tries"
 
 
 def bounded(

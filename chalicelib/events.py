@@ -56,6 +56,7 @@ from .decisions import (
 from .delivery import Decided, Delivery, ServicePart
 from .documents import (
     EVENT,
+    FINISH_TRIES,
     INCIDENT_OF,
     OWNER,
     WAITING,
@@ -135,6 +136,16 @@ def claim_key(rule_id: str, event_id: str) -> str:
     return make_key(KeyKind.EVENT, rule_id, event_id)
 
 
+#: How many times the scheduler decides a stuck leading event again before a stand-in leads its
+#: window in its place (an event that fails every time it is decided, or whose item does).
+STAND_IN_AFTER = 2
+
+
+def stand_in_key(rule_id: str, event_id: str) -> str:
+    """The claim that decides a stuck leading event in its place (:meth:`finish_stuck`)."""
+    return make_key(KeyKind.EVENT, rule_id, event_id, "stand-in")
+
+
 def principal_key(account: str, principal: str) -> str:
     return make_key(KeyKind.PRINCIPAL, account, principal)
 
@@ -179,7 +190,12 @@ class EventHandler(ServicePart):
         return self._handle(rule_id, event, now, wait=True)
 
     def _handle(
-        self, rule_id: str, event: Mapping[str, Any], now: datetime, wait: bool
+        self,
+        rule_id: str,
+        event: Mapping[str, Any],
+        now: datetime,
+        wait: bool,
+        stand_in: bool = False,
     ) -> list[Notification]:
         """:meth:`handle`; ``wait``: a failure may still wait for its user's name (not when
         the scheduler decides what waited)."""
@@ -207,7 +223,7 @@ class EventHandler(ServicePart):
             return sent + self._success(rule, record, clock, notes)
         if rule.mode != "alert":
             return sent
-        return sent + self._alert_rule(rule, record, clock, notes, wait)
+        return sent + self._alert_rule(rule, record, clock, notes, wait, stand_in)
 
     def _notes(self, record: SignInRecord) -> tuple[str, ...]:
         note = self.settings.account_note(record.account)
@@ -277,9 +293,15 @@ class EventHandler(ServicePart):
             logger.warning("could not release the claim %s; its lease will run out", key)
 
     def _alert_rule(
-        self, rule: Rule, record: SignInRecord, now: float, notes: tuple[str, ...], wait: bool
+        self,
+        rule: Rule,
+        record: SignInRecord,
+        now: float,
+        notes: tuple[str, ...],
+        wait: bool,
+        stand_in: bool = False,
     ) -> list[Notification]:
-        key = claim_key(rule.id, record.event_id)
+        key = (stand_in_key if stand_in else claim_key)(rule.id, record.event_id)
         incident = make_key(KeyKind.INCIDENT, rule.id, rule.dedup_key_of(record))
         try:
             outcome, existing = self._claim(key, now, uuid.uuid4().hex, incident)
@@ -301,6 +323,19 @@ class EventHandler(ServicePart):
         if outcome is Claim.PENDING and existing is not None:
             return self._deliver_claim(key, existing, now)
         try:
+            # A later attempt (never the first): a stand-in may have decided it meanwhile.
+            if (
+                existing is not None
+                and not stand_in
+                and self.store.get(stand_in_key(rule.id, record.event_id), now) is not None
+            ):
+                self.store.update(
+                    key,
+                    now,
+                    set_values={"status": ClaimStatus.DONE.value},
+                    remove=[DUE_PK, DUE_AT],
+                )
+                return []
             claimed_at = existing.claimed_at if existing and existing.claimed_at else now
             if wait and self._unnamed(record) and now < claimed_at + self._name_wait():
                 return self._wait_for_name(rule, record, key, now)
@@ -444,6 +479,7 @@ class EventHandler(ServicePart):
                         "leader": key,
                         "group": group,
                         EVENT: _event_attribute(record),
+                        FINISH_TRIES: 0,
                         EXPIRES_AT: incident_expiry(end, now),
                     },
                     condition=AnyOf((Absent(), Compare("window_end", "<=", t))),
@@ -463,7 +499,8 @@ class EventHandler(ServicePart):
     def finish_stuck(self, key: str, item: Item, now: float) -> list[Notification]:
         """The scheduler's turn on a claim still undecided after its lease and the settle
         delay. A leading event is decided again from the event its incident keeps (the same
-        path as a Lambda retry; every step is idempotent per eventID); anything else leaves the
+        path as a Lambda retry; every step is idempotent per eventID), and after
+        :data:`STAND_IN_AFTER` tries by a stand-in claim in its place; anything else leaves the
         due index (its Lambda retries and the failed-events queue finish it)."""
         if item.get(WAITING) and item.get(EVENT):
             # A failure that waited for its user's name: decided now, named or not.
@@ -476,14 +513,35 @@ class EventHandler(ServicePart):
                     key, now, remove=[DUE_PK, DUE_AT], condition=Compare(DUE_AT, "=", item[DUE_AT])
                 )
             return []
-        self.metrics.count("StuckLeadersFinished")
-        logger.warning("%s leads %s and is still undecided: deciding it again", key, incident)
+        rule_id = key_parts(key)[0]
+        event = json.loads(current[EVENT])
+        at = datetime.fromtimestamp(now, UTC)
+        tries = int(self.store.update(incident, now, add={FINISH_TRIES: 1}).get(FINISH_TRIES, 1))
+        if tries <= STAND_IN_AFTER:
+            self.metrics.count("StuckLeadersFinished")
+            logger.warning("%s leads %s and is still undecided: deciding it again", key, incident)
+            try:
+                return self.handle(rule_id, event, at)
+            except EventInProgressError:
+                return []  # an invocation holds it right now: still due, looked at again later
+        # It fails every time it is decided: a stand-in claim leads the window in its place
+        # (the same alert, id and count; the stuck event, if it is ever decided again, finds
+        # its stand-in and counts nothing), so its incident is never silent.
+        record = parse_event(event)
+        stand_in = stand_in_key(rule_id, record.event_id)
         try:
-            return self.handle(
-                key_parts(key)[0], json.loads(current[EVENT]), datetime.fromtimestamp(now, UTC)
+            self.store.update(
+                incident,
+                now,
+                set_values={"leader": stand_in},
+                condition=Compare("leader", "=", key),
             )
-        except EventInProgressError:
-            return []  # an invocation holds it right now: still due, looked at again later
+        except ConditionFailed as failed:
+            if not failed.current or failed.current.get("leader") != stand_in:
+                return []
+        self.metrics.count("StandIns")
+        logger.error("%s fails every time it is decided: a stand-in leads %s", key, incident)
+        return self._handle(rule_id, event, at, wait=False, stand_in=True)
 
     def _late_batch(self, leader: str, now: float) -> None:
         at = now + self.settings.settle_seconds

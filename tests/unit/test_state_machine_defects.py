@@ -211,6 +211,33 @@ def test_a_first_event_that_fails_every_attempt_does_not_silence_its_incident() 
     assert counted(run.sent) == 17
 
 
+def test_a_first_event_whose_item_always_fails_is_stood_in_for() -> None:
+    # Every write to the first event's claim fails, whoever tries, for good (a poison item):
+    # after two tries of the scheduler, a stand-in claim leads the window in its place.
+    stuck = f"evt#{IAM_FAILURE}#f00"
+    store = FaultyStore(
+        MemoryStore(), [Fault("update", stuck, times=None, when=lambda key, _: key == stuck)]
+    )
+    service = service_on(store)
+    run = run_lambda(service, burst(17), until=T0 + 2 * HOURS)
+    assert run.parked == ["f00"]
+    alerts = [n for n in run.sent if n.kind == KIND_ALERT]
+    assert [(n.id, n.title, n.event_ids) for n in alerts] == [
+        (
+            f"alert:{IAM_FAILURE}:f00",
+            "Failed MFA sign-in for IAM user alice from 203.0.113.7",
+            ("f00",),
+        )
+    ]
+    (summary,) = [n for n in run.sent if n.kind == KIND_SUMMARY]
+    assert summary.title == "16 more failed MFA attempts for alice from 203.0.113.7"
+    assert counted(run.sent) == 17
+    # The stuck event decided again later (the failed-events queue) counts nothing more.
+    store.faults.clear()
+    assert service.handle(IAM_FAILURE, burst(1)[0][2], at_time(T0 + 3 * HOURS)) == []
+    assert counted(service.delivery.publisher.sent) == 17  # type: ignore[attr-defined]
+
+
 def test_an_escalating_event_that_fails_every_attempt_does_not_lose_the_escalation() -> None:
     # The tenth failure completes the burst (10 in 5 minutes) and marks the escalation; every
     # later write to its claim fails, whoever tries.
