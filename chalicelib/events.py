@@ -738,6 +738,10 @@ class EventHandler(ServicePart):
             )
         except EventInProgressError:
             return []  # someone decides it right now
+        except PublishError as exc:
+            # Decided and saved; what did not publish stays due: the scheduler redelivers it.
+            logger.error("%s decided again, not delivered yet: %s", key, exc)
+            return []
 
     # --- Identity Center attribution -------------------------------------------------------------
 
