@@ -62,6 +62,17 @@ LambdaHandler = Callable[[Any, Any], Any]
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10
 )
+#: SNS publishes are never retried by the client: a standard topic does not deduplicate, and
+#: botocore re-sends a Publish whose reply was lost (a read timeout), so a client retry can
+#: deliver a message twice without anyone knowing. The outbox retries instead
+#: (chalicelib/delivery.py): an output whose publish did not confirm is published again by the
+#: Lambda retry or the scheduler, with the same notification id. In a ``Config`` object
+#: ``max_attempts`` counts *retries* (botocore adds one); ``total_max_attempts`` counts every
+#: attempt, the first included, so 1 means one attempt
+#: (tests/functional/test_sns_retries.py counts them at the wire).
+SNS_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=10
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,7 @@ def wiring() -> Wiring:
     global _wiring  # noqa: PLW0603 - one per Lambda execution environment, reused across calls
     if _wiring is None:
         settings = settings_from_env()
-        publisher = SnsPublisher(boto3.client("sns", config=CLIENT_CONFIG), settings)
+        publisher = SnsPublisher(boto3.client("sns", config=SNS_CLIENT_CONFIG), settings)
         store = DynamoStateStore(
             boto3.client("dynamodb", config=CLIENT_CONFIG), settings.table_name
         )

@@ -25,6 +25,14 @@ VERSION = "v"
 #: outlive its storm's next digest. A storm item is kept this long after its latest digest, so it
 #: never expires (and takes its digest progress with it) before the records it has counted.
 HELD_RETENTION = 2 * 24 * 3600.0
+#: The attribute of an event claim that names the attempt holding its lease.
+OWNER = "owner"
+#: The raw event an item keeps so that it can be decided again (an incident keeps its leader's,
+#: a success and a failure waiting for its user's name their own), the incident an event claim
+#: may lead, and the mark of a failure waiting for its Identity Center user's name.
+EVENT, INCIDENT_OF, WAITING = "event", "incident", "waiting"
+#: How many times the scheduler decided an incident's stuck leader again.
+FINISH_TRIES = "finish_tries"
 
 
 def bounded(
@@ -222,6 +230,11 @@ class EventClaim:
     outbox: Outbox = Outbox()
     window: WindowRef | None = None
     version: int = 0
+    owner: str = ""
+    """The token of the attempt that holds the lease: an attempt whose conditional write was
+    applied but unacknowledged (botocore retried it) finds its own token and carries on."""
+    claimed_at: float = 0.0
+    """When the first attempt claimed it."""
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> EventClaim:
@@ -233,6 +246,8 @@ class EventClaim:
             outbox=Outbox.from_item(item),
             window=WindowRef.from_json(window) if window else None,
             version=int(item.get(VERSION, 0)),
+            owner=str(item.get(OWNER, "")),
+            claimed_at=float(item.get("claimed_at", 0.0)),
         )
 
 
@@ -271,20 +286,28 @@ class PrincipalFailures:
     failures: tuple[tuple[float, str], ...] = ()
     escalated_until: float = 0.0
     escalated_by: str = ""
+    successes: tuple[tuple[float, str], ...] = ()
+    """Recent successful sign-ins ``(event time, claim key)``: a failure processed after a
+    success it precedes re-checks that success for MFA fatigue."""
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any] | None) -> PrincipalFailures:
         if not item:
             return cls()
-        failures = []
-        for entry in item.get("failures", []):
-            t, _, event_id = str(entry).partition("|")
-            failures.append((float(t), event_id))
         return cls(
-            tuple(sorted(set(failures))),
+            _entries(item.get("failures", [])),
             float(item.get("escalated_until", 0.0)),
             str(item.get("escalated_by", "")),
+            _entries(item.get("successes", [])),
         )
+
+
+def _entries(entries: Any) -> tuple[tuple[float, str], ...]:
+    parsed = []
+    for entry in entries:
+        t, _, name = str(entry).partition("|")
+        parsed.append((float(t), name))
+    return tuple(sorted(set(parsed)))
 
 
 def failure_entry(t: float, event_id: str) -> str:

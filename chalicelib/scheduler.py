@@ -40,6 +40,7 @@ import contextlib
 import json
 import logging
 import math
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -51,10 +52,12 @@ from .delivery import RATE_KEY, ServicePart, storm_key
 from .documents import (
     HELD_RETENTION,
     MAX_STORED_LIST,
+    OWNER,
     VERSION,
     ClaimStatus,
     EventClaim,
     Heartbeat,
+    Outbox,
     StormState,
     ended_storms,
     held_of,
@@ -63,7 +66,7 @@ from .documents import (
     window_attribute,
 )
 from .errors import MfawatchError, PublishError, UnknownReferenceError
-from .events import escalation_principal, principal_key
+from .events import EventHandler, escalation_principal, principal_key
 from .notifications import Notification, heartbeat_notice, storm_digest_for, summary_for
 from .rules import HEARTBEAT_RULE
 from .state import (
@@ -166,6 +169,9 @@ class Scheduler(ServicePart):
 
     _tidied: int | None = None
     """The rate window whose tidy this execution environment has done."""
+    events: EventHandler | None = None
+    """The event handler, which finishes what an event's own invocations could not: a leading
+    event still undecided after its lease (set by :class:`service.AlertService`)."""
 
     def tick(
         self, now: datetime, force: bool = False, remaining: Remaining | None = None
@@ -272,6 +278,8 @@ class Scheduler(ServicePart):
             return self._storm(key, item, now, force)
         if kind is KeyKind.HEARTBEAT:
             return self._heartbeat(key, item, now)
+        if kind is KeyKind.PRINCIPAL:
+            return self._escalations(key, item, now)
         raise UnknownReferenceError(f"{key}: no scheduled work for items of this kind")
 
     # --- event claims: redelivery and window summaries -------------------------------------------
@@ -280,6 +288,13 @@ class Scheduler(ServicePart):
         claim = EventClaim.from_item(item)
         if claim.status is not ClaimStatus.DONE and claim.lease_until > now and not force:
             return []  # its invocation is still at work; the due time moves on with it
+        if (
+            self.events is not None
+            and claim.status is ClaimStatus.PROCESSING
+            and claim.window is None
+            and not claim.outbox.entries
+        ):
+            return self.events.finish_stuck(key, item, now)  # still undecided after its lease
         if claim.outbox.pending():
             return self._redeliver(key, claim, now)
         if claim.window is None:
@@ -288,15 +303,17 @@ class Scheduler(ServicePart):
         return self._look(key, item, claim, now, force)
 
     def _redeliver(self, key: str, claim: EventClaim, now: float) -> list[Notification]:
+        token = uuid.uuid4().hex
         try:  # take the lease so that a Lambda retry does not deliver the same at once
             self.store.update(
                 key,
                 now,
-                set_values={"lease_until": now + self.settings.lease_seconds},
+                set_values={"lease_until": now + self.settings.lease_seconds, OWNER: token},
                 condition=Compare("lease_until", "=", claim.lease_until),
             )
-        except ConditionFailed:
-            return []
+        except ConditionFailed as failed:
+            if not failed.current or failed.current.get(OWNER) != token:
+                return []  # taken by someone else (not our own write, re-sent by botocore)
         finish: Item = {"status": ClaimStatus.DONE.value}
         remove = [DUE_PK, DUE_AT]
         if claim.window is not None:
@@ -504,6 +521,16 @@ class Scheduler(ServicePart):
         return self.delivery.deliver(
             key, outbox, now, finish, [] if next_due is not None else [DUE_PK, DUE_AT]
         )
+
+    # --- escalations kept on a principal's item -------------------------------------------------
+
+    def _escalations(self, key: str, item: Item, now: float) -> list[Notification]:
+        """Publish an escalation its deciding event did not get to publish."""
+        outbox = Outbox.from_item(item)
+        if outbox.pending():
+            return self.delivery.deliver(key, outbox, now)
+        self._settle(key, item, now, None)
+        return []
 
     # --- heartbeats -----------------------------------------------------------------------------
 

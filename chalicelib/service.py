@@ -85,6 +85,7 @@ class AlertService:
         self.delivery = Delivery(self.store, publisher, self.settings, self.metrics, known)
         self.events = EventHandler(rules, self.store, self.delivery, self.settings, self.metrics)
         self.scheduler = Scheduler(known, self.store, self.delivery, self.settings, self.metrics)
+        self.scheduler.events = self.events
         self.heartbeats = Heartbeats(self.store, self.delivery, self.metrics)
 
     def handle(self, rule_id: str, event: Mapping[str, Any], now: datetime) -> list[Notification]:
