@@ -28,17 +28,11 @@ from tests.support.simulation import (
 
 SCENARIOS = {scenario.name: scenario for scenario in scenarios("ci")}
 
-#: Scenarios that fail only because of defects 1-6 of issue 18 (fixed on branch
-#: issue18-decisions); strict=False so that the merge shows which pass.
-FAULT_XFAIL = {
-    "fatigue-success": "defect 2: a failure retried after the success never raises the fatigue "
-    "success",
-    "storm-digests": "defect 1: a fault between the storm flag and the digest's due time",
-}
-ORDER_XFAIL = {
-    "fatigue-success": "defect 2: a success processed before its failures raises nothing",
-    "identity-center-attribution": "defect 2: a failure before the naming step stays unknown",
-}
+#: Scenarios that fail only because of a known defect (none since defects 1-6 of issue 18 were
+#: merged; before: fatigue-success and storm-digests here, defects 2 and 1). strict=False, so
+#: that a fix shows up as XPASS.
+FAULT_XFAIL: dict[str, str] = {}
+ORDER_XFAIL: dict[str, str] = {}
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +81,7 @@ LAG = 150.0
 LAGGED = ("summary", "repeat-burst-escalation", "storm-digests")
 
 
-@pytest.mark.parametrize("scenario", [p for p in _params(FAULT_XFAIL) if p.id in LAGGED])
+@pytest.mark.parametrize("scenario", [p for p in _params({}) if p.id in LAGGED])
 def test_a_fault_at_every_call_with_late_index_entries_breaks_no_invariant(
     scenario: Scenario,
 ) -> None:
@@ -103,26 +97,12 @@ def test_events_parked_by_an_outage_are_counted_once_the_consumer_reruns_them(
     assert violations(outcome) == []
 
 
-RESENT_XFAIL = {
-    name: "defect 6: a conditional write re-sent by botocore fails its own condition and the "
-    "claim is read as another invocation's"
-    for name in SCENARIOS
-}
-
-
-@pytest.mark.parametrize("scenario", _params(RESENT_XFAIL))
+@pytest.mark.parametrize("scenario", _params({}))
 def test_a_write_resent_by_botocore_at_every_call_costs_no_retry(scenario: Scenario) -> None:
     _assert_holds(enumerate_faults(scenario, kinds=(RESENT,)))
 
 
-PAIRS_XFAIL = {
-    "fatigue-success": FAULT_XFAIL["fatigue-success"],
-    "identity-center-attribution": "defects 2 and 3: a leader that failed before its user was "
-    "named leaves its unnamed incident's repeats to nobody",
-}
-
-
-@pytest.mark.parametrize("scenario", _params(PAIRS_XFAIL))
+@pytest.mark.parametrize("scenario", _params({}))
 def test_two_faults_at_random_calls_break_no_invariant(scenario: Scenario) -> None:
     report = random_fault_sets(scenario, runs=60)
     assert report.runs == 60
