@@ -28,12 +28,6 @@ from tests.support.simulation import (
 
 SCENARIOS = {scenario.name: scenario for scenario in scenarios("ci")}
 
-#: Scenarios that fail only because of a known defect (none since defects 1-6 of issue 18 were
-#: merged; before: fatigue-success and storm-digests here, defects 2 and 1). strict=False, so
-#: that a fix shows up as XPASS.
-FAULT_XFAIL: dict[str, str] = {}
-ORDER_XFAIL: dict[str, str] = {}
-
 
 @pytest.fixture(autouse=True)
 def _quiet() -> Iterator[None]:
@@ -43,15 +37,8 @@ def _quiet() -> Iterator[None]:
     logging.disable(logging.NOTSET)
 
 
-def _params(xfails: dict[str, str]) -> list[object]:
-    return [
-        pytest.param(
-            scenario,
-            id=name,
-            marks=[pytest.mark.xfail(strict=False, reason=xfails[name])] if name in xfails else [],
-        )
-        for name, scenario in SCENARIOS.items()
-    ]
+def _params() -> list[object]:
+    return [pytest.param(scenario, id=name) for name, scenario in SCENARIOS.items()]
 
 
 def _assert_holds(report: Report) -> None:
@@ -61,14 +48,14 @@ def _assert_holds(report: Report) -> None:
     )
 
 
-@pytest.mark.parametrize("scenario", _params(FAULT_XFAIL))
+@pytest.mark.parametrize("scenario", _params())
 def test_a_fault_or_kill_at_every_call_breaks_no_invariant(scenario: Scenario) -> None:
     report = enumerate_faults(scenario)
     assert report.fault_points > 10
     _assert_holds(report)
 
 
-@pytest.mark.parametrize("scenario", _params(ORDER_XFAIL))
+@pytest.mark.parametrize("scenario", _params())
 def test_every_arrival_order_gives_the_same_notifications(scenario: Scenario) -> None:
     report = enumerate_orders(scenario, sample=30)
     assert report.permutations >= 1
@@ -81,14 +68,14 @@ LAG = 150.0
 LAGGED = ("summary", "repeat-burst-escalation", "storm-digests")
 
 
-@pytest.mark.parametrize("scenario", [p for p in _params({}) if p.id in LAGGED])
+@pytest.mark.parametrize("scenario", [p for p in _params() if p.id in LAGGED])
 def test_a_fault_at_every_call_with_late_index_entries_breaks_no_invariant(
     scenario: Scenario,
 ) -> None:
     _assert_holds(enumerate_faults(scenario, index_lag=lag_everything(LAG)))
 
 
-@pytest.mark.parametrize("scenario", _params({}))
+@pytest.mark.parametrize("scenario", _params())
 def test_events_parked_by_an_outage_are_counted_once_the_consumer_reruns_them(
     scenario: Scenario,
 ) -> None:
@@ -97,12 +84,12 @@ def test_events_parked_by_an_outage_are_counted_once_the_consumer_reruns_them(
     assert violations(outcome) == []
 
 
-@pytest.mark.parametrize("scenario", _params({}))
+@pytest.mark.parametrize("scenario", _params())
 def test_a_write_resent_by_botocore_at_every_call_costs_no_retry(scenario: Scenario) -> None:
     _assert_holds(enumerate_faults(scenario, kinds=(RESENT,)))
 
 
-@pytest.mark.parametrize("scenario", _params({}))
+@pytest.mark.parametrize("scenario", _params())
 def test_two_faults_at_random_calls_break_no_invariant(scenario: Scenario) -> None:
     report = random_fault_sets(scenario, runs=60)
     assert report.runs == 60
