@@ -68,6 +68,17 @@ LambdaHandler = Callable[[Any, Any], Any]
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10
 )
+#: SNS publishes are never retried by the client: a standard topic does not deduplicate, and
+#: botocore re-sends a Publish whose reply was lost (a read timeout), so a client retry can
+#: deliver a message twice without anyone knowing. The outbox retries instead
+#: (chalicelib/delivery.py): an output whose publish did not confirm is published again by the
+#: Lambda retry or the scheduler, with the same notification id. In a ``Config`` object
+#: ``max_attempts`` counts *retries* (botocore adds one); ``total_max_attempts`` counts every
+#: attempt, the first included, so 1 means one attempt
+#: (tests/functional/test_sns_retries.py counts them at the wire).
+SNS_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=10
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +99,7 @@ def wiring() -> Wiring:
     global _wiring  # noqa: PLW0603 - one per Lambda execution environment, reused across calls
     if _wiring is None:
         settings = settings_from_env()
-        publisher = SnsPublisher(boto3.client("sns", config=CLIENT_CONFIG), settings)
+        publisher = SnsPublisher(boto3.client("sns", config=SNS_CLIENT_CONFIG), settings)
         store = DynamoStateStore(
             boto3.client("dynamodb", config=CLIENT_CONFIG), settings.table_name
         )
@@ -142,11 +153,19 @@ for _rule in RULES:
     app.on_cw_event(dict(_rule.event_pattern), name=_rule.handler_name)(_handler_for(_rule))
 
 
+def remaining_time(context: Any) -> Callable[[], float] | None:
+    """Seconds left in this invocation, from the Lambda context (None without one)."""
+    millis = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(millis):
+        return None
+    return lambda: float(millis()) / 1000.0
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="send_due_summaries")
 def send_due_summaries(event: CloudWatchEvent) -> None:
     """Every minute: summaries of closed incident windows, storm digests, failed redeliveries."""
     with metrics_flushed(event):
-        service().tick(now_utc())
+        service().tick(now_utc(), remaining=remaining_time(event.context))
 
 
 @app.on_cw_event(dict(HEARTBEAT_PATTERN), name="on_heartbeat")

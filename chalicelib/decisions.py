@@ -40,7 +40,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .documents import ClaimStatus, EventClaim, Held, PrincipalFailures, failure_entry
 
@@ -163,9 +163,31 @@ def failures_between(history: PrincipalFailures, since: float, until: float) -> 
     return tuple(event_id for t, event_id in history.failures if since < t <= until)
 
 
+def fatigue_rechecks(
+    history: PrincipalFailures, t: float, count: int, window: float
+) -> tuple[str, ...]:
+    """The successes (their claim keys) that a failure at ``t`` may make an MFA fatigue success:
+    those it precedes within ``window``, with at least ``count`` failures before them. A
+    success processed before (some of) its failures is re-checked by them, so the escalation
+    does not depend on the order in which the events are processed."""
+    return tuple(
+        key
+        for s_t, key in history.successes
+        if s_t - window < t <= s_t and len(failures_between(history, s_t - window, s_t)) >= count
+    )
+
+
 def failures_to_keep(history: PrincipalFailures, now_t: float, horizon: float) -> list[str]:
     """The trimmed failure list: the last :data:`KEEP_FAILURES` within ``horizon``."""
-    recent = [(t, e) for t, e in history.failures if t > now_t - horizon]
+    return entries_to_keep(history.failures, now_t, horizon)
+
+
+def entries_to_keep(
+    entries: Sequence[tuple[float, str]], now_t: float, horizon: float
+) -> list[str]:
+    """A trimmed list of ``(time, name)`` entries: the last :data:`KEEP_FAILURES` within
+    ``horizon`` (failures, successes)."""
+    recent = [(t, e) for t, e in entries if t > now_t - horizon]
     return [failure_entry(t, e) for t, e in recent[-KEEP_FAILURES:]]
 
 
@@ -225,6 +247,21 @@ def merge_held(held: Sequence[Held], limit: int) -> StormStats | None:
         escalated=tally((h.principal, 1) for h in held if h.kind == "escalation"),
         first=min(h.first for h in held),
         last=max(h.last for h in held),
+    )
+
+
+def held_growth(recorded: int, recorded_ids: Iterable[str], held: Held) -> Held | None:
+    """What a held notification adds to the ``recorded`` count its held records already give
+    (None: nothing). A held summary rebuilt after a crash covers the same repeats and maybe
+    more, never fewer: the difference is recorded apart, so what the storm digest counts only
+    grows and never counts an event twice."""
+    if held.count <= recorded:
+        return None
+    known = set(recorded_ids)
+    return replace(
+        held,
+        count=held.count - recorded,
+        event_ids=tuple(e for e in held.event_ids if e not in known),
     )
 
 

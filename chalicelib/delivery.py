@@ -17,19 +17,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .config import Settings
-from .decisions import rate_slot
+from .decisions import held_growth, rate_slot
 from .documents import (
+    HELD_RETENTION,
+    MAX_STORED_LIST,
     Held,
     Outbox,
     OutboxEntry,
     counter_attribute,
     delivery_mark,
     held_attribute,
+    held_of,
     storm_attribute,
 )
 from .errors import ConfigError, PublishError, StateStoreError, UnknownReferenceError
@@ -44,6 +48,7 @@ from .state import (
     Absent,
     Compare,
     ConditionFailed,
+    Item,
     KeyKind,
     Missing,
     StateStore,
@@ -138,7 +143,13 @@ class Delivery:
         """The ``add``/``remove`` that count one notification against its principal's window."""
         period = self.settings.principal_rate.seconds
         slot = rate_slot(now, period)
-        return {counter_attribute(slot): 1}, [counter_attribute(slot - 2)]
+        # Remove the counters of every window since the item's previous write could have been
+        # (events.py keeps the item this long after a failure), not only the one before last:
+        # a skipped window would otherwise keep its counter as long as the principal fails.
+        s = self.settings
+        life = max(s.brute_force.seconds, s.fatigue_success.seconds)
+        stale = range(2, math.ceil(life / period) + 3)
+        return {counter_attribute(slot): 1}, [counter_attribute(slot - k) for k in stale]
 
     def principal_admits(self, principal_item: Mapping[str, Any], now: float) -> bool:
         """Whether the count an add just returned is within the principal's limit."""
@@ -162,7 +173,8 @@ class Delivery:
         """Take a slot of the topic's window unless the rule is in storm mode.
 
         Returns (admitted, opened_storm). One atomic add; a rule in storm mode is told by the
-        failed condition (no slot taken). A full window opens storm mode for the rule.
+        failed condition (no slot taken). A full window opens storm mode for the rule, its digest
+        scheduled first.
         """
         rate = self.settings.topic_rate
         slot = rate_slot(now, rate.seconds)
@@ -180,6 +192,10 @@ class Delivery:
             return False, False  # storm mode: hold without taking a slot
         if int(item.get(counter_attribute(slot), 0)) <= rate.count:
             return True, False
+        # The digest is scheduled before the rule is marked stormy: a retry after a fault between
+        # the two writes finds the window still full and marks it again, while a rule marked
+        # stormy always has its digest due (holds in storm mode schedule nothing themselves).
+        self.schedule_digest(rule_id, now)
         # Storm mode lasts past the first digest (due in one period), which extends or ends it.
         until = now + rate.seconds + self.settings.settle_seconds
         self.store.update(RATE_KEY, now, set_values={storm: until})
@@ -220,10 +236,8 @@ class Delivery:
             if rate_limited(notification):
                 principal_ok = principal_admitted or notification.kind == KIND_ESCALATION
                 if principal_ok:
-                    admitted, opened = self.topic_admits(notification.rule.id, now)
+                    admitted, _ = self.topic_admits(notification.rule.id, now)
                     hold = not admitted
-                    if opened:
-                        self.schedule_digest(notification.rule.id, now)
                 else:
                     hold = True
                     self.schedule_digest(notification.rule.id, now)
@@ -251,24 +265,81 @@ class Delivery:
         """Decide a notification whose deciding item cannot carry its held record (a repeat's
         claim, a window's later summary): a held one is recorded on an item of its own in the
         rule's storm group. That record, once written, is the decision: a retry after a failed
-        save finds it and holds again, instead of admitting what the storm already counts."""
+        save finds it and holds again, instead of admitting what the storm already counts. A
+        retry that rebuilt the notification over more events (a summary re-made after a
+        scheduler crash) records the difference: a held record's count only grows."""
         key = make_key(KeyKind.HELD, notification.id)
-        if self.store.get(key, now) is not None:
+        existing = self.store.get(key, now)
+        if existing is not None:
+            self._grow_held(notification, existing, held_record(notification), now)
             return Decided([self._entry(notification, held=True)], [])
         decided = self.decide([notification], now, principal_admitted)
         if decided.held:
-            with contextlib.suppress(ConditionFailed):
+            (held,) = decided.held
+            try:
                 self.store.put(
                     key,
-                    {
-                        "held": held_attribute(decided.held),
-                        EXPIRES_AT: now + 2 * 24 * 3600.0,
-                        **group_mark(storm_key(notification.rule.id), now),
-                    },
+                    {**self._held_item(held, notification.rule.id, now), **_recorded(held)},
                     now,
                     condition=Absent(),
                 )
+            except ConditionFailed as failed:
+                if failed.current is not None:  # recorded meanwhile: grow it if need be
+                    self._grow_held(notification, failed.current, held, now)
         return Decided(decided.entries, [])
+
+    def _held_item(self, held: Held, rule_id: str, now: float) -> Item:
+        return {
+            "held": held_attribute([held]),
+            EXPIRES_AT: now + HELD_RETENTION,
+            **group_mark(storm_key(rule_id), now),
+        }
+
+    def _grow_held(
+        self, notification: Notification, recorded: Item, held: Held, now: float
+    ) -> None:
+        """Record what ``held`` adds to the held record of ``notification`` (and its growths so
+        far).
+
+        Each growth is an item of its own in the storm group, keyed by the count it grows from,
+        so it is written once whoever retries; the held record keeps the count reached
+        (``count``).
+        Timeline: growth item written -> ``count`` moved on; a crash between the two leaves the
+        growth item, which the next attempt adopts instead of writing another.
+        """
+        key = make_key(KeyKind.HELD, notification.id)
+        rule_id = notification.rule.id
+        current: Item | None = recorded
+        while current is not None:
+            count = int(current.get("count", sum(h.count for h in held_of(current))))
+            ids = current.get("ids") or [e for h in held_of(current) for e in h.event_ids]
+            growth = held_growth(count, ids, held)
+            if growth is None:
+                return
+            self.schedule_digest(rule_id, now)  # the storm that counts it may have ended
+            try:
+                self.store.put(
+                    make_key(KeyKind.HELD, notification.id, str(count)),
+                    self._held_item(growth, rule_id, now),
+                    now,
+                    condition=Absent(),
+                )
+            except ConditionFailed as failed:
+                if failed.current is None:
+                    continue
+                (growth,) = held_of(failed.current)  # an earlier attempt grew it from here
+            try:
+                current = self.store.update(
+                    key,
+                    now,
+                    set_values={
+                        "count": count + growth.count,
+                        "ids": [*ids, *growth.event_ids][:MAX_STORED_LIST],
+                    },
+                    condition=Compare("count", "=", count, or_missing=True),
+                )
+            except ConditionFailed as failed:
+                current = failed.current  # grown meanwhile by another look
 
     # --- publishing ------------------------------------------------------------------------------
 
@@ -359,6 +430,11 @@ class Delivery:
         for notification in sent.values():
             self.metrics.count("Notifications", Kind=notification.kind)
         return list(sent.values())
+
+
+def _recorded(held: Held) -> Item:
+    """What a held record says it counts so far (its growths add to it)."""
+    return {"count": held.count, "ids": list(held.event_ids)}
 
 
 class ServicePart:

@@ -21,6 +21,18 @@ MAX_STORED_STRING = 1024
 #: Longest list kept in state (event ids of a summary or digest; the count stays exact).
 MAX_STORED_LIST = 200
 VERSION = "v"
+#: How long a held record (a held alert's claim, a held summary or escalation) is kept: it must
+#: outlive its storm's next digest. A storm item is kept this long after its latest digest, so it
+#: never expires (and takes its digest progress with it) before the records it has counted.
+HELD_RETENTION = 2 * 24 * 3600.0
+#: The attribute of an event claim that names the attempt holding its lease.
+OWNER = "owner"
+#: The raw event an item keeps so that it can be decided again (an incident keeps its leader's,
+#: a success and a failure waiting for its user's name their own), the incident an event claim
+#: may lead, and the mark of a failure waiting for its Identity Center user's name.
+EVENT, INCIDENT_OF, WAITING = "event", "incident", "waiting"
+#: How many times the scheduler decided an incident's stuck leader again.
+FINISH_TRIES = "finish_tries"
 
 
 def bounded(
@@ -149,13 +161,19 @@ class WindowRef:
     """Repeats written at or before this processing time are summarized already."""
     batch: int = 0
     """Summaries sent so far (a late repeat after a summary makes the next batch)."""
+    band: tuple[str, ...] = ()
+    band_count: int = 0
+    """The repeats counted in the index-lag horizon before ``cutoff`` (:class:`scheduler.Band`)."""
 
     def to_json(self) -> dict[str, Any]:
         return bounded(dict(self.__dict__))  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WindowRef:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        values = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if "band" in values:
+            values["band"] = tuple(str(k) for k in values["band"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -212,6 +230,11 @@ class EventClaim:
     outbox: Outbox = Outbox()
     window: WindowRef | None = None
     version: int = 0
+    owner: str = ""
+    """The token of the attempt that holds the lease: an attempt whose conditional write was
+    applied but unacknowledged (botocore retried it) finds its own token and carries on."""
+    claimed_at: float = 0.0
+    """When the first attempt claimed it."""
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> EventClaim:
@@ -223,6 +246,8 @@ class EventClaim:
             outbox=Outbox.from_item(item),
             window=WindowRef.from_json(window) if window else None,
             version=int(item.get(VERSION, 0)),
+            owner=str(item.get(OWNER, "")),
+            claimed_at=float(item.get("claimed_at", 0.0)),
         )
 
 
@@ -261,34 +286,65 @@ class PrincipalFailures:
     failures: tuple[tuple[float, str], ...] = ()
     escalated_until: float = 0.0
     escalated_by: str = ""
+    successes: tuple[tuple[float, str], ...] = ()
+    """Recent successful sign-ins ``(event time, claim key)``: a failure processed after a
+    success it precedes re-checks that success for MFA fatigue."""
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any] | None) -> PrincipalFailures:
         if not item:
             return cls()
-        failures = []
-        for entry in item.get("failures", []):
-            t, _, event_id = str(entry).partition("|")
-            failures.append((float(t), event_id))
         return cls(
-            tuple(sorted(set(failures))),
+            _entries(item.get("failures", [])),
             float(item.get("escalated_until", 0.0)),
             str(item.get("escalated_by", "")),
+            _entries(item.get("successes", [])),
         )
+
+
+def _entries(entries: Any) -> tuple[tuple[float, str], ...]:
+    parsed = []
+    for entry in entries:
+        t, _, name = str(entry).partition("|")
+        parsed.append((float(t), name))
+    return tuple(sorted(set(parsed)))
 
 
 def failure_entry(t: float, event_id: str) -> str:
     return f"{t!r}|{event_id}"
 
 
+COUNTER_PREFIX = "sent_"
+STORM_PREFIX = "storm_"
+
+
 def counter_attribute(slot: int) -> str:
     """The attribute of a fixed-window counter (``sent_<window index>``)."""
-    return f"sent_{slot}"
+    return f"{COUNTER_PREFIX}{slot}"
 
 
 def storm_attribute(rule_id: str) -> str:
     """The attribute of the topic's counters that holds a rule's storm mode end time."""
-    return "storm_" + "".join(ch if ch.isalnum() else "_" for ch in rule_id)
+    return STORM_PREFIX + "".join(ch if ch.isalnum() else "_" for ch in rule_id)
+
+
+def stale_counters(item: Mapping[str, Any], slot: int) -> list[str]:
+    """Counter attributes of windows before the previous one (no decision reads them again)."""
+    stale = []
+    for name in item:
+        index = name[len(COUNTER_PREFIX) :] if name.startswith(COUNTER_PREFIX) else ""
+        if index.lstrip("-").isdigit() and int(index) < slot - 1:
+            stale.append(name)
+    return sorted(stale)
+
+
+def ended_storms(item: Mapping[str, Any], now: float) -> dict[str, float]:
+    """Storm-mode attributes whose storm has ended (an absent one means the same)."""
+    return {
+        name: float(value)
+        for name, value in item.items()
+        if name.startswith(STORM_PREFIX) and isinstance(value, int | float) and value <= now
+    }
 
 
 @dataclass(frozen=True)

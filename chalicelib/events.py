@@ -2,30 +2,42 @@
 
 Per event (alert rules), each step one request on its own item:
 
-1. **Claim** the (rule, eventID) item with a conditional put. A duplicate delivery learns from the
-   failed condition (the item comes back with it) that it is a duplicate, in progress, or decided
-   but not fully delivered. This is the only step before which the service may fail open: if the
-   claim cannot be written, nothing was saved, published or held for the event in this
-   invocation, so an alert marked "dedup unavailable" goes out. After it, a state error raises
-   (Lambda retries) and the retry finishes what was saved.
+1. **Claim** the (rule, eventID) item with a conditional put, with the attempt's owner token (a
+   write of ours re-sent by botocore is recognised as ours). A duplicate delivery learns from
+   the failed condition (the item comes back with it) that it is a duplicate, in progress, or
+   decided but not fully delivered. This is the only step before which the service may fail
+   open: if the claim cannot be written, nothing was saved, published or held for the event in
+   this invocation, so a marked copy goes out ("dedup unavailable", :func:`fail_open_copy_id`).
+   After it, a state error raises (Lambda retries) and the retry finishes what was saved. The
+   claim is due when its lease and the settle delay are over: saving the decision moves that
+   due time, so the scheduler finds an incident's leader that never got further and decides it
+   again (:meth:`EventHandler.finish_stuck`).
 2. **Incident**: a conditional write opens a new window if none is open for the event time (the
-   ALERT); otherwise the failed condition returns the open window (a REPEAT, counted on the
-   event's own claim, in the window's group, merged into the summary by the scheduler).
+   ALERT; the incident keeps the event); otherwise the failed condition returns the open window
+   (a REPEAT, counted on the event's own claim, in the window's group, merged into the summary
+   by the scheduler).
 3. **Principal**: one update appends the failure and counts the alert against the principal's
-   rate window; a completed burst is escalated once with a conditional write.
+   rate window; a completed burst is escalated once with a conditional write that carries the
+   escalation's outbox (the principal's item stays due until it is delivered); successes the
+   failure precedes are re-checked for MFA fatigue.
 4. **Admission** (:mod:`chalicelib.delivery`): the topic's rate window, storm mode.
 5. **Save** the decision on the claim (outbox, held records, window), then **deliver**.
 
-Every step is idempotent per eventID, so a takeover after a crash decides the same again.
+An Identity Center failure that names nobody, before any step of its workflow did, waits for
+the step that names the user (or the scheduler) instead. Every step is idempotent per eventID,
+so a takeover after a crash decides the same again. docs/design.md argues the order of the steps.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .config import Settings
@@ -34,13 +46,20 @@ from .decisions import (
     Claim,
     brute_force_burst,
     claim_outcome,
+    entries_to_keep,
     failures_between,
     failures_to_keep,
+    fatigue_rechecks,
     incident_expiry,
     window_for,
 )
 from .delivery import Decided, Delivery, ServicePart
 from .documents import (
+    EVENT,
+    FINISH_TRIES,
+    INCIDENT_OF,
+    OWNER,
+    WAITING,
     ClaimStatus,
     EventClaim,
     Incident,
@@ -48,10 +67,11 @@ from .documents import (
     PrincipalFailures,
     WindowRef,
     Workflow,
+    bounded,
     failure_entry,
     window_attribute,
 )
-from .errors import EventInProgressError, FailedOpenError, StateStoreError
+from .errors import EventInProgressError, FailedOpenError, PublishError, StateStoreError
 from .notifications import (
     Notification,
     alert_for,
@@ -82,18 +102,48 @@ from .state import (
     StateStore,
     due_mark,
     group_mark,
+    key_parts,
     make_key,
 )
 
 logger = logging.getLogger(__name__)
 
 
-#: Marked copies published without deduplication, per minute and execution environment.
+#: Distinct marked copies (published without deduplication) per rule and minute, for the whole
+#: stage: see :func:`fail_open_copy_id`.
 FAIL_OPEN_PER_MINUTE = 10
+#: Marked copies one execution environment publishes per minute (all rules): publishes stay
+#: within this times the environments running, for receivers that cannot deduplicate (e-mail).
+FAIL_OPEN_PER_ENVIRONMENT = 1
+
+
+def fail_open_copy_id(rule_id: str, event_id: str, event_time: float) -> str:
+    """The id of the marked copy an event falls into when the state store is down.
+
+    Nothing is shared between execution environments while DynamoDB is down, except what every
+    one of them computes alike from the event: its id and its time. So the copy's id is derived
+    from them: the minute of the event time and one of :data:`FAIL_OPEN_PER_MINUTE` tickets
+    drawn by a hash of the event id. Every attempt of an event, in any environment, makes the
+    same id (one copy per event across Lambda's retries, for receivers to deduplicate), and a
+    rule has at most :data:`FAIL_OPEN_PER_MINUTE` distinct copies per minute, stage-wide.
+    """
+    digest = hashlib.sha256(f"{rule_id}|{event_id}".encode()).digest()
+    ticket = int.from_bytes(digest[:8], "big") % FAIL_OPEN_PER_MINUTE
+    return f"failopen:{rule_id}:{int(event_time // 60)}:{ticket}"
 
 
 def claim_key(rule_id: str, event_id: str) -> str:
     return make_key(KeyKind.EVENT, rule_id, event_id)
+
+
+#: How many times the scheduler decides a stuck leading event again before a stand-in leads its
+#: window in its place (an event that fails every time it is decided, or whose item does).
+STAND_IN_AFTER = 2
+
+
+def stand_in_key(rule_id: str, event_id: str) -> str:
+    """The claim that decides a stuck leading event in its place (:meth:`finish_stuck`)."""
+    return make_key(KeyKind.EVENT, rule_id, event_id, "stand-in")
 
 
 def principal_key(account: str, principal: str) -> str:
@@ -108,6 +158,11 @@ def escalation_principal(principal: str, source_ip: str) -> str:
     return principal
 
 
+def _event_attribute(record: SignInRecord) -> str:
+    """The raw event, kept on a claim that someone may have to decide again (bounded)."""
+    return json.dumps(bounded(record.raw), sort_keys=True, separators=(",", ":"))
+
+
 class EventHandler(ServicePart):
     """Turns one matched event into saved decisions and delivered notifications."""
 
@@ -120,7 +175,8 @@ class EventHandler(ServicePart):
         metrics: Metrics,
     ) -> None:
         super().__init__(rules, store, delivery, settings, metrics)
-        self._fail_opens: dict[int, int] = {}
+        # The marked copies this execution environment published (id -> minute), recent only.
+        self._fail_opens: dict[str, int] = {}
 
     def handle(self, rule_id: str, event: Mapping[str, Any], now: datetime) -> list[Notification]:
         """Process one event that EventBridge (or replay) matched to ``rule_id``.
@@ -131,6 +187,18 @@ class EventHandler(ServicePart):
         processing the same event, :class:`errors.PublishError` when an output failed and
         :class:`errors.StateStoreError` when state failed after the claim (Lambda retries all).
         """
+        return self._handle(rule_id, event, now, wait=True)
+
+    def _handle(
+        self,
+        rule_id: str,
+        event: Mapping[str, Any],
+        now: datetime,
+        wait: bool,
+        stand_in: bool = False,
+    ) -> list[Notification]:
+        """:meth:`handle`; ``wait``: a failure may still wait for its user's name (not when
+        the scheduler decides what waited)."""
         rule = self.rules.get(rule_id)
         record = parse_event(event)
         self.metrics.count("EventsMatched", Rule=rule.id)
@@ -142,17 +210,20 @@ class EventHandler(ServicePart):
             # events: the event is taken at its arrival time, and the alert says so.
             record = replace(record, event_time=at)
             notes = (problem, *notes)
+        waits = rule.mode == "alert" and rule.signal == "failure"
         try:
-            record = self._attribute(record, clock)
+            record, named_now = self._attribute(record, clock, rule.id if waits else "")
         except StateStoreError as exc:
             if rule.mode != "alert":
                 raise
             return self._fail_open(rule, record, clock, exc)
+        # Failures of this workflow processed before this step named its user waited for it.
+        sent = [n for key in named_now for n in self._resume(key, clock)]
         if rule.signal == "success":
-            return self._success(rule, record, clock, notes)
+            return sent + self._success(rule, record, clock, notes)
         if rule.mode != "alert":
-            return []
-        return self._alert_rule(rule, record, clock, notes)
+            return sent
+        return sent + self._alert_rule(rule, record, clock, notes, wait, stand_in)
 
     def _notes(self, record: SignInRecord) -> tuple[str, ...]:
         note = self.settings.account_note(record.account)
@@ -160,18 +231,44 @@ class EventHandler(ServicePart):
 
     # --- the claim -------------------------------------------------------------------------------
 
-    def _claim(self, key: str, now: float) -> tuple[Claim, EventClaim | None]:
+    def _claim(
+        self,
+        key: str,
+        now: float,
+        token: str,
+        incident: str = "",
+        hold: bool = True,
+        keep: Item | None = None,
+    ) -> tuple[Claim, EventClaim | None]:
+        """Claim the event for this attempt (``token``). A write of ours that was applied but
+        whose reply was lost, then re-sent by botocore, fails its own condition: the item it
+        returns carries our token, so it is ours (NEW), not another invocation's.
+
+        The claim is due when its lease and the settle delay are over: the save of its decision
+        moves or clears that due time, so only a claim stuck undecided is still due then, and
+        the scheduler finishes it if it leads ``incident`` (:meth:`finish_stuck`). A claim that
+        does not ``hold`` its lease (a success kept for later failures to re-check) can be
+        taken at once by whoever decides it next; ``keep`` is written with a new claim."""
         s = self.settings
+        lease_until = now + s.lease_seconds if hold else now
         fresh: Item = {
             "status": ClaimStatus.PROCESSING.value,
-            "lease_until": now + s.lease_seconds,
+            "lease_until": lease_until,
+            "claimed_at": now,
+            OWNER: token,
             EXPIRES_AT: now + s.claim_ttl_seconds,
         }
+        if incident:
+            fresh[INCIDENT_OF] = incident
+            fresh.update(due_mark(now + s.lease_seconds + s.settle_seconds))
+        fresh.update(keep or {})
         try:
             self.store.put(key, fresh, now, condition=Absent())
             return Claim.NEW, None
         except ConditionFailed as failed:
             existing = EventClaim.from_item(failed.current) if failed.current else None
+        if existing is not None and existing.owner == token:
+            return Claim.NEW, None
         outcome = claim_outcome(existing, now)
         if outcome in (Claim.NEW, Claim.PENDING) and existing is not None:
             # Take over a crashed attempt's claim: exactly one taker wins the lease.
@@ -179,11 +276,12 @@ class EventHandler(ServicePart):
                 self.store.update(
                     key,
                     now,
-                    set_values={"lease_until": now + s.lease_seconds},
+                    set_values={"lease_until": lease_until, OWNER: token},
                     condition=Compare("lease_until", "=", existing.lease_until),
                 )
-            except ConditionFailed:
-                return Claim.IN_PROGRESS, existing
+            except ConditionFailed as failed:
+                if not failed.current or failed.current.get(OWNER) != token:
+                    return Claim.IN_PROGRESS, existing
         return outcome, existing
 
     def _release(self, key: str, now: float) -> None:
@@ -195,11 +293,18 @@ class EventHandler(ServicePart):
             logger.warning("could not release the claim %s; its lease will run out", key)
 
     def _alert_rule(
-        self, rule: Rule, record: SignInRecord, now: float, notes: tuple[str, ...]
+        self,
+        rule: Rule,
+        record: SignInRecord,
+        now: float,
+        notes: tuple[str, ...],
+        wait: bool,
+        stand_in: bool = False,
     ) -> list[Notification]:
-        key = claim_key(rule.id, record.event_id)
+        key = (stand_in_key if stand_in else claim_key)(rule.id, record.event_id)
+        incident = make_key(KeyKind.INCIDENT, rule.id, rule.dedup_key_of(record))
         try:
-            outcome, existing = self._claim(key, now)
+            outcome, existing = self._claim(key, now, uuid.uuid4().hex, incident)
         except StateStoreError as exc:
             return self._fail_open(rule, record, now, exc)
         if outcome is Claim.DUPLICATE:
@@ -218,6 +323,22 @@ class EventHandler(ServicePart):
         if outcome is Claim.PENDING and existing is not None:
             return self._deliver_claim(key, existing, now)
         try:
+            # A later attempt (never the first): a stand-in may have decided it meanwhile.
+            if (
+                existing is not None
+                and not stand_in
+                and self.store.get(stand_in_key(rule.id, record.event_id), now) is not None
+            ):
+                self.store.update(
+                    key,
+                    now,
+                    set_values={"status": ClaimStatus.DONE.value},
+                    remove=[DUE_PK, DUE_AT],
+                )
+                return []
+            claimed_at = existing.claimed_at if existing and existing.claimed_at else now
+            if wait and self._unnamed(record) and now < claimed_at + self._name_wait():
+                return self._wait_for_name(rule, record, key, now)
             return self._decide(rule, record, key, now, notes)
         except StateStoreError:
             self._release(key, now)
@@ -226,7 +347,12 @@ class EventHandler(ServicePart):
     # --- deciding --------------------------------------------------------------------------------
 
     def _decide(
-        self, rule: Rule, record: SignInRecord, key: str, now: float, notes: tuple[str, ...]
+        self,
+        rule: Rule,
+        record: SignInRecord,
+        key: str,
+        now: float,
+        notes: tuple[str, ...],
     ) -> list[Notification]:
         s = self.settings
         t = record.event_time.timestamp()
@@ -234,34 +360,9 @@ class EventHandler(ServicePart):
         incident = make_key(KeyKind.INCIDENT, rule.id, dedup)
         start, end = window_for(t, rule.window_minutes)
         group = f"{incident}#{start!r}"
-        window: Incident | None = None
-        for _ in range(3):
-            try:
-                self.store.update(
-                    incident,
-                    now,
-                    set_values={
-                        "window_start": start,
-                        "window_end": end,
-                        "leader": key,
-                        "group": group,
-                        EXPIRES_AT: incident_expiry(end, now),
-                    },
-                    # A retried leader finds itself and decides the same again.
-                    condition=AnyOf(
-                        (Absent(), Compare("window_end", "<=", t), Compare("leader", "=", key))
-                    ),
-                )
-                window = None
-                break
-            except ConditionFailed as failed:
-                if failed.current is not None:
-                    window = Incident.from_item(failed.current)
-                    break
-                # The condition failed on an item that is gone again (an emulator's non-atomic
-                # update; DynamoDB returns the item): try again.
-        else:
-            raise StateStoreError(f"{incident}: conditional write failed without an item")
+        window, led = self._lead(incident, key, record, start, end, t, now)
+        if led is not None:  # its own window, written by an earlier attempt
+            start, end, group = led.window_start, led.window_end, led.group
         alert = window is None
         if not alert:
             self.metrics.count("Repeats", Rule=rule.id)
@@ -280,6 +381,7 @@ class EventHandler(ServicePart):
             decided.append(alert_for(rule, record, notes))
         principal_admitted = True
         history = PrincipalFailures()
+        item: Item = {}
         if rule.signal == "failure" or alert:
             add, remove = self.delivery.principal_counter(now) if alert else ({}, [])
             bf, fs = s.brute_force, s.fatigue_success
@@ -303,22 +405,17 @@ class EventHandler(ServicePart):
                 self.store.update(
                     who, now, set_values={"failures": failures_to_keep(history, t, horizon)}
                 )
+        escalated: list[Notification] = []
         if rule.signal == "failure":
-            escalation = self._brute_force(rule, record, who, history, now, notes)
-            if escalation is not None:
-                decided.append(escalation)
+            escalated = self._brute_force(rule, record, who, history, item, now, notes)
+            fs = s.fatigue_success
+            for success in fatigue_rechecks(history, t, fs.count, fs.seconds):
+                escalated += self._resume(success, now)
 
-        if alert:
-            result = self.delivery.decide(decided, now, principal_admitted)
-        elif decided:
-            # A repeat's claim belongs to its window's group: a held escalation gets its own item.
-            (escalation,) = decided
-            result = self.delivery.decide_apart(escalation, now)
-        else:
-            result = Decided([], [])
+        result = self.delivery.decide(decided, now, principal_admitted) if alert else None
         attributes: Item = {}
         window_ref: WindowRef | None = None
-        if alert:
+        if result is not None:
             window_ref = WindowRef(
                 group=group,
                 rule_id=rule.id,
@@ -336,13 +433,115 @@ class EventHandler(ServicePart):
             attributes.update(result.held_attributes(rule.id, now))
         else:
             assert window is not None
+            result = Decided([], [])
             attributes.update(group_mark(window.group, now))
             attributes.update({"t": t, "event_id": record.event_id})
             if now > window.window_end:
                 # Processed after its window ended: the summary may have been cut already, so
                 # ask the leading event for another look (a late batch, never lost).
                 self._late_batch(window.leader, now)
-        return self._save_and_deliver(key, result, window_ref, attributes, now)
+        return escalated + self._save_and_deliver(key, result, window_ref, attributes, now)
+
+    def _lead(
+        self,
+        incident: str,
+        key: str,
+        record: SignInRecord,
+        start: float,
+        end: float,
+        t: float,
+        now: float,
+    ) -> tuple[Incident | None, Incident | None]:
+        """Open the incident window of an event at ``t``, or find the open one.
+
+        Returns ``(window, led)``: ``window`` is the open window another event leads (this one
+        is a repeat), else None; ``led`` is this event's own window when an earlier attempt of
+        it opened it (a retry, or its own write re-sent by botocore), read back unchanged.
+
+        The incident keeps the leading event itself: if the leader never gets to save its
+        decision (every attempt fails or is killed), its claim is still due after its lease
+        and the scheduler decides it again from here (:meth:`finish_stuck`), so its incident
+        is late, never silent. Timeline::
+
+            claim (due at lease + settle) -> incident (leader, its event) -> decision saved
+            (due moved: redelivery, or the window's summary) -> published
+            stuck: still due at lease + settle -> the scheduler decides the leader again
+        """
+        group = f"{incident}#{start!r}"
+        for _ in range(3):
+            try:
+                self.store.update(
+                    incident,
+                    now,
+                    set_values={
+                        "window_start": start,
+                        "window_end": end,
+                        "leader": key,
+                        "group": group,
+                        EVENT: _event_attribute(record),
+                        FINISH_TRIES: 0,
+                        EXPIRES_AT: incident_expiry(end, now),
+                    },
+                    condition=AnyOf((Absent(), Compare("window_end", "<=", t))),
+                )
+                return None, None
+            except ConditionFailed as failed:
+                if failed.current is None:
+                    # The condition failed on an item that is gone again (an emulator's
+                    # non-atomic update; DynamoDB returns the item): try again.
+                    continue
+                window = Incident.from_item(failed.current)
+            if window.leader == key:
+                return None, window
+            return window, None
+        raise StateStoreError(f"{incident}: conditional write failed without an item")
+
+    def finish_stuck(self, key: str, item: Item, now: float) -> list[Notification]:
+        """The scheduler's turn on a claim still undecided after its lease and the settle
+        delay. A leading event is decided again from the event its incident keeps (the same
+        path as a Lambda retry; every step is idempotent per eventID), and after
+        :data:`STAND_IN_AFTER` tries by a stand-in claim in its place; anything else leaves the
+        due index (its Lambda retries and the failed-events queue finish it)."""
+        if item.get(WAITING) and item.get(EVENT):
+            # A failure that waited for its user's name: decided now, named or not.
+            return self._resume(key, now, item, wait=False)
+        incident = str(item.get(INCIDENT_OF, ""))
+        current = self.store.get(incident, now) if incident else None
+        if current is None or current.get("leader") != key or not current.get(EVENT):
+            with contextlib.suppress(ConditionFailed):
+                self.store.update(
+                    key, now, remove=[DUE_PK, DUE_AT], condition=Compare(DUE_AT, "=", item[DUE_AT])
+                )
+            return []
+        rule_id = key_parts(key)[0]
+        event = json.loads(current[EVENT])
+        at = datetime.fromtimestamp(now, UTC)
+        tries = int(self.store.update(incident, now, add={FINISH_TRIES: 1}).get(FINISH_TRIES, 1))
+        if tries <= STAND_IN_AFTER:
+            self.metrics.count("StuckLeadersFinished")
+            logger.warning("%s leads %s and is still undecided: deciding it again", key, incident)
+            try:
+                return self.handle(rule_id, event, at)
+            except EventInProgressError:
+                return []  # an invocation holds it right now: still due, looked at again later
+        # It fails every time it is decided: a stand-in claim leads the window in its place
+        # (the same alert, id and count; the stuck event, if it is ever decided again, finds
+        # its stand-in and counts nothing), so its incident is never silent.
+        record = parse_event(event)
+        stand_in = stand_in_key(rule_id, record.event_id)
+        try:
+            self.store.update(
+                incident,
+                now,
+                set_values={"leader": stand_in},
+                condition=Compare("leader", "=", key),
+            )
+        except ConditionFailed as failed:
+            if not failed.current or failed.current.get("leader") != stand_in:
+                return []
+        self.metrics.count("StandIns")
+        logger.error("%s fails every time it is decided: a stand-in leads %s", key, incident)
+        return self._handle(rule_id, event, at, wait=False, stand_in=True)
 
     def _late_batch(self, leader: str, now: float) -> None:
         at = now + self.settings.settle_seconds
@@ -366,20 +565,41 @@ class EventHandler(ServicePart):
         record: SignInRecord,
         who: str,
         history: PrincipalFailures,
+        item: Item,
         now: float,
         notes: tuple[str, ...],
-    ) -> Notification | None:
+    ) -> list[Notification]:
+        """Escalate a completed burst once: the escalation mark and the escalation's outbox are
+        one conditional write on the principal's item, which stays due until delivered, so the
+        scheduler finishes it if the escalating event itself never gets further."""
         bf = self.settings.brute_force
         t = record.event_time.timestamp()
         burst = brute_force_burst(history, record.event_id, t, bf.count, bf.seconds)
         if not burst.escalate:
-            return None
-        if history.escalated_by != record.event_id:
+            return []
+        escalation = replace(
+            brute_force_for(rule, record, burst.in_window, bf.minutes, burst.event_ids),
+            notes=notes,
+        )
+        kept = Outbox.from_item(item)
+        if history.escalated_by == record.event_id and any(
+            e.id == escalation.id for e in kept.entries
+        ):
+            outbox = kept  # decided by an earlier attempt: deliver what is left
+        else:
+            decided = self.delivery.decide_apart(escalation, now)
+            outbox = kept.with_entries(decided.entries)
             try:
                 self.store.update(
                     who,
                     now,
-                    set_values={"escalated_until": burst.until, "escalated_by": record.event_id},
+                    set_values={
+                        "escalated_until": burst.until,
+                        "escalated_by": record.event_id,
+                        **outbox.to_item(),
+                        **due_mark(now + self.settings.lease_seconds),
+                    },
+                    remove=[] if outbox.delivered else ["delivered"],
                     condition=AnyOf(
                         (
                             Compare("escalated_until", "<=", burst.start, or_missing=True),
@@ -388,9 +608,13 @@ class EventHandler(ServicePart):
                     ),
                 )
             except ConditionFailed:
-                return None  # another event of the burst escalated it
-        escalation = brute_force_for(rule, record, burst.in_window, bf.minutes, burst.event_ids)
-        return replace(escalation, notes=notes)
+                return []  # another event of the burst escalated it
+        try:
+            return self.delivery.deliver(who, outbox, now)
+        except PublishError as exc:
+            # The principal's item stays due: the scheduler publishes what did not confirm.
+            logger.error("escalation %s not delivered yet: %s", escalation.id, exc)
+            return []
 
     def _save_and_deliver(
         self,
@@ -430,18 +654,23 @@ class EventHandler(ServicePart):
     def _success(
         self, rule: Rule, record: SignInRecord, now: float, notes: tuple[str, ...]
     ) -> list[Notification]:
-        """A successful sign-in: read the principal's failures first; claim only to escalate."""
+        """A successful sign-in: kept (its claim keeps the event, the principal's item names
+        it), then checked against the principal's failures. A failure processed later that
+        precedes it re-checks it (:func:`decisions.fatigue_rechecks`), so an MFA fatigue
+        success is raised whatever the order. Timeline::
+
+            claim (the event, lease not held) -> listed on the principal's item -> enough
+            failures before it: hold the lease, decide the escalation, save, publish
+            a failure processed later: lists its failure, finds the success, decides it again
+        """
         fs = self.settings.fatigue_success
         t = record.event_time.timestamp()
-        who = principal_key(
-            record.account, escalation_principal(record.principal_key, record.source_ip)
-        )
-        history = PrincipalFailures.from_item(self.store.get(who, now))
-        failures = failures_between(history, t - fs.seconds, t)
-        if len(failures) < fs.count:
-            return []
         key = claim_key(rule.id, record.event_id)
-        outcome, existing = self._claim(key, now)
+        token = uuid.uuid4().hex
+        # The event is kept with the claim, before anything names it: a failure that finds the
+        # success listed on the principal's item can decide it again.
+        keep = {EVENT: _event_attribute(record)}
+        outcome, existing = self._claim(key, now, token, hold=False, keep=keep)
         if outcome is Claim.DUPLICATE:
             self.metrics.count("Duplicates", Rule=rule.id)
             return []
@@ -451,6 +680,38 @@ class EventHandler(ServicePart):
             )
         if outcome is Claim.PENDING and existing is not None:
             return self._deliver_claim(key, existing, now)
+        who = principal_key(
+            record.account, escalation_principal(record.principal_key, record.source_ip)
+        )
+        horizon = max(self.settings.brute_force.seconds, fs.seconds)
+        item = self.store.update(
+            who,
+            now,
+            set_values={EXPIRES_AT: max(t, now) + horizon},
+            append={"successes": [failure_entry(t, key)]},
+        )
+        history = PrincipalFailures.from_item(item)
+        if len(item.get("successes", [])) > 2 * KEEP_FAILURES:
+            self.store.update(
+                who,
+                now,
+                set_values={"successes": entries_to_keep(history.successes, t, horizon)},
+            )
+        failures = failures_between(history, t - fs.seconds, t)
+        if len(failures) < fs.count:
+            return []
+        try:
+            # Escalate: hold the lease first (one decider, whoever re-checks concurrently).
+            self.store.update(
+                key,
+                now,
+                set_values={"lease_until": now + self.settings.lease_seconds},
+                condition=Compare(OWNER, "=", token),
+            )
+        except ConditionFailed as failed:
+            raise EventInProgressError(
+                f"rule {rule.id} event {record.event_id} is being decided elsewhere"
+            ) from failed
         escalation = replace(fatigue_success_for(rule, record, failures, fs.minutes), notes=notes)
         try:
             result = self.delivery.decide([escalation], now)
@@ -459,13 +720,44 @@ class EventHandler(ServicePart):
             self._release(key, now)
             raise
 
+    def _resume(
+        self, key: str, now: float, item: Item | None = None, wait: bool = True
+    ) -> list[Notification]:
+        """Decide again an event whose claim keeps it (a success to re-check, a failure that
+        waited for its user's name), unless it is decided already or being decided."""
+        if item is None:
+            item = self.store.get(key, now)
+        if not item or not item.get(EVENT):
+            return []
+        claim = EventClaim.from_item(item)
+        if claim.status is not ClaimStatus.PROCESSING:
+            return []
+        try:
+            return self._handle(
+                key_parts(key)[0], json.loads(item[EVENT]), datetime.fromtimestamp(now, UTC), wait
+            )
+        except EventInProgressError:
+            return []  # someone decides it right now
+        except PublishError as exc:
+            # Decided and saved; what did not publish stays due: the scheduler redelivers it.
+            logger.error("%s decided again, not delivered yet: %s", key, exc)
+            return []
+
     # --- Identity Center attribution -------------------------------------------------------------
 
-    def _attribute(self, record: SignInRecord, now: float) -> SignInRecord:
+    def _attribute(
+        self, record: SignInRecord, now: float, waiting_rule: str = ""
+    ) -> tuple[SignInRecord, list[str]]:
         """Name the user of an Identity Center step from earlier steps of the same workflow
-        (one request: the names and ids a step carries are merged, what is known comes back)."""
+        (one request: the names and ids a step carries are merged, what is known comes back).
+
+        A failure of ``waiting_rule`` that names nobody and finds no name yet is listed on the
+        workflow (in the same request, only while the workflow has no name): the step that names
+        the user later decides it again. Returns the record and, for a step that names the
+        user, the claims of the failures that waited for it.
+        """
         if not record.auth_workflow_id:
-            return record
+            return record, []
         key = make_key(KeyKind.WORKFLOW, record.auth_workflow_id)
         named = (
             record.principal
@@ -478,26 +770,81 @@ class EventHandler(ServicePart):
             values["user_name"] = named
         if record.identity_store_user_id:
             values["user_id"] = record.identity_store_user_id
-        if values:
-            values[EXPIRES_AT] = now + self.settings.workflow_ttl_seconds
-            known = Workflow.from_item(self.store.update(key, now, set_values=values))
+        ttl = {EXPIRES_AT: now + self.settings.workflow_ttl_seconds}
+        waiting: list[str] = []
+        if waiting_rule and not named and record.principal_key == UNKNOWN_PRINCIPAL_KEY:
+            try:
+                item = self.store.update(
+                    key,
+                    now,
+                    set_values={**values, **ttl},
+                    append={WAITING: [claim_key(waiting_rule, record.event_id)]},
+                    condition=Missing("user_name"),
+                )
+            except ConditionFailed as failed:
+                item = failed.current or {}
+            known = Workflow.from_item(item)
+        elif values:
+            item = self.store.update(key, now, set_values={**values, **ttl})
+            known = Workflow.from_item(item)
+            if named and item.get(WAITING):
+                waiting = [str(k) for k in item[WAITING]]
+                # Nothing is listed once the workflow has a name (the condition above).
+                self.store.update(key, now, remove=[WAITING])
         else:
             known = Workflow.from_item(self.store.get(key, now))
         if named or not known.user_name:
-            return record
-        return replace(
-            record,
-            principal=known.user_name,
-            principal_key=known.user_name,
-            principal_type=PRINCIPAL_IDENTITY_CENTER,
+            return record, waiting
+        return (
+            replace(
+                record,
+                principal=known.user_name,
+                principal_key=known.user_name,
+                principal_type=PRINCIPAL_IDENTITY_CENTER,
+            ),
+            waiting,
         )
+
+    def _unnamed(self, record: SignInRecord) -> bool:
+        """An Identity Center failure whose user no step of its workflow has named yet."""
+        return bool(record.auth_workflow_id) and record.principal_key == UNKNOWN_PRINCIPAL_KEY
+
+    def _name_wait(self) -> float:
+        """How long a failure waits for the step that names its user: Lambda retries a failed
+        invocation 1 and then 2 more minutes later, so a naming step whose first attempt failed
+        is processed within the lease and the settle delay (3 minutes by default)."""
+        return self.settings.lease_seconds + self.settings.settle_seconds
+
+    def _wait_for_name(
+        self, rule: Rule, record: SignInRecord, key: str, now: float
+    ) -> list[Notification]:
+        """Keep the failure undecided, with its event, until the naming step decides it again
+        or the scheduler does when the wait is over (the claim is due then)."""
+        self.metrics.count("WaitingForName", Rule=rule.id)
+        logger.info(
+            "waiting for the step that names the user of %s",
+            record.event_id,
+            extra={"rule": rule.id, "event_id": record.event_id},
+        )
+        self.store.update(
+            key,
+            now,
+            set_values={EVENT: _event_attribute(record), WAITING: True, "lease_until": now},
+        )
+        return []
 
     # --- failing open ----------------------------------------------------------------------------
 
-    def _fail_open_allowed(self, now: float) -> bool:
-        slot = int(now // 60)
-        self._fail_opens = {slot: self._fail_opens.get(slot, 0) + 1}
-        return self._fail_opens[slot] <= FAIL_OPEN_PER_MINUTE
+    def _fail_open_first(self, copy_id: str, now: float) -> bool:
+        """Whether this environment publishes ``copy_id``: not published here yet (recent ids
+        kept), and within :data:`FAIL_OPEN_PER_ENVIRONMENT` this minute."""
+        minute = int(now // 60)
+        self._fail_opens = {k: m for k, m in self._fail_opens.items() if m >= minute - 10}
+        this_minute = sum(1 for m in self._fail_opens.values() if m == minute)
+        if copy_id in self._fail_opens or this_minute >= FAIL_OPEN_PER_ENVIRONMENT:
+            return False
+        self._fail_opens[copy_id] = minute
+        return True
 
     def _fail_open(
         self, rule: Rule, record: SignInRecord, now: float, exc: StateStoreError
@@ -505,10 +852,11 @@ class EventHandler(ServicePart):
         """The claim could not be written. If the store cannot say that an earlier attempt saved
         anything either, publish a marked copy of the alert now rather than risk missing it, then
         raise: Lambda's retry (or the failed-events queue) still takes the event through the
-        deduplicated path, which alone counts it. The copy counts no event and has an id of its
-        own, so a fail-open never counts an event twice nor repeats a notification id. At most
-        :data:`FAIL_OPEN_PER_MINUTE` per execution environment: an outage during a storm must not
-        become a flood."""
+        deduplicated path, which alone counts it. The copy counts no event. Its id
+        (:func:`fail_open_copy_id`) is the same for every attempt of the event and shared by
+        the events of its ticket: at most :data:`FAIL_OPEN_PER_MINUTE` distinct copies per rule
+        and minute for the whole stage, each published once per execution environment; an
+        outage during a storm must not become a flood."""
         self.metrics.count("StateStoreErrors", Rule=rule.id)
         key = claim_key(rule.id, record.event_id)
         try:
@@ -517,11 +865,13 @@ class EventHandler(ServicePart):
             saved = False  # unknown: the store is failing
         if saved:
             raise StateStoreError(f"{key}: an earlier attempt saved state; retry ({exc})") from exc
-        if rule.mode != "alert" or not self._fail_open_allowed(now):
+        copy_id = fail_open_copy_id(rule.id, record.event_id, record.event_time.timestamp())
+        if rule.mode != "alert" or not self._fail_open_first(copy_id, now):
             raise exc
         self.metrics.count("FailOpens", Rule=rule.id)
         logger.error(
-            "state store failed before the claim, publishing a marked copy: %s",
+            "state store failed before the claim, publishing marked copy %s: %s",
+            copy_id,
             exc,
             extra={"rule": rule.id, "event_id": record.event_id},
         )
@@ -529,10 +879,12 @@ class EventHandler(ServicePart):
             f"dedup unavailable: {exc}",
             "sent before deduplication and counting no event; the deduplicated alert or "
             "summary follows once the state store answers",
+            f"other failures of the same minute may share this copy ({copy_id}): at most "
+            f"{FAIL_OPEN_PER_MINUTE} copies a minute per rule",
             *self._notes(record),
         )
         alert = alert_for(rule, record, notes=notes)
-        copy = replace(alert, id=f"failopen:{rule.id}:{record.event_id}:{now!r}", count=0)
+        copy = replace(alert, id=copy_id, count=0)
         for destination in self.delivery.publisher.destinations(copy):
             self.delivery.publisher.publish(copy, destination)
         self.metrics.count("Notifications", Kind=copy.kind)

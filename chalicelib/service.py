@@ -21,7 +21,7 @@ from .heartbeats import Heartbeats
 from .notifications import Notification
 from .observability import MemoryMetrics, Metrics
 from .rules import HEARTBEAT_RULE, RuleSet
-from .scheduler import Scheduler
+from .scheduler import Remaining, Scheduler
 from .state import MemoryStore, StateStore
 
 __all__ = ["AlertService", "MemoryPublisher", "Publisher"]
@@ -85,15 +85,18 @@ class AlertService:
         self.delivery = Delivery(self.store, publisher, self.settings, self.metrics, known)
         self.events = EventHandler(rules, self.store, self.delivery, self.settings, self.metrics)
         self.scheduler = Scheduler(known, self.store, self.delivery, self.settings, self.metrics)
+        self.scheduler.events = self.events
         self.heartbeats = Heartbeats(self.store, self.delivery, self.metrics)
 
     def handle(self, rule_id: str, event: Mapping[str, Any], now: datetime) -> list[Notification]:
         """See :meth:`events.EventHandler.handle`."""
         return self.events.handle(rule_id, event, now)
 
-    def tick(self, now: datetime, force: bool = False) -> list[Notification]:
+    def tick(
+        self, now: datetime, force: bool = False, remaining: Remaining | None = None
+    ) -> list[Notification]:
         """See :meth:`scheduler.Scheduler.tick`."""
-        return self.scheduler.tick(now, force)
+        return self.scheduler.tick(now, force, remaining)
 
     def flush(self, now: datetime) -> list[Notification]:
         """See :meth:`scheduler.Scheduler.flush`."""

@@ -240,7 +240,8 @@ def run_case(rule: Rule, case: RuleCase) -> CaseResult:
     """Run one case through the deployed pattern and, on a match, the production alert path.
 
     Title and dedup key come from the rule; for alert rules the production service must also
-    publish exactly one alert with that title and key (a fresh in-memory state per case).
+    publish exactly one alert with that title and key, once settled (a fresh in-memory state
+    per case).
     """
     from chalicelib.service import AlertService, MemoryPublisher  # the same path the Lambda takes
 
@@ -257,7 +258,10 @@ def run_case(rule: Rule, case: RuleCase) -> CaseResult:
         title, dedup_key = rule.render_title(record), rule.dedup_key_of(record)
         if rule.mode == "alert":
             publisher = MemoryPublisher()
-            AlertService(RuleSet([rule]), publisher).handle(rule.id, envelope, record.event_time)
+            service = AlertService(RuleSet([rule]), publisher)
+            service.handle(rule.id, envelope, record.event_time)
+            # Then what the scheduler finishes (a failure that waited for its user's name).
+            service.flush(record.event_time)
             alerts = [(n.title, n.dedup_key) for n in publisher.sent if n.kind == "alert"]
             if alerts != [(title, dedup_key)]:
                 failures.append(f"expected one alert {(title, dedup_key)}, published {alerts}")

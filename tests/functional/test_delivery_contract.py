@@ -183,7 +183,8 @@ def test_fail_open_only_when_the_claim_cannot_be_written(dynamodb: Any) -> None:
     with pytest.raises(FailedOpenError):
         service.handle(RULE, failed("e1", 0), T0)
     (copy,) = {n.id: n for _, n in publisher.deliveries}.values()
-    assert copy.id.startswith(f"failopen:{RULE}:e1:") and copy.count == 0
+    assert copy.id.startswith(f"failopen:{RULE}:") and copy.count == 0
+    assert copy.event_ids == ("e1",)
     assert copy.notes[0].startswith("dedup unavailable: DynamoDB PutItem mfawatch-dev-state")
     assert [o for o, _ in publisher.deliveries] == ["alerts", "pager"]
     assert service.metrics.total("FailOpens") == 1  # type: ignore[attr-defined]

@@ -132,13 +132,18 @@ def test_failed_mfa_reaches_the_subscriber_with_text_and_attributes(
     }
 
 
-def test_identity_center_failure_in_the_new_format(client: Client, aws: dict[str, Any]) -> None:
+def test_identity_center_failure_in_the_new_format_waits_for_the_step_naming_its_user(
+    client: Client, aws: dict[str, Any]
+) -> None:
     event = envelope_of(load_event("idc-new-credentialverification-totp-failure"))
     client.lambda_.invoke("on_identity_center_mfa_failure", event)
+    assert _received(aws) == [], "it names nobody: it waits for the step that names the user"
+    # The password step of the same sign-in (same AuthWorkflowID), processed after it.
+    step = envelope_of(load_event("idc-new-credentialchallenge-password"))
+    client.lambda_.invoke("on_identity_center_sign_in_steps", step)
     (body,) = _received(aws)
     assert body["Subject"] == (
-        "[HIGH] Failed Identity Center MFA (TOTP) for unknown user (workflow 6d1e7c2a) "
-        "from 198.51.100.23"
+        "[HIGH] Failed Identity Center MFA (TOTP) for jane@example.com from 198.51.100.23"
     )
     document = json.loads(body["Message"])
     assert document["event"]["auth_workflow_id"] == "6d1e7c2a-9f3b-4e8d-a1c5-2b7f0e9d4a11"
