@@ -1,7 +1,7 @@
 """The Athena backtest commands: ``athena-ddl``, ``athena-sql`` and ``replay --athena``'s events.
 
-``COMMANDS`` lists the click commands; the CLI group adds each. See README, "Backtest the whole
-Organization".
+``COMMANDS`` lists the click commands; the CLI group adds each. See docs/replay.md, "Backtest a
+whole Organization with Athena".
 """
 
 from __future__ import annotations
@@ -72,7 +72,12 @@ def athena_ddl(
     accounts: str | None,
     first_day: str,
 ) -> None:
-    """Print the CREATE TABLE for a trail (AWS's CloudTrail table, partition projection)."""
+    """Print the CREATE TABLE for a trail (AWS's CloudTrail table, partition projection).
+
+    \b
+    Example:
+      mfawatch athena-ddl --bucket my-trail-bucket --regions us-east-1,eu-west-1
+    """
     try:
         click.echo(
             create_table_ddl(
@@ -116,6 +121,10 @@ def athena_sql(
 
     The date partitions reach an hour past the range: log files are delivered after their
     events (``replay --athena --lateness`` changes it).
+
+    \b
+    Example:
+      mfawatch athena-sql --since 2026-11-01 --until 2026-11-02 --rule iam-console-mfa-failure
     """
     from mfawatch.cli import _select_rules
 

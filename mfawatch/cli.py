@@ -26,6 +26,7 @@ from chalicelib.rules import BUNDLE_PATH, RuleSet, load_bundle
 
 from .archive import (
     DEFAULT_LATENESS,
+    ArchiveFile,
     Prefilter,
     TimeRange,
     local_files,
@@ -35,9 +36,11 @@ from .archive import (
 from .athenacommands import COMMANDS as ATHENA_COMMANDS
 from .athenacommands import athena_events, split_list
 from .deploy import load_stage_config
+from .deploycommand import COMMANDS as DEPLOY_RUN_COMMANDS
 from .deploycommands import COMMANDS as DEPLOY_COMMANDS
 from .deploycommands import CONFIG_OPTION
 from .errors import ArchiveReadError
+from .initcommand import COMMANDS as INIT_COMMANDS
 from .orgcommands import COMMANDS as ORG_COMMANDS
 from .paths import DEMO_SCENARIO, RULES_DIR
 from .readers import ReadStats
@@ -47,6 +50,15 @@ from .selftestcommand import COMMANDS as SELFTEST_COMMANDS
 if TYPE_CHECKING:
     from .rulebuild import RuleFile
     from .s3archive import S3Archive
+
+
+RULES_BUNDLE_OPTION = click.option(
+    "--rules-bundle",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=BUNDLE_PATH,
+    show_default=True,
+    help="Compiled rules (what the Lambda package carries; make rules rebuilds it).",
+)
 
 
 @click.group()
@@ -85,13 +97,7 @@ class IsoTime(click.ParamType[datetime, Any]):
     default=None,
     help="Use this stage's settings from .chalice/config.json (outputs, thresholds, names).",
 )
-@click.option(
-    "--rules-bundle",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=BUNDLE_PATH,
-    show_default=True,
-    help="Compiled rules (what the Lambda package carries).",
-)
+@RULES_BUNDLE_OPTION
 @click.option("--since", type=IsoTime(), help="Only events at or after this time (UTC).")
 @click.option("--until", type=IsoTime(), help="Only events before this time (UTC).")
 @click.option("--rule", "rule_ids", multiple=True, help="Only this rule (repeatable).")
@@ -125,6 +131,11 @@ class IsoTime(click.ParamType[datetime, Any]):
 @click.option("--workgroup", help="Athena workgroup (--athena; default: the account's primary).")
 @click.option("--accounts", help="Comma-separated accounts to backtest (--athena).")
 @click.option("--regions", help="Comma-separated regions to backtest (--athena).")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 when a file is unreadable or a record malformed (default: count them).",
+)
 def replay(
     paths: tuple[str, ...],
     output: str,
@@ -141,13 +152,24 @@ def replay(
     workgroup: str | None,
     accounts: str | None,
     regions: str | None,
+    strict: bool,
 ) -> None:
     """Replay CloudTrail files, folders or s3://bucket/prefix URLs (default: the demo scenario).
 
     Events are replayed in event-time order through the production decision path. S3-layout
     archives stream with bounded memory (see mfawatch/archive.py for the ordering bound).
-    With --athena, Athena finds the candidate records in the whole trail and they are replayed
-    the same way.
+    `-` reads records or EventBridge envelopes from stdin (a CloudTrail file, a JSON list, one
+    document, or JSON lines). With --athena, Athena finds the candidate records in the whole
+    trail and they are replayed the same way.
+
+    Exits 2 when a named path does not exist, 1 when nothing readable was found (or, with
+    --strict, when a file was unreadable or a record malformed).
+
+    \b
+    Example:
+      mfawatch replay ~/trail/AWSLogs/ --since 2026-11-02 --until 2026-11-03
+      mfawatch replay s3://my-trail/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/02/
+      jq -c '.Records[]' trail.json | mfawatch replay - --output jsonl
     """
     settings = _settings(stage)
     athena_only = {
@@ -181,6 +203,15 @@ def replay(
     targets = list(paths) or [str(DEMO_SCENARIO)]
     if not paths:
         click.echo(f"Replaying the bundled scenario {DEMO_SCENARIO}", err=True)
+    missing = [
+        t for t in targets if t != STDIN and not t.startswith("s3://") and not Path(t).exists()
+    ]
+    if missing:
+        raise click.BadParameter(
+            f"{', '.join(missing)}: no such file or folder; give CloudTrail files, folders, "
+            "s3://bucket/prefix URLs, or - to read stdin",
+            param_hint="PATHS",
+        )
     try:
         rules = _select_rules(load_bundle(rules_bundle), rule_ids)
     except MfawatchError as exc:
@@ -190,13 +221,17 @@ def replay(
         raise click.BadParameter("--until must be after --since", param_hint="--until")
     window = timedelta(minutes=lateness)
     stats = ReadStats()
-    local = [Path(t) for t in targets if not t.startswith("s3://")]
+    local = [Path(t) for t in targets if not t.startswith("s3://") and t != STDIN]
     files = local_files(local, stats, time_range, window)
-    fetch = None
+    stdin = sys.stdin.buffer.read() if STDIN in targets else None
+    if stdin is not None:
+        # Read like a remote file: the same content-sniffing reader as every other input.
+        files.append(ArchiveFile(STDIN_NAME, len(files), None, remote=True))
+    s3_read: Callable[[ArchiveFile], bytes] | None = None
     urls = [t for t in targets if t.startswith("s3://")]
     if urls:
         s3 = _s3_archive()
-        fetch = s3.read
+        s3_read = s3.read
         for url in urls:
             try:
                 listed = s3.list_urls(url, time_range, window)
@@ -204,6 +239,7 @@ def replay(
                 stats.problem(str(exc), file_level=True)
                 continue
             files += remote_files(listed, stats, time_range, window, first_rank=len(files))
+    fetch = _remote_reader(stdin, s3_read) if stdin is not None else s3_read
     show = sys.stderr.isatty() if progress is None else progress
     meter = ProgressLine(time.monotonic) if show else None
     events = ordered_events(
@@ -220,6 +256,50 @@ def replay(
     if meter is not None:
         meter.clear()
     _emit(result, output, settings)
+    failure = replay_failure(stats, targets, strict)
+    if failure:
+        click.echo(f"error: {failure}", err=True)
+        sys.exit(1)
+
+
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+
+def _remote_reader(
+    stdin: bytes, s3_read: Callable[[ArchiveFile], bytes] | None
+) -> Callable[[ArchiveFile], bytes]:
+    """The bytes of a remote input: stdin's (read once, up front) or an S3 object's."""
+
+    def read(file: ArchiveFile) -> bytes:
+        if file.name == STDIN_NAME:
+            return stdin
+        if s3_read is None:
+            raise ArchiveReadError(f"{file.name}: no reader")
+        return s3_read(file)
+
+    return read
+
+
+def replay_failure(stats: ReadStats, targets: list[str], strict: bool) -> str:
+    """Why a replay must exit non-zero, or "" (pure: the counts and the inputs).
+
+    Nothing read at all is a failure (a typo, an empty folder, the wrong prefix) unless files
+    were skipped by --since/--until; with ``strict`` any unreadable file or malformed record is.
+    """
+    inputs = ", ".join(STDIN_NAME if t == STDIN else t for t in targets)
+    if stats.records == 0 and not stats.skipped_files:
+        return (
+            f"nothing readable in {inputs}: {stats.files} file(s), {stats.unreadable_files} "
+            "unreadable; replay reads CloudTrail files (.json, .json.gz), JSON lists, records, "
+            "EventBridge envelopes and JSON lines"
+        )
+    if strict and (stats.unreadable_files or stats.malformed_records):
+        return (
+            f"--strict: {stats.unreadable_files} unreadable file(s) and "
+            f"{stats.malformed_records} malformed record(s) in {inputs} (each named above)"
+        )
+    return ""
 
 
 def _replay_athena(
@@ -379,7 +459,12 @@ def rules() -> None:
 
 @rules.command("build")
 def rules_build() -> None:
-    """Validate rules/ and compile it into chalicelib/rules.json (what the Lambda carries)."""
+    """Validate rules/ and compile it into chalicelib/rules.json (what the Lambda carries).
+
+    \b
+    Example:
+      mfawatch rules build        # after editing rules/*.yaml
+    """
     from .rulebuild import build_bundle
 
     try:
@@ -417,7 +502,13 @@ def _rule_files(rules_dir: Path) -> list[RuleFile]:
 @rules.command("validate")
 @RULES_DIR_OPTION
 def rules_validate(rules_dir: Path) -> None:
-    """Check schema, pattern validity and unique ids; one `file: $.path: message` per error."""
+    """Check schema, pattern validity and unique ids; one `file: $.path: message` per error.
+
+    \b
+    Example:
+      mfawatch rules validate
+      mfawatch rules validate --rules-dir my-rules/
+    """
     from .rulebuild import rule_paths, validate_rules_dir
 
     if not rules_dir.is_dir():
@@ -437,7 +528,12 @@ def rules_validate(rules_dir: Path) -> None:
 @rules.command("test")
 @RULES_DIR_OPTION
 def rules_test(rules_dir: Path) -> None:
-    """Run every rule's cases: match or not, expected title and dedup key."""
+    """Run every rule's cases: match or not, expected title and dedup key.
+
+    \b
+    Example:
+      mfawatch rules test
+    """
     from .rulebuild import run_rule_cases
 
     files = _rule_files(rules_dir)
@@ -472,7 +568,12 @@ def rules_test(rules_dir: Path) -> None:
 @rules.command("list")
 @RULES_DIR_OPTION
 def rules_list(rules_dir: Path) -> None:
-    """One line per rule: id, severity, mode and what it matches."""
+    """One line per rule: id, severity, mode and what it matches.
+
+    \b
+    Example:
+      mfawatch rules list
+    """
     files = _rule_files(rules_dir)
     for rule_file in files:
         rule = rule_file.rule
@@ -507,24 +608,54 @@ def _values(value: Any) -> str:
 
 
 @main.command("test-pattern")
-@click.option("--pattern", "pattern_arg", required=True, help="Event pattern: JSON or @file.")
+@click.option("--pattern", "pattern_arg", help="Event pattern: JSON or @file.")
+@click.option("--rule", "rule_id", help="Test this rule's pattern (an id of rules/).")
 @click.option("--event", "event_arg", required=True, help="Event: JSON or @file.")
-def test_pattern(pattern_arg: str, event_arg: str) -> None:
+@RULES_BUNDLE_OPTION
+def test_pattern(
+    pattern_arg: str | None, rule_id: str | None, event_arg: str, rules_bundle: Path
+) -> None:
     """Like `aws events test-event-pattern`, offline: print true or false (exit 0 or 1).
 
-    An invalid pattern exits 2 with EventBridge's reason. A bare CloudTrail record is wrapped
-    in the envelope EventBridge would deliver (a note says so on stderr).
+    Give the pattern (--pattern) or a rule whose pattern to use (--rule). An invalid pattern
+    exits 2 with EventBridge's reason. A bare CloudTrail record is wrapped in the envelope
+    EventBridge would deliver (a note says so on stderr).
+
+    \b
+    Example:
+      mfawatch test-pattern --rule iam-console-mfa-failure \
+        --event @tests/events/iam-consolelogin-failure-mfa-yes.json
+      mfawatch test-pattern --pattern '{"source": ["aws.signin"]}' --event @event.json
     """
     from chalicelib.records import is_cloudtrail_record, is_envelope
 
     from .eventpattern import InvalidPatternError, compile_pattern
 
-    pattern_text = _argument_text(pattern_arg, "--pattern")
+    if (pattern_arg is None) == (rule_id is None):
+        _fail("give either --pattern or --rule (one of them)")
+    if rule_id is not None:
+        try:
+            ruleset = load_bundle(rules_bundle)
+        except MfawatchError as exc:
+            _fail(f"--rules-bundle {rules_bundle}: {exc} (make rules rebuilds it)")
+        if rule_id not in ruleset.ids:
+            _fail(f"--rule {rule_id!r}: no such rule; known: {', '.join(ruleset.ids)}")
+        pattern_text = json.dumps(ruleset.get(rule_id).event_pattern)
+        source = f"--rule {rule_id}"
+    else:
+        assert pattern_arg is not None
+        if pattern_arg.startswith("@") and pattern_arg.endswith((".yaml", ".yml")):
+            _fail(
+                f"--pattern {_named(pattern_arg)}: a rule file, not an event pattern: "
+                "use --rule <its id>"
+            )
+        pattern_text = _argument_text(pattern_arg, "--pattern")
+        source = f"--pattern {_named(pattern_arg)}"
     event_text = _argument_text(event_arg, "--event")
     try:
         matcher = compile_pattern(pattern_text)
     except InvalidPatternError as exc:
-        _fail(f"--pattern {_named(pattern_arg)}: {exc}")
+        _fail(f"{source}: {exc}")
     try:
         event = json.loads(event_text)
     except json.JSONDecodeError as exc:
@@ -565,7 +696,13 @@ def _fail(message: str) -> NoReturn:
 )
 @CONFIG_OPTION
 def policy(stage: str, write: bool, config_path: Path) -> None:
-    """Print (or write) the least-privilege IAM policy for a stage (beside the config file)."""
+    """Print (or write) the least-privilege IAM policy for a stage (beside the config file).
+
+    \b
+    Example:
+      mfawatch policy --stage dev            # print it
+      mfawatch policy --stage dev --write    # .chalice/policy-dev.json
+    """
     from .deploycommands import checked_stage
     from .policy import policy_json, stage_policy
 
@@ -597,5 +734,12 @@ def run() -> None:
 
 # Commands defined in other modules: each module exports COMMANDS, a list of click commands;
 # add the list here to put them on the `mfawatch` command.
-for _command in (*ORG_COMMANDS, *DEPLOY_COMMANDS, *ATHENA_COMMANDS, *SELFTEST_COMMANDS):
+for _command in (
+    *ORG_COMMANDS,
+    *DEPLOY_COMMANDS,
+    *INIT_COMMANDS,
+    *DEPLOY_RUN_COMMANDS,
+    *ATHENA_COMMANDS,
+    *SELFTEST_COMMANDS,
+):
     main.add_command(_command)

@@ -76,6 +76,11 @@ FAILED_EVENTS_QUEUE = "FailedEventsQueue"
 
 STAGE_PARAMETER = "Stage"
 
+SUBSCRIPTIONS_KEY = "mfawatch_subscriptions"
+"""A stage's e-mail subscriptions, ``{"alerts": [address, ...], "pager": [...]}`` by output name,
+in ``.chalice/config.json`` beside Chalice's keys (Chalice ignores keys it does not know);
+``mfawatch init`` writes them and ``mfawatch deploy`` subscribes them."""
+
 # What the deployed code calls on the stage's resources: chalicelib/dynamo.py reads with
 # GetItem, writes with conditional PutItem and UpdateItem, and queries its two sparse indexes
 # ("due", "group"). policy.py builds the route (a) policy file from these same statements.
@@ -441,7 +446,10 @@ class StageConfig:
     def from_config(cls, config: Mapping[str, Any], stage: str) -> StageConfig:
         stages = config.get("stages") or {}
         if stage not in stages:
-            raise ConfigError(f"no stage {stage!r}; have {', '.join(sorted(stages)) or 'none'}")
+            raise ConfigError(
+                f"no stage {stage!r}; have {', '.join(sorted(stages)) or 'none'} "
+                f"(`mfawatch init --stage {stage}` adds it)"
+            )
         app_name = config.get("app_name")
         if not isinstance(app_name, str) or not app_name:
             raise ConfigError("app_name is not set")
@@ -477,6 +485,18 @@ class StageConfig:
             merged.update(level.get("environment_variables") or {})
         return merged
 
+    def subscriptions(self) -> dict[str, list[str]]:
+        """Output name -> e-mail addresses to subscribe to its topic (:data:`SUBSCRIPTIONS_KEY`)."""
+        raw = (self.config["stages"][self.stage] or {}).get(SUBSCRIPTIONS_KEY) or {}
+        where = f"stages.{self.stage}.{SUBSCRIPTIONS_KEY}"
+        if not isinstance(raw, dict) or not all(
+            isinstance(v, list) and all(isinstance(a, str) for a in v) for v in raw.values()
+        ):
+            raise ConfigError(
+                f'{where} must map output names to lists of addresses: {{"alerts": [...]}}'
+            )
+        return {str(k): list(v) for k, v in raw.items()}
+
     def autogen_policy(self, handler: str) -> bool:
         return bool(self.lookup(handler, "autogen_policy", True))  # Chalice's default: on
 
@@ -484,15 +504,28 @@ class StageConfig:
         return bool(self.lookup(handler, "manage_iam_role", True))
 
 
-def load_stage_config(stage: str, path: Path = CHALICE_CONFIG) -> StageConfig:
-    """One stage of ``.chalice/config.json``: the one reader of that file (replay ``--stage``,
-    ``policy``, ``deploy-template``). Errors name the file."""
+def read_config_document(path: Path) -> tuple[str, dict[str, Any]]:
+    """The text and the JSON object of ``.chalice/config.json``; errors name the file."""
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        config = json.loads(text)
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: not a JSON object")
+    return text, config
+
+
+def config_text(config: Mapping[str, Any], previous_text: str = "\n") -> str:
+    """The file text of a config (2-space JSON), keeping the previous text's final newline."""
+    ending = "\n" if previous_text.endswith("\n") else ""
+    return json.dumps(config, indent=2, ensure_ascii=False) + ending
+
+
+def load_stage_config(stage: str, path: Path = CHALICE_CONFIG) -> StageConfig:
+    """One stage of ``.chalice/config.json``: the one reader of that file (replay ``--stage``,
+    ``policy``, ``deploy-template``). Errors name the file."""
+    _, config = read_config_document(path)
     try:
         return StageConfig.from_config(config, stage)
     except ConfigError as exc:
@@ -635,6 +668,11 @@ class ConfigUpdate:
 def _check_outputs(
     outputs: Mapping[str, str], names: StageNames, stack: str, account: str, region: str
 ) -> None:
+    if not outputs:
+        raise ConfigError(
+            f"stack {stack} has no outputs at all: was it created from deploy/resources.yaml "
+            "(its template lists the outputs)? `mfawatch deploy` creates it"
+        )
     missing = [key for key in STACK_OUTPUTS_IN_CONFIG if not outputs.get(key)]
     if missing:
         raise ConfigError(

@@ -25,10 +25,12 @@ from .deploy import (
     StageConfig,
     StageNames,
     check_stage_name,
+    config_text,
     invoke_config_template,
     load_resources_template,
     load_stage_config,
     merge_template,
+    read_config_document,
     stage_config_update,
 )
 from .paths import CHALICE_CONFIG, REPO_ROOT
@@ -118,6 +120,15 @@ CONFIG_OPTION = click.option(
 )
 
 
+PROJECT_DIR_OPTION = click.option(
+    "--project-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=REPO_ROOT,
+    show_default=True,
+    help="The Chalice project (app.py, .chalice/config.json); tests pass a copy.",
+)
+
+
 @click.group("deploy-template")
 def deploy_template() -> None:
     """Generate the CloudFormation templates of docs/deploy.md for a stage."""
@@ -128,7 +139,12 @@ def deploy_template() -> None:
 @_output_option
 @CONFIG_OPTION
 def invoke_config(stage: str, output: str, config_path: Path) -> None:
-    """Route (a): EventInvokeConfig (retries, event age, on-failure queue) per function."""
+    """Route (a): EventInvokeConfig (retries, event age, on-failure queue) per function.
+
+    \b
+    Example:
+      mfawatch deploy-template invoke-config --stage dev -o out/deploy/dev/invoke-config.json
+    """
     handlers = app_handler_names()
     stage_config = _stage_config(stage, config_path, handlers)
     _generate(lambda: invoke_config_template(stage_config.app_name, stage, handlers), output)
@@ -147,7 +163,12 @@ def invoke_config(stage: str, output: str, config_path: Path) -> None:
     help="The resources template whose resources the merge adds.",
 )
 def merge(stage: str, output: str, config_path: Path, resources_path: Path) -> None:
-    """Route (b): the template for `chalice package --merge-template` (one stack)."""
+    """Route (b): the template for `chalice package --merge-template` (one stack).
+
+    \b
+    Example:
+      mfawatch deploy-template merge --stage dev -o out/deploy/dev/merge.json
+    """
     handlers = app_handler_names()
     stage_config = _stage_config(stage, config_path, handlers)
     _generate(
@@ -168,6 +189,10 @@ def check_stage(stage: str, app_name: str) -> None:
     """Exit 1 when AWS would reject a name built from the stage (length, characters).
 
     The stage need not be in .chalice/config.json yet: `make deploy-resources` runs this first.
+
+    \b
+    Example:
+      mfawatch check-stage --stage prod-use1
     """
     checked_stage(app_name, stage)
     click.echo(f"stage {stage!r} is a valid stage name", err=True)
@@ -237,14 +262,16 @@ def make_deploy_config_command(
         sets MFAWATCH_TOPIC_ARN, MFAWATCH_TABLE_NAME and the stage topics in MFAWATCH_OUTPUTS
         of the stage in .chalice/config.json (created if missing). Prints every change as
         old -> new; everything else in the file is kept.
+
+        \b
+        Example:
+          mfawatch deploy-config --stage dev --region us-east-1          # show the changes
+          mfawatch deploy-config --stage dev --region us-east-1 --write  # write them
         """
         try:
-            text = config_path.read_text(encoding="utf-8")
-            config = json.loads(text)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise click.ClickException(f"{config_path}: {exc}") from exc
-        if not isinstance(config, dict):
-            raise click.ClickException(f"{config_path}: not a JSON object")
+            text, config = read_config_document(config_path)
+        except MfawatchError as exc:
+            raise click.ClickException(str(exc)) from exc
         checked_stage(str(config.get("app_name") or RESOURCE_PREFIX), stage)
         stack_name = stack or StageNames(RESOURCE_PREFIX, stage).resources_stack
         session = session_factory()
@@ -269,11 +296,12 @@ def make_deploy_config_command(
         if not write:
             click.echo(f"dry run: {config_path} unchanged; add --write to apply", err=True)
             return
-        ending = "\n" if text.endswith("\n") else ""
-        config_path.write_text(
-            json.dumps(update.config, indent=2, ensure_ascii=False) + ending, encoding="utf-8"
+        config_path.write_text(config_text(update.config, text), encoding="utf-8")
+        click.echo(
+            f"wrote {config_path}; the policy follows from it: mfawatch policy --stage {stage} "
+            "--write (make deploy-config and mfawatch deploy run it)",
+            err=True,
         )
-        click.echo(f"wrote {config_path}; next: make policy STAGE={stage}", err=True)
 
     return deploy_config
 

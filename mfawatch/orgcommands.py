@@ -103,7 +103,14 @@ def forwarder_template(
     fmt: str,
     rules_bundle: Path,
 ) -> None:
-    """Print the member-account CloudFormation template for a service-managed StackSet."""
+    """Print the member-account CloudFormation template for a service-managed StackSet.
+
+    \b
+    Example:
+      mfawatch forwarder-template \\
+        --central-bus-arn arn:aws:events:us-east-1:210987654321:event-bus/mfawatch \\
+        --regions us-east-1,eu-west-1 > forwarder.yaml
+    """
     try:
         central = parse_central_bus_arn(central_bus_arn)
         region_list = parse_regions(regions)
@@ -192,6 +199,12 @@ def make_audit_command(session_factory: SessionFactory = _default_session) -> cl
 
         Exits 1 when any forwarding rule is missing, disabled or targets another bus, or when an
         account cannot be read.
+
+        \b
+        Example:
+          mfawatch audit --organization \\
+            --central-bus-arn arn:aws:events:us-east-1:210987654321:event-bus/mfawatch \\
+            --regions us-east-1,eu-west-1
         """
         try:
             central = parse_central_bus_arn(central_bus_arn)

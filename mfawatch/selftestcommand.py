@@ -3,7 +3,9 @@
 Invokes each deployed function synchronously (``lambda.invoke``, ``RequestResponse``) with the
 self-test payload of :mod:`chalicelib.selftest`, which the functions answer before the service
 is called: no incident state, no sign-in counted, no rule pattern matches it. Reports per
-function whether it initialized, the error type and the round-trip duration. With ``--publish``
+function one of: ok; did not start (the init error); raised (error type, message, request id);
+answered something else (its first 200 bytes); no such function; could not invoke.
+With ``--publish``
 the failed-MFA function also sends one LOW "mfawatch self-test" notification to every configured
 output and the report lists the SNS message ids.
 
@@ -29,36 +31,104 @@ from chalicelib.rules import load_bundle
 from chalicelib.selftest import SELFTEST_KEY, selftest_event
 
 from .deploy import load_stage_config
-from .deploycommands import app_handler_names
-from .paths import CHALICE_CONFIG, REPO_ROOT
+from .deploycommands import PROJECT_DIR_OPTION, app_handler_names
+from .paths import CHALICE_CONFIG, CHALICE_DIR
 
 #: The function that publishes with ``--publish``: the one a failed MFA sign-in reaches.
 PUBLISHING_RULE = "iam-console-mfa-failure"
-DEPLOYED_DIR = REPO_ROOT / ".chalice" / "deployed"
+DEPLOYED_DIR = CHALICE_DIR / "deployed"
+
+
+# What a function's answer to the self-test means (docs/deploy.md, "Troubleshooting": one row
+# each, with the same hint).
+ANSWERED = "ok"
+NOT_STARTED = "did not start"
+RAISED = "raised"
+OTHER_ANSWER = "answered something else"
+NOT_FOUND = "no such function"
+NOT_INVOKED = "could not invoke"
+
+HINTS: dict[str, str] = {
+    NOT_STARTED: "the init phase failed before the handler ran: a Runtime.* type means the "
+    "package or handler is wrong (redeploy this version); another type is raised by app.py at "
+    "import, e.g. ConfigError naming an MFAWATCH_* setting (fix it: mfawatch init, then deploy)",
+    RAISED: "the function started and its handler raised: search its log group "
+    "/aws/lambda/<function> for the request id; PublishError means sns:Publish or the KMS key "
+    "(regenerate the policy and deploy)",
+    OTHER_ANSWER: "the function ran but did not answer the self-test: another or an older "
+    "function has this name; deploy this version (mfawatch deploy)",
+    NOT_FOUND: "not deployed under this name in this account and Region: mfawatch deploy "
+    "--stage S, or pass the Region it is in (--region)",
+    NOT_INVOKED: "the caller cannot invoke it: lambda:InvokeFunction on "
+    "mfawatch-<stage>-* is needed (docs/deploy.md, Before you deploy), or retry if throttled",
+}
+ANSWER_PREVIEW_BYTES = 200
+
+# The runtime's init-phase error types (AWS Lambda Developer Guide, troubleshooting-invocation;
+# awslambdaric bootstrap): the handler never ran. awslambdaric also reports any exception that
+# app.py raises at import with an empty requestId, as no invocation had begun.
+INIT_ERROR_TYPES = frozenset(
+    {
+        "Runtime.ImportModuleError",
+        "Runtime.HandlerNotFound",
+        "Runtime.UserCodeSyntaxError",
+        "Runtime.MalformedHandlerName",
+        "Runtime.BadFunctionCode",
+        "Runtime.InvalidEntrypoint",
+    }
+)
 
 
 @dataclass(frozen=True)
 class FunctionReport:
-    """How one function answered the self-test."""
+    """How one function answered the self-test: ``kind`` is one of the constants above."""
 
     handler: str
     function: str
-    initialized: bool
+    kind: str
     error_type: str
     error_message: str
     duration_ms: float
     published: Mapping[str, str]
+    request_id: str = ""
+    answer: str = ""
+    """The first 200 bytes of what the function returned, when it is not the self-test answer
+    or not an error document."""
 
     @property
     def ok(self) -> bool:
-        return self.initialized and not self.error_type
+        return self.kind == ANSWERED
+
+    @property
+    def initialized(self) -> bool:
+        """The function got as far as running its handler."""
+        return self.kind in (ANSWERED, RAISED, OTHER_ANSWER)
+
+    @property
+    def hint(self) -> str:
+        return HINTS.get(self.kind, "")
+
+    def describe(self) -> str:
+        """What happened, in one line (without the function name)."""
+        if self.kind == ANSWERED:
+            published = ", ".join(f"{o}={m}" for o, m in self.published.items())
+            return "ok" + (f", published {published}" if published else "")
+        if self.kind == OTHER_ANSWER:
+            return f"{self.kind}: {self.answer!r}"
+        detail = f"{self.kind}: {self.error_type}: {self.error_message}"
+        if self.kind == RAISED and self.request_id:
+            detail += f" (request id {self.request_id})"
+        return detail
 
     def to_json(self) -> dict[str, Any]:
         return {
             "function": self.function,
+            "kind": self.kind,
             "initialized": self.initialized,
             "error_type": self.error_type,
             "error_message": self.error_message,
+            "request_id": self.request_id,
+            "answer": self.answer,
             "duration_ms": round(self.duration_ms, 1),
             "published": dict(self.published),
         }
@@ -85,6 +155,48 @@ def deployed_function_names(
     return functions
 
 
+def _preview(payload: bytes) -> str:
+    return payload[:ANSWER_PREVIEW_BYTES].decode("utf-8", errors="replace")
+
+
+def classify_answer(response: Mapping[str, Any], payload: bytes) -> dict[str, Any]:
+    """Pure: the :class:`FunctionReport` fields that an Invoke response and its payload give.
+
+    Lambda answers a function error with ``FunctionError`` set (header
+    ``X-Amz-Function-Error``) and the runtime's error document as the payload:
+    ``errorType``, ``errorMessage`` and ``requestId`` (empty when init failed, as no request had
+    begun).
+    """
+    try:
+        body: Any = json.loads(payload or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    function_error = str(response.get("FunctionError") or "")
+    invoke_request = str(response.get("ResponseMetadata", {}).get("RequestId", ""))
+    if not function_error:
+        if isinstance(body, dict) and SELFTEST_KEY in body:
+            return {"kind": ANSWERED, "published": dict(body.get("published") or {})}
+        return {"kind": OTHER_ANSWER, "answer": _preview(payload)}
+    if not (isinstance(body, dict) and ("errorType" in body or "errorMessage" in body)):
+        # Not the runtime's error document (a proxy or an emulator answered): show what it was.
+        return {
+            "kind": RAISED,
+            "error_type": function_error,
+            "error_message": _preview(payload),
+            "request_id": invoke_request,
+        }
+    error_type = str(body.get("errorType") or function_error)
+    message = str(body.get("errorMessage", ""))
+    if error_type in INIT_ERROR_TYPES or body.get("requestId") == "":
+        return {"kind": NOT_STARTED, "error_type": error_type, "error_message": message}
+    return {
+        "kind": RAISED,
+        "error_type": error_type,
+        "error_message": message,
+        "request_id": str(body.get("requestId") or invoke_request),
+    }
+
+
 def invoke_selftest(
     client: Any,
     handler: str,
@@ -95,45 +207,29 @@ def invoke_selftest(
     """Invoke one function with the self-test payload and read its answer."""
     payload = json.dumps(selftest_event(publish=publish)).encode()
     start = clock()
+    fields: dict[str, Any]
     try:
         response = client.invoke(
             FunctionName=function, InvocationType="RequestResponse", Payload=payload
         )
-        body = json.loads(response["Payload"].read() or b"null")
-    except ClientError as exc:  # e.g. ResourceNotFoundException: not deployed
-        code = exc.response.get("Error", {}).get("Code", "ClientError")
-        return FunctionReport(
-            handler,
-            function,
-            False,
-            str(code),
-            str(exc),
-            (clock() - start) * 1000,
-            {},
-        )
-    except (BotoCoreError, json.JSONDecodeError) as exc:
-        return FunctionReport(
-            handler, function, False, type(exc).__name__, str(exc), (clock() - start) * 1000, {}
-        )
+        fields = classify_answer(response, response["Payload"].read())
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", "ClientError"))
+        kind = NOT_FOUND if code == "ResourceNotFoundException" else NOT_INVOKED
+        fields = {"kind": kind, "error_type": code, "error_message": str(exc)}
+    except BotoCoreError as exc:
+        fields = {"kind": NOT_INVOKED, "error_type": type(exc).__name__, "error_message": str(exc)}
     duration_ms = (clock() - start) * 1000
-    answered = isinstance(body, dict) and SELFTEST_KEY in body
-    if "FunctionError" not in response and answered:
-        return FunctionReport(
-            handler, function, True, "", "", duration_ms, dict(body.get("published", {}))
-        )
-    failure: dict[str, Any] = body if isinstance(body, dict) else {}
-    error_type = str(failure.get("errorType", response.get("FunctionError", "NoSelfTestAnswer")))
-    # A failed publish is the only error an initialized function raises on a self-test; any
-    # other error (Runtime.HandlerNotFound, Runtime.ImportModuleError, a ConfigError at init)
-    # means the function never got to answer.
     return FunctionReport(
-        handler,
-        function,
-        error_type == "PublishError",
-        error_type,
-        str(failure.get("errorMessage", body)),
-        duration_ms,
-        {},
+        handler=handler,
+        function=function,
+        kind=fields["kind"],
+        error_type=fields.get("error_type", ""),
+        error_message=fields.get("error_message", ""),
+        duration_ms=duration_ms,
+        published=fields.get("published", {}),
+        request_id=fields.get("request_id", ""),
+        answer=fields.get("answer", ""),
     )
 
 
@@ -154,14 +250,13 @@ def run_selftest(
 
 
 def render_report(reports: Sequence[FunctionReport]) -> list[str]:
-    """One line per function: name, initialized, error type, duration, message ids."""
-    lines = [f"{'function':<52} {'initialized':<11} {'error':<28} {'ms':>8}  published"]
-    for report in reports:
-        published = ", ".join(f"{o}={m}" for o, m in report.published.items()) or "-"
-        lines.append(
-            f"{report.function.rsplit(':', 1)[-1]:<52} {'yes' if report.initialized else 'NO':<11} "
-            f"{report.error_type or '-':<28} {report.duration_ms:>8.0f}  {published}"
-        )
+    """One line per function (name, duration, what happened), then one hint per failure kind."""
+    lines = [
+        f"{report.function.rsplit(':', 1)[-1]} {report.duration_ms:.0f} ms: {report.describe()}"
+        for report in reports
+    ]
+    kinds = dict.fromkeys(r.kind for r in reports if not r.ok)
+    lines += [f"hint ({kind}): {HINTS[kind]}" for kind in kinds]
     return lines
 
 
@@ -170,14 +265,29 @@ def render_report(reports: Sequence[FunctionReport]) -> list[str]:
 @click.option("--publish", is_flag=True, help="Also send one LOW notification to every output.")
 @click.option("--region", default=None, help="AWS Region of the stage (default: the SDK's).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-def selftest(stage: str, publish: bool, region: str | None, as_json: bool) -> None:
-    """Invoke every deployed function with the self-test event; exit 1 if one fails."""
+@PROJECT_DIR_OPTION
+def selftest(
+    stage: str, publish: bool, region: str | None, as_json: bool, project_dir: Path
+) -> None:
+    """Invoke every deployed function with the self-test event; exit 1 if one fails.
+
+    One line per function: ok, did not start (init error), raised (type, message, request id),
+    answered something else (first 200 bytes), or no such function; then a hint per kind.
+
+    \b
+    Example:
+      mfawatch selftest --stage dev --region us-east-1
+      mfawatch selftest --stage dev --publish      # also one LOW notification per output
+    """
     import boto3  # the toolkit's AWS edge: only this command needs it
 
+    chalice_dir = project_dir / ".chalice"
     try:
-        functions = deployed_function_names(stage, app_handler_names())
+        functions = deployed_function_names(
+            stage, app_handler_names(), chalice_dir / "config.json", chalice_dir / "deployed"
+        )
     except MfawatchError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(f"{exc}: run mfawatch init --stage {stage} first") from exc
     reports = run_selftest(boto3.client("lambda", region_name=region), functions, publish)
     if as_json:
         for report in reports:
@@ -187,8 +297,7 @@ def selftest(stage: str, publish: bool, region: str | None, as_json: bool) -> No
             click.echo(line)
     failed = [r.function for r in reports if not r.ok]
     click.echo(
-        f"{len(reports) - len(failed)}/{len(reports)} functions answered the self-test"
-        + (f"; failed: {', '.join(failed)}" if failed else ""),
+        f"{len(reports) - len(failed)}/{len(reports)} functions answered the self-test",
         err=True,
     )
     if failed:

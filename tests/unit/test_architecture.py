@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mfawatch.deploy import StageConfig, load_stage_config
+from mfawatch.paths import CHALICE_CONFIG, CHALICE_DIR
 from mfawatch.policy import policy_json, stage_policy
 from tests.conftest import ROOT
 from tests.reference import LAMBDA_ACTIONS
@@ -62,21 +63,19 @@ def test_lambda_code_never_imports_the_offline_toolkit(path: Path) -> None:
     assert not imported & {"mfawatch", "click", "yaml", "jsonschema"}, path.name
 
 
-CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
+CONFIG = json.loads(CHALICE_CONFIG.read_text())
 
 
 @pytest.mark.parametrize("stage", sorted(CONFIG["stages"]))
 def test_committed_policy_is_the_generated_least_privilege_policy(stage: str) -> None:
-    path = ROOT / ".chalice" / CONFIG["stages"][stage]["iam_policy_file"]
+    path = CHALICE_DIR / CONFIG["stages"][stage]["iam_policy_file"]
     expected = policy_json(stage_policy(load_stage_config(stage)))
     assert path.read_text() == expected, f"run: python -m mfawatch policy --stage {stage} --write"
 
 
 @pytest.mark.parametrize("stage", sorted(CONFIG["stages"]))
 def test_policy_allows_only_what_the_code_calls_on_the_stage_resources(stage: str) -> None:
-    policy = json.loads(
-        (ROOT / ".chalice" / CONFIG["stages"][stage]["iam_policy_file"]).read_text()
-    )
+    policy = json.loads((CHALICE_DIR / CONFIG["stages"][stage]["iam_policy_file"]).read_text())
     env = CONFIG["stages"][stage]["environment_variables"]
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
     for statement in policy["Statement"]:
@@ -160,4 +159,15 @@ def test_stage_environment_merges_as_chalice_does() -> None:
 
 def test_policy_paths_exist() -> None:
     for stage in CONFIG["stages"].values():
-        assert (ROOT / ".chalice" / stage["iam_policy_file"]).is_file()
+        assert (CHALICE_DIR / stage["iam_policy_file"]).is_file()
+
+
+def test_tests_read_their_own_stages_never_the_checkouts_chalice_dir() -> None:
+    # A user edits and deploys .chalice/config.json (placeholder accounts replaced, outputs from
+    # the resources stack): no test may see that. tests/conftest.py points the toolkit at
+    # tests/stage/, and chalice package / chalice.test.Client get a project folder built from it.
+    from tests.conftest import STAGE_DIR
+
+    assert CHALICE_DIR == STAGE_DIR
+    assert CHALICE_CONFIG.parent != ROOT / ".chalice"
+    assert load_stage_config("dev").environment()["MFAWATCH_TABLE_NAME"]

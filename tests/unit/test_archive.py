@@ -196,8 +196,10 @@ def test_rules_with_or_branches_give_one_alternative_per_branch(rules: RuleSet) 
     assert prefilter.alternatives == (
         (("eventName", frozenset({"ConsoleLogin"})), ("eventSource", frozenset({SIGNIN}))),
         (("eventName", frozenset({"UserAuthentication"})), ("eventSource", frozenset({SIGNIN}))),
+        (("eventName", frozenset({"AuthorizeOAuth2Access"})), ("eventSource", frozenset({SIGNIN}))),
     )
     assert not prefilter.may_match(load_event("iam-checkmfa"))
+    assert prefilter.may_match(load_event("signin-authorizeoauth2access-iamuser"))
 
 
 def test_every_rule_case_that_matches_passes_the_prefilter(rules: RuleSet) -> None:

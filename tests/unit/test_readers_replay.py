@@ -98,6 +98,36 @@ def test_replay_sends_one_alert_per_matched_event(tmp_path: Path, rules: RuleSet
     assert result.matched == 2
 
 
+def test_aws_login_after_failed_mfa_escalates_and_a_policy_denial_is_not_a_failure(
+    tmp_path: Path, rules: RuleSet
+) -> None:
+    failures = [
+        dict(MFA_FAIL, eventID=f"mfa-fail-{i}", eventTime=f"2026-11-02T09:0{i}:08Z")
+        for i in range(3)
+    ]
+    denied = load_event("iam-consolelogin-failure-rcp-denied-mfa-yes")  # MFAUsed Yes, 09:30
+    refresh = dict(load_event("signin-createoauth2token-iamuser"), eventTime="2026-11-02T09:04:00Z")
+    login = dict(
+        load_event("signin-authorizeoauth2access-iamuser"), eventTime="2026-11-02T09:05:00Z"
+    )
+    (tmp_path / "trail.json").write_text(json.dumps([*failures, denied, refresh, login]))
+    result, _stats = _replay(tmp_path, rules)
+    escalations = [n for n in result.notifications if n.kind == "escalation"]
+    assert [(n.rule.id, n.severity, n.count, n.source_ip, n.title) for n in escalations] == [
+        (
+            "sign-in-success",
+            "CRITICAL",
+            3,
+            "198.51.100.77",
+            "MFA fatigue success: ops-admin signed in from 198.51.100.77 after 3 failed MFA "
+            "attempts",
+        )
+    ]
+    published = {event_id for n in result.notifications for event_id in n.event_ids}
+    assert denied["eventID"] not in published and refresh["eventID"] not in published
+    assert result.matched_by_rule == {"iam-console-mfa-failure": 3, "sign-in-success": 1}
+
+
 def test_replay_orders_by_event_time_across_files(tmp_path: Path, rules: RuleSet) -> None:
     later = dict(MFA_FAIL, eventTime="2026-11-02T10:00:00Z", eventID="later")
     (tmp_path / "a.json").write_text(json.dumps(later))
