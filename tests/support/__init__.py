@@ -1,2 +1,2 @@
-"""Shared test support: fault-injecting stores, a Lambda-retry simulation, event builders, and
-harnesses that test modules and benchmarks import (a test module never imports another test module)."""
+"""Shared test support: fault-injecting stores, a Lambda-retry simulation, event builders and
+harnesses that test modules and benchmarks import (a test module never imports another)."""
