@@ -279,7 +279,7 @@ class Scheduler(ServicePart):
             return self._storm(key, item, now, force)
         if kind is KeyKind.HEARTBEAT:
             return self._heartbeat(key, item, now)
-        if kind is KeyKind.PRINCIPAL:
+        if kind in (KeyKind.PRINCIPAL, KeyKind.CAMPAIGN):
             return self._escalations(key, item, now)
         raise UnknownReferenceError(f"{key}: no scheduled work for items of this kind")
 

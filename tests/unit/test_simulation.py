@@ -17,6 +17,7 @@ from tests.support.simulation import (
     RESENT,
     Report,
     Scenario,
+    campaign_scenarios,
     enumerate_faults,
     enumerate_orders,
     lag_everything,
@@ -26,7 +27,7 @@ from tests.support.simulation import (
     violations,
 )
 
-SCENARIOS = {scenario.name: scenario for scenario in scenarios("ci")}
+SCENARIOS = {scenario.name: scenario for scenario in (*scenarios("ci"), *campaign_scenarios())}
 
 #: Scenarios that fail only because of defects 1-6 of issue 18 (fixed on branch
 #: issue18-decisions); strict=False so that the merge shows which pass.
