@@ -35,16 +35,18 @@ wires them through the successes re-check (:mod:`chalicelib.events`).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from . import constants as c
 from .config import Settings, Threshold
-from .delivery import ServicePart
-from .documents import OWNER, PrincipalFailures
-from .notifications import Notification, campaign_for
+from .delivery import LEASE, ServicePart
+from .documents import HELD_RETENTION, OWNER, Outbox, PrincipalFailures
+from .notifications import Notification, campaign_for, campaign_summary_for
 from .records import (
     PRINCIPAL_IAM_USER,
     PRINCIPAL_IDENTITY_CENTER,
@@ -55,11 +57,18 @@ from .records import (
 )
 from .rules import Rule
 from .state import (
+    DUE_AT,
+    DUE_PK,
     EXPIRES_AT,
     Absent,
+    Compare,
     ConditionFailed,
+    Item,
     KeyKind,
+    Missing,
+    due_mark,
     key_part,
+    key_parts,
     make_key,
 )
 
@@ -69,6 +78,20 @@ MAX_MEMBERS = 50
 SHOWN_MEMBERS = 10
 #: The attribute of a campaign item holding its member entries (a string set).
 MEMBERS = "members"
+#: The escalation's trailing summary: when it is due, the window it covers, the escalation's
+#: rule and severity, and the mark that it was decided.
+SUMMARY_AT, CAMPAIGN_START, RULE_ID, SEVERITY, SUMMARIZED = (
+    "summary_at",
+    "campaign_start",
+    "rule_id",
+    "severity",
+    "summarized",
+)
+#: How long a campaign item outlives the latest window its entries can be in: its trailing
+#: summary is due at that window's end + the settle delay, and must survive a scheduler outage
+#: as long as a held summary does.
+ITEM_GRACE = HELD_RETENTION
+DUE_KEYS = (DUE_PK, DUE_AT)
 
 
 class Campaign(enum.StrEnum):
@@ -171,6 +194,23 @@ def spray_window(
             escalate = escalated_by_me or start >= escalated_until
             return SprayWindow(escalate, members, len(inside), start, until)
     return SprayWindow(False, (), 0, t, escalated_until)
+
+
+def campaign_span(
+    entries: list[tuple[float, str]], start: float, end: float, window: float
+) -> list[tuple[float, str]]:
+    """The entries of the campaign whose escalated window starts at ``start``: those up to
+    ``end`` (the escalation's mark), and the earlier ones each within ``window`` of the next (a
+    late event from before the window that escalated belongs to the same campaign)."""
+    inside = [e for e in entries if start <= e[0] < end]
+    earlier = sorted((e for e in entries if e[0] < start), reverse=True)
+    first = start
+    for entry in earlier:
+        if first - entry[0] >= window:
+            break
+        inside.insert(0, entry)
+        first = entry[0]
+    return inside
 
 
 def entries_to_keep(entries: list[tuple[float, str]], t: float, window: float) -> list[str]:
@@ -277,7 +317,11 @@ class CampaignStep(ServicePart):
         item = self.store.update(
             key,
             now,
-            set_values={EXPIRES_AT: expires, "source_ip": record.source_ip[:256]},
+            # Kept past a summary due at the end of any window this entry can be in.
+            set_values={
+                EXPIRES_AT: expires + window + self.settings.settle_seconds + ITEM_GRACE,
+                "source_ip": record.source_ip[:256],
+            },
             add={MEMBERS: frozenset({entry})},
         )
         entries = parse_entries(item.get(MEMBERS, ()))
@@ -311,6 +355,8 @@ class CampaignStep(ServicePart):
             ),
             notes=notes,
         )
+        # The trailing summary: once the window is over and its writes have settled.
+        summary_at = found_window.until + self.settings.settle_seconds
         return self.delivery.escalate_once(
             key,
             item,
@@ -319,8 +365,81 @@ class CampaignStep(ServicePart):
             found_window.start,
             found_window.until,
             now,
-            extra={EXPIRES_AT: max(expires, found_window.until)},
+            extra={
+                SUMMARY_AT: summary_at,
+                CAMPAIGN_START: found_window.start,
+                RULE_ID: rule.id,
+                SEVERITY: spec.severity,
+            },
+            finish=due_mark(summary_at),
         )
+
+    def due(self, key: str, item: Item, now: float, force: bool) -> list[Notification]:
+        """The scheduler's turn on a campaign item: deliver an escalation its deciding event did
+        not, then, once the campaign's window is over, decide and deliver its trailing summary
+        (a conditional mark with the outbox, as the escalation)."""
+        outbox = Outbox.from_item(item)
+        summary_at = float(item.get(SUMMARY_AT) or 0.0)
+        waiting = bool(summary_at) and not item.get(SUMMARIZED)
+        if outbox.pending():
+            finish = due_mark(summary_at) if waiting else None
+            return self.delivery.deliver_leased(
+                key, outbox, now, finish, () if waiting else DUE_KEYS
+            )
+        if waiting and (now >= summary_at or force):
+            return self._summarize(key, item, outbox, summary_at, now)
+        with contextlib.suppress(ConditionFailed):
+            self.store.update(
+                key,
+                now,
+                set_values=due_mark(summary_at) if waiting else None,
+                remove=() if waiting else DUE_KEYS,
+                condition=Compare(DUE_AT, "=", item[DUE_AT]),
+            )
+        return []
+
+    def _summarize(
+        self, key: str, item: Item, outbox: Outbox, summary_at: float, now: float
+    ) -> list[Notification]:
+        campaign = Campaign(key_parts(key)[0])
+        spec = spec_of(campaign, self.settings)
+        noun = spec.noun if spec else "principals"
+        start = float(item.get(CAMPAIGN_START) or 0.0)
+        end = summary_at - self.settings.settle_seconds
+        window = spec.threshold.seconds if spec else 0.0
+        inside = campaign_span(parse_entries(item.get(MEMBERS, ())), start, end, window)
+        members = tuple(dict.fromkeys(m for _, m in inside))
+        summary = campaign_summary_for(
+            self.rules.get(str(item.get(RULE_ID, ""))),
+            campaign.value,
+            str(item.get(SEVERITY) or (spec.severity if spec else "HIGH")),
+            noun,
+            str(item.get("source_ip", "")),
+            str(item.get("escalated_by", "")),
+            members[:SHOWN_MEMBERS],
+            len(members),
+            len(inside),
+            datetime.fromtimestamp(inside[0][0] if inside else start, UTC),
+            datetime.fromtimestamp(inside[-1][0] if inside else start, UTC),
+        )
+        decided = self.delivery.decide_apart(summary, now)
+        with_summary = outbox.with_entries(decided.entries)
+        try:
+            self.store.update(
+                key,
+                now,
+                set_values={
+                    SUMMARIZED: True,
+                    LEASE: now + self.settings.lease_seconds,
+                    **with_summary.to_item(),
+                    **due_mark(now + self.settings.lease_seconds),
+                },
+                remove=[] if with_summary.delivered else ["delivered"],
+                condition=Missing(SUMMARIZED),
+            )
+        except ConditionFailed:
+            return []  # another scheduler run decided it
+        return self.delivery.deliver(key, with_summary, now)
 
     def _first_in_window(
         self,

@@ -314,8 +314,9 @@ def brute_force_for(
     )
 
 
-#: The id prefix of campaign escalations (:mod:`chalicelib.campaigns`).
-CAMPAIGN_ID_PREFIX = "escalation:campaign:"
+#: The id prefix of campaign escalations and their trailing summaries
+#: (:mod:`chalicelib.campaigns`).
+CAMPAIGN_ID_PREFIX = "escalation:campaign"
 
 
 def is_campaign(notification: Notification) -> bool:
@@ -341,7 +342,7 @@ def campaign_for(
     ip = record.source_ip if len(record.source_ip) <= 64 else record.source_ip[:63] + "…"
     more = f" and {members - len(shown)} more" if members > len(shown) else ""
     return Notification(
-        id=f"{CAMPAIGN_ID_PREFIX}{campaign}:{record.event_id}",
+        id=f"{CAMPAIGN_ID_PREFIX}:{campaign}:{record.event_id}",
         kind=KIND_ESCALATION,
         rule=rule,
         severity=severity,
@@ -366,6 +367,57 @@ def campaign_for(
             "of several identities is a campaign, not a user who mistyped."
         ),
     )
+
+
+def campaign_summary_for(
+    rule: Rule,
+    campaign: str,
+    severity: str,
+    noun: str,
+    source_ip: str,
+    escalated_by: str,
+    shown: tuple[str, ...],
+    members: int,
+    failures: int,
+    first: datetime,
+    last: datetime,
+) -> Notification:
+    """The trailing summary of a campaign escalation: every member the source IP tried in the
+    campaign's window, once the window is over (``escalated_by``: the escalation's event)."""
+    accounts = sorted({m.split("/", 1)[0] for m in shown})
+    ip = source_ip if len(source_ip) <= 64 else source_ip[:63] + "…"
+    more = f" and {members - len(shown)} more" if members > len(shown) else ""
+    name = _CAMPAIGN_NAMES.get(campaign, campaign)
+    return Notification(
+        id=f"{CAMPAIGN_ID_PREFIX}-summary:{campaign}:{escalated_by}",
+        kind=KIND_ESCALATION,
+        rule=rule,
+        severity=severity,
+        title=f"{name} from {ip} ended: {members} {noun} tried",
+        dedup_key=f"campaign-summary:{campaign}|{source_ip}",
+        account=accounts[0] if accounts else "",
+        region="",
+        principal=f"{members} {noun}",
+        principal_type="campaign",
+        source_ip=source_ip,
+        event_ids=(),
+        count=failures,
+        first_seen=first,
+        last_seen=last,
+        summary=(
+            f"The campaign from {ip} is over: {members} distinct {noun} tried ({failures} "
+            f"first attempts per member and window): {', '.join(shown)}{more}. Accounts: "
+            f"{', '.join(accounts)}. The alerts and summaries of each principal count every "
+            "failure."
+        ),
+    )
+
+
+_CAMPAIGN_NAMES = {
+    "mfa-spray": "MFA spray",
+    "root-across-accounts": "Root sign-in attempts across accounts",
+    "password-spray": "Password spray",
+}
 
 
 _CAMPAIGN_TITLES = {

@@ -250,6 +250,8 @@ class Scenario:
     deciding event saw: the threshold when the events come one by one; more when a fault delays
     the event that completed the set and a later one decides (never more than the campaign's
     events)."""
+    campaign_summaries: frozenset[tuple[str, int]] = frozenset()
+    """The trailing summary of each campaign, exactly once: ``(dedup key, exact count)``."""
     first_come: bool = False
     """A rate limit admits whichever events come first: which principals the admitted alerts
     name depends on the arrival order (kinds and counts do not)."""
@@ -348,6 +350,7 @@ def campaign_scenarios() -> list[Scenario]:
             tuple(iam_failure(f"sp-{i}", 30.0 * i, user=f"u{i}", ip=SPRAY_IP) for i in range(4)),
             settings(),
             campaigns=frozenset({(f"campaign:mfa-spray|{SPRAY_IP}", "HIGH", 3, 4)}),
+            campaign_summaries=frozenset({(f"campaign-summary:mfa-spray|{SPRAY_IP}", 4)}),
         ),
         Scenario(
             "mfa-spray-near-miss",
@@ -364,6 +367,9 @@ def campaign_scenarios() -> list[Scenario]:
             tuple(root_failure(f"rt-{i}", 300.0 * i, account) for i, account in enumerate(ORG)),
             settings(),
             campaigns=frozenset({("campaign:root-across-accounts|203.0.113.66", "CRITICAL", 2, 3)}),
+            campaign_summaries=frozenset(
+                {("campaign-summary:root-across-accounts|203.0.113.66", 3)}
+            ),
         ),
         Scenario(
             "failed-mfa-then-new-device",
@@ -647,6 +653,13 @@ def violations(outcome: Outcome) -> list[str]:
         got = shapes.get(key)
         if got is not None and (got[0] != severity or not fewest <= got[1] <= most):
             found.append(f"campaign {key}: {got} is not {severity} with {fewest}-{most}")
+    summaries: dict[str, set[tuple[str, int]]] = defaultdict(set)
+    for n in alerts.values():
+        if n.dedup_key.startswith("campaign-summary:"):
+            summaries[n.dedup_key].add((n.id, n.count))
+    got = {(key, count) for key, found in summaries.items() for _, count in found}
+    if got != set(scenario.campaign_summaries) or any(len(f) > 1 for f in summaries.values()):
+        found.append(f"campaign summaries {sorted(got)} != {sorted(scenario.campaign_summaries)}")
     several = sorted(key for key, ids in decided.items() if len(ids) > 1)
     if several:
         found.append(f"campaigns escalated more than once: {several}")

@@ -105,16 +105,25 @@ def test_each_campaign_of_an_organization_archive_escalates_once(tmp_path: Path)
         for i in items
         if i["kind"] == "escalation" and "brute force" not in i["subject"]
     ]
+    # One escalation per campaign when the threshold is crossed, then its trailing summary
+    # with the exact counts once the window is over.
     assert escalations == [
         (
             "HIGH",
             f"[HIGH] MFA spray from {SPRAYER}: 3 principals failed the MFA step within 15 minutes",
             3,
         ),
+        ("HIGH", f"[HIGH] MFA spray from {SPRAYER} ended: 4 principals tried", 4),
         (
             "CRITICAL",
             f"[CRITICAL] Root sign-in failed in 2 accounts from {ROOT_PROBER} within 60 minutes",
             2,
+        ),
+        (
+            "CRITICAL",
+            "[CRITICAL] Root sign-in attempts across accounts from "
+            f"{ROOT_PROBER} ended: 3 accounts tried",
+            3,
         ),
         (
             "CRITICAL",

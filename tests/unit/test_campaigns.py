@@ -14,6 +14,7 @@ from chalicelib.campaigns import (
     Campaign,
     campaign_key,
     campaign_member,
+    campaign_span,
     incident_marks_member,
     members_of,
     spray_window,
@@ -93,7 +94,11 @@ def run(events: list[tuple[str, dict[str, Any]]], settings: Settings | None = No
 
 
 def campaigns(sent: list[Notification]) -> list[Notification]:
-    return [n for n in sent if n.kind == KIND_ESCALATION and "campaign" in n.dedup_key]
+    return [n for n in sent if n.kind == KIND_ESCALATION and n.dedup_key.startswith("campaign:")]
+
+
+def trailing(sent: list[Notification]) -> list[Notification]:
+    return [n for n in sent if n.dedup_key.startswith("campaign-summary:")]
 
 
 # --- MFA spray ----------------------------------------------------------------------------------
@@ -268,7 +273,9 @@ def test_root_failures_in_one_account_or_an_hour_apart_are_near_misses() -> None
 
 def test_password_spray_of_ten_users_escalates_once_medium_and_nothing_else() -> None:
     _, sent = run([(PASSWORD, password_failure(f"u{i}", i * 30)) for i in range(10)])
-    assert [(n.kind, n.severity) for n in sent] == [(KIND_ESCALATION, "MEDIUM")]
+    # The escalation and its trailing summary: no per-event notification.
+    assert [(n.kind, n.severity) for n in sent] == [(KIND_ESCALATION, "MEDIUM")] * 2
+    assert sent[1].title == "Password spray from 203.0.113.9 ended: 10 principals tried"
     assert sent[0].title == (
         "Password spray from 203.0.113.9: wrong passwords for 10 principals within 10 minutes"
     )
@@ -330,6 +337,18 @@ def test_password_changed_after_failed_mfa_escalates() -> None:
     _, sent = run([(IAM_MFA, mfa_failure("ana", 0)), (TAKEOVER, change)])
     (chain,) = takeovers(sent)
     assert chain.title.startswith("Possible account takeover: UpdateLoginProfile for ana")
+
+
+def test_the_trailing_summary_counts_a_late_member_from_before_the_escalated_window() -> None:
+    events = [(IAM_MFA, mfa_failure(u, 60 * (i + 1))) for i, u in enumerate(["bo", "cy", "di"])]
+    _, sent = run([*events, (IAM_MFA, mfa_failure("ana", 0))])
+    (summary,) = trailing(sent)
+    assert summary.count == 4
+
+
+def test_campaign_span_takes_earlier_entries_chained_within_the_window() -> None:
+    entries = [(0.0, "x"), (1000.0, "a"), (1500.0, "b"), (1600.0, "c"), (1700.0, "d")]
+    assert [m for _, m in campaign_span(entries, 1500.0, 2600.0, 900.0)] == ["a", "b", "c", "d"]
 
 
 # --- the pure window ------------------------------------------------------------------------------
