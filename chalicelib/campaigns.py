@@ -370,6 +370,7 @@ class CampaignStep(ServicePart):
                 CAMPAIGN_START: found_window.start,
                 RULE_ID: rule.id,
                 SEVERITY: spec.severity,
+                "region": record.region[:64],
             },
             finish=due_mark(summary_at),
         )
@@ -421,6 +422,7 @@ class CampaignStep(ServicePart):
             len(inside),
             datetime.fromtimestamp(inside[0][0] if inside else start, UTC),
             datetime.fromtimestamp(inside[-1][0] if inside else start, UTC),
+            region=str(item.get("region", "")),
         )
         decided = self.delivery.decide_apart(summary, now)
         with_summary = outbox.with_entries(decided.entries)

@@ -381,6 +381,7 @@ def campaign_summary_for(
     failures: int,
     first: datetime,
     last: datetime,
+    region: str = "",
 ) -> Notification:
     """The trailing summary of a campaign escalation: every member the source IP tried in the
     campaign's window, once the window is over (``escalated_by``: the escalation's event)."""
@@ -396,7 +397,7 @@ def campaign_summary_for(
         title=f"{name} from {ip} ended: {members} {noun} tried",
         dedup_key=f"campaign-summary:{campaign}|{source_ip}",
         account=accounts[0] if accounts else "",
-        region="",
+        region=region,
         principal=f"{members} {noun}",
         principal_type="campaign",
         source_ip=source_ip,
