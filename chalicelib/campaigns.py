@@ -11,12 +11,16 @@ Per event, at most three requests, none on an item that every event rewrites:
 
 1. a **marker** per (campaign, IP, member), a conditional put (absent or expired): a member
    already counted within the window costs this one request; the marker names the event that
-   created it, so a retry of that event (a kill after the put) goes on to step 2;
-2. the IP's **campaign item** (written once per new member, not per event): ``ADD`` of the member's
-   entry (``time|member``) to a string set, an idempotent write, capped at :data:`MAX_MEMBERS`;
+   created it, so a retry of that event (a kill after the put) goes on to step 2. An alert rule
+   whose incident key names the member and the IP skips it: opening the incident (a write the
+   event makes anyway) is the marker (:func:`incident_marks_member`);
+2. the IP's **campaign item** (written once per new member, not per event): ``ADD`` of the
+   member's entry (``time|member``) to a string set, an idempotent write, capped at
+   :data:`MAX_MEMBERS`;
 3. when the entries hold ``count`` distinct members within the window: the escalation, one
-   conditional write of the mark and the outbox on the campaign item (as a brute force on the
-   principal's item), which stays due until delivered.
+   conditional write of the mark and the outbox on the campaign item
+   (:meth:`delivery.Delivery.escalate_once`, shared with the brute force), which stays due until
+   delivered and then until its trailing summary (:meth:`CampaignStep.due`).
 
 Timeline (MFA spray, 3/15m, seconds)::
 
