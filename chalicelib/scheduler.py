@@ -167,12 +167,11 @@ Remaining = Callable[[], float]
 class Scheduler(ServicePart):
     """Runs what is due, the earliest due first, until the invocation's time is nearly up."""
 
+    _tidied: int | None = None
+    """The rate window whose tidy this execution environment has done."""
     events: EventHandler | None = None
     """The event handler, which finishes what an event's own invocations could not: a leading
     event still undecided after its lease (set by :class:`service.AlertService`)."""
-
-    _tidied: int | None = None
-    """The rate window whose tidy this execution environment has done."""
 
     def tick(
         self, now: datetime, force: bool = False, remaining: Remaining | None = None
@@ -181,10 +180,10 @@ class Scheduler(ServicePart):
 
         Keys are taken earliest due first. With ``remaining``, the run stops taking keys when
         fewer than :data:`SCHEDULER_RESERVE_SECONDS` (or a third of the time it started with)
-        are left: what it did not reach stays due
-        for the next run (a minute later), with the oldest work first again. A big backlog (a
-        password spray over thousands of IPs) is worked off over several runs instead of the
-        function timing out in the middle of every run on the same keys.
+        are left: what it did not reach stays due for the next run (a minute later), with the
+        oldest work first again. A big backlog (a password spray over thousands of IPs) is worked
+        off over several runs instead of the function timing out in the middle of every run on
+        the same keys.
 
         Raises :class:`errors.PublishError` after trying everything if an output failed.
         """
