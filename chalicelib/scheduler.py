@@ -278,7 +278,9 @@ class Scheduler(ServicePart):
             return self._storm(key, item, now, force)
         if kind is KeyKind.HEARTBEAT:
             return self._heartbeat(key, item, now)
-        if kind is KeyKind.PRINCIPAL:
+        if kind is KeyKind.CAMPAIGN and self.events is not None:
+            return self.events.campaigns.due(key, item, now, force)
+        if kind in (KeyKind.PRINCIPAL, KeyKind.CAMPAIGN):
             return self._escalations(key, item, now)
         raise UnknownReferenceError(f"{key}: no scheduled work for items of this kind")
 
@@ -528,7 +530,7 @@ class Scheduler(ServicePart):
         """Publish an escalation its deciding event did not get to publish."""
         outbox = Outbox.from_item(item)
         if outbox.pending():
-            return self.delivery.deliver(key, outbox, now)
+            return self.delivery.deliver_leased(key, outbox, now)
         self._settle(key, item, now, None)
         return []
 

@@ -17,6 +17,7 @@ from tests.support.simulation import (
     RESENT,
     Report,
     Scenario,
+    campaign_scenarios,
     enumerate_faults,
     enumerate_orders,
     lag_everything,
@@ -26,7 +27,7 @@ from tests.support.simulation import (
     violations,
 )
 
-SCENARIOS = {scenario.name: scenario for scenario in scenarios("ci")}
+SCENARIOS = {scenario.name: scenario for scenario in (*scenarios("ci"), *campaign_scenarios())}
 
 
 @pytest.fixture(autouse=True)
