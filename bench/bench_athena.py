@@ -30,12 +30,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from bench_replay import _timed, build  # noqa: E402
 
 from chalicelib.rules import load_bundle  # noqa: E402
-from mfawatch.archive import TimeRange  # noqa: E402
-from mfawatch.athena import backtest_select, candidate_events  # noqa: E402
-from mfawatch.athena_local import create_view, unload_locally  # noqa: E402
+from mfawatch.athena.local import create_view, unload_locally  # noqa: E402
+from mfawatch.athena.sql import backtest_select, candidate_events  # noqa: E402
 from mfawatch.cli import _jsonl  # noqa: E402
-from mfawatch.readers import ReadStats  # noqa: E402
-from mfawatch.replay import replay_timed  # noqa: E402
+from mfawatch.replay.archive import TimeRange  # noqa: E402
+from mfawatch.replay.readers import ReadStats  # noqa: E402
+from mfawatch.replay.runner import replay_timed  # noqa: E402
 
 SINCE, UNTIL = "2026-11-01", "2026-11-04"
 REPLAY = [sys.executable, "-m", "mfawatch", "replay", "--output", "jsonl", "--no-progress"]

@@ -22,13 +22,13 @@ import pytest
 
 from chalicelib.records import as_envelope
 from chalicelib.rules import RuleSet
-from mfawatch.archive import Prefilter, TimeRange, local_files, ordered_events
-from mfawatch.athena import backtest_select, candidate_events
-from mfawatch.athena_local import create_view, unload_locally
+from mfawatch.athena.local import create_view, unload_locally
+from mfawatch.athena.sql import backtest_select, candidate_events
 from mfawatch.cli import DEMO_SCENARIO, _jsonl
-from mfawatch.eventpattern import compile_pattern
-from mfawatch.readers import ReadStats
-from mfawatch.replay import replay_timed
+from mfawatch.patterns.engine import compile_pattern
+from mfawatch.replay.archive import Prefilter, TimeRange, local_files, ordered_events
+from mfawatch.replay.readers import ReadStats
+from mfawatch.replay.runner import replay_timed
 from tests.conftest import ROOT, load_event
 from tests.reference import read_paths
 

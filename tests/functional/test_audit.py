@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from moto import mock_aws
 
 from chalicelib.rules import RuleSet
-from mfawatch.audit import (
+from mfawatch.cli.org import make_audit_command
+from mfawatch.org.audit import (
     DISABLED,
     ERROR,
     MISSING,
@@ -24,8 +25,7 @@ from mfawatch.audit import (
     AssumeRoleClients,
     run_audit,
 )
-from mfawatch.forwarder import expected_rules, forwarding_rule_name, member_template
-from mfawatch.orgcommands import make_audit_command
+from mfawatch.org.forwarder import expected_rules, forwarding_rule_name, member_template
 from tests.unit.test_audit import BUS_ARN, CENTRAL, CENTRAL_BUS, MEMBER, OTHER, deploy_member_rules
 
 

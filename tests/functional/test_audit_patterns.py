@@ -13,9 +13,9 @@ import boto3
 from click.testing import CliRunner
 
 from chalicelib.rules import Rule, RuleSet
-from mfawatch.audit import OK, PARTIAL, PATTERN_DIFFERS, AssumeRoleClients, run_audit
-from mfawatch.forwarder import expected_rules, forwarding_rule_name, member_template
-from mfawatch.orgcommands import make_audit_command
+from mfawatch.cli.org import make_audit_command
+from mfawatch.org.audit import OK, PARTIAL, PATTERN_DIFFERS, AssumeRoleClients, run_audit
+from mfawatch.org.forwarder import expected_rules, forwarding_rule_name, member_template
 from tests.functional.test_audit import (  # the moto estate those tests build
     _member_client,
     aws,  # noqa: F401 - pytest fixture

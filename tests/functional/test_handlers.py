@@ -17,7 +17,7 @@ from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.dynamo import create_state_table
 from chalicelib.errors import ConfigError, EventParseError, FailedOpenError, PublishError
 from chalicelib.records import envelope_of
-from mfawatch.deploy import load_stage_config
+from mfawatch.deploy.templates import load_stage_config
 from tests.conftest import load_event
 
 ACCOUNT = "111122223333"  # the account of the dev stage's topic ARN in .chalice/config.json

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib.rules import RuleSet
-from mfawatch.deploy import load_resources_template
-from mfawatch.orgcommands import forwarder_template
+from mfawatch.cli.org import forwarder_template
+from mfawatch.deploy.templates import load_resources_template
 from tests.conftest import ROOT
 from tests.integration.tools import cfn_lint, chalice_package
 from tests.unit.test_forwarder import CUSTOM_BUS_ARN, DEFAULT_BUS_ARN, MANY_REGIONS, _resources

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mfawatch.deploy import StageConfig, load_stage_config
+from mfawatch.deploy.policy import policy_json, stage_policy
+from mfawatch.deploy.templates import StageConfig, load_stage_config
 from mfawatch.paths import CHALICE_CONFIG, CHALICE_DIR
-from mfawatch.policy import policy_json, stage_policy
 from tests.conftest import ROOT
 from tests.reference import LAMBDA_ACTIONS
 
@@ -24,14 +24,14 @@ PURE = [
         for path in sorted((ROOT / "chalicelib").glob("*.py"))
         if path.name not in AWS_EDGES
     ),
-    "mfawatch/eventpattern.py",
-    "mfawatch/readers.py",
-    "mfawatch/replay.py",
-    "mfawatch/policy.py",
-    "mfawatch/forwarder.py",
-    "mfawatch/deploy.py",
-    "mfawatch/requirements.py",
-    "mfawatch/athena.py",
+    "mfawatch/patterns/engine.py",
+    "mfawatch/replay/readers.py",
+    "mfawatch/replay/runner.py",
+    "mfawatch/deploy/policy.py",
+    "mfawatch/org/forwarder.py",
+    "mfawatch/deploy/templates.py",
+    "mfawatch/patterns/requirements.py",
+    "mfawatch/athena/sql.py",
 ]
 FORBIDDEN = {"boto3", "botocore", "chalice", "click"}
 

@@ -10,9 +10,10 @@ import yaml
 from click.testing import CliRunner
 
 from chalicelib.rules import RuleSet
-from mfawatch.deploy import cfn_logical_id, load_resources_template
+from mfawatch.cli.org import COMMANDS, forwarder_template
+from mfawatch.deploy.templates import cfn_logical_id, load_resources_template
 from mfawatch.errors import ForwarderConfigError
-from mfawatch.forwarder import (
+from mfawatch.org.forwarder import (
     AUDIT_ROLE_NAME,
     custom_bus_merge_template,
     expected_rules,
@@ -22,7 +23,6 @@ from mfawatch.forwarder import (
     parse_central_bus_arn,
     parse_regions,
 )
-from mfawatch.orgcommands import COMMANDS, forwarder_template
 from tests.conftest import ROOT
 
 CENTRAL = "111122223333"
@@ -316,7 +316,7 @@ def test_central_bus_policy_allows_put_events_for_the_organization_only(name: st
 
 def test_member_template_sends_a_heartbeat_to_the_central_bus(rules: RuleSet) -> None:
     from chalicelib.constants import HEARTBEAT_PATTERN, HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE
-    from mfawatch.eventpattern import compile_pattern
+    from mfawatch.patterns.engine import compile_pattern
 
     heartbeat = _template(rules)["Resources"]["Heartbeat"]
     props = heartbeat["Properties"]

@@ -42,8 +42,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import settings_from_env
 from chalicelib.errors import MfawatchError
-
-from .deploy import (
+from mfawatch.deploy.policy import policy_json, stage_policy
+from mfawatch.deploy.selftest import deployed_function_names, render_report, run_selftest
+from mfawatch.deploy.stacks import StackError, Stacks, aws_error
+from mfawatch.deploy.templates import (
     DEFAULT_ROUTES,
     RESOURCE_PREFIX,
     RESOURCES_TEMPLATE,
@@ -58,9 +60,6 @@ from .deploy import (
     read_config_document,
     stage_config_update,
 )
-from .policy import policy_json, stage_policy
-from .selftestcommand import deployed_function_names, render_report, run_selftest
-from .stacks import StackError, Stacks, aws_error
 
 ROUTE_STACKS = "stacks"
 """Route (a): the resources stack, ``chalice deploy``, the invoke-config stack."""
@@ -354,7 +353,7 @@ class Deployer:
         return result.changed, f"{len(result.outputs)} outputs"
 
     def _deploy_config(self) -> tuple[bool, str]:
-        from .deploycommands import caller_account
+        from mfawatch.cli.stage import caller_account
 
         path = self.project.config_path
         text, config = read_config_document(path)

@@ -2,15 +2,15 @@
 
 Athena finds the *candidates* (records that may match a rule) where the trail lives, scanning
 in parallel and pruning by account, region and date; the decisions stay in our one code path
-(:func:`mfawatch.replay.replay_timed`). Three pieces, no AWS SDK (the calls are in
-:mod:`mfawatch.athena_client`):
+(:func:`mfawatch.replay.runner.replay_timed`). Three pieces, no AWS SDK (the calls are in
+:mod:`mfawatch.athena.client`):
 
 * :func:`create_table_ddl` - AWS's documented CloudTrail table with partition projection
   (https://docs.aws.amazon.com/athena/latest/ug/create-cloudtrail-table-partition-projection.html),
   its location template spread over the account and region folders of a trail so that one
   table covers an Organization trail (``AWSLogs/<org-id>/<account>/...``) or an account trail.
 * :func:`backtest_select` - the query, in Athena's dialect (Trino). Its rule part is generated
-  from the compiled rule patterns (:mod:`mfawatch.requirements`), never written per rule.
+  from the compiled rule patterns (:mod:`mfawatch.patterns.requirements`), never written per rule.
 * :func:`record_from_row` - a CloudTrail record rebuilt from one result row, for the engine.
 
 The table keeps the columns of :data:`COLUMNS`: every field of AWS's table, which includes
@@ -32,12 +32,18 @@ from typing import Any
 
 from chalicelib.records import is_cloudtrail_record
 from chalicelib.rules import Rule
-from mfawatch.archive import DEFAULT_LATENESS, TimeRange
-from mfawatch.readers import ReadStats, SourcedEvent, documents_in, items_of
-from mfawatch.replay import TimedEvent, timed
-
-from .errors import AthenaError
-from .requirements import AllOf, AnyOf, Condition, OneOf, StartsWith, pattern_condition
+from mfawatch.errors import AthenaError
+from mfawatch.patterns.requirements import (
+    AllOf,
+    AnyOf,
+    Condition,
+    OneOf,
+    StartsWith,
+    pattern_condition,
+)
+from mfawatch.replay.archive import DEFAULT_LATENESS, TimeRange
+from mfawatch.replay.readers import ReadStats, SourcedEvent, documents_in, items_of
+from mfawatch.replay.runner import TimedEvent, timed
 
 # ---------------------------------------------------------------------------------------------
 # The table
@@ -334,7 +340,7 @@ def backtest_select(
     Partitions: the accounts and regions given, and the delivery-date folders that can hold
     events of the range (events precede their file's delivery by up to ``lateness``, as in
     file replay). Event time is then filtered exactly; the rule part is the OR of each rule's
-    necessary condition (:func:`mfawatch.requirements.pattern_condition`).
+    necessary condition (:func:`mfawatch.patterns.requirements.pattern_condition`).
     """
     _checked("table", table, _TABLE)
     for account in accounts:

@@ -16,8 +16,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.errors import MfawatchError
 from chalicelib.render import clean_text
 from chalicelib.rules import BUNDLE_PATH, load_bundle
-
-from .audit import (
+from mfawatch.errors import ForwarderConfigError
+from mfawatch.org.audit import (
     NOT_REQUIRED,
     OK,
     AssumeRoleClients,
@@ -25,8 +25,7 @@ from .audit import (
     organization_accounts,
     run_audit,
 )
-from .errors import ForwarderConfigError
-from .forwarder import (
+from mfawatch.org.forwarder import (
     AUDIT_ROLE_NAME,
     GLOBAL_SERVICE_REGION,
     member_template,

@@ -1,4 +1,5 @@
-"""``mfawatch deploy`` and ``mfawatch destroy``: thin click commands over :mod:`mfawatch.deployer`.
+"""``mfawatch deploy`` and ``mfawatch destroy``: thin click commands over
+:mod:`mfawatch.deploy.deployer`.
 
 The boto3 session is injected (:func:`make_commands`), so tests hand in a session bound to
 moto_server; the defaults build the user's session, which honours ``AWS_PROFILE``,
@@ -15,9 +16,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from chalicelib.errors import MfawatchError
-
-from .deploycommands import PROJECT_DIR_OPTION, app_handler_names
-from .deployer import (
+from mfawatch.cli.stage import PROJECT_DIR_OPTION, app_handler_names
+from mfawatch.deploy.deployer import (
     ROUTE_MERGED,
     ROUTE_STACKS,
     ROUTES,
@@ -208,4 +208,4 @@ def make_commands(
 
 
 COMMANDS: list[click.Command] = make_commands()
-"""What ``mfawatch/cli.py`` adds to its main group."""
+"""What ``mfawatch/cli/__init__.py`` adds to its main group."""

@@ -16,13 +16,12 @@ from typing import Any
 import click
 
 from chalicelib.rules import BUNDLE_PATH, RuleSet, load_bundle
-from mfawatch.archive import TimeRange
-from mfawatch.readers import ReadStats
-from mfawatch.replay import TimedEvent
-
-from .athena import backtest_select, candidate_events, create_table_ddl
-from .athena_client import AthenaQueries, QueryStatus, result_files, run_backtest
-from .errors import AthenaError
+from mfawatch.athena.client import AthenaQueries, QueryStatus, result_files, run_backtest
+from mfawatch.athena.sql import backtest_select, candidate_events, create_table_ddl
+from mfawatch.errors import AthenaError
+from mfawatch.replay.archive import TimeRange
+from mfawatch.replay.readers import ReadStats
+from mfawatch.replay.runner import TimedEvent
 
 DEFAULT_TABLE = "cloudtrail_mfawatch"
 
@@ -207,7 +206,7 @@ def athena_events(
         rules, table, time_range, accounts=accounts, regions=regions, lateness=lateness
     )
     athena_client, s3_client = (clients or _boto3_clients)()
-    from mfawatch.s3archive import S3Archive
+    from mfawatch.replay.s3archive import S3Archive
 
     progress = AthenaProgress(show_progress)
     run_id = run_id or f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"

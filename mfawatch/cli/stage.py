@@ -1,8 +1,9 @@
 """``python -m mfawatch deploy-template ...``: write the generated deploy templates.
 
-Thin click commands over :mod:`mfawatch.deploy`; ``mfawatch/cli.py`` puts :data:`COMMANDS` on
-the ``mfawatch`` command. The handlers come from the Chalice app itself (``app.py``),
-so a template covers exactly the functions ``chalice deploy``/``chalice package`` create.
+Thin click commands over :mod:`mfawatch.deploy.templates`; ``mfawatch/cli/__init__.py`` puts
+:data:`COMMANDS` on the ``mfawatch`` command. The handlers come from the Chalice app itself
+(``app.py``), so a template covers exactly the functions ``chalice deploy``/``chalice package``
+create.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import ConfigError, MfawatchError
 from chalicelib.rules import load_bundle
-
-from .deploy import (
+from mfawatch.deploy.templates import (
     RESOURCE_PREFIX,
     RESOURCES_TEMPLATE,
     StageConfig,
@@ -33,7 +33,7 @@ from .deploy import (
     read_config_document,
     stage_config_update,
 )
-from .paths import CHALICE_CONFIG, REPO_ROOT
+from mfawatch.paths import CHALICE_CONFIG, REPO_ROOT
 
 if TYPE_CHECKING:
     import boto3
@@ -307,4 +307,4 @@ def make_deploy_config_command(
 
 
 COMMANDS: list[click.Command] = [deploy_template, check_stage, make_deploy_config_command()]
-"""What ``mfawatch/cli.py`` adds to its main group: ``main.add_command(command)`` each."""
+"""What ``mfawatch/cli/__init__.py`` adds to its main group: ``main.add_command(command)`` each."""

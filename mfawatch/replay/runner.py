@@ -23,9 +23,8 @@ from chalicelib.records import as_envelope, record_event_id, replay_time
 from chalicelib.rules import RuleSet
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MemoryStore
-
-from .eventpattern import compile_pattern
-from .readers import ReadStats, SourcedEvent
+from mfawatch.patterns.engine import compile_pattern
+from mfawatch.replay.readers import ReadStats, SourcedEvent
 
 
 @dataclass(frozen=True)

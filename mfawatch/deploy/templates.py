@@ -1,6 +1,6 @@
 """Deployment templates for a stage, generated from the stage config and the app's handlers.
 
-Pure: no boto3, no chalice; the click commands live in :mod:`mfawatch.deploycommands`.
+Pure: no boto3, no chalice; the click commands live in :mod:`mfawatch.cli.stage`.
 
 Two routes (docs/deploy.md):
 
@@ -35,8 +35,7 @@ from chalicelib.config import (
 )
 from chalicelib.dynamo import DUE_INDEX, GROUP_INDEX
 from chalicelib.errors import ConfigError
-
-from .paths import CHALICE_CONFIG, DEPLOY_DIR
+from mfawatch.paths import CHALICE_CONFIG, DEPLOY_DIR
 
 RESOURCES_TEMPLATE = DEPLOY_DIR / "resources.yaml"
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .archive import DEFAULT_LATENESS, ArchiveFile, TimeRange
-from .errors import ArchiveReadError
+from mfawatch.errors import ArchiveReadError
+from mfawatch.replay.archive import DEFAULT_LATENESS, ArchiveFile, TimeRange
 
 if TYPE_CHECKING:
     from datetime import timedelta

@@ -29,10 +29,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.errors import MfawatchError
 from chalicelib.rules import load_bundle
 from chalicelib.selftest import SELFTEST_KEY, selftest_event
-
-from .deploy import load_stage_config
-from .deploycommands import PROJECT_DIR_OPTION, app_handler_names
-from .paths import CHALICE_CONFIG, CHALICE_DIR
+from mfawatch.cli.stage import PROJECT_DIR_OPTION, app_handler_names
+from mfawatch.deploy.templates import load_stage_config
+from mfawatch.paths import CHALICE_CONFIG, CHALICE_DIR
 
 #: The function that publishes with ``--publish``: the one a failed MFA sign-in reaches.
 PUBLISHING_RULE = "iam-console-mfa-failure"
@@ -305,4 +304,4 @@ def selftest(
 
 
 COMMANDS: list[click.Command] = [selftest]
-"""What ``mfawatch/cli.py`` adds to its main group."""
+"""What ``mfawatch/cli/__init__.py`` adds to its main group."""

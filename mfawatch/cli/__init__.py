@@ -23,8 +23,18 @@ from chalicelib.notifications import Notification
 from chalicelib.records import as_envelope, parse_time
 from chalicelib.render import clean_text, render_subject
 from chalicelib.rules import BUNDLE_PATH, RuleSet, load_bundle
-
-from .archive import (
+from mfawatch.cli.athena import COMMANDS as ATHENA_COMMANDS
+from mfawatch.cli.athena import athena_events, split_list
+from mfawatch.cli.deploy import COMMANDS as DEPLOY_RUN_COMMANDS
+from mfawatch.cli.org import COMMANDS as ORG_COMMANDS
+from mfawatch.cli.stage import COMMANDS as DEPLOY_COMMANDS
+from mfawatch.cli.stage import CONFIG_OPTION
+from mfawatch.deploy.init import COMMANDS as INIT_COMMANDS
+from mfawatch.deploy.selftest import COMMANDS as SELFTEST_COMMANDS
+from mfawatch.deploy.templates import load_stage_config
+from mfawatch.errors import ArchiveReadError
+from mfawatch.paths import DEMO_SCENARIO, RULES_DIR
+from mfawatch.replay.archive import (
     DEFAULT_LATENESS,
     ArchiveFile,
     Prefilter,
@@ -33,23 +43,12 @@ from .archive import (
     ordered_events,
     remote_files,
 )
-from .athenacommands import COMMANDS as ATHENA_COMMANDS
-from .athenacommands import athena_events, split_list
-from .deploy import load_stage_config
-from .deploycommand import COMMANDS as DEPLOY_RUN_COMMANDS
-from .deploycommands import COMMANDS as DEPLOY_COMMANDS
-from .deploycommands import CONFIG_OPTION
-from .errors import ArchiveReadError
-from .initcommand import COMMANDS as INIT_COMMANDS
-from .orgcommands import COMMANDS as ORG_COMMANDS
-from .paths import DEMO_SCENARIO, RULES_DIR
-from .readers import ReadStats
-from .replay import ReplayResult, replay_timed
-from .selftestcommand import COMMANDS as SELFTEST_COMMANDS
+from mfawatch.replay.readers import ReadStats
+from mfawatch.replay.runner import ReplayResult, replay_timed
 
 if TYPE_CHECKING:
-    from .rulebuild import RuleFile
-    from .s3archive import S3Archive
+    from mfawatch.replay.s3archive import S3Archive
+    from mfawatch.rules.build import RuleFile
 
 
 RULES_BUNDLE_OPTION = click.option(
@@ -157,7 +156,7 @@ def replay(
     """Replay CloudTrail files, folders or s3://bucket/prefix URLs (default: the demo scenario).
 
     Events are replayed in event-time order through the production decision path. S3-layout
-    archives stream with bounded memory (see mfawatch/archive.py for the ordering bound).
+    archives stream with bounded memory (see mfawatch/replay/archive.py for the ordering bound).
     `-` reads records or EventBridge envelopes from stdin (a CloudTrail file, a JSON list, one
     document, or JSON lines). With --athena, Athena finds the candidate records in the whole
     trail and they are replayed the same way.
@@ -373,7 +372,7 @@ def _select_rules(rules: RuleSet, rule_ids: tuple[str, ...]) -> RuleSet:
 def _s3_archive() -> S3Archive:
     import boto3  # only for s3:// inputs; the pure core never imports it
 
-    from .s3archive import S3Archive
+    from mfawatch.replay.s3archive import S3Archive
 
     return S3Archive(boto3.client("s3"))
 
@@ -465,7 +464,7 @@ def rules_build() -> None:
     Example:
       mfawatch rules build        # after editing rules/*.yaml
     """
-    from .rulebuild import build_bundle
+    from mfawatch.rules.build import build_bundle
 
     try:
         path = build_bundle()
@@ -485,7 +484,7 @@ RULES_DIR_OPTION = click.option(
 
 def _rule_files(rules_dir: Path) -> list[RuleFile]:
     """Load a rules folder for the rule commands; prints every validation error and exits 1."""
-    from .rulebuild import load_rules_dir, validate_rules_dir
+    from mfawatch.rules.build import load_rules_dir, validate_rules_dir
 
     if not rules_dir.is_dir():
         click.echo(f"error: {rules_dir}: no such folder", err=True)
@@ -509,7 +508,7 @@ def rules_validate(rules_dir: Path) -> None:
       mfawatch rules validate
       mfawatch rules validate --rules-dir my-rules/
     """
-    from .rulebuild import rule_paths, validate_rules_dir
+    from mfawatch.rules.build import rule_paths, validate_rules_dir
 
     if not rules_dir.is_dir():
         click.echo(f"error: {rules_dir}: no such folder", err=True)
@@ -534,7 +533,7 @@ def rules_test(rules_dir: Path) -> None:
     Example:
       mfawatch rules test
     """
-    from .rulebuild import run_rule_cases
+    from mfawatch.rules.build import run_rule_cases
 
     files = _rule_files(rules_dir)
     results = run_rule_cases(files)
@@ -628,8 +627,7 @@ def test_pattern(
       mfawatch test-pattern --pattern '{"source": ["aws.signin"]}' --event @event.json
     """
     from chalicelib.records import is_cloudtrail_record, is_envelope
-
-    from .eventpattern import InvalidPatternError, compile_pattern
+    from mfawatch.patterns.engine import InvalidPatternError, compile_pattern
 
     if (pattern_arg is None) == (rule_id is None):
         _fail("give either --pattern or --rule (one of them)")
@@ -703,8 +701,8 @@ def policy(stage: str, write: bool, config_path: Path) -> None:
       mfawatch policy --stage dev            # print it
       mfawatch policy --stage dev --write    # .chalice/policy-dev.json
     """
-    from .deploycommands import checked_stage
-    from .policy import policy_json, stage_policy
+    from mfawatch.cli.stage import checked_stage
+    from mfawatch.deploy.policy import policy_json, stage_policy
 
     try:
         stage_config = load_stage_config(stage, config_path)

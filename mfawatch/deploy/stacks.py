@@ -1,8 +1,9 @@
 """CloudFormation for ``mfawatch deploy``: a stack through a change set, its events as progress.
 
-The AWS edge of :mod:`mfawatch.deployer`: one small class that receives its boto3 client, a clock
-and a ``sleep`` (tests pass fakes, so nothing here waits for real), and translates CloudFormation's
-errors into :class:`mfawatch.errors.StepError`-ready :class:`StackError`.
+The AWS edge of :mod:`mfawatch.deploy.deployer`: one small class that receives its boto3
+client, a clock and a ``sleep`` (tests pass fakes, so nothing here waits for real), and
+translates CloudFormation's errors into :class:`mfawatch.errors.StepError`-ready
+:class:`StackError`.
 
 Why a change set rather than ``CreateStack``/``UpdateStack``: it works the same for a new and an
 existing stack, and it says "no changes" before anything is touched, which is how a second

@@ -38,7 +38,7 @@ class ReadStats:
     skipped_files: int = 0
     """Files not read because their path date or delivery stamp is outside --since/--until."""
     late_records: int = 0
-    """Records that arrived later than the replay's lateness window (see mfawatch.archive)."""
+    """Records that arrived later than the replay's lateness window (mfawatch.replay.archive)."""
 
     def problem(self, message: str, *, file_level: bool) -> None:
         self.problems.append(message)

@@ -10,7 +10,7 @@ What is kept exactly, for a field at a path: a list of plain strings, ``equals-i
 ``prefix`` (an event value must be one of them). Everything else (numbers, booleans, null,
 ``exists``, ``anything-but``, ``suffix``, ``wildcard``, ``cidr``, ``numeric``) *widens*: the
 field's condition becomes :data:`TRUE`. Structure follows the engine
-(:mod:`mfawatch.eventpattern`): the fields of one object are all required (AND); each ``$or``
+(:mod:`mfawatch.patterns.engine`): the fields of one object are all required (AND); each ``$or``
 needs one of its branches (OR); dotted keys (``"a.b"``) name the same field as nesting does.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mfawatch.eventpattern import compile_pattern
+from mfawatch.patterns.engine import compile_pattern
 
 
 @dataclass(frozen=True)

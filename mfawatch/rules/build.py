@@ -24,9 +24,8 @@ from typing import Any
 from chalicelib.errors import EventParseError, RuleError
 from chalicelib.records import as_envelope, parse_event
 from chalicelib.rules import BUNDLE_PATH, Rule, RuleSet, bundle_json, rule_from_mapping
-
-from .eventpattern import InvalidPatternError, compile_pattern
-from .paths import RULES_DIR
+from mfawatch.paths import RULES_DIR
+from mfawatch.patterns.engine import InvalidPatternError, compile_pattern
 
 SCHEMA_PATH = RULES_DIR / "schema.json"
 RULE_SUFFIXES = (".yaml", ".yml", ".json")

@@ -1,7 +1,7 @@
 """The Athena table, emulated on DuckDB over local CloudTrail files: the backtest SQL, proven.
 
 DuckDB (an embedded engine, a development dependency) reads ``.json.gz`` CloudTrail files into
-a view with the table's columns (:data:`mfawatch.athena.COLUMNS`, lower-case names, the
+a view with the table's columns (:data:`mfawatch.athena.sql.COLUMNS`, lower-case names, the
 JSON-string columns as strings, the ``account``/``region``/``date`` partitions taken from the
 S3-layout path, ``"$path"`` naming the file). The Trino query that Athena would run is
 transpiled by sqlglot and its result written as gzip-compressed JSON lines, as ``UNLOAD`` writes
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .athena import COLUMNS, Column
+from mfawatch.athena.sql import COLUMNS, Column
 
 if TYPE_CHECKING:
     import duckdb

@@ -36,7 +36,7 @@ Three things keep it fast, none of which changes the result:
 Time filters: ``--since`` (inclusive) and ``--until`` (exclusive) apply to event time; whole date
 folders and files whose delivery stamp is more than ``lateness`` outside the range are skipped
 without being read. Pure core: no AWS SDK here (S3 listing and reading is
-:mod:`mfawatch.s3archive`, which hands us bytes).
+:mod:`mfawatch.replay.s3archive`, which hands us bytes).
 """
 
 from __future__ import annotations
@@ -58,11 +58,16 @@ from typing import Any
 from chalicelib.errors import EventParseError
 from chalicelib.records import as_envelope, is_cloudtrail_record, is_envelope, replay_time
 from chalicelib.rules import Rule
-
-from .errors import ArchiveReadError
-from .readers import READABLE_SUFFIXES, ReadStats, documents_in, expand_paths, items_of
-from .replay import TimedEvent
-from .requirements import AllOf, AnyOf, Condition, OneOf, pattern_condition
+from mfawatch.errors import ArchiveReadError
+from mfawatch.patterns.requirements import AllOf, AnyOf, Condition, OneOf, pattern_condition
+from mfawatch.replay.readers import (
+    READABLE_SUFFIXES,
+    ReadStats,
+    documents_in,
+    expand_paths,
+    items_of,
+)
+from mfawatch.replay.runner import TimedEvent
 
 try:  # optional speed-ups (requirements-dev.txt); without them the general path is used
     import msgspec as _msgspec
@@ -167,7 +172,7 @@ def required_alternatives(pattern: Mapping[str, Any]) -> list[dict[str, frozense
     """The pattern's alternatives, each with the fields of ``detail`` it requires to hold one
     of a set of exact strings.
 
-    Derived from the pattern's necessary condition (:func:`mfawatch.requirements.
+    Derived from the pattern's necessary condition (:func:`mfawatch.patterns.requirements.
     pattern_condition`), the same one the Athena backtest query is generated from: one
     alternative per way through its ``$or`` branches. A field in such a set matches only when
     the event's value (or one element of an array) is one of the strings; a missing field, an
@@ -285,8 +290,8 @@ def scan_bytes(
 ) -> FileScan:
     """Decode one file and keep the events that may match a rule and fall in the time range.
 
-    Problems are reported as :func:`mfawatch.readers.read_file` and
-    :func:`mfawatch.replay.timed` report them: with the file (and line or index). Records
+    Problems are reported as :func:`mfawatch.replay.readers.read_file` and
+    :func:`mfawatch.replay.runner.timed` report them: with the file (and line or index). Records
     the prefilter rules out are counted, not timed: no rule could ever see them.
     """
     # Decoding JSON allocates millions of objects and no cycles: the cyclic collector would
@@ -447,7 +452,7 @@ def local_files(
     first_rank: int = 0,
 ) -> list[ArchiveFile]:
     """Files named directly, plus every readable file below named folders (sorted, recursive:
-    :func:`mfawatch.readers.expand_paths`). Date folders and stamped files that cannot hold
+    :func:`mfawatch.replay.readers.expand_paths`). Date folders and stamped files that cannot hold
     events in ``time_range`` are skipped (and counted) unread.
     """
 

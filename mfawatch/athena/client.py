@@ -2,7 +2,7 @@
 
 Plain boto3, three Athena calls (``StartQueryExecution``, ``GetQueryExecution``,
 ``StopQueryExecution``) through an injected client, and the result files read by the S3 reader
-replay already uses (:class:`mfawatch.s3archive.S3Archive`). The clock and ``sleep`` are
+replay already uses (:class:`mfawatch.replay.s3archive.S3Archive`). The clock and ``sleep`` are
 injected too, so the polling is tested without waiting. Errors become :class:`AthenaQueryError`
 carrying Athena's own reason.
 """
@@ -16,17 +16,15 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mfawatch.archive import ArchiveFile, TimeRange
-from mfawatch.errors import ArchiveReadError
-from mfawatch.readers import ReadStats
-
-from .athena import scan_cost_usd, unload_statement
-from .errors import AthenaQueryError
+from mfawatch.athena.sql import scan_cost_usd, unload_statement
+from mfawatch.errors import ArchiveReadError, AthenaQueryError
+from mfawatch.replay.archive import ArchiveFile, TimeRange
+from mfawatch.replay.readers import ReadStats
 
 if TYPE_CHECKING:
     from mypy_boto3_athena import AthenaClient
 
-    from mfawatch.s3archive import S3Archive
+    from mfawatch.replay.s3archive import S3Archive
 
 # GetQueryExecution states (https://docs.aws.amazon.com/athena/latest/APIReference/API_QueryExecutionStatus.html).
 SUCCEEDED = "SUCCEEDED"

@@ -1,7 +1,7 @@
 """Coverage audit: does every account x Region forward the mfawatch rules to the central bus?
 
 Read-only. For each account and Region it lists the forwarding rules that
-:func:`mfawatch.forwarder.member_template` creates (``mfawatch-<rule id>`` on the default bus)
+:func:`mfawatch.org.forwarder.member_template` creates (``mfawatch-<rule id>`` on the default bus)
 and checks that each exists, is ``ENABLED``, targets the central bus ARN and has the bundle's
 ``EventPattern``. Patterns are compared as canonical JSON (sorted keys, no whitespace): the
 template's YAML and CloudFormation may reorder keys, which changes nothing, while a stale pattern
@@ -30,9 +30,13 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.rules import Rule
-
-from .errors import AuditError
-from .forwarder import RULE_NAME_PREFIX, CentralBus, expected_rules, forwarding_rule_name
+from mfawatch.errors import AuditError
+from mfawatch.org.forwarder import (
+    RULE_NAME_PREFIX,
+    CentralBus,
+    expected_rules,
+    forwarding_rule_name,
+)
 
 if TYPE_CHECKING:
     import boto3

@@ -3,8 +3,8 @@
 The rule files are the one source of each alert's description, runbook, pattern and incident
 window (the alert itself carries the same lines), so the docs are rendered from them, never
 written by hand. :func:`render_runbooks` is pure (rules in, file name -> markdown out);
-:func:`write_runbooks` and ``python -m mfawatch.docsgen`` (``make docs``) write the files, and a
-unit test fails when the committed files differ from what the rules render.
+:func:`write_runbooks` and ``python -m mfawatch.rules.runbooks`` (``make docs``) write the
+files, and a unit test fails when the committed files differ from what the rules render.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from typing import Any
 
 from chalicelib.constants import HEARTBEAT_OVERDUE_SECONDS
 from chalicelib.rules import HEARTBEAT_RULE, Rule
-
-from .paths import REPO_ROOT, RULES_DIR
-from .rulebuild import RuleCase, RuleFile, load_rules_dir
+from mfawatch.paths import REPO_ROOT, RULES_DIR
+from mfawatch.rules.build import RuleCase, RuleFile, load_rules_dir
 
 RUNBOOKS_DIR = REPO_ROOT / "docs" / "runbooks"
 INDEX = "README.md"
@@ -183,7 +182,7 @@ def write_runbooks(
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    """``python -m mfawatch.docsgen [--check]``: write the runbooks, or only report stale ones."""
+    """``python -m mfawatch.rules.runbooks [--check]``: write the runbooks, or report stale ones."""
     if "--check" in argv:
         stale = stale_pages(render_runbooks(load_rules_dir()), RUNBOOKS_DIR)
         for name in stale:

@@ -38,8 +38,10 @@ from chalicelib.config import (
 )
 from chalicelib.errors import ConfigError, MfawatchError
 from chalicelib.rules import SEVERITIES
-
-from .deploy import (
+from mfawatch.cli.stage import PROJECT_DIR_OPTION
+from mfawatch.deploy.deployer import Project
+from mfawatch.deploy.policy import stage_policy
+from mfawatch.deploy.templates import (
     DEFAULT_ROUTES,
     OUTPUT_ALERTS_TOPIC,
     OUTPUT_PAGER_TOPIC,
@@ -51,9 +53,6 @@ from .deploy import (
     config_text,
     read_config_document,
 )
-from .deploycommands import PROJECT_DIR_OPTION
-from .deployer import Project
-from .policy import stage_policy
 
 # The example accounts of AWS's documentation, which the shipped config uses as placeholders.
 PLACEHOLDER_ACCOUNTS = frozenset({"111122223333", "444455556666", "123456789012"})
@@ -352,10 +351,10 @@ def init(
 
 
 def _handlers() -> list[str]:
-    from .deploycommands import app_handler_names
+    from mfawatch.cli.stage import app_handler_names
 
     return app_handler_names()
 
 
 COMMANDS: list[click.Command] = [init]
-"""What ``mfawatch/cli.py`` adds to its main group."""
+"""What ``mfawatch/cli/__init__.py`` adds to its main group."""

@@ -5,7 +5,7 @@ account forwards sign-in events to the central bus with rules of its own. This m
 CloudFormation template that a *service-managed* StackSet deploys to every member account and
 Region, and the ``chalice package --merge-template`` fragment that moves the central rules onto a
 custom bus. It imports no boto3, botocore or chalice (a test enforces it): the CLI serializes what
-it returns, the audit (:mod:`mfawatch.audit`) checks deployed rules against the same plan.
+it returns, the audit (:mod:`mfawatch.org.audit`) checks deployed rules against the same plan.
 
 What the member template holds, per stack instance (one per account x Region):
 
@@ -45,9 +45,8 @@ from typing import Any, Final
 
 from chalicelib.constants import HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE
 from chalicelib.rules import Rule
-
-from .deploy import cfn_logical_id, function_logical_id
-from .errors import ForwarderConfigError
+from mfawatch.deploy.templates import cfn_logical_id, function_logical_id
+from mfawatch.errors import ForwarderConfigError
 
 __all__ = [
     "AUDIT_ROLE_NAME",

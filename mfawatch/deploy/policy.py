@@ -21,8 +21,7 @@ from typing import Any
 
 from chalicelib.config import ENV_OUTPUTS, ENV_TABLE_NAME, ENV_TOPIC_ARN, parse_outputs
 from chalicelib.errors import ConfigError
-
-from .deploy import StageConfig, StageNames, arn_parts, stage_policy_statements
+from mfawatch.deploy.templates import StageConfig, StageNames, arn_parts, stage_policy_statements
 
 
 def stage_policy(stage_config: StageConfig) -> dict[str, Any]:
