@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from chalicelib.errors import MfawatchError
-from mfawatch.cli.stage import PROJECT_DIR_OPTION, app_handler_names
+from mfawatch.cli.options import PROJECT_DIR_OPTION, STAGE_OPTION, default_session, handler_names
 from mfawatch.deploy.deployer import (
     ROUTE_MERGED,
     ROUTE_STACKS,
@@ -36,13 +36,6 @@ if TYPE_CHECKING:
     import boto3
 
 
-def _default_session() -> boto3.Session:
-    import boto3
-
-    return boto3.Session()
-
-
-_stage = click.option("--stage", required=True, help="Stage name in .chalice/config.json.")
 _region = click.option(
     "--region",
     default=None,
@@ -56,7 +49,6 @@ _route = click.option(
     help="stacks: resources stack + chalice deploy + invoke-config stack (route a); merged: one "
     "stack from chalice package (route b, needs --bucket).",
 )
-_project = PROJECT_DIR_OPTION
 _plan_only = click.option("--plan", "plan_only", is_flag=True, help="Print the steps and stop.")
 
 
@@ -81,7 +73,7 @@ def _deployer(
         project,
         stage,
         region_name,
-        app_handler_names(),
+        handler_names(),
         client,
         ChaliceCommand(project, region_name, environ_for_chalice()),
         lambda line: click.echo(line, err=True),
@@ -113,16 +105,16 @@ def _run(deployer: Deployer, plan: tuple[Step, ...], action: str) -> list[Outcom
 
 
 def make_commands(
-    session_factory: Callable[[], boto3.Session] = _default_session,
+    session_factory: Callable[[], boto3.Session] = default_session,
 ) -> list[click.Command]:
     """``deploy`` and ``destroy`` with the boto3 session factory injected."""
 
     @click.command("deploy")
-    @_stage
+    @STAGE_OPTION
     @_region
     @_route
     @click.option("--bucket", help="S3 bucket for the deployment package (--route merged).")
-    @_project
+    @PROJECT_DIR_OPTION
     @click.option("--no-selftest", is_flag=True, help="Skip the last step (self-test).")
     @click.option(
         "--force",
@@ -162,10 +154,10 @@ def make_commands(
         click.echo(f"{summary(outcomes, 'deploy')} in {time.monotonic() - start:.1f} s")
 
     @click.command("destroy")
-    @_stage
+    @STAGE_OPTION
     @_region
     @_route
-    @_project
+    @PROJECT_DIR_OPTION
     @click.option(
         "--delete-data",
         is_flag=True,
@@ -208,4 +200,3 @@ def make_commands(
 
 
 COMMANDS: list[click.Command] = make_commands()
-"""What ``mfawatch/cli/__init__.py`` adds to its main group."""

@@ -1,6 +1,6 @@
-"""Organization commands: ``forwarder-template`` and ``audit`` (registered by ``mfawatch.cli``).
+"""Organization commands: ``forwarder-template`` and ``audit``, thin over :mod:`mfawatch.org`.
 
-``COMMANDS`` lists the click commands; ``cli.py`` adds each to its group. See docs/organization.md.
+See docs/organization.md.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import MfawatchError
 from chalicelib.render import clean_text
-from chalicelib.rules import BUNDLE_PATH, load_bundle
+from chalicelib.rules import load_bundle
+from mfawatch.cli.options import RULES_BUNDLE_OPTION, default_session
 from mfawatch.errors import ForwarderConfigError
 from mfawatch.org.audit import (
     NOT_REQUIRED,
@@ -39,12 +40,6 @@ if TYPE_CHECKING:
 SessionFactory = Callable[[], "boto3.Session"]
 
 
-def _default_session() -> boto3.Session:
-    import boto3
-
-    return boto3.Session()
-
-
 def dump_template(template: dict[str, Any], fmt: str) -> str:
     """Serialize a CloudFormation template as YAML (block style, key order kept) or JSON."""
     if fmt == "json":
@@ -54,13 +49,6 @@ def dump_template(template: dict[str, Any], fmt: str) -> str:
     return str(yaml.safe_dump(template, sort_keys=False, default_flow_style=False, width=100))
 
 
-_BUNDLE_OPTION = click.option(
-    "--rules-bundle",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=BUNDLE_PATH,
-    show_default=True,
-    help="Compiled rules (what the Lambda package carries).",
-)
 _BUS_OPTION = click.option(
     "--central-bus-arn",
     required=True,
@@ -93,7 +81,7 @@ _REGIONS_HELP = "Regions, comma-separated or repeated (e.g. --regions us-east-1,
 @click.option(
     "--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
 )
-@_BUNDLE_OPTION
+@RULES_BUNDLE_OPTION
 def forwarder_template(
     central_bus_arn: str,
     regions: tuple[str, ...],
@@ -159,7 +147,7 @@ def _table(report: AuditReport) -> str:
     return "\n".join(lines)
 
 
-def make_audit_command(session_factory: SessionFactory = _default_session) -> click.Command:
+def make_audit_command(session_factory: SessionFactory = default_session) -> click.Command:
     """The ``audit`` command, with the boto3 session factory injected (tests pass moto's)."""
 
     @click.command("audit")
@@ -184,7 +172,7 @@ def make_audit_command(session_factory: SessionFactory = _default_session) -> cl
     @click.option(
         "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
     )
-    @_BUNDLE_OPTION
+    @RULES_BUNDLE_OPTION
     def audit(
         central_bus_arn: str,
         regions: tuple[str, ...],

@@ -1,24 +1,25 @@
-"""``python -m mfawatch deploy-template ...``: write the generated deploy templates.
+"""Commands on one stage's config, policy and templates: ``policy``, ``check-stage``,
+``deploy-config`` and ``deploy-template invoke-config|merge``.
 
-Thin click commands over :mod:`mfawatch.deploy.templates`; ``mfawatch/cli/__init__.py`` puts
-:data:`COMMANDS` on the ``mfawatch`` command. The handlers come from the Chalice app itself
-(``app.py``), so a template covers exactly the functions ``chalice deploy``/``chalice package``
-create.
+Thin click commands over :mod:`mfawatch.deploy.templates` and :mod:`mfawatch.deploy.policy`.
+The handlers come from the Chalice app itself (:mod:`mfawatch.deploy.handlers`), so a template
+covers exactly the functions ``chalice deploy``/``chalice package`` create.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import ConfigError, MfawatchError
+from chalicelib.errors import MfawatchError
 from chalicelib.rules import load_bundle
+from mfawatch.cli.options import CONFIG_OPTION, STAGE_OPTION, default_session, handler_names
+from mfawatch.deploy.policy import policy_json, stage_policy
+from mfawatch.deploy.stacks import ResourcesStack, caller_account
 from mfawatch.deploy.templates import (
     RESOURCE_PREFIX,
     RESOURCES_TEMPLATE,
@@ -33,31 +34,17 @@ from mfawatch.deploy.templates import (
     read_config_document,
     stage_config_update,
 )
-from mfawatch.paths import CHALICE_CONFIG, REPO_ROOT
 
 if TYPE_CHECKING:
     import boto3
-    from mypy_boto3_cloudformation import CloudFormationClient
-    from mypy_boto3_sts import STSClient
 
-
-def app_handler_names() -> list[str]:
-    """The Lambda handlers the Chalice app in ``app.py`` registers (one function each).
-
-    Event sources (``on_cw_event``, ``schedule``, ...) and pure ``lambda_function`` handlers.
-    A REST or WebSocket API would add functions this deployment does not configure, so it is an
-    error rather than a silent gap.
-    """
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
-    import app as app_module  # the deployed wiring; imports boto3 but calls nothing
-
-    chalice_app = app_module.app
-    if getattr(chalice_app, "routes", None) or getattr(chalice_app, "websocket_handlers", None):
-        raise click.ClickException("app.py defines an API; deploy templates cover events only")
-    names = [source.name for source in chalice_app.event_sources]
-    names += [function.name for function in chalice_app.pure_lambda_functions]
-    return sorted(names)
+OUTPUT_OPTION = click.option(
+    "--output",
+    "-o",
+    default="-",
+    show_default=True,
+    help="File to write (JSON; parent folders are created); '-' prints to stdout.",
+)
 
 
 def checked_stage(app_name: str, stage: str, handlers: Sequence[str] | None = None) -> None:
@@ -102,41 +89,14 @@ def _generate(build: Callable[[], dict[str, Any]], output: str) -> None:
     _write(template, output)
 
 
-_stage_option = click.option("--stage", required=True, help="Stage name in .chalice/config.json.")
-_output_option = click.option(
-    "--output",
-    "-o",
-    default="-",
-    show_default=True,
-    help="File to write (JSON; parent folders are created); '-' prints to stdout.",
-)
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=CHALICE_CONFIG,
-    show_default=True,
-    help="The Chalice config to read.",
-)
-
-
-PROJECT_DIR_OPTION = click.option(
-    "--project-dir",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    default=REPO_ROOT,
-    show_default=True,
-    help="The Chalice project (app.py, .chalice/config.json); tests pass a copy.",
-)
-
-
 @click.group("deploy-template")
 def deploy_template() -> None:
     """Generate the CloudFormation templates of docs/deploy.md for a stage."""
 
 
 @deploy_template.command("invoke-config")
-@_stage_option
-@_output_option
+@STAGE_OPTION
+@OUTPUT_OPTION
 @CONFIG_OPTION
 def invoke_config(stage: str, output: str, config_path: Path) -> None:
     """Route (a): EventInvokeConfig (retries, event age, on-failure queue) per function.
@@ -145,14 +105,14 @@ def invoke_config(stage: str, output: str, config_path: Path) -> None:
     Example:
       mfawatch deploy-template invoke-config --stage dev -o out/deploy/dev/invoke-config.json
     """
-    handlers = app_handler_names()
+    handlers = handler_names()
     stage_config = _stage_config(stage, config_path, handlers)
     _generate(lambda: invoke_config_template(stage_config.app_name, stage, handlers), output)
 
 
 @deploy_template.command("merge")
-@_stage_option
-@_output_option
+@STAGE_OPTION
+@OUTPUT_OPTION
 @CONFIG_OPTION
 @click.option(
     "--resources",
@@ -169,7 +129,7 @@ def merge(stage: str, output: str, config_path: Path, resources_path: Path) -> N
     Example:
       mfawatch deploy-template merge --stage dev -o out/deploy/dev/merge.json
     """
-    handlers = app_handler_names()
+    handlers = handler_names()
     stage_config = _stage_config(stage, config_path, handlers)
     _generate(
         lambda: merge_template(stage_config, handlers, load_resources_template(resources_path)),
@@ -178,7 +138,7 @@ def merge(stage: str, output: str, config_path: Path, resources_path: Path) -> N
 
 
 @click.command("check-stage")
-@_stage_option
+@STAGE_OPTION
 @click.option(
     "--app-name",
     default=RESOURCE_PREFIX,
@@ -198,53 +158,13 @@ def check_stage(stage: str, app_name: str) -> None:
     click.echo(f"stage {stage!r} is a valid stage name", err=True)
 
 
-class ResourcesStack:
-    """The outputs of a stage's resources stack (CloudFormation ``DescribeStacks``)."""
-
-    # A stack whose outputs are those of a complete deployment (a failed update rolled back to
-    # the previous one is UPDATE_ROLLBACK_COMPLETE; a failed creation is ROLLBACK_COMPLETE).
-    USABLE = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"})
-
-    def __init__(self, client: CloudFormationClient) -> None:
-        self._client = client
-
-    def outputs(self, stack_name: str) -> dict[str, str]:
-        try:
-            stacks = self._client.describe_stacks(StackName=stack_name)["Stacks"]
-        except (ClientError, BotoCoreError) as exc:
-            raise ConfigError(f"cannot read stack {stack_name}: {exc}") from exc
-        stack = stacks[0]
-        status = stack.get("StackStatus", "")
-        if status not in self.USABLE:
-            raise ConfigError(f"stack {stack_name} is {status}: deploy it first")
-        return {
-            str(o["OutputKey"]): str(o["OutputValue"])
-            for o in stack.get("Outputs", [])
-            if "OutputKey" in o and "OutputValue" in o
-        }
-
-
-def caller_account(client: STSClient) -> str:
-    """The account of the caller's credentials (STS ``GetCallerIdentity``)."""
-    try:
-        return str(client.get_caller_identity()["Account"])
-    except (ClientError, BotoCoreError) as exc:
-        raise ConfigError(f"cannot identify the caller: {exc}") from exc
-
-
-def _default_session() -> boto3.Session:
-    import boto3
-
-    return boto3.Session()
-
-
 def make_deploy_config_command(
-    session_factory: Callable[[], boto3.Session] = _default_session,
+    session_factory: Callable[[], boto3.Session] = default_session,
 ) -> click.Command:
     """The ``deploy-config`` command, with the boto3 session factory injected (tests: moto's)."""
 
     @click.command("deploy-config")
-    @_stage_option
+    @STAGE_OPTION
     @click.option(
         "--stack",
         default=None,
@@ -306,5 +226,40 @@ def make_deploy_config_command(
     return deploy_config
 
 
-COMMANDS: list[click.Command] = [deploy_template, check_stage, make_deploy_config_command()]
-"""What ``mfawatch/cli/__init__.py`` adds to its main group: ``main.add_command(command)`` each."""
+@click.command()
+@STAGE_OPTION
+@click.option(
+    "--write", is_flag=True, help="Write .chalice/policy-<stage>.json instead of printing."
+)
+@CONFIG_OPTION
+def policy(stage: str, write: bool, config_path: Path) -> None:
+    """Print (or write) the least-privilege IAM policy for a stage (beside the config file).
+
+    \b
+    Example:
+      mfawatch policy --stage dev            # print it
+      mfawatch policy --stage dev --write    # .chalice/policy-dev.json
+    """
+    try:
+        stage_config = load_stage_config(stage, config_path)
+    except MfawatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    checked_stage(stage_config.app_name, stage)
+    try:
+        text = policy_json(stage_policy(stage_config))
+    except MfawatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if write:
+        target = config_path.parent / f"policy-{stage}.json"
+        target.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {target}")
+    else:
+        click.echo(text, nl=False)
+
+
+COMMANDS: list[click.Command] = [
+    policy,
+    deploy_template,
+    check_stage,
+    make_deploy_config_command(),
+]

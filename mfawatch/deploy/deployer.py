@@ -44,7 +44,7 @@ from chalicelib.config import settings_from_env
 from chalicelib.errors import MfawatchError
 from mfawatch.deploy.policy import policy_json, stage_policy
 from mfawatch.deploy.selftest import deployed_function_names, render_report, run_selftest
-from mfawatch.deploy.stacks import StackError, Stacks, aws_error
+from mfawatch.deploy.stacks import StackError, Stacks, aws_error, caller_account
 from mfawatch.deploy.templates import (
     DEFAULT_ROUTES,
     RESOURCE_PREFIX,
@@ -353,8 +353,6 @@ class Deployer:
         return result.changed, f"{len(result.outputs)} outputs"
 
     def _deploy_config(self) -> tuple[bool, str]:
-        from mfawatch.cli.stage import caller_account
-
         path = self.project.config_path
         text, config = read_config_document(path)
         account = caller_account(self._clients("sts"))

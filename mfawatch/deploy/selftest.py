@@ -1,4 +1,4 @@
-"""``python -m mfawatch selftest --stage STAGE [--publish]``: does each deployed function run?
+"""The self-test of a deployed stage (``mfawatch selftest``): does each deployed function run?
 
 Invokes each deployed function synchronously (``lambda.invoke``, ``RequestResponse``) with the
 self-test payload of :mod:`chalicelib.selftest`, which the functions answer before the service
@@ -23,13 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import MfawatchError
 from chalicelib.rules import load_bundle
 from chalicelib.selftest import SELFTEST_KEY, selftest_event
-from mfawatch.cli.stage import PROJECT_DIR_OPTION, app_handler_names
 from mfawatch.deploy.templates import load_stage_config
 from mfawatch.paths import CHALICE_CONFIG, CHALICE_DIR
 
@@ -257,51 +255,3 @@ def render_report(reports: Sequence[FunctionReport]) -> list[str]:
     kinds = dict.fromkeys(r.kind for r in reports if not r.ok)
     lines += [f"hint ({kind}): {HINTS[kind]}" for kind in kinds]
     return lines
-
-
-@click.command("selftest")
-@click.option("--stage", required=True, help="Stage name in .chalice/config.json.")
-@click.option("--publish", is_flag=True, help="Also send one LOW notification to every output.")
-@click.option("--region", default=None, help="AWS Region of the stage (default: the SDK's).")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-@PROJECT_DIR_OPTION
-def selftest(
-    stage: str, publish: bool, region: str | None, as_json: bool, project_dir: Path
-) -> None:
-    """Invoke every deployed function with the self-test event; exit 1 if one fails.
-
-    One line per function: ok, did not start (init error), raised (type, message, request id),
-    answered something else (first 200 bytes), or no such function; then a hint per kind.
-
-    \b
-    Example:
-      mfawatch selftest --stage dev --region us-east-1
-      mfawatch selftest --stage dev --publish      # also one LOW notification per output
-    """
-    import boto3  # the toolkit's AWS edge: only this command needs it
-
-    chalice_dir = project_dir / ".chalice"
-    try:
-        functions = deployed_function_names(
-            stage, app_handler_names(), chalice_dir / "config.json", chalice_dir / "deployed"
-        )
-    except MfawatchError as exc:
-        raise click.ClickException(f"{exc}: run mfawatch init --stage {stage} first") from exc
-    reports = run_selftest(boto3.client("lambda", region_name=region), functions, publish)
-    if as_json:
-        for report in reports:
-            click.echo(json.dumps(report.to_json()))
-    else:
-        for line in render_report(reports):
-            click.echo(line)
-    failed = [r.function for r in reports if not r.ok]
-    click.echo(
-        f"{len(reports) - len(failed)}/{len(reports)} functions answered the self-test",
-        err=True,
-    )
-    if failed:
-        raise SystemExit(1)
-
-
-COMMANDS: list[click.Command] = [selftest]
-"""What ``mfawatch/cli/__init__.py`` adds to its main group."""

@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import MfawatchError
+from chalicelib.errors import ConfigError, MfawatchError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_sts import STSClient
 
 # The wordings of "nothing to change": AWS's change-set reason, and UpdateStack's (moto's too).
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
@@ -262,3 +263,37 @@ def _fix_for(exc: Exception) -> str:
             "must answer)"
         )
     return "the AWS error above says what is wrong"
+
+
+class ResourcesStack:
+    """The outputs of a stage's resources stack (CloudFormation ``DescribeStacks``)."""
+
+    # A stack whose outputs are those of a complete deployment (a failed update rolled back to
+    # the previous one is UPDATE_ROLLBACK_COMPLETE; a failed creation is ROLLBACK_COMPLETE).
+    USABLE = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"})
+
+    def __init__(self, client: CloudFormationClient) -> None:
+        self._client = client
+
+    def outputs(self, stack_name: str) -> dict[str, str]:
+        try:
+            stacks = self._client.describe_stacks(StackName=stack_name)["Stacks"]
+        except (ClientError, BotoCoreError) as exc:
+            raise ConfigError(f"cannot read stack {stack_name}: {exc}") from exc
+        stack = stacks[0]
+        status = stack.get("StackStatus", "")
+        if status not in self.USABLE:
+            raise ConfigError(f"stack {stack_name} is {status}: deploy it first")
+        return {
+            str(o["OutputKey"]): str(o["OutputValue"])
+            for o in stack.get("Outputs", [])
+            if "OutputKey" in o and "OutputValue" in o
+        }
+
+
+def caller_account(client: STSClient) -> str:
+    """The account of the caller's credentials (STS ``GetCallerIdentity``)."""
+    try:
+        return str(client.get_caller_identity()["Account"])
+    except (ClientError, BotoCoreError) as exc:
+        raise ConfigError(f"cannot identify the caller: {exc}") from exc

@@ -271,3 +271,21 @@ def run_case(rule: Rule, case: RuleCase) -> CaseResult:
 def run_rule_cases(files: Sequence[RuleFile]) -> list[CaseResult]:
     """Every case of every rule file."""
     return [run_case(f.rule, case) for f in files for case in f.cases]
+
+
+def missing_cases(files: Sequence[RuleFile]) -> list[str]:
+    """The rules without a test case, a positive case or a negative case, one line each.
+
+    Every rule ships both kinds: a positive alone cannot show a near miss is ignored.
+    """
+    missing: list[str] = []
+    for rule_file in files:
+        expects = {case.expect for case in rule_file.cases}
+        if not rule_file.cases:
+            missing.append(f"{rule_file.rule.id}: no test cases")
+            continue
+        if "match" not in expects:
+            missing.append(f"{rule_file.rule.id}: no positive case (expect: match)")
+        if "no_match" not in expects:
+            missing.append(f"{rule_file.rule.id}: no negative case (expect: no_match)")
+    return missing

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from mfawatch.cli.stage import app_handler_names
+from mfawatch.deploy.handlers import app_handler_names
 from mfawatch.deploy.templates import (
     StageConfig,
     function_logical_id,

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from chalicelib.records import envelope_of
 from chalicelib.rules import load_bundle
 from chalicelib.selftest import selftest_event
-from mfawatch.cli.stage import app_handler_names
+from mfawatch.deploy.handlers import app_handler_names
 from mfawatch.deploy.selftest import (
     NOT_FOUND,
     NOT_STARTED,

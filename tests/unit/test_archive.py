@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from chalicelib.records import as_envelope
 from chalicelib.rules import RuleSet
-from mfawatch.cli import DEMO_SCENARIO, main
+from mfawatch.cli import main
+from mfawatch.paths import DEMO_SCENARIO
 from mfawatch.patterns.engine import compile_pattern
 from mfawatch.replay.archive import (
     Prefilter,

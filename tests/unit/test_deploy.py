@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from chalicelib.dynamo import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES
 from chalicelib.errors import ConfigError
 from chalicelib.rules import RuleSet
-from mfawatch.cli.stage import COMMANDS, app_handler_names, deploy_template
+from mfawatch.cli.stage import COMMANDS, deploy_template
+from mfawatch.deploy.handlers import app_handler_names
 from mfawatch.deploy.templates import (
     EVENT_RULE_NAME_MAX,
     MAX_EVENT_AGE_SECONDS,
@@ -537,6 +538,7 @@ def test_stage_policy_statements_name_only_the_stage_resources() -> None:
 
 def test_commands_export_the_deploy_commands() -> None:
     assert [command.name for command in COMMANDS] == [
+        "policy",
         "deploy-template",
         "check-stage",
         "deploy-config",

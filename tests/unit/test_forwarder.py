@@ -45,7 +45,8 @@ MANY_REGIONS = [
 DEPLOY = ROOT / "deploy"
 
 
-def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """The template's resources of one type, by logical id."""
     return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
 
 
@@ -53,7 +54,7 @@ def _forwarding_rules(template: dict[str, Any]) -> dict[str, Any]:
     """The forwarding rules (pattern rules), without the scheduled heartbeat."""
     return {
         logical: resource
-        for logical, resource in _resources(template, "AWS::Events::Rule").items()
+        for logical, resource in resources_of_type(template, "AWS::Events::Rule").items()
         if "EventPattern" in resource["Properties"]
     }
 
@@ -302,7 +303,7 @@ def test_committed_merge_template_is_current(rules: RuleSet) -> None:
 @pytest.mark.parametrize("name", ["central-bus-policy.yaml", "central-custom-bus.yaml"])
 def test_central_bus_policy_allows_put_events_for_the_organization_only(name: str) -> None:
     template = load_resources_template(DEPLOY / name)
-    (policy,) = _resources(template, "AWS::Events::EventBusPolicy").values()
+    (policy,) = resources_of_type(template, "AWS::Events::EventBusPolicy").values()
     statement = policy["Properties"]["Statement"]
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == "events:PutEvents"
