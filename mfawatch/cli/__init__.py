@@ -11,6 +11,7 @@ One module per command group, each exporting ``COMMANDS`` (its click commands):
 ``init``       ``init``
 ``deploy``     ``deploy``, ``destroy``
 ``selftest``   ``selftest``
+``redrive``    ``redrive``
 ``org``        ``forwarder-template``, ``audit``
 =============  ==================================================================
 
@@ -26,7 +27,7 @@ import sys
 import click
 
 from chalicelib.errors import MfawatchError
-from mfawatch.cli import athena, deploy, init, org, replay, rules, selftest, stage
+from mfawatch.cli import athena, deploy, init, org, redrive, replay, rules, selftest, stage
 
 
 @click.group()
@@ -44,6 +45,6 @@ def run() -> None:
 
 
 # A new command group: a module here exporting COMMANDS, added to this tuple.
-for _group in (replay, rules, stage, org, init, deploy, athena, selftest):
+for _group in (replay, rules, stage, org, init, deploy, athena, selftest, redrive):
     for _command in _group.COMMANDS:
         main.add_command(_command)
