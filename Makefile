@@ -146,4 +146,4 @@ selftest: $(STAMP)
 # Regenerate docs/runbooks/ from rules/*.yaml (a unit test fails when they are stale).
 .PHONY: docs
 docs: $(STAMP)
-	$(PY) -m mfawatch.docsgen
+	$(PY) -m mfawatch.rules.runbooks

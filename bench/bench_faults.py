@@ -111,7 +111,7 @@ from chalicelib.rules import RuleSet, load_bundle  # noqa: E402
 from chalicelib.service import AlertService  # noqa: E402
 from chalicelib.sns import SnsPublisher  # noqa: E402
 from chalicelib.sqs import SqsVisibility  # noqa: E402
-from mfawatch.deploy import (  # noqa: E402
+from mfawatch.deploy.templates import (  # noqa: E402
     FAILED_EVENTS_QUEUE,
     FINAL_DEAD_LETTER_QUEUE,
     StageNames,

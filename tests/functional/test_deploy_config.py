@@ -18,13 +18,13 @@ from click.testing import CliRunner, Result
 from moto import mock_aws
 
 from mfawatch.cli import main
-from mfawatch.deploy import (
+from mfawatch.cli.stage import make_deploy_config_command
+from mfawatch.deploy.templates import (
     RESOURCES_TEMPLATE,
     STACK_OUTPUTS_ELSEWHERE,
     STACK_OUTPUTS_IN_CONFIG,
     load_resources_template,
 )
-from mfawatch.deploycommands import make_deploy_config_command
 from mfawatch.paths import CHALICE_CONFIG
 
 ACCOUNT = "123456789012"  # moto's default account

@@ -17,7 +17,7 @@ from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.dynamo import create_state_table
 from chalicelib.errors import ConfigError, EventParseError, FailedOpenError, PublishError
 from chalicelib.records import envelope_of
-from mfawatch.deploy import load_stage_config
+from mfawatch.deploy.templates import load_stage_config
 from tests.conftest import load_event
 from tests.factory import on_failure_record, sqs_event_record
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from moto import mock_aws
 
 from chalicelib.records import envelope_of
-from mfawatch.redrive import make_redrive_command
+from mfawatch.cli.redrive import make_redrive_command
 from tests.conftest import load_event
 from tests.factory import on_failure_record
 

@@ -13,8 +13,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from chalicelib.selftest import SELFTEST_KEY, selftest_event
-from mfawatch.paths import CHALICE_CONFIG
-from mfawatch.selftestcommand import (
+from mfawatch.deploy.selftest import (
     HINTS,
     NOT_FOUND,
     NOT_INVOKED,
@@ -25,6 +24,7 @@ from mfawatch.selftestcommand import (
     render_report,
     run_selftest,
 )
+from mfawatch.paths import CHALICE_CONFIG
 from tests.conftest import ROOT
 from tests.stubs import stubbed
 

@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
-from mfawatch.deploycommands import app_handler_names
+from mfawatch.deploy.handlers import app_handler_names
 from tests.conftest import MOTO_ACCOUNT, ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

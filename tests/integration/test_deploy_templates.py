@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from mfawatch.deploy import (
+from mfawatch.deploy.handlers import app_handler_names
+from mfawatch.deploy.templates import (
     CONSUME_ACTIONS,
     PARKED_HANDLER,
     StageConfig,
@@ -24,7 +25,6 @@ from mfawatch.deploy import (
     load_stage_config,
     merge_template,
 )
-from mfawatch.deploycommands import app_handler_names
 from tests.conftest import ROOT
 from tests.integration.tools import cfn_lint, chalice_package
 from tests.reference import LAMBDA_ACTIONS, iam_statements

@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 from chalicelib.records import envelope_of
 from chalicelib.rules import load_bundle
 from chalicelib.selftest import selftest_event
-from mfawatch.deploycommands import app_handler_names
-from mfawatch.selftestcommand import (
+from mfawatch.deploy.handlers import app_handler_names
+from mfawatch.deploy.selftest import (
     NOT_FOUND,
     NOT_STARTED,
     OTHER_ANSWER,

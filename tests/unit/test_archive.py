@@ -15,7 +15,10 @@ from hypothesis import strategies as st
 
 from chalicelib.records import as_envelope
 from chalicelib.rules import RuleSet
-from mfawatch.archive import (
+from mfawatch.cli import main
+from mfawatch.paths import DEMO_SCENARIO
+from mfawatch.patterns.engine import compile_pattern
+from mfawatch.replay.archive import (
     Prefilter,
     TimeRange,
     delivery_stamp,
@@ -24,10 +27,8 @@ from mfawatch.archive import (
     path_day,
     required_alternatives,
 )
-from mfawatch.cli import DEMO_SCENARIO, main
-from mfawatch.eventpattern import compile_pattern
-from mfawatch.readers import ReadStats
-from mfawatch.replay import replay_timed
+from mfawatch.replay.readers import ReadStats
+from mfawatch.replay.runner import replay_timed
 from tests.conftest import EVENTS, examples, load_event
 from tests.reference import in_time_order, read_paths, replay_events, replay_jsonl
 

@@ -19,8 +19,7 @@ from chalicelib.records import (
     parse_event,
 )
 from chalicelib.rules import Rule, RuleSet, rule_from_mapping
-from mfawatch.archive import TimeRange
-from mfawatch.athena import (
+from mfawatch.athena.sql import (
     SOURCE_COLUMN,
     backtest_select,
     candidate_events,
@@ -32,9 +31,10 @@ from mfawatch.athena import (
 )
 from mfawatch.cli import main
 from mfawatch.errors import AthenaError
-from mfawatch.eventpattern import compile_pattern
-from mfawatch.readers import ReadStats
-from mfawatch.requirements import AnyOf, paths_of, pattern_condition
+from mfawatch.patterns.engine import compile_pattern
+from mfawatch.patterns.requirements import AnyOf, paths_of, pattern_condition
+from mfawatch.replay.archive import TimeRange
+from mfawatch.replay.readers import ReadStats
 from tests.athena_rows import row_of
 from tests.conftest import EVENTS, ROOT, load_sample, needs_shared, sample_paths
 

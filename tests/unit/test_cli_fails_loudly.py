@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from mfawatch.cli import main
 from mfawatch.paths import RULES_DIR
-from mfawatch.rulebuild import RuleCase, load_rules_dir
+from mfawatch.rules.build import RuleCase, load_rules_dir
 from tests.conftest import load_event
 
 MFA_FAILURE = load_event("iam-consolelogin-failure-mfa-yes")

@@ -17,7 +17,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from chalicelib.errors import MfawatchError
-from mfawatch.deployer import (
+from mfawatch.deploy.deployer import (
     ROUTE_MERGED,
     ROUTE_STACKS,
     ChaliceCommand,
@@ -31,7 +31,7 @@ from mfawatch.deployer import (
     with_code_uri,
     zip_content_digest,
 )
-from mfawatch.stacks import StackError, Stacks
+from mfawatch.deploy.stacks import StackError, Stacks
 from tests.conftest import ROOT
 from tests.stubs import offline_client, stubbed
 
@@ -345,7 +345,7 @@ def test_a_failed_chalice_command_shows_its_last_lines(tmp_path: Path) -> None:
 
 
 def test_summary_says_no_changes_when_no_step_changed() -> None:
-    from mfawatch.deployer import Outcome
+    from mfawatch.deploy.deployer import Outcome
 
     steps = [Outcome(Step("a", ""), False, ""), Outcome(Step("b", ""), False, "")]
     assert summary(steps) == "deploy: no changes (2 steps checked)"
@@ -392,7 +392,7 @@ def test_docs_deploy_step_table_lists_exactly_the_planned_steps() -> None:
 def test_plan_prints_the_steps_without_touching_aws() -> None:
     from click.testing import CliRunner
 
-    from mfawatch.deploycommand import make_commands
+    from mfawatch.cli.deploy import make_commands
 
     def no_session() -> Any:
         raise AssertionError("--plan must not create a session")

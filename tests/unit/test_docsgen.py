@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from chalicelib.rules import HEARTBEAT_RULE
-from mfawatch.docsgen import (
+from mfawatch.rules.build import RULES_DIR, load_rules_dir
+from mfawatch.rules.runbooks import (
     INDEX,
     RUNBOOKS_DIR,
     render_runbook,
@@ -13,7 +14,6 @@ from mfawatch.docsgen import (
     stale_pages,
     write_runbooks,
 )
-from mfawatch.rulebuild import RULES_DIR, load_rules_dir
 
 
 def test_committed_runbooks_equal_the_generated_ones() -> None:

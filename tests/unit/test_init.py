@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from chalicelib.errors import ConfigError
 from mfawatch.cli import main
-from mfawatch.deploy import SUBSCRIPTIONS_KEY, load_stage_config, read_config_document
-from mfawatch.initcommand import InitAnswers, stage_init
+from mfawatch.deploy.init import InitAnswers, stage_init
+from mfawatch.deploy.templates import SUBSCRIPTIONS_KEY, load_stage_config, read_config_document
 from tests.conftest import ROOT
 
 CONFIG = ROOT / ".chalice" / "config.json"

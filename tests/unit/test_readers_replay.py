@@ -9,10 +9,11 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from chalicelib.rules import RuleSet
-from mfawatch.archive import local_files, ordered_events
-from mfawatch.cli import DEMO_SCENARIO, main
-from mfawatch.readers import ReadStats
-from mfawatch.replay import ReplayResult, replay_timed
+from mfawatch.cli import main
+from mfawatch.paths import DEMO_SCENARIO
+from mfawatch.replay.archive import local_files, ordered_events
+from mfawatch.replay.readers import ReadStats
+from mfawatch.replay.runner import ReplayResult, replay_timed
 from tests.conftest import load_event
 from tests.reference import replay_jsonl
 
