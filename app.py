@@ -130,11 +130,19 @@ for _rule in RULES:
     app.on_cw_event(dict(_rule.event_pattern), name=_rule.handler_name)(_handler_for(_rule))
 
 
+def remaining_time(context: Any) -> Callable[[], float] | None:
+    """Seconds left in this invocation, from the Lambda context (None without one)."""
+    millis = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(millis):
+        return None
+    return lambda: float(millis()) / 1000.0
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="send_due_summaries")
 def send_due_summaries(event: CloudWatchEvent) -> None:
     """Every minute: summaries of closed incident windows, storm digests, failed redeliveries."""
     with metrics_flushed(event):
-        service().tick(now_utc())
+        service().tick(now_utc(), remaining=remaining_time(event.context))
 
 
 @app.on_cw_event(dict(HEARTBEAT_PATTERN), name="on_heartbeat")

@@ -12,6 +12,13 @@
 | ``MFAWATCH_OUTPUTS`` | ``alerts`` only | JSON: named outputs (topic, severity, kinds, format) |
 | ``MFAWATCH_ALLOWED_ACCOUNTS`` | (any) | comma-separated account ids expected to send events |
 | ``MFAWATCH_SETTLE_SECONDS`` | ``90`` | seconds writes take to settle before summaries merge them |
+| ``MFAWATCH_LAMBDA_TIMEOUT`` | ``30`` | the functions' timeout (equal to ``lambda_timeout``) |
+
+The timing settings are checked together when the settings are built (at init in Lambda): an
+invocation must end before its claim's lease (90 s) runs out, or a retry would take the claim
+over and deliver while it still runs; writes still in flight land within the timeout, so the
+settle delay covers it (0 only where nothing is in flight: tests that drive the handlers by the
+wall clock). A :class:`errors.ConfigError` names the settings that do not fit.
 
 Rate-limited are alerts, summaries and escalations other than CRITICAL (an MFA fatigue success
 always goes out); what a limit holds back goes into the storm digest, which is not limited, nor
@@ -53,6 +60,9 @@ ENV_PRINCIPAL_RATE = "MFAWATCH_PRINCIPAL_RATE"
 ENV_OUTPUTS = "MFAWATCH_OUTPUTS"
 ENV_ALLOWED_ACCOUNTS = "MFAWATCH_ALLOWED_ACCOUNTS"
 ENV_SETTLE_SECONDS = "MFAWATCH_SETTLE_SECONDS"
+ENV_LAMBDA_TIMEOUT = "MFAWATCH_LAMBDA_TIMEOUT"
+#: Lambda's longest timeout (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html).
+MAX_LAMBDA_TIMEOUT = 900.0
 
 FORMATS = ("standard", "chat")
 DEFAULT_OUTPUT = "alerts"
@@ -135,6 +145,33 @@ class Settings:
     """Named outputs; empty means one ``alerts`` output on ``topic_arn``."""
     allowed_accounts: frozenset[str] = frozenset()
     """Accounts expected to send events; others are flagged in the alert (empty: no check)."""
+    lambda_timeout_seconds: float = 30.0
+    """The functions' timeout (``lambda_timeout`` in ``.chalice/config.json``): how long an
+    invocation, and a write it has in flight, can last."""
+
+    def __post_init__(self) -> None:
+        timeout, lease, settle = (
+            self.lambda_timeout_seconds,
+            self.lease_seconds,
+            self.settle_seconds,
+        )
+        if not 0 < timeout <= MAX_LAMBDA_TIMEOUT:
+            raise ConfigError(
+                f"{ENV_LAMBDA_TIMEOUT} must be a Lambda timeout, 1 to 900 seconds; got {timeout:g}"
+            )
+        if timeout >= lease:
+            raise ConfigError(
+                f"{ENV_LAMBDA_TIMEOUT} ({timeout:g} s) must be shorter than the claim lease "
+                f"({lease:g} s): an invocation still running when its lease ends is taken over by "
+                "a retry, and both deliver. Lower lambda_timeout in .chalice/config.json (and "
+                f"{ENV_LAMBDA_TIMEOUT} with it)."
+            )
+        if 0 < settle < timeout:
+            raise ConfigError(
+                f"{ENV_SETTLE_SECONDS} ({settle:g} s) must be at least {ENV_LAMBDA_TIMEOUT} "
+                f"({timeout:g} s): a write still in flight when a summary or digest is cut would "
+                "miss it. Raise the settle delay or lower the timeout."
+            )
 
     def account_name(self, account: str) -> str:
         return self.account_names.get(account, "")
@@ -241,6 +278,9 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         outputs=parse_outputs(env[ENV_OUTPUTS]) if env.get(ENV_OUTPUTS, "").strip() else (),
         allowed_accounts=_accounts(env.get(ENV_ALLOWED_ACCOUNTS, "")),
         settle_seconds=_seconds(ENV_SETTLE_SECONDS, env.get(ENV_SETTLE_SECONDS, ""), 90.0),
+        lambda_timeout_seconds=_seconds(
+            ENV_LAMBDA_TIMEOUT, env.get(ENV_LAMBDA_TIMEOUT, ""), defaults.lambda_timeout_seconds
+        ),
     )
 
 

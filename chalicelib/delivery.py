@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -141,7 +142,13 @@ class Delivery:
         """The ``add``/``remove`` that count one notification against its principal's window."""
         period = self.settings.principal_rate.seconds
         slot = rate_slot(now, period)
-        return {counter_attribute(slot): 1}, [counter_attribute(slot - 2)]
+        # Remove the counters of every window since the item's previous write could have been
+        # (events.py keeps the item this long after a failure), not only the one before last:
+        # a skipped window would otherwise keep its counter as long as the principal fails.
+        s = self.settings
+        life = max(s.brute_force.seconds, s.fatigue_success.seconds)
+        stale = range(2, math.ceil(life / period) + 3)
+        return {counter_attribute(slot): 1}, [counter_attribute(slot - k) for k in stale]
 
     def principal_admits(self, principal_item: Mapping[str, Any], now: float) -> bool:
         """Whether the count an add just returned is within the principal's limit."""

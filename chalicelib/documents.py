@@ -29,6 +29,10 @@ OWNER = "owner"
 EVENT, INCIDENT_OF, WAITING = "event", "incident", "waiting"
 #: How many times the scheduler decided an incident's stuck leader again.
 FINISH_TRIES = "finish_tries"
+#: How long a held record (a held alert's claim, a held summary or escalation) is kept: it must
+#: outlive its storm's next digest. A storm item is kept this long after its latest digest, so it
+#: never expires (and takes its digest progress with it) before the records it has counted.
+HELD_RETENTION = 2 * 24 * 3600.0
 
 
 def bounded(
@@ -157,13 +161,19 @@ class WindowRef:
     """Repeats written at or before this processing time are summarized already."""
     batch: int = 0
     """Summaries sent so far (a late repeat after a summary makes the next batch)."""
+    band: tuple[str, ...] = ()
+    band_count: int = 0
+    """The repeats counted in the index-lag horizon before ``cutoff`` (:class:`scheduler.Band`)."""
 
     def to_json(self) -> dict[str, Any]:
         return bounded(dict(self.__dict__))  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WindowRef:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        values = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if "band" in values:
+            values["band"] = tuple(str(k) for k in values["band"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -304,14 +314,37 @@ def failure_entry(t: float, event_id: str) -> str:
     return f"{t!r}|{event_id}"
 
 
+COUNTER_PREFIX = "sent_"
+STORM_PREFIX = "storm_"
+
+
 def counter_attribute(slot: int) -> str:
     """The attribute of a fixed-window counter (``sent_<window index>``)."""
-    return f"sent_{slot}"
+    return f"{COUNTER_PREFIX}{slot}"
 
 
 def storm_attribute(rule_id: str) -> str:
     """The attribute of the topic's counters that holds a rule's storm mode end time."""
-    return "storm_" + "".join(ch if ch.isalnum() else "_" for ch in rule_id)
+    return STORM_PREFIX + "".join(ch if ch.isalnum() else "_" for ch in rule_id)
+
+
+def stale_counters(item: Mapping[str, Any], slot: int) -> list[str]:
+    """Counter attributes of windows before the previous one (no decision reads them again)."""
+    stale = []
+    for name in item:
+        index = name[len(COUNTER_PREFIX) :] if name.startswith(COUNTER_PREFIX) else ""
+        if index.lstrip("-").isdigit() and int(index) < slot - 1:
+            stale.append(name)
+    return sorted(stale)
+
+
+def ended_storms(item: Mapping[str, Any], now: float) -> dict[str, float]:
+    """Storm-mode attributes whose storm has ended (an absent one means the same)."""
+    return {
+        name: float(value)
+        for name, value in item.items()
+        if name.startswith(STORM_PREFIX) and isinstance(value, int | float) and value <= now
+    }
 
 
 @dataclass(frozen=True)

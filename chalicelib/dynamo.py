@@ -41,6 +41,7 @@ from .state import (
     ConditionFailed,
     Item,
     Missing,
+    expired,
 )
 
 DUE_INDEX = "due"
@@ -174,7 +175,7 @@ class DynamoStateStore:
         return self.get(failed.key, now)
 
     def _live(self, item: Item | None, now: float) -> Item | None:
-        if item is None or float(item.get(EXPIRES_AT, 0)) <= now:
+        if item is None or expired(item, now):
             return None
         return item
 
@@ -244,26 +245,37 @@ class DynamoStateStore:
             raise ConditionFailed(key, self._current(failed, now)) from None
         return from_item(response.get("Attributes", {}))
 
-    def query_group(self, group: str, after: float, until: float) -> list[Item]:
-        # Index reads are eventually consistent: callers leave ``settle`` seconds for an item to
-        # appear (see chalicelib.scheduler). BETWEEN is inclusive; ``after`` is excluded below.
+    def query_group(self, group: str, after: float, until: float, now: float) -> list[Item]:
+        # Index reads are eventually consistent: the scheduler compares what it finds with what
+        # it counted before (chalicelib.scheduler, "band"). BETWEEN is inclusive; ``after`` is
+        # excluded below. Expired items are still returned until TTL deletes them (typically
+        # within a few days; https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
+        # ttl-expired-items.html): the filter leaves them out, and the client checks again.
         request: dict[str, Any] = {
             "IndexName": GROUP_INDEX,
             "KeyConditionExpression": "#g = :g AND #a BETWEEN :after AND :until",
-            "ExpressionAttributeNames": {"#g": GROUP_PK, "#a": GROUP_AT},
+            "FilterExpression": "attribute_not_exists(#x) OR #x > :now",
+            "ExpressionAttributeNames": {"#g": GROUP_PK, "#a": GROUP_AT, "#x": EXPIRES_AT},
             "ExpressionAttributeValues": {
                 ":g": {"S": group},
                 ":after": {"N": repr(float(max(after, 0.0)))},
                 ":until": {"N": repr(float(min(until, 1e15)))},
+                ":now": {"N": repr(float(now))},
             },
         }
-        found = [i for i in self._query(group, request) if float(i[GROUP_AT]) > after]
+        found = [
+            i
+            for i in self._query(group, request)
+            if float(i[GROUP_AT]) > after and not expired(i, now)
+        ]
         return sorted(found, key=lambda i: (float(i[GROUP_AT]), str(i["pk"])))
 
     def due(self, until: float, now: float) -> list[str]:
         # Index reads are eventually consistent: a key may show up just after it was handled.
         # That is harmless, because the scheduler re-reads every item consistently. Expired items
-        # are still listed (TTL lags); the scheduler takes them out of the index.
+        # are still listed (TTL lags; the index projects keys only, so it cannot filter on the
+        # expiry): the scheduler takes them out. The index returns them in due order (its sort
+        # key), which the scheduler keeps: the earliest due first.
         request: dict[str, Any] = {
             "IndexName": DUE_INDEX,
             "KeyConditionExpression": "#p = :due AND #a <= :until",
@@ -273,7 +285,10 @@ class DynamoStateStore:
                 ":until": {"N": repr(float(min(until, 1e15)))},
             },
         }
-        return sorted({str(item["pk"]) for item in self._query(DUE_INDEX, request)})
+        ordered = sorted(
+            self._query(DUE_INDEX, request), key=lambda i: (float(i[DUE_AT]), str(i["pk"]))
+        )
+        return list(dict.fromkeys(str(item["pk"]) for item in ordered))
 
     def _query(self, what: str, request: dict[str, Any]) -> list[Item]:
         """Every page of a query (1 MB each)."""

@@ -17,6 +17,21 @@ of failing every run. Expired items still in the index (TTL deletion lags) are t
 ``settle`` (``Settings.settle_seconds``) is how long a written item may take to become visible to
 a look: longer than the Lambda timeout (a write in flight lands within it) plus the index's
 propagation. A look merges what was written up to ``now - settle``.
+
+Late index entries. The ``group`` index is eventually consistent: its entries usually appear within
+a second, but AWS does not bound the delay
+(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadConsistency.html),
+and an entry that shows up after the look that cut past it used to be lost. So each look keeps a
+*band*: which entries it has counted among those written in the :data:`INDEX_LAG_HORIZON` seconds
+before its cutoff (keys, and their number; both on the base-table item that owns the group, read
+consistently). The next look queries from ``cutoff - horizon``, compares what it finds in the band
+with what the band says was counted, and merges the difference into its batch (``IndexLagCaught``);
+the last look of a window or storm comes a horizon after its last cutoff, so an entry up to
+:data:`INDEX_LAG_HORIZON` late is still counted. A late entry that cannot be named (the band holds
+more than it can list) is still counted in a summary; in a storm digest it is reported
+(``IndexLagUncounted``, an error log) rather than merged blind. A per-repeat counter would catch
+any delay, but costs a write per repeat that the request budget (alert 7, repeat 4) does not have;
+the band costs the scheduler one more query per window.
 """
 
 from __future__ import annotations
@@ -26,14 +41,16 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from .constants import HEARTBEAT_OVERDUE_SECONDS
-from .decisions import heartbeat_overdue, merge_held, merge_repeats
+from .decisions import Repeats, heartbeat_overdue, merge_held, merge_repeats, rate_slot
 from .delivery import RATE_KEY, ServicePart, storm_key
 from .documents import (
+    HELD_RETENTION,
     MAX_STORED_LIST,
     OWNER,
     VERSION,
@@ -42,7 +59,9 @@ from .documents import (
     Heartbeat,
     Outbox,
     StormState,
+    ended_storms,
     held_of,
+    stale_counters,
     storm_attribute,
     window_attribute,
 )
@@ -55,6 +74,7 @@ from .state import (
     DUE_PK,
     EXPIRES_AT,
     GROUP_AT,
+    AllOf,
     Compare,
     ConditionFailed,
     Item,
@@ -68,24 +88,124 @@ logger = logging.getLogger(__name__)
 
 #: How many forced runs ``flush`` makes at most (closing may hold summaries into storms).
 FLUSH_ROUNDS = 8
+#: How late a ``group`` index entry may show up and still be counted (seconds after its write).
+INDEX_LAG_HORIZON = 900.0
+
+
+@dataclass(frozen=True)
+class Band:
+    """The entries a look counted among those written in the horizon before its cutoff."""
+
+    keys: tuple[str, ...] = ()
+    """Their item keys (the first :data:`documents.MAX_STORED_LIST`)."""
+    count: int = 0
+    """How many there were (exact)."""
+
+    @property
+    def complete(self) -> bool:
+        return len(self.keys) == self.count
+
+    def to_item(self) -> Item:
+        return {"band": list(self.keys), "band_count": self.count}
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Band:
+        return cls(tuple(str(k) for k in item.get("band", ())), int(item.get("band_count", 0)))
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a look found in a group, split by the previous and the new cutoff."""
+
+    late: list[Item]
+    """Entries at or before the previous cutoff that the previous looks did not count."""
+    unnamed: int
+    """Late entries that cannot be told apart from counted ones (the band was capped)."""
+    ready: list[Item]
+    """Entries after the previous cutoff, up to the new one."""
+    settling: bool
+    """Entries after the new cutoff exist (written too recently to merge)."""
+    earlier: list[Item]
+    """Every entry at or before the previous cutoff (the band's time range)."""
+
+    def band(self, cutoff: float) -> Band:
+        """The band of a look that moved the cutoff to ``cutoff``."""
+        counted = [
+            i
+            for i in (*self.earlier, *self.ready)
+            if cutoff - INDEX_LAG_HORIZON < float(i[GROUP_AT]) <= cutoff
+        ]
+        keys = tuple(str(i["pk"]) for i in counted[:MAX_STORED_LIST])
+        return Band(keys, len(counted))
+
+
+def split_found(found: list[Item], previous: float, band: Band, cutoff: float) -> Found:
+    """Split a group query from ``previous - INDEX_LAG_HORIZON`` (pure)."""
+    earlier = [i for i in found if float(i[GROUP_AT]) <= previous]
+    late: list[Item] = []
+    unnamed = 0
+    if band.complete:
+        known = set(band.keys)
+        late = [i for i in earlier if str(i["pk"]) not in known]
+    else:
+        unnamed = max(0, len(earlier) - band.count)
+    ready = [i for i in found if previous < float(i[GROUP_AT]) <= cutoff]
+    settling = any(float(i[GROUP_AT]) > cutoff for i in found)
+    return Found(late, unnamed, ready, settling, earlier)
+
+
+#: Seconds a run keeps in hand when it stops taking due keys (at most a third of the time it had
+#: at its start): one key's work is a few requests, each bounded by the clients' timeouts
+#: (app.CLIENT_CONFIG), so it finishes before Lambda's.
+SCHEDULER_RESERVE_SECONDS = 10.0
+
+Remaining = Callable[[], float]
+"""Seconds left before the invocation's deadline (Lambda: the context's
+``get_remaining_time_in_millis() / 1000``)."""
 
 
 class Scheduler(ServicePart):
-    """Runs what is due, key by key."""
+    """Runs what is due, the earliest due first, until the invocation's time is nearly up."""
 
     events: EventHandler | None = None
     """The event handler, which finishes what an event's own invocations could not: a leading
     event still undecided after its lease (set by :class:`service.AlertService`)."""
 
-    def tick(self, now: datetime, force: bool = False) -> list[Notification]:
+    _tidied: int | None = None
+    """The rate window whose tidy this execution environment has done."""
+
+    def tick(
+        self, now: datetime, force: bool = False, remaining: Remaining | None = None
+    ) -> list[Notification]:
         """Send what is due. ``force`` (end of a replay) closes every window and storm now.
+
+        Keys are taken earliest due first. With ``remaining``, the run stops taking keys when
+        fewer than :data:`SCHEDULER_RESERVE_SECONDS` (or a third of the time it started with)
+        are left: what it did not reach stays due
+        for the next run (a minute later), with the oldest work first again. A big backlog (a
+        password spray over thousands of IPs) is worked off over several runs instead of the
+        function timing out in the middle of every run on the same keys.
 
         Raises :class:`errors.PublishError` after trying everything if an output failed.
         """
         clock = now.timestamp()
         sent: list[Notification] = []
         errors: list[str] = []
-        for key in self.store.due(math.inf if force else clock, clock):
+        reserve = min(SCHEDULER_RESERVE_SECONDS, remaining() / 3) if remaining else 0.0
+        try:
+            self._tidy_rate(clock)
+        except MfawatchError as exc:  # housekeeping: never in the way of due work
+            logger.warning("could not tidy the topic's rate item: %s", exc)
+        keys = self.store.due(math.inf if force else clock, clock)
+        for done, key in enumerate(keys):
+            if remaining is not None and remaining() < reserve:
+                self.metrics.count("SchedulerDeferred", len(keys) - done)
+                logger.warning(
+                    "scheduler run out of time: %d of %d due keys left for the next run",
+                    len(keys) - done,
+                    len(keys),
+                )
+                break
             try:
                 sent += self._due(key, clock, force)
             except UnknownReferenceError as exc:
@@ -100,6 +220,32 @@ class Scheduler(ServicePart):
         if errors:
             raise PublishError("; ".join(errors))
         return sent
+
+    def _tidy_rate(self, now: float) -> None:
+        """Keep the topic's rate item bounded: every rate window adds a counter attribute and
+        every write refreshes its TTL, so without this it grows for as long as the stage runs
+        (a counter is removed by the next window's write only when no window was skipped).
+        Once per rate window and execution environment: counters of windows before the previous
+        one and the flags of ended storms go (a flag is removed only if it did not change)."""
+        slot = rate_slot(now, self.settings.topic_rate.seconds)
+        if slot == self._tidied:
+            return
+        self._tidied = slot
+        item = self.store.get(RATE_KEY, now)
+        if item is None:
+            return
+        stale = stale_counters(item, slot)
+        ended = ended_storms(item, now)
+        if not stale and not ended:
+            return
+        unchanged = tuple(Compare(name, "=", value) for name, value in ended.items())
+        with contextlib.suppress(ConditionFailed):
+            self.store.update(
+                RATE_KEY,
+                now,
+                remove=[*stale, *ended],
+                condition=AllOf(unchanged) if unchanged else None,
+            )
 
     def flush(self, now: datetime) -> list[Notification]:
         """Close everything that is open (replay's end). Held summaries may open a storm, so
@@ -201,16 +347,36 @@ class Scheduler(ServicePart):
             self._settle(key, item, now, window.window_end + settle)
             return []
         cutoff = math.inf if force else now - settle
-        found = self.store.query_group(window.group, window.cutoff, math.inf if force else now)
-        ready = [
-            (float(i["t"]), str(i["event_id"]), float(i[GROUP_AT]))
-            for i in found
-            if float(i[GROUP_AT]) <= cutoff
-        ]
-        settling = len(found) > len(ready)
-        repeats = merge_repeats(ready, MAX_STORED_LIST)
+        band = Band(window.band, window.band_count)
+        found = split_found(
+            self.store.query_group(
+                window.group,
+                window.cutoff - INDEX_LAG_HORIZON,
+                math.inf if force else now,
+                now,
+            ),
+            window.cutoff,
+            band,
+            cutoff,
+        )
+        merged = [*found.late, *found.ready]
+        repeats = merge_repeats(
+            [(float(i["t"]), str(i["event_id"]), float(i[GROUP_AT])) for i in merged],
+            MAX_STORED_LIST,
+        )
+        if found.unnamed:
+            # Counted without their ids: the band could not name them.
+            times = [float(i["t"]) for i in found.earlier] or [window.window_start]
+            repeats = (
+                replace(repeats, count=repeats.count + found.unnamed)
+                if repeats is not None
+                else Repeats(found.unnamed, min(times), max(times), (), window.cutoff)
+            )
+        if found.late or found.unnamed:
+            self._lag_caught(key, len(found.late) + found.unnamed)
         if repeats is None:
-            self._settle(key, item, now, now + settle if settling else None)
+            since = max(window.cutoff, window.window_end)
+            self._settle(key, item, now, self._next_look(now, since, found.settling))
             return []
         rule = self._rule(window.rule_id, key)
         summary = summary_for(rule, window, repeats, window.batch + 1)
@@ -220,7 +386,11 @@ class Scheduler(ServicePart):
         admitted = self.delivery.count_principal(principal, now, now + rule.window_minutes * 60.0)
         decided = self.delivery.decide_apart(summary, now, admitted)
         advanced = json.loads(window_attribute(window))
-        advanced.update(cutoff=repeats.written_until if force else cutoff, batch=window.batch + 1)
+        moved = max(repeats.written_until, window.cutoff) if force else cutoff
+        counted = found.band(moved)
+        advanced.update(
+            cutoff=moved, batch=window.batch + 1, band=counted.keys, band_count=counted.count
+        )
         outbox = claim.outbox.with_entries(decided.entries)
         try:
             self.store.update(
@@ -242,6 +412,22 @@ class Scheduler(ServicePart):
         finish: Item = {"status": ClaimStatus.DONE.value, **due_mark(now + settle)}
         return self.delivery.deliver(key, outbox, now, finish, [])
 
+    def _next_look(self, now: float, since: float, settling: bool) -> float | None:
+        """After a look that merged nothing: again once the settling entries have settled, else
+        a last look a horizon after ``since`` (the last cutoff, or when the group's entries were
+        due to be written), for entries the index shows late; else none."""
+        settle = self.settings.settle_seconds
+        if settling:
+            return now + settle
+        last = since + INDEX_LAG_HORIZON + settle
+        return last if now < last else None
+
+    def _lag_caught(self, key: str, count: int) -> None:
+        self.metrics.count("IndexLagCaught", count)
+        logger.warning(
+            "%s: %d group index entries showed up after their look; merged now", key, count
+        )
+
     def _rule(self, rule_id: str, key: str) -> Any:
         try:
             return self.rules.get(rule_id)
@@ -259,13 +445,32 @@ class Scheduler(ServicePart):
         settle = self.settings.settle_seconds
         period = self.settings.topic_rate.seconds
         cutoff = math.inf if force else now - settle
-        found = self.store.query_group(storm_key(rule.id), state.cutoff, math.inf if force else now)
-        ready = [i for i in found if float(i[GROUP_AT]) <= cutoff]
+        band = Band.from_item(item)
+        everything = self.store.query_group(
+            storm_key(rule.id),
+            state.cutoff - INDEX_LAG_HORIZON,
+            math.inf if force else now,
+            now,
+        )
+        split = split_found(everything, state.cutoff, band, cutoff)
+        if split.late:
+            self._lag_caught(key, len(split.late))
+        if split.unnamed:
+            # Held records cannot be merged blind (which are new?): say so, loudly.
+            self.metrics.count("IndexLagUncounted", split.unnamed)
+            logger.error(
+                "%s: %d held records showed up after their digest and cannot be told apart; "
+                "they are not in any digest",
+                key,
+                split.unnamed,
+            )
+        found = [i for i in everything if float(i[GROUP_AT]) > state.cutoff]
+        ready = [*split.late, *split.ready]
         held = [h for i in ready for h in held_of(i)]
         rate = self.store.get(RATE_KEY, now) or {}
         in_storm = float(rate.get(storm_attribute(rule.id), 0.0)) > now and not force
         phase = "held"  # holds of a principal's limit, outside storm mode
-        next_due: float | None = now + settle if len(found) > len(ready) else None
+        next_due = self._next_look(now, max(state.cutoff, state.opened_at), split.settling)
         last_hold = max([state.last_hold, *(float(i[GROUP_AT]) for i in found)])
         # Quiet for as long as an incident window: the summaries of the storm's incidents come
         # within it, and are held into the storm rather than restarting the alerts.
@@ -285,15 +490,21 @@ class Scheduler(ServicePart):
             self._settle(key, item, now, next_due)
             return []
         last_at = max([state.cutoff, *(float(i[GROUP_AT]) for i in ready)])
+        moved = last_at if force else cutoff
         digest = storm_digest_for(
             rule, stats, state.opened_at, state.batch + 1, phase, quiet_since=last_hold
         )
         decided = self.delivery.decide([digest], now)  # a digest is never rate-limited
         outbox = state.outbox.with_entries(decided.entries)
         values: Item = {
-            "cutoff": last_at if force else cutoff,
+            "cutoff": moved,
+            **split.band(moved).to_item(),
             "batch": state.batch + 1,
             "last_hold": last_hold,
+            # Outlive every record this digest counted (each kept HELD_RETENTION after its hold,
+            # which came before now): TTL must not take the cutoff while they can still be read,
+            # or the next storm would count them again.
+            EXPIRES_AT: max(float(item.get(EXPIRES_AT, 0.0)), now + HELD_RETENTION + period),
             **outbox.to_item(),
             **due_mark(now),
         }

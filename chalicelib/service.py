@@ -21,7 +21,7 @@ from .heartbeats import Heartbeats
 from .notifications import Notification
 from .observability import MemoryMetrics, Metrics
 from .rules import HEARTBEAT_RULE, RuleSet
-from .scheduler import Scheduler
+from .scheduler import Remaining, Scheduler
 from .state import MemoryStore, StateStore
 
 __all__ = ["AlertService", "MemoryPublisher", "Publisher"]
@@ -92,9 +92,11 @@ class AlertService:
         """See :meth:`events.EventHandler.handle`."""
         return self.events.handle(rule_id, event, now)
 
-    def tick(self, now: datetime, force: bool = False) -> list[Notification]:
+    def tick(
+        self, now: datetime, force: bool = False, remaining: Remaining | None = None
+    ) -> list[Notification]:
         """See :meth:`scheduler.Scheduler.tick`."""
-        return self.scheduler.tick(now, force)
+        return self.scheduler.tick(now, force, remaining)
 
     def flush(self, now: datetime) -> list[Notification]:
         """See :meth:`scheduler.Scheduler.flush`."""

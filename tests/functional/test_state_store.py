@@ -101,8 +101,9 @@ def test_due_index_lists_due_keys_including_expired_until_cleared(store: StateSt
     store.put("d", {"expires_at": 1000.0}, 0.0)
     assert store.due(until=9.0, now=9.0) == []
     # Expired items are still listed (TTL deletes late): the scheduler takes them out.
-    assert store.due(until=20.0, now=16.0) == ["a", "b", "c"]
-    assert store.due(until=20.0, now=16.0) == ["a", "b", "c"], "handing out does not clear"
+    # In due order, the earliest first (a scheduler short of time does the oldest work first).
+    assert store.due(until=20.0, now=16.0) == ["a", "c", "b"]
+    assert store.due(until=20.0, now=16.0) == ["a", "c", "b"], "handing out does not clear"
     store.update("a", 16.0, remove=["due_pk", "due_at"])
     store.update("b", 16.0, set_values=due_mark(30.0))
     store.update(
@@ -122,12 +123,16 @@ def test_group_query_returns_the_time_range_oldest_first(store: StateStore) -> N
     for i, at in enumerate([5.0, 1.0, 3.0, 9.0]):
         store.put(f"e{i}", {"t": at, "expires_at": 1e6, **group_mark("inc#r#k#1.0", at)}, 0.0)
     store.put("other", {"expires_at": 1e6, **group_mark("inc#r#k#2.0", 4.0)}, 0.0)
-    found = store.query_group("inc#r#k#1.0", after=1.0, until=5.0)
+    found = store.query_group("inc#r#k#1.0", after=1.0, until=5.0, now=0.0)
     assert [item["pk"] for item in found] == ["e2", "e0"]
     assert [item["t"] for item in found] == [3.0, 5.0]
     # Moving an item to another group takes it out of the first.
     store.update("e2", 0.0, set_values=group_mark("storm#r", 3.0))
-    assert [i["pk"] for i in store.query_group("inc#r#k#1.0", 0.0, 100.0)] == ["e1", "e0", "e3"]
+    assert [i["pk"] for i in store.query_group("inc#r#k#1.0", 0.0, 100.0, 0.0)] == [
+        "e1",
+        "e0",
+        "e3",
+    ]
 
 
 def test_dynamo_failures_are_state_store_errors(dynamodb: Any) -> None:
@@ -136,3 +141,12 @@ def test_dynamo_failures_are_state_store_errors(dynamodb: Any) -> None:
         store.get("k", 0.0)
     with pytest.raises(StateStoreError, match="MFAWATCH_TABLE_NAME"):
         DynamoStateStore(dynamodb, "")
+
+
+def test_group_query_leaves_out_expired_items_that_ttl_has_not_deleted(store: StateStore) -> None:
+    # Issue 18, defect 8: DynamoDB's TTL deletes lazily and queries still return expired items.
+    store.put("old", {"t": 1.0, "expires_at": 50.0, **group_mark("storm#r", 1.0)}, 0.0)
+    store.put("new", {"t": 2.0, "expires_at": 1e6, **group_mark("storm#r", 2.0)}, 0.0)
+    assert [i["pk"] for i in store.query_group("storm#r", 0.0, 10.0, now=40.0)] == ["old", "new"]
+    assert [i["pk"] for i in store.query_group("storm#r", 0.0, 10.0, now=100.0)] == ["new"]
+    assert store.get("old", 100.0) is None

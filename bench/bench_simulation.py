@@ -1,0 +1,112 @@
+"""Benchmark: the deterministic simulation at full size (tests/support/simulation.py).
+
+For each scenario of issue 18 (alert, summary, repeat burst with escalation, MFA fatigue success,
+Identity Center attribution, storm with digests; larger bursts and storms than the CI size in
+tests/unit/test_simulation.py):
+
+  (a) a fault at every store and publish call, one run per (call, kind): ``error`` (nothing
+      applied), ``lost-reply`` (applied, the reply lost), ``kill`` (a BaseException: the process
+      dies); Lambda retries, the parked events re-run by the consumer, the scheduler until
+      nothing is due; then every invariant;
+  (b) the same with every ``group`` index entry showing up 150 s after its write;
+  (c) a 400 s outage (every call fails): parked events, re-run after it;
+  (d) every arrival order within the retry horizon (a seeded sample for long scenarios): the
+      same notifications (kinds, titles, counts) as in event order;
+  (e) a write re-sent by botocore at every call (applied twice, the caller sees the second
+      answer): it must cost no Lambda retry;
+  (f) seeded random pairs of faults (two calls, random kinds) per scenario.
+
+Prints, per scenario and in total: fault points enumerated, runs, permutations, runs that break
+an invariant (with the first few), and CPU/wall time.
+
+Usage: .venv/bin/python bench/bench_simulation.py [--size full|ci] [--sample 200] [--scenario NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.simulation import (  # noqa: E402
+    RESENT,
+    Report,
+    enumerate_faults,
+    enumerate_orders,
+    lag_everything,
+    outage_run,
+    random_fault_sets,
+    scenarios,
+    violations,
+)
+
+LAG = 150.0
+
+
+def show(label: str, report: Report, unit: str) -> None:
+    broken = len(report.failures)
+    print(f"  {label:<34} {report.runs:>6} {unit:<13} {broken:>5} broken  {report.seconds:7.2f} s")
+    for name, problems in list(report.failures.items())[:3]:
+        print(f"      {name}: {'; '.join(problems)[:160]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=("ci", "full"), default="full")
+    parser.add_argument("--sample", type=int, default=200, help="arrival orders per scenario")
+    parser.add_argument("--scenario", action="append", help="only these scenarios")
+    parser.add_argument("--pairs", type=int, default=300, help="runs with two random faults")
+    args = parser.parse_args()
+    logging.disable(logging.CRITICAL)  # thousands of injected failures are logged otherwise
+    wall, cpu = time.perf_counter(), time.process_time()
+    totals = {"fault points": 0, "runs": 0, "permutations": 0, "broken": 0}
+    for scenario in scenarios(args.size):
+        if args.scenario and scenario.name not in args.scenario:
+            continue
+        print(f"\n== {scenario.name}: {len(scenario.arrivals)} events")
+        faults = enumerate_faults(scenario)
+        show("(a) fault at every call", faults, "runs")
+        lagged = enumerate_faults(scenario, index_lag=lag_everything(LAG))
+        show(f"(b) same, index entries {LAG:g} s late", lagged, "runs")
+        started = time.perf_counter()
+        outage = outage_run(scenario)
+        problems = violations(outage)
+        print(
+            f"  {'(c) 400 s outage':<34} {len(outage.parked):>6} {'parked':<13} "
+            f"{int(bool(problems)):>5} broken  {time.perf_counter() - started:7.2f} s"
+        )
+        for problem in problems[:3]:
+            print(f"      {problem[:160]}")
+        orders = enumerate_orders(scenario, sample=args.sample)
+        show("(d) arrival orders", orders, "permutations")
+        resent = enumerate_faults(scenario, kinds=(RESENT,))
+        show("(e) a write re-sent at every call", resent, "runs")
+        pairs = random_fault_sets(scenario, args.pairs)
+        show("(f) two faults, random", pairs, "runs")
+        totals["fault points"] += faults.fault_points
+        totals["runs"] += faults.runs + lagged.runs + 1 + orders.runs + resent.runs + pairs.runs
+        totals["permutations"] += orders.permutations
+        totals["broken"] += (
+            len(faults.failures)
+            + len(lagged.failures)
+            + len(orders.failures)
+            + len(resent.failures)
+            + len(pairs.failures)
+            + bool(problems)
+        )
+    print(
+        f"\ntotal: {totals['fault points']} fault points x 3 kinds x 2 (with and without "
+        f"index lag) + 1 re-sent, {args.pairs} random fault pairs per scenario, "
+        f"{totals['permutations']} arrival orders, {totals['runs']} runs, "
+        f"{totals['broken']} breaking an invariant; CPU {time.process_time() - cpu:.1f} s, "
+        f"wall {time.perf_counter() - wall:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,684 @@
+"""Deterministic simulation of the alerting pipeline (FoundationDB-style): one fault or one
+process kill at every store and publish call, every arrival order, then invariants.
+
+The pieces, all pure (no moto, no threads, no wall clock):
+
+* :class:`SimulatedStore` is :class:`chalicelib.state.MemoryStore` (which already models DynamoDB's
+  lazy TTL, ``group`` index lag and the 2048-byte key limit) plus a :class:`FaultPlan`: every call
+  is numbered, and the planned call fails (``error``: nothing applied), is applied but its reply
+  is lost (``lost-reply``: applied, then the call raises as after botocore's retries), is applied
+  twice (``resent``: the reply was lost and botocore's retry sent it again), or kills the process
+  (``kill``: a :class:`Killed`, a ``BaseException`` like a Lambda timeout or an out-of-memory,
+  before the request is sent).
+* :class:`SimulatedPublisher` is :class:`chalicelib.service.MemoryPublisher` on the same plan
+  (a lost reply is an SNS ``Publish`` that went out while the caller saw an error).
+* :class:`Simulation` drives one :class:`Scenario` on a virtual clock as Lambda would: each event
+  is an asynchronous invocation, retried twice, 1 and 2 minutes apart
+  (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html); an event
+  that fails every attempt is parked (the on-failure destination) and re-run through the same
+  handler after the outage, as the failed-events consumer does; the scheduler ticks every
+  minute until nothing is due.
+* :func:`violations` checks the invariants on what reached the outputs: every accepted event
+  counted exactly once across alerts, summaries and storm digests; no notification id published
+  twice to an output except in the documented ambiguous cases (the faulted call was that publish,
+  or the store call right after it); no expected escalation lost; no MFA fatigue success lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import math
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from chalicelib.config import Output, Settings, Threshold
+from chalicelib.errors import PublishError, StateStoreError
+from chalicelib.notifications import (
+    KIND_ALERT,
+    KIND_ESCALATION,
+    KIND_STORM,
+    KIND_SUMMARY,
+    Notification,
+)
+from chalicelib.records import envelope_of
+from chalicelib.rules import RuleSet, load_bundle
+from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.state import Condition, IndexLag, Item, MemoryStore
+from tests.conftest import load_event
+
+T = TypeVar("T")
+
+RULES: RuleSet = load_bundle()
+BASE = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+IAM_FAILURE = "iam-console-mfa-failure"
+IC_FAILURE = "identity-center-mfa-failure"
+IC_STEP = "identity-center-sign-in-steps"
+SUCCESS = "sign-in-success"
+COUNTED = (KIND_ALERT, KIND_SUMMARY, KIND_STORM)
+#: Lambda's asynchronous retries: the second attempt a minute after the first, the third two
+#: minutes after that.
+RETRY_DELAYS = (60.0, 120.0)
+#: When the failed-events consumer re-runs the parked events (after the outage), and how often it
+#: tries each (visibility timeout backoff).
+CONSUMER_DELAY = 600.0
+CONSUMER_ATTEMPTS = 3
+#: The scheduler ticks until nothing is due, or this long after the last arrival.
+QUIESCENCE = 6 * 3600.0
+FAULT_KINDS = ("error", "lost-reply", "kill")
+#: A write whose reply was lost and that botocore's retry sent again (issue 18, defect 6).
+RESENT = "resent"
+
+#: Two outputs as the stages configure them: ``alerts`` gets everything, ``pager`` HIGH and up.
+OUTPUTS = (
+    Output("alerts", "arn:aws:sns:us-east-1:111122223333:mfawatch-sim-alerts"),
+    Output(
+        "pager",
+        "arn:aws:sns:us-east-1:111122223333:mfawatch-sim-pager",
+        min_severity="HIGH",
+        kinds=(KIND_ALERT, KIND_ESCALATION, KIND_STORM),
+    ),
+)
+
+
+class Killed(BaseException):
+    """The process died mid-invocation (Lambda timeout, out of memory): nothing catches it."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One planned failure: the ``at``-th call (0-based, store and publisher together)."""
+
+    at: int
+    kind: str  # error | lost-reply | kill
+
+    def __str__(self) -> str:
+        return f"{self.kind}@{self.at}"
+
+
+class FaultPlan:
+    """Numbers every store and publish call and injects the planned fault at its number."""
+
+    def __init__(
+        self,
+        fault: Fault | None = None,
+        outage: tuple[float, float] | None = None,
+        more: Sequence[Fault] = (),
+    ) -> None:
+        self.fault = fault
+        self.faults = {f.at: f for f in (*([fault] if fault else []), *more)}
+        """Every planned fault by call number (``more``: a second, third... fault)."""
+        self.outage = outage
+        """A regional brown-out: every call fails from its start to its end (virtual seconds)."""
+        self.clock = 0.0
+        """The virtual time of the invocation in progress (set by :class:`Simulation`)."""
+        self.calls: list[str] = []
+        """Each call's operation and key, in order (``update evt#...``, ``publish alerts ...``)."""
+        self.fired = False
+
+    def call(self, what: str, apply: Callable[[], T], error: Callable[[str], Exception]) -> T:
+        index = len(self.calls)
+        self.calls.append(what)
+        if self.outage is not None and self.outage[0] <= self.clock < self.outage[1]:
+            raise error(f"outage at call {index}: {what}")
+        fault = self.faults.get(index)
+        if fault is None:
+            return apply()
+        self.fired = True
+        if fault.kind == "kill":
+            raise Killed(f"killed at call {index}: {what}")
+        if what.startswith(("get ", "query ", "due")):
+            if fault.kind == RESENT:
+                return apply()  # a read sent twice answers the same
+            raise error(f"injected failure at call {index}: {what}")  # a read has no side effect
+        if fault.kind == "lost-reply":
+            apply()  # applied; the reply never arrives
+            raise error(f"reply lost at call {index}: {what} (applied)")
+        if fault.kind == RESENT:
+            # The reply was lost and botocore's standard retry sent the request again: applied
+            # twice, and the caller sees the second answer (a conditional write fails its own
+            # condition and returns the item as the first attempt left it).
+            apply()
+            return apply()
+        raise error(f"injected failure at call {index}: {what}")
+
+
+def _store_error(message: str) -> Exception:
+    return StateStoreError(f"DynamoDB (simulated): {message}")
+
+
+def _publish_error(message: str) -> Exception:
+    return PublishError(f"SNS (simulated): {message}")
+
+
+class SimulatedStore(MemoryStore):
+    """:class:`MemoryStore` with every call going through a :class:`FaultPlan`."""
+
+    def __init__(self, plan: FaultPlan, index_lag: IndexLag | None = None) -> None:
+        if index_lag is None:
+            super().__init__(check_sizes=True)
+        else:
+            super().__init__(index_lag, check_sizes=True)
+        self.plan = plan
+
+    def get(self, key: str, now: float) -> Item | None:
+        return self.plan.call(
+            f"get {key}", lambda: super(SimulatedStore, self).get(key, now), _store_error
+        )
+
+    def put(self, key: str, item: Item, now: float, condition: Condition | None = None) -> None:
+        self.plan.call(
+            f"put {key}",
+            lambda: super(SimulatedStore, self).put(key, item, now, condition),
+            _store_error,
+        )
+
+    def update(self, key: str, now: float, **changes: Any) -> Item:  # type: ignore[override]
+        return self.plan.call(
+            f"update {key}",
+            lambda: super(SimulatedStore, self).update(key, now, **changes),
+            _store_error,
+        )
+
+    def query_group(self, group: str, after: float, until: float, now: float) -> list[Item]:
+        return self.plan.call(
+            f"query {group}",
+            lambda: super(SimulatedStore, self).query_group(group, after, until, now),
+            _store_error,
+        )
+
+    def due(self, until: float, now: float) -> list[str]:
+        return self.plan.call(
+            "due", lambda: super(SimulatedStore, self).due(until, now), _store_error
+        )
+
+
+class SimulatedPublisher(MemoryPublisher):
+    """:class:`MemoryPublisher` whose publish calls go through the same :class:`FaultPlan`."""
+
+    def __init__(self, settings: Settings, plan: FaultPlan) -> None:
+        super().__init__(settings)
+        self.plan = plan
+        self.calls: list[tuple[int, str, str]] = []
+        """(call number, output, notification id) of every publish attempt."""
+
+    def publish(self, notification: Notification, destination: str) -> None:
+        self.calls.append((len(self.plan.calls), destination, notification.id))
+        self.plan.call(
+            f"publish {destination} {notification.id}",
+            lambda: super(SimulatedPublisher, self).publish(notification, destination),
+            _publish_error,
+        )
+
+
+# --- scenarios -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One event as EventBridge delivers it: ``at`` seconds after :data:`BASE`."""
+
+    at: float
+    rule_id: str
+    envelope: Mapping[str, Any]
+
+    @property
+    def event_id(self) -> str:
+        return str(self.envelope["detail"]["eventID"])
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    arrivals: tuple[Arrival, ...]
+    settings: Settings
+    brute_force: frozenset[str] = frozenset()
+    """Principals whose failures must escalate (published, or held in a storm digest)."""
+    fatigue: frozenset[str] = frozenset()
+    """Successful sign-ins (event ids) that must raise the CRITICAL MFA fatigue success."""
+    first_come: bool = False
+    """A rate limit admits whichever events come first: which principals the admitted alerts
+    name depends on the arrival order (kinds and counts do not)."""
+
+    @property
+    def accepted(self) -> dict[str, set[str]]:
+        """Per counting rule, the distinct event ids that must be counted exactly once."""
+        found: dict[str, set[str]] = defaultdict(set)
+        for arrival in self.arrivals:
+            if RULES.get(arrival.rule_id).mode == "alert":
+                found[arrival.rule_id].add(arrival.event_id)
+        return dict(found)
+
+    def reordered(self, order: Sequence[int], spacing: float = 5.0) -> Scenario:
+        """The same events arriving in ``order``, ``spacing`` seconds apart from the first
+        arrival (all after the last event happened, event times unchanged: the reorder stays
+        within the retry horizon)."""
+        start = max(a.at for a in self.arrivals)
+        moved = tuple(
+            replace(self.arrivals[i], at=start + spacing * n) for n, i in enumerate(order)
+        )
+        return replace(self, arrivals=moved)
+
+
+def settings(**overrides: Any) -> Settings:
+    return Settings(outputs=OUTPUTS, **overrides)
+
+
+def _stamp(record: dict[str, Any], event_id: str, t: float) -> dict[str, Any]:
+    record["eventID"] = event_id
+    record["eventTime"] = (BASE + timedelta(seconds=t)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return record
+
+
+def iam_failure(event_id: str, t: float, user: str = "alice", ip: str = "203.0.113.7") -> Arrival:
+    """A failed MFA console sign-in of an IAM user, delivered 2 s after it happened."""
+    record = _stamp(load_event("iam-consolelogin-failure-mfa-yes"), event_id, t)
+    record["userIdentity"]["userName"] = user
+    record["sourceIPAddress"] = ip
+    return Arrival(t + 2.0, IAM_FAILURE, envelope_of(record))
+
+
+def iam_success(event_id: str, t: float, user: str = "alice", ip: str = "203.0.113.7") -> Arrival:
+    record = _stamp(load_event("iam-consolelogin-success-mfa-yes"), event_id, t)
+    record["userIdentity"]["userName"] = user
+    record["sourceIPAddress"] = ip
+    return Arrival(t + 2.0, SUCCESS, envelope_of(record))
+
+
+IC_WORKFLOW = "6d1e7c2a-9f3b-4e8d-a1c5-000000000001"
+
+
+def ic_step(event_id: str, t: float, user: str, workflow: str = IC_WORKFLOW) -> Arrival:
+    """The password step of an Identity Center sign-in: it names the workflow's user."""
+    record = _stamp(load_event("idc-new-credentialchallenge-password"), event_id, t)
+    record["additionalEventData"].update(AuthWorkflowID=workflow, UserName=user)
+    record["sourceIPAddress"] = "198.51.100.4"
+    return Arrival(t + 2.0, IC_STEP, envelope_of(record))
+
+
+def ic_failure(event_id: str, t: float, workflow: str = IC_WORKFLOW) -> Arrival:
+    """A TOTP failure of an Identity Center sign-in: it names nobody."""
+    record = _stamp(load_event("idc-new-credentialverification-totp-failure"), event_id, t)
+    record["additionalEventData"]["AuthWorkflowID"] = workflow
+    record["sourceIPAddress"] = "198.51.100.4"
+    return Arrival(t + 2.0, IC_FAILURE, envelope_of(record))
+
+
+def scenarios(size: str = "ci") -> list[Scenario]:
+    """The six scenarios of issue 18; ``full`` makes the bursts and storms larger."""
+    full = size == "full"
+    burst = 30 if full else 10
+    storm_users = 30 if full else 6
+    failures = 6 if full else 3
+    bf = Threshold(4, 5)
+    return [
+        Scenario("alert", (iam_failure("a-1", 0),), settings()),
+        Scenario(
+            "summary",
+            tuple(iam_failure(f"s-{i}", 20.0 * i) for i in range(3)),
+            settings(),
+        ),
+        Scenario(
+            "repeat-burst-escalation",
+            tuple(iam_failure(f"b-{i:02d}", 10.0 * i) for i in range(burst)),
+            settings(brute_force=bf),
+            brute_force=frozenset({"alice"}),
+        ),
+        Scenario(
+            "fatigue-success",
+            (
+                *(iam_failure(f"f-{i}", 10.0 * i) for i in range(failures)),
+                iam_success("f-ok", 10.0 * failures + 10.0),
+            ),
+            settings(),
+            fatigue=frozenset({"f-ok"}),
+        ),
+        Scenario(
+            "identity-center-attribution",
+            (
+                ic_step("ic-step", 0.0, "carol@example.com"),
+                *(ic_failure(f"ic-{i}", 10.0 * (i + 1)) for i in range(failures)),
+            ),
+            settings(),
+        ),
+        Scenario(
+            "storm-digests",
+            tuple(
+                iam_failure(f"st-{i:02d}", 10.0 * i, user=f"user{i}", ip=f"192.0.2.{i + 1}")
+                for i in range(storm_users)
+            ),
+            settings(topic_rate=Threshold(2, 5), principal_rate=Threshold(100, 5)),
+            first_come=True,
+        ),
+    ]
+
+
+# --- the driver ----------------------------------------------------------------------------------
+
+
+def at(seconds: float) -> datetime:
+    return BASE + timedelta(seconds=seconds)
+
+
+@dataclass
+class Outcome:
+    """What one simulated run did and published."""
+
+    scenario: Scenario
+    fault: Fault | None
+    faults: tuple[Fault, ...]
+    """Every fault planned (the first is ``fault``)."""
+    deliveries: list[tuple[str, Notification]]
+    publish_calls: list[tuple[int, str, str]]
+    calls: list[str]
+    parked: list[str] = field(default_factory=list)
+    """Event ids that failed every Lambda attempt (re-run by the consumer)."""
+    lost: list[str] = field(default_factory=list)
+    """Event ids that the consumer could not process either."""
+    failed_attempts: list[str] = field(default_factory=list)
+    """Event ids of every invocation that raised or was killed (one entry per attempt)."""
+    clock: float = 0.0
+
+    def on(self, output: str) -> list[Notification]:
+        return [n for o, n in self.deliveries if o == output]
+
+    def notifications(self) -> list[Notification]:
+        """Each notification id once, in the order first published (on any output)."""
+        seen: dict[str, Notification] = {}
+        for _, notification in self.deliveries:
+            seen.setdefault(notification.id, notification)
+        return list(seen.values())
+
+    def shape(self) -> list[tuple[str, str, int]]:
+        """(kind, title, count) of every notification, sorted: what permutations must keep
+        (without the titles of alerts when the scenario's rate limit admits first come)."""
+        first_come = self.scenario.first_come
+        return sorted(
+            (n.kind, "" if first_come and n.kind == KIND_ALERT else n.title, n.count)
+            for n in self.notifications()
+        )
+
+
+class Simulation:
+    """Runs a scenario on a virtual clock: Lambda invocations with retries, parked events re-run
+    by the consumer after the outage, the scheduler every minute until quiescence."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        fault: Fault | None = None,
+        index_lag: IndexLag | None = None,
+        sweep_every: float | None = None,
+        outage: tuple[float, float] | None = None,
+        more: Sequence[Fault] = (),
+    ) -> None:
+        self.scenario = scenario
+        self.plan = FaultPlan(fault, outage, more)
+        self.store = SimulatedStore(self.plan, index_lag)
+        self.publisher = SimulatedPublisher(scenario.settings, self.plan)
+        self.service = AlertService(RULES, self.publisher, self.store, scenario.settings)
+        self.sweep_every = sweep_every
+        self.failed_attempts: list[str] = []
+
+    def _invoke(self, arrival: Arrival, now: float) -> bool:
+        """One Lambda invocation; False when it failed (raised or was killed)."""
+        self.plan.clock = now
+        try:
+            self.service.handle(arrival.rule_id, arrival.envelope, at(now))
+        except (Exception, Killed):
+            self.failed_attempts.append(arrival.event_id)
+            return False
+        return True
+
+    def _tick(self, now: float) -> None:
+        self.plan.clock = now
+        # A failed or killed run is picked up by the next one, a minute later.
+        with contextlib.suppress(Exception, Killed):
+            self.service.tick(at(now))
+
+    def run(self) -> Outcome:
+        # (time, order, sequence, arrival, attempt): invocations before the tick of a minute.
+        queue: list[tuple[float, int, int, Arrival, int]] = []
+        counter = itertools.count()
+        for arrival in self.scenario.arrivals:
+            heapq.heappush(queue, (arrival.at, 0, next(counter), arrival, 1))
+        parked: list[Arrival] = []
+        clock = 0.0
+        next_tick = 60.0
+        last_sweep = 0.0
+
+        def advance_ticks(until: float) -> None:
+            nonlocal next_tick, last_sweep
+            while next_tick <= until:
+                if self.sweep_every is not None and next_tick - last_sweep >= self.sweep_every:
+                    self.store.sweep(next_tick)
+                    last_sweep = next_tick
+                self._tick(next_tick)
+                next_tick += 60.0
+
+        def drain(attempts: int) -> list[Arrival]:
+            nonlocal clock
+            failed: list[Arrival] = []
+            while queue:
+                when, _, _, arrival, attempt = heapq.heappop(queue)
+                advance_ticks(when)
+                clock = when
+                if self._invoke(arrival, when):
+                    continue
+                if attempt < attempts:
+                    delay = RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)]
+                    heapq.heappush(queue, (when + delay, 0, next(counter), arrival, attempt + 1))
+                else:
+                    failed.append(arrival)
+            return failed
+
+        parked = drain(3)
+        # The outage is over: the failed-events consumer re-runs what was parked.
+        start = clock + CONSUMER_DELAY
+        for n, arrival in enumerate(parked):
+            heapq.heappush(queue, (start + n, 0, next(counter), arrival, 1))
+        lost = drain(CONSUMER_ATTEMPTS)
+        # The scheduler to quiescence.
+        horizon = clock + QUIESCENCE
+        while next_tick <= horizon:
+            due = self.store.next_due()
+            if due is None:
+                break
+            advance_ticks(max(next_tick, due - BASE.timestamp()))
+        clock = max(clock, next_tick - 60.0)
+        return Outcome(
+            scenario=self.scenario,
+            fault=self.plan.fault,
+            faults=tuple(self.plan.faults.values()),
+            deliveries=list(self.publisher.deliveries),
+            publish_calls=list(self.publisher.calls),
+            calls=list(self.plan.calls),
+            parked=[a.event_id for a in parked],
+            lost=[a.event_id for a in lost],
+            failed_attempts=list(self.failed_attempts),
+            clock=clock,
+        )
+
+
+# --- invariants ----------------------------------------------------------------------------------
+
+
+def ambiguous_ids(outcome: Outcome) -> set[tuple[str, str]]:
+    """(output, id) pairs that may be published twice by design: the publish whose reply was
+    lost, or the one just before a store failure or kill (its confirmation was lost)."""
+    near = {at for fault in outcome.faults for at in (fault.at, fault.at - 1)}
+    return {(output, nid) for index, output, nid in outcome.publish_calls if index in near}
+
+
+def violations(outcome: Outcome) -> list[str]:
+    """Every invariant that does not hold, as readable lines (empty: all hold)."""
+    found: list[str] = []
+    scenario = outcome.scenario
+    if outcome.lost:
+        found.append(f"events lost after the consumer: {sorted(outcome.lost)}")
+    # 1. Every accepted event counted exactly once (alerts + summaries + storm digests).
+    alerts = {n.id: n for n in outcome.on("alerts")}
+    counts: Counter[str] = Counter()
+    covered: Counter[tuple[str, str]] = Counter()
+    for n in alerts.values():
+        if n.kind in COUNTED:
+            counts[n.rule_id] += n.count
+            if len(n.event_ids) == n.count:
+                covered.update((n.rule_id, e) for e in n.event_ids)
+    expected = {rule: len(ids) for rule, ids in scenario.accepted.items()}
+    if dict(counts) != expected:
+        found.append(f"counted {dict(counts)} != accepted {expected}")
+    twice_covered = sorted(k for k, c in covered.items() if c > 1)
+    if twice_covered:
+        found.append(f"events counted twice: {twice_covered}")
+    # 2. No id published twice to an output, except the ambiguous cases.
+    allowed = ambiguous_ids(outcome)
+    per_output = Counter((o, n.id) for o, n in outcome.deliveries)
+    twice = sorted(k for k, c in per_output.items() if c > 1 and k not in allowed)
+    if twice:
+        found.append(f"published twice: {twice}")
+    # 3. No escalation lost (published, or held into a storm digest).
+    escalated = {
+        n.principal
+        for n in alerts.values()
+        if n.kind == KIND_ESCALATION and n.dedup_key.startswith("brute-force:")
+    }
+    held = [
+        n.summary.split("escalations (brute force / fatigue) for ", 1)[1]
+        for n in alerts.values()
+        if n.kind == KIND_STORM and "escalations (brute force / fatigue) for " in n.summary
+    ]
+    for principal in sorted(scenario.brute_force):
+        if principal not in escalated and not any(f"{principal} (" in h for h in held):
+            found.append(f"brute-force escalation of {principal} lost")
+    # 3b. A write applied twice (botocore re-sent it) is still one's own: no attempt fails.
+    only_resent = outcome.faults and all(f.kind == RESENT for f in outcome.faults)
+    if only_resent and outcome.failed_attempts:
+        found.append(
+            f"a re-sent write was taken for another invocation's: attempts of "
+            f"{sorted(set(outcome.failed_attempts))} failed and were retried"
+        )
+    # 4. No MFA fatigue success lost.
+    for event_id in sorted(scenario.fatigue):
+        if f"escalation:fatigue-success:{event_id}" not in alerts:
+            found.append(f"MFA fatigue success {event_id} lost")
+    return found
+
+
+# --- enumeration ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """Figures of an enumeration (the benchmark prints them)."""
+
+    runs: int = 0
+    fault_points: int = 0
+    """Store and publish calls a fault was injected at (each with every fault kind)."""
+    permutations: int = 0
+    failures: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, label: str, problems: Sequence[str]) -> None:
+        self.runs += 1
+        if problems:
+            self.failures[label] = list(problems)
+
+
+def fault_runs(
+    scenario: Scenario, kinds: Iterable[str] = FAULT_KINDS, index_lag: IndexLag | None = None
+) -> Iterable[tuple[Fault, Outcome]]:
+    """One run per (call number, fault kind): the baseline run numbers the calls."""
+    baseline = Simulation(scenario, index_lag=index_lag).run()
+    for index in range(len(baseline.calls)):
+        for kind in kinds:
+            fault = Fault(index, kind)
+            yield fault, Simulation(scenario, fault, index_lag=index_lag).run()
+
+
+def lag_everything(lag: float) -> IndexLag:
+    """Every ``group`` index entry shows up ``lag`` seconds after its write."""
+
+    def index_lag(key: str, at: float) -> float:
+        return lag
+
+    return index_lag
+
+
+def enumerate_faults(
+    scenario: Scenario, kinds: Iterable[str] = FAULT_KINDS, index_lag: IndexLag | None = None
+) -> Report:
+    """Inject every fault kind at every call of the scenario; collect the violations."""
+    started = time.perf_counter()
+    report = Report()
+    points: set[int] = set()
+    for fault, outcome in fault_runs(scenario, kinds, index_lag):
+        points.add(fault.at)
+        report.add(f"{scenario.name} {fault}", violations(outcome))
+    report.fault_points = len(points)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def orders(n: int, sample: int, seed: int) -> list[tuple[int, ...]]:
+    """Every order of ``n`` arrivals when there are at most ``sample`` (or 24), else a seeded
+    random sample of ``sample`` of them."""
+    if math.factorial(n) <= max(sample, 24):
+        return list(itertools.permutations(range(n)))
+    rng = random.Random(seed)
+    found = {tuple(range(n))}
+    while len(found) < sample:
+        order = list(range(n))
+        rng.shuffle(order)
+        found.add(tuple(order))
+    return sorted(found)
+
+
+def outage_run(scenario: Scenario, until: float = 400.0) -> Outcome:
+    """Every call fails for the first ``until`` seconds: the early events fail all three Lambda
+    attempts and are parked; the consumer re-runs them after the outage."""
+    return Simulation(scenario, outage=(0.0, until)).run()
+
+
+def random_fault_sets(scenario: Scenario, runs: int, per_run: int = 2, seed: int = 18) -> Report:
+    """``runs`` runs, each with ``per_run`` faults of random kinds at random calls (seeded)."""
+    started = time.perf_counter()
+    report = Report()
+    calls = len(Simulation(scenario).run().calls)
+    rng = random.Random(f"{seed}-{scenario.name}")
+    points: set[int] = set()
+    for _ in range(runs):
+        faults = [
+            Fault(at, rng.choice(FAULT_KINDS))
+            for at in sorted(rng.sample(range(calls), min(per_run, calls)))
+        ]
+        points.update(f.at for f in faults)
+        outcome = Simulation(scenario, faults[0], more=faults[1:]).run()
+        report.add(f"{scenario.name} {' '.join(map(str, faults))}", violations(outcome))
+    report.fault_points = len(points)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def enumerate_orders(scenario: Scenario, sample: int = 40, seed: int = 18) -> Report:
+    """Every arrival order (a seeded sample for long scenarios) within the retry horizon must
+    give the same notifications (kinds, titles, counts) as the order of the events."""
+    started = time.perf_counter()
+    report = Report()
+    # The reference: the same arrival times, the events in their own order.
+    reference = Simulation(scenario.reordered(range(len(scenario.arrivals)))).run().shape()
+    for order in orders(len(scenario.arrivals), sample, seed):
+        outcome = Simulation(scenario.reordered(order)).run()
+        report.permutations += 1
+        problems = violations(outcome)
+        if outcome.shape() != reference:
+            problems.append(f"order {order}: {outcome.shape()} != {reference}")
+        report.add(f"{scenario.name} order {order}", problems)
+    report.seconds = time.perf_counter() - started
+    return report

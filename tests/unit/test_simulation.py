@@ -1,0 +1,129 @@
+"""Deterministic simulation (tests/support/simulation.py): a fault and, separately, a process kill
+at every store and publish call of each scenario, and every arrival order within the retry
+horizon; the invariants decide (every accepted event counted once, nothing published twice but
+the documented ambiguous cases, no escalation or fatigue success lost).
+
+CI size here; ``bench/bench_simulation.py`` runs the full size and prints the figures.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.simulation import (
+    RESENT,
+    Report,
+    Scenario,
+    enumerate_faults,
+    enumerate_orders,
+    lag_everything,
+    outage_run,
+    random_fault_sets,
+    scenarios,
+    violations,
+)
+
+SCENARIOS = {scenario.name: scenario for scenario in scenarios("ci")}
+
+#: Scenarios that fail only because of defects 1-6 of issue 18 (fixed on branch
+#: issue18-decisions); strict=False so that the merge shows which pass.
+FAULT_XFAIL = {
+    "fatigue-success": "defect 2: a failure retried after the success never raises the fatigue "
+    "success",
+    "storm-digests": "defect 1: a fault between the storm flag and the digest's due time",
+}
+ORDER_XFAIL = {
+    "fatigue-success": "defect 2: a success processed before its failures raises nothing",
+    "identity-center-attribution": "defect 2: a failure before the naming step stays unknown",
+}
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> Iterator[None]:
+    # Thousands of injected failures are logged by the service; the invariants are the output.
+    logging.disable(logging.CRITICAL)
+    yield
+    logging.disable(logging.NOTSET)
+
+
+def _params(xfails: dict[str, str]) -> list[object]:
+    return [
+        pytest.param(
+            scenario,
+            id=name,
+            marks=[pytest.mark.xfail(strict=False, reason=xfails[name])] if name in xfails else [],
+        )
+        for name, scenario in SCENARIOS.items()
+    ]
+
+
+def _assert_holds(report: Report) -> None:
+    lines = [f"{label}: {'; '.join(problems)}" for label, problems in report.failures.items()]
+    assert lines == [], f"{len(lines)} of {report.runs} runs break an invariant:\n" + "\n".join(
+        lines[:20]
+    )
+
+
+@pytest.mark.parametrize("scenario", _params(FAULT_XFAIL))
+def test_a_fault_or_kill_at_every_call_breaks_no_invariant(scenario: Scenario) -> None:
+    report = enumerate_faults(scenario)
+    assert report.fault_points > 10
+    _assert_holds(report)
+
+
+@pytest.mark.parametrize("scenario", _params(ORDER_XFAIL))
+def test_every_arrival_order_gives_the_same_notifications(scenario: Scenario) -> None:
+    report = enumerate_orders(scenario, sample=30)
+    assert report.permutations >= 1
+    _assert_holds(report)
+
+
+#: Late index entries: every group entry shows up this long after its write (settle 90 s, Lambda
+#: timeout 30 s: anything over 60 s used to be lost).
+LAG = 150.0
+LAGGED = ("summary", "repeat-burst-escalation", "storm-digests")
+
+
+@pytest.mark.parametrize("scenario", [p for p in _params(FAULT_XFAIL) if p.id in LAGGED])
+def test_a_fault_at_every_call_with_late_index_entries_breaks_no_invariant(
+    scenario: Scenario,
+) -> None:
+    _assert_holds(enumerate_faults(scenario, index_lag=lag_everything(LAG)))
+
+
+@pytest.mark.parametrize("scenario", _params({}))
+def test_events_parked_by_an_outage_are_counted_once_the_consumer_reruns_them(
+    scenario: Scenario,
+) -> None:
+    outcome = outage_run(scenario)
+    assert outcome.parked, "the outage outlasts Lambda's three attempts"
+    assert violations(outcome) == []
+
+
+RESENT_XFAIL = {
+    name: "defect 6: a conditional write re-sent by botocore fails its own condition and the "
+    "claim is read as another invocation's"
+    for name in SCENARIOS
+}
+
+
+@pytest.mark.parametrize("scenario", _params(RESENT_XFAIL))
+def test_a_write_resent_by_botocore_at_every_call_costs_no_retry(scenario: Scenario) -> None:
+    _assert_holds(enumerate_faults(scenario, kinds=(RESENT,)))
+
+
+PAIRS_XFAIL = {
+    "fatigue-success": FAULT_XFAIL["fatigue-success"],
+    "identity-center-attribution": "defects 2 and 3: a leader that failed before its user was "
+    "named leaves its unnamed incident's repeats to nobody",
+}
+
+
+@pytest.mark.parametrize("scenario", _params(PAIRS_XFAIL))
+def test_two_faults_at_random_calls_break_no_invariant(scenario: Scenario) -> None:
+    report = random_fault_sets(scenario, runs=60)
+    assert report.runs == 60
+    _assert_holds(report)
