@@ -18,8 +18,9 @@ STAGE   ?= dev
 
 # The project itself is installed editable, which puts the `mfawatch` command in .venv/bin.
 # Installs come from the locks (every package pinned with its hashes), never from the top-level
-# pins: `make lock` recompiles them after a change to requirements*.txt.
-$(STAMP): requirements-dev.lock pyproject.toml
+# pins: `make lock` recompiles them after a change to requirements*.txt. The version is read from
+# chalicelib/__init__.py at install time, so a version change reinstalls too.
+$(STAMP): requirements-dev.lock pyproject.toml chalicelib/__init__.py
 	test -x $(PY) || $$(scripts/find-python) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -51,8 +52,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# Two workers (pytest-xdist, one per core here); a test file stays on one worker, so its module
+# fixtures (a packaged zip, a moto server) are built once.
 pytest: $(STAMP) $(LAMBDA_STAMP)
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n auto --dist loadfile
 
 # The unit tier, every test, with a tenth of the property-test examples (tests/conftest.py).
 quick: $(STAMP)
@@ -73,13 +76,26 @@ clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
 
 # --- Deploy (docs/deploy.md). STAGE names a stage of .chalice/config.json; one stage per region.
+# One command, boto3 and Chalice only (no AWS CLI), idempotent: make deploy STAGE=S REGION=R
+#   (BUCKET=B: route (b), one stack; NO_SELFTEST=1 skips the last step). mfawatch init writes
+#   the stage first; make destroy removes it again (DELETE_DATA=1 also the table and key).
+# The step-by-step targets below need the AWS CLI:
 # Route (a): deploy-resources, then deploy-config, then deploy-app, then deploy-invoke-config.
 # Route (b): deploy-merged BUCKET=<artifact bucket> (package-merged builds and lints it offline).
 REGION     ?= $(or $(AWS_DEFAULT_REGION),us-east-1)
 DEPLOY_OUT := out/deploy/$(STAGE)
 CFN_LINT   := $(VENV)/bin/cfn-lint
 
-.PHONY: deploy-resources deploy-config deploy-app deploy-invoke-config package-merged deploy-merged
+.PHONY: deploy destroy deploy-resources deploy-config deploy-app deploy-invoke-config \
+	package-merged deploy-merged
+
+deploy: $(STAMP)
+	$(MFAWATCH) deploy --stage $(STAGE) --region $(REGION) \
+	  $(if $(BUCKET),--route merged --bucket $(BUCKET)) $(if $(NO_SELFTEST),--no-selftest)
+
+destroy: $(STAMP)
+	$(MFAWATCH) destroy --stage $(STAGE) --region $(REGION) \
+	  $(if $(BUCKET),--route merged) $(if $(DELETE_DATA),--delete-data)
 
 # check-stage: fail before creating anything when a name built from STAGE is too long for AWS.
 deploy-resources: $(STAMP)
@@ -126,3 +142,8 @@ deploy-merged: package-merged
 .PHONY: selftest
 selftest: $(STAMP)
 	$(MFAWATCH) selftest --stage $(STAGE) --region $(REGION) $(if $(PUBLISH),--publish)
+
+# Regenerate docs/runbooks/ from rules/*.yaml (a unit test fails when they are stale).
+.PHONY: docs
+docs: $(STAMP)
+	$(PY) -m mfawatch.rules.runbooks

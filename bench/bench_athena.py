@@ -27,15 +27,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from bench_replay import _timed, build  # noqa: E402
+from bench_replay import build, timed_run  # noqa: E402
 
 from chalicelib.rules import load_bundle  # noqa: E402
-from mfawatch.archive import TimeRange  # noqa: E402
-from mfawatch.athena import backtest_select, candidate_events  # noqa: E402
-from mfawatch.athena_local import create_view, unload_locally  # noqa: E402
-from mfawatch.cli import _jsonl  # noqa: E402
-from mfawatch.readers import ReadStats  # noqa: E402
-from mfawatch.replay import replay_timed  # noqa: E402
+from mfawatch.athena.local import create_view, unload_locally  # noqa: E402
+from mfawatch.athena.sql import backtest_select, candidate_events  # noqa: E402
+from mfawatch.replay.archive import TimeRange  # noqa: E402
+from mfawatch.replay.output import notification_document  # noqa: E402
+from mfawatch.replay.readers import ReadStats  # noqa: E402
+from mfawatch.replay.runner import replay_timed  # noqa: E402
 
 SINCE, UNTIL = "2026-11-01", "2026-11-04"
 REPLAY = [sys.executable, "-m", "mfawatch", "replay", "--output", "jsonl", "--no-progress"]
@@ -61,7 +61,7 @@ def main() -> None:
         )
 
         # The same replay command bench_replay.py times, limited to the backtest's range.
-        full_s, out, _ = _timed([*REPLAY, "--since", SINCE, "--until", UNTIL, str(archive)])
+        full_s, out, _ = timed_run([*REPLAY, "--since", SINCE, "--until", UNTIL, str(archive)])
         full_lines = [json.loads(line) for line in out.splitlines()]
 
         rules = load_bundle()
@@ -83,7 +83,7 @@ def main() -> None:
         read_s = time.perf_counter() - start
         replayed = replay_timed(events, rules, stats)
         lines = [
-            json.loads(json.dumps(_jsonl(n, t), sort_keys=True))
+            json.loads(json.dumps(notification_document(n, t), sort_keys=True))
             for n, t in zip(replayed.notifications, replayed.sent_at, strict=True)
         ]
         replay_s = time.perf_counter() - start

@@ -1,4 +1,4 @@
-"""Benchmark: mfawatch.eventpattern vs moto's EventPattern on a CloudTrail-like workload.
+"""Benchmark: mfawatch.patterns.engine vs moto's EventPattern on a CloudTrail-like workload.
 
 Usage::
 
@@ -24,8 +24,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mfawatch.eventpattern import compile_pattern
 from mfawatch.paths import REPO_ROOT
+from mfawatch.patterns.engine import compile_pattern
 
 # tests/ is not installed (make installs chalicelib and mfawatch): use the checkout's copy.
 sys.path.insert(0, str(REPO_ROOT))

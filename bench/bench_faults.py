@@ -96,7 +96,7 @@ from chalicelib.records import envelope_of  # noqa: E402
 from chalicelib.rules import RuleSet, load_bundle  # noqa: E402
 from chalicelib.service import AlertService  # noqa: E402
 from chalicelib.sns import SnsPublisher  # noqa: E402
-from mfawatch.deploy import load_stage_config  # noqa: E402
+from mfawatch.deploy.templates import load_stage_config  # noqa: E402
 from tests.conftest import load_event  # noqa: E402
 
 STAGE = "dev"

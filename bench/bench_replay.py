@@ -173,7 +173,8 @@ def build(out: Path, records: int = 200_000, files: int = 100, seed: int = 7) ->
     return written
 
 
-def _timed(command: list[str] | str, *, shell: bool = False) -> tuple[float, str, str]:
+def timed_run(command: list[str] | str, *, shell: bool = False) -> tuple[float, str, str]:
+    """Run a command from the checkout: (seconds, stdout, stderr); fails on a non-zero exit."""
     start = time.perf_counter()
     done = subprocess.run(  # noqa: PLW1510 - checked below
         command, shell=shell, capture_output=True, text=True, cwd=ROOT
@@ -206,7 +207,7 @@ def main() -> None:
         names = " ".join(str(p) for p in files)
         n = args.records
 
-        replay_s, out, err = _timed(
+        replay_s, out, err = timed_run(
             [
                 sys.executable,
                 "-m",
@@ -220,10 +221,10 @@ def main() -> None:
         )
         notifications = len(out.splitlines())
         totals = err.strip().splitlines()[-1]
-        jq_s, jq_out, _ = _timed(
+        jq_s, jq_out, _ = timed_run(
             f"/usr/bin/zcat {names} | /usr/bin/jq -c '{JQ_FILTER}'", shell=True
         )
-        zcat_s, _, _ = _timed(f"/usr/bin/zcat {names} > /dev/null", shell=True)
+        zcat_s, _, _ = timed_run(f"/usr/bin/zcat {names} > /dev/null", shell=True)
         start = time.perf_counter()
         for path in files:
             gzip.decompress(path.read_bytes())

@@ -59,8 +59,8 @@ def _iso(notification: Notification, which: str) -> str:
 
 
 def alert_document(notification: Notification, account_name: str = "") -> dict[str, Any]:
-    """The alert as JSON for programs (sqs, lambda, https, firehose). A stable contract:
-    fields are only ever added within ``schema_version`` 1 (see README, "Alert document")."""
+    """The alert as JSON for programs (sqs, lambda, https, firehose). A stable contract: fields
+    are only ever added within ``schema_version`` 1 (docs/outputs.md, "The alert document")."""
     n = notification
     record = n.record
     event: dict[str, Any] | None = None

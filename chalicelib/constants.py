@@ -26,12 +26,59 @@ DETAIL_TYPE_BY_EVENT_TYPE: Final[dict[str, str]] = {
 }
 DEFAULT_DETAIL_TYPE: Final = "AWS API Call via CloudTrail"
 
-# Event names.
+# Event sources.
+SIGNIN_SOURCE: Final = "signin.amazonaws.com"
+
+# Event names (docs/events.md lists each with its source, eventType and where who/where/outcome is).
+CONSOLE_LOGIN: Final = "ConsoleLogin"
 CREDENTIAL_CHALLENGE: Final = "CredentialChallenge"
 CREDENTIAL_VERIFICATION: Final = "CredentialVerification"
 USER_AUTHENTICATION: Final = "UserAuthentication"
+# `aws login` (AWS CLI 2.32.0, November 2025): the browser step that authorizes the CLI after the
+# user is authenticated, and the CLI's token exchange. signin.amazonaws.com, eventType AwsApiCall,
+# readOnly true; the outcome is additionalEventData.success ("true"). CreateOAuth2Token is also
+# the refresh the CLI repeats every 15 minutes, so only AuthorizeOAuth2Access is a sign-in.
+# https://aws.amazon.com/blogs/security/simplified-developer-access-to-aws-with-aws-login/
+AUTHORIZE_OAUTH2_ACCESS: Final = "AuthorizeOAuth2Access"
+CREATE_OAUTH2_TOKEN: Final = "CreateOAuth2Token"  # noqa: S105 - an event name
+SIGNIN_OAUTH2_EVENTS: Final = frozenset({AUTHORIZE_OAUTH2_ACCESS, CREATE_OAUTH2_TOKEN})
+
+# IAM MFA devices (iam.amazonaws.com, AwsApiCall, logged in us-east-1).
+CREATE_VIRTUAL_MFA_DEVICE: Final = "CreateVirtualMFADevice"
+ENABLE_MFA_DEVICE: Final = "EnableMFADevice"
+RESYNC_MFA_DEVICE: Final = "ResyncMFADevice"
 DEACTIVATE_MFA_DEVICE: Final = "DeactivateMFADevice"
 DELETE_VIRTUAL_MFA_DEVICE: Final = "DeleteVirtualMFADevice"
+#: A device registered, enabled or resynchronised: the takeover step after a failed MFA.
+IAM_MFA_DEVICE_ADDED: Final = frozenset(
+    {CREATE_VIRTUAL_MFA_DEVICE, ENABLE_MFA_DEVICE, RESYNC_MFA_DEVICE}
+)
+IAM_MFA_DEVICE_REMOVED: Final = frozenset({DEACTIVATE_MFA_DEVICE, DELETE_VIRTUAL_MFA_DEVICE})
+
+# IAM console passwords: an administrator creates or resets a user's (requestParameters.userName),
+# a user changes their own (ChangePassword: requestParameters is null, the caller is the user).
+CREATE_LOGIN_PROFILE: Final = "CreateLoginProfile"
+UPDATE_LOGIN_PROFILE: Final = "UpdateLoginProfile"
+CHANGE_PASSWORD: Final = "ChangePassword"  # noqa: S105 - an event name
+IAM_PASSWORD_CHANGED: Final = frozenset(
+    {CREATE_LOGIN_PROFILE, UPDATE_LOGIN_PROFILE, CHANGE_PASSWORD}
+)
+
+# IAM Identity Center MFA devices: console APIs of the Identity Store, event source
+# sso-directory.amazonaws.com (AWS lists identitystore.amazonaws.com for the same event group).
+# https://aws.amazon.com/blogs/security/modifications-to-aws-cloudtrail-event-data-of-iam-identity-center/
+SSO_DIRECTORY_SOURCE: Final = "sso-directory.amazonaws.com"
+IDENTITY_STORE_SOURCE: Final = "identitystore.amazonaws.com"
+DELETE_MFA_DEVICE_FOR_USER: Final = "DeleteMfaDeviceForUser"
+UPDATE_MFA_DEVICE_FOR_USER: Final = "UpdateMfaDeviceForUser"
+IDENTITY_CENTER_MFA_DEVICE_ADDED: Final = frozenset(
+    {
+        "StartVirtualMfaDeviceRegistration",
+        "CompleteVirtualMfaDeviceRegistration",
+        "StartWebAuthnDeviceRegistration",
+        "CompleteWebAuthnDeviceRegistration",
+    }
+)
 
 # userIdentity.type values.
 IDENTITY_IAM_USER: Final = "IAMUser"
@@ -43,6 +90,14 @@ IDENTITY_UNKNOWN: Final = "Unknown"
 
 # What a failed IAM-user sign-in with an unknown user name reports as userName.
 HIDDEN_USER_NAME: Final = "HIDDEN_DUE_TO_SECURITY_REASONS"
+
+# A console sign-in denied by an AWS Sign-In resource-based policy or a resource control policy
+# (2026) is a ConsoleLogin Failure with errorCode AccessDenied and errorMessage "Authorization
+# denied because of a resource-based policy" / "... a resource control policy". A denial after
+# authentication follows a correct password (and MFA): it is never a failed MFA step.
+# https://docs.aws.amazon.com/signin/latest/userguide/console-access-control.html
+ERROR_ACCESS_DENIED: Final = "AccessDenied"
+POLICY_DENIAL_PREFIX: Final = "Authorization denied because of "
 
 # SNS limits: https://docs.aws.amazon.com/sns/latest/api/API_Publish.html
 # "Subject ... must be ASCII text that begins with a letter, number, or punctuation mark; must not

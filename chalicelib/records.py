@@ -16,6 +16,16 @@ event, so the quirks of CloudTrail's formats are handled here and only here:
   ``userIdentity.onBehalfOf.userId`` (type ``IdentityCenterUser``) and/or
   ``additionalEventData.UserName``. Failures of the MFA step may therefore name nobody; the
   ``AuthWorkflowID`` ties the steps of one sign-in together.
+- Federated and Identity Center role sessions (``AssumedRole``, ``FederatedUser``) always record
+  ``MFAUsed: "No"``: the MFA happens at the identity provider, which CloudTrail does not see.
+  :attr:`SignInRecord.mfa_used` is ``None`` (unknown) for them, never ``False``.
+- ``aws login`` (November 2025) signs in with ``AuthorizeOAuth2Access``, an ``AwsApiCall`` whose
+  outcome is ``additionalEventData.success`` (``"true"``); ``CreateOAuth2Token`` is the CLI's
+  token exchange and every refresh after it.
+- A console sign-in denied by an AWS Sign-In resource-based policy or a resource control policy
+  is a ``ConsoleLogin`` failure (``errorCode`` ``AccessDenied``, ``errorMessage`` "Authorization
+  denied because of a ..."), possibly after a correct password and MFA:
+  :attr:`SignInRecord.failure_kind` says :attr:`FailureKind.POLICY_DENIAL`, never ``MFA``.
 
 Fields are read defensively: real events omit fields, carry ``null`` where you expect an object,
 and sample events are redacted in creative ways. Whatever JSON value arrives, :func:`parse_event`
@@ -45,6 +55,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from . import constants as c
@@ -69,6 +80,23 @@ EVENT_TIME_MAX = datetime(2101, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(minutes=5)
 #: Prefix of the ids :func:`record_event_id` derives for records without an ``eventID``.
 DERIVED_ID_PREFIX = "derived-"
+
+
+class FailureKind(StrEnum):
+    """Which step of a sign-in failed, as far as the event says (docs/events.md)."""
+
+    NONE = ""
+    """Not a failed sign-in step (a success, or not a sign-in event)."""
+    MFA = "mfa"
+    """The MFA step: ConsoleLogin with MFAUsed yes, or an Identity Center TOTP/WebAuthn check."""
+    PASSWORD = "password"  # noqa: S105 - a failure kind, not a secret
+    """The password step: ConsoleLogin with MFAUsed no, or an Identity Center PASSWORD check."""
+    UNKNOWN_USER = "unknown_user"
+    """No such user: AWS hides the name typed (HIDDEN_DUE_TO_SECURITY_REASONS)."""
+    POLICY_DENIAL = "policy_denial"
+    """Denied by an AWS Sign-In resource-based policy or an RCP: a context, not a wrong factor."""
+    OTHER = "other"
+    """A failed sign-in event that none of the above describes (e.g. a failed aws login)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +133,11 @@ class SignInRecord:
     time_problem: str = ""
     """Empty when ``eventTime`` was usable; else a sentence saying what was wrong with it and
     which time ``event_time`` holds instead (see the module docstring)."""
+    failure_kind: FailureKind = FailureKind.NONE
+    """For a failed sign-in step: which step failed (a policy denial is not an MFA failure)."""
+    denied_by: str = ""
+    """For :attr:`FailureKind.POLICY_DENIAL`: the policy the error message names
+    (``resource-based policy``, ``resource control policy``), or ``""`` when it names none."""
 
     @property
     def console_url(self) -> str:
@@ -146,6 +179,8 @@ RECORD_FIELDS: dict[str, Callable[[SignInRecord], str]] = {
     "target_user": lambda r: r.target_user,
     "auth_workflow_id": lambda r: r.auth_workflow_id,
     "outcome": lambda r: r.outcome,
+    "failure_kind": lambda r: str(r.failure_kind),
+    "denied_by": lambda r: r.denied_by,
 }
 
 
@@ -451,9 +486,50 @@ def _outcome(detail: Mapping[str, Any], event_name: str) -> str:
             return _str(service_details.get(key))
     if detail.get("errorCode") or detail.get("errorMessage"):
         return "Failure"
+    if event_name in c.SIGNIN_OAUTH2_EVENTS:
+        # aws login events say how they ended in additionalEventData.success ("true").
+        success = _str(_obj(detail.get("additionalEventData")).get("success")).strip().lower()
+        if success in ("true", "false"):
+            return "Success" if success == "true" else "Failure"
     if _str(detail.get("eventType")) == "AwsApiCall":
         return "Success"
     return ""
+
+
+def _policy_denial(detail: Mapping[str, Any]) -> tuple[bool, str]:
+    """(whether a sign-in policy denied the request, the policy the message names)."""
+    message = _str(detail.get("errorMessage")).strip()
+    if message.startswith(c.POLICY_DENIAL_PREFIX):
+        # "Authorization denied because of a resource control policy" -> "resource control policy"
+        named = message[len(c.POLICY_DENIAL_PREFIX) :].rstrip(".")
+        for article in ("a ", "an "):
+            named = named.removeprefix(article)
+        return True, named
+    return _str(detail.get("errorCode")) == c.ERROR_ACCESS_DENIED, ""
+
+
+def _failure_kind(
+    detail: Mapping[str, Any],
+    event_name: str,
+    outcome: str,
+    principal_key: str,
+    mfa_used: bool | None,
+    credential_type: str,
+) -> tuple[FailureKind, str]:
+    """Which step of a sign-in failed (:class:`FailureKind`) and, for a policy denial, which
+    policy denied it."""
+    if outcome != "Failure" or _str(detail.get("eventSource")) != c.SIGNIN_SOURCE:
+        return FailureKind.NONE, ""
+    denied, denied_by = _policy_denial(detail)
+    if denied:
+        return FailureKind.POLICY_DENIAL, denied_by
+    if principal_key == c.HIDDEN_USER_NAME:
+        return FailureKind.UNKNOWN_USER, ""
+    if event_name == c.CONSOLE_LOGIN and mfa_used is not None:
+        return (FailureKind.MFA if mfa_used else FailureKind.PASSWORD), ""
+    if event_name == c.CREDENTIAL_VERIFICATION and credential_type:
+        return (FailureKind.PASSWORD if credential_type == "PASSWORD" else FailureKind.MFA), ""
+    return FailureKind.OTHER, ""
 
 
 def _mfa(extra: Mapping[str, Any]) -> tuple[bool | None, str, str]:
@@ -494,6 +570,10 @@ def parse_event(event: Mapping[str, Any]) -> SignInRecord:
     auth_workflow_id = _str(extra.get("AuthWorkflowID"))
     display, key, principal_type, idc_user_id = _principal(identity, extra, auth_workflow_id)
     mfa_used, mfa_type, mfa_device = _mfa(extra)
+    if principal_type in (PRINCIPAL_ASSUMED_ROLE, PRINCIPAL_FEDERATED):
+        # Always "No" for federated and Identity Center role sessions: their MFA happens at the
+        # identity provider, out of CloudTrail's sight. Unknown, not "not used".
+        mfa_used = None
     if not mfa_device and event_name in (c.DEACTIVATE_MFA_DEVICE, c.DELETE_VIRTUAL_MFA_DEVICE):
         mfa_device = _str(request.get("serialNumber"))
 
@@ -501,6 +581,11 @@ def parse_event(event: Mapping[str, Any]) -> SignInRecord:
     target_user = _str(request.get("userName"))
 
     event_time, time_problem, _ = _event_time(detail, envelope)
+    outcome = _outcome(detail, event_name)
+    credential_type = _str(extra.get("CredentialType"))
+    failure_kind, denied_by = _failure_kind(
+        detail, event_name, outcome, key, mfa_used, credential_type
+    )
     return SignInRecord(
         event_id=record_event_id(detail),
         event_name=event_name,
@@ -517,17 +602,19 @@ def parse_event(event: Mapping[str, Any]) -> SignInRecord:
         principal_key=key,
         principal_type=principal_type,
         principal_arn=_str(identity.get("arn")),
-        outcome=_outcome(detail, event_name),
+        outcome=outcome,
         mfa_used=mfa_used,
         mfa_type=mfa_type,
         mfa_device=mfa_device,
-        credential_type=_str(extra.get("CredentialType")),
+        credential_type=credential_type,
         auth_workflow_id=auth_workflow_id,
         failure_reason=_str(detail.get("errorMessage")) or _str(detail.get("errorCode")),
         target_user=target_user,
         identity_store_user_id=idc_user_id,
         raw=envelope,
         time_problem=time_problem,
+        failure_kind=failure_kind,
+        denied_by=denied_by,
     )
 
 

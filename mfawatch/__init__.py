@@ -4,3 +4,7 @@ the Athena backtest.
 Never deployed: Chalice packages only ``app.py`` and ``chalicelib/``. This package imports
 :mod:`chalicelib` (the code that runs in Lambda); chalicelib never imports it.
 """
+
+from chalicelib import __version__
+
+__all__ = ["__version__"]

@@ -1,7 +1,7 @@
 """The toolkit's own errors: subclasses of the one hierarchy in :mod:`chalicelib.errors`, kept
 here because the Lambda package never raises them (the Lambda zip carries only what it runs).
 
-:class:`mfawatch.eventpattern.InvalidPatternError` stays beside the pattern engine: it is the
+:class:`mfawatch.patterns.engine.InvalidPatternError` stays beside the pattern engine: it is the
 engine's public API and phrased like AWS's ``InvalidEventPatternException``.
 """
 

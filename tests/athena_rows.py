@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mfawatch.athena import COLUMNS, Column
+from mfawatch.athena.sql import COLUMNS, Column
 
 
 def row_of(record: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,11 @@ and checks a condition, then writes, without a lock, so both can succeed there. 
 must test our code against DynamoDB's contract, not moto's race: this server runs moto's own WSGI
 application behind a lock (connections are still accepted concurrently).
 
+It also evaluates a stack's outputs and exports when a change set is executed, as AWS does:
+moto 5.2.5 applies the change set's resources but leaves the outputs of the stack as they were
+(none, for a stack created by a change set), so ``mfawatch deploy`` would see a resources stack
+without outputs (:func:`change_sets_evaluate_outputs`).
+
 Usage: python tests/atomic_moto_server.py -p PORT [-H 127.0.0.1]
 """
 
@@ -38,11 +43,34 @@ class Serialized:
             return list(self._app(environ, start_response))
 
 
+def change_sets_evaluate_outputs() -> None:
+    """After ``ExecuteChangeSet``, recompute the stack's outputs and register its exports, as
+    moto's own ``UpdateStack`` and ``CreateStack`` do (moto/cloudformation/models.py)."""
+    from moto.cloudformation.models import CloudFormationBackend
+
+    execute = CloudFormationBackend.execute_change_set
+
+    def execute_and_evaluate(
+        self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
+    ) -> None:
+        execute(self, change_set_name, stack_name)
+        for change_set in self.change_sets.values():
+            if change_set_name in (change_set.change_set_id, change_set.change_set_name):
+                stack = self.stacks[change_set.stack_id]
+                stack._parse_template()
+                stack.output_map = stack._create_output_map()
+                for export in stack.exports:
+                    self.exports[export.name] = export
+
+    CloudFormationBackend.execute_change_set = execute_and_evaluate  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
     args = parser.parse_args()
+    change_sets_evaluate_outputs()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,

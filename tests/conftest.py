@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,11 +18,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-from hypothesis import settings
+#: The tests' own stages (config.json and the stages' IAM policies): every test and every command
+#: a test runs reads these, never the checkout's .chalice/, which a user edits and deploys. Set
+#: before mfawatch.paths is imported, and inherited by the commands tests start.
+STAGE_DIR = Path(__file__).resolve().parent / "stage"
+os.environ["MFAWATCH_CHALICE_DIR"] = str(STAGE_DIR)
 
-from chalicelib.rules import RuleSet, load_bundle
-from mfawatch.paths import REPO_ROOT as ROOT
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+from chalicelib.rules import RuleSet, load_bundle  # noqa: E402
+from mfawatch.paths import CHALICE_DIR  # noqa: E402
+from mfawatch.paths import REPO_ROOT as ROOT  # noqa: E402
+
+assert CHALICE_DIR == STAGE_DIR, "mfawatch.paths was imported before tests/conftest.py"
 
 # Hypothesis's per-example deadline is a timing assertion, and these machines are shared and noisy:
 # properties are checked for what they compute, never for how fast (benchmarks measure speed).
@@ -69,6 +79,24 @@ needs_shared = pytest.mark.skipif(
 )
 
 
+def chalice_project(dest: Path) -> Path:
+    """A Chalice project folder for ``chalice package`` and ``chalice.test.Client``: what
+    Chalice packages (``app.py``, ``chalicelib/``) with the tests' stages as its ``.chalice/``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ROOT / "app.py", dest / "app.py")
+    shutil.copytree(
+        ROOT / "chalicelib", dest / "chalicelib", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(STAGE_DIR, dest / ".chalice")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One :func:`chalice_project` for the session (``chalice.test.Client``'s project_dir)."""
+    return chalice_project(tmp_path_factory.mktemp("chalice-project"))
+
+
 @pytest.fixture(scope="session")
 def rules() -> RuleSet:
     return load_bundle()
@@ -77,7 +105,7 @@ def rules() -> RuleSet:
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 #: moto_server with DynamoDB's per-request atomicity (see that module).
 ATOMIC_MOTO_SERVER = Path(__file__).with_name("atomic_moto_server.py")
-MOTO_ACCOUNT = "111122223333"  # the account of the stage ARNs in .chalice/config.json
+MOTO_ACCOUNT = "111122223333"  # the account of the stage ARNs in tests/stage/config.json
 
 
 def free_port() -> int:

@@ -2,7 +2,7 @@
 
 The replay command in this process, as tests call it. A deliberately naive replay (read every
 file whole, sort every event, replay): the oracle the streaming archive reader
-(:mod:`mfawatch.archive`) must equal event for event. A walk over every IAM statement of a
+(:mod:`mfawatch.replay.archive`) must equal event for event. A walk over every IAM statement of a
 template, and the actions the Lambda functions may call, for the least-privilege checks.
 """
 
@@ -18,12 +18,12 @@ from chalicelib.config import Settings
 from chalicelib.records import is_cloudtrail_record, is_envelope
 from chalicelib.rules import RuleSet
 from mfawatch.cli import main
-from mfawatch.readers import ReadStats, SourcedEvent, documents_in, expand_paths, items_of
-from mfawatch.replay import ReplayResult, TimedEvent, replay_timed, timed
+from mfawatch.replay.readers import ReadStats, SourcedEvent, documents_in, expand_paths, items_of
+from mfawatch.replay.runner import ReplayResult, TimedEvent, replay_timed, timed
 
-# What the deployed code calls, written here independently of mfawatch/deploy.py, which generates
-# the policies: logs (Lambda), SNS publish, the DynamoDB state table and its due index, the
-# failed-events queue (on-failure destination) and the stage key.
+# What the deployed code calls, written here independently of mfawatch/deploy/templates.py,
+# which generates the policies: logs (Lambda), SNS publish, the DynamoDB state table and its due
+# index, the failed-events queue (on-failure destination) and the stage key.
 LAMBDA_ACTIONS = frozenset(
     {
         "logs:CreateLogGroup",

@@ -12,10 +12,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mfawatch.archive import Prefilter, TimeRange, ordered_events, remote_files
 from mfawatch.errors import ArchiveReadError
-from mfawatch.readers import ReadStats
-from mfawatch.s3archive import S3Archive, parse_s3_url
+from mfawatch.replay.archive import Prefilter, TimeRange, ordered_events, remote_files
+from mfawatch.replay.readers import ReadStats
+from mfawatch.replay.s3archive import S3Archive, parse_s3_url
 from tests.conftest import load_event
 from tests.reference import replay_jsonl
 

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from mfawatch.athena_client import (
+from mfawatch.athena.client import (
     AthenaQueries,
     QueryStatus,
     run_backtest,

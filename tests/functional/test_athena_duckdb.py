@@ -22,13 +22,14 @@ import pytest
 
 from chalicelib.records import as_envelope
 from chalicelib.rules import RuleSet
-from mfawatch.archive import Prefilter, TimeRange, local_files, ordered_events
-from mfawatch.athena import backtest_select, candidate_events
-from mfawatch.athena_local import create_view, unload_locally
-from mfawatch.cli import DEMO_SCENARIO, _jsonl
-from mfawatch.eventpattern import compile_pattern
-from mfawatch.readers import ReadStats
-from mfawatch.replay import replay_timed
+from mfawatch.athena.local import create_view, unload_locally
+from mfawatch.athena.sql import backtest_select, candidate_events
+from mfawatch.paths import DEMO_SCENARIO
+from mfawatch.patterns.engine import compile_pattern
+from mfawatch.replay.archive import Prefilter, TimeRange, local_files, ordered_events
+from mfawatch.replay.output import notification_document
+from mfawatch.replay.readers import ReadStats
+from mfawatch.replay.runner import replay_timed
 from tests.conftest import ROOT, load_event
 from tests.reference import read_paths
 
@@ -77,9 +78,13 @@ def _prove(archive: Path, rules: RuleSet, work: Path) -> Proof:
         records=full_stats.records,
         candidate_ids=[str(e.envelope["detail"]["eventID"]) for e in events],
         candidate_lines=[
-            _jsonl(n, t) for n, t in zip(replayed.notifications, replayed.sent_at, strict=True)
+            notification_document(n, t)
+            for n, t in zip(replayed.notifications, replayed.sent_at, strict=True)
         ],
-        full_lines=[_jsonl(n, t) for n, t in zip(full.notifications, full.sent_at, strict=True)],
+        full_lines=[
+            notification_document(n, t)
+            for n, t in zip(full.notifications, full.sent_at, strict=True)
+        ],
     )
 
 

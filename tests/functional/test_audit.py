@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from moto import mock_aws
 
 from chalicelib.rules import RuleSet
-from mfawatch.audit import (
+from mfawatch.cli.org import make_audit_command
+from mfawatch.org.audit import (
     DISABLED,
     ERROR,
     MISSING,
@@ -24,8 +25,7 @@ from mfawatch.audit import (
     AssumeRoleClients,
     run_audit,
 )
-from mfawatch.forwarder import expected_rules, forwarding_rule_name, member_template
-from mfawatch.orgcommands import make_audit_command
+from mfawatch.org.forwarder import expected_rules, forwarding_rule_name, member_template
 from tests.unit.test_audit import BUS_ARN, CENTRAL, CENTRAL_BUS, MEMBER, OTHER, deploy_member_rules
 
 
@@ -35,7 +35,8 @@ def aws(aws_credentials: None) -> Iterator[boto3.Session]:
         yield boto3.Session(region_name="us-east-1")
 
 
-def _member_client(session: boto3.Session, account: str, region: str) -> Any:
+def member_client(session: boto3.Session, account: str, region: str) -> Any:
+    """An EventBridge client in ``account`` and ``region`` through the audit role, as the audit."""
     return AssumeRoleClients(session, "mfawatch-audit")(account, region)
 
 
@@ -43,9 +44,9 @@ def _member_client(session: boto3.Session, account: str, region: str) -> Any:
 def member_estate(aws: boto3.Session, rules: RuleSet) -> boto3.Session:
     """MEMBER: full coverage in us-east-1, a damaged eu-west-1, nothing in ap-southeast-2."""
     template = member_template(rules, CENTRAL_BUS).template
-    east = _member_client(aws, MEMBER, "us-east-1")
+    east = member_client(aws, MEMBER, "us-east-1")
     assert deploy_member_rules(east, template, "us-east-1", MEMBER) == len(rules)
-    west = _member_client(aws, MEMBER, "eu-west-1")
+    west = member_client(aws, MEMBER, "eu-west-1")
     deploy_member_rules(west, template, "eu-west-1", MEMBER)
     names = [forwarding_rule_name(r) for r in expected_rules(rules, "eu-west-1")]
     west.disable_rule(Name=names[0])

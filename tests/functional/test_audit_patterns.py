@@ -13,12 +13,12 @@ import boto3
 from click.testing import CliRunner
 
 from chalicelib.rules import Rule, RuleSet
-from mfawatch.audit import OK, PARTIAL, PATTERN_DIFFERS, AssumeRoleClients, run_audit
-from mfawatch.forwarder import expected_rules, forwarding_rule_name, member_template
-from mfawatch.orgcommands import make_audit_command
+from mfawatch.cli.org import make_audit_command
+from mfawatch.org.audit import OK, PARTIAL, PATTERN_DIFFERS, AssumeRoleClients, run_audit
+from mfawatch.org.forwarder import expected_rules, forwarding_rule_name, member_template
 from tests.functional.test_audit import (  # the moto estate those tests build
-    _member_client,
     aws,  # noqa: F401 - pytest fixture
+    member_client,
 )
 from tests.unit.test_audit import BUS_ARN, CENTRAL_BUS, MEMBER, deploy_member_rules
 
@@ -35,7 +35,7 @@ def _reordered(value: Any) -> Any:
 
 
 def _deploy(session: boto3.Session, rules: RuleSet) -> Any:
-    client = _member_client(session, MEMBER, REGION)
+    client = member_client(session, MEMBER, REGION)
     deploy_member_rules(client, member_template(rules, CENTRAL_BUS).template, REGION, MEMBER)
     return client
 

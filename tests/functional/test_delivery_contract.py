@@ -20,7 +20,7 @@ from chalicelib.notifications import Notification
 from chalicelib.records import envelope_of
 from chalicelib.rules import load_bundle
 from chalicelib.service import AlertService, MemoryPublisher
-from mfawatch.deploy import load_stage_config
+from mfawatch.deploy.templates import load_stage_config
 from tests.conftest import load_event
 
 TABLE = "mfawatch-dev-state"

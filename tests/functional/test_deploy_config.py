@@ -18,13 +18,13 @@ from click.testing import CliRunner, Result
 from moto import mock_aws
 
 from mfawatch.cli import main
-from mfawatch.deploy import (
+from mfawatch.cli.stage import make_deploy_config_command
+from mfawatch.deploy.templates import (
     RESOURCES_TEMPLATE,
     STACK_OUTPUTS_ELSEWHERE,
     STACK_OUTPUTS_IN_CONFIG,
     load_resources_template,
 )
-from mfawatch.deploycommands import make_deploy_config_command
 from mfawatch.paths import CHALICE_CONFIG
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -99,7 +99,7 @@ def test_dry_run_shows_old_and_new_then_write_changes_only_those_fields(
 
     result = _run(session, config_path, "--stage", "dev", "--write")
     assert result.exit_code == 0, result.output
-    assert "next: make policy STAGE=dev" in result.stderr
+    assert "the policy follows from it: mfawatch policy --stage dev --write" in result.stderr
     text = config_path.read_text()
     after = json.loads(text)
     assert text == json.dumps(after, indent=2) + "\n", "2-space JSON, trailing newline"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,8 +17,8 @@ from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.dynamo import create_state_table
 from chalicelib.errors import ConfigError, EventParseError, FailedOpenError, PublishError
 from chalicelib.records import envelope_of
-from mfawatch.deploy import load_stage_config
-from tests.conftest import ROOT, load_event
+from mfawatch.deploy.templates import load_stage_config
+from tests.conftest import load_event
 
 ACCOUNT = "111122223333"  # the account of the dev stage's topic ARN in .chalice/config.json
 TOPIC = "mfawatch-dev-alerts"
@@ -58,11 +59,11 @@ def aws(monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> Iterator[dict
 
 
 @pytest.fixture
-def client(aws: dict[str, Any]) -> Iterator[Client]:
+def client(aws: dict[str, Any], project_dir: Path) -> Iterator[Client]:
     import app as chalice_app
 
     chalice_app._wiring = None  # fresh boto3 clients and service inside this moto context
-    with Client(chalice_app.app, stage_name="dev", project_dir=str(ROOT)) as test_client:
+    with Client(chalice_app.app, stage_name="dev", project_dir=str(project_dir)) as test_client:
         yield test_client
     chalice_app._wiring = None
 

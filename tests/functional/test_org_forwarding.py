@@ -25,9 +25,9 @@ from moto import mock_aws
 
 from chalicelib.records import as_envelope
 from chalicelib.rules import RuleSet
-from mfawatch.audit import AssumeRoleClients
-from mfawatch.eventpattern import compile_pattern
-from mfawatch.forwarder import member_template, parse_central_bus_arn
+from mfawatch.org.audit import AssumeRoleClients
+from mfawatch.org.forwarder import member_template, parse_central_bus_arn
+from mfawatch.patterns.engine import compile_pattern
 from tests.conftest import EVENTS, load_event
 from tests.unit.test_audit import deploy_member_rules, stack_resources
 

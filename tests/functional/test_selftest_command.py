@@ -8,21 +8,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from chalicelib.selftest import SELFTEST_KEY, selftest_event
-from mfawatch.selftestcommand import (
+from mfawatch.deploy.selftest import (
+    HINTS,
+    NOT_FOUND,
+    NOT_INVOKED,
+    NOT_STARTED,
+    OTHER_ANSWER,
+    RAISED,
     deployed_function_names,
     render_report,
     run_selftest,
 )
+from mfawatch.paths import CHALICE_CONFIG
 from tests.conftest import ROOT
+from tests.stubs import stubbed
 
 HANDLERS = ["heartbeat", "on_iam_console_mfa_failure", "on_root_console_failure"]
-CONFIG = ROOT / ".chalice" / "config.json"
+CONFIG = CHALICE_CONFIG
 
 
 def _payload(document: Any) -> StreamingBody:
@@ -41,12 +48,8 @@ def _answer(function: str, published: dict[str, str] | None = None) -> dict[str,
 
 @pytest.fixture
 def lambda_client() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client(
-        "lambda", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
+    with stubbed("lambda") as pair:
+        yield pair
 
 
 def _expect(stubber: Stubber, function: str, publish: bool, response: dict[str, Any]) -> None:
@@ -121,12 +124,12 @@ def test_report_per_function_initialized_error_type_and_duration(
     ]
     assert reports[1].published == {"alerts": "m-1", "pager": "m-2"}
     assert [r.ok for r in reports] == [True, True, False]
-    lines = render_report(reports)
-    assert "alerts=m-1, pager=m-2" in lines[2]
-    assert lines[3].split()[:3] == [
-        "mfawatch-dev-on_root_console_failure",
-        "NO",
-        "Runtime.HandlerNotFound",
+    assert render_report(reports) == [
+        "mfawatch-dev-heartbeat 125 ms: ok",
+        "mfawatch-dev-on_iam_console_mfa_failure 500 ms: ok, published alerts=m-1, pager=m-2",
+        "mfawatch-dev-on_root_console_failure 250 ms: did not start: Runtime.HandlerNotFound: "
+        "Handler 'on_root_console_failure' missing on module 'app'",
+        f"hint (did not start): {HINTS[NOT_STARTED]}",
     ]
 
 
@@ -154,5 +157,81 @@ def test_a_function_that_is_not_deployed_is_reported(lambda_client: tuple[Any, S
         "invoke", "ResourceNotFoundException", "Function not found", http_status_code=404
     )
     (report,) = run_selftest(client, {"heartbeat": "mfawatch-dev-heartbeat"}, publish=False)
-    assert (report.initialized, report.error_type) == (False, "ResourceNotFoundException")
+    assert (report.kind, report.error_type) == (NOT_FOUND, "ResourceNotFoundException")
+    assert not report.initialized
     assert "Function not found" in report.error_message
+
+
+def _one(lambda_client: tuple[Any, Stubber], response: dict[str, Any], function: str = "f") -> Any:
+    client, stubber = lambda_client
+    _expect(stubber, function, False, response)
+    (report,) = run_selftest(client, {"heartbeat": function}, publish=False)
+    return report
+
+
+def test_an_error_raised_at_import_is_did_not_start_with_its_type_and_message(
+    lambda_client: tuple[Any, Stubber],
+) -> None:
+    """awslambdaric reports an exception of app.py's import with an empty requestId."""
+    document = {
+        "errorType": "ConfigError",
+        "errorMessage": "MFAWATCH_TOPIC_ARN ...",
+        "requestId": "",
+    }
+    report = _one(lambda_client, {"FunctionError": "Unhandled", "Payload": _payload(document)})
+    assert (report.kind, report.error_type, report.initialized) == (
+        NOT_STARTED,
+        "ConfigError",
+        False,
+    )
+    assert report.describe() == "did not start: ConfigError: MFAWATCH_TOPIC_ARN ..."
+
+
+def test_an_error_raised_by_the_handler_is_raised_with_its_request_id(
+    lambda_client: tuple[Any, Stubber],
+) -> None:
+    document = {"errorType": "KeyError", "errorMessage": "'x'", "requestId": "req-1"}
+    report = _one(lambda_client, {"FunctionError": "Unhandled", "Payload": _payload(document)})
+    assert (report.kind, report.error_type, report.request_id) == (RAISED, "KeyError", "req-1")
+    assert report.describe() == "raised: KeyError: 'x' (request id req-1)"
+    assert report.initialized and not report.ok
+
+
+def test_a_function_error_that_is_not_an_error_document_shows_its_first_bytes(
+    lambda_client: tuple[Any, Stubber],
+) -> None:
+    """What moto_server answers without Docker: FunctionError set, plain text payload."""
+    text = "error running docker: " + "x" * 300
+    data = text.encode()
+    payload = StreamingBody(io.BytesIO(data), len(data))
+    report = _one(lambda_client, {"FunctionError": "Handled", "Payload": payload})
+    assert (report.kind, report.error_type) == (RAISED, "Handled")
+    assert report.error_message == text[:200]
+
+
+def test_an_answer_other_than_the_selftest_shows_its_first_200_bytes(
+    lambda_client: tuple[Any, Stubber],
+) -> None:
+    answer = {"statusCode": 200, "body": "y" * 400}
+    report = _one(lambda_client, {"Payload": _payload(answer)})
+    assert report.kind == OTHER_ANSWER
+    assert report.answer == json.dumps(answer)[:200]
+    assert report.describe() == f"answered something else: {json.dumps(answer)[:200]!r}"
+    lines = render_report([report])
+    assert lines[-1] == f"hint (answered something else): {HINTS[OTHER_ANSWER]}"
+
+
+def test_a_caller_without_permission_is_could_not_invoke(
+    lambda_client: tuple[Any, Stubber],
+) -> None:
+    client, stubber = lambda_client
+    stubber.add_client_error("invoke", "AccessDeniedException", "not authorized", 403)
+    (report,) = run_selftest(client, {"heartbeat": "f"}, publish=False)
+    assert (report.kind, report.error_type) == (NOT_INVOKED, "AccessDeniedException")
+    assert "lambda:InvokeFunction" in report.hint
+
+
+def test_every_kind_has_a_row_in_the_troubleshooting_table() -> None:
+    table = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    for kind in HINTS:
+        assert f"| `selftest`: {kind}" in table, kind

@@ -24,12 +24,12 @@ import boto3
 import pytest
 
 from chalicelib.rules import RuleSet
-from mfawatch.archive import TimeRange
-from mfawatch.athena import SOURCE_COLUMN, backtest_select, candidate_events
-from mfawatch.athena_client import AthenaQueries, QueryStatus, result_files, run_backtest
-from mfawatch.readers import ReadStats
-from mfawatch.replay import replay_timed
-from mfawatch.s3archive import S3Archive
+from mfawatch.athena.client import AthenaQueries, QueryStatus, result_files, run_backtest
+from mfawatch.athena.sql import SOURCE_COLUMN, backtest_select, candidate_events
+from mfawatch.replay.archive import TimeRange
+from mfawatch.replay.readers import ReadStats
+from mfawatch.replay.runner import replay_timed
+from mfawatch.replay.s3archive import S3Archive
 from tests.athena_rows import row_of
 from tests.conftest import ROOT, load_event
 

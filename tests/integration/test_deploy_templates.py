@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from mfawatch.deploy import (
+from mfawatch.deploy.handlers import app_handler_names
+from mfawatch.deploy.templates import (
     StageConfig,
     function_logical_id,
     invoke_config_template,
@@ -22,7 +23,6 @@ from mfawatch.deploy import (
     load_stage_config,
     merge_template,
 )
-from mfawatch.deploycommands import app_handler_names
 from tests.conftest import ROOT
 from tests.integration.tools import cfn_lint, chalice_package
 from tests.reference import LAMBDA_ACTIONS, iam_statements

@@ -10,11 +10,16 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib.rules import RuleSet
-from mfawatch.deploy import load_resources_template
-from mfawatch.orgcommands import forwarder_template
+from mfawatch.cli.org import forwarder_template
+from mfawatch.deploy.templates import load_resources_template
 from tests.conftest import ROOT
 from tests.integration.tools import cfn_lint, chalice_package
-from tests.unit.test_forwarder import CUSTOM_BUS_ARN, DEFAULT_BUS_ARN, MANY_REGIONS, _resources
+from tests.unit.test_forwarder import (
+    CUSTOM_BUS_ARN,
+    DEFAULT_BUS_ARN,
+    MANY_REGIONS,
+    resources_of_type,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +67,7 @@ def test_chalice_package_with_merge_template_puts_every_rule_on_the_bus_and_lint
         tmp_path / "pkg", "--merge-template", str(DEPLOY / "merge-custom-bus.yaml")
     )
     sam = load_resources_template(out / "sam.yaml")
-    functions = _resources(sam, "AWS::Serverless::Function")
+    functions = resources_of_type(sam, "AWS::Serverless::Function")
     events = {
         name: event
         for function in functions.values()

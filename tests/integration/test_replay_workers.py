@@ -9,10 +9,10 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from chalicelib.rules import RuleSet
-from mfawatch.archive import Prefilter, local_files, ordered_events
 from mfawatch.cli import main
 from mfawatch.paths import DEMO_SCENARIO
-from mfawatch.readers import ReadStats
+from mfawatch.replay.archive import Prefilter, local_files, ordered_events
+from mfawatch.replay.readers import ReadStats
 
 
 def _stream(jobs: int, rules: RuleSet) -> tuple[list[tuple[object, str]], ReadStats]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, chalice_project
 
 
 def tool(name: str) -> str:
@@ -51,12 +51,16 @@ def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 
 def chalice_package(out: Path, *options: str, stage: str = "dev") -> Path:
-    """``chalice package --stage STAGE [options] out`` offline; returns ``out``.
+    """``chalice package --stage STAGE [options] out`` offline, of a project whose stages are the
+    tests' own (:func:`tests.conftest.chalice_project`, beside ``out``); returns ``out``.
 
     Skips below Python 3.12: Chalice sets the Lambda runtime from the Python that packages.
     """
     if sys.version_info < (3, 12):
         pytest.skip("Chalice sets the Lambda runtime from this Python; package with 3.12+")
-    result = run_offline(tool("chalice"), "package", "--stage", stage, *options, str(out))
+    project = chalice_project(out.parent / f"{out.name}-project")
+    result = run_offline(
+        tool("chalice"), "package", "--stage", stage, *options, str(out.resolve()), cwd=project
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return out

@@ -5,15 +5,26 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from chalicelib.records import envelope_of
+from chalicelib.rules import load_bundle
 from chalicelib.selftest import selftest_event
-from mfawatch.deploycommands import app_handler_names
-from mfawatch.selftestcommand import deployed_function_names, render_report, run_selftest
+from mfawatch.deploy.handlers import app_handler_names
+from mfawatch.deploy.selftest import (
+    NOT_FOUND,
+    NOT_STARTED,
+    OTHER_ANSWER,
+    RAISED,
+    deployed_function_names,
+    render_report,
+    run_selftest,
+)
 from tests.conftest import load_event
 from tests.runtime.conftest import (
     PYTHON,
@@ -30,6 +41,8 @@ pytestmark = pytest.mark.slow
 FAILED_MFA = "mfawatch-dev-on_iam_console_mfa_failure"
 ROOT_FAILURE = "mfawatch-dev-on_root_console_failure"
 SCHEDULER = "mfawatch-dev-send_due_summaries"
+#: One function per rule of the bundle, plus send_due_summaries, on_heartbeat and heartbeat.
+EXPECTED_FUNCTIONS = len(load_bundle()) + 3
 
 
 def scheduled_event(rule: str) -> dict[str, Any]:
@@ -90,7 +103,7 @@ def test_only_the_package_awslambdaric_and_boto3_are_importable(
 def test_every_function_of_the_template_initializes(
     package: Package, functions: dict[str, LambdaFunction]
 ) -> None:
-    assert len(functions) == len(package.functions()) == 11
+    assert len(functions) == len(package.functions()) == EXPECTED_FUNCTIONS
     failed = {name: state for name, state in _initialized(functions).items() if state != "ok"}
     assert failed == {}, "\n".join(f"{name}: {state}" for name, state in sorted(failed.items()))
 
@@ -205,7 +218,7 @@ def test_every_prod_function_initializes_and_answers_the_selftest(
     prod = unzipped_package("prod", tmp_path_factory.mktemp("prod"))
     create_stack(moto_server, "prod")
     with running(prod, runtime_packages, moto_server) as started:
-        assert len(started) == 11
+        assert len(started) == EXPECTED_FUNCTIONS
         assert _initialized(started) == dict.fromkeys(started, "ok")
         answers = {name: f.invoke(selftest_event()).kind for name, f in started.items()}
     assert answers == dict.fromkeys(started, "response")
@@ -213,25 +226,34 @@ def test_every_prod_function_initializes_and_answers_the_selftest(
 
 class RuntimeTierLambda:
     """``lambda.invoke`` (RequestResponse) answered by this tier's execution environments, the
-    way the Lambda service answers it: the function's result, or its error with
-    ``FunctionError`` set (an init error is returned for every invoke)."""
+    way the Lambda service answers it: the function's result, or its error document with
+    ``FunctionError: Unhandled`` (an init error is returned for every invoke, with the empty
+    requestId the runtime reported it with); an unknown name is ``ResourceNotFoundException``."""
 
     def __init__(self, functions: dict[str, LambdaFunction]) -> None:
         self.functions = functions
 
     def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
         assert InvocationType == "RequestResponse"
-        function = self.functions[FunctionName]
+        function = self.functions.get(FunctionName)
+        if function is None:
+            error = {
+                "Code": "ResourceNotFoundException",
+                "Message": f"Function not found: {FunctionName}",
+            }
+            raise ClientError({"Error": error}, "Invoke")
         if not function.wait_initialized():
             return {
                 "StatusCode": 200,
                 "FunctionError": "Unhandled",
                 "Payload": io.BytesIO(json.dumps(function.init_error).encode()),
+                "ResponseMetadata": {"RequestId": str(uuid.uuid4())},
             }
         invocation = function.invoke(json.loads(Payload))
         response: dict[str, Any] = {
             "StatusCode": 200,
             "Payload": io.BytesIO(json.dumps(invocation.body).encode()),
+            "ResponseMetadata": {"RequestId": invocation.request_id},
         }
         if not invocation.ok:
             response["FunctionError"] = "Unhandled"
@@ -307,3 +329,63 @@ def test_selftest_reports_a_function_that_fails_to_initialize(
         function.stop()
     assert (report.initialized, report.error_type) == (False, "ConfigError")
     assert "MFAWATCH_TOPIC_ARN must be an SNS topic ARN" in report.error_message
+
+
+def test_selftest_tells_each_failure_kind_apart_on_real_runtime_processes(
+    package: Package, runtime_packages: Path, stack: Stack, tmp_path: Path
+) -> None:
+    """Four execution environments, each failing the self-test its own way under awslambdaric:
+    a handler module that is not in the package (init error), a publish to a topic that does not
+    exist (the handler raises), a function that is not mfawatch's (another answer); and a name
+    that nothing runs."""
+    props = package.functions()[FAILED_MFA]
+    variables = props["Environment"]["Variables"]
+    missing_topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:mfawatch-dev-no-such-topic"
+    other_task = tmp_path / "other"
+    other_task.mkdir()
+    (other_task / "other.py").write_text(
+        "def handler(event, context):\n    return {'statusCode': 200, 'body': 'hello ' * 60}\n"
+    )
+    setups = {
+        "mfawatch-dev-heartbeat": ("app.nowhere", package.task, variables),
+        "mfawatch-dev-on_heartbeat": ("not_in_the_package.handler", package.task, variables),
+        FAILED_MFA: (
+            props["Handler"],
+            package.task,
+            variables | {"MFAWATCH_OUTPUTS": json.dumps({"alerts": {"topic_arn": missing_topic}})},
+        ),
+        ROOT_FAILURE: ("other.handler", other_task, {}),
+    }
+    started: dict[str, LambdaFunction] = {}
+    try:
+        for name, (handler, task, env) in setups.items():
+            environment = lambda_environment(
+                name, env, [task, runtime_packages], stack.endpoint_url
+            )
+            started[name] = LambdaFunction(name, handler, task, environment, "-kinds")
+            started[name].start(PYTHON)
+        names = {name.removeprefix("mfawatch-dev-"): name for name in setups}
+        names["on_mfa_device_removed"] = "mfawatch-dev-on_mfa_device_removed"  # not running
+        reports = {
+            r.function: r for r in run_selftest(RuntimeTierLambda(started), names, publish=True)
+        }
+    finally:
+        for function in started.values():
+            function.stop()
+    print("\n".join(render_report(list(reports.values()))))  # pytest -s shows the report
+    by_kind = {name: (r.kind, r.error_type) for name, r in reports.items()}
+    assert by_kind == {
+        "mfawatch-dev-heartbeat": (NOT_STARTED, "Runtime.HandlerNotFound"),
+        "mfawatch-dev-on_heartbeat": (NOT_STARTED, "Runtime.ImportModuleError"),
+        FAILED_MFA: (RAISED, "PublishError"),
+        ROOT_FAILURE: (OTHER_ANSWER, ""),
+        "mfawatch-dev-on_mfa_device_removed": (NOT_FOUND, "ResourceNotFoundException"),
+    }
+    assert "not_in_the_package" in reports["mfawatch-dev-on_heartbeat"].error_message
+    raised = reports[FAILED_MFA]
+    assert missing_topic in raised.error_message
+    assert raised.request_id and raised.describe().endswith(f"(request id {raised.request_id})")
+    assert (
+        reports[ROOT_FAILURE].answer == json.dumps({"statusCode": 200, "body": "hello " * 60})[:200]
+    )
+    assert not any(r.ok for r in reports.values())

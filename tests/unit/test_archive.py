@@ -15,7 +15,10 @@ from hypothesis import strategies as st
 
 from chalicelib.records import as_envelope
 from chalicelib.rules import RuleSet
-from mfawatch.archive import (
+from mfawatch.cli import main
+from mfawatch.paths import DEMO_SCENARIO
+from mfawatch.patterns.engine import compile_pattern
+from mfawatch.replay.archive import (
     Prefilter,
     TimeRange,
     delivery_stamp,
@@ -24,10 +27,8 @@ from mfawatch.archive import (
     path_day,
     required_alternatives,
 )
-from mfawatch.cli import DEMO_SCENARIO, main
-from mfawatch.eventpattern import compile_pattern
-from mfawatch.readers import ReadStats
-from mfawatch.replay import replay_timed
+from mfawatch.replay.readers import ReadStats
+from mfawatch.replay.runner import replay_timed
 from tests.conftest import EVENTS, examples, load_event
 from tests.reference import in_time_order, read_paths, replay_events, replay_jsonl
 
@@ -196,8 +197,10 @@ def test_rules_with_or_branches_give_one_alternative_per_branch(rules: RuleSet) 
     assert prefilter.alternatives == (
         (("eventName", frozenset({"ConsoleLogin"})), ("eventSource", frozenset({SIGNIN}))),
         (("eventName", frozenset({"UserAuthentication"})), ("eventSource", frozenset({SIGNIN}))),
+        (("eventName", frozenset({"AuthorizeOAuth2Access"})), ("eventSource", frozenset({SIGNIN}))),
     )
     assert not prefilter.may_match(load_event("iam-checkmfa"))
+    assert prefilter.may_match(load_event("signin-authorizeoauth2access-iamuser"))
 
 
 def test_every_rule_case_that_matches_passes_the_prefilter(rules: RuleSet) -> None:

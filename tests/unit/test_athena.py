@@ -19,8 +19,7 @@ from chalicelib.records import (
     parse_event,
 )
 from chalicelib.rules import Rule, RuleSet, rule_from_mapping
-from mfawatch.archive import TimeRange
-from mfawatch.athena import (
+from mfawatch.athena.sql import (
     SOURCE_COLUMN,
     backtest_select,
     candidate_events,
@@ -32,9 +31,10 @@ from mfawatch.athena import (
 )
 from mfawatch.cli import main
 from mfawatch.errors import AthenaError
-from mfawatch.eventpattern import compile_pattern
-from mfawatch.readers import ReadStats
-from mfawatch.requirements import AnyOf, paths_of, pattern_condition
+from mfawatch.patterns.engine import compile_pattern
+from mfawatch.patterns.requirements import AnyOf, paths_of, pattern_condition
+from mfawatch.replay.archive import TimeRange
+from mfawatch.replay.readers import ReadStats
 from tests.athena_rows import row_of
 from tests.conftest import EVENTS, ROOT, load_sample, needs_shared, sample_paths
 
@@ -349,13 +349,13 @@ def test_athena_options_without_athena_are_an_error() -> None:
     assert "--workgroup, --accounts only apply with --athena" in result.output
 
 
-def test_readme_shows_the_current_athena_sql_for_the_bundled_rules(rules: RuleSet) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    shown = readme.split("<code>athena-sql</code> for the bundled rules", 1)[1]
+def test_replay_docs_show_the_current_athena_sql_for_the_bundled_rules(rules: RuleSet) -> None:
+    doc = (ROOT / "docs" / "replay.md").read_text(encoding="utf-8")
+    shown = doc.split("### The query for the bundled rules", 1)[1]
     shown = shown.split("```sql\n", 1)[1].split("\n```", 1)[0]
     quarter = TimeRange(datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
     accounts = ["111122223333", "444455556666"]
     assert shown == backtest_select(rules, "cloudtrail_org", quarter, accounts=accounts), (
-        "README: paste the output of `python -m mfawatch athena-sql --table cloudtrail_org "
+        "docs/replay.md: paste the output of `python -m mfawatch athena-sql --table cloudtrail_org "
         "--since 2026-08-01 --until 2026-11-01 --accounts 111122223333,444455556666`"
     )

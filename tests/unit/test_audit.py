@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.rules import RuleSet
-from mfawatch.audit import (
+from mfawatch.org.audit import (
     DISABLED,
     MISSING,
     NOT_COVERED,
@@ -23,7 +23,7 @@ from mfawatch.audit import (
     cell_status,
     pattern_difference,
 )
-from mfawatch.forwarder import (
+from mfawatch.org.forwarder import (
     expected_rules,
     forwarding_rule_name,
     member_template,

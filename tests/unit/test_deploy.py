@@ -14,7 +14,9 @@ from click.testing import CliRunner
 from chalicelib.dynamo import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES
 from chalicelib.errors import ConfigError
 from chalicelib.rules import RuleSet
-from mfawatch.deploy import (
+from mfawatch.cli.stage import COMMANDS, deploy_template
+from mfawatch.deploy.handlers import app_handler_names
+from mfawatch.deploy.templates import (
     EVENT_RULE_NAME_MAX,
     MAX_EVENT_AGE_SECONDS,
     MAX_RETRY_ATTEMPTS,
@@ -35,7 +37,6 @@ from mfawatch.deploy import (
     stage_name_limit,
     stage_policy_statements,
 )
-from mfawatch.deploycommands import COMMANDS, app_handler_names, deploy_template
 from mfawatch.paths import REPO_ROOT
 from tests.reference import iam_statements
 
@@ -537,6 +538,7 @@ def test_stage_policy_statements_name_only_the_stage_resources() -> None:
 
 def test_commands_export_the_deploy_commands() -> None:
     assert [command.name for command in COMMANDS] == [
+        "policy",
         "deploy-template",
         "check-stage",
         "deploy-config",

@@ -1,4 +1,4 @@
-"""Tests for mfawatch.eventpattern, the offline EventBridge event-pattern engine."""
+"""Tests for mfawatch.patterns.engine, the offline EventBridge event-pattern engine."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mfawatch.eventpattern import (
+from mfawatch.patterns.engine import (
     EventPattern,
     InvalidPatternError,
     compile_pattern,

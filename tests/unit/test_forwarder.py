@@ -10,9 +10,10 @@ import yaml
 from click.testing import CliRunner
 
 from chalicelib.rules import RuleSet
-from mfawatch.deploy import cfn_logical_id, load_resources_template
+from mfawatch.cli.org import COMMANDS, forwarder_template
+from mfawatch.deploy.templates import cfn_logical_id, load_resources_template
 from mfawatch.errors import ForwarderConfigError
-from mfawatch.forwarder import (
+from mfawatch.org.forwarder import (
     AUDIT_ROLE_NAME,
     custom_bus_merge_template,
     expected_rules,
@@ -22,7 +23,6 @@ from mfawatch.forwarder import (
     parse_central_bus_arn,
     parse_regions,
 )
-from mfawatch.orgcommands import COMMANDS, forwarder_template
 from tests.conftest import ROOT
 
 CENTRAL = "111122223333"
@@ -45,7 +45,8 @@ MANY_REGIONS = [
 DEPLOY = ROOT / "deploy"
 
 
-def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """The template's resources of one type, by logical id."""
     return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
 
 
@@ -53,7 +54,7 @@ def _forwarding_rules(template: dict[str, Any]) -> dict[str, Any]:
     """The forwarding rules (pattern rules), without the scheduled heartbeat."""
     return {
         logical: resource
-        for logical, resource in _resources(template, "AWS::Events::Rule").items()
+        for logical, resource in resources_of_type(template, "AWS::Events::Rule").items()
         if "EventPattern" in resource["Properties"]
     }
 
@@ -302,7 +303,7 @@ def test_committed_merge_template_is_current(rules: RuleSet) -> None:
 @pytest.mark.parametrize("name", ["central-bus-policy.yaml", "central-custom-bus.yaml"])
 def test_central_bus_policy_allows_put_events_for_the_organization_only(name: str) -> None:
     template = load_resources_template(DEPLOY / name)
-    (policy,) = _resources(template, "AWS::Events::EventBusPolicy").values()
+    (policy,) = resources_of_type(template, "AWS::Events::EventBusPolicy").values()
     statement = policy["Properties"]["Statement"]
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == "events:PutEvents"
@@ -316,7 +317,7 @@ def test_central_bus_policy_allows_put_events_for_the_organization_only(name: st
 
 def test_member_template_sends_a_heartbeat_to_the_central_bus(rules: RuleSet) -> None:
     from chalicelib.constants import HEARTBEAT_PATTERN, HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE
-    from mfawatch.eventpattern import compile_pattern
+    from mfawatch.patterns.engine import compile_pattern
 
     heartbeat = _template(rules)["Resources"]["Heartbeat"]
     props = heartbeat["Properties"]

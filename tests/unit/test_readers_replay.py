@@ -9,10 +9,11 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from chalicelib.rules import RuleSet
-from mfawatch.archive import local_files, ordered_events
-from mfawatch.cli import DEMO_SCENARIO, main
-from mfawatch.readers import ReadStats
-from mfawatch.replay import ReplayResult, replay_timed
+from mfawatch.cli import main
+from mfawatch.paths import DEMO_SCENARIO
+from mfawatch.replay.archive import local_files, ordered_events
+from mfawatch.replay.readers import ReadStats
+from mfawatch.replay.runner import ReplayResult, replay_timed
 from tests.conftest import load_event
 from tests.reference import replay_jsonl
 
@@ -96,6 +97,36 @@ def test_replay_sends_one_alert_per_matched_event(tmp_path: Path, rules: RuleSet
         ("alert", "identity-center-mfa-failure", ("a1b2c3d4-0000-4000-8000-000000000104",)),
     ]
     assert result.matched == 2
+
+
+def test_aws_login_after_failed_mfa_escalates_and_a_policy_denial_is_not_a_failure(
+    tmp_path: Path, rules: RuleSet
+) -> None:
+    failures = [
+        dict(MFA_FAIL, eventID=f"mfa-fail-{i}", eventTime=f"2026-11-02T09:0{i}:08Z")
+        for i in range(3)
+    ]
+    denied = load_event("iam-consolelogin-failure-rcp-denied-mfa-yes")  # MFAUsed Yes, 09:30
+    refresh = dict(load_event("signin-createoauth2token-iamuser"), eventTime="2026-11-02T09:04:00Z")
+    login = dict(
+        load_event("signin-authorizeoauth2access-iamuser"), eventTime="2026-11-02T09:05:00Z"
+    )
+    (tmp_path / "trail.json").write_text(json.dumps([*failures, denied, refresh, login]))
+    result, _stats = _replay(tmp_path, rules)
+    escalations = [n for n in result.notifications if n.kind == "escalation"]
+    assert [(n.rule.id, n.severity, n.count, n.source_ip, n.title) for n in escalations] == [
+        (
+            "sign-in-success",
+            "CRITICAL",
+            3,
+            "198.51.100.77",
+            "MFA fatigue success: ops-admin signed in from 198.51.100.77 after 3 failed MFA "
+            "attempts",
+        )
+    ]
+    published = {event_id for n in result.notifications for event_id in n.event_ids}
+    assert denied["eventID"] not in published and refresh["eventID"] not in published
+    assert result.matched_by_rule == {"iam-console-mfa-failure": 3, "sign-in-success": 1}
 
 
 def test_replay_orders_by_event_time_across_files(tmp_path: Path, rules: RuleSet) -> None:

@@ -14,9 +14,11 @@ from chalicelib.records import (
     EVENT_TIME_MIN,
     FUTURE_TOLERANCE,
     PRINCIPAL_ASSUMED_ROLE,
+    PRINCIPAL_FEDERATED,
     PRINCIPAL_IAM_USER,
     PRINCIPAL_IDENTITY_CENTER,
     PRINCIPAL_ROOT,
+    FailureKind,
     envelope_of,
     parse_event,
     processing_time,
@@ -118,6 +120,151 @@ def test_mfa_device_removal_records_target_and_device() -> None:
     removed = parse_event(load_event("iam-deletevirtualmfadevice"))
     assert removed.target_user == ""
     assert removed.mfa_device.endswith(":mfa/ops-admin-phone")
+
+
+# --- the 2025-26 sign-in events (docs/events.md) ---------------------------------------------
+
+
+def test_aws_login_authorization_is_a_sign_in_success_of_the_same_principal() -> None:
+    record = parse_event(load_event("signin-authorizeoauth2access-iamuser"))
+    assert (record.event_name, record.event_type) == ("AuthorizeOAuth2Access", "AwsApiCall")
+    assert record.outcome == "Success"  # additionalEventData.success "true"
+    assert record.failure_kind is FailureKind.NONE
+    assert (record.principal, record.principal_type) == ("ops-admin", PRINCIPAL_IAM_USER)
+    assert record.source_ip == "198.51.100.77"
+    # The key the failed MFA attempts of the same user are counted under (fatigue escalation).
+    failure = parse_event(load_event("iam-consolelogin-failure-mfa-yes"))
+    assert record.principal_key == failure.principal_key == "ops-admin"
+    envelope = envelope_of(load_event("signin-authorizeoauth2access-iamuser"))
+    assert (envelope["source"], envelope["detail-type"]) == (
+        "aws.signin",
+        "AWS API Call via CloudTrail",
+    )
+    root = parse_event(load_event("signin-authorizeoauth2access-root"))
+    assert (root.principal_key, root.outcome) == ("root", "Success")
+
+
+def test_aws_login_outcome_comes_from_the_success_flag() -> None:
+    event = load_event("signin-createoauth2token-iamuser")
+    assert parse_event(event).outcome == "Success"
+    refused = dict(event, additionalEventData={"success": "false"})
+    assert parse_event(refused).outcome == "Failure"
+    assert parse_event(refused).failure_kind is FailureKind.OTHER
+    # Without the flag an AwsApiCall without an error is a success, as for every API call.
+    assert parse_event(dict(event, additionalEventData=None)).outcome == "Success"
+
+
+def test_denied_aws_login_is_a_policy_denial() -> None:
+    record = parse_event(load_event("signin-authorizeoauth2access-failure"))
+    assert record.outcome == "Failure"
+    assert record.failure_kind is FailureKind.POLICY_DENIAL
+    assert record.denied_by == "resource control policy"
+
+
+def test_policy_denial_after_the_mfa_step_is_not_an_mfa_failure() -> None:
+    record = parse_event(load_event("iam-consolelogin-failure-rcp-denied-mfa-yes"))
+    assert (record.outcome, record.mfa_used) == ("Failure", True)
+    assert record.failure_kind is FailureKind.POLICY_DENIAL
+    assert record.denied_by == "resource control policy"
+    assert record.failure_reason == "Authorization denied because of a resource control policy"
+    assert record.title_value("failure_kind") == "policy_denial"
+    assert record.title_value("denied_by") == "resource control policy"
+
+
+def test_resource_based_policy_denial_names_the_policy() -> None:
+    record = parse_event(load_event("iam-consolelogin-failure-rbp-denied"))
+    assert record.failure_kind is FailureKind.POLICY_DENIAL
+    assert record.denied_by == "resource-based policy"
+
+
+def test_access_denied_without_the_documented_message_is_still_a_policy_denial() -> None:
+    event = load_event("iam-consolelogin-failure-rcp-denied-mfa-yes")
+    record = parse_event(dict(event, errorMessage="Access denied"))
+    assert (record.failure_kind, record.denied_by) == (FailureKind.POLICY_DENIAL, "")
+    # ... and the message alone is enough when the errorCode is missing.
+    del event["errorCode"]
+    assert parse_event(event).failure_kind is FailureKind.POLICY_DENIAL
+
+
+@pytest.mark.parametrize(
+    ("fixture", "kind"),
+    [
+        ("iam-consolelogin-failure-mfa-yes", FailureKind.MFA),
+        ("root-consolelogin-failure-mfa-yes", FailureKind.MFA),
+        ("iam-consolelogin-failure-mfa-no", FailureKind.PASSWORD),
+        ("iam-consolelogin-failure-unknown-user", FailureKind.UNKNOWN_USER),
+        ("idc-new-credentialverification-totp-failure", FailureKind.MFA),
+        ("idc-credentialverification-webauthn-failure-challenge-key", FailureKind.MFA),
+        ("idc-new-credentialverification-password-failure", FailureKind.PASSWORD),
+        ("iam-consolelogin-success-mfa-yes", FailureKind.NONE),
+        ("idc-new-credentialchallenge-totp", FailureKind.NONE),
+        # A denied API call is a failure, but not of a sign-in step.
+        ("idc-deletemfadeviceforuser-denied", FailureKind.NONE),
+    ],
+)
+def test_failure_kind_says_which_sign_in_step_failed(fixture: str, kind: FailureKind) -> None:
+    assert parse_event(load_event(fixture)).failure_kind is kind
+
+
+@pytest.mark.parametrize(
+    ("fixture", "principal_type"),
+    [
+        ("assumedrole-sso-consolelogin-success", PRINCIPAL_ASSUMED_ROLE),
+        ("assumedrole-saml-consolelogin-success", PRINCIPAL_ASSUMED_ROLE),
+        ("federateduser-consolelogin-success", PRINCIPAL_FEDERATED),
+    ],
+)
+def test_federated_sessions_record_no_mfa_so_it_is_unknown(
+    fixture: str, principal_type: str
+) -> None:
+    event = load_event(fixture)
+    assert event["additionalEventData"]["MFAUsed"] == "No"
+    record = parse_event(event)
+    assert (record.principal_type, record.outcome, record.mfa_used) == (
+        principal_type,
+        "Success",
+        None,
+    )
+    # An IAM user's "No" still means no MFA.
+    assert parse_event(load_event("iam-consolelogin-success-mfa-no")).mfa_used is False
+
+
+def test_federated_user_is_named_by_its_federated_user_arn() -> None:
+    record = parse_event(load_event("federateduser-consolelogin-success"))
+    assert (record.principal, record.principal_key) == ("jane", "jane")
+
+
+def test_identity_center_mfa_device_calls_name_the_caller() -> None:
+    own = parse_event(load_event("idc-deletemfadeviceforuser-self"))
+    assert own.principal == "Identity Center user 94d00cd8-e9e6-4810-b177-b08e84725435"
+    assert own.principal_type == PRINCIPAL_IDENTITY_CENTER
+    assert own.identity_store_user_id == "94d00cd8-e9e6-4810-b177-b08e84725435"
+    assert (own.event_source, own.outcome) == ("sso-directory.amazonaws.com", "Success")
+    assert envelope_of(own.raw["detail"])["source"] == "aws.sso-directory"
+    admin = parse_event(load_event("idc-deletemfadeviceforuser-admin"))
+    assert admin.principal == (
+        "AWSReservedSSO_AdministratorAccess_0123456789abcdef/alice@example.com"
+    )
+    denied = parse_event(load_event("idc-deletemfadeviceforuser-denied"))
+    assert denied.outcome == "Failure"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "target"),
+    [
+        ("iam-resyncmfadevice", "ops-admin"),
+        ("iam-createloginprofile", "build-bot"),
+        ("iam-updateloginprofile", "dev-lead"),
+        ("iam-changepassword", ""),  # a user changes their own: requestParameters is null
+    ],
+)
+def test_iam_credential_changes_name_the_user_changed(fixture: str, target: str) -> None:
+    record = parse_event(load_event(fixture))
+    assert (record.principal, record.target_user, record.outcome) == (
+        "ops-admin",
+        target,
+        "Success",
+    )
 
 
 def test_envelope_and_bare_record_parse_alike() -> None:
@@ -308,11 +455,11 @@ SHARED_EXPECTED = {
         "Failure",
         False,
     ),
-    "assumedrole-consolelogin-failure.elastic.json": (
+    "assumedrole-consolelogin-failure.elastic.json": (  # MFAUsed "No": unknown for a role
         "RoleToBeAssumed/MySessionName",
         "AssumedRole",
         "Failure",
-        False,
+        None,
     ),
     "idc-new-credentialverification-password-failure.awsdoc.json": (
         "unknown user (workflow adbf67c4)",

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from chalicelib.errors import RuleError
-from chalicelib.records import as_envelope
+from chalicelib.records import as_envelope, parse_event
 from chalicelib.rules import BUNDLE_PATH, RuleSet, bundle_json, load_bundle
-from mfawatch.eventpattern import compile_pattern
-from mfawatch.rulebuild import (
+from mfawatch.patterns.engine import compile_pattern
+from mfawatch.rules.build import (
     RULES_DIR,
     build_bundle,
     load_rules_dir,
@@ -28,6 +28,7 @@ REQUIRED = {
     "identity-center-mfa-failure",
     "root-console-failure",
     "mfa-device-removed",
+    "identity-center-mfa-removed",
 }
 FILES = load_rules_dir()
 CASES = run_rule_cases(FILES)
@@ -91,6 +92,9 @@ NEAR_MISSES = {
     "Identity Center password failure": "idc-new-credentialverification-password-failure",
     "TOTP challenge": "idc-new-credentialchallenge-totp",
     "password challenge": "idc-new-credentialchallenge-password",
+    "denied by an RCP after the MFA step": "iam-consolelogin-failure-rcp-denied-mfa-yes",
+    "denied by a resource-based policy": "iam-consolelogin-failure-rbp-denied",
+    "denied aws login": "signin-authorizeoauth2access-failure",
 }
 
 
@@ -104,6 +108,94 @@ def test_near_misses_stay_silent_for_the_mfa_failure_rules(fixture: str) -> None
     ):
         rule = load_bundle().get(rule_id)
         assert not compile_pattern(rule.event_pattern).matches(envelope), (rule_id, fixture)
+
+
+def _matches(rule_id: str, event: dict[str, object]) -> bool:
+    return compile_pattern(load_bundle().get(rule_id).event_pattern).matches(as_envelope(event))
+
+
+def test_each_policy_denial_marker_alone_keeps_the_mfa_failure_rule_silent() -> None:
+    denied = load_event("iam-consolelogin-failure-rcp-denied-mfa-yes")
+    code_only = {k: v for k, v in denied.items() if k != "errorMessage"}
+    message_only = {k: v for k, v in denied.items() if k != "errorCode"}
+    neither = {k: v for k, v in code_only.items() if k != "errorCode"}
+    assert not _matches("iam-console-mfa-failure", denied)
+    assert not _matches("iam-console-mfa-failure", code_only)
+    assert not _matches("iam-console-mfa-failure", message_only)
+    # Without both markers the same event is a failed MFA step: the exclusion is what stops it.
+    assert _matches("iam-console-mfa-failure", neither)
+    # Only AccessDenied and the "Authorization denied" message are excluded, not any error.
+    assert _matches("iam-console-mfa-failure", dict(neither, errorCode="SomeOtherError"))
+    assert _matches("iam-console-mfa-failure", dict(neither, errorMessage="Failed authentication"))
+
+
+def test_identity_center_mfa_removal_alert_names_the_caller() -> None:
+    rule = load_bundle().get("identity-center-mfa-removed")
+    assert rule.severity == "HIGH"
+    record = parse_event(load_event("idc-deletemfadeviceforuser-admin"))
+    assert rule.render_title(record) == (
+        "Identity Center MFA device removed by "
+        "AWSReservedSSO_AdministratorAccess_0123456789abcdef/alice@example.com "
+        "(DeleteMfaDeviceForUser)"
+    )
+    assert rule.dedup_key_of(record) == (
+        "111122223333|AWSReservedSSO_AdministratorAccess_0123456789abcdef/alice@example.com"
+        "|203.0.113.80"
+    )
+    own = parse_event(load_event("idc-deletemfadeviceforuser-self"))
+    assert rule.dedup_key_of(own) == (
+        "111122223333|94d00cd8-e9e6-4810-b177-b08e84725435|198.51.100.23"
+    )
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "idc-deletemfadeviceforuser-denied",
+        "idc-updatemfadeviceforuser",
+        "idc-completevirtualmfadeviceregistration",
+        "iam-deletevirtualmfadevice",
+        "iam-deactivatemfadevice",
+    ],
+)
+def test_identity_center_mfa_removal_near_misses(fixture: str) -> None:
+    assert not _matches("identity-center-mfa-removed", load_event(fixture))
+
+
+def test_aws_login_counts_as_a_sign_in_success_for_the_failing_user() -> None:
+    rule = load_bundle().get("sign-in-success")
+    assert (rule.signal, rule.mode) == ("success", "context")
+    event = load_event("signin-authorizeoauth2access-iamuser")
+    assert _matches("sign-in-success", event)
+    record = parse_event(event)
+    failure = parse_event(load_event("iam-consolelogin-failure-mfa-yes"))
+    assert rule.dedup_key_of(record) == rule.dedup_key_of(failure) == "111122223333|ops-admin"
+    assert rule.render_title(record) == (
+        "MFA fatigue success: ops-admin signed in from 198.51.100.77 after repeated MFA failures"
+    )
+    # The token exchange and its refreshes are not sign-ins; a refused authorization is no success.
+    assert not _matches("sign-in-success", load_event("signin-createoauth2token-iamuser"))
+    assert not _matches("sign-in-success", load_event("signin-authorizeoauth2access-failure"))
+    assert not _matches("sign-in-success", dict(event, additionalEventData={"success": "false"}))
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "assumedrole-sso-consolelogin-success",
+        "assumedrole-saml-consolelogin-success",
+        "federateduser-consolelogin-success",
+        "signin-authorizeoauth2access-iamuser",
+        "signin-authorizeoauth2access-root",
+        "signin-authorizeoauth2access-assumedrole",
+    ],
+)
+def test_success_without_mfa_rules_stay_silent_for_federated_sessions_and_aws_login(
+    fixture: str,
+) -> None:
+    event = load_event(fixture)
+    for rule_id in ("iam-console-success-without-mfa", "root-console-success-without-mfa"):
+        assert not _matches(rule_id, event), (rule_id, fixture)
 
 
 # Which shipped rules each shared sample must trigger (samples not listed trigger none).

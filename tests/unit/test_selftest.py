@@ -22,7 +22,7 @@ from chalicelib.selftest import (
     selftest_event,
     selftest_notification,
 )
-from mfawatch.eventpattern import compile_pattern
+from mfawatch.patterns.engine import compile_pattern
 from tests.conftest import EVENTS, load_event
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

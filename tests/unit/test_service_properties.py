@@ -29,8 +29,8 @@ from chalicelib.records import envelope_of
 from chalicelib.rules import RuleSet, load_bundle
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MemoryStore
-from mfawatch.readers import ReadStats
-from mfawatch.replay import TimedEvent, replay_timed
+from mfawatch.replay.readers import ReadStats
+from mfawatch.replay.runner import TimedEvent, replay_timed
 from tests.conftest import examples, load_event
 
 RULES: RuleSet = load_bundle()

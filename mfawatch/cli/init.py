@@ -1,0 +1,184 @@
+"""``mfawatch init --stage S``: write or update a stage of ``.chalice/config.json``.
+
+Thin over :mod:`mfawatch.deploy.init` (the pure :func:`~mfawatch.deploy.init.stage_init`): this
+module reads and writes the file, asks for what the flags leave out and shows the diff.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import click
+
+from chalicelib.config import ENV_TOPIC_ARN, settings_from_env
+from chalicelib.errors import ConfigError, MfawatchError
+from chalicelib.rules import SEVERITIES
+from mfawatch.cli.options import PROJECT_DIR_OPTION, handler_names
+from mfawatch.deploy.deployer import Project
+from mfawatch.deploy.init import InitAnswers, config_diff, parse_account, stage_init
+from mfawatch.deploy.templates import (
+    arn_parts,
+    check_stage_name,
+    config_text,
+    read_config_document,
+)
+
+
+def _prompt_missing(
+    region: str | None,
+    deploy_account: str | None,
+    accounts: Sequence[str],
+    existing: Mapping[str, str],
+    interactive: bool,
+) -> tuple[str, str, list[str]]:
+    """Ask for what the flags leave out (an existing stage's values are the defaults, read
+    with the functions' own parser; a stage they would reject gives no defaults)."""
+    try:
+        settings = settings_from_env(existing)
+        _, old_region, old_account = arn_parts(settings.topic_arn, ENV_TOPIC_ARN)
+    except ConfigError:
+        settings, old_region, old_account = None, None, None
+    missing = []
+    if region is None:
+        region = old_region
+    if deploy_account is None:
+        deploy_account = old_account
+    if not accounts and settings is not None and settings.allowed_accounts:
+        names = settings.account_names
+        accounts = [
+            f"{a}={names[a]}" if names.get(a) else a for a in sorted(settings.allowed_accounts)
+        ]
+    if not interactive:
+        if region is None:
+            missing.append("--region")
+        if deploy_account is None and not accounts:
+            missing.append("--deploy-account or --account")
+        if missing:
+            raise click.UsageError(
+                f"{', '.join(missing)} needed (or run in a terminal to be asked)"
+            )
+    if region is None:
+        region = str(click.prompt("AWS Region of the stage", default="us-east-1"))
+    if not accounts:
+        text = click.prompt("Accounts to watch, ID or ID=NAME, comma-separated")
+        accounts = [a.strip() for a in str(text).split(",") if a.strip()]
+    if deploy_account is None:
+        first = parse_account(accounts[0])[0] if accounts else None
+        if interactive:
+            deploy_account = str(click.prompt("Account the stage deploys to", default=first))
+        else:
+            deploy_account = first
+    assert deploy_account is not None
+    return region, deploy_account, list(accounts)
+
+
+@click.command("init")
+@click.option("--stage", required=True, help="The stage to write (created if missing).")
+@click.option("--region", default=None, help="AWS Region the stage deploys to.")
+@click.option(
+    "--deploy-account",
+    default=None,
+    help="Account the stage deploys to (default: first --account).",
+)
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    help="An account whose sign-ins to watch, ID or ID=NAME (repeatable).",
+)
+@click.option(
+    "--pager-min-severity",
+    type=click.Choice(SEVERITIES),
+    default="HIGH",
+    show_default=True,
+    help="Lowest severity sent to the pager output.",
+)
+@click.option("--no-pager", is_flag=True, help="No pager output (alerts topic only).")
+@click.option("--email", "alert_emails", multiple=True, help="Subscribe this address to alerts.")
+@click.option("--pager-email", "pager_emails", multiple=True, help="Subscribe it to the pager.")
+@click.option("--like", default="dev", show_default=True, help="A new stage copies this stage.")
+@PROJECT_DIR_OPTION
+@click.option("--dry-run", is_flag=True, help="Show the diff, write nothing.")
+@click.option(
+    "--no-input", is_flag=True, help="Never prompt: fail naming the missing flags instead."
+)
+@click.option("--prompt", is_flag=True, help="Ask even when stdin is not a terminal.")
+def init(
+    stage: str,
+    region: str | None,
+    deploy_account: str | None,
+    accounts: tuple[str, ...],
+    pager_min_severity: str,
+    no_pager: bool,
+    alert_emails: tuple[str, ...],
+    pager_emails: tuple[str, ...],
+    like: str,
+    project_dir: Path,
+    dry_run: bool,
+    no_input: bool,
+    prompt: bool,
+) -> None:
+    """Write or update a stage of .chalice/config.json for `mfawatch deploy`, showing a diff.
+
+    Sets the stage's topic and table names, the accounts to watch and their names, the outputs
+    (alerts; pager for --pager-min-severity and above) and e-mail subscriptions that deploy
+    creates. Asks for what is missing when run in a terminal.
+
+    \b
+    Example:
+      mfawatch init --stage dev --region us-east-1 \\
+        --account 210987654321=security --account 345678901234=prod \\
+        --email secops@example.com
+    """
+    project = Project(project_dir)
+    try:
+        old_text, config = read_config_document(project.config_path)
+    except MfawatchError as exc:
+        raise click.ClickException(f"{exc}: run init in a Chalice project (--project-dir)") from exc
+    existing_stage = (config.get("stages") or {}).get(stage) or {}
+    interactive = not no_input and (prompt or sys.stdin.isatty())
+    region, deploy_account, account_list = _prompt_missing(
+        region,
+        deploy_account,
+        accounts,
+        existing_stage.get("environment_variables") or {},
+        interactive,
+    )
+    try:
+        check_stage_name(str(config.get("app_name") or ""), stage, handler_names())
+        parsed = dict(parse_account(a) for a in account_list)
+        answers = InitAnswers(
+            stage=stage,
+            region=region,
+            deploy_account=deploy_account,
+            accounts=parsed,
+            pager_min_severity=None if no_pager else pager_min_severity,
+            alert_emails=alert_emails,
+            pager_emails=pager_emails,
+            like=like,
+        )
+        result = stage_init(config, answers)
+    except MfawatchError as exc:
+        raise click.ClickException(f"{project.config_path}: stage {stage}: {exc}") from exc
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    new_text = config_text(result.config, old_text)
+    diff = config_diff(old_text, new_text, project.config_path)
+    if not diff:
+        click.echo(f"{project.config_path}: stage {stage} already says this; nothing to write")
+        return
+    for line in diff:
+        click.echo(line)
+    if dry_run:
+        click.echo(f"dry run: {project.config_path} unchanged", err=True)
+        return
+    project.config_path.write_text(new_text, encoding="utf-8")
+    click.echo(
+        f"wrote {project.config_path}; next: mfawatch deploy --stage {stage} --region {region}",
+        err=True,
+    )
+
+
+COMMANDS: list[click.Command] = [init]

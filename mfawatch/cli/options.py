@@ -1,0 +1,113 @@
+"""What the commands share: options, parameter types and small argument helpers, written once.
+
+Every command module of :mod:`mfawatch.cli` takes its common options from here; this module
+imports no command module, so the command modules never import each other or the root group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from chalicelib.errors import MfawatchError
+from chalicelib.records import parse_time
+from chalicelib.rules import BUNDLE_PATH, RuleSet
+from mfawatch.paths import CHALICE_CONFIG, REPO_ROOT, RULES_DIR
+
+if TYPE_CHECKING:
+    import boto3
+
+
+class IsoTime(click.ParamType[datetime, Any]):
+    """An ISO-8601 time or date (``2026-11-02``, ``2026-11-02T09:00Z``); naive means UTC."""
+
+    name = "ISO-8601 time"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_time(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO-8601 time (e.g. 2026-11-02T09:00:00Z)", param, ctx)
+
+
+RULES_BUNDLE_OPTION = click.option(
+    "--rules-bundle",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=BUNDLE_PATH,
+    show_default=True,
+    help="Compiled rules (what the Lambda package carries; make rules rebuilds it).",
+)
+
+RULES_DIR_OPTION = click.option(
+    "--rules-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=RULES_DIR,
+    show_default=True,
+    help="Folder of rule files (YAML or JSON, one rule each).",
+)
+
+STAGE_OPTION = click.option("--stage", required=True, help="Stage name in .chalice/config.json.")
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=CHALICE_CONFIG,
+    show_default=True,
+    help="The Chalice config to read.",
+)
+
+PROJECT_DIR_OPTION = click.option(
+    "--project-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=REPO_ROOT,
+    show_default=True,
+    help="The Chalice project (app.py, .chalice/config.json); tests pass a copy.",
+)
+
+
+def select_rules(rules: RuleSet, rule_ids: Sequence[str]) -> RuleSet:
+    """The rules named by ``--rule`` (all without one); an unknown id is a ``--rule`` error."""
+    if not rule_ids:
+        return rules
+    unknown = [rule_id for rule_id in rule_ids if rule_id not in rules.ids]
+    if unknown:
+        raise click.BadParameter(
+            f"no rule {', '.join(map(repr, unknown))}; known: {', '.join(rules.ids)}",
+            param_hint="--rule",
+        )
+    return RuleSet([rules.get(rule_id) for rule_id in dict.fromkeys(rule_ids)])
+
+
+def split_list(value: str | None) -> list[str]:
+    """``a,b, c`` -> ``["a", "b", "c"]`` (empty parts dropped)."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def default_session() -> boto3.Session:
+    """The user's boto3 session (``AWS_PROFILE``, ``AWS_DEFAULT_REGION``, ... as the AWS CLI).
+
+    The commands that call AWS take a session factory defaulting to this; tests pass moto's.
+    """
+    import boto3  # only the commands that call AWS need it
+
+    return boto3.Session()
+
+
+def handler_names() -> list[str]:
+    """The app's Lambda handlers (:func:`mfawatch.deploy.handlers.app_handler_names`); an app
+    the templates cannot cover is a usage error of the command, not a traceback."""
+    from mfawatch.deploy.handlers import app_handler_names  # imports app.py: only when needed
+
+    try:
+        return app_handler_names()
+    except MfawatchError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,224 @@
+"""``mfawatch init``, ``deploy`` and ``destroy`` as a user runs them, against moto_server.
+
+The commands run as processes (the ``mfawatch`` of this venv) on a temporary copy of the project,
+with ``AWS_ENDPOINT_URL`` pointing at moto_server and a PATH that has no ``aws`` binary: the
+deploy must need nothing but boto3 and Chalice. moto cannot run function code (no Docker), so the
+self-test step is checked for what it reports there: every function failed, named, with moto's
+answer, and a non-zero exit naming the step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from mfawatch.deploy.handlers import app_handler_names
+from tests.conftest import MOTO_ACCOUNT, ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+STAGE = "t1"
+REGION = "us-east-1"
+BIN = Path(sys.executable).parent
+
+
+def _tracked_chalice_files() -> dict[str, str]:
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted((ROOT / ".chalice").glob("*.json"))
+    }
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Path]:
+    """A copy of what Chalice deploys: app.py, chalicelib/, requirements.txt, .chalice/*.json."""
+    before = _tracked_chalice_files()
+    copy = tmp_path / "project"
+    copy.mkdir()
+    shutil.copy2(ROOT / "app.py", copy / "app.py")
+    shutil.copy2(ROOT / "requirements.txt", copy / "requirements.txt")
+    shutil.copytree(
+        ROOT / "chalicelib", copy / "chalicelib", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (copy / ".chalice").mkdir()
+    for path in (ROOT / ".chalice").glob("*.json"):
+        shutil.copy2(path, copy / ".chalice" / path.name)
+    yield copy
+    assert _tracked_chalice_files() == before, "the tracked .chalice files must not change"
+
+
+@pytest.fixture
+def environment(moto_server: str) -> dict[str, str]:
+    path = os.pathsep.join([str(BIN), "/usr/bin", "/bin"])
+    assert shutil.which("aws", path=path) is None, f"an aws binary is on {path}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return env | {
+        "PATH": path,
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }
+
+
+def mfawatch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "mfawatch"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def client(env: dict[str, str], service: str) -> Any:
+    return boto3.client(
+        service,
+        region_name=REGION,
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def stacks(env: dict[str, str]) -> dict[str, str]:
+    summaries = client(env, "cloudformation").list_stacks()["StackSummaries"]
+    live = {s["StackName"]: s["StackStatus"] for s in summaries}
+    return {
+        name: status
+        for name, status in live.items()
+        if name.startswith(f"mfawatch-{STAGE}-") and status != "DELETE_COMPLETE"
+    }
+
+
+def functions(env: dict[str, str]) -> set[str]:
+    listed = client(env, "lambda").list_functions()["Functions"]
+    return {f["FunctionName"] for f in listed if f["FunctionName"].startswith(f"mfawatch-{STAGE}-")}
+
+
+def test_init_deploy_again_and_destroy_on_moto_server_without_the_aws_cli(
+    project: Path, environment: dict[str, str]
+) -> None:
+    where = ("--project-dir", str(project))
+    expected = {f"mfawatch-{STAGE}-{handler}" for handler in app_handler_names()}
+
+    init = mfawatch(
+        environment,
+        "init",
+        "--stage",
+        STAGE,
+        "--region",
+        REGION,
+        "--account",
+        f"{MOTO_ACCOUNT}=tooling",
+        "--email",
+        "secops@example.com",
+        "--no-input",
+        *where,
+    )
+    assert init.returncode == 0, init.stderr
+    assert f'+    "{STAGE}": {{' in init.stdout  # the diff shows the new stage
+
+    first = mfawatch(environment, "deploy", "--stage", STAGE, "--no-selftest", *where)
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert "deploy: changed resources, config, subscriptions, app, invoke-config" in first.stdout
+    assert f"mfawatch-{STAGE}-resources CREATE_COMPLETE" in first.stderr  # events as progress
+    assert stacks(environment) == {
+        f"mfawatch-{STAGE}-resources": "CREATE_COMPLETE",
+        f"mfawatch-{STAGE}-invoke-config": "CREATE_COMPLETE",
+    }
+    assert functions(environment) == expected
+    cloudformation = client(environment, "cloudformation")
+    # moto's CloudFormation keeps these resources unmodelled (no type, no id in
+    # ListStackResources, and Lambda says the functions have no EventInvokeConfig), so what is
+    # checked is the template the stack was given: one per function, on the created functions.
+    body = cloudformation.get_template(StackName=f"mfawatch-{STAGE}-invoke-config")["TemplateBody"]
+    resources = (json.loads(body) if isinstance(body, str) else body)["Resources"]
+    assert {r["Type"] for r in resources.values()} == {"AWS::Lambda::EventInvokeConfig"}
+    assert {r["Properties"]["FunctionName"] for r in resources.values()} == expected
+    assert (project / ".chalice" / f"policy-{STAGE}.json").is_file()
+    topics = client(environment, "sns").list_subscriptions()["Subscriptions"]
+    assert [(s["TopicArn"].rsplit(":", 1)[1], s["Endpoint"]) for s in topics] == [
+        (f"mfawatch-{STAGE}-alerts", "secops@example.com")
+    ]
+
+    second = mfawatch(environment, "deploy", "--stage", STAGE, "--no-selftest", *where)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith("deploy: no changes (6 steps checked)"), second.stdout
+    assert "Creating" not in second.stderr and "Updating" not in second.stderr
+
+    # moto keeps the functions but cannot run them: the self-test step must say so and fail.
+    checked = mfawatch(environment, "deploy", "--stage", STAGE, *where)
+    assert checked.returncode == 1
+    assert "step selftest failed" in checked.stderr
+    assert f"{len(expected)} of {len(expected)} functions failed the self-test" in checked.stderr
+    assert "docker" in checked.stderr  # moto's own answer is shown, not hidden
+
+    destroyed = mfawatch(environment, "destroy", "--stage", STAGE, *where)
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert functions(environment) == set()
+    assert stacks(environment) == {f"mfawatch-{STAGE}-resources": "CREATE_COMPLETE"}
+    assert f"kept stack mfawatch-{STAGE}-resources" in destroyed.stderr
+
+    deleted = mfawatch(environment, "destroy", "--stage", STAGE, "--delete-data", *where)
+    assert deleted.returncode == 0, deleted.stderr
+    assert stacks(environment) == {}
+    assert "destroy: changed resources" in deleted.stdout
+
+
+def test_route_merged_uploads_by_content_and_deploys_one_stack_idempotently(
+    project: Path, environment: dict[str, str]
+) -> None:
+    """Route (b) as far as moto goes: ``chalice package --merge-template``, the upload and the
+    stack (through ``TemplateURL``: the merged template is larger than CloudFormation takes
+    inline). moto's CloudFormation does not expand the ``AWS::Serverless`` transform, so no
+    function exists afterwards and the self-test is skipped; the template itself is linted in
+    test_deploy_templates.py."""
+    if sys.version_info < (3, 12):
+        pytest.skip("Chalice sets the Lambda runtime from this Python; package with 3.12+")
+    stage, bucket = "t2", "artifacts"
+    where = ("--project-dir", str(project), "--stage", stage)
+    client(environment, "s3").create_bucket(Bucket=bucket)
+    init = mfawatch(
+        environment, "init", "--region", REGION, "--account", MOTO_ACCOUNT, "--no-input", *where
+    )
+    assert init.returncode == 0, init.stderr
+    merged = ("--route", "merged", "--bucket", bucket, "--no-selftest")
+
+    first = mfawatch(environment, "deploy", *merged, *where)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("deploy: changed upload, stack"), first.stdout
+    keys = sorted(
+        o["Key"] for o in client(environment, "s3").list_objects_v2(Bucket=bucket)["Contents"]
+    )
+    assert [k.split("-")[0] for k in keys] == [
+        f"mfawatch/{stage}/deployment",
+        f"mfawatch/{stage}/template",
+    ]
+    status = client(environment, "cloudformation").describe_stacks(StackName=f"mfawatch-{stage}")
+    assert status["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+
+    second = mfawatch(environment, "deploy", *merged, *where)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith("deploy: no changes (5 steps checked)"), second.stdout
+
+    refused = mfawatch(environment, "destroy", "--route", "merged", *where)
+    assert refused.returncode == 2
+    assert "holds the table and the key with the functions" in refused.stderr
+    deleted = mfawatch(environment, "destroy", "--route", "merged", "--delete-data", *where)
+    assert deleted.returncode == 0, deleted.stderr
+    summaries = client(environment, "cloudformation").list_stacks()["StackSummaries"]
+    assert {s["StackStatus"] for s in summaries if s["StackName"] == f"mfawatch-{stage}"} == {
+        "DELETE_COMPLETE"
+    }
