@@ -140,10 +140,10 @@ class FaultyStore:
             ),
         )
 
-    def query_group(self, group: str, after: float, until: float) -> list[Item]:
+    def query_group(self, group: str, after: float, until: float, now: float) -> list[Item]:
         if self._fault("query_group", group, {}) is not None:
             raise StateStoreError(f"DynamoDB Query {group}: throttled (injected)")
-        return self.inner.query_group(group, after, until)
+        return self.inner.query_group(group, after, until, now)
 
     def due(self, until: float, now: float) -> list[str]:
         if self._fault("due", "", {}) is not None:
