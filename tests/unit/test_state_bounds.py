@@ -18,7 +18,7 @@ from chalicelib.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
 from chalicelib.scheduler import Band, split_found
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MAX_KEY_BYTES, IndexLag, KeyKind, MemoryStore, make_key
-from mfawatch.deploy import load_stage_config
+from mfawatch.deploy.templates import load_stage_config
 from tests.support.simulation import (
     IAM_FAILURE,
     RULES,
