@@ -492,7 +492,13 @@ class Scheduler(ServicePart):
         last_at = max([state.cutoff, *(float(i[GROUP_AT]) for i in ready)])
         moved = last_at if force else cutoff
         digest = storm_digest_for(
-            rule, stats, state.opened_at, state.batch + 1, phase, quiet_since=last_hold
+            rule,
+            stats,
+            state.opened_at,
+            state.batch + 1,
+            phase,
+            quiet_since=last_hold,
+            label_of=self.delivery.suppressions.label,
         )
         decided = self.delivery.decide([digest], now)  # a digest is never rate-limited
         outbox = state.outbox.with_entries(decided.entries)

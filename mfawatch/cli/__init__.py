@@ -26,7 +26,17 @@ import sys
 import click
 
 from chalicelib.errors import MfawatchError
-from mfawatch.cli import athena, deploy, init, org, replay, rules, selftest, stage
+from mfawatch.cli import (
+    athena,
+    deploy,
+    init,
+    org,
+    replay,
+    rules,
+    selftest,
+    stage,
+    suppressions,
+)
 
 
 @click.group()
@@ -44,6 +54,6 @@ def run() -> None:
 
 
 # A new command group: a module here exporting COMMANDS, added to this tuple.
-for _group in (replay, rules, stage, org, init, deploy, athena, selftest):
+for _group in (replay, rules, stage, org, init, deploy, athena, selftest, suppressions):
     for _command in _group.COMMANDS:
         main.add_command(_command)
