@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -13,13 +14,16 @@ from .rules import Rule, RuleSet
 if TYPE_CHECKING:
     from .decisions import Repeats, StormStats
     from .documents import WindowRef
+    from .suppressions import Suppression
 
 KIND_ALERT = "alert"
 KIND_SUMMARY = "summary"
 KIND_STORM = "storm"
 KIND_ESCALATION = "escalation"
 KIND_HEARTBEAT = "heartbeat"
-KINDS = (KIND_ALERT, KIND_SUMMARY, KIND_STORM, KIND_ESCALATION, KIND_HEARTBEAT)
+KIND_NOTICE = "notice"
+"""About mfawatch's own configuration: a suppression about to expire."""
+KINDS = (KIND_ALERT, KIND_SUMMARY, KIND_STORM, KIND_ESCALATION, KIND_HEARTBEAT, KIND_NOTICE)
 
 
 @dataclass(frozen=True)
@@ -407,4 +411,33 @@ def heartbeat_notice(
         first_seen=last,
         last_seen=moment,
         summary=sentence,
+    )
+
+
+def expiry_notice(rule: Rule, suppression: Suppression, now: float) -> Notification:
+    """A suppression stops applying in :data:`suppressions.NOTICE_DAYS` days or fewer: once per
+    suppression and expiry date (the id names both), LOW."""
+    moment = _at(now)
+    days = math.ceil((suppression.expires_at - now) / 86400.0)
+    return Notification(
+        id=f"notice:suppression-expiring:{suppression.id}:{suppression.expires.isoformat()}",
+        kind=KIND_NOTICE,
+        rule=rule,
+        severity="LOW",
+        title=f"Suppression {suppression.id} expires on {suppression.expires} (in {days} days)",
+        dedup_key=f"suppression:{suppression.id}",
+        account="",
+        region="",
+        principal=suppression.owner,
+        principal_type="Suppression",
+        source_ip="",
+        event_ids=(),
+        count=0,
+        first_seen=moment,
+        last_seen=moment,
+        summary=(
+            f"Suppression {suppression.label} stops applying at 00:00 UTC on "
+            f"{suppression.expires}: what it matches alerts again from then. Renew it (a new "
+            f"expires, at most 90 days ahead) or remove suppressions/{suppression.id}.yaml."
+        ),
     )

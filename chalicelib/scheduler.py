@@ -67,13 +67,20 @@ from .documents import (
 )
 from .errors import MfawatchError, PublishError, UnknownReferenceError
 from .events import EventHandler, escalation_principal, principal_key
-from .notifications import Notification, heartbeat_notice, storm_digest_for, summary_for
+from .notifications import (
+    Notification,
+    expiry_notice,
+    heartbeat_notice,
+    storm_digest_for,
+    summary_for,
+)
 from .rules import HEARTBEAT_RULE
 from .state import (
     DUE_AT,
     DUE_PK,
     EXPIRES_AT,
     GROUP_AT,
+    Absent,
     AllOf,
     Compare,
     ConditionFailed,
@@ -82,7 +89,9 @@ from .state import (
     due_mark,
     key_kind,
     key_parts,
+    make_key,
 )
+from .suppressions import SUPPRESSION_RULE
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +183,9 @@ class Scheduler(ServicePart):
     _tidied: int | None = None
     """The rate window whose tidy this execution environment has done."""
 
+    _noticed: frozenset[str] = frozenset()
+    """Suppressions whose expiry notice this execution environment saw delivered."""
+
     def tick(
         self, now: datetime, force: bool = False, remaining: Remaining | None = None
     ) -> list[Notification]:
@@ -196,6 +208,13 @@ class Scheduler(ServicePart):
             self._tidy_rate(clock)
         except MfawatchError as exc:  # housekeeping: never in the way of due work
             logger.warning("could not tidy the topic's rate item: %s", exc)
+        try:
+            sent += self._expiry_notices(clock)
+        except PublishError as exc:
+            errors.append(str(exc))
+        except Exception as exc:  # never in the way of due work; tried again at the next run
+            self.metrics.count("SchedulerErrors")
+            logger.exception("expiry notices not sent yet, tried again next run: %s", exc)
         keys = self.store.due(math.inf if force else clock, clock)
         for done, key in enumerate(keys):
             if remaining is not None and remaining() < reserve:
@@ -279,8 +298,8 @@ class Scheduler(ServicePart):
             return self._storm(key, item, now, force)
         if kind is KeyKind.HEARTBEAT:
             return self._heartbeat(key, item, now)
-        if kind is KeyKind.PRINCIPAL:
-            return self._escalations(key, item, now)
+        if kind in (KeyKind.PRINCIPAL, KeyKind.NOTICE):
+            return self._outbox(key, item, now)
         raise UnknownReferenceError(f"{key}: no scheduled work for items of this kind")
 
     # --- event claims: redelivery and window summaries -------------------------------------------
@@ -529,15 +548,51 @@ class Scheduler(ServicePart):
             key, outbox, now, finish, [] if next_due is not None else [DUE_PK, DUE_AT]
         )
 
-    # --- escalations kept on a principal's item -------------------------------------------------
+    # --- outboxes kept on a principal's item (escalations) or a notice item --------------------
 
-    def _escalations(self, key: str, item: Item, now: float) -> list[Notification]:
-        """Publish an escalation its deciding event did not get to publish."""
+    def _outbox(self, key: str, item: Item, now: float) -> list[Notification]:
+        """Publish what an item's outbox still owes: an escalation its deciding event did not
+        get to publish (a principal's item), an expiry notice whose publish failed."""
         outbox = Outbox.from_item(item)
         if outbox.pending():
             return self.delivery.deliver(key, outbox, now)
         self._settle(key, item, now, None)
         return []
+
+    # --- suppressions about to expire ------------------------------------------------------------
+
+    def _expiry_notices(self, now: float) -> list[Notification]:
+        """One LOW notice per suppression, :data:`suppressions.NOTICE_DAYS` days before it
+        expires, exactly once: a conditional put of the notice's item (per suppression and
+        expiry date) carries its outbox, so whoever wins it (or a retry of a put whose reply was
+        lost) delivers that outbox, output by output; a publish that failed leaves the item due
+        and the next run delivers what did not confirm. Timeline::
+
+            expires - 7 days: first run puts notice#<id>#<date> (absent only) -> publishes
+            next runs: item there, nothing pending -> remembered, no more reads here
+        """
+        sent: list[Notification] = []
+        for suppression in self.delivery.suppressions.due_notices(now):
+            if suppression.id in self._noticed:
+                continue
+            key = make_key(KeyKind.NOTICE, suppression.id, suppression.expires.isoformat())
+            notice = expiry_notice(SUPPRESSION_RULE, suppression, now)
+            try:
+                decided = self.delivery.decide([notice], now)  # never held: not rate-limited
+                outbox = Outbox(tuple(decided.entries))
+                item = {
+                    **outbox.to_item(),
+                    EXPIRES_AT: suppression.expires_at + HELD_RETENTION,
+                    **due_mark(now + self.settings.lease_seconds),
+                }
+                self.store.put(key, item, now, condition=Absent())
+            except ConditionFailed as failed:
+                item = failed.current or {}
+            outbox = Outbox.from_item(item)
+            if outbox.pending():
+                sent += self.delivery.deliver(key, outbox, now)
+            self._noticed = self._noticed | {suppression.id}
+        return sent
 
     # --- heartbeats -----------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from .observability import MemoryMetrics, Metrics
 from .rules import HEARTBEAT_RULE, RuleSet
 from .scheduler import Remaining, Scheduler
 from .state import MemoryStore, StateStore
-from .suppressions import Suppressions
+from .suppressions import SUPPRESSION_RULE, Suppressions
 
 __all__ = ["AlertService", "MemoryPublisher", "Publisher"]
 
@@ -82,8 +82,9 @@ class AlertService:
         self.store: StateStore = store if store is not None else MemoryStore()
         self.settings = settings or Settings()
         self.metrics: Metrics = metrics if metrics is not None else MemoryMetrics()
-        # Notifications about heartbeats name a built-in rule; outboxes are rebuilt against both.
-        known = RuleSet([*rules, HEARTBEAT_RULE]) if "heartbeat" not in rules.ids else rules
+        # Heartbeat and expiry notices name built-in rules; outboxes are rebuilt against all.
+        builtin = [r for r in (HEARTBEAT_RULE, SUPPRESSION_RULE) if r.id not in rules.ids]
+        known = RuleSet([*rules, *builtin])
         self.suppressions = suppressions if suppressions is not None else Suppressions()
         self.delivery = Delivery(
             self.store, publisher, self.settings, self.metrics, known, self.suppressions

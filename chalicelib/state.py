@@ -80,6 +80,8 @@ class KeyKind(enum.Enum):
     """One Identity Center AuthWorkflowID: who signed in."""
     HEARTBEAT = "hb"
     """One account x Region: when its heartbeat was last seen."""
+    NOTICE = "notice"
+    """One (suppression, expiry date): its expiry notice, sent once (the item is the mark)."""
 
 
 #: DynamoDB's limit on a partition key's value (UTF-8 bytes); GSI keys have the same limit.

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import RuleError
-from .rules import read_bundle
+from .rules import Rule, read_bundle
 
 BUNDLE_PATH = Path(__file__).with_name("suppressions.json")
 BUNDLE_FORMAT = 1
@@ -199,6 +199,25 @@ class Suppressions(Sequence[Suppression]):
     def due_notices(self, now: float) -> list[Suppression]:
         """The suppressions within :data:`NOTICE_DAYS` of expiring (and not expired)."""
         return [s for s in self._items if 0 < s.expires_at - now <= NOTICE_DAYS * 86400.0]
+
+
+#: The built-in rule that expiry notices name (no CloudTrail pattern: the scheduler sends them).
+SUPPRESSION_RULE = Rule(
+    id="suppression",
+    title="Suppression {principal} expires soon",
+    description=(
+        "A suppression in suppressions/ stops applying on its expiry date, and what it matches "
+        "alerts again from then. The scheduler says so once, a week ahead."
+    ),
+    severity="LOW",
+    runbook=(
+        "Still needed? Set a new expires (at most 90 days ahead) in suppressions/<id>.yaml, "
+        "make rules, deploy.",
+        "No longer needed? Remove the file, make rules, deploy.",
+    ),
+    event_pattern={},
+    mode="notice",
+)
 
 
 def bundle_json(suppressions: Sequence[Suppression]) -> str:

@@ -9,10 +9,17 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from chalicelib.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY, Notification
+from chalicelib.notifications import (
+    KIND_ALERT,
+    KIND_NOTICE,
+    KIND_STORM,
+    KIND_SUMMARY,
+    Notification,
+)
 from chalicelib.records import parse_event
 from chalicelib.rules import RuleSet, load_bundle
 from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.state import MemoryStore
 from chalicelib.suppressions import Suppressions
 from tests.support.events import (
     BASE,
@@ -168,8 +175,9 @@ def test_an_expired_suppression_lets_the_alert_out_from_its_date() -> None:
             (IAM_FAILURE, failed_mfa("on-date", on_the_date), on_the_date),
         ],
     )
-    kinds = Counter((n.kind, n.event_ids[0]) for n in sent)
+    kinds = Counter((n.kind, n.event_ids[0]) for n in sent if n.kind != KIND_NOTICE)
     assert kinds == Counter({(KIND_STORM, "before"): 1, (KIND_ALERT, "on-date"): 1})
+    assert len(notices(sent)) == 1, "it expired within the week: its notice came once"
 
 
 def test_critical_alerts_go_out_unless_the_suppression_allows_critical() -> None:
@@ -196,3 +204,47 @@ def test_a_digest_of_held_and_suppressed_names_both() -> None:
     assert digest.severity == rule.severity, "not only suppressed: the rule's severity"
     assert digest.title.startswith("Held by rate limit: 2 failed MFA attempts")
     assert digest.summary.endswith(f"1 suppressed by pentest-q4 ({OWNER}, {REASON}).")
+
+
+# --- the expiry notice ---------------------------------------------------------------------------
+
+
+def notices(sent: list[Notification]) -> list[Notification]:
+    return [n for n in sent if n.kind == KIND_NOTICE]
+
+
+def test_one_low_notice_per_suppression_7_days_before_it_expires() -> None:
+    expires = date(2026, 11, 20)
+    store = MemoryStore()
+    publisher = MemoryPublisher()
+    service = AlertService(RULES, publisher, store, suppressions=pentest(expires))
+    eve = datetime(2026, 11, 12, 23, 59, tzinfo=BASE.tzinfo)
+    assert notices(service.tick(eve)) == [], "8 days before: nothing yet"
+    (notice,) = notices(service.tick(eve + timedelta(minutes=1)))
+    assert (notice.severity, notice.title) == (
+        "LOW",
+        "Suppression pentest-q4 expires on 2026-11-20 (in 7 days)",
+    )
+    assert f"pentest-q4 ({OWNER}, {REASON}) stops applying" in notice.summary
+    # Later runs, in this environment or a fresh one on the same table: the mark holds.
+    assert notices(service.tick(eve + timedelta(minutes=2))) == []
+    again = AlertService(RULES, publisher, store, suppressions=pentest(expires))
+    assert notices(again.tick(eve + timedelta(days=1))) == []
+    assert [n.id for n in publisher.published if n.kind == KIND_NOTICE] == [notice.id]
+
+
+def test_an_expiry_notice_whose_publish_failed_is_sent_once_by_a_later_run() -> None:
+    from chalicelib.errors import PublishError
+
+    expires = date(2026, 11, 20)
+    store = MemoryStore()
+    publisher = MemoryPublisher(failing={"alerts"})
+    service = AlertService(RULES, publisher, store, suppressions=pentest(expires))
+    week_before = datetime(2026, 11, 13, 9, tzinfo=BASE.tzinfo)
+    with pytest.raises(PublishError):
+        service.tick(week_before)
+    publisher.failing.clear()
+    fresh = AlertService(RULES, publisher, store, suppressions=pentest(expires))
+    for minute in range(1, 5):
+        fresh.tick(week_before + timedelta(minutes=minute))
+    assert [n.kind for n in publisher.published] == [KIND_NOTICE]
