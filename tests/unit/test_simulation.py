@@ -17,6 +17,7 @@ from tests.support.simulation import (
     RESENT,
     Report,
     Scenario,
+    Simulation,
     enumerate_faults,
     enumerate_orders,
     lag_everything,
@@ -84,7 +85,7 @@ def test_every_arrival_order_gives_the_same_notifications(scenario: Scenario) ->
 #: Late index entries: every group entry shows up this long after its write (settle 90 s, Lambda
 #: timeout 30 s: anything over 60 s used to be lost).
 LAG = 150.0
-LAGGED = ("summary", "repeat-burst-escalation", "storm-digests")
+LAGGED = ("summary", "repeat-burst-escalation", "storm-digests", "suppressed")
 
 
 @pytest.mark.parametrize("scenario", [p for p in _params(FAULT_XFAIL) if p.id in LAGGED])
@@ -127,3 +128,16 @@ def test_two_faults_at_random_calls_break_no_invariant(scenario: Scenario) -> No
     report = random_fault_sets(scenario, runs=60)
     assert report.runs == 60
     _assert_holds(report)
+
+
+def test_the_suppressed_scenario_alerts_only_the_near_miss_and_counts_the_rest() -> None:
+    """What the invariants above hold for the suppressed scenario, without faults: bob's alert
+    goes out, alice's three failures only in LOW digests naming the suppression."""
+    outcome = Simulation(SCENARIOS["suppressed"]).run()
+    sent = outcome.notifications()
+    assert [(n.kind, n.principal) for n in sent if n.kind != "storm"] == [("alert", "bob")]
+    digests = [n for n in sent if n.kind == "storm"]
+    assert {n.severity for n in digests} == {"LOW"}
+    assert sum(n.count for n in digests) == 3
+    assert all("suppressed by pentest (secops@example.com," in n.summary for n in digests)
+    assert violations(outcome) == []
