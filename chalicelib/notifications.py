@@ -298,15 +298,20 @@ def storm_digest_for(
 
 def suppressed_sentence(storm: StormStats, label_of: Callable[[str], str] = str) -> str:
     """``3 suppressed by pentest-q4 (alice@example.com, external pen test).``, one clause per
-    suppression, escalations named apart."""
+    suppression; held escalations are named apart (their events are counted already)."""
     clauses = []
     for suppression_id in sorted({*storm.suppressed, *storm.suppressed_escalations}):
         events = storm.suppressed.get(suppression_id, 0)
         escalations = storm.suppressed_escalations.get(suppression_id, 0)
-        what = [f"{events}"] if events or not escalations else []
+        plural = "s" if escalations != 1 else ""
+        label = label_of(suppression_id)
+        if not events:
+            clauses.append(f"{escalations} escalation{plural} suppressed by {label}")
+            continue
+        clause = f"{events} suppressed by {label}"
         if escalations:
-            what.append(f"{escalations} escalation{'s' if escalations != 1 else ''}")
-        clauses.append(f"{' and '.join(what)} suppressed by {label_of(suppression_id)}")
+            clause += f", with {escalations} escalation{plural}"
+        clauses.append(clause)
     return "; ".join(clauses) + "."
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from chalicelib.notifications import (
     KIND_ALERT,
+    KIND_ESCALATION,
     KIND_NOTICE,
     KIND_STORM,
     KIND_SUMMARY,
@@ -24,9 +25,11 @@ from chalicelib.suppressions import Suppressions
 from tests.support.events import (
     BASE,
     IAM_FAILURE,
+    SUCCESS,
     failed_mfa,
     in_account,
     root_success_without_mfa,
+    signed_in,
 )
 from tests.support.suppressions import OWNER, REASON, suppression
 
@@ -248,3 +251,26 @@ def test_an_expiry_notice_whose_publish_failed_is_sent_once_by_a_later_run() -> 
     for minute in range(1, 5):
         fresh.tick(week_before + timedelta(minutes=minute))
     assert [n.kind for n in publisher.published] == [KIND_NOTICE]
+
+
+def test_a_suppressed_burst_escalation_is_held_and_named_in_the_digest() -> None:
+    events = [(IAM_FAILURE, failed_mfa(f"e{i:02d}", 10.0 * i), 10.0 * i) for i in range(12)]
+    sent = run(pentest(), events)
+    assert {n.kind for n in sent} == {KIND_STORM}, "no alert, summary nor HIGH escalation"
+    assert counted(sent) == 12
+    named = [n.summary for n in sent if "escalation" in n.summary]
+    assert len(named) == 1
+    assert named[0].endswith(f"1 suppressed by pentest-q4 ({OWNER}, {REASON}), with 1 escalation.")
+
+
+def test_an_mfa_fatigue_success_goes_out_even_when_its_failures_are_suppressed() -> None:
+    alice = Suppressions([suppression("alice-all", LATER)])  # every rule, alice only
+    events: list[tuple[str, dict[str, object], float]] = [
+        (IAM_FAILURE, failed_mfa(f"f{i}", 10.0 * i), 10.0 * i) for i in range(3)
+    ]
+    events.append((SUCCESS, signed_in("ok", 40.0), 40.0))
+    sent = run(alice, events)
+    (escalation,) = [n for n in sent if n.kind == KIND_ESCALATION]
+    assert (escalation.severity, escalation.event_ids[0]) == ("CRITICAL", "ok")
+    assert {n.kind for n in sent} == {KIND_ESCALATION, KIND_STORM}
+    assert counted(sent) == 3
