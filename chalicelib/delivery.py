@@ -234,8 +234,9 @@ class Delivery:
         topic only: they come once per burst and principal.
 
         A notification a suppression covers is held here, the one place suppressions apply,
-        before any rate limit (it takes no slot): its held record names the suppression, and the
-        rule's digest, scheduled here, counts it ("N suppressed by <id> (owner, reason)").
+        before the topic's rate limit (it takes no slot there; the caller has counted it against
+        its principal already): its held record names the suppression, and the rule's digest,
+        scheduled here, counts it ("N suppressed by <id> (owner, reason)").
         """
         entries: list[OutboxEntry] = []
         held: list[Held] = []
