@@ -193,10 +193,10 @@ class Scheduler(ServicePart):
 
         Keys are taken earliest due first. With ``remaining``, the run stops taking keys when
         fewer than :data:`SCHEDULER_RESERVE_SECONDS` (or a third of the time it started with)
-        are left: what it did not reach stays due
-        for the next run (a minute later), with the oldest work first again. A big backlog (a
-        password spray over thousands of IPs) is worked off over several runs instead of the
-        function timing out in the middle of every run on the same keys.
+        are left: what it did not reach stays due for the next run (a minute later), with the
+        oldest work first again. A big backlog (a password spray over thousands of IPs) is worked
+        off over several runs instead of the function timing out in the middle of every run on
+        the same keys.
 
         Raises :class:`errors.PublishError` after trying everything if an output failed.
         """

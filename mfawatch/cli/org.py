@@ -8,27 +8,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import MfawatchError
-from chalicelib.render import clean_text
 from chalicelib.rules import load_bundle
 from mfawatch.cli.options import RULES_BUNDLE_OPTION, default_session
 from mfawatch.errors import ForwarderConfigError
-from mfawatch.org.audit import (
-    NOT_REQUIRED,
-    OK,
-    AssumeRoleClients,
-    AuditReport,
-    organization_accounts,
-    run_audit,
-)
+from mfawatch.org.audit import AssumeRoleClients, organization_accounts, render_table, run_audit
 from mfawatch.org.forwarder import (
     AUDIT_ROLE_NAME,
     GLOBAL_SERVICE_REGION,
+    dump_template,
     member_template,
     parse_central_bus_arn,
     parse_regions,
@@ -38,15 +31,6 @@ if TYPE_CHECKING:
     import boto3
 
 SessionFactory = Callable[[], "boto3.Session"]
-
-
-def dump_template(template: dict[str, Any], fmt: str) -> str:
-    """Serialize a CloudFormation template as YAML (block style, key order kept) or JSON."""
-    if fmt == "json":
-        return json.dumps(template, indent=2) + "\n"
-    import yaml
-
-    return str(yaml.safe_dump(template, sort_keys=False, default_flow_style=False, width=100))
 
 
 _BUS_OPTION = click.option(
@@ -114,37 +98,6 @@ def forwarder_template(
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(dump_template(result.template, fmt), nl=False)
-
-
-def _table(report: AuditReport) -> str:
-    header = f"{'ACCOUNT':<13} {'REGION':<15} {'STATUS':<13} DETAIL"
-    lines = [header]
-    for cell in report.cells:
-        if cell.error:
-            detail = cell.error
-        elif cell.status == NOT_REQUIRED:
-            detail = "central bus location: the central rules see these events directly"
-        else:
-            good = sum(1 for r in cell.rules if r.status == OK)
-            detail = f"{good}/{len(cell.rules)} rules forward to the central bus"
-        lines.append(f"{cell.account:<13} {cell.region:<15} {cell.status:<13} {detail}")
-        for rule in cell.rules:
-            if rule.status != OK:
-                finding = f"{rule.rule_name}: {rule.status}"
-                if rule.detail:
-                    finding += f" ({clean_text(rule.detail, 300)})"
-                lines.append(f"{'':<13} {'':<15} {'':<13}   {finding}")
-    missing = report.missing_regions()
-    lines.append("")
-    if missing:
-        for account, regions in missing.items():
-            lines.append(f"missing regions for {account}: {', '.join(regions)}")
-    cells_ok = sum(1 for cell in report.cells if cell.ok)
-    lines.append(
-        f"{cells_ok}/{len(report.cells)} account x region cells covered; "
-        f"central bus {report.central_bus_arn}"
-    )
-    return "\n".join(lines)
 
 
 def make_audit_command(session_factory: SessionFactory = default_session) -> click.Command:
@@ -220,7 +173,7 @@ def make_audit_command(session_factory: SessionFactory = default_session) -> cli
         if output == "json":
             click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True))
         else:
-            click.echo(_table(report))
+            click.echo(render_table(report))
         if not report.ok:
             raise click.exceptions.Exit(1)
 

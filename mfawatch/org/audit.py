@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.render import clean_text
 from chalicelib.rules import Rule
 from mfawatch.errors import AuditError
 from mfawatch.org.forwarder import (
@@ -336,3 +337,35 @@ class AssumeRoleClients:
 
     def __call__(self, account: str, region: str) -> EventBridgeClient:
         return self._session(account).client("events", region_name=region)
+
+
+def render_table(report: AuditReport) -> str:
+    """The audit as ``audit --output table`` prints it: a line per cell, its findings, totals."""
+    header = f"{'ACCOUNT':<13} {'REGION':<15} {'STATUS':<13} DETAIL"
+    lines = [header]
+    for cell in report.cells:
+        if cell.error:
+            detail = cell.error
+        elif cell.status == NOT_REQUIRED:
+            detail = "central bus location: the central rules see these events directly"
+        else:
+            good = sum(1 for r in cell.rules if r.status == OK)
+            detail = f"{good}/{len(cell.rules)} rules forward to the central bus"
+        lines.append(f"{cell.account:<13} {cell.region:<15} {cell.status:<13} {detail}")
+        for rule in cell.rules:
+            if rule.status != OK:
+                finding = f"{rule.rule_name}: {rule.status}"
+                if rule.detail:
+                    finding += f" ({clean_text(rule.detail, 300)})"
+                lines.append(f"{'':<13} {'':<15} {'':<13}   {finding}")
+    missing = report.missing_regions()
+    lines.append("")
+    if missing:
+        for account, regions in missing.items():
+            lines.append(f"missing regions for {account}: {', '.join(regions)}")
+    cells_ok = sum(1 for cell in report.cells if cell.ok)
+    lines.append(
+        f"{cells_ok}/{len(report.cells)} account x region cells covered; "
+        f"central bus {report.central_bus_arn}"
+    )
+    return "\n".join(lines)

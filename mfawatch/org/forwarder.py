@@ -38,6 +38,7 @@ us-east-1.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -525,3 +526,12 @@ def custom_bus_merge_template(rules: Sequence[Rule]) -> dict[str, Any]:
         },
         "Resources": resources,
     }
+
+
+def dump_template(template: dict[str, Any], fmt: str) -> str:
+    """Serialize a CloudFormation template as YAML (block style, key order kept) or JSON."""
+    if fmt == "json":
+        return json.dumps(template, indent=2) + "\n"
+    import yaml
+
+    return str(yaml.safe_dump(template, sort_keys=False, default_flow_style=False, width=100))
