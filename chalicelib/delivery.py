@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from .config import Settings
 from .decisions import held_growth, rate_slot
 from .documents import (
+    HELD_RETENTION,
     MAX_STORED_LIST,
     Held,
     Outbox,
@@ -320,7 +321,7 @@ class Delivery:
     def _held_item(self, held: Held, rule_id: str, now: float) -> Item:
         return {
             "held": held_attribute([held]),
-            EXPIRES_AT: now + 2 * 24 * 3600.0,
+            EXPIRES_AT: now + HELD_RETENTION,
             **group_mark(storm_key(rule_id), now),
         }
 

@@ -21,6 +21,10 @@ MAX_STORED_STRING = 1024
 #: Longest list kept in state (event ids of a summary or digest; the count stays exact).
 MAX_STORED_LIST = 200
 VERSION = "v"
+#: How long a held record (a held alert's claim, a held summary or escalation) is kept: it must
+#: outlive its storm's next digest. A storm item is kept this long after its latest digest, so it
+#: never expires (and takes its digest progress with it) before the records it has counted.
+HELD_RETENTION = 2 * 24 * 3600.0
 #: The attribute of an event claim that names the attempt holding its lease.
 OWNER = "owner"
 #: The raw event an item keeps so that it can be decided again (an incident keeps its leader's,
@@ -29,10 +33,6 @@ OWNER = "owner"
 EVENT, INCIDENT_OF, WAITING = "event", "incident", "waiting"
 #: How many times the scheduler decided an incident's stuck leader again.
 FINISH_TRIES = "finish_tries"
-#: How long a held record (a held alert's claim, a held summary or escalation) is kept: it must
-#: outlive its storm's next digest. A storm item is kept this long after its latest digest, so it
-#: never expires (and takes its digest progress with it) before the records it has counted.
-HELD_RETENTION = 2 * 24 * 3600.0
 
 
 def bounded(

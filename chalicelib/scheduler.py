@@ -176,12 +176,11 @@ Remaining = Callable[[], float]
 class Scheduler(ServicePart):
     """Runs what is due, the earliest due first, until the invocation's time is nearly up."""
 
+    _tidied: int | None = None
+    """The rate window whose tidy this execution environment has done."""
     events: EventHandler | None = None
     """The event handler, which finishes what an event's own invocations could not: a leading
     event still undecided after its lease (set by :class:`service.AlertService`)."""
-
-    _tidied: int | None = None
-    """The rate window whose tidy this execution environment has done."""
 
     _noticed: frozenset[str] = frozenset()
     """Suppressions whose expiry notice this execution environment saw delivered."""
