@@ -1,5 +1,6 @@
-"""mfawatch Lambda wiring: one EventBridge rule and handler per rule in ``rules/``, plus a
-scheduled handler that sends due summaries and storm digests.
+"""mfawatch Lambda wiring: one EventBridge rule and handler per rule in ``rules/``, a scheduled
+handler that sends due summaries and storm digests, and the consumer of parked events (the
+failed-events queue that every function's on-failure destination writes to).
 
 Only wiring lives here. Each handler hands the raw EventBridge event to the same
 :class:`chalicelib.service.AlertService` that ``python -m mfawatch replay`` uses.
@@ -30,10 +31,12 @@ from chalicelib.constants import HEARTBEAT_INTERVAL_MINUTES, HEARTBEAT_PATTERN
 from chalicelib.dynamo import DynamoStateStore
 from chalicelib.errors import EventParseError
 from chalicelib.observability import EmfMetrics, configure_lambda_logging, in_lambda
+from chalicelib.parked import ParkedEvents
 from chalicelib.records import now_utc
 from chalicelib.rules import Rule, load_bundle
 from chalicelib.service import AlertService
 from chalicelib.sns import SnsPublisher
+from chalicelib.sqs import SqsVisibility
 from chalicelib.suppressions import load_suppressions
 
 app = Chalice(app_name="mfawatch")
@@ -54,6 +57,9 @@ ENVELOPE_KEYS = (
     "resources",
     "detail",
 )
+#: The function that consumes the failed-events queue, and the keys of the SQS event it takes.
+PARKED_HANDLER = "consume_parked_events"
+SQS_EVENT_KEYS = ("Records",)
 
 LambdaHandler = Callable[[Any, Any], Any]
 
@@ -108,6 +114,23 @@ def service() -> AlertService:
     return wiring().service
 
 
+_parked: ParkedEvents | None = None
+
+
+def parked_events() -> ParkedEvents:
+    """The consumer's batch loop over the same service (its SQS client only where it runs)."""
+    global _parked  # noqa: PLW0603 - one per Lambda execution environment, reused across calls
+    if _parked is None:
+        _parked = ParkedEvents(
+            RULES,
+            service().handle,
+            SqsVisibility(boto3.client("sqs", config=CLIENT_CONFIG)),
+            METRICS,
+            now_utc,
+        )
+    return _parked
+
+
 @contextmanager
 def metrics_flushed(event: CloudWatchEvent) -> Iterator[None]:
     """Write this invocation's metrics (Embedded Metric Format) even when it fails."""
@@ -160,10 +183,35 @@ def heartbeat(event: CloudWatchEvent) -> None:
         service().heartbeat(event.to_dict(), now_utc())
 
 
+# Not @app.on_sqs_message: Chalice 1.34 cannot set the event source's FunctionResponseTypes
+# (without ReportBatchItemFailures Lambda ignores the batchItemFailures below and deletes the
+# whole batch, failed records included), and it needs the queue's name here, which depends on
+# the stage. The templates of both deploy routes declare the event source instead
+# (mfawatch/deploy/templates.py, parked_event_source and parked_sam_event).
+@app.lambda_function(name=PARKED_HANDLER)
+def consume_parked_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The failed-events queue: re-run each parked event through its rule's path; the records
+    that fail again are returned in ``batchItemFailures`` and come back after a backoff."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    try:
+        return parked_events().consume(
+            event.get("Records") or [],
+            (lambda: remaining() / 1000) if callable(remaining) else (lambda: float("inf")),
+        )
+    finally:
+        METRICS.flush(request_id=getattr(context, "aws_request_id", ""))
+
+
 def lambda_entry(name: str, handler: LambdaHandler) -> LambdaHandler:
     """What Lambda calls for the function ``name``: the self-test is answered here, before the
-    service; anything that is not an EventBridge event gets a clear error instead of Chalice's
-    ``KeyError``; everything else goes to Chalice's handler (``handler``)."""
+    service; anything that is not the function's kind of event (an EventBridge event, or an SQS
+    batch for the consumer) gets a clear error instead of Chalice's ``KeyError``; everything
+    else goes to Chalice's handler (``handler``)."""
+    keys, kind = (
+        (SQS_EVENT_KEYS, "SQS event")
+        if name == PARKED_HANDLER
+        else (ENVELOPE_KEYS, "EventBridge event")
+    )
 
     def entry(event: Any, context: Any) -> Any:
         if selftest.is_selftest(event):
@@ -178,17 +226,13 @@ def lambda_entry(name: str, handler: LambdaHandler) -> LambdaHandler:
                 now_utc(),
             )
         missing = (
-            [key for key in ENVELOPE_KEYS if key not in event]
-            if isinstance(event, dict)
-            else list(ENVELOPE_KEYS)
+            [key for key in keys if key not in event] if isinstance(event, dict) else list(keys)
         )
         if missing:
-            logger.error(
-                "function %s: not an EventBridge event (missing %s)", name, ", ".join(missing)
-            )
+            logger.error("function %s: not an %s (missing %s)", name, kind, ", ".join(missing))
             raise EventParseError(
-                f"function {name}: not an EventBridge event (missing {', '.join(missing)}); "
-                "it takes the events of its rule, or the self-test payload"
+                f"function {name}: not an {kind} (missing {', '.join(missing)}); "
+                "it takes the events of its source, or the self-test payload"
             )
         try:
             return handler(event, context)

@@ -16,8 +16,11 @@ name nobody until the workflow's earlier step is attributed.
 
 Lambda-like retries: an invocation that raises is run again one minute later, then two minutes
 after that (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html);
-after the third failure the event goes to the on-failure queue ("lost to the DLQ"). The
-scheduled handler ticks once per virtual minute (reserved concurrency 1) during the load.
+after the third failure Lambda's on-failure destination parks the event: the harness sends the
+documented on-failure record (``requestContext``, ``requestPayload``, ``responseContext``,
+``responsePayload``) to the stage's failed-events SQS queue, created with the redrive policy and
+visibility timeout of ``deploy/resources.yaml``. The scheduled handler ticks once per virtual
+minute (reserved concurrency 1) during the load.
 
 Faults (:class:`Scenario`), injected through botocore event hooks on every environment's clients:
 DynamoDB errors that survive botocore's retries (a ``ClientError`` raised from ``before-send``,
@@ -28,9 +31,12 @@ botocore's retry handler sees and retries), SNS publish failures, and crashes (a
 dies as on a Lambda timeout or out-of-memory, before the first or between two outputs, and
 Lambda retries it later in a fresh environment).
 
-When the load is done the outage ends: faults stop, the operator redrives the on-failure queue
-(each dead-lettered event delivered once more) and the scheduler ticks minute by minute until
-nothing more comes out. Then the queues are drained and the invariants measured:
+When the load is done the outage ends: faults stop, the consumer of parked events
+(``chalicelib.parked.ParkedEvents``, what ``app.consume_parked_events`` runs) reads the
+failed-events queue as its SQS event source does (batches of up to 10 records, messages not in
+``batchItemFailures`` deleted) and replays each record's original event through the same
+service, and the scheduler ticks minute by minute until nothing more comes out. Then the queues
+are drained and the invariants measured:
 
 - notifications by kind (on ``alerts``, which gets every notification);
 - ids delivered twice, per output;
@@ -41,7 +47,8 @@ nothing more comes out. Then the queues are drained and the invariants measured:
   place in a storm digest's held escalations, plus MFA fatigue successes (a success after
   ``K`` failures within ``T`` minutes) whose CRITICAL escalation never arrived;
 - fail-opens: alerts received with the "dedup unavailable" note;
-- events lost to the DLQ (before the redrive);
+- events parked after three failed attempts, those the consumer replayed, and what is left on
+  the failed-events and final dead-letter queues (nothing, when the consumer works);
 - DynamoDB requests per delivery counted at the wire (a ``before-send.dynamodb`` hook counts
   every HTTP request, botocore retries included), under load by delivery type, and in a
   sequential pass (one client, one delivery at a time) per type: alert, repeat, duplicate,
@@ -83,6 +90,12 @@ from botocore.exceptions import ClientError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# First: tests/conftest.py points mfawatch.paths at the tests' own stages (tests/stage/), and
+# asserts that nothing imported mfawatch.paths before it.
+from tests.conftest import load_event  # noqa: E402
+
+# isort: split
+
 from chalicelib.config import (  # noqa: E402
     ENV_OUTPUTS,
     ENV_TABLE_NAME,
@@ -92,12 +105,20 @@ from chalicelib.config import (  # noqa: E402
 )
 from chalicelib.dynamo import DynamoStateStore, create_state_table  # noqa: E402
 from chalicelib.observability import MemoryMetrics  # noqa: E402
+from chalicelib.parked import ParkedEvents  # noqa: E402
 from chalicelib.records import envelope_of  # noqa: E402
 from chalicelib.rules import RuleSet, load_bundle  # noqa: E402
 from chalicelib.service import AlertService  # noqa: E402
 from chalicelib.sns import SnsPublisher  # noqa: E402
-from mfawatch.deploy.templates import load_stage_config  # noqa: E402
-from tests.conftest import load_event  # noqa: E402
+from chalicelib.sqs import SqsVisibility  # noqa: E402
+from mfawatch.deploy.templates import (  # noqa: E402
+    FAILED_EVENTS_QUEUE,
+    FINAL_DEAD_LETTER_QUEUE,
+    StageNames,
+    load_resources_template,
+    load_stage_config,
+)
+from tests.factory import on_failure_record, sqs_event_record  # noqa: E402
 
 STAGE = "dev"
 REGION = "us-east-1"
@@ -119,9 +140,11 @@ RETRY_DELAYS = (60.0, 120.0)
 FAIL_OPEN_NOTE = "dedup unavailable"
 #: How long the drain phase waits with nothing sent before it calls the scheduler done.
 QUIET_MINUTES = 30
-#: When the operator redrives the on-failure queue: after the outage, once the claims' leases of
-#: the last attempts have run out.
+#: When the consumer reads the failed-events queue: after the outage, once the claims' leases of
+#: the last attempts have run out (its retries under faults are unit-tested, tests/unit).
 REDRIVE_AFTER_MINUTES = 10
+#: How long (real seconds) the consumer waits for records it failed to come back.
+CONSUMER_WAIT_SECONDS = 120.0
 MAX_DRAIN_MINUTES = 360
 
 
@@ -373,6 +396,50 @@ class Deployment:
     queues: dict[str, str]
     """output name -> SQS queue URL subscribed to its topic."""
     topics: dict[str, str]
+    failed_events: str = ""
+    """The on-failure destination's queue URL (redrive policy to ``dead_letters``)."""
+    failed_events_arn: str = ""
+    dead_letters: str = ""
+
+    def remove(self) -> None:
+        """Delete what :func:`deploy` created: tests share one moto_server per session, and
+        another test may list the account's topics or subscriptions."""
+        sns, sqs, dynamodb = (client(self.endpoint, s) for s in ("sns", "sqs", "dynamodb"))
+        for topic in self.topics.values():
+            for subscription in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]:
+                sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
+            sns.delete_topic(TopicArn=topic)
+        for queue in (*self.queues.values(), self.failed_events, self.dead_letters):
+            if queue:
+                sqs.delete_queue(QueueUrl=queue)
+        dynamodb.delete_table(TableName=self.settings.table_name)
+
+
+def _queue_properties(logical: str) -> dict[str, Any]:
+    """A queue's properties in deploy/resources.yaml (the harness's queues are the stage's)."""
+    return dict(load_resources_template()["Resources"][logical]["Properties"])
+
+
+def create_parked_event_queues(sqs: Any, name: str) -> tuple[str, str, str]:
+    """The failed-events queue and its final dead-letter queue, with deploy/resources.yaml's
+    visibility timeout and redrive policy: (queue URL, queue ARN, dead-letter queue URL)."""
+    dead = sqs.create_queue(QueueName=f"{name}-dead-letters")["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])
+    properties = _queue_properties(FAILED_EVENTS_QUEUE)
+    assert FINAL_DEAD_LETTER_QUEUE in json.dumps(properties["RedrivePolicy"])
+    redrive = {
+        "deadLetterTargetArn": dead_arn["Attributes"]["QueueArn"],
+        "maxReceiveCount": properties["RedrivePolicy"]["maxReceiveCount"],
+    }
+    queue = sqs.create_queue(
+        QueueName=f"{name}-failed-events",
+        Attributes={
+            "VisibilityTimeout": str(properties["VisibilityTimeout"]),
+            "RedrivePolicy": json.dumps(redrive),
+        },
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    return queue, arn["Attributes"]["QueueArn"], dead
 
 
 def deploy(endpoint: str, name: str) -> Deployment:
@@ -398,7 +465,117 @@ def deploy(endpoint: str, name: str) -> Deployment:
             ENV_TABLE_NAME: table,
         }
     )
-    return Deployment(endpoint, settings_from_env(env), queues, topics)
+    failed, failed_arn, dead = create_parked_event_queues(sqs, name)
+    return Deployment(endpoint, settings_from_env(env), queues, topics, failed, failed_arn, dead)
+
+
+def function_arn(rules: RuleSet, rule_id: str) -> str:
+    """The ARN of the rule's function (its on-failure records name it)."""
+    name = StageNames("mfawatch", STAGE).function(rules.get(rule_id).handler_name)
+    return f"arn:aws:lambda:{REGION}:123456789012:function:{name}"
+
+
+class OnFailureDestination:
+    """What Lambda does after the last failed attempt of an asynchronous invocation: send the
+    on-failure record to the failed-events queue (with the function's role)."""
+
+    def __init__(self, deployment: Deployment, rules: RuleSet) -> None:
+        self._sqs = client(deployment.endpoint, "sqs")
+        self._queue = deployment.failed_events
+        self._rules = rules
+        self._lock = threading.Lock()
+
+    def park(self, delivery: Delivery, error: str, attempts: int) -> None:
+        record = on_failure_record(
+            delivery.envelope,
+            function_arn(self._rules, delivery.rule),
+            attempts=attempts,
+            error=(error, f"{error} (injected fault)"),
+            request_id=f"{delivery.event_id}-{attempts}",
+        )
+        with self._lock:
+            self._sqs.send_message(QueueUrl=self._queue, MessageBody=json.dumps(record))
+
+
+class ParkedEventSource:
+    """The consumer's SQS event source mapping: receive a batch, invoke the consumer, delete the
+    messages it did not report in ``batchItemFailures``; failed ones come back after the
+    visibility timeout the consumer set, and after maxReceiveCount go to the dead letters."""
+
+    def __init__(
+        self, deployment: Deployment, rules: RuleSet, env: Environment, clock: Callable[[], float]
+    ) -> None:
+        self._sqs = client(deployment.endpoint, "sqs")
+        self._deployment = deployment
+        self.consumer = ParkedEvents(
+            rules,
+            env.service.handle,
+            SqsVisibility(self._sqs, deployment.endpoint),
+            env.metrics,
+            lambda: datetime.fromtimestamp(clock(), UTC),
+        )
+        self.replayed: list[str] = []
+        self.failures = 0
+
+    def poll(self) -> int:
+        """One batch (long polling off); the number of records received."""
+        d = self._deployment
+        messages = self._sqs.receive_message(
+            QueueUrl=d.failed_events,
+            MaxNumberOfMessages=10,
+            AttributeNames=["ApproximateReceiveCount"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        records = [
+            sqs_event_record(
+                m["Body"],
+                d.failed_events_arn,
+                m["MessageId"],
+                int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+                m["ReceiptHandle"],
+            )
+            for m in messages
+        ]
+        response = self.consumer.consume(records)
+        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        self.failures += len(failed)
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for m in done:
+            self.replayed.append(str(json.loads(m["Body"])["requestPayload"]["detail"]["eventID"]))
+        if done:
+            self._sqs.delete_message_batch(
+                QueueUrl=d.failed_events,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
+        return len(messages)
+
+    def _depth(self, queue: str) -> int:
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=queue,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return sum(int(v) for v in attributes.values())
+
+    def waiting(self) -> int:
+        """Messages on the failed-events queue, visible or in flight."""
+        return self._depth(self._deployment.failed_events)
+
+    def dead_letters(self) -> int:
+        """Messages on the final dead-letter queue."""
+        return self._depth(self._deployment.dead_letters)
+
+    def drain(self) -> None:
+        """Poll until the queue is empty (records that failed come back after their backoff)."""
+        deadline = time.monotonic() + CONSUMER_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            if self.poll():
+                continue
+            if not self.waiting():
+                return
+            time.sleep(1.0)
 
 
 @dataclass
@@ -560,6 +737,13 @@ class Result:
     invocations_by_type: Counter[str]
     load_requests: int
     dead_lettered: list[str]
+    """Event ids parked on the failed-events queue after three failed attempts."""
+    replayed: list[str]
+    """Event ids the consumer replayed from the failed-events queue."""
+    consumer_failures: int
+    """Records the consumer reported in batchItemFailures (retried after their backoff)."""
+    left_parked: int
+    """Messages left on the failed-events and final dead-letter queues at the end."""
     expected_brute_force: set[str]
     expected_fatigue: set[str]
     quiet_successes: set[str]
@@ -696,8 +880,12 @@ def run_scenario(
     scenario: Scenario,
     size: Size,
     progress: Callable[[str], None] = lambda _: None,
+    consume: bool = True,
 ) -> Result:
-    """Run the workload through ``size.threads`` environments with the scenario's faults."""
+    """Run the workload through ``size.threads`` environments with the scenario's faults.
+
+    ``consume=False`` leaves the failed-events queue unread: the pipeline before issue 18.
+    """
     started = time.perf_counter()
     rules = load_bundle()
     slug = re.sub(r"[^a-z0-9]+", "-", scenario.name.lower()).strip("-")
@@ -706,6 +894,7 @@ def run_scenario(
     deliveries = workload(size)
     faults = Faults(scenario, size.seed, deployment.topics)
     subscriber = Subscriber(deployment)
+    destination = OnFailureDestination(deployment, rules)
     queue = _Queue(lambda_timeout(rules))
     for d in deliveries:
         queue.put(d.at, d)
@@ -778,6 +967,7 @@ def run_scenario(
                     if job.attempt <= len(RETRY_DELAYS):
                         queue.put(job.at + RETRY_DELAYS[job.attempt - 1], d, job.attempt + 1)
                     else:
+                        destination.park(d, outcome, job.attempt)
                         with lock:
                             dead.append(d)
             finally:
@@ -791,28 +981,30 @@ def run_scenario(
     load_requests = sum(requests_by_type.values())
     progress(f"{scenario.name}: load done in {time.perf_counter() - started:.0f} s")
 
-    # The outage ends: no more faults, the on-failure queue is redriven, the scheduler catches up.
+    # The outage ends: no more faults, the consumer reads the failed-events queue through its
+    # event source, the scheduler catches up.
     faults.enabled = False
     clock = load_end
     operator = Environment(deployment, rules, None, 0)
     state_errors.append(operator.metrics)
+    source = ParkedEventSource(deployment, rules, operator, lambda: clock)
     quiet = 0
     drained = 0
     while quiet < QUIET_MINUTES and drained < MAX_DRAIN_MINUTES:
         clock += 60
         drained += 1
-        if drained == REDRIVE_AFTER_MINUTES:
-            for d in dead:
-                try:
-                    operator.service.handle(d.rule, d.envelope, datetime.fromtimestamp(clock, UTC))
-                except Exception as exc:
-                    unexpected.append(f"redrive of {d.event_id}: {exc!r}")
+        if consume and drained >= REDRIVE_AFTER_MINUTES:
+            source.drain()
         sent = operator.service.tick(datetime.fromtimestamp(clock, UTC))
         quiet = 0 if sent or drained <= REDRIVE_AFTER_MINUTES else quiet + 1
     if drained >= MAX_DRAIN_MINUTES:
         unexpected.append(f"the scheduler still sent notifications after {drained} minutes")
 
     expected_fatigue, quiet_successes = fatigue_successes(deliveries, settings)
+    received = subscriber.received()
+    replayed = sorted(set(source.replayed))
+    left_parked = source.waiting() + source.dead_letters()
+    deployment.remove()
     distinct = {
         rule: len({d.event_id for d in deliveries if d.rule == rule}) for rule in COUNTED_RULES
     }
@@ -821,12 +1013,15 @@ def run_scenario(
         size=size,
         deliveries=len(deliveries),
         distinct=distinct,
-        received=subscriber.received(),
+        received=received,
         invocations=invocations,
         requests_by_type=requests_by_type,
         invocations_by_type=invocations_by_type,
         load_requests=load_requests,
         dead_lettered=sorted({d.event_id for d in dead}),
+        replayed=replayed,
+        consumer_failures=source.failures,
+        left_parked=left_parked,
         expected_brute_force=brute_force_principals(deliveries, settings),
         expected_fatigue=expected_fatigue,
         quiet_successes=quiet_successes,
@@ -868,6 +1063,7 @@ def requests_per_delivery_type(endpoint: str) -> dict[str, int]:
         before = env.requests
         env.service.handle(rule, envelope, datetime.fromtimestamp(t + 50 + n, UTC))
         counts[name] = env.requests - before
+    deployment.remove()
     return counts
 
 
@@ -920,8 +1116,10 @@ def report(result: Result) -> None:
         f"{s.fail_opens('pager')} on pager; StateStoreErrors counted {s.state_store_errors}"
     )
     print(
-        f"events lost to the DLQ (3 failed attempts; redriven after the outage): "
-        f"{len(s.dead_lettered)}"
+        f"events parked on the failed-events queue (3 failed attempts): {len(s.dead_lettered)}; "
+        f"replayed by the consumer through SQS: {len(s.replayed)} "
+        f"(records failed again: {s.consumer_failures}); left on the failed-events and "
+        f"dead-letter queues: {s.left_parked}"
     )
     print(
         f"DynamoDB requests per delivery under load (at the wire, retries included): "
@@ -965,7 +1163,9 @@ def main() -> None:
     print(f"os.cpu_count() = {os.cpu_count()}, Python {sys.version.split()[0]}")
     print(f"size: {size}")
     with _moto_server() as endpoint:
-        settings = deploy(endpoint, f"faults-settings-{os.getpid()}").settings
+        probe = deploy(endpoint, f"faults-settings-{os.getpid()}")
+        settings = probe.settings
+        probe.remove()
         print(
             f"stage {STAGE}: outputs {', '.join(o.name for o in settings.routes)}; brute force "
             f"{settings.brute_force}, fatigue success {settings.fatigue_success}, topic rate "

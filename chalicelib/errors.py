@@ -48,3 +48,12 @@ class EventInProgressError(MfawatchError):
 class UnknownReferenceError(MfawatchError):
     """Stored state names a rule or output this deployment does not have (renamed or removed
     since it was written): the scheduler reports and parks the item instead of stalling on it."""
+
+
+class ParkedRecordError(MfawatchError):
+    """A message on the failed-events queue is not a Lambda on-failure record this app can
+    replay (not JSON, no function ARN or payload, a function of no known handler)."""
+
+
+class QueueError(MfawatchError):
+    """An SQS call failed (after the client's retries)."""

@@ -51,12 +51,16 @@ class Heartbeats:
 
     def heartbeat(self, event: Mapping[str, Any], now: datetime) -> list[Notification]:
         """A heartbeat from an account x Region (a member's scheduled rule, or our own
-        schedule): record it, count it, and announce recovery if it had been reported missing."""
+        schedule): record it, announce recovery if it had been reported missing, and count it.
+
+        The ``Heartbeats`` metric (which the stage's heartbeat alarm watches) is counted last,
+        only once the state write and any publish have succeeded: a heartbeat that reaches the
+        function while the table or SNS is failing raises instead, so the metric stops and the
+        alarm pages, rather than proving only that the function ran."""
         account = str(event.get("account", ""))
         region = str(event.get("region", ""))
         clock = now.timestamp()
         key = heartbeat_key(account, region)
-        self.metrics.count("Heartbeats", Account=account, Region=region)
         item = self.store.get(key, clock)
         previous = Heartbeat.from_item(item) if item else None
         recovered = previous is not None and previous.missing_reported
@@ -98,8 +102,12 @@ class Heartbeats:
             logger.info("heartbeat from %s %s raced another; that one counts", account, region)
             return []
         logger.info("heartbeat from %s %s (recovered: %s)", account, region, recovered)
-        if not outbox.pending():
-            return []
-        return self.delivery.deliver(
-            key, outbox, clock, due_mark(clock + HEARTBEAT_OVERDUE_SECONDS), []
+        sent = (
+            self.delivery.deliver(
+                key, outbox, clock, due_mark(clock + HEARTBEAT_OVERDUE_SECONDS), []
+            )
+            if outbox.pending()
+            else []
         )
+        self.metrics.count("Heartbeats", Account=account, Region=region)
+        return sent

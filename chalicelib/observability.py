@@ -7,7 +7,10 @@ block in Embedded Metric Format becomes CloudWatch metrics without any API call
 Metrics (namespace ``mfawatch``): ``EventsMatched`` (per rule), ``Notifications`` (per kind),
 ``Repeats`` (counted into an incident, no notification), ``Duplicates`` (redelivered eventIDs),
 ``Held`` (rate-limited into a storm digest), ``Heartbeats`` (per account and Region),
-``StateStoreErrors`` (failed open) and ``PublishErrors`` (per destination).
+``StateStoreErrors`` (failed open), ``PublishErrors`` (per destination), ``SchedulerErrors`` and
+``Parked`` (the scheduler), ``ParkedReplayed``, ``ParkedSkipped`` and ``ParkedErrors`` (the
+consumer of the failed-events queue, :mod:`chalicelib.parked`). Each is also published with the
+``Service`` dimension alone, which the alarms of ``docs/alarms.md`` watch.
 """
 
 from __future__ import annotations
@@ -79,7 +82,10 @@ class EmfMetrics(MemoryMetrics):
                     "CloudWatchMetrics": [
                         {
                             "Namespace": NAMESPACE,
-                            "Dimensions": [["Service", *[k for k, _ in dimensions]]],
+                            # Every metric also rolls up to the service alone, so that
+                            # an alarm can watch e.g. PublishErrors of every destination
+                            # (alarms match dimensions exactly; docs/alarms.md).
+                            "Dimensions": _dimension_sets([k for k, _ in dimensions]),
                             "Metrics": [{"Name": n, "Unit": "Count"} for n in sorted(values)],
                         }
                     ],
@@ -91,6 +97,11 @@ class EmfMetrics(MemoryMetrics):
             }
             self._write(json.dumps(document, sort_keys=True))
         self.counts.clear()
+
+
+def _dimension_sets(keys: list[str]) -> list[list[str]]:
+    """EMF dimension sets: ``[Service]`` and, when there are more, ``[Service, *keys]``."""
+    return [["Service"], ["Service", *keys]] if keys else [["Service"]]
 
 
 class JsonFormatter(logging.Formatter):

@@ -28,3 +28,7 @@ class AthenaError(MfawatchError):
 
 class AthenaQueryError(AthenaError):
     """A query could not be started, failed or was cancelled; the message has Athena's reason."""
+
+
+class RedriveError(MfawatchError):
+    """Reading the dead-letter queue or sending its messages back failed."""

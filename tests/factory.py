@@ -274,3 +274,73 @@ class CloudTrail:
                 },
             },
         }
+
+
+# --- Lambda's on-failure records and the SQS event that carries them ----------------------------
+
+
+def on_failure_record(
+    event: dict[str, Any],
+    function_arn: str,
+    condition: str = "RetriesExhausted",
+    attempts: int = 3,
+    error: tuple[str, str] | None = ("StateStoreError", "DynamoDB UpdateItem failed"),
+    request_id: str = "e4b46cbf-b738-4a3c-8880-a18cdf61200e",
+    timestamp: str = "2026-11-02T09:04:05.568Z",
+) -> dict[str, Any]:
+    """The invocation record Lambda sends to an on-failure destination, in the documented format
+    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html).
+    ``condition="EventAgeExceeded"`` records carry no response (the function may not have run)."""
+    record: dict[str, Any] = {
+        "version": "1.0",
+        "timestamp": timestamp,
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": condition,
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+    }
+    if error is not None:
+        record["responseContext"] = {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        }
+        record["responsePayload"] = {
+            "errorType": error[0],
+            "errorMessage": error[1],
+            "requestId": request_id,
+            "stackTrace": [],
+        }
+    return record
+
+
+def sqs_event_record(
+    body: str,
+    queue_arn: str,
+    message_id: str,
+    receive_count: int = 1,
+    receipt_handle: str = "",
+) -> dict[str, Any]:
+    """One record of the event an SQS event source mapping passes to Lambda
+    (https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html, "Example standard queue
+    message event"); the harness builds it from a received message, as the mapping does."""
+    region = queue_arn.split(":")[3]
+    return {
+        "messageId": message_id,
+        "receiptHandle": receipt_handle or f"receipt-{message_id}",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": "1793610245568",
+            "SenderId": "AROAEXAMPLE:mfawatch-dev-on_iam_console_mfa_failure",
+            "ApproximateFirstReceiveTimestamp": "1793610245600",
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }

@@ -35,6 +35,10 @@ LAMBDA_ACTIONS = frozenset(
         "dynamodb:UpdateItem",
         "dynamodb:Query",
         "sqs:SendMessage",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
         "kms:GenerateDataKey",
         "kms:Decrypt",
     }

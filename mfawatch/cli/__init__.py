@@ -11,6 +11,7 @@ One module per command group, each exporting ``COMMANDS`` (its click commands):
 ``init``       ``init``
 ``deploy``     ``deploy``, ``destroy``
 ``selftest``   ``selftest``
+``redrive``    ``redrive``
 ``org``        ``forwarder-template``, ``audit``
 =============  ==================================================================
 
@@ -31,6 +32,7 @@ from mfawatch.cli import (
     deploy,
     init,
     org,
+    redrive,
     replay,
     rules,
     selftest,
@@ -54,6 +56,6 @@ def run() -> None:
 
 
 # A new command group: a module here exporting COMMANDS, added to this tuple.
-for _group in (replay, rules, stage, org, init, deploy, athena, selftest, suppressions):
+for _group in (replay, rules, stage, org, init, deploy, athena, selftest, redrive, suppressions):
     for _command in _group.COMMANDS:
         main.add_command(_command)

@@ -4,14 +4,17 @@ Pure: no boto3, no chalice; the click commands live in :mod:`mfawatch.cli.stage`
 
 Two routes (docs/deploy.md):
 
-(a) ``deploy/resources.yaml`` (a static stack: table, topics, queue, key), then
-    ``chalice deploy --stage S``, then :func:`invoke_config_template`: one
+(a) ``deploy/resources.yaml`` (a static stack: table, topics, queues, key, the stage-wide
+    alarms), then ``chalice deploy --stage S``, then :func:`invoke_config_template`: one
     ``AWS::Lambda::EventInvokeConfig`` per function, because Chalice cannot set retries, maximum
-    event age or an on-failure destination.
+    event age or an on-failure destination; the parked-event consumer's SQS event source
+    (:func:`parked_event_source`); and the alarms that name functions and rules
+    (:func:`function_alarms`).
 (b) ``chalice package --stage S --merge-template <merge.json>`` with :func:`merge_template`: the
     resources of ``deploy/resources.yaml`` with the stage bound, an EventInvokeConfig per SAM
-    function, environment variables rewritten to reference the created resources, and each
-    function role's policy replaced by least-privilege statements on those resources.
+    function, the consumer's event source and the per-function alarms, environment variables
+    rewritten to reference the created resources, and each function role's policy replaced by
+    least-privilege statements on those resources.
 
 The merge template is generated rather than static because its keys are the logical ids Chalice
 gives each function and role, and those follow the handlers (one per rule, plus scheduled ones).
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,23 @@ MAX_RETRY_ATTEMPTS = 2
 MAX_EVENT_AGE_SECONDS = 3600
 QUALIFIER = "$LATEST"  # Chalice deploys unpublished functions: no versions, no aliases.
 
+# The consumer of the failed-events queue (app.py). It is invoked synchronously by its SQS event
+# source, so it gets no EventInvokeConfig; it is declared as a plain function because Chalice
+# 1.34's on_sqs_message cannot set FunctionResponseTypes, and without ReportBatchItemFailures
+# Lambda ignores a partial batch response and deletes every message of a batch that returned
+# (AWS Lambda Developer Guide, services-sqs-errorhandling, "Implementing partial batch
+# responses"). The generated templates declare the event source instead: an
+# AWS::Lambda::EventSourceMapping in route (a) (parked_event_source), an SQS event merged into
+# the SAM function in route (b) (parked_sam_event).
+PARKED_HANDLER = "consume_parked_events"
+PARKED_BATCH_SIZE = 10
+# Alarms per function and per rule (docs/alarms.md): Lambda's Errors and Throttles
+# (AWS/Lambda, dimension FunctionName) and EventBridge's FailedInvocations (AWS/Events, dimension
+# RuleName alone for a rule on the default event bus; Amazon EventBridge User Guide,
+# eb-monitoring). Errors: 3 in 15 minutes (Lambda retries a single one); Throttles and
+# FailedInvocations: any (an event EventBridge could not deliver is lost to the app).
+ALARM_PERIOD_SECONDS = 900
+FUNCTION_ERRORS_THRESHOLD = 3
 LAMBDA_FUNCTION_NAME_MAX = 64
 
 # Chalice names each handler's EventBridge rule ``<app>-<stage>-<handler>-event``
@@ -72,6 +92,7 @@ STATE_TABLE = "StateTable"
 ALERTS_TOPIC = "AlertsTopic"
 PAGER_TOPIC = "PagerTopic"
 FAILED_EVENTS_QUEUE = "FailedEventsQueue"
+FINAL_DEAD_LETTER_QUEUE = "FinalDeadLetterQueue"
 
 STAGE_PARAMETER = "Stage"
 
@@ -90,6 +111,14 @@ LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents
 # decrypts the table key with the caller's kms:Decrypt (Amazon SNS Developer Guide,
 # sns-key-management; Amazon DynamoDB Developer Guide, encryption.howitworks).
 KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+# What the consumer's SQS event source polls with (the function's role: AWS Lambda Developer
+# Guide, with-sqs, "Execution role permissions"), and the backoff's ChangeMessageVisibility.
+CONSUME_ACTIONS = (
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +143,18 @@ class StageNames:
     @property
     def failed_events_queue(self) -> str:
         return f"{RESOURCE_PREFIX}-{self.stage}-failed-events"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{RESOURCE_PREFIX}-{self.stage}-dead-letters"
+
+    def alarm(self, what: str) -> str:
+        """An alarm's name; the key policy lets CloudWatch publish for ``mfawatch-<stage>-*``."""
+        return f"{RESOURCE_PREFIX}-{self.stage}-{what}"
+
+    def event_rule(self, handler: str) -> str:
+        """The EventBridge rule ``chalice deploy`` creates for a handler (route (a))."""
+        return f"{self.app_name}-{self.stage}-{handler}{EVENT_RULE_SUFFIX}"
 
     @property
     def key_alias(self) -> str:
@@ -201,8 +242,26 @@ def role_logical_id(handler: str, autogen_policy: bool) -> str:
     return cfn_logical_id("default-role" if autogen_policy else f"{handler}_role")
 
 
+def sam_rule_logical_id(handler: str) -> str:
+    """The EventBridge rule SAM generates for a handler's event in ``chalice package`` output."""
+    logical = function_logical_id(handler)
+    return f"{logical}{logical}Event"
+
+
 def invoke_config_logical_id(handler: str) -> str:
     return f"{function_logical_id(handler)}InvokeConfig"
+
+
+PARKED_EVENT_SOURCE = "ConsumeParkedEventsSource"
+
+
+def _rule_handlers(handlers: Sequence[str], rule_handlers: Sequence[str] | None) -> list[str]:
+    if rule_handlers is None:
+        return [h for h in handlers if h != PARKED_HANDLER]
+    unknown = sorted(set(rule_handlers) - set(handlers))
+    if unknown:
+        raise ConfigError(f"rule handlers {unknown} are not among the handlers")
+    return sorted(rule_handlers)
 
 
 def _check_handlers(handlers: Sequence[str]) -> list[str]:
@@ -215,6 +274,108 @@ def _check_handlers(handlers: Sequence[str]) -> list[str]:
             raise ConfigError(f"handlers {ids[logical]!r} and {handler!r} share id {logical}")
         ids[logical] = handler
     return sorted(set(handlers))
+
+
+#: The consumer's event source settings, one definition for both routes.
+PARKED_EVENT_SOURCE_SETTINGS: dict[str, Any] = {
+    "BatchSize": PARKED_BATCH_SIZE,
+    "Enabled": True,
+    "FunctionResponseTypes": ["ReportBatchItemFailures"],
+}
+
+
+def parked_event_source(function_name: Any, queue_arn: Any) -> dict[str, Any]:
+    """Route (a): the consumer's SQS event source (``AWS::Lambda::EventSourceMapping``)."""
+    return {
+        "Type": "AWS::Lambda::EventSourceMapping",
+        "Properties": {
+            "FunctionName": function_name,
+            "EventSourceArn": queue_arn,
+            **PARKED_EVENT_SOURCE_SETTINGS,
+        },
+    }
+
+
+def parked_sam_event(queue_arn: Any) -> dict[str, Any]:
+    """Route (b): the same event source as an ``SQS`` event of the SAM function Chalice
+    packages (AWS SAM Developer Guide, sam-property-function-sqs: ``FunctionResponseTypes``),
+    merged into the function: Chalice 1.34 cannot write it, the merge template can."""
+    return {"Type": "SQS", "Properties": {"Queue": queue_arn, **PARKED_EVENT_SOURCE_SETTINGS}}
+
+
+def _alarm(
+    name: str,
+    description: str,
+    namespace: str,
+    metric: str,
+    dimension: tuple[str, Any],
+    threshold: int,
+    pager_topic: Any,
+) -> dict[str, Any]:
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": name,
+            "AlarmDescription": f"{description} (docs/alarms.md)",
+            "Namespace": namespace,
+            "MetricName": metric,
+            "Dimensions": [{"Name": dimension[0], "Value": dimension[1]}],
+            "Statistic": "Sum",
+            "Period": ALARM_PERIOD_SECONDS,
+            "EvaluationPeriods": 1,
+            "Threshold": threshold,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [pager_topic],
+        },
+    }
+
+
+def function_alarms(
+    names: StageNames,
+    handlers: Sequence[str],
+    function: Callable[[str], Any],
+    rule: Callable[[str], Any],
+    rule_handlers: Sequence[str],
+    pager_topic: Any,
+) -> dict[str, Any]:
+    """Errors and Throttles of every function, FailedInvocations of every EventBridge rule.
+
+    ``function(handler)`` and ``rule(handler)`` give the FunctionName and RuleName dimension
+    values (literal names in route (a), references in route (b)).
+    """
+    alarms: dict[str, Any] = {}
+    for handler in handlers:
+        logical = function_logical_id(handler)
+        alarms[f"{logical}ErrorsAlarm"] = _alarm(
+            names.alarm(f"{handler}-errors"),
+            f"Function {handler} fails",
+            "AWS/Lambda",
+            "Errors",
+            ("FunctionName", function(handler)),
+            FUNCTION_ERRORS_THRESHOLD,
+            pager_topic,
+        )
+        alarms[f"{logical}ThrottlesAlarm"] = _alarm(
+            names.alarm(f"{handler}-throttles"),
+            f"Function {handler} is throttled",
+            "AWS/Lambda",
+            "Throttles",
+            ("FunctionName", function(handler)),
+            1,
+            pager_topic,
+        )
+    for handler in rule_handlers:
+        alarms[f"{function_logical_id(handler)}FailedInvocationsAlarm"] = _alarm(
+            names.alarm(f"{handler}-failed-invocations"),
+            f"EventBridge could not invoke {handler}",
+            "AWS/Events",
+            "FailedInvocations",
+            ("RuleName", rule(handler)),
+            1,
+            pager_topic,
+        )
+    return alarms
 
 
 def _event_invoke_config(function_name: Any, destination: Any) -> dict[str, Any]:
@@ -230,20 +391,47 @@ def _event_invoke_config(function_name: Any, destination: Any) -> dict[str, Any]
     }
 
 
-def invoke_config_template(app_name: str, stage: str, handlers: Sequence[str]) -> dict[str, Any]:
-    """Route (a): one EventInvokeConfig per function that ``chalice deploy --stage`` created.
+def invoke_config_template(
+    app_name: str, stage: str, handlers: Sequence[str], rule_handlers: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Route (a): one EventInvokeConfig per function that ``chalice deploy --stage`` created,
+    the consumer's event source on the failed-events queue, and the per-function alarms.
 
-    The failed-events queue ARN is imported from the resources stack's export, so this stack
-    needs no parameters, and the resources stack cannot be deleted while it is in use.
+    The queue and pager topic ARNs are imported from the resources stack's exports, so this
+    stack needs no parameters, and the resources stack cannot be deleted while it is in use.
+    ``rule_handlers``: the handlers with an EventBridge rule (default: every handler but the
+    consumer).
     """
     names = StageNames(app_name, stage)
-    resources = {
-        invoke_config_logical_id(handler): _event_invoke_config(
-            names.function(handler),
-            {"Fn::ImportValue": names.export("FailedEventsQueueArn")},
-        )
-        for handler in _check_handlers(handlers)
+    checked = _check_handlers(handlers)
+    queue = {"Fn::ImportValue": names.export("FailedEventsQueueArn")}
+    resources: dict[str, Any] = {
+        invoke_config_logical_id(handler): _event_invoke_config(names.function(handler), queue)
+        for handler in checked
+        if handler != PARKED_HANDLER
     }
+    if PARKED_HANDLER in checked:
+        # The queue's ARN from its fixed name rather than the export: CloudFormation resolves
+        # either, but moto's change sets (what `mfawatch deploy` runs) cannot resolve
+        # Fn::ImportValue. The invoke configs above still import it, so the resources stack
+        # cannot be deleted under this one.
+        arn = (
+            "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:"
+            + names.failed_events_queue
+        )
+        resources[PARKED_EVENT_SOURCE] = parked_event_source(
+            names.function(PARKED_HANDLER), {"Fn::Sub": arn}
+        )
+    resources.update(
+        function_alarms(
+            names,
+            checked,
+            names.function,
+            names.event_rule,
+            _rule_handlers(checked, rule_handlers),
+            {"Fn::ImportValue": names.export("PagerTopicArn")},
+        )
+    )
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": (
@@ -265,6 +453,7 @@ def _statements(
     queue: Any,
     key: Any,
     key_condition: Mapping[str, Any] | None = None,
+    consume: bool = True,
 ) -> list[dict[str, Any]]:
     key_statement: dict[str, Any] = {
         "Sid": "UseStageKey",
@@ -274,6 +463,15 @@ def _statements(
     }
     if key_condition:
         key_statement["Condition"] = dict(key_condition)
+    consume_statement: list[dict[str, Any]] = [
+        {
+            # The consumer's SQS event source polls and deletes with the function's role.
+            "Sid": "ConsumeParkedEvents",
+            "Effect": "Allow",
+            "Action": list(CONSUME_ACTIONS),
+            "Resource": [queue],
+        }
+    ]
     return [
         {
             "Sid": "WriteOwnLogs",
@@ -296,6 +494,7 @@ def _statements(
             "Action": ["sqs:SendMessage"],
             "Resource": [queue],
         },
+        *(consume_statement if consume else []),
         key_statement,
     ]
 
@@ -332,11 +531,12 @@ def stage_policy_statements(
     )
 
 
-def _role_policy_document(function_names: Sequence[str]) -> dict[str, Any]:
+def _role_policy_document(function_names: Sequence[str], consume: bool) -> dict[str, Any]:
     """The policy of a role in the merged package: its functions' log groups, the stage resources.
 
     A per-function role (``autogen_policy`` off) lists one log group; Chalice's shared default
-    role lists every function's.
+    role lists every function's. Only a role of the consumer (``consume``) may read the
+    failed-events queue.
     """
     prefix = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/"
     log_groups: list[Any] = []
@@ -353,6 +553,7 @@ def _role_policy_document(function_names: Sequence[str]) -> dict[str, Any]:
             ],
             queue={"Fn::GetAtt": [FAILED_EVENTS_QUEUE, "Arn"]},
             key={"Fn::GetAtt": [KEY, "Arn"]},
+            consume=consume,
         ),
     }
 
@@ -580,6 +781,8 @@ def merge_template(
         for key, output in (resources_template.get("Outputs") or {}).items()
     }
     roles: dict[str, list[str]] = {}
+    consumers: set[str] = set()
+    queue = {"Fn::GetAtt": [FAILED_EVENTS_QUEUE, "Arn"]}
     for handler in sorted_handlers:
         if not stage_config.manage_iam_role(handler):
             raise ConfigError(
@@ -592,17 +795,33 @@ def merge_template(
         overrides = environment_overrides(stage_config.environment(handler), names)
         if overrides:
             properties["Environment"] = {"Variables": overrides}
+        role = role_logical_id(handler, stage_config.autogen_policy(handler))
+        if handler == PARKED_HANDLER:
+            properties["Events"] = {PARKED_EVENT_SOURCE: parked_sam_event(queue)}
+            consumers.add(role)
+        else:
+            resources[invoke_config_logical_id(handler)] = _event_invoke_config(
+                {"Ref": logical}, queue
+            )
         resources[logical] = {"Properties": properties}
-        resources[invoke_config_logical_id(handler)] = _event_invoke_config(
-            {"Ref": logical}, {"Fn::GetAtt": [FAILED_EVENTS_QUEUE, "Arn"]}
+        roles.setdefault(role, []).append(function_name)
+    # SAM names the rule of a function's CloudWatchEvent/Schedule event <function><event>
+    # (AWS SAM Developer Guide, sam-specification-generated-resources-function); Chalice names
+    # the event <Handler>Event. Ref of an AWS::Events::Rule is its name.
+    resources.update(
+        function_alarms(
+            names,
+            sorted_handlers,
+            lambda handler: {"Ref": function_logical_id(handler)},
+            lambda handler: {"Ref": sam_rule_logical_id(handler)},
+            _rule_handlers(sorted_handlers, None),
+            {"Ref": PAGER_TOPIC},
         )
-        roles.setdefault(role_logical_id(handler, stage_config.autogen_policy(handler)), []).append(
-            function_name
-        )
+    )
     for role, function_names in sorted(roles.items()):
         policy = {
             "PolicyName": f"{role}Policy",
-            "PolicyDocument": _role_policy_document(function_names),
+            "PolicyDocument": _role_policy_document(function_names, role in consumers),
         }
         resources[role] = {"Properties": {"Policies": [policy]}}
     for handler in sorted_handlers:
@@ -623,6 +842,7 @@ STACK_OUTPUTS_ELSEWHERE: dict[str, str] = {
     "StateTableArn": "the policy builds the table ARN from the topic's account and region",
     "FailedEventsQueueArn": "the invoke-config stack imports it (Fn::ImportValue)",
     "FailedEventsQueueUrl": "where an operator reads failed events",
+    "FinalDeadLetterQueueArn": "mfawatch redrive reads the final dead-letter queue by name",
     "KeyArn": "the policy addresses the key by its alias",
     "KeyAlias": "the policy's kms:ResourceAliases condition",
 }

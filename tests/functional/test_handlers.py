@@ -19,6 +19,7 @@ from chalicelib.errors import ConfigError, EventParseError, FailedOpenError, Pub
 from chalicelib.records import envelope_of
 from mfawatch.deploy.templates import load_stage_config
 from tests.conftest import load_event
+from tests.factory import on_failure_record, sqs_event_record
 
 ACCOUNT = "111122223333"  # the account of the dev stage's topic ARN in .chalice/config.json
 TOPIC = "mfawatch-dev-alerts"
@@ -63,9 +64,11 @@ def client(aws: dict[str, Any], project_dir: Path) -> Iterator[Client]:
     import app as chalice_app
 
     chalice_app._wiring = None  # fresh boto3 clients and service inside this moto context
+    chalice_app._parked = None
     with Client(chalice_app.app, stage_name="dev", project_dir=str(project_dir)) as test_client:
         yield test_client
     chalice_app._wiring = None
+    chalice_app._parked = None
 
 
 def _received(aws: dict[str, Any]) -> list[dict[str, Any]]:
@@ -292,3 +295,50 @@ def test_what_lambda_calls_is_bound_on_the_module_for_every_function(
     no_resources = {k: v for k, v in event.items() if k != "resources"}
     with pytest.raises(EventParseError, match=r"\(missing resources\)"):
         chalice_app.on_root_console_failure(no_resources, None)
+
+
+class _Context:
+    """What Lambda passes to a handler, as far as the consumer reads it (chalice.test's own
+    context gives every function 3 s, whatever the stage's lambda_timeout)."""
+
+    aws_request_id = "c0ffee00-0000-4000-8000-000000000001"
+    function_name = "mfawatch-dev-consume_parked_events"
+
+    def __init__(self, seconds_left: float) -> None:
+        self.seconds_left = seconds_left
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(self.seconds_left * 1000)
+
+
+def _parked_root_failure() -> dict[str, Any]:
+    queue_arn = f"arn:aws:sqs:us-east-1:{ACCOUNT}:mfawatch-dev-failed-events"
+    function_arn = (
+        f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:mfawatch-dev-on_root_console_failure"
+    )
+    event = envelope_of(load_event("root-consolelogin-failure-mfa-yes"))
+    body = json.dumps(on_failure_record(event, function_arn, condition="EventAgeExceeded"))
+    return {"Records": [sqs_event_record(body, queue_arn, "m-1")]}
+
+
+def test_the_consumer_replays_a_parked_event_through_the_rule_path(
+    client: Client, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app as chalice_app
+
+    for name, value in load_stage_config("dev").environment().items():
+        monkeypatch.setenv(name, value)
+    # What Lambda calls for the function (app.<name>), with 30 s left as its timeout gives.
+    response = chalice_app.consume_parked_events(_parked_root_failure(), _Context(30))
+    assert response == {"batchItemFailures": []}
+    (received,) = _received(aws)
+    assert received["Subject"].startswith("[HIGH] Failed root sign-in ")
+
+
+def test_the_consumer_hands_back_what_it_has_no_time_for(
+    client: Client, aws: dict[str, Any]
+) -> None:
+    # chalice.test's context: 3 s left, less than one record's budget.
+    response = client.lambda_.invoke("consume_parked_events", _parked_root_failure())
+    assert response.payload == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert _received(aws) == []

@@ -145,8 +145,20 @@ def test_init_deploy_again_and_destroy_on_moto_server_without_the_aws_cli(
     # checked is the template the stack was given: one per function, on the created functions.
     body = cloudformation.get_template(StackName=f"mfawatch-{STAGE}-invoke-config")["TemplateBody"]
     resources = (json.loads(body) if isinstance(body, str) else body)["Resources"]
-    assert {r["Type"] for r in resources.values()} == {"AWS::Lambda::EventInvokeConfig"}
-    assert {r["Properties"]["FunctionName"] for r in resources.values()} == expected
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for resource in resources.values():
+        by_type.setdefault(resource["Type"], []).append(resource["Properties"])
+    # One invoke config per asynchronously invoked function, the parked-event consumer's SQS
+    # event source, and the per-function and per-rule alarms (issue 18).
+    assert set(by_type) == {
+        "AWS::Lambda::EventInvokeConfig",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::CloudWatch::Alarm",
+    }
+    consumer = f"mfawatch-{STAGE}-consume_parked_events"
+    invoked = {p["FunctionName"] for p in by_type["AWS::Lambda::EventInvokeConfig"]}
+    assert invoked == expected - {consumer}
+    assert [p["FunctionName"] for p in by_type["AWS::Lambda::EventSourceMapping"]] == [consumer]
     assert (project / ".chalice" / f"policy-{STAGE}.json").is_file()
     # The moto server is the session's: other test files on this worker leave their stages'
     # subscriptions there (which files share a worker depends on the distribution).

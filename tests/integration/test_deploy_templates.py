@@ -16,6 +16,8 @@ import pytest
 
 from mfawatch.deploy.handlers import app_handler_names
 from mfawatch.deploy.templates import (
+    CONSUME_ACTIONS,
+    PARKED_HANDLER,
     StageConfig,
     function_logical_id,
     invoke_config_template,
@@ -120,7 +122,14 @@ def test_every_packaged_function_gets_an_event_invoke_config(merged_package: Pat
         for resource in template["Resources"].values()
         if resource["Type"] == "AWS::Lambda::EventInvokeConfig"
     }
-    assert set(configured) == set(functions)
+    # The consumer is invoked synchronously by its SQS event source: no invoke config.
+    consumer = function_logical_id(PARKED_HANDLER)
+    assert set(configured) == set(functions) - {consumer}
+    # Its SQS event, merged into the SAM function Chalice packaged (which cfn-lint expands).
+    (source,) = functions[consumer]["Properties"]["Events"].values()
+    assert source["Type"] == "SQS"
+    assert source["Properties"]["Queue"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     for props in configured.values():
         assert props["Qualifier"] == "$LATEST"
         assert props["MaximumRetryAttempts"] == 2
@@ -142,7 +151,8 @@ def test_packaged_functions_reference_the_created_resources(merged_package: Path
         policies = template["Resources"][role]["Properties"]["Policies"]
         assert len(policies) == 1, f"{role}: Chalice's policy was not replaced"
         actions = {a for s in policies[0]["PolicyDocument"]["Statement"] for a in s["Action"]}
-        assert actions == LAMBDA_ACTIONS
+        consumes = logical == function_logical_id(PARKED_HANDLER)
+        assert actions == (LAMBDA_ACTIONS if consumes else LAMBDA_ACTIONS - set(CONSUME_ACTIONS))
 
 
 def test_merged_topics_are_encrypted_and_the_table_expires_items(merged_package: Path) -> None:
@@ -181,6 +191,11 @@ def test_no_statement_uses_a_wildcard_action_or_resource_star(
             checked += 1
             where = f"{name}: {logical} {statement.get('Sid', '')}"
             for action in _as_list(statement.get("Action", [])):
+                if kind == "AWS::KMS::Key" and "Service" in statement.get("Principal", {}):
+                    # What AWS documents for services publishing to an SSE-KMS topic (Amazon
+                    # SNS Developer Guide, sns-key-management): exactly GenerateDataKey*.
+                    assert action in ("kms:Decrypt", "kms:GenerateDataKey*"), where
+                    continue
                 assert "*" not in action, f"{where}: wildcard action {action}"
             assert "NotAction" not in statement, where
             if kind == "AWS::KMS::Key":
@@ -191,3 +206,32 @@ def test_no_statement_uses_a_wildcard_action_or_resource_star(
             for resource in _as_list(statement.get("Resource", [])):
                 assert resource != "*", f"{where}: Resource '*'"
     assert checked >= 6  # key policy + five statements per function role, at least
+
+
+def test_every_alarm_of_every_template_pages_through_the_pager_topic(
+    invoke_config: Path, merged_package: Path
+) -> None:
+    """The alarms' one action is the pager topic, in both routes' real artifacts."""
+    pager = {
+        "deploy/resources.yaml": {"Ref": "PagerTopic"},
+        "invoke-config": {"Fn::ImportValue": f"mfawatch-{STAGE}-PagerTopicArn"},
+        "merged package": {"Ref": "PagerTopic"},
+    }
+    counted = {}
+    for name, template in _templates(invoke_config, merged_package):
+        alarms = [
+            r["Properties"]
+            for r in template["Resources"].values()
+            if r.get("Type") == "AWS::CloudWatch::Alarm"
+        ]
+        counted[name] = len(alarms)
+        for alarm in alarms:
+            assert alarm["AlarmActions"] == [pager[name]], (name, alarm["AlarmName"])
+    functions = len(app_handler_names())
+    # resources.yaml: heartbeat, 2 queues, 4 app metrics; per function Errors and Throttles;
+    # per EventBridge rule (every function but the consumer) FailedInvocations.
+    assert counted == {
+        "deploy/resources.yaml": 7,
+        "invoke-config": 3 * functions - 1,
+        "merged package": 7 + 3 * functions - 1,
+    }

@@ -4,8 +4,19 @@ injected through botocore event hooks, everything counted at the wire (SQS queue
 the outputs' SNS topics, a ``before-send.dynamodb`` request counter).
 
 Each scenario runs once per session (fixed seeds); the tests assert invariants, never timings.
-Sizes: 120 failed-MFA events of 10 users from 16 IPs within 5 minutes, 30% delivered twice,
-successes and Identity Center sign-ins, 12 environments.
+Sizes: 36 failed-MFA events of 3 users from 8 IPs within 5 minutes, 30% delivered twice,
+successes and Identity Center sign-ins, 3 environments; two scenarios: 10% DynamoDB errors past
+botocore's retries (the bench's own), and SNS failures with crashes between outputs. Left to the
+bench: "no faults" (every check below holds in both faulty scenarios, and the functional tests
+cover the fault-free path) and throttling (botocore's backoff sleeps in real time). The full size
+and every scenario on its own: ``bench/bench_faults.py`` (issue 15: the harness took 122 s of
+``make test`` at 120 events and five scenarios). DynamoDB and SNS faults are not combined in one
+scenario: a fail-open marked copy is published once, best effort, so a crash or SNS failure
+during it leaves it on some outputs only (its alert, deduplicated, still reaches every output).
+
+Events that fail three attempts are parked on the failed-events queue as Lambda's on-failure
+destination does, and the consumer of parked events replays them through SQS (issue 18): the
+counts are exact only because it does.
 """
 
 from __future__ import annotations
@@ -15,8 +26,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from bench.bench_faults import SCENARIOS as BENCH_SCENARIOS
 from bench.bench_faults import (
-    SCENARIOS,
     Result,
     Scenario,
     Size,
@@ -27,15 +38,17 @@ from bench.bench_faults import (
 pytestmark = pytest.mark.integration
 
 SIZE = Size(
-    events=120,
-    users=10,
-    ips=16,
-    fatigue_successes=4,
-    quiet_successes=3,
-    workflows=3,
-    threads=12,
+    events=36,
+    users=3,
+    ips=8,
+    fatigue_successes=3,
+    quiet_successes=2,
+    workflows=2,
+    threads=3,
     seed=7,
 )
+FAULTS = next(s for s in BENCH_SCENARIOS if s.name == "10% DynamoDB errors")
+SCENARIOS = (FAULTS, Scenario("SNS failures and crashes", sns_errors=0.10, crash_every=7))
 
 
 def scenarios() -> pytest.MarkDecorator:
@@ -82,9 +95,19 @@ def test_the_harness_ran_the_scenario(results: dict[str, Result], scenario: Scen
     if scenario.crash_every:
         assert "crash before the first output" in injected and "crash between" in injected
         assert result.invocations["Crash"] > 0
-    if scenario == Scenario("no faults"):
-        assert result.faults == {}
-        assert kinds["storm"] >= 1, "the load exceeds the topic's rate limit"
+    assert kinds["storm"] >= 1, "the load exceeds the topic's rate limit"
+
+
+def test_every_parked_event_is_replayed_by_the_consumer_through_sqs(
+    results: dict[str, Result],
+) -> None:
+    # Issue 18: before the consumer, events that failed three attempts stayed on the
+    # failed-events queue and were never counted (25-26 of 300 at the issue's size).
+    result = results[FAULTS.name]
+    assert result.dead_lettered, "the faults park events (three failed attempts)"
+    assert result.replayed == result.dead_lettered
+    assert result.left_parked == 0
+    assert sum(result.counted().values()) == sum(result.distinct.values())
 
 
 @scenarios()

@@ -26,6 +26,7 @@ from mfawatch.deploy.selftest import (
     run_selftest,
 )
 from tests.conftest import load_event
+from tests.factory import on_failure_record, sqs_event_record
 from tests.runtime.conftest import (
     PYTHON,
     Package,
@@ -41,8 +42,10 @@ pytestmark = pytest.mark.slow
 FAILED_MFA = "mfawatch-dev-on_iam_console_mfa_failure"
 ROOT_FAILURE = "mfawatch-dev-on_root_console_failure"
 SCHEDULER = "mfawatch-dev-send_due_summaries"
-#: One function per rule of the bundle, plus send_due_summaries, on_heartbeat and heartbeat.
-EXPECTED_FUNCTIONS = len(load_bundle()) + 3
+CONSUMER = "mfawatch-dev-consume_parked_events"
+#: One function per rule of the bundle, plus send_due_summaries, on_heartbeat, heartbeat and
+#: consume_parked_events.
+EXPECTED_FUNCTIONS = len(load_bundle()) + 4
 
 
 def scheduled_event(rule: str) -> dict[str, Any]:
@@ -121,6 +124,50 @@ def test_failed_mfa_reaches_the_alerts_subscriber(
     assert body["Subject"] == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
     document = json.loads(body["Message"])
     assert document["event"]["event_id"] == "0b6a3c1e-5a7d-4c43-9f1e-6f4d2a9b8c01"
+
+
+def test_the_consumer_replays_a_parked_event_from_its_on_failure_record(
+    functions: dict[str, LambdaFunction], stack: Stack
+) -> None:
+    # What Lambda's on-failure destination wrote after the failed-MFA function's last attempt,
+    # as the SQS event source hands it to the consumer (a batch with a malformed record too).
+    record = load_event("iam-consolelogin-failure-mfa-yes")
+    record["eventID"] = "parked-0b6a3c1e-5a7d-4c43-9f1e-6f4d2a9b8c01"
+    record["userIdentity"]["userName"] = "parked-admin"  # not a repeat of another test's alert
+    function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FAILED_MFA}"
+    queue_arn = stack.outputs["FailedEventsQueueArn"]
+    body = json.dumps(on_failure_record(envelope_of(record), function_arn))
+    event = {
+        "Records": [
+            sqs_event_record(body, queue_arn, "9f0c2b1e-parked"),
+            sqs_event_record("not an on-failure record", queue_arn, "9f0c2b1e-garbage"),
+        ]
+    }
+    stack.received()
+    invocation = functions[CONSUMER].invoke(event)
+    assert invocation.ok, (invocation.body, functions[CONSUMER].output())
+    assert invocation.body == {"batchItemFailures": [{"itemIdentifier": "9f0c2b1e-garbage"}]}
+    (alert,) = stack.received()
+    assert alert["TopicArn"] == stack.outputs["AlertsTopicArn"]
+    assert alert["Subject"] == (
+        "[HIGH] Failed MFA sign-in for IAM user parked-admin from 203.0.113.7"
+    )
+    assert json.loads(alert["Message"])["event"]["event_id"] == record["eventID"]
+    # SQS delivers at least once: the same record again publishes nothing.
+    again = functions[CONSUMER].invoke({"Records": event["Records"][:1]})
+    assert again.body == {"batchItemFailures": []}
+    assert stack.received() == []
+
+
+def test_the_consumer_rejects_what_is_not_an_sqs_event(
+    functions: dict[str, LambdaFunction],
+) -> None:
+    invocation = functions[CONSUMER].invoke(
+        envelope_of(load_event("iam-consolelogin-failure-mfa-yes"))
+    )
+    assert invocation.kind == "error"
+    assert invocation.body["errorType"] == "EventParseError"
+    assert "not an SQS event (missing Records)" in invocation.body["errorMessage"]
 
 
 def test_scheduled_function_returns_success(functions: dict[str, LambdaFunction]) -> None:

@@ -17,7 +17,7 @@ from tests.reference import LAMBDA_ACTIONS
 
 # The pure core: every Lambda module but the AWS edges, and the toolkit's parsing, patterns and
 # templates. No AWS SDK, no framework, no command-line library.
-AWS_EDGES = {"dynamo.py", "sns.py"}
+AWS_EDGES = {"dynamo.py", "sns.py", "sqs.py"}
 PURE = [
     *(
         f"chalicelib/{path.name}"

@@ -20,6 +20,7 @@ from mfawatch.deploy.templates import (
     EVENT_RULE_NAME_MAX,
     MAX_EVENT_AGE_SECONDS,
     MAX_RETRY_ATTEMPTS,
+    PARKED_HANDLER,
     STAGE_NAME_PATTERN,
     StageConfig,
     StageNames,
@@ -204,7 +205,11 @@ def test_fixed_resource_names_per_stage() -> None:
 
 def test_invoke_config_has_one_config_per_function_with_retries_age_and_queue() -> None:
     template = invoke_config_template("mfawatch", "dev", HANDLERS)
-    configs = template["Resources"]
+    configs = {
+        logical: resource
+        for logical, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::EventInvokeConfig"
+    }
     assert set(configs) == {
         "OnRootConsoleFailureInvokeConfig",
         "OnIamConsoleMfaFailureInvokeConfig",
@@ -468,8 +473,8 @@ def test_key_policy_lets_the_account_administer_and_iam_grant_use(
     resources: dict[str, Any],
 ) -> None:
     statements = [s for _, kind, s in iam_statements(resources) if kind == "AWS::KMS::Key"]
-    assert len(statements) == 1
-    (root,) = statements
+    assert len(statements) == 3
+    root = statements[0]
     assert root["Principal"] == {
         "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
     }
@@ -553,8 +558,19 @@ def test_invoke_config_command_prints_a_config_per_app_handler() -> None:
     result = CliRunner().invoke(deploy_template, ["invoke-config", "--stage", "dev"])
     assert result.exit_code == 0, result.output
     template = json.loads(result.stdout)
-    functions = {c["Properties"]["FunctionName"] for c in template["Resources"].values()}
-    assert functions == {f"mfawatch-dev-{handler}" for handler in app_handler_names()}
+    functions = {
+        c["Properties"]["FunctionName"]
+        for c in template["Resources"].values()
+        if c["Type"] == "AWS::Lambda::EventInvokeConfig"
+    }
+    asynchronous = set(app_handler_names()) - {PARKED_HANDLER}
+    assert functions == {f"mfawatch-dev-{handler}" for handler in asynchronous}
+    (source,) = [
+        c["Properties"]
+        for c in template["Resources"].values()
+        if c["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    assert source["FunctionName"] == f"mfawatch-dev-{PARKED_HANDLER}"
 
 
 def test_merge_command_writes_the_file(tmp_path: Path) -> None:
@@ -593,7 +609,7 @@ def test_docs_policy_table_lists_exactly_the_generated_statements(
             for line in table.strip().splitlines()[1:]
         )
     }
-    merged = merge_template(StageConfig.from_config(_config(), "dev"), HANDLERS, resources)
+    merged = merge_template(StageConfig.from_config(_config(), "dev"), ALL_HANDLERS, resources)
     role_statements = [s for _, kind, s in iam_statements(merged) if not kind]  # role patches
     route_b = {s["Sid"]: sorted(s["Action"]) for s in role_statements}
     route_a = {
@@ -647,3 +663,147 @@ def test_config_update_names_a_malformed_outputs_setting_and_a_foreign_kms_key()
         stage_config_update(
             _config(), "dev", {**STACK_OUTPUTS, "PagerTopicArn": ""}, "s", "1", "eu-west-1"
         )
+
+
+# --- the parked-event consumer and the alarms (issue 18) --------------------------------------
+
+ALL_HANDLERS = [*HANDLERS, PARKED_HANDLER]
+
+
+def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        logical: resource["Properties"]
+        for logical, resource in template["Resources"].items()
+        if resource.get("Type") == "AWS::CloudWatch::Alarm"
+    }
+
+
+def test_key_policy_lets_this_stages_alarms_and_eventbridge_publish_to_the_topics(
+    resources: dict[str, Any],
+) -> None:
+    by_sid = {s["Sid"]: s for _, kind, s in iam_statements(resources) if kind == "AWS::KMS::Key"}
+    cloudwatch = by_sid["CloudWatchAlarmsPublishToEncryptedTopics"]
+    assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert cloudwatch["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    condition = bind_parameter(cloudwatch["Condition"], "Stage", "dev")
+    assert condition["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert condition["ArnLike"]["aws:SourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}"
+        ":alarm:mfawatch-dev-*"
+    }
+    events = by_sid["EventBridgePublishesToEncryptedTopics"]
+    assert events["Principal"] == {"Service": "events.amazonaws.com"}
+    assert events["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+
+
+def test_every_alarm_of_both_routes_pages_and_is_covered_by_the_key_policy(
+    resources: dict[str, Any],
+) -> None:
+    bound = {"Resources": bind_parameter(resources["Resources"], "Stage", "dev")}
+    invoke = invoke_config_template("mfawatch", "dev", ALL_HANDLERS)
+    merged = merge_template(StageConfig.from_config(_config(), "dev"), ALL_HANDLERS, resources)
+    pager_import = {"Fn::ImportValue": "mfawatch-dev-PagerTopicArn"}
+    for template, pager in ((bound, {"Ref": "PagerTopic"}), (invoke, pager_import)):
+        alarms = _alarms(template)
+        assert alarms
+        for logical, alarm in alarms.items():
+            assert alarm["AlarmActions"] == [pager], logical
+            assert alarm["AlarmName"].startswith("mfawatch-dev-"), logical
+    merged_alarms = _alarms(merged)
+    assert set(_alarms(bound)) <= set(merged_alarms)
+    assert {a["AlarmActions"][0]["Ref"] for a in merged_alarms.values()} == {"PagerTopic"}
+    names = {a["AlarmName"] for a in merged_alarms.values()}
+    assert {
+        "mfawatch-dev-heartbeat",
+        "mfawatch-dev-failed-events-waiting",
+        "mfawatch-dev-dead-letters",
+        "mfawatch-dev-publish-errors",
+        "mfawatch-dev-scheduler-errors",
+        "mfawatch-dev-parked-items",
+        "mfawatch-dev-on_root_console_failure-errors",
+        "mfawatch-dev-on_root_console_failure-throttles",
+        "mfawatch-dev-on_root_console_failure-failed-invocations",
+        "mfawatch-dev-consume_parked_events-errors",
+    } <= names
+    # The consumer has no EventBridge rule, so no FailedInvocations alarm.
+    assert "mfawatch-dev-consume_parked_events-failed-invocations" not in names
+
+
+def test_function_alarms_name_the_function_and_rule_each_route_creates(
+    resources: dict[str, Any],
+) -> None:
+    invoke = _alarms(invoke_config_template("mfawatch", "dev", ALL_HANDLERS))
+    errors = invoke["OnRootConsoleFailureErrorsAlarm"]
+    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert errors["Dimensions"] == [
+        {"Name": "FunctionName", "Value": "mfawatch-dev-on_root_console_failure"}
+    ]
+    failed = invoke["OnRootConsoleFailureFailedInvocationsAlarm"]
+    assert (failed["Namespace"], failed["MetricName"]) == ("AWS/Events", "FailedInvocations")
+    assert failed["Dimensions"] == [
+        {"Name": "RuleName", "Value": "mfawatch-dev-on_root_console_failure-event"}
+    ]
+    merged = merge_template(StageConfig.from_config(_config(), "dev"), ALL_HANDLERS, resources)
+    failed = _alarms(merged)["OnRootConsoleFailureFailedInvocationsAlarm"]
+    assert failed["Dimensions"] == [
+        {"Name": "RuleName", "Value": {"Ref": "OnRootConsoleFailureOnRootConsoleFailureEvent"}}
+    ]
+
+
+def test_both_routes_wire_the_consumer_to_the_failed_events_queue_with_partial_batches(
+    resources: dict[str, Any],
+) -> None:
+    invoke = invoke_config_template("mfawatch", "dev", ALL_HANDLERS)["Resources"]
+    (source,) = [
+        r["Properties"]
+        for r in invoke.values()
+        if r.get("Type") == "AWS::Lambda::EventSourceMapping"
+    ]
+    assert source["FunctionName"] == "mfawatch-dev-consume_parked_events"
+    assert source["EventSourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:"
+        "mfawatch-dev-failed-events"
+    }
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "ConsumeParkedEventsInvokeConfig" not in invoke
+    merged = merge_template(StageConfig.from_config(_config(), "dev"), ALL_HANDLERS, resources)
+    # Route (b): an SQS event merged into Chalice's SAM function (Chalice cannot write it).
+    events = merged["Resources"]["ConsumeParkedEvents"]["Properties"]["Events"]
+    assert events == {
+        "ConsumeParkedEventsSource": {
+            "Type": "SQS",
+            "Properties": {
+                "Queue": {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]},
+                "BatchSize": 10,
+                "Enabled": True,
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            },
+        }
+    }
+    assert "ConsumeParkedEventsInvokeConfig" not in merged["Resources"]
+    # Only the consumer's role may read the queue.
+    consumer = _role_statements(merged, "ConsumeParkedEventsRole")["ConsumeParkedEvents"]
+    assert consumer["Action"] == [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
+    ]
+    assert consumer["Resource"] == [{"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}]
+    assert "ConsumeParkedEvents" not in _role_statements(merged, "SendDueSummariesRole")
+
+
+def test_failed_events_queue_redrives_to_a_final_dead_letter_queue(
+    resources: dict[str, Any],
+) -> None:
+    res = resources["Resources"]
+    queue = res["FailedEventsQueue"]["Properties"]
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["FinalDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 10,
+    }
+    # At least the functions' timeout (Lambda refuses an event source otherwise).
+    assert queue["VisibilityTimeout"] >= 30
+    dead = res["FinalDeadLetterQueue"]["Properties"]
+    assert dead["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert bind_parameter(dead["QueueName"], "Stage", "dev") == DEV.dead_letter_queue

@@ -107,4 +107,7 @@ def test_metric_lines_carry_the_request_id_as_a_property_not_a_dimension() -> No
     metrics.flush(request_id="req-9")
     (document,) = [json.loads(line) for line in lines]
     assert document["requestId"] == "req-9"
-    assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Service", "Rule"]]
+    assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+        ["Service"],
+        ["Service", "Rule"],
+    ]

@@ -6,13 +6,16 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from click.testing import CliRunner
 
 from chalicelib.constants import HEARTBEAT_OVERDUE_SECONDS
+from chalicelib.errors import PublishError, StateStoreError
 from chalicelib.observability import EmfMetrics, JsonFormatter, MemoryMetrics
 from chalicelib.records import envelope_of
 from chalicelib.rules import RuleSet
 from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.state import Condition, Item, MemoryStore
 from mfawatch.cli import main
 from tests.conftest import load_event
 
@@ -33,7 +36,7 @@ def test_emf_lines_are_cloudwatch_metrics() -> None:
     (directive,) = alert["_aws"]["CloudWatchMetrics"]
     assert directive == {
         "Namespace": "mfawatch",
-        "Dimensions": [["Service", "Kind"]],
+        "Dimensions": [["Service"], ["Service", "Kind"]],
         "Metrics": [{"Name": "Notifications", "Unit": "Count"}],
     }
     assert alert["_aws"]["Timestamp"] == 1_700_000_000_000
@@ -104,6 +107,44 @@ def test_a_stopped_heartbeat_is_reported_once_then_its_recovery(rules: RuleSet) 
     (recovered,) = service.heartbeat(_heartbeat("444455556666", "eu-north-1", back), back)
     assert recovered.title == "Sign-in events from account 444455556666 eu-north-1 arrive again"
     assert recovered.severity == "LOW"
+
+
+class _StoreDown(MemoryStore):
+    """A table that fails every write (after botocore's retries), while ``down``."""
+
+    down = False
+
+    def put(self, key: str, item: Item, now: float, condition: Condition | None = None) -> None:
+        if self.down:
+            raise StateStoreError("DynamoDB PutItem failed (test)")
+        super().put(key, item, now, condition)
+
+
+def _heartbeats_counted(metrics: MemoryMetrics) -> int:
+    return metrics.total("Heartbeats")
+
+
+def test_the_heartbeat_metric_counts_only_once_the_store_and_sns_worked(rules: RuleSet) -> None:
+    # The heartbeat alarm watches this metric: it must stop while the table or SNS fails.
+    store = _StoreDown()
+    publisher = MemoryPublisher(failing={"alerts"})
+    metrics = MemoryMetrics()
+    service = AlertService(rules, publisher, store, metrics=metrics)
+    store.down = True
+    with pytest.raises(StateStoreError):
+        service.heartbeat(_heartbeat("444455556666", "eu-north-1", T0), T0)
+    assert _heartbeats_counted(metrics) == 0
+    store.down = False
+    service.heartbeat(_heartbeat("444455556666", "eu-north-1", T0), T0)
+    assert _heartbeats_counted(metrics) == 1
+    # Reported missing, then back while SNS fails: the recovery notice cannot be published.
+    late = T0 + timedelta(seconds=HEARTBEAT_OVERDUE_SECONDS + 60)
+    publisher.failing.clear()
+    service.tick(late)
+    publisher.failing.add("alerts")
+    with pytest.raises(PublishError):
+        service.heartbeat(_heartbeat("444455556666", "eu-north-1", late), late)
+    assert _heartbeats_counted(metrics) == 1
 
 
 def test_sns_dry_run_prints_the_exact_publish_parameters() -> None:
