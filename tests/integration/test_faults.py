@@ -91,7 +91,9 @@ def test_the_harness_ran_the_scenario(results: dict[str, Result], scenario: Scen
     if scenario.throttling:
         assert "HTTP 400 ThrottlingException" in injected
     if scenario.sns_errors:
-        assert "SNS error on alerts" in injected and "SNS error on pager" in injected
+        # Which output a random SNS fault hits depends on the threads' timing: at CI size one
+        # output may see none, so the check is that SNS faults were injected at all.
+        assert "SNS error on" in injected
     if scenario.crash_every:
         assert "crash before the first output" in injected and "crash between" in injected
         assert result.invocations["Crash"] > 0
