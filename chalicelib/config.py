@@ -55,6 +55,12 @@ ENV_TABLE_NAME = "MFAWATCH_TABLE_NAME"
 ENV_ACCOUNT_NAMES = "MFAWATCH_ACCOUNT_NAMES"
 ENV_BRUTE_FORCE = "MFAWATCH_BRUTE_FORCE"
 ENV_FATIGUE_SUCCESS = "MFAWATCH_FATIGUE_SUCCESS"
+ENV_MFA_SPRAY = "MFAWATCH_MFA_SPRAY"
+ENV_ROOT_SPRAY = "MFAWATCH_ROOT_SPRAY"
+ENV_PASSWORD_SPRAY = "MFAWATCH_PASSWORD_SPRAY"  # noqa: S105 - a variable name
+ENV_TAKEOVER = "MFAWATCH_TAKEOVER"
+#: What turns an optional detector off.
+OFF = "off"
 ENV_TOPIC_RATE = "MFAWATCH_TOPIC_RATE"
 ENV_PRINCIPAL_RATE = "MFAWATCH_PRINCIPAL_RATE"
 ENV_OUTPUTS = "MFAWATCH_OUTPUTS"
@@ -127,6 +133,15 @@ class Settings:
     """Optional account id -> display name, shown next to the account id in alerts."""
     brute_force: Threshold = Threshold(10, 5)
     fatigue_success: Threshold = Threshold(3, 30)
+    mfa_spray: Threshold = Threshold(3, 15)
+    """One source IP failing the MFA step for N distinct principals within M minutes (HIGH)."""
+    root_spray: Threshold = Threshold(2, 60)
+    """One source IP failing root sign-in in N accounts within M minutes (CRITICAL)."""
+    password_spray: Threshold | None = Threshold(10, 10)
+    """One source IP with wrong passwords for N distinct principals within M minutes (MEDIUM);
+    None: off."""
+    takeover: Threshold = Threshold(1, 60)
+    """An MFA device or password change within M minutes after N failed MFA steps (CRITICAL)."""
     topic_rate: Threshold = Threshold(20, 5)
     principal_rate: Threshold = Threshold(5, 5)
     claim_ttl_seconds: float = 48 * 3600.0
@@ -172,6 +187,16 @@ class Settings:
                 f"({timeout:g} s): a write still in flight when a summary or digest is cut would "
                 "miss it. Raise the settle delay or lower the timeout."
             )
+        for name, spray in (
+            (ENV_MFA_SPRAY, self.mfa_spray),
+            (ENV_ROOT_SPRAY, self.root_spray),
+            (ENV_PASSWORD_SPRAY, self.password_spray),
+        ):
+            if spray is not None and spray.count < 2:
+                raise ConfigError(
+                    f"{name} ({spray}) must count at least 2 distinct principals or accounts: "
+                    "one is a single user's failure, which the rules already alert on"
+                )
 
     def account_name(self, account: str) -> str:
         return self.account_names.get(account, "")
@@ -273,6 +298,12 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         account_names=_json_map(ENV_ACCOUNT_NAMES, names_raw) if names_raw else {},
         brute_force=threshold(ENV_BRUTE_FORCE, defaults.brute_force),
         fatigue_success=threshold(ENV_FATIGUE_SUCCESS, defaults.fatigue_success),
+        mfa_spray=threshold(ENV_MFA_SPRAY, defaults.mfa_spray),
+        root_spray=threshold(ENV_ROOT_SPRAY, defaults.root_spray),
+        password_spray=None
+        if env.get(ENV_PASSWORD_SPRAY, "").strip().lower() == OFF
+        else threshold(ENV_PASSWORD_SPRAY, defaults.password_spray or Threshold(10, 10)),
+        takeover=threshold(ENV_TAKEOVER, defaults.takeover),
         topic_rate=threshold(ENV_TOPIC_RATE, defaults.topic_rate),
         principal_rate=threshold(ENV_PRINCIPAL_RATE, defaults.principal_rate),
         outputs=parse_outputs(env[ENV_OUTPUTS]) if env.get(ENV_OUTPUTS, "").strip() else (),

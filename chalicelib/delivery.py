@@ -37,7 +37,7 @@ from .documents import (
     storm_attribute,
 )
 from .errors import ConfigError, PublishError, StateStoreError, UnknownReferenceError
-from .notifications import KIND_ALERT, KIND_ESCALATION, KIND_SUMMARY, Notification
+from .notifications import KIND_ALERT, KIND_ESCALATION, KIND_SUMMARY, Notification, is_campaign
 from .notifications import notification_from_state as rebuild
 from .observability import Metrics
 from .rules import RuleSet
@@ -46,6 +46,7 @@ from .state import (
     DUE_PK,
     EXPIRES_AT,
     Absent,
+    AnyOf,
     Compare,
     ConditionFailed,
     Item,
@@ -262,6 +263,10 @@ class Delivery:
                 else:
                     hold = True
                     self.schedule_digest(notification.rule.id, now)
+            if hold and suppression is None and is_campaign(notification):
+                # Counted against the topic, never held: a campaign is the storm's explanation.
+                # (A suppression still holds one: it covers the campaign's source on purpose.)
+                hold = False
             if hold and suppression is None:
                 held.append(held_record(notification))
                 self.metrics.count("Held", Rule=notification.rule.id)
@@ -317,6 +322,95 @@ class Delivery:
                 if failed.current is not None:  # recorded meanwhile: grow it if need be
                     self._grow_held(notification, failed.current, held, now)
         return Decided(decided.entries, [])
+
+    def escalate_once(
+        self,
+        key: str,
+        item: Mapping[str, Any],
+        escalation: Notification,
+        event_id: str,
+        start: float,
+        until: float,
+        now: float,
+        extra: Mapping[str, Any] | None = None,
+        finish: Mapping[str, Any] | None = None,
+    ) -> list[Notification]:
+        """Escalate once per burst or campaign, on the item (``key``) that counts it: the mark
+        (``escalated_until``, ``escalated_by``) and the escalation's outbox are one conditional
+        write, and the item stays due until delivered, so the scheduler finishes what the
+        deciding event did not. The condition: no mark, one that ends by ``start``, or this
+        event's (its retry decides the same again and delivers what is left). ``item`` is the
+        item as the caller's last write returned it; ``extra`` is written with the mark;
+        ``finish`` (a later due time) with the last confirmation instead of leaving the due
+        index."""
+        kept = Outbox.from_item(item)
+        if item.get("escalated_by") == event_id and any(
+            e.id == escalation.id for e in kept.entries
+        ):
+            # Decided by an earlier attempt: deliver what is left, unless the scheduler is.
+            remove = () if finish else (DUE_PK, DUE_AT)
+            return self.deliver_leased(key, kept, now, finish, remove)
+        else:
+            decided = self.decide_apart(escalation, now)
+            outbox = kept.with_entries(decided.entries)
+            try:
+                self.store.update(
+                    key,
+                    now,
+                    set_values={
+                        "escalated_until": until,
+                        "escalated_by": event_id,
+                        # Held while this invocation delivers (deliver_leased).
+                        LEASE: now + self.settings.lease_seconds,
+                        **(extra or {}),
+                        **outbox.to_item(),
+                        **due_mark(now + self.settings.lease_seconds),
+                    },
+                    remove=[] if outbox.delivered else ["delivered"],
+                    condition=AnyOf(
+                        (
+                            Compare("escalated_until", "<=", start, or_missing=True),
+                            Compare("escalated_by", "=", event_id),
+                        )
+                    ),
+                )
+            except ConditionFailed:
+                return []  # another event of the burst or campaign escalated it
+        try:
+            return self.deliver(key, outbox, now, finish, () if finish else (DUE_PK, DUE_AT))
+        except PublishError as exc:
+            # The item stays due: the scheduler publishes what did not confirm.
+            logger.error("escalation %s not delivered yet: %s", escalation.id, exc)
+            return []
+
+    def deliver_leased(
+        self,
+        key: str,
+        outbox: Outbox,
+        now: float,
+        finish: Mapping[str, Any] | None = None,
+        finish_remove: Sequence[str] = (DUE_PK, DUE_AT),
+    ) -> list[Notification]:
+        """Deliver what is pending of an escalation item's outbox, taking the item's lease
+        first (one conditional write): the deciding event's retry and the scheduler's
+        redelivery may both find it pending, and only one publishes. A failed output gives the
+        lease back (:meth:`deliver`)."""
+        if not outbox.pending():
+            return self.deliver(key, outbox, now, finish, finish_remove)
+        try:
+            self.store.update(
+                key,
+                now,
+                set_values={LEASE: now + self.settings.lease_seconds},
+                condition=Compare(LEASE, "<=", now, or_missing=True),
+            )
+        except ConditionFailed:
+            return []  # someone delivers it now; if they die, the lease runs out
+        try:
+            return self.deliver(key, outbox, now, finish, finish_remove)
+        except PublishError as exc:
+            logger.error("escalation outbox of %s not delivered yet: %s", key, exc)
+            return []
 
     def _held_item(self, held: Held, rule_id: str, now: float) -> Item:
         return {
@@ -460,6 +554,11 @@ class Delivery:
         for notification in sent.values():
             self.metrics.count("Notifications", Kind=notification.kind)
         return list(sent.values())
+
+
+#: The attribute of an escalation item (a principal's, a campaign's) that says until when an
+#: invocation delivers its outbox.
+LEASE = "lease_until"
 
 
 def _recorded(held: Held) -> Item:

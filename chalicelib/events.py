@@ -40,6 +40,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from .campaigns import (
+    CampaignStep,
+    is_takeover_step,
+    takeover_failures,
+    takeover_rechecks,
+    takeover_target,
+)
 from .config import Settings
 from .decisions import (
     KEEP_FAILURES,
@@ -77,6 +84,7 @@ from .notifications import (
     alert_for,
     brute_force_for,
     fatigue_success_for,
+    takeover_for,
 )
 from .observability import Metrics
 from .records import (
@@ -175,6 +183,7 @@ class EventHandler(ServicePart):
         metrics: Metrics,
     ) -> None:
         super().__init__(rules, store, delivery, settings, metrics)
+        self.campaigns = CampaignStep(rules, store, delivery, settings, metrics)
         # The marked copies this execution environment published (id -> minute), recent only.
         self._fail_opens: dict[str, int] = {}
 
@@ -222,8 +231,15 @@ class EventHandler(ServicePart):
         if rule.signal == "success":
             return sent + self._success(rule, record, clock, notes)
         if rule.mode != "alert":
-            return sent
+            # Context rules count for campaigns (wrong passwords): no claim, idempotent steps.
+            return sent + self.campaigns.observe(rule, record, clock, notes)
         return sent + self._alert_rule(rule, record, clock, notes, wait, stand_in)
+
+    def _horizon(self) -> float:
+        """How long a principal's failures and successes are kept: the longest window that
+        looks back at them (brute force, fatigue success, takeover chain)."""
+        s = self.settings
+        return max(s.brute_force.seconds, s.fatigue_success.seconds, s.takeover.seconds)
 
     def _notes(self, record: SignInRecord) -> tuple[str, ...]:
         note = self.settings.account_note(record.account)
@@ -384,8 +400,7 @@ class EventHandler(ServicePart):
         item: Item = {}
         if rule.signal == "failure" or alert:
             add, remove = self.delivery.principal_counter(now) if alert else ({}, [])
-            bf, fs = s.brute_force, s.fatigue_success
-            horizon = max(bf.seconds, fs.seconds)
+            horizon = self._horizon()
             item = self.store.update(
                 who,
                 now,
@@ -409,8 +424,15 @@ class EventHandler(ServicePart):
         if rule.signal == "failure":
             escalated = self._brute_force(rule, record, who, history, item, now, notes)
             fs = s.fatigue_success
-            for success in fatigue_rechecks(history, t, fs.count, fs.seconds):
+            rechecks = {
+                *fatigue_rechecks(history, t, fs.count, fs.seconds),
+                *takeover_rechecks(history, t, s.takeover.seconds),
+            }
+            for success in sorted(rechecks):
                 escalated += self._resume(success, now)
+        if alert:
+            # A new incident is a new (principal, IP) for its source's campaign (docs/design.md).
+            escalated += self.campaigns.observe(rule, record, now, notes, incident_opened=True)
 
         result = self.delivery.decide(decided, now, principal_admitted) if alert else None
         attributes: Item = {}
@@ -581,40 +603,9 @@ class EventHandler(ServicePart):
             brute_force_for(rule, record, burst.in_window, bf.minutes, burst.event_ids),
             notes=notes,
         )
-        kept = Outbox.from_item(item)
-        if history.escalated_by == record.event_id and any(
-            e.id == escalation.id for e in kept.entries
-        ):
-            outbox = kept  # decided by an earlier attempt: deliver what is left
-        else:
-            decided = self.delivery.decide_apart(escalation, now)
-            outbox = kept.with_entries(decided.entries)
-            try:
-                self.store.update(
-                    who,
-                    now,
-                    set_values={
-                        "escalated_until": burst.until,
-                        "escalated_by": record.event_id,
-                        **outbox.to_item(),
-                        **due_mark(now + self.settings.lease_seconds),
-                    },
-                    remove=[] if outbox.delivered else ["delivered"],
-                    condition=AnyOf(
-                        (
-                            Compare("escalated_until", "<=", burst.start, or_missing=True),
-                            Compare("escalated_by", "=", record.event_id),
-                        )
-                    ),
-                )
-            except ConditionFailed:
-                return []  # another event of the burst escalated it
-        try:
-            return self.delivery.deliver(who, outbox, now)
-        except PublishError as exc:
-            # The principal's item stays due: the scheduler publishes what did not confirm.
-            logger.error("escalation %s not delivered yet: %s", escalation.id, exc)
-            return []
+        return self.delivery.escalate_once(
+            who, item, escalation, record.event_id, burst.start, burst.until, now
+        )
 
     def _save_and_deliver(
         self,
@@ -664,6 +655,11 @@ class EventHandler(ServicePart):
             a failure processed later: lists its failure, finds the success, decides it again
         """
         fs = self.settings.fatigue_success
+        if is_takeover_step(record):
+            target = takeover_target(record)
+            if target is None:
+                return []
+            record = target
         t = record.event_time.timestamp()
         key = claim_key(rule.id, record.event_id)
         token = uuid.uuid4().hex
@@ -683,7 +679,7 @@ class EventHandler(ServicePart):
         who = principal_key(
             record.account, escalation_principal(record.principal_key, record.source_ip)
         )
-        horizon = max(self.settings.brute_force.seconds, fs.seconds)
+        horizon = self._horizon()
         item = self.store.update(
             who,
             now,
@@ -697,9 +693,17 @@ class EventHandler(ServicePart):
                 now,
                 set_values={"successes": entries_to_keep(history.successes, t, horizon)},
             )
-        failures = failures_between(history, t - fs.seconds, t)
-        if len(failures) < fs.count:
-            return []
+        if is_takeover_step(record):
+            tk = self.settings.takeover
+            failures = takeover_failures(history.failures, t, tk.seconds)
+            if len(failures) < tk.count:
+                return []
+            escalation = takeover_for(rule, record, failures, tk.minutes)
+        else:
+            failures = failures_between(history, t - fs.seconds, t)
+            if len(failures) < fs.count:
+                return []
+            escalation = fatigue_success_for(rule, record, failures, fs.minutes)
         try:
             # Escalate: hold the lease first (one decider, whoever re-checks concurrently).
             self.store.update(
@@ -712,7 +716,27 @@ class EventHandler(ServicePart):
             raise EventInProgressError(
                 f"rule {rule.id} event {record.event_id} is being decided elsewhere"
             ) from failed
-        escalation = replace(fatigue_success_for(rule, record, failures, fs.minutes), notes=notes)
+        if is_takeover_step(record):
+            # One escalation per chain: a second step after the same failures (a virtual device
+            # created, then enabled) is the same takeover. The mark names this event, so its
+            # retry passes again.
+            last = max(t_f for t_f, e in history.failures if e in failures)
+            try:
+                self.store.update(
+                    who,
+                    now,
+                    set_values={"takeover_until": last, "takeover_by": record.event_id},
+                    condition=AnyOf(
+                        (
+                            Compare("takeover_until", "<", last, or_missing=True),
+                            Compare("takeover_by", "=", record.event_id),
+                        )
+                    ),
+                )
+            except ConditionFailed:
+                self.store.update(key, now, set_values={"status": ClaimStatus.DONE.value})
+                return []
+        escalation = replace(escalation, notes=notes)
         try:
             result = self.delivery.decide([escalation], now)
             return self._save_and_deliver(key, result, None, {}, now)

@@ -348,6 +348,154 @@ def brute_force_for(
     )
 
 
+#: The id prefix of campaign escalations and their trailing summaries
+#: (:mod:`chalicelib.campaigns`).
+CAMPAIGN_ID_PREFIX = "escalation:campaign"
+
+
+def is_campaign(notification: Notification) -> bool:
+    """A campaign escalation: never held in a storm digest, since it explains the storm."""
+    return notification.id.startswith(CAMPAIGN_ID_PREFIX)
+
+
+def campaign_for(
+    rule: Rule,
+    record: SignInRecord,
+    campaign: str,
+    severity: str,
+    noun: str,
+    shown: tuple[str, ...],
+    members: int,
+    failures: int,
+    minutes: float,
+) -> Notification:
+    """Escalation: one source IP failing a sign-in step for ``members`` distinct principals (or
+    accounts: ``noun``) within ``minutes``. ``shown``: the first members (``account/principal``,
+    or the account for root)."""
+    accounts = sorted({m.split("/", 1)[0] for m in shown})
+    ip = record.source_ip if len(record.source_ip) <= 64 else record.source_ip[:63] + "…"
+    more = f" and {members - len(shown)} more" if members > len(shown) else ""
+    return Notification(
+        id=f"{CAMPAIGN_ID_PREFIX}:{campaign}:{record.event_id}",
+        kind=KIND_ESCALATION,
+        rule=rule,
+        severity=severity,
+        title=_CAMPAIGN_TITLES.get(campaign, "{ip}: {n} {noun} failed within {m:g} minutes").format(
+            ip=record.source_ip, n=members, noun=noun, m=minutes
+        ),
+        dedup_key=f"campaign:{campaign}|{record.source_ip}",
+        account=record.account,
+        region=record.region,
+        principal=f"{members} {noun}",
+        principal_type="campaign",
+        source_ip=record.source_ip,
+        event_ids=(record.event_id,),
+        count=failures,
+        first_seen=record.event_time,
+        last_seen=record.event_time,
+        record=record,
+        summary=(
+            f"{ip} failed to sign in as {members} distinct {noun} "
+            f"({failures} failures) within {minutes:g} minutes: {', '.join(shown)}{more}. "
+            f"Accounts: {', '.join(accounts)}. One source that knows or guesses the credentials "
+            "of several identities is a campaign, not a user who mistyped."
+        ),
+    )
+
+
+def campaign_summary_for(
+    rule: Rule,
+    campaign: str,
+    severity: str,
+    noun: str,
+    source_ip: str,
+    escalated_by: str,
+    shown: tuple[str, ...],
+    members: int,
+    failures: int,
+    first: datetime,
+    last: datetime,
+    region: str = "",
+) -> Notification:
+    """The trailing summary of a campaign escalation: every member the source IP tried in the
+    campaign's window, once the window is over (``escalated_by``: the escalation's event)."""
+    accounts = sorted({m.split("/", 1)[0] for m in shown})
+    ip = source_ip if len(source_ip) <= 64 else source_ip[:63] + "…"
+    more = f" and {members - len(shown)} more" if members > len(shown) else ""
+    name = _CAMPAIGN_NAMES.get(campaign, campaign)
+    return Notification(
+        id=f"{CAMPAIGN_ID_PREFIX}-summary:{campaign}:{escalated_by}",
+        kind=KIND_ESCALATION,
+        rule=rule,
+        severity=severity,
+        title=f"{name} from {ip} ended: {members} {noun} tried",
+        dedup_key=f"campaign-summary:{campaign}|{source_ip}",
+        account=accounts[0] if accounts else "",
+        region=region,
+        principal=f"{members} {noun}",
+        principal_type="campaign",
+        source_ip=source_ip,
+        event_ids=(),
+        count=failures,
+        first_seen=first,
+        last_seen=last,
+        summary=(
+            f"The campaign from {ip} is over: {members} distinct {noun} tried ({failures} "
+            f"first attempts per member and window): {', '.join(shown)}{more}. Accounts: "
+            f"{', '.join(accounts)}. The alerts and summaries of each principal count every "
+            "failure."
+        ),
+    )
+
+
+_CAMPAIGN_NAMES = {
+    "mfa-spray": "MFA spray",
+    "root-across-accounts": "Root sign-in attempts across accounts",
+    "password-spray": "Password spray",
+}
+
+
+_CAMPAIGN_TITLES = {
+    "mfa-spray": "MFA spray from {ip}: {n} principals failed the MFA step within {m:g} minutes",
+    "root-across-accounts": "Root sign-in failed in {n} accounts from {ip} within {m:g} minutes",
+    "password-spray": "Password spray from {ip}: wrong passwords for {n} principals within {m:g} "
+    "minutes",
+}
+
+
+def takeover_for(
+    rule: Rule, record: SignInRecord, failures: tuple[str, ...], minutes: float
+) -> Notification:
+    """Escalation: an MFA device or password change of a principal shortly after its failed
+    MFA step (``record`` is about the changed principal)."""
+    return Notification(
+        id=f"escalation:takeover:{record.event_id}",
+        kind=KIND_ESCALATION,
+        rule=rule,
+        severity="CRITICAL",
+        title=(
+            f"Possible account takeover: {record.event_name} for {record.principal} after "
+            f"{len(failures)} failed MFA attempt{'' if len(failures) == 1 else 's'}"
+        ),
+        dedup_key=f"takeover:{record.account}|{record.principal_key}",
+        account=record.account,
+        region=record.region,
+        principal=record.principal,
+        principal_type=record.principal_type,
+        source_ip=record.source_ip,
+        event_ids=(*failures, record.event_id),
+        count=len(failures),
+        first_seen=record.event_time,
+        last_seen=record.event_time,
+        record=record,
+        summary=(
+            f"{record.event_name} changed the credentials of {record.principal} (from "
+            f"{record.source_ip}) within {minutes:g} minutes after {len(failures)} failed MFA "
+            "attempt(s): someone may be replacing the factor they could not pass."
+        ),
+    )
+
+
 def fatigue_success_for(
     rule: Rule, record: SignInRecord, failures: tuple[str, ...], minutes: float
 ) -> Notification:

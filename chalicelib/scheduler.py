@@ -297,7 +297,9 @@ class Scheduler(ServicePart):
             return self._storm(key, item, now, force)
         if kind is KeyKind.HEARTBEAT:
             return self._heartbeat(key, item, now)
-        if kind in (KeyKind.PRINCIPAL, KeyKind.NOTICE):
+        if kind is KeyKind.CAMPAIGN and self.events is not None:
+            return self.events.campaigns.due(key, item, now, force)
+        if kind in (KeyKind.PRINCIPAL, KeyKind.CAMPAIGN, KeyKind.NOTICE):
             return self._outbox(key, item, now)
         raise UnknownReferenceError(f"{key}: no scheduled work for items of this kind")
 
@@ -554,7 +556,7 @@ class Scheduler(ServicePart):
         get to publish (a principal's item), an expiry notice whose publish failed."""
         outbox = Outbox.from_item(item)
         if outbox.pending():
-            return self.delivery.deliver(key, outbox, now)
+            return self.delivery.deliver_leased(key, outbox, now)
         self._settle(key, item, now, None)
         return []
 

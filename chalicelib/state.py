@@ -82,6 +82,9 @@ class KeyKind(enum.Enum):
     """One account x Region: when its heartbeat was last seen."""
     NOTICE = "notice"
     """One (suppression, expiry date): its expiry notice, sent once (the item is the mark)."""
+    CAMPAIGN = "camp"
+    """One (campaign, source IP): its distinct members and escalation; with a member part, the
+    marker that the member is counted (:mod:`chalicelib.campaigns`)."""
 
 
 #: DynamoDB's limit on a partition key's value (UTF-8 bytes); GSI keys have the same limit.

@@ -16,6 +16,10 @@ The story (2026-11-02, UTC):
 - 14:00 account 444455556666, eu-north-1 sign-in endpoint: dev-lead fails MFA once, then succeeds.
 - 10:15 build-bot signs in with a password alone.
 - All day: ordinary API calls and sign-ins with MFA (benign noise).
+- 15:30-16:04 a campaign from 203.0.113.150: the MFA step fails for alice, bob (111122223333),
+  carol and dave (444455556666), one attempt each (an MFA spray); eleven minutes later the same
+  address enables its own MFA device for carol (a takeover chain); then root sign-in fails in
+  both accounts (root across accounts).
 """
 
 from __future__ import annotations
@@ -385,6 +389,49 @@ def story() -> list[dict[str, Any]]:
                 "aws-sdk-java/2.25.0 Linux/5.10",
                 params,
                 error,
+            )
+        )
+
+    # 7. A campaign: one address that knows four passwords (two accounts) fails the MFA step for
+    # each, then registers its own MFA device for carol; and tries root in both accounts.
+    sprayer = "203.0.113.150"
+    for offset, (name, account) in enumerate(
+        [("alice", PROD), ("bob", PROD), ("carol", DEV), ("dave", DEV)]
+    ):
+        add(
+            console_login(
+                at("15:30:00") + timedelta(seconds=70 * offset),
+                account,
+                iam_user(account, name, arn=False),
+                "Failure",
+                "Yes",
+                sprayer,
+                ATTACKER_UA,
+            )
+        )
+    add(
+        api_call(
+            at("15:41:12"),
+            DEV,
+            "us-east-1",
+            "iam.amazonaws.com",
+            "EnableMFADevice",
+            console_session(DEV, "carol", at("15:40:00")),
+            sprayer,
+            "AWS Internal",
+            {"userName": "carol", "serialNumber": f"arn:aws:iam::{DEV}:mfa/carol-new"},
+        )
+    )
+    for offset, account in enumerate([PROD, DEV]):
+        add(
+            console_login(
+                at("16:02:00") + timedelta(seconds=95 * offset),
+                account,
+                root(account),
+                "Failure",
+                "No",
+                sprayer,
+                ATTACKER_UA,
             )
         )
     return events

@@ -129,8 +129,10 @@ def test_candidates_are_a_small_superset(proof: Proof) -> None:
         f"records ({ratio:.2%})"
     )
     assert len(set(proof.candidate_ids)) == len(proof.candidate_ids)
-    # Demo: 31 of 412 (7.5%, a sign-in story); mixed: about 0.75% (1% are sign-ins).
-    assert ratio < (0.10 if proof.archive == DEMO_SCENARIO else 0.01)
+    # Demo: 42 of 419 (10.0%, a sign-in story that since issue 16 also has a campaign, whose
+    # wrong passwords and IAM credential changes the new context rules match); mixed: about
+    # 0.75% (1% are sign-ins).
+    assert ratio < (0.12 if proof.archive == DEMO_SCENARIO else 0.01)
 
 
 def test_a_json_field_holding_an_array_stays_a_candidate(tmp_path: Path, rules: RuleSet) -> None:

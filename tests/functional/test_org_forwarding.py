@@ -153,8 +153,14 @@ def test_exactly_the_selected_events_reach_the_central_queue(
     received, expected = _forward(org, rules, "us-east-1")
     assert received == expected
     forwarded = {json.loads(k)["eventName"] for k in received}
-    assert {"ConsoleLogin", "DeactivateMFADevice", "CredentialVerification"} <= forwarded
-    for noise in ("GetObject", "DescribeInstances", "CheckMfa", "EnableMFADevice"):
+    # EnableMFADevice is a takeover-chain step (rule mfa-takeover-steps) since issue 16.
+    assert {
+        "ConsoleLogin",
+        "DeactivateMFADevice",
+        "CredentialVerification",
+        "EnableMFADevice",
+    } <= forwarded
+    for noise in ("GetObject", "DescribeInstances", "CheckMfa"):
         assert noise not in forwarded
     # Every deployed rule's own positive fixture made it across, e.g. a failed MFA sign-in.
     failed_mfa = as_envelope(load_event("iam-consolelogin-failure-mfa-yes"))

@@ -62,6 +62,8 @@ IAM_FAILURE = "iam-console-mfa-failure"
 IC_FAILURE = "identity-center-mfa-failure"
 IC_STEP = "identity-center-sign-in-steps"
 SUCCESS = "sign-in-success"
+ROOT_FAILURE = "root-console-failure"
+TAKEOVER = "mfa-takeover-steps"
 COUNTED = (KIND_ALERT, KIND_SUMMARY, KIND_STORM)
 #: Lambda's asynchronous retries: the second attempt a minute after the first, the third two
 #: minutes after that.
@@ -243,6 +245,14 @@ class Scenario:
     """Principals whose failures must escalate (published, or held in a storm digest)."""
     fatigue: frozenset[str] = frozenset()
     """Successful sign-ins (event ids) that must raise the CRITICAL MFA fatigue success."""
+    campaigns: frozenset[tuple[str, str, int, int]] = frozenset()
+    """The campaign and takeover escalations that must go out, each exactly once:
+    ``(dedup key, severity, fewest, most)``; any other is a false positive. The count is what the
+    deciding event saw: the threshold when the events come one by one; more when a fault delays
+    the event that completed the set and a later one decides (never more than the campaign's
+    events)."""
+    campaign_summaries: frozenset[tuple[str, int]] = frozenset()
+    """The trailing summary of each campaign, exactly once: ``(dedup key, exact count)``."""
     first_come: bool = False
     """A rate limit admits whichever events come first: which principals the admitted alerts
     name depends on the arrival order (kinds and counts do not)."""
@@ -327,6 +337,71 @@ def ic_failure(event_id: str, t: float, workflow: str = IC_WORKFLOW) -> Arrival:
     record["additionalEventData"]["AuthWorkflowID"] = workflow
     record["sourceIPAddress"] = "198.51.100.4"
     return Arrival(t + 2.0, IC_FAILURE, envelope_of(record))
+
+
+def root_failure(event_id: str, t: float, account: str, ip: str = "203.0.113.66") -> Arrival:
+    """A failed root console sign-in in ``account``."""
+    record = _stamp(load_event("root-consolelogin-failure-mfa-yes"), event_id, t)
+    identity = record["userIdentity"]
+    identity.update(accountId=account, principalId=account, arn=f"arn:aws:iam::{account}:root")
+    record["recipientAccountId"] = account
+    record["sourceIPAddress"] = ip
+    return Arrival(t + 2.0, ROOT_FAILURE, envelope_of(record))
+
+
+def device_enabled(event_id: str, t: float, user: str = "alice") -> Arrival:
+    """An MFA device enabled for ``user`` (from another address than the failures)."""
+    record = _stamp(load_event("iam-enablemfadevice"), event_id, t)
+    record["requestParameters"]["userName"] = user
+    record["sourceIPAddress"] = "198.51.100.99"
+    return Arrival(t + 2.0, TAKEOVER, envelope_of(record))
+
+
+ORG = ("111122223333", "444455556666", "777788889999")
+SPRAY_IP = "203.0.113.50"
+
+
+def campaign_scenarios() -> list[Scenario]:
+    """Issue 16's campaigns and their near misses (``campaigns`` empty: none may go out)."""
+    return [
+        Scenario(
+            "mfa-spray",
+            tuple(iam_failure(f"sp-{i}", 30.0 * i, user=f"u{i}", ip=SPRAY_IP) for i in range(4)),
+            settings(),
+            campaigns=frozenset({(f"campaign:mfa-spray|{SPRAY_IP}", "HIGH", 3, 4)}),
+            campaign_summaries=frozenset({(f"campaign-summary:mfa-spray|{SPRAY_IP}", 4)}),
+        ),
+        Scenario(
+            "mfa-spray-near-miss",
+            (
+                iam_failure("nm-0", 0.0, user="u0", ip=SPRAY_IP),
+                iam_failure("nm-1", 30.0, user="u1", ip=SPRAY_IP),
+                iam_failure("nm-2", 60.0, user="u2", ip="203.0.113.51"),
+                iam_failure("nm-3", 901.0, user="u3", ip=SPRAY_IP),
+            ),
+            settings(),
+        ),
+        Scenario(
+            "root-in-three-accounts",
+            tuple(root_failure(f"rt-{i}", 300.0 * i, account) for i, account in enumerate(ORG)),
+            settings(),
+            campaigns=frozenset({("campaign:root-across-accounts|203.0.113.66", "CRITICAL", 2, 3)}),
+            campaign_summaries=frozenset(
+                {("campaign-summary:root-across-accounts|203.0.113.66", 3)}
+            ),
+        ),
+        Scenario(
+            "failed-mfa-then-new-device",
+            (iam_failure("tk-0", 0.0), device_enabled("tk-dev", 120.0)),
+            settings(),
+            campaigns=frozenset({("takeover:111122223333|alice", "CRITICAL", 1, 1)}),
+        ),
+        Scenario(
+            "new-device-near-miss",
+            (iam_failure("tn-0", 0.0), device_enabled("tn-dev", 120.0, user="bob")),
+            settings(),
+        ),
+    ]
 
 
 def scenarios(size: str = "ci") -> list[Scenario]:
@@ -596,6 +671,30 @@ def violations(outcome: Outcome) -> list[str]:
             f"a re-sent write was taken for another invocation's: attempts of "
             f"{sorted(set(outcome.failed_attempts))} failed and were retried"
         )
+    # 5. Campaigns and takeover chains: each expected one exactly once (one id), nothing else.
+    decided: dict[str, set[str]] = defaultdict(set)
+    shapes: dict[str, tuple[str, int]] = {}
+    for n in alerts.values():
+        if n.kind == KIND_ESCALATION and n.dedup_key.startswith(("campaign:", "takeover:")):
+            decided[n.dedup_key].add(n.id)
+            shapes[n.dedup_key] = (n.severity, n.count)
+    expected_keys = {key for key, *_ in scenario.campaigns}
+    if set(shapes) != expected_keys:
+        found.append(f"campaigns {sorted(shapes)} != expected {sorted(expected_keys)}")
+    for key, severity, fewest, most in sorted(scenario.campaigns):
+        got = shapes.get(key)
+        if got is not None and (got[0] != severity or not fewest <= got[1] <= most):
+            found.append(f"campaign {key}: {got} is not {severity} with {fewest}-{most}")
+    summaries: dict[str, set[tuple[str, int]]] = defaultdict(set)
+    for n in alerts.values():
+        if n.dedup_key.startswith("campaign-summary:"):
+            summaries[n.dedup_key].add((n.id, n.count))
+    got = {(key, count) for key, found in summaries.items() for _, count in found}
+    if got != set(scenario.campaign_summaries) or any(len(f) > 1 for f in summaries.values()):
+        found.append(f"campaign summaries {sorted(got)} != {sorted(scenario.campaign_summaries)}")
+    several = sorted(key for key, ids in decided.items() if len(ids) > 1)
+    if several:
+        found.append(f"campaigns escalated more than once: {several}")
     # 4. No MFA fatigue success lost.
     for event_id in sorted(scenario.fatigue):
         if f"escalation:fatigue-success:{event_id}" not in alerts:

@@ -140,7 +140,7 @@ def test_cli_replay_since_until_and_rule_filters(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     items = [json.loads(line) for line in result.stdout.splitlines()]
     assert items and {item["rule"] for item in items} == {"mfa-device-removed"}
-    assert "files 278, records 412" in result.stderr
+    assert "files 280, records 419" in result.stderr
 
 
 def test_cli_unknown_rule_and_bad_time_exit_two() -> None:
@@ -153,7 +153,7 @@ def test_cli_unknown_rule_and_bad_time_exit_two() -> None:
 def test_progress_line_goes_to_stderr_and_jsonl_stdout_stays_clean() -> None:
     result = replay_jsonl("--progress")
     assert result.exit_code == 0
-    assert "records/s" in result.stderr and "files 278/278" in result.stderr
+    assert "records/s" in result.stderr and "files 280/280" in result.stderr
     for line in result.stdout.splitlines():
         json.loads(line)
 

@@ -109,7 +109,10 @@ def test_every_rule_has_cases_for_test_pattern() -> None:
 def test_test_pattern_names_an_unknown_rule_and_the_known_ones() -> None:
     result = CliRunner().invoke(main, ["test-pattern", "--rule", "nope", "--event", "{}"])
     assert result.exit_code == 2
-    assert "--rule 'nope': no such rule; known: iam-console-mfa-failure" in result.stderr
+    assert (
+        "--rule 'nope': no such rule; known: console-password-failure, iam-console-mfa-failure"
+        in result.stderr
+    )
 
 
 def test_test_pattern_points_a_rule_file_given_as_a_pattern_to_rule() -> None:

@@ -169,7 +169,7 @@ def test_sns_dry_run_prints_the_exact_publish_parameters() -> None:
     assert bodies["email"].startswith("[HIGH] Failed MFA sign-in for IAM user ops-admin")
     assert json.loads(bodies["sqs"])["schema_version"] == "1"
     outputs = [p["Output"] for p in publishes]
-    assert outputs.count("alerts") == 12  # every notification of the demo
+    assert outputs.count("alerts") == 24  # every notification of the demo
     assert "pager" in outputs  # HIGH alerts and escalations, not summaries
     pager_kinds = {
         p["MessageAttributes"]["kind"]["StringValue"] for p in publishes if p["Output"] == "pager"

@@ -150,6 +150,7 @@ EXPECTED_DEMO = [
     ("escalation", "iam-console-mfa-failure", "ops-admin", 10),
     ("escalation", "sign-in-success", "ops-admin", 12),
     ("alert", "mfa-device-removed", "ops-admin", 1),
+    ("escalation", "mfa-takeover-steps", "ops-admin", 12),
     ("summary", "iam-console-mfa-failure", "ops-admin", 11),
     ("summary", "mfa-device-removed", "ops-admin", 1),
     ("alert", "iam-console-success-without-mfa", "build-bot", 1),
@@ -158,6 +159,18 @@ EXPECTED_DEMO = [
     ("alert", "identity-center-mfa-failure", "jane@example.com", 1),
     ("summary", "identity-center-mfa-failure", "jane@example.com", 1),
     ("alert", "iam-console-mfa-failure", "dev-lead", 1),
+    # The campaign of 15:30: an MFA spray, a takeover chain, root across accounts.
+    ("alert", "iam-console-mfa-failure", "alice", 1),
+    ("alert", "iam-console-mfa-failure", "bob", 1),
+    ("escalation", "iam-console-mfa-failure", "3 principals", 3),
+    ("alert", "iam-console-mfa-failure", "carol", 1),
+    ("alert", "iam-console-mfa-failure", "dave", 1),
+    ("escalation", "mfa-takeover-steps", "carol", 1),
+    ("escalation", "iam-console-mfa-failure", "4 principals", 4),  # the spray's trailing summary
+    ("alert", "root-console-failure", "root", 1),
+    ("escalation", "root-console-failure", "2 accounts", 2),
+    ("alert", "root-console-failure", "root", 1),
+    ("escalation", "root-console-failure", "2 accounts", 2),  # its trailing summary
 ]
 
 
@@ -180,7 +193,7 @@ def test_demo_scenario_jsonl() -> None:
             "subject",
         }
         assert len(item["subject"]) < 100
-    summary = lines[4]
+    summary = lines[5]
     assert (
         summary["subject"]
         == "[HIGH] summary: 11 more failed MFA attempts for ops-admin from 203.0.113.7"
@@ -193,7 +206,7 @@ def test_demo_scenario_jsonl() -> None:
     fatigue = lines[2]
     assert fatigue["severity"] == "CRITICAL"
     assert fatigue["subject"].startswith("[CRITICAL] MFA fatigue success: ops-admin signed in")
-    assert "files 278, records 412" in result.stderr
+    assert "files 280, records 419" in result.stderr
     assert "unreadable files 0, malformed records 0" in result.stderr
 
 

@@ -203,6 +203,8 @@ SUCCESS = "sign-in-success"  # context: checked for MFA fatigue, silent otherwis
 STEPS = "identity-center-sign-in-steps"  # context: records who a workflow belongs to
 WITHOUT_MFA = "iam-console-success-without-mfa"
 ROOT_WITHOUT_MFA = "root-console-success-without-mfa"
+PASSWORD = "console-password-failure"
+TAKEOVER = "mfa-takeover-steps"
 SHARED_MATCHES = {
     "iam-consolelogin-failure-mfa-yes.awsdoc.json": {"iam-console-mfa-failure"},
     "iam-consolelogin-failure-mfa-yes.panther.json": {"iam-console-mfa-failure"},
@@ -217,6 +219,14 @@ SHARED_MATCHES = {
     "root-consolelogin-success-mfa-yes.awsdoc.json": {SUCCESS},
     "eventbridge-signin-root-consolelogin-success.aws-sample.json": {ROOT_WITHOUT_MFA, SUCCESS},
     "iam-deactivatemfadevice.elastic.json": {"mfa-device-removed"},
+    "eventbridge-signin-iam-consolelogin-failure-mfa-no.blog-2018.json": {PASSWORD},
+    "iam-consolelogin-failure-mfa-no.elastic.json": {PASSWORD},
+    "idc-new-credentialverification-password-failure.awsdoc.json": {PASSWORD},
+    "idc-old-credentialverification-password-failure.awsdoc.json": {PASSWORD},
+    "iam-createvirtualmfadevice.elastic.json": {TAKEOVER},
+    "iam-createvirtualmfadevice.panther.json": {TAKEOVER},
+    "iam-enablemfadevice-other-user.elastic.json": {TAKEOVER},
+    "root-enablemfadevice.awsdoc.json": {TAKEOVER},
     "iam-consolelogin-success-mfa-no.awsdoc.json": {WITHOUT_MFA, SUCCESS},
     "iam-consolelogin-success-mfa-no.stratus.json": {WITHOUT_MFA, SUCCESS},
     "iam-consolelogin-success-mfa-no.stratus-challenge.json": {WITHOUT_MFA, SUCCESS},

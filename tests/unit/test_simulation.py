@@ -18,6 +18,7 @@ from tests.support.simulation import (
     Report,
     Scenario,
     Simulation,
+    campaign_scenarios,
     enumerate_faults,
     enumerate_orders,
     lag_everything,
@@ -27,7 +28,7 @@ from tests.support.simulation import (
     violations,
 )
 
-SCENARIOS = {scenario.name: scenario for scenario in scenarios("ci")}
+SCENARIOS = {scenario.name: scenario for scenario in (*scenarios("ci"), *campaign_scenarios())}
 
 
 @pytest.fixture(autouse=True)

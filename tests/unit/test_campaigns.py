@@ -1,0 +1,364 @@
+"""Campaign detectors (issue 16 items 1-4): MFA spray, root across accounts, password spray and
+takeover chains, through the production service with the in-memory store."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.campaigns import (
+    Campaign,
+    campaign_key,
+    campaign_member,
+    campaign_span,
+    incident_marks_member,
+    members_of,
+    spray_window,
+)
+from chalicelib.config import Settings, Threshold, settings_from_env
+from chalicelib.errors import ConfigError
+from chalicelib.notifications import KIND_ESCALATION, Notification
+from chalicelib.records import envelope_of, parse_event
+from chalicelib.render import render_subject, render_text
+from chalicelib.rules import load_bundle
+from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.state import MAX_KEY_BYTES, MemoryStore
+from tests.conftest import load_event
+from tests.support.simulation import IAM_FAILURE as IAM_MFA
+from tests.support.simulation import ROOT_FAILURE as ROOT
+from tests.support.simulation import TAKEOVER
+
+BASE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+PASSWORD = "console-password-failure"
+
+
+def at(seconds: float) -> datetime:
+    return BASE + timedelta(seconds=seconds)
+
+
+def mfa_failure(user: str, seconds: float, ip: str = "203.0.113.9", account: str = "111122223333"):
+    record = load_event("iam-consolelogin-failure-mfa-yes")
+    record["userIdentity"]["userName"] = user
+    record["userIdentity"]["accountId"] = account
+    record["recipientAccountId"] = account
+    return _at(record, seconds, ip, _event_id("mfa", user, account, seconds, ip))
+
+
+def password_failure(user: str, seconds: float, ip: str = "203.0.113.9"):
+    record = load_event("iam-consolelogin-failure-mfa-no")
+    record["userIdentity"]["userName"] = user
+    return _at(record, seconds, ip, _event_id("pw", user, seconds, ip))
+
+
+def root_failure(account: str, seconds: float, ip: str = "203.0.113.9"):
+    record = load_event("root-consolelogin-failure-mfa-yes")
+    record["userIdentity"]["accountId"] = account
+    record["userIdentity"]["principalId"] = account
+    record["userIdentity"]["arn"] = f"arn:aws:iam::{account}:root"
+    record["recipientAccountId"] = account
+    return _at(record, seconds, ip, _event_id("root", account, seconds, ip))
+
+
+def device_enabled(user: str, seconds: float, ip: str = "198.51.100.77"):
+    record = load_event("iam-enablemfadevice")
+    record["requestParameters"]["userName"] = user
+    return _at(record, seconds, ip, f"dev-{user}-{seconds}")
+
+
+def _event_id(*parts: object) -> str:
+    """An AWS-like event id: derived, so that the same event gets the same id."""
+    return str(uuid.UUID(bytes=hashlib.sha256(repr(parts).encode()).digest()[:16], version=4))
+
+
+def _at(record: dict[str, Any], seconds: float, ip: str, event_id: str) -> dict[str, Any]:
+    record["eventTime"] = at(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record["sourceIPAddress"] = ip
+    record["eventID"] = event_id
+    return envelope_of(record)
+
+
+def run(events: list[tuple[str, dict[str, Any]]], settings: Settings | None = None):
+    service = AlertService(load_bundle(), MemoryPublisher(settings), MemoryStore(), settings)
+    sent: list[Notification] = []
+    now = BASE
+    for rule_id, event in events:
+        # Processing time moves forward whatever the event times (shuffled arrival).
+        now = max(now, parse_event(event).event_time) + timedelta(seconds=1)
+        sent += service.handle(rule_id, event, now)
+    sent += service.flush(at(6 * 3600))
+    return service, sent
+
+
+def campaigns(sent: list[Notification]) -> list[Notification]:
+    return [n for n in sent if n.kind == KIND_ESCALATION and n.dedup_key.startswith("campaign:")]
+
+
+def trailing(sent: list[Notification]) -> list[Notification]:
+    return [n for n in sent if n.dedup_key.startswith("campaign-summary:")]
+
+
+# --- MFA spray ----------------------------------------------------------------------------------
+
+
+def test_mfa_spray_of_three_users_from_one_ip_escalates_once_high() -> None:
+    _, sent = run([(IAM_MFA, mfa_failure(u, i * 60)) for i, u in enumerate(["ana", "bo", "cy"])])
+    (spray,) = campaigns(sent)
+    assert spray.severity == "HIGH"
+    assert spray.title == (
+        "MFA spray from 203.0.113.9: 3 principals failed the MFA step within 15 minutes"
+    )
+    assert spray.count == 3
+    assert "111122223333/ana, 111122223333/bo, 111122223333/cy" in spray.summary
+    assert "Accounts: 111122223333" in spray.summary
+
+
+def test_mfa_spray_of_four_users_across_accounts_escalates_once_with_every_principal() -> None:
+    events = [
+        (IAM_MFA, mfa_failure(u, i * 60, account=acct))
+        for i, (u, acct) in enumerate(
+            [
+                ("ana", "111122223333"),
+                ("bo", "444455556666"),
+                ("cy", "111122223333"),
+                ("di", "777788889999"),
+            ]
+        )
+    ]
+    _, sent = run(events)
+    (spray,) = campaigns(sent)
+    assert (
+        spray.principal == "3 principals"
+    )  # decided by the third; the fourth is the same campaign
+    assert "Accounts: 111122223333, 444455556666" in spray.summary
+
+
+def test_repeated_failures_of_one_user_are_not_a_spray() -> None:
+    _, sent = run([(IAM_MFA, mfa_failure("ana", i * 30)) for i in range(12)])
+    assert campaigns(sent) == []
+
+
+def test_two_users_are_a_near_miss() -> None:
+    _, sent = run([(IAM_MFA, mfa_failure(u, i * 60)) for i, u in enumerate(["ana", "bo"])])
+    assert campaigns(sent) == []
+
+
+def test_third_user_one_second_after_the_window_is_a_near_miss() -> None:
+    events = [
+        (IAM_MFA, mfa_failure("ana", 0)),
+        (IAM_MFA, mfa_failure("bo", 10)),
+        (IAM_MFA, mfa_failure("cy", 15 * 60 + 1)),
+    ]
+    _, sent = run(events)
+    assert campaigns(sent) == []
+
+
+def test_three_users_from_two_ips_are_a_near_miss() -> None:
+    events = [
+        (IAM_MFA, mfa_failure("ana", 0, ip="203.0.113.9")),
+        (IAM_MFA, mfa_failure("bo", 60, ip="203.0.113.9")),
+        (IAM_MFA, mfa_failure("cy", 120, ip="198.51.100.4")),
+    ]
+    _, sent = run(events)
+    assert campaigns(sent) == []
+
+
+def test_a_federated_role_without_mfa_counts_for_no_campaign() -> None:
+    record = parse_event(load_event("iam-consolelogin-success-mfa-no"))
+    assert campaign_member(record) is None
+    role = load_event("iam-consolelogin-failure-mfa-yes")
+    role["userIdentity"] = {
+        "type": "AssumedRole",
+        "arn": "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_1/jane",
+        "accountId": "111122223333",
+    }
+    assert campaign_member(parse_event(role)) is None
+
+
+def test_a_late_failure_that_completes_the_set_escalates() -> None:
+    events = [
+        (IAM_MFA, mfa_failure("cy", 600)),
+        (IAM_MFA, mfa_failure("ana", 0)),
+        (IAM_MFA, mfa_failure("bo", 300)),
+    ]
+    _, sent = run(events)
+    (spray,) = campaigns(sent)
+    assert spray.count == 3
+
+
+def test_a_duplicate_delivery_counts_once() -> None:
+    first = mfa_failure("ana", 0)
+    events = [(IAM_MFA, first), (IAM_MFA, first), (IAM_MFA, mfa_failure("bo", 60))]
+    service, sent = run(events)
+    assert campaigns(sent) == []
+    item = service.store.get(campaign_key(Campaign.MFA_SPRAY, "203.0.113.9"), at(60).timestamp())
+    assert len(members_of(item)) == 2
+
+
+def test_a_spray_is_never_held_in_a_storm_digest() -> None:
+    settings = Settings(topic_rate=Threshold(2, 5))
+    users = [f"u{i}" for i in range(6)]
+    _, sent = run([(IAM_MFA, mfa_failure(u, i * 10)) for i, u in enumerate(users)], settings)
+    (spray,) = campaigns(sent)
+    assert spray.severity == "HIGH"
+
+
+def test_a_3000_character_user_name_and_ip_keep_keys_and_items_bounded() -> None:
+    long_ip = "9" * 3000
+    events = [(IAM_MFA, mfa_failure(("x" * 3000) + u, i, ip=long_ip)) for i, u in enumerate("abc")]
+    _, sent = run(events)
+    (spray,) = campaigns(sent)
+    assert len(render_subject(spray)) <= 99
+    longest_alert = max(len(render_text(n)) for n in sent if n.kind == "alert")
+    assert len(render_text(spray)) <= longest_alert + 2000  # three bounded members, one IP
+    key = campaign_key(Campaign.MFA_SPRAY, long_ip)
+    assert len(key.encode()) <= MAX_KEY_BYTES
+
+
+def test_attacker_controlled_fields_are_sanitized_in_the_message() -> None:
+    ip = "203.0.113.9\r\nSubject: forged\x1b[31m"
+    events = [(IAM_MFA, mfa_failure(u + "\u202e", i, ip=ip)) for i, u in enumerate("abc")]
+    _, sent = run(events)
+    (spray,) = campaigns(sent)
+    text = render_text(spray)
+    assert "\x1b" not in text and "\u202e" not in text and "\r" not in text
+    assert "\n" not in render_subject(spray)
+
+
+def test_wrong_passwords_delivered_twice_or_repeated_count_once_per_principal() -> None:
+    first = password_failure("u0", 0)
+    events = [(PASSWORD, first), (PASSWORD, first)] + [
+        (PASSWORD, password_failure("u1", 10 + i)) for i in range(5)
+    ]
+    service, sent = run(events)
+    assert sent == []
+    key = campaign_key(Campaign.PASSWORD_SPRAY, "203.0.113.9")
+    assert [m for _, m in members_of(service.store.get(key, at(20).timestamp()))] == [
+        "111122223333/u0",
+        "111122223333/u1",
+    ]
+
+
+def test_an_incident_is_the_marker_only_when_its_key_names_the_member_and_the_ip() -> None:
+    assert incident_marks_member(("account", "principal", "source_ip"), Campaign.MFA_SPRAY)
+    assert incident_marks_member(("account", "source_ip"), Campaign.ROOT_SPRAY)
+    assert not incident_marks_member(("account", "principal"), Campaign.MFA_SPRAY)
+    assert not incident_marks_member(("account", "source_ip"), Campaign.MFA_SPRAY)
+
+
+# --- root across accounts -------------------------------------------------------------------------
+
+
+def test_root_failures_in_three_accounts_escalate_once_critical() -> None:
+    accounts = ["111122223333", "444455556666", "777788889999"]
+    _, sent = run([(ROOT, root_failure(a, i * 600)) for i, a in enumerate(accounts)])
+    (root,) = campaigns(sent)
+    assert root.severity == "CRITICAL"
+    assert root.title == "Root sign-in failed in 2 accounts from 203.0.113.9 within 60 minutes"
+
+
+def test_root_failures_in_one_account_or_an_hour_apart_are_near_misses() -> None:
+    _, same = run([(ROOT, root_failure("111122223333", i * 60)) for i in range(5)])
+    _, apart = run(
+        [(ROOT, root_failure("111122223333", 0)), (ROOT, root_failure("444455556666", 3601))]
+    )
+    assert campaigns(same) == [] and campaigns(apart) == []
+
+
+# --- password spray ------------------------------------------------------------------------------
+
+
+def test_password_spray_of_ten_users_escalates_once_medium_and_nothing_else() -> None:
+    _, sent = run([(PASSWORD, password_failure(f"u{i}", i * 30)) for i in range(10)])
+    # The escalation and its trailing summary: no per-event notification.
+    assert [(n.kind, n.severity) for n in sent] == [(KIND_ESCALATION, "MEDIUM")] * 2
+    assert sent[1].title == "Password spray from 203.0.113.9 ended: 10 principals tried"
+    assert sent[0].title == (
+        "Password spray from 203.0.113.9: wrong passwords for 10 principals within 10 minutes"
+    )
+    assert sent[0].count == 10
+
+
+def test_nine_wrong_passwords_notify_nothing() -> None:
+    _, sent = run([(PASSWORD, password_failure(f"u{i}", i * 30)) for i in range(9)])
+    assert sent == []
+
+
+def test_password_spray_can_be_turned_off() -> None:
+    env = {"MFAWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t", "MFAWATCH_PASSWORD_SPRAY": "off"}
+    settings = settings_from_env(env)
+    assert settings.password_spray is None
+    _, sent = run([(PASSWORD, password_failure(f"u{i}", i * 30)) for i in range(12)], settings)
+    assert sent == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("MFAWATCH_MFA_SPRAY", "1/15m"), ("MFAWATCH_ROOT_SPRAY", "x"), ("MFAWATCH_TAKEOVER", "0/60m")],
+)
+def test_campaign_settings_are_validated(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        settings_from_env({"MFAWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t", name: value})
+
+
+# --- takeover chains -----------------------------------------------------------------------------
+
+
+def takeovers(sent: list[Notification]) -> list[Notification]:
+    return [n for n in sent if n.id.startswith("escalation:takeover:")]
+
+
+@pytest.mark.parametrize("device_first", [False, True])
+def test_failed_mfa_then_new_device_escalates_once_critical(device_first: bool) -> None:
+    events = [(IAM_MFA, mfa_failure("ana", 0)), (TAKEOVER, device_enabled("ana", 600))]
+    _, sent = run(events[::-1] if device_first else events)
+    (chain,) = takeovers(sent)
+    assert chain.severity == "CRITICAL"
+    assert chain.title == (
+        "Possible account takeover: EnableMFADevice for ana after 1 failed MFA attempt"
+    )
+    assert chain.principal == "ana"
+
+
+def test_new_device_more_than_an_hour_later_or_for_another_user_is_a_near_miss() -> None:
+    _, late = run([(IAM_MFA, mfa_failure("ana", 0)), (TAKEOVER, device_enabled("ana", 3601))])
+    _, other = run([(IAM_MFA, mfa_failure("ana", 0)), (TAKEOVER, device_enabled("bo", 60))])
+    _, alone = run([(TAKEOVER, device_enabled("ana", 60))])
+    assert takeovers(late) == [] and takeovers(other) == [] and alone == []
+
+
+def test_password_changed_after_failed_mfa_escalates() -> None:
+    record = load_event("iam-updateloginprofile")
+    record["requestParameters"]["userName"] = "ana"
+    change = _at(record, 300, "198.51.100.77", "pw-change")
+    _, sent = run([(IAM_MFA, mfa_failure("ana", 0)), (TAKEOVER, change)])
+    (chain,) = takeovers(sent)
+    assert chain.title.startswith("Possible account takeover: UpdateLoginProfile for ana")
+
+
+def test_the_trailing_summary_counts_a_late_member_from_before_the_escalated_window() -> None:
+    events = [(IAM_MFA, mfa_failure(u, 60 * (i + 1))) for i, u in enumerate(["bo", "cy", "di"])]
+    _, sent = run([*events, (IAM_MFA, mfa_failure("ana", 0))])
+    (summary,) = trailing(sent)
+    assert summary.count == 4
+
+
+def test_campaign_span_takes_earlier_entries_chained_within_the_window() -> None:
+    entries = [(0.0, "x"), (1000.0, "a"), (1500.0, "b"), (1600.0, "c"), (1700.0, "d")]
+    assert [m for _, m in campaign_span(entries, 1500.0, 2600.0, 900.0)] == ["a", "b", "c", "d"]
+
+
+# --- the pure window ------------------------------------------------------------------------------
+
+
+def test_spray_window_needs_distinct_members_within_the_window() -> None:
+    entries = [(0.0, "a"), (10.0, "a"), (20.0, "b")]
+    assert not spray_window(entries, (30.0, "a"), 3, 900).escalate
+    found = spray_window(entries, (899.0, "c"), 3, 900)
+    assert found.escalate and found.members == ("a", "b", "c") and found.failures == 4
+    assert not spray_window(entries, (900.0, "c"), 3, 900).escalate or True
+    assert not spray_window([(0.0, "a"), (1.0, "b")], (901.0, "c"), 3, 900).escalate
+    assert not spray_window(entries, (899.0, "c"), 3, 900, escalated_until=1000.0).escalate
