@@ -1,6 +1,6 @@
 """Rules at run time: the compiled bundle ``chalicelib/rules.json`` and what a rule derives.
 
-``rules/*.yaml`` is the source of truth. :mod:`mfawatch.rulebuild` validates those files and
+``rules/*.yaml`` is the source of truth. :mod:`mfawatch.rules.build` validates those files and
 compiles them into ``rules.json`` beside this module, because Chalice packages only ``app.py``,
 ``chalicelib/`` and ``vendor/``; a test fails when the compiled copy is stale. This module needs
 neither YAML nor jsonschema, so the Lambda package carries no third-party dependency.

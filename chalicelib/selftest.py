@@ -1,6 +1,6 @@
 """Post-deploy self-test, Lambda side: recognize the synthetic event and answer it.
 
-``selftest --stage STAGE`` (:mod:`mfawatch.selftestcommand`) invokes every deployed function
+``selftest --stage STAGE`` (:mod:`mfawatch.deploy.selftest`) invokes every deployed function
 directly (``lambda.invoke``, RequestResponse) with :func:`selftest_event`. That event can only
 arrive by a direct invoke: EventBridge delivers envelopes whose top-level keys are fixed
 (``version``, ``id``, ``detail-type``, ``source``, ``account``, ``time``, ``region``,

@@ -40,5 +40,5 @@ def test_cli_replay_output_does_not_depend_on_jobs() -> None:
         result = CliRunner().invoke(main, ["replay", "--jobs", jobs, "--output", "jsonl"])
         assert result.exit_code == 0, result.output
         outputs.append(result.stdout)
-    assert outputs[0].count("\n") == 24  # the demo's notifications (with the campaign story)
+    assert outputs[0].count("\n") == 24  # the demo's notifications (README table)
     assert outputs[1] == outputs[0]
