@@ -14,7 +14,7 @@ LAMBDA_RUNTIME := $(VENV)/lambda-runtime
 LAMBDA_STAMP   := $(LAMBDA_RUNTIME)/.installed
 STAGE   ?= dev
 
-.PHONY: demo test quick lint typecheck pytest rules policy package clean
+.PHONY: demo test quick lint typecheck suppressions pytest rules policy package clean
 
 # The project itself is installed editable, which puts the `mfawatch` command in .venv/bin.
 # Installs come from the locks (every package pinned with its hashes), never from the top-level
@@ -43,7 +43,7 @@ lock: $(STAMP)
 demo: $(STAMP)
 	$(MFAWATCH) replay
 
-test: lint typecheck pytest
+test: lint typecheck suppressions pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -51,6 +51,11 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+# Every suppression valid and unexpired (exit 1 otherwise; warns 14 days ahead): CI runs it
+# through `make test`, so an expired suppression fails the build on its date.
+suppressions: $(STAMP)
+	$(MFAWATCH) suppressions check
 
 # Two workers (pytest-xdist, one per core here); a test file stays on one worker, so its module
 # fixtures (a packaged zip, a moto server) are built once.

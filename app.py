@@ -37,11 +37,13 @@ from chalicelib.rules import Rule, load_bundle
 from chalicelib.service import AlertService
 from chalicelib.sns import SnsPublisher
 from chalicelib.sqs import SqsVisibility
+from chalicelib.suppressions import load_suppressions
 
 app = Chalice(app_name="mfawatch")
 logger = logging.getLogger(__name__)
 
 RULES = load_bundle()
+SUPPRESSIONS = load_suppressions()
 METRICS = EmfMetrics()
 #: The keys Chalice's CloudWatchEvent reads from every event (a missing one is a KeyError).
 ENVELOPE_KEYS = (
@@ -103,9 +105,8 @@ def wiring() -> Wiring:
         store = DynamoStateStore(
             boto3.client("dynamodb", config=CLIENT_CONFIG), settings.table_name
         )
-        _wiring = Wiring(
-            settings, publisher, AlertService(RULES, publisher, store, settings, METRICS)
-        )
+        service = AlertService(RULES, publisher, store, settings, METRICS, SUPPRESSIONS)
+        _wiring = Wiring(settings, publisher, service)
     return _wiring
 
 

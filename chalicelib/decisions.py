@@ -40,7 +40,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from .documents import ClaimStatus, EventClaim, Held, PrincipalFailures, failure_entry
 
@@ -214,6 +214,10 @@ class StormStats:
     escalated: dict[str, int]
     first: float
     last: float
+    suppressed: dict[str, int] = field(default_factory=dict)
+    """Events held by each suppression (by id), within ``count``."""
+    suppressed_escalations: dict[str, int] = field(default_factory=dict)
+    """Escalations held by each suppression (by id), within ``escalated``."""
 
 
 def merge_held(held: Sequence[Held], limit: int) -> StormStats | None:
@@ -247,6 +251,10 @@ def merge_held(held: Sequence[Held], limit: int) -> StormStats | None:
         escalated=tally((h.principal, 1) for h in held if h.kind == "escalation"),
         first=min(h.first for h in held),
         last=max(h.last for h in held),
+        suppressed=tally((h.suppressed_by, h.count) for h in counted if h.suppressed_by),
+        suppressed_escalations=tally(
+            (h.suppressed_by, 1) for h in held if h.kind == "escalation" and h.suppressed_by
+        ),
     )
 
 

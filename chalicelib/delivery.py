@@ -57,6 +57,7 @@ from .state import (
     group_mark,
     make_key,
 )
+from .suppressions import Suppression, Suppressions
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +79,9 @@ def storm_key(rule_id: str) -> str:
     return make_key(KeyKind.STORM, rule_id)
 
 
-def held_record(notification: Notification) -> Held:
-    """What a storm digest counts of a held notification."""
+def held_record(notification: Notification, suppressed_by: str = "") -> Held:
+    """What a storm digest counts of a held notification (``suppressed_by``: the suppression
+    that held it, if one did)."""
     escalation = notification.kind == KIND_ESCALATION
     return Held(
         kind=notification.kind,
@@ -92,6 +94,7 @@ def held_record(notification: Notification) -> Held:
         principal_type=notification.principal_type,
         first=notification.first_seen.timestamp(),
         last=notification.last_seen.timestamp(),
+        suppressed_by=suppressed_by,
     )
 
 
@@ -131,12 +134,14 @@ class Delivery:
         settings: Settings,
         metrics: Metrics,
         known: RuleSet,
+        suppressions: Suppressions | None = None,
     ) -> None:
         self.store = store
         self.publisher = publisher
         self.settings = settings
         self.metrics = metrics
         self._known = known
+        self.suppressions = suppressions if suppressions is not None else Suppressions()
 
     # --- admission -------------------------------------------------------------------------------
 
@@ -229,12 +234,28 @@ class Delivery:
         ``principal_admitted`` is the principal counter's answer for the alert or summary among
         them (counted by the caller in a write it makes anyway). Escalations count against the
         topic only: they come once per burst and principal.
+
+        A notification a suppression covers is held here, the one place suppressions apply,
+        before the topic's rate limit (it takes no slot there; the caller has counted it against
+        its principal already): its held record names the suppression, and the rule's digest,
+        scheduled here, counts it ("N suppressed by <id> (owner, reason)").
         """
         entries: list[OutboxEntry] = []
         held: list[Held] = []
         for notification in notifications:
             hold = False
-            if rate_limited(notification):
+            suppression = self.suppression_of(notification, now)
+            if suppression is not None:
+                hold = True
+                self.schedule_digest(notification.rule.id, now)
+                self.metrics.count("Suppressed", Rule=notification.rule.id)
+                logger.info(
+                    "suppressed by %s (counted in the digest)",
+                    suppression.id,
+                    extra={"rule": notification.rule.id, "notification": notification.id},
+                )
+                held.append(held_record(notification, suppression.id))
+            elif rate_limited(notification):
                 principal_ok = principal_admitted or notification.kind == KIND_ESCALATION
                 if principal_ok:
                     admitted, _ = self.topic_admits(notification.rule.id, now)
@@ -242,10 +263,11 @@ class Delivery:
                 else:
                     hold = True
                     self.schedule_digest(notification.rule.id, now)
-            if hold and is_campaign(notification):
+            if hold and suppression is None and is_campaign(notification):
                 # Counted against the topic, never held: a campaign is the storm's explanation.
+                # (A suppression still holds one: it covers the campaign's source on purpose.)
                 hold = False
-            if hold:
+            if hold and suppression is None:
                 held.append(held_record(notification))
                 self.metrics.count("Held", Rule=notification.rule.id)
                 logger.info(
@@ -254,6 +276,15 @@ class Delivery:
                 )
             entries.append(self._entry(notification, hold))
         return Decided(entries, held)
+
+    def suppression_of(self, notification: Notification, now: float) -> Suppression | None:
+        """The suppression that silences ``notification`` at ``now``: alerts, summaries and
+        escalations only (digests and heartbeat notices are never suppressed)."""
+        if notification.kind not in (KIND_ALERT, KIND_SUMMARY, KIND_ESCALATION):
+            return None
+        return self.suppressions.matching(
+            notification, notification.rule.id, notification.severity, now
+        )
 
     def _entry(self, notification: Notification, held: bool) -> OutboxEntry:
         return OutboxEntry(

@@ -178,7 +178,7 @@ class WindowRef:
 
 @dataclass(frozen=True)
 class Held:
-    """A notification held by a rate limit, as the storm digest counts it."""
+    """A notification held by a rate limit or a suppression, as the storm digest counts it."""
 
     kind: str
     count: int
@@ -190,6 +190,8 @@ class Held:
     principal_type: str
     first: float
     last: float
+    suppressed_by: str = ""
+    """The id of the suppression that held it (empty: a rate limit held it)."""
 
     def to_json(self) -> dict[str, Any]:
         data = bounded(dict(self.__dict__))
@@ -208,6 +210,7 @@ class Held:
             principal_type=str(data["principal_type"]),
             first=float(data["first"]),
             last=float(data["last"]),
+            suppressed_by=str(data.get("suppressed_by", "")),
         )
 
 

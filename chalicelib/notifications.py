@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -13,13 +14,16 @@ from .rules import Rule, RuleSet
 if TYPE_CHECKING:
     from .decisions import Repeats, StormStats
     from .documents import WindowRef
+    from .suppressions import Suppression
 
 KIND_ALERT = "alert"
 KIND_SUMMARY = "summary"
 KIND_STORM = "storm"
 KIND_ESCALATION = "escalation"
 KIND_HEARTBEAT = "heartbeat"
-KINDS = (KIND_ALERT, KIND_SUMMARY, KIND_STORM, KIND_ESCALATION, KIND_HEARTBEAT)
+KIND_NOTICE = "notice"
+"""About mfawatch's own configuration: a suppression about to expire."""
+KINDS = (KIND_ALERT, KIND_SUMMARY, KIND_STORM, KIND_ESCALATION, KIND_HEARTBEAT, KIND_NOTICE)
 
 
 @dataclass(frozen=True)
@@ -202,13 +206,16 @@ def storm_digest_for(
     batch: int,
     phase: str,
     quiet_since: float = 0.0,
+    label_of: Callable[[str], str] = str,
 ) -> Notification:
-    """One digest of the notifications a rate limit held for a rule.
+    """One digest of the notifications a rate limit or a suppression held for a rule.
 
     ``phase``: ``ongoing`` (storm mode goes on; the next digest follows in a storm period),
     ``ended`` (the rule was quiet long enough: the last digest of the storm; with ``storm`` None
     when nothing was held since the previous digest) or ``held`` (held by a principal's limit
-    outside storm mode).
+    or a suppression outside storm mode). ``label_of`` names a suppression by its id
+    (``id (owner, reason)``). A digest of suppressed notifications only is LOW: an output's
+    ``min_severity`` can keep it out.
     """
     label = {"ongoing": "Alert storm", "ended": "Alert storm ended", "held": "Held by rate limit"}[
         phase
@@ -241,20 +248,28 @@ def storm_digest_for(
         )
     count = storm.count
     principals, ips = storm.principals, storm.ips
+    escalated = storm.escalated
+    severity, cause = rule.severity, "Rate limit reached"
+    every_suppressed = sum(storm.suppressed.values()) == count and sum(
+        storm.suppressed_escalations.values()
+    ) == sum(escalated.values())
+    if every_suppressed and phase == "held":
+        label, severity, cause = "Suppressed", "LOW", "Suppressed"
     first, last = _at(storm.first), _at(storm.last)
     ids = storm.event_ids
     sentence = (
-        f"Rate limit reached: {storm.notifications} notifications covering {rule.counted(count)} "
+        f"{cause}: {storm.notifications} notifications covering {rule.counted(count)} "
         f"were held between {_clock(first, last)} and {_clock(last, first)} UTC. "
         f"{len(principals)} distinct principals, {len(ips)} distinct source IPs. "
         f"Top principals: {_top(principals)}. Top source IPs: {_top(ips)}."
     )
-    escalated = storm.escalated
     if escalated:
         sentence += (
             f" Also held: {sum(escalated.values())} escalations (brute force / fatigue) for "
             f"{_top(escalated)}."
         )
+    if storm.suppressed or storm.suppressed_escalations:
+        sentence += " " + suppressed_sentence(storm, label_of)
     named = principals or escalated
     only = next(iter(named)) if len(named) == 1 else f"{len(named)} principals"
     only_ip = next(iter(ips)) if len(ips) == 1 else f"{len(ips)} IPs"
@@ -264,7 +279,7 @@ def storm_digest_for(
         id=f"storm:{rule.id}:{opened_at!r}:{batch}",
         kind=KIND_STORM,
         rule=rule,
-        severity=rule.severity,
+        severity=severity,
         title=f"{label}: {what} ({only}, {only_ip})" if count else f"{label}: {what} ({only})",
         dedup_key=f"storm:{rule.id}",
         account=_single(storm.accounts or {"": 0}),
@@ -279,6 +294,25 @@ def storm_digest_for(
         summary=sentence + ending,
         notes=notes,
     )
+
+
+def suppressed_sentence(storm: StormStats, label_of: Callable[[str], str] = str) -> str:
+    """``3 suppressed by pentest-q4 (alice@example.com, external pen test).``, one clause per
+    suppression; held escalations are named apart (their events are counted already)."""
+    clauses = []
+    for suppression_id in sorted({*storm.suppressed, *storm.suppressed_escalations}):
+        events = storm.suppressed.get(suppression_id, 0)
+        escalations = storm.suppressed_escalations.get(suppression_id, 0)
+        plural = "s" if escalations != 1 else ""
+        label = label_of(suppression_id)
+        if not events:
+            clauses.append(f"{escalations} escalation{plural} suppressed by {label}")
+            continue
+        clause = f"{events} suppressed by {label}"
+        if escalations:
+            clause += f", with {escalations} escalation{plural}"
+        clauses.append(clause)
+    return "; ".join(clauses) + "."
 
 
 def brute_force_for(
@@ -530,4 +564,33 @@ def heartbeat_notice(
         first_seen=last,
         last_seen=moment,
         summary=sentence,
+    )
+
+
+def expiry_notice(rule: Rule, suppression: Suppression, now: float) -> Notification:
+    """A suppression stops applying in :data:`suppressions.NOTICE_DAYS` days or fewer: once per
+    suppression and expiry date (the id names both), LOW."""
+    moment = _at(now)
+    days = math.ceil((suppression.expires_at - now) / 86400.0)
+    return Notification(
+        id=f"notice:suppression-expiring:{suppression.id}:{suppression.expires.isoformat()}",
+        kind=KIND_NOTICE,
+        rule=rule,
+        severity="LOW",
+        title=f"Suppression {suppression.id} expires on {suppression.expires} (in {days} days)",
+        dedup_key=f"suppression:{suppression.id}",
+        account="",
+        region="",
+        principal=suppression.owner,
+        principal_type="Suppression",
+        source_ip="",
+        event_ids=(),
+        count=0,
+        first_seen=moment,
+        last_seen=moment,
+        summary=(
+            f"Suppression {suppression.label} stops applying at 00:00 UTC on "
+            f"{suppression.expires}: what it matches alerts again from then. Renew it (a new "
+            f"expires, at most 90 days ahead) or remove suppressions/{suppression.id}.yaml."
+        ),
     )

@@ -181,19 +181,26 @@ def bundle_json(rules: Sequence[Rule]) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def load_bundle(path: Path = BUNDLE_PATH) -> RuleSet:
-    """Load the compiled rules that ship in the Lambda package."""
+def read_bundle(path: Path, bundle_format: int, what: str) -> dict[str, Any]:
+    """A compiled bundle's document (``what``: "rules", "suppressions"), its format checked."""
     source = str(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RuleError(
-            source, "", "compiled rules missing: run `python -m mfawatch rules build`"
+            source, "", f"compiled {what} missing: run `python -m mfawatch rules build`"
         ) from None
     except json.JSONDecodeError as exc:
         raise RuleError(source, "", f"not valid JSON: {exc}") from exc
-    if not isinstance(document, dict) or document.get("format") != BUNDLE_FORMAT:
-        raise RuleError(source, "$.format", f"expected bundle format {BUNDLE_FORMAT}")
+    if not isinstance(document, dict) or document.get("format") != bundle_format:
+        raise RuleError(source, "$.format", f"expected bundle format {bundle_format}")
+    return document
+
+
+def load_bundle(path: Path = BUNDLE_PATH) -> RuleSet:
+    """Load the compiled rules that ship in the Lambda package."""
+    source = str(path)
+    document = read_bundle(path, BUNDLE_FORMAT, "rules")
     rules = [
         rule_from_mapping(item, f"{source} rules[{index}]")
         for index, item in enumerate(document.get("rules", []))

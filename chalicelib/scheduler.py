@@ -67,13 +67,20 @@ from .documents import (
 )
 from .errors import MfawatchError, PublishError, UnknownReferenceError
 from .events import EventHandler, escalation_principal, principal_key
-from .notifications import Notification, heartbeat_notice, storm_digest_for, summary_for
+from .notifications import (
+    Notification,
+    expiry_notice,
+    heartbeat_notice,
+    storm_digest_for,
+    summary_for,
+)
 from .rules import HEARTBEAT_RULE
 from .state import (
     DUE_AT,
     DUE_PK,
     EXPIRES_AT,
     GROUP_AT,
+    Absent,
     AllOf,
     Compare,
     ConditionFailed,
@@ -82,7 +89,9 @@ from .state import (
     due_mark,
     key_kind,
     key_parts,
+    make_key,
 )
+from .suppressions import SUPPRESSION_RULE
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +182,9 @@ class Scheduler(ServicePart):
     """The event handler, which finishes what an event's own invocations could not: a leading
     event still undecided after its lease (set by :class:`service.AlertService`)."""
 
+    _noticed: frozenset[str] = frozenset()
+    """Suppressions whose expiry notice this execution environment saw delivered."""
+
     def tick(
         self, now: datetime, force: bool = False, remaining: Remaining | None = None
     ) -> list[Notification]:
@@ -195,6 +207,13 @@ class Scheduler(ServicePart):
             self._tidy_rate(clock)
         except MfawatchError as exc:  # housekeeping: never in the way of due work
             logger.warning("could not tidy the topic's rate item: %s", exc)
+        try:
+            sent += self._expiry_notices(clock)
+        except PublishError as exc:
+            errors.append(str(exc))
+        except Exception as exc:  # never in the way of due work; tried again at the next run
+            self.metrics.count("SchedulerErrors")
+            logger.exception("expiry notices not sent yet, tried again next run: %s", exc)
         keys = self.store.due(math.inf if force else clock, clock)
         for done, key in enumerate(keys):
             if remaining is not None and remaining() < reserve:
@@ -280,8 +299,8 @@ class Scheduler(ServicePart):
             return self._heartbeat(key, item, now)
         if kind is KeyKind.CAMPAIGN and self.events is not None:
             return self.events.campaigns.due(key, item, now, force)
-        if kind in (KeyKind.PRINCIPAL, KeyKind.CAMPAIGN):
-            return self._escalations(key, item, now)
+        if kind in (KeyKind.PRINCIPAL, KeyKind.CAMPAIGN, KeyKind.NOTICE):
+            return self._outbox(key, item, now)
         raise UnknownReferenceError(f"{key}: no scheduled work for items of this kind")
 
     # --- event claims: redelivery and window summaries -------------------------------------------
@@ -493,7 +512,13 @@ class Scheduler(ServicePart):
         last_at = max([state.cutoff, *(float(i[GROUP_AT]) for i in ready)])
         moved = last_at if force else cutoff
         digest = storm_digest_for(
-            rule, stats, state.opened_at, state.batch + 1, phase, quiet_since=last_hold
+            rule,
+            stats,
+            state.opened_at,
+            state.batch + 1,
+            phase,
+            quiet_since=last_hold,
+            label_of=self.delivery.suppressions.label,
         )
         decided = self.delivery.decide([digest], now)  # a digest is never rate-limited
         outbox = state.outbox.with_entries(decided.entries)
@@ -524,15 +549,51 @@ class Scheduler(ServicePart):
             key, outbox, now, finish, [] if next_due is not None else [DUE_PK, DUE_AT]
         )
 
-    # --- escalations kept on a principal's item -------------------------------------------------
+    # --- outboxes kept on a principal's item (escalations) or a notice item --------------------
 
-    def _escalations(self, key: str, item: Item, now: float) -> list[Notification]:
-        """Publish an escalation its deciding event did not get to publish."""
+    def _outbox(self, key: str, item: Item, now: float) -> list[Notification]:
+        """Publish what an item's outbox still owes: an escalation its deciding event did not
+        get to publish (a principal's item), an expiry notice whose publish failed."""
         outbox = Outbox.from_item(item)
         if outbox.pending():
             return self.delivery.deliver_leased(key, outbox, now)
         self._settle(key, item, now, None)
         return []
+
+    # --- suppressions about to expire ------------------------------------------------------------
+
+    def _expiry_notices(self, now: float) -> list[Notification]:
+        """One LOW notice per suppression, :data:`suppressions.NOTICE_DAYS` days before it
+        expires, exactly once: a conditional put of the notice's item (per suppression and
+        expiry date) carries its outbox, so whoever wins it (or a retry of a put whose reply was
+        lost) delivers that outbox, output by output; a publish that failed leaves the item due
+        and the next run delivers what did not confirm. Timeline::
+
+            expires - 7 days: first run puts notice#<id>#<date> (absent only) -> publishes
+            next runs: item there, nothing pending -> remembered, no more reads here
+        """
+        sent: list[Notification] = []
+        for suppression in self.delivery.suppressions.due_notices(now):
+            if suppression.id in self._noticed:
+                continue
+            key = make_key(KeyKind.NOTICE, suppression.id, suppression.expires.isoformat())
+            notice = expiry_notice(SUPPRESSION_RULE, suppression, now)
+            try:
+                decided = self.delivery.decide([notice], now)  # never held: not rate-limited
+                outbox = Outbox(tuple(decided.entries))
+                item = {
+                    **outbox.to_item(),
+                    EXPIRES_AT: suppression.expires_at + HELD_RETENTION,
+                    **due_mark(now + self.settings.lease_seconds),
+                }
+                self.store.put(key, item, now, condition=Absent())
+            except ConditionFailed as failed:
+                item = failed.current or {}
+            outbox = Outbox.from_item(item)
+            if outbox.pending():
+                sent += self.delivery.deliver(key, outbox, now)
+            self._noticed = self._noticed | {suppression.id}
+        return sent
 
     # --- heartbeats -----------------------------------------------------------------------------
 

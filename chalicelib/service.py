@@ -23,6 +23,7 @@ from .observability import MemoryMetrics, Metrics
 from .rules import HEARTBEAT_RULE, RuleSet
 from .scheduler import Remaining, Scheduler
 from .state import MemoryStore, StateStore
+from .suppressions import SUPPRESSION_RULE, Suppressions
 
 __all__ = ["AlertService", "MemoryPublisher", "Publisher"]
 
@@ -75,14 +76,19 @@ class AlertService:
         store: StateStore | None = None,
         settings: Settings | None = None,
         metrics: Metrics | None = None,
+        suppressions: Suppressions | None = None,
     ) -> None:
         self.rules = rules
         self.store: StateStore = store if store is not None else MemoryStore()
         self.settings = settings or Settings()
         self.metrics: Metrics = metrics if metrics is not None else MemoryMetrics()
-        # Notifications about heartbeats name a built-in rule; outboxes are rebuilt against both.
-        known = RuleSet([*rules, HEARTBEAT_RULE]) if "heartbeat" not in rules.ids else rules
-        self.delivery = Delivery(self.store, publisher, self.settings, self.metrics, known)
+        # Heartbeat and expiry notices name built-in rules; outboxes are rebuilt against all.
+        builtin = [r for r in (HEARTBEAT_RULE, SUPPRESSION_RULE) if r.id not in rules.ids]
+        known = RuleSet([*rules, *builtin])
+        self.suppressions = suppressions if suppressions is not None else Suppressions()
+        self.delivery = Delivery(
+            self.store, publisher, self.settings, self.metrics, known, self.suppressions
+        )
         self.events = EventHandler(rules, self.store, self.delivery, self.settings, self.metrics)
         self.scheduler = Scheduler(known, self.store, self.delivery, self.settings, self.metrics)
         self.scheduler.events = self.events

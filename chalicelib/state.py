@@ -80,6 +80,8 @@ class KeyKind(enum.Enum):
     """One Identity Center AuthWorkflowID: who signed in."""
     HEARTBEAT = "hb"
     """One account x Region: when its heartbeat was last seen."""
+    NOTICE = "notice"
+    """One (suppression, expiry date): its expiry notice, sent once (the item is the mark)."""
     CAMPAIGN = "camp"
     """One (campaign, source IP): its distinct members and escalation; with a member part, the
     marker that the member is counted (:mod:`chalicelib.campaigns`)."""

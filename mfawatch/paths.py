@@ -10,6 +10,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = REPO_ROOT / "rules"
+SUPPRESSIONS_DIR = REPO_ROOT / "suppressions"
 #: The folder of the stage configuration (``config.json``) and the stages' IAM policies. The
 #: checkout's ``.chalice/`` unless ``MFAWATCH_CHALICE_DIR`` names another one: the test suite
 #: points it at its own stages (``tests/stage/``), so a user's deployed config never changes what

@@ -27,7 +27,18 @@ import sys
 import click
 
 from chalicelib.errors import MfawatchError
-from mfawatch.cli import athena, deploy, init, org, redrive, replay, rules, selftest, stage
+from mfawatch.cli import (
+    athena,
+    deploy,
+    init,
+    org,
+    redrive,
+    replay,
+    rules,
+    selftest,
+    stage,
+    suppressions,
+)
 
 
 @click.group()
@@ -45,6 +56,6 @@ def run() -> None:
 
 
 # A new command group: a module here exporting COMMANDS, added to this tuple.
-for _group in (replay, rules, stage, org, init, deploy, athena, selftest, redrive):
+for _group in (replay, rules, stage, org, init, deploy, athena, selftest, redrive, suppressions):
     for _command in _group.COMMANDS:
         main.add_command(_command)

@@ -16,7 +16,8 @@ import click
 from chalicelib.errors import MfawatchError
 from chalicelib.records import parse_time
 from chalicelib.rules import BUNDLE_PATH, RuleSet
-from mfawatch.paths import CHALICE_CONFIG, REPO_ROOT, RULES_DIR
+from chalicelib.suppressions import BUNDLE_PATH as SUPPRESSIONS_BUNDLE
+from mfawatch.paths import CHALICE_CONFIG, REPO_ROOT, RULES_DIR, SUPPRESSIONS_DIR
 
 if TYPE_CHECKING:
     import boto3
@@ -52,6 +53,22 @@ RULES_DIR_OPTION = click.option(
     default=RULES_DIR,
     show_default=True,
     help="Folder of rule files (YAML or JSON, one rule each).",
+)
+
+SUPPRESSIONS_BUNDLE_OPTION = click.option(
+    "--suppressions-bundle",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=SUPPRESSIONS_BUNDLE,
+    show_default=True,
+    help="Compiled suppressions (make rules rebuilds it).",
+)
+
+SUPPRESSIONS_DIR_OPTION = click.option(
+    "--suppressions-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=SUPPRESSIONS_DIR,
+    show_default=True,
+    help="Folder of suppression files (YAML, one suppression each).",
 )
 
 STAGE_OPTION = click.option("--stage", required=True, help="Stage name in .chalice/config.json.")

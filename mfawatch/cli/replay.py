@@ -23,8 +23,15 @@ import click
 from chalicelib.config import Settings, settings_from_env
 from chalicelib.errors import MfawatchError
 from chalicelib.rules import load_bundle
+from chalicelib.suppressions import Suppressions, load_suppressions
 from mfawatch.athena.backtest import athena_events
-from mfawatch.cli.options import RULES_BUNDLE_OPTION, IsoTime, select_rules, split_list
+from mfawatch.cli.options import (
+    RULES_BUNDLE_OPTION,
+    SUPPRESSIONS_BUNDLE_OPTION,
+    IsoTime,
+    select_rules,
+    split_list,
+)
 from mfawatch.deploy.templates import load_stage_config
 from mfawatch.errors import ArchiveReadError
 from mfawatch.paths import DEMO_SCENARIO
@@ -48,6 +55,7 @@ from mfawatch.replay.output import (
 )
 from mfawatch.replay.readers import ReadStats
 from mfawatch.replay.runner import ReplayResult, replay_timed
+from mfawatch.rules.suppressions import counts_report
 
 if TYPE_CHECKING:
     from mfawatch.replay.s3archive import S3Archive
@@ -69,6 +77,7 @@ if TYPE_CHECKING:
     help="Use this stage's settings from .chalice/config.json (outputs, thresholds, names).",
 )
 @RULES_BUNDLE_OPTION
+@SUPPRESSIONS_BUNDLE_OPTION
 @click.option("--since", type=IsoTime(), help="Only events at or after this time (UTC).")
 @click.option("--until", type=IsoTime(), help="Only events before this time (UTC).")
 @click.option("--rule", "rule_ids", multiple=True, help="Only this rule (repeatable).")
@@ -111,6 +120,7 @@ def replay(
     paths: tuple[str, ...],
     output: str,
     rules_bundle: Path,
+    suppressions_bundle: Path,
     since: datetime | None,
     until: datetime | None,
     rule_ids: tuple[str, ...],
@@ -169,6 +179,7 @@ def replay(
             show=sys.stderr.isatty() if progress is None else progress,
             output=output,
             settings=settings,
+            suppressions_bundle=suppressions_bundle,
         )
         return
     targets = list(paths) or [str(DEMO_SCENARIO)]
@@ -223,7 +234,7 @@ def replay(
         jobs=jobs,
         progress=meter,
     )
-    result = replay_timed(events, rules, stats, settings)
+    result = replay_timed(events, rules, stats, settings, _suppressions(suppressions_bundle))
     if meter is not None:
         meter.clear()
     _emit(result, output, settings)
@@ -263,6 +274,7 @@ def _replay_athena(
     show: bool,
     output: str,
     settings: Settings,
+    suppressions_bundle: Path,
 ) -> None:
     if paths:
         raise click.BadParameter("give either PATHS or --athena, not both", param_hint="--athena")
@@ -292,7 +304,8 @@ def _replay_athena(
         )
     except MfawatchError as exc:
         raise click.ClickException(str(exc)) from exc
-    _emit(replay_timed(events, rules, stats, settings), output, settings)
+    applied = _suppressions(suppressions_bundle)
+    _emit(replay_timed(events, rules, stats, settings, applied), output, settings)
 
 
 def _emit(result: ReplayResult, output: str, settings: Settings) -> None:
@@ -308,6 +321,16 @@ def _emit(result: ReplayResult, output: str, settings: Settings) -> None:
             click.echo(line)
     for line in totals_lines(result):
         click.echo(line, err=True)
+    if result.suppressions:
+        for line in counts_report(result.suppressed_by, result.suppressions):
+            click.echo(line, err=True)
+
+
+def _suppressions(path: Path) -> Suppressions:
+    try:
+        return load_suppressions(path)
+    except MfawatchError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _s3_archive() -> S3Archive:

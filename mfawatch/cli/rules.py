@@ -28,6 +28,7 @@ from mfawatch.rules.build import (
     run_rule_cases,
     validate_rules_dir,
 )
+from mfawatch.rules.suppressions import build_suppressions, rule_ids, today_utc
 
 
 @click.group()
@@ -37,17 +38,20 @@ def rules() -> None:
 
 @rules.command("build")
 def rules_build() -> None:
-    """Validate rules/ and compile it into chalicelib/rules.json (what the Lambda carries).
+    """Validate rules/ and suppressions/ and compile them into chalicelib/rules.json and
+    chalicelib/suppressions.json (what the Lambda carries).
 
     \b
     Example:
-      mfawatch rules build        # after editing rules/*.yaml
+      mfawatch rules build        # after editing rules/*.yaml or suppressions/*.yaml
     """
     try:
         path = build_bundle()
+        compiled = build_suppressions(rule_ids=rule_ids(), today=today_utc())
     except MfawatchError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {path}")
+    click.echo(f"wrote {compiled}")
 
 
 def _rule_files(rules_dir: Path) -> list[RuleFile]:

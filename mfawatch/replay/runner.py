@@ -19,10 +19,11 @@ from typing import Any
 from chalicelib.config import Settings
 from chalicelib.errors import EventParseError
 from chalicelib.notifications import Notification
-from chalicelib.records import as_envelope, record_event_id, replay_time
-from chalicelib.rules import RuleSet
+from chalicelib.records import as_envelope, parse_event, record_event_id, replay_time
+from chalicelib.rules import Rule, RuleSet
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MemoryStore
+from chalicelib.suppressions import Suppressions
 from mfawatch.patterns.engine import compile_pattern
 from mfawatch.replay.readers import ReadStats, SourcedEvent
 
@@ -49,6 +50,10 @@ class ReplayResult:
     matched: int = 0
     matched_by_rule: dict[str, int] = field(default_factory=dict)
     distinct_matched_by_rule: dict[str, int] = field(default_factory=dict)
+    suppressions: tuple[str, ...] = ()
+    """The ids of the suppressions the replay applied."""
+    suppressed_by: dict[str, int] = field(default_factory=dict)
+    """Matched events each suppression covered at their event time (by id; unused ones absent)."""
 
 
 def timed(events: Iterable[SourcedEvent], stats: ReadStats) -> Iterator[TimedEvent]:
@@ -68,14 +73,23 @@ def replay_timed(
     rules: RuleSet,
     stats: ReadStats,
     settings: Settings | None = None,
+    suppressions: Suppressions | None = None,
 ) -> ReplayResult:
-    """Replay events that are already in event-time order through the production decision path."""
+    """Replay events that are already in event-time order through the production decision path.
+
+    ``suppressions`` apply as in Lambda (at the event time); the result counts, per suppression,
+    the matched events of alert rules it covered (``suppressed_by``).
+    """
     publisher = MemoryPublisher(settings)
     store = MemoryStore()
-    service = AlertService(rules, publisher, store, settings or Settings())
+    suppressions = suppressions if suppressions is not None else Suppressions()
+    service = AlertService(rules, publisher, store, settings or Settings(), None, suppressions)
     matchers = [(rule, compile_pattern(rule.event_pattern)) for rule in rules]
     result = ReplayResult(
-        notifications=publisher.sent, stats=stats, deliveries=publisher.deliveries
+        notifications=publisher.sent,
+        stats=stats,
+        deliveries=publisher.deliveries,
+        suppressions=tuple(s.id for s in suppressions),
     )
     seen: dict[str, set[str]] = {}
     last: datetime | None = None
@@ -92,6 +106,8 @@ def replay_timed(
                 result.matched_by_rule[rule.id] = result.matched_by_rule.get(rule.id, 0) + 1
                 event_id = record_event_id(event.envelope.get("detail") or {})
                 seen.setdefault(rule.id, set()).add(event_id)
+                if suppressions and rule.mode == "alert":
+                    _count_suppressed(result, suppressions, rule, event)
                 service.handle(rule.id, event.envelope, now=event.moment)
                 stamp(event.moment)
     if last is not None:
@@ -100,6 +116,19 @@ def replay_timed(
         stamp(last)
     result.distinct_matched_by_rule = {rule_id: len(ids) for rule_id, ids in seen.items()}
     return result
+
+
+def _count_suppressed(
+    result: ReplayResult, suppressions: Suppressions, rule: Rule, event: TimedEvent
+) -> None:
+    """Count the event against the suppression that covers it (as its alert would be)."""
+    try:
+        record = parse_event(event.envelope)
+    except EventParseError:
+        return  # the service reports it
+    found = suppressions.matching(record, rule.id, rule.severity, event.moment.timestamp())
+    if found is not None:
+        result.suppressed_by[found.id] = result.suppressed_by.get(found.id, 0) + 1
 
 
 def _run_due(

@@ -101,20 +101,22 @@ def read_rule_document(path: Path) -> Any:
         raise RuleError(str(path), "", f"not valid YAML: {exc}") from exc
 
 
-def _json_path(parts: Iterable[Any]) -> str:
+def json_path(parts: Iterable[Any]) -> str:
+    """``$.tests[0].event_file``: a jsonschema error path as the errors name fields."""
     out = "$"
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
 
 
-def _schema_errors(document: Any, path: Path) -> list[RuleError]:
+def schema_errors(document: Any, path: Path, schema_path: Path = SCHEMA_PATH) -> list[RuleError]:
+    """Every way ``document`` (read from ``path``) breaks the JSON Schema at ``schema_path``."""
     import jsonschema
 
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
-    return [RuleError(str(path), _json_path(error.path), error.message) for error in errors]
+    return [RuleError(str(path), json_path(error.path), error.message) for error in errors]
 
 
 def _load_case(rule_id: str, index: int, raw: Mapping[str, Any], path: Path) -> RuleCase:
@@ -157,7 +159,7 @@ def validate_rule_file(path: Path) -> list[RuleError]:
         document = read_rule_document(path)
     except RuleError as exc:
         return [exc]
-    errors = _schema_errors(document, path)
+    errors = schema_errors(document, path)
     if errors:
         return errors
     if document["id"] != path.stem:

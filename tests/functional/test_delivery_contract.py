@@ -11,56 +11,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
 
-from chalicelib.config import Settings, settings_from_env
+from chalicelib.config import Settings
 from chalicelib.dynamo import DynamoStateStore
 from chalicelib.errors import FailedOpenError, PublishError, StateStoreError
 from chalicelib.notifications import Notification
 from chalicelib.records import envelope_of
 from chalicelib.rules import load_bundle
 from chalicelib.service import AlertService, MemoryPublisher
-from mfawatch.deploy.templates import load_stage_config
 from tests.conftest import load_event
+from tests.support.wire import Wire, dev_settings
 
 TABLE = "mfawatch-dev-state"
 RULE = "iam-console-mfa-failure"
 T0 = datetime(2026, 11, 2, 9, 0, 5, tzinfo=UTC)
-
-
-class Wire:
-    """Counts the HTTP requests a boto3 client sends, and can fail chosen ones."""
-
-    def __init__(self, client: Any) -> None:
-        self.requests = 0
-        self.fail: set[str] = set()
-        """Operations (``PutItem``, ...) whose next call fails: every attempt of it, so the
-        error survives botocore's retries."""
-        self._failing: str | None = None
-        client.meta.events.register("before-send.dynamodb.*", self._before_send)
-        client.meta.events.register("after-call.dynamodb.*", self._after_call)
-        client.meta.events.register("after-call-error.dynamodb.*", self._after_call)
-
-    def _before_send(self, request: Any, **_: Any) -> None:
-        self.requests += 1
-        target = request.headers.get("X-Amz-Target", b"")
-        name = (target.decode() if isinstance(target, bytes) else target).split(".")[-1]
-        if name in self.fail or name == self._failing:
-            self.fail.discard(name)
-            self._failing = name
-            raise EndpointConnectionError(endpoint_url="http://dynamodb (injected fault)")
-
-    def _after_call(self, **_: Any) -> None:
-        self._failing = None
-
-    def count(self, call: Any) -> int:
-        before = self.requests
-        call()
-        return self.requests - before
-
-
-def dev_settings() -> Settings:
-    return settings_from_env(load_stage_config("dev").environment())
 
 
 def failed(event_id: str, seconds: float, user: str = "ops-admin") -> dict[str, Any]:

@@ -53,3 +53,16 @@ def ic_naming_step(
     record = load_event("idc-new-credentialchallenge-password")
     record["additionalEventData"].update(AuthWorkflowID=workflow, UserName=user)
     return _stamp(record, event_id, offset, ip)
+
+
+def in_account(envelope: dict[str, Any], account: str) -> dict[str, Any]:
+    """The same event from another account (envelope and record agree)."""
+    detail = dict(envelope["detail"])
+    detail["recipientAccountId"] = account
+    detail["userIdentity"] = {**detail.get("userIdentity", {}), "accountId": account}
+    return {**envelope, "account": account, "detail": detail}
+
+
+def root_success_without_mfa(event_id: str, offset: float, ip: str = "203.0.113.7") -> Any:
+    """A successful root console sign-in without MFA (a CRITICAL alert)."""
+    return _stamp(load_event("root-consolelogin-success-mfa-no"), event_id, offset, ip)

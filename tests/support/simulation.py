@@ -52,6 +52,7 @@ from chalicelib.records import envelope_of
 from chalicelib.rules import RuleSet, load_bundle
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import Condition, IndexLag, Item, MemoryStore
+from chalicelib.suppressions import Suppressions, suppression_from_mapping
 from tests.conftest import load_event
 
 T = TypeVar("T")
@@ -256,6 +257,8 @@ class Scenario:
     first_come: bool = False
     """A rate limit admits whichever events come first: which principals the admitted alerts
     name depends on the arrival order (kinds and counts do not)."""
+    suppressions: Suppressions = field(default_factory=Suppressions)
+    """What the deployment suppresses (held and counted in digests, never alerted)."""
 
     @property
     def accepted(self) -> dict[str, set[str]]:
@@ -303,6 +306,22 @@ def iam_success(event_id: str, t: float, user: str = "alice", ip: str = "203.0.1
 
 
 IC_WORKFLOW = "6d1e7c2a-9f3b-4e8d-a1c5-000000000001"
+
+#: alice's failed MFA from the pen test's range, suppressed for 30 days after :data:`BASE`.
+PENTEST = Suppressions(
+    [
+        suppression_from_mapping(
+            {
+                "id": "pentest",
+                "reason": "external pen test, ticket SEC-42",
+                "owner": "secops@example.com",
+                "expires": (BASE + timedelta(days=30)).date().isoformat(),
+                "match": {"principals": ["alice"], "source_cidrs": ["203.0.113.0/24"]},
+            },
+            "simulation",
+        )
+    ]
+)
 
 
 def ic_step(event_id: str, t: float, user: str, workflow: str = IC_WORKFLOW) -> Arrival:
@@ -387,7 +406,8 @@ def campaign_scenarios() -> list[Scenario]:
 
 
 def scenarios(size: str = "ci") -> list[Scenario]:
-    """The six scenarios of issue 18; ``full`` makes the bursts and storms larger."""
+    """The scenarios of issue 18 and a suppressed one; ``full`` makes the bursts and storms
+    larger."""
     full = size == "full"
     burst = 30 if full else 10
     storm_users = 30 if full else 6
@@ -395,6 +415,16 @@ def scenarios(size: str = "ci") -> list[Scenario]:
     bf = Threshold(4, 5)
     return [
         Scenario("alert", (iam_failure("a-1", 0),), settings()),
+        Scenario(
+            # alice's failures are suppressed (held, counted in digests), bob's alert beside them.
+            "suppressed",
+            (
+                *(iam_failure(f"sup-{i}", 20.0 * i) for i in range(3)),
+                iam_failure("sup-bob", 30.0, user="bob"),
+            ),
+            settings(),
+            suppressions=PENTEST,
+        ),
         Scenario(
             "summary",
             tuple(iam_failure(f"s-{i}", 20.0 * i) for i in range(3)),
@@ -498,7 +528,9 @@ class Simulation:
         self.plan = FaultPlan(fault, outage, more)
         self.store = SimulatedStore(self.plan, index_lag)
         self.publisher = SimulatedPublisher(scenario.settings, self.plan)
-        self.service = AlertService(RULES, self.publisher, self.store, scenario.settings)
+        self.service = AlertService(
+            RULES, self.publisher, self.store, scenario.settings, suppressions=scenario.suppressions
+        )
         self.sweep_every = sweep_every
         self.failed_attempts: list[str] = []
 

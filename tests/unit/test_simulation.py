@@ -17,6 +17,7 @@ from tests.support.simulation import (
     RESENT,
     Report,
     Scenario,
+    Simulation,
     campaign_scenarios,
     enumerate_faults,
     enumerate_orders,
@@ -66,7 +67,7 @@ def test_every_arrival_order_gives_the_same_notifications(scenario: Scenario) ->
 #: Late index entries: every group entry shows up this long after its write (settle 90 s, Lambda
 #: timeout 30 s: anything over 60 s used to be lost).
 LAG = 150.0
-LAGGED = ("summary", "repeat-burst-escalation", "storm-digests")
+LAGGED = ("summary", "repeat-burst-escalation", "storm-digests", "suppressed")
 
 
 @pytest.mark.parametrize("scenario", [p for p in _params() if p.id in LAGGED])
@@ -107,3 +108,16 @@ FULL = {scenario.name: scenario for scenario in scenarios("full")}
 )
 def test_every_arrival_order_of_six_failures_and_a_success_gives_the_same_escalation() -> None:
     _assert_holds(enumerate_orders(FULL["fatigue-success"], sample=40))
+
+
+def test_the_suppressed_scenario_alerts_only_the_near_miss_and_counts_the_rest() -> None:
+    """What the invariants above hold for the suppressed scenario, without faults: bob's alert
+    goes out, alice's three failures only in LOW digests naming the suppression."""
+    outcome = Simulation(SCENARIOS["suppressed"]).run()
+    sent = outcome.notifications()
+    assert [(n.kind, n.principal) for n in sent if n.kind != "storm"] == [("alert", "bob")]
+    digests = [n for n in sent if n.kind == "storm"]
+    assert {n.severity for n in digests} == {"LOW"}
+    assert sum(n.count for n in digests) == 3
+    assert all("suppressed by pentest (secops@example.com," in n.summary for n in digests)
+    assert violations(outcome) == []
