@@ -26,8 +26,8 @@ from mfawatch.deploy.templates import (
     merge_template,
 )
 from tests.conftest import ROOT
-from tests.integration.tools import cfn_lint, chalice_package
 from tests.reference import LAMBDA_ACTIONS, iam_statements
+from tests.support.tools import cfn_lint, chalice_package
 
 pytestmark = pytest.mark.slow
 

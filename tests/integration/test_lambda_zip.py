@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.tools import cfn_lint, chalice_package, run_offline
+from tests.support.tools import cfn_lint, chalice_package, run_offline
 
 pytestmark = pytest.mark.slow
 

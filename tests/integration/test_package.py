@@ -14,7 +14,7 @@ import pytest
 from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.rules import load_bundle
 from tests.conftest import ROOT
-from tests.integration.tools import chalice_package, offline_env
+from tests.support.tools import chalice_package, offline_env
 
 pytestmark = pytest.mark.slow
 

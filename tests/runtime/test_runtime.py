@@ -27,7 +27,8 @@ from mfawatch.deploy.selftest import (
 )
 from tests.conftest import load_event
 from tests.factory import on_failure_record, sqs_event_record
-from tests.runtime.conftest import (
+from tests.support.lambdaric import ACCOUNT, REGION, Invocation, LambdaFunction, lambda_environment
+from tests.support.runtime import (
     PYTHON,
     Package,
     Stack,
@@ -35,7 +36,6 @@ from tests.runtime.conftest import (
     running,
     unzipped_package,
 )
-from tests.runtime.lambdaric import ACCOUNT, REGION, Invocation, LambdaFunction, lambda_environment
 
 pytestmark = pytest.mark.slow
 
