@@ -34,3 +34,9 @@ def dynamodb(aws_credentials: None, request: pytest.FixtureRequest) -> Iterator[
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_state_table(client, request.module.TABLE)
         yield client
+
+
+@pytest.fixture
+def aws(aws_credentials: None) -> Iterator[boto3.Session]:
+    with mock_aws():
+        yield boto3.Session(region_name="us-east-1")

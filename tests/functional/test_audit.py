@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
-from moto import mock_aws
 
 from chalicelib.rules import RuleSet
 from mfawatch.cli.org import make_audit_command
@@ -26,18 +24,15 @@ from mfawatch.org.audit import (
     run_audit,
 )
 from mfawatch.org.forwarder import expected_rules, forwarding_rule_name, member_template
-from tests.unit.test_audit import BUS_ARN, CENTRAL, CENTRAL_BUS, MEMBER, OTHER, deploy_member_rules
-
-
-@pytest.fixture
-def aws(aws_credentials: None) -> Iterator[boto3.Session]:
-    with mock_aws():
-        yield boto3.Session(region_name="us-east-1")
-
-
-def member_client(session: boto3.Session, account: str, region: str) -> Any:
-    """An EventBridge client in ``account`` and ``region`` through the audit role, as the audit."""
-    return AssumeRoleClients(session, "mfawatch-audit")(account, region)
+from tests.support.audit import (
+    BUS_ARN,
+    CENTRAL,
+    CENTRAL_BUS,
+    MEMBER,
+    OTHER,
+    deploy_member_rules,
+    member_client,
+)
 
 
 @pytest.fixture

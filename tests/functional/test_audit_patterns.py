@@ -16,11 +16,13 @@ from chalicelib.rules import Rule, RuleSet
 from mfawatch.cli.org import make_audit_command
 from mfawatch.org.audit import OK, PARTIAL, PATTERN_DIFFERS, AssumeRoleClients, run_audit
 from mfawatch.org.forwarder import expected_rules, forwarding_rule_name, member_template
-from tests.functional.test_audit import (  # the moto estate those tests build
-    aws,  # noqa: F401 - pytest fixture
+from tests.support.audit import (  # the moto estate those tests build
+    BUS_ARN,
+    CENTRAL_BUS,
+    MEMBER,
+    deploy_member_rules,
     member_client,
 )
-from tests.unit.test_audit import BUS_ARN, CENTRAL_BUS, MEMBER, deploy_member_rules
 
 REGION = "us-east-1"
 
@@ -54,7 +56,7 @@ def _audit(session: boto3.Session, rules: RuleSet) -> dict[str, tuple[str, str]]
 
 
 def test_identical_patterns_in_another_key_order_are_ok(
-    aws: boto3.Session,  # noqa: F811
+    aws: boto3.Session,
     rules: RuleSet,
 ) -> None:
     client = _deploy(aws, rules)
@@ -78,7 +80,7 @@ def _change_one(session: boto3.Session, rules: RuleSet, rule_id: str, change: An
 
 
 def test_a_stale_pattern_is_a_finding_naming_the_field(
-    aws: boto3.Session,  # noqa: F811
+    aws: boto3.Session,
     rules: RuleSet,
 ) -> None:
     def older_version(pattern: dict[str, Any]) -> None:  # an older rule matched more
@@ -90,7 +92,7 @@ def test_a_stale_pattern_is_a_finding_naming_the_field(
 
 
 def test_an_edited_pattern_is_a_finding_and_fails_the_command(
-    aws: boto3.Session,  # noqa: F811
+    aws: boto3.Session,
     rules: RuleSet,
 ) -> None:
     def edited_in_the_console(pattern: dict[str, Any]) -> None:

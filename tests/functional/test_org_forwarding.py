@@ -29,7 +29,7 @@ from mfawatch.org.audit import AssumeRoleClients
 from mfawatch.org.forwarder import member_template, parse_central_bus_arn
 from mfawatch.patterns.engine import compile_pattern
 from tests.conftest import EVENTS, load_event
-from tests.unit.test_audit import deploy_member_rules, stack_resources
+from tests.support.audit import deploy_member_rules, stack_resources
 
 CENTRAL = "123456789012"  # moto's default account (see tests/unit/test_audit.py)
 MEMBER = "222233334444"

@@ -13,13 +13,13 @@ from chalicelib.rules import RuleSet
 from mfawatch.cli.org import forwarder_template
 from mfawatch.deploy.templates import load_resources_template
 from tests.conftest import ROOT
-from tests.support.tools import cfn_lint, chalice_package
-from tests.unit.test_forwarder import (
+from tests.support.forwarder import (
     CUSTOM_BUS_ARN,
     DEFAULT_BUS_ARN,
     MANY_REGIONS,
     resources_of_type,
 )
+from tests.support.tools import cfn_lint, chalice_package
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from chalicelib.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
 from chalicelib.rules import RuleSet, load_bundle
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MemoryStore, due_mark
-from tests.unit.test_service_properties import BASE, IAM_RULE, failed_sign_in
+from tests.support.properties import BASE, IAM_RULE, failed_sign_in
 
 RULES: RuleSet = load_bundle()
 

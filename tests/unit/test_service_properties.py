@@ -25,33 +25,17 @@ from chalicelib.notifications import (
     KIND_SUMMARY,
     Notification,
 )
-from chalicelib.records import envelope_of
 from chalicelib.rules import RuleSet, load_bundle
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MemoryStore
 from mfawatch.replay.readers import ReadStats
 from mfawatch.replay.runner import TimedEvent, replay_timed
-from tests.conftest import examples, load_event
+from tests.conftest import examples
+from tests.support.properties import BASE, IAM_RULE, ROOT_RULE, failed_sign_in
 
 RULES: RuleSet = load_bundle()
-BASE = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-IAM_RULE, ROOT_RULE = "iam-console-mfa-failure", "root-console-failure"
+
 COUNTED = (KIND_ALERT, KIND_SUMMARY, KIND_STORM)
-
-
-def failed_sign_in(
-    rule_id: str, event_id: str, offset: float, user: int, ip: int
-) -> dict[str, Any]:
-    """A failed MFA sign-in of IAM user ``u<user>`` (or a failed root sign-in) from an IP."""
-    if rule_id == IAM_RULE:
-        record = load_event("iam-consolelogin-failure-mfa-yes")
-        record["userIdentity"]["userName"] = f"u{user}"
-    else:
-        record = load_event("root-consolelogin-failure-mfa-yes")
-    record["eventID"] = event_id
-    record["eventTime"] = (BASE + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    record["sourceIPAddress"] = f"203.0.113.{ip + 1}"
-    return envelope_of(record)
 
 
 # Every publish call, thread-safe: chalicelib.service.MemoryPublisher.published.
