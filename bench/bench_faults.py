@@ -85,6 +85,7 @@ from typing import Any
 
 import boto3
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from botocore.exceptions import ClientError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -306,11 +307,13 @@ def throttled(url: str, code: str) -> AWSResponse:
             "message": "Rate of requests exceeds the allowed throughput (injected).",
         }
     ).encode()
-    headers = {
-        "Content-Type": "application/x-amz-json-1.0",
-        "Content-Length": str(len(body)),
-        "x-amzn-RequestId": "injected-throttle",
-    }
+    headers = HTTPHeaders.from_dict(
+        {
+            "Content-Type": "application/x-amz-json-1.0",
+            "Content-Length": str(len(body)),
+            "x-amzn-RequestId": "injected-throttle",
+        }
+    )
     return AWSResponse(url, 400, headers, _Body(body))
 
 
@@ -382,7 +385,8 @@ def lambda_timeout(rules: RuleSet) -> float:
 def client(endpoint: str, service: str) -> Any:
     """A client as Lambda builds it (default configuration), pointed at moto_server. A fresh
     session per client: boto3's default session is not thread-safe."""
-    return boto3.session.Session().client(
+    # The service is a runtime str; boto3-stubs overload literal names only.
+    return boto3.session.Session().client(  # type: ignore[call-overload]
         service, endpoint_url=endpoint, region_name=REGION, **CREDENTIALS
     )
 

@@ -352,7 +352,7 @@ def story() -> list[dict[str, Any]]:
                 mfa_identifier=f"arn:aws:iam::{account}:mfa/{name}",
             )
         )
-    calls = [
+    calls: list[tuple[str, str, dict[str, Any] | None]] = [
         ("s3.amazonaws.com", "GetBucketLocation", {"bucketName": "app-assets"}),
         ("ec2.amazonaws.com", "DescribeInstances", {"maxResults": 100}),
         (

@@ -286,15 +286,16 @@ def test_what_lambda_calls_is_bound_on_the_module_for_every_function(
 
     names = sorted(chalice_app.app.handler_map)
     assert [n for n in names if not callable(getattr(chalice_app, n, None))] == []
+    resolved = {name: getattr(chalice_app, name) for name in names}  # as the runtime does
     event = envelope_of(load_event("iam-consolelogin-failure-mfa-yes"))
-    assert chalice_app.on_iam_console_mfa_failure(event, None) is None
+    assert resolved["on_iam_console_mfa_failure"](event, None) is None
     (body,) = _received(aws)
     assert body["Subject"] == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
     with pytest.raises(EventParseError, match=r"not an EventBridge event \(missing version"):
-        chalice_app.on_root_console_failure({"hello": "world"}, None)
+        resolved["on_root_console_failure"]({"hello": "world"}, None)
     no_resources = {k: v for k, v in event.items() if k != "resources"}
     with pytest.raises(EventParseError, match=r"\(missing resources\)"):
-        chalice_app.on_root_console_failure(no_resources, None)
+        resolved["on_root_console_failure"](no_resources, None)
 
 
 class _Context:

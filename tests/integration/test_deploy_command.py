@@ -83,7 +83,7 @@ def mfawatch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 
 def client(env: dict[str, str], service: str) -> Any:
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]  # boto3-stubs take literal names
         service,
         region_name=REGION,
         endpoint_url=env["AWS_ENDPOINT_URL"],

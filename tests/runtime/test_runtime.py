@@ -284,11 +284,10 @@ class RuntimeTierLambda:
         assert InvocationType == "RequestResponse"
         function = self.functions.get(FunctionName)
         if function is None:
-            error = {
-                "Code": "ResourceNotFoundException",
-                "Message": f"Function not found: {FunctionName}",
-            }
-            raise ClientError({"Error": error}, "Invoke")
+            message = f"Function not found: {FunctionName}"
+            raise ClientError(
+                {"Error": {"Code": "ResourceNotFoundException", "Message": message}}, "Invoke"
+            )
         if not function.wait_initialized():
             return {
                 "StatusCode": 200,

@@ -183,7 +183,7 @@ class SimulatedStore(MemoryStore):
             _store_error,
         )
 
-    def update(self, key: str, now: float, **changes: Any) -> Item:  # type: ignore[override]
+    def update(self, key: str, now: float, **changes: Any) -> Item:
         return self.plan.call(
             f"update {key}",
             lambda: super(SimulatedStore, self).update(key, now, **changes),
@@ -624,14 +624,24 @@ def ambiguous_ids(outcome: Outcome) -> set[tuple[str, str]]:
     return {(output, nid) for index, output, nid in outcome.publish_calls if index in near}
 
 
+Alerts = dict[str, Notification]
+"""The notifications published to the alerts output, by id."""
+
+
 def violations(outcome: Outcome) -> list[str]:
     """Every invariant that does not hold, as readable lines (empty: all hold)."""
-    found: list[str] = []
-    scenario = outcome.scenario
-    if outcome.lost:
-        found.append(f"events lost after the consumer: {sorted(outcome.lost)}")
-    # 1. Every accepted event counted exactly once (alerts + summaries + storm digests).
     alerts = {n.id: n for n in outcome.on("alerts")}
+    return [line for check in INVARIANTS for line in check(outcome, alerts)]
+
+
+def nothing_lost(outcome: Outcome, _: Alerts) -> list[str]:
+    """0. No event is left unprocessed after the consumer."""
+    return [f"events lost after the consumer: {sorted(outcome.lost)}"] if outcome.lost else []
+
+
+def counted_exactly_once(outcome: Outcome, alerts: Alerts) -> list[str]:
+    """1. Every accepted event counted exactly once (alerts + summaries + storm digests)."""
+    found: list[str] = []
     counts: Counter[str] = Counter()
     covered: Counter[tuple[str, str]] = Counter()
     for n in alerts.values():
@@ -639,19 +649,25 @@ def violations(outcome: Outcome) -> list[str]:
             counts[n.rule_id] += n.count
             if len(n.event_ids) == n.count:
                 covered.update((n.rule_id, e) for e in n.event_ids)
-    expected = {rule: len(ids) for rule, ids in scenario.accepted.items()}
+    expected = {rule: len(ids) for rule, ids in outcome.scenario.accepted.items()}
     if dict(counts) != expected:
         found.append(f"counted {dict(counts)} != accepted {expected}")
     twice_covered = sorted(k for k, c in covered.items() if c > 1)
     if twice_covered:
         found.append(f"events counted twice: {twice_covered}")
-    # 2. No id published twice to an output, except the ambiguous cases.
+    return found
+
+
+def published_once(outcome: Outcome, _: Alerts) -> list[str]:
+    """2. No id published twice to an output, except the ambiguous cases."""
     allowed = ambiguous_ids(outcome)
     per_output = Counter((o, n.id) for o, n in outcome.deliveries)
     twice = sorted(k for k, c in per_output.items() if c > 1 and k not in allowed)
-    if twice:
-        found.append(f"published twice: {twice}")
-    # 3. No escalation lost (published, or held into a storm digest).
+    return [f"published twice: {twice}"] if twice else []
+
+
+def no_escalation_lost(outcome: Outcome, alerts: Alerts) -> list[str]:
+    """3. No escalation lost (published, or held into a storm digest)."""
     escalated = {
         n.principal
         for n in alerts.values()
@@ -662,17 +678,28 @@ def violations(outcome: Outcome) -> list[str]:
         for n in alerts.values()
         if n.kind == KIND_STORM and "escalations (brute force / fatigue) for " in n.summary
     ]
-    for principal in sorted(scenario.brute_force):
-        if principal not in escalated and not any(f"{principal} (" in h for h in held):
-            found.append(f"brute-force escalation of {principal} lost")
-    # 3b. A write applied twice (botocore re-sent it) is still one's own: no attempt fails.
+    return [
+        f"brute-force escalation of {principal} lost"
+        for principal in sorted(outcome.scenario.brute_force)
+        if principal not in escalated and not any(f"{principal} (" in h for h in held)
+    ]
+
+
+def resent_write_is_ones_own(outcome: Outcome, _: Alerts) -> list[str]:
+    """3b. A write applied twice (botocore re-sent it) is still one's own: no attempt fails."""
     only_resent = outcome.faults and all(f.kind == RESENT for f in outcome.faults)
     if only_resent and outcome.failed_attempts:
-        found.append(
+        return [
             f"a re-sent write was taken for another invocation's: attempts of "
             f"{sorted(set(outcome.failed_attempts))} failed and were retried"
-        )
-    # 5. Campaigns and takeover chains: each expected one exactly once (one id), nothing else.
+        ]
+    return []
+
+
+def campaigns_once(outcome: Outcome, alerts: Alerts) -> list[str]:
+    """5. Campaigns and takeover chains: each expected one exactly once (one id), nothing else."""
+    found: list[str] = []
+    scenario = outcome.scenario
     decided: dict[str, set[str]] = defaultdict(set)
     shapes: dict[str, tuple[str, int]] = {}
     for n in alerts.values():
@@ -683,24 +710,41 @@ def violations(outcome: Outcome) -> list[str]:
     if set(shapes) != expected_keys:
         found.append(f"campaigns {sorted(shapes)} != expected {sorted(expected_keys)}")
     for key, severity, fewest, most in sorted(scenario.campaigns):
-        got = shapes.get(key)
-        if got is not None and (got[0] != severity or not fewest <= got[1] <= most):
-            found.append(f"campaign {key}: {got} is not {severity} with {fewest}-{most}")
+        shape = shapes.get(key)
+        if shape is not None and (shape[0] != severity or not fewest <= shape[1] <= most):
+            found.append(f"campaign {key}: {shape} is not {severity} with {fewest}-{most}")
     summaries: dict[str, set[tuple[str, int]]] = defaultdict(set)
     for n in alerts.values():
         if n.dedup_key.startswith("campaign-summary:"):
             summaries[n.dedup_key].add((n.id, n.count))
-    got = {(key, count) for key, found in summaries.items() for _, count in found}
-    if got != set(scenario.campaign_summaries) or any(len(f) > 1 for f in summaries.values()):
+    got = {(key, count) for key, sent in summaries.items() for _, count in sent}
+    if got != set(scenario.campaign_summaries) or any(len(s) > 1 for s in summaries.values()):
         found.append(f"campaign summaries {sorted(got)} != {sorted(scenario.campaign_summaries)}")
     several = sorted(key for key, ids in decided.items() if len(ids) > 1)
     if several:
         found.append(f"campaigns escalated more than once: {several}")
-    # 4. No MFA fatigue success lost.
-    for event_id in sorted(scenario.fatigue):
-        if f"escalation:fatigue-success:{event_id}" not in alerts:
-            found.append(f"MFA fatigue success {event_id} lost")
     return found
+
+
+def no_fatigue_success_lost(outcome: Outcome, alerts: Alerts) -> list[str]:
+    """4. No MFA fatigue success lost."""
+    return [
+        f"MFA fatigue success {event_id} lost"
+        for event_id in sorted(outcome.scenario.fatigue)
+        if f"escalation:fatigue-success:{event_id}" not in alerts
+    ]
+
+
+#: The invariants, in the order their lines are reported.
+INVARIANTS: tuple[Callable[[Outcome, Alerts], list[str]], ...] = (
+    nothing_lost,
+    counted_exactly_once,
+    published_once,
+    no_escalation_lost,
+    resent_write_is_ones_own,
+    campaigns_once,
+    no_fatigue_success_lost,
+)
 
 
 # --- enumeration ---------------------------------------------------------------------------------

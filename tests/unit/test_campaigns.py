@@ -40,7 +40,9 @@ def at(seconds: float) -> datetime:
     return BASE + timedelta(seconds=seconds)
 
 
-def mfa_failure(user: str, seconds: float, ip: str = "203.0.113.9", account: str = "111122223333"):
+def mfa_failure(
+    user: str, seconds: float, ip: str = "203.0.113.9", account: str = "111122223333"
+) -> dict[str, Any]:
     record = load_event("iam-consolelogin-failure-mfa-yes")
     record["userIdentity"]["userName"] = user
     record["userIdentity"]["accountId"] = account
@@ -48,13 +50,13 @@ def mfa_failure(user: str, seconds: float, ip: str = "203.0.113.9", account: str
     return _at(record, seconds, ip, _event_id("mfa", user, account, seconds, ip))
 
 
-def password_failure(user: str, seconds: float, ip: str = "203.0.113.9"):
+def password_failure(user: str, seconds: float, ip: str = "203.0.113.9") -> dict[str, Any]:
     record = load_event("iam-consolelogin-failure-mfa-no")
     record["userIdentity"]["userName"] = user
     return _at(record, seconds, ip, _event_id("pw", user, seconds, ip))
 
 
-def root_failure(account: str, seconds: float, ip: str = "203.0.113.9"):
+def root_failure(account: str, seconds: float, ip: str = "203.0.113.9") -> dict[str, Any]:
     record = load_event("root-consolelogin-failure-mfa-yes")
     record["userIdentity"]["accountId"] = account
     record["userIdentity"]["principalId"] = account
@@ -63,7 +65,7 @@ def root_failure(account: str, seconds: float, ip: str = "203.0.113.9"):
     return _at(record, seconds, ip, _event_id("root", account, seconds, ip))
 
 
-def device_enabled(user: str, seconds: float, ip: str = "198.51.100.77"):
+def device_enabled(user: str, seconds: float, ip: str = "198.51.100.77") -> dict[str, Any]:
     record = load_event("iam-enablemfadevice")
     record["requestParameters"]["userName"] = user
     return _at(record, seconds, ip, f"dev-{user}-{seconds}")
@@ -81,7 +83,9 @@ def _at(record: dict[str, Any], seconds: float, ip: str, event_id: str) -> dict[
     return envelope_of(record)
 
 
-def run(events: list[tuple[str, dict[str, Any]]], settings: Settings | None = None):
+def run(
+    events: list[tuple[str, dict[str, Any]]], settings: Settings | None = None
+) -> tuple[AlertService, list[Notification]]:
     service = AlertService(load_bundle(), MemoryPublisher(settings), MemoryStore(), settings)
     sent: list[Notification] = []
     now = BASE

@@ -353,7 +353,7 @@ def test_summary_says_no_changes_when_no_step_changed() -> None:
 
 
 def test_packaged_template_points_every_function_at_the_uploaded_zip() -> None:
-    template = {
+    template: dict[str, Any] = {
         "Resources": {
             "F": {
                 "Type": "AWS::Serverless::Function",

@@ -11,9 +11,9 @@ import pytest
 from chalicelib.errors import RuleError
 from chalicelib.records import as_envelope, parse_event
 from chalicelib.rules import BUNDLE_PATH, RuleSet, bundle_json, load_bundle
+from mfawatch.paths import RULES_DIR
 from mfawatch.patterns.engine import compile_pattern
 from mfawatch.rules.build import (
-    RULES_DIR,
     build_bundle,
     load_rules_dir,
     read_rule_document,

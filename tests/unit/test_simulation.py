@@ -39,7 +39,7 @@ def _quiet() -> Iterator[None]:
     logging.disable(logging.NOTSET)
 
 
-def _params() -> list[object]:
+def _params() -> list[pytest.ParameterSet]:
     return [pytest.param(scenario, id=name) for name, scenario in SCENARIOS.items()]
 
 

@@ -251,7 +251,7 @@ def test_huge_attacker_controlled_fields_keep_every_item_under_dynamodb_s_400_kb
     arrivals = []
     for i in range(3):
         arrival = iam_failure(f"big-{i}", 10.0 * i, user="b" * 3000)
-        arrival.envelope["detail"]["userAgent"] = "x" * 300_000  # type: ignore[index]
+        arrival.envelope["detail"]["userAgent"] = "x" * 300_000
         arrivals.append(arrival)
     outcome = Simulation(Scenario("huge", tuple(arrivals), settings())).run()
     assert violations(outcome) == []
@@ -266,11 +266,11 @@ def test_a_look_tells_late_entries_from_counted_ones_by_its_band() -> None:
 
     found = [entry("a", 100.0), entry("late", 150.0), entry("b", 180.0), entry("new", 250.0)]
     # The previous look cut at 200 and counted a and b (late was not visible yet).
-    split = split_found(found, 200.0, Band(("a", "b"), 2), 300.0)  # type: ignore[arg-type]
+    split = split_found(found, 200.0, Band(("a", "b"), 2), 300.0)
     assert [i["pk"] for i in split.late] == ["late"]
     assert [i["pk"] for i in split.ready] == ["new"]
     assert split.unnamed == 0 and not split.settling
     assert split.band(300.0) == Band(("a", "late", "b", "new"), 4)
     # A band too big to name its keys still counts how many are new.
-    capped = split_found(found, 200.0, Band(("a",), 2), 300.0)  # type: ignore[arg-type]
+    capped = split_found(found, 200.0, Band(("a",), 2), 300.0)
     assert capped.late == [] and capped.unnamed == 1
