@@ -187,7 +187,7 @@ def heartbeat(event: CloudWatchEvent) -> None:
 # (without ReportBatchItemFailures Lambda ignores the batchItemFailures below and deletes the
 # whole batch, failed records included), and it needs the queue's name here, which depends on
 # the stage. The templates of both deploy routes declare the event source instead
-# (mfawatch/deploy/templates.py, parked_event_source and parked_sam_event).
+# (mfawatch/deploy/templates/functions.py, parked_event_source and parked_sam_event).
 @app.lambda_function(name=PARKED_HANDLER)
 def consume_parked_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The failed-events queue: re-run each parked event through its rule's path; the records

@@ -23,6 +23,7 @@ from mfawatch.deploy.stacks import ResourcesStack, caller_account
 from mfawatch.deploy.templates import (
     RESOURCE_PREFIX,
     RESOURCES_TEMPLATE,
+    StackOutputs,
     StageConfig,
     StageNames,
     check_stage_name,
@@ -203,7 +204,8 @@ def make_deploy_config_command(
                 session.client("cloudformation", region_name=region_name)
             ).outputs(stack_name)
             account = caller_account(session.client("sts", region_name=region_name))
-            update = stage_config_update(config, stage, outputs, stack_name, account, region_name)
+            resources = StackOutputs(stack_name, outputs, account, region_name)
+            update = stage_config_update(config, stage, resources)
         except MfawatchError as exc:
             raise click.ClickException(str(exc)) from exc
         for warning in update.warnings:

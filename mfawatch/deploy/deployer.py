@@ -50,6 +50,7 @@ from mfawatch.deploy.templates import (
     RESOURCE_PREFIX,
     RESOURCES_TEMPLATE,
     STAGE_PARAMETER,
+    StackOutputs,
     StageNames,
     check_stage_name,
     config_text,
@@ -356,9 +357,8 @@ class Deployer:
         path = self.project.config_path
         text, config = read_config_document(path)
         account = caller_account(self._clients("sts"))
-        update = stage_config_update(
-            config, self.stage, self._outputs, self.names.resources_stack, account, self.region
-        )
+        stack = StackOutputs(self.names.resources_stack, self._outputs, account, self.region)
+        update = stage_config_update(config, self.stage, stack)
         for warning in update.warnings:
             self._echo(f"  warning: {warning}")
         for change in update.changes:

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 MAX_ZIP_BYTES = 1024 * 1024
 SCHEDULED = {"send_due_summaries": "rate(1 minute)", "heartbeat": "rate(15 minutes)"}
 # The consumer of parked events has no event of its own in Chalice's template: its SQS event
-# source comes from the deploy templates (mfawatch/deploy/templates.py, parked_event_source).
+# source comes from the deploy templates (mfawatch/deploy/templates/functions.py,
+# parked_event_source).
 OTHER_HANDLERS = [*SCHEDULED, "on_heartbeat", "consume_parked_events"]
 
 

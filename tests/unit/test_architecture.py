@@ -29,7 +29,10 @@ PURE = [
     "mfawatch/replay/runner.py",
     "mfawatch/deploy/policy.py",
     "mfawatch/org/forwarder.py",
-    "mfawatch/deploy/templates.py",
+    *(
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "mfawatch" / "deploy" / "templates").glob("*.py"))
+    ),
     "mfawatch/deploy/init.py",
     "mfawatch/patterns/requirements.py",
     "mfawatch/patterns/describe.py",

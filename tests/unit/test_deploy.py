@@ -22,6 +22,7 @@ from mfawatch.deploy.templates import (
     MAX_RETRY_ATTEMPTS,
     PARKED_HANDLER,
     STAGE_NAME_PATTERN,
+    StackOutputs,
     StageConfig,
     StageNames,
     bind_parameter,
@@ -619,6 +620,7 @@ def test_docs_policy_table_lists_exactly_the_generated_statements(
     assert documented == route_b == route_a
 
 
+EU_WEST = ("444455556666", "eu-west-1")  # the caller's account and Region
 STACK_OUTPUTS = {
     "StateTableName": "mfawatch-dev-state",
     "AlertsTopicArn": "arn:aws:sns:eu-west-1:444455556666:mfawatch-dev-alerts",
@@ -632,9 +634,8 @@ def test_config_update_keeps_other_outputs_and_warns_about_foreign_ones() -> Non
     chat = "arn:aws:sns:us-east-1:111122223333:team-chat"
     routes = {"alerts": {"topic_arn": TOPIC}, "chat": {"topic_arn": chat, "format": "chat"}}
     config["stages"]["dev"]["environment_variables"]["MFAWATCH_OUTPUTS"] = json.dumps(routes)
-    update = stage_config_update(
-        config, "dev", STACK_OUTPUTS, "mfawatch-dev-resources", "444455556666", "eu-west-1"
-    )
+    stack = StackOutputs("mfawatch-dev-resources", STACK_OUTPUTS, "444455556666", "eu-west-1")
+    update = stage_config_update(config, "dev", stack)
     written = json.loads(
         update.config["stages"]["dev"]["environment_variables"]["MFAWATCH_OUTPUTS"]
     )
@@ -653,16 +654,15 @@ def test_config_update_names_a_malformed_outputs_setting_and_a_foreign_kms_key()
     config = _config()
     config["stages"]["dev"]["environment_variables"]["MFAWATCH_OUTPUTS"] = '{"alerts": {}}'
     with pytest.raises(ConfigError, match=re.escape("MFAWATCH_OUTPUTS.alerts.topic_arn must be")):
-        stage_config_update(config, "dev", STACK_OUTPUTS, "s", "444455556666", "eu-west-1")
+        stage_config_update(config, "dev", StackOutputs("s", STACK_OUTPUTS, *EU_WEST))
     foreign = STACK_OUTPUTS | {"KeyArn": "arn:aws:kms:us-east-1:444455556666:key/1234"}
     with pytest.raises(
         ConfigError, match=r"output KeyArn \S+ is in account 444455556666, region us-east-1"
     ):
-        stage_config_update(_config(), "dev", foreign, "s", "444455556666", "eu-west-1")
+        stage_config_update(_config(), "dev", StackOutputs("s", foreign, *EU_WEST))
     with pytest.raises(ConfigError, match="stack s has no output PagerTopicArn"):
-        stage_config_update(
-            _config(), "dev", {**STACK_OUTPUTS, "PagerTopicArn": ""}, "s", "1", "eu-west-1"
-        )
+        no_pager = {**STACK_OUTPUTS, "PagerTopicArn": ""}
+        stage_config_update(_config(), "dev", StackOutputs("s", no_pager, "1", "eu-west-1"))
 
 
 # --- the parked-event consumer and the alarms (issue 18) --------------------------------------
