@@ -57,6 +57,7 @@ def _deployer(
     project_dir: Path,
     stage: str,
     region: str | None,
+    *,
     bucket: str | None = None,
     force: bool = False,
 ) -> Deployer:
@@ -108,6 +109,11 @@ def make_commands(
     session_factory: Callable[[], boto3.Session] = default_session,
 ) -> list[click.Command]:
     """``deploy`` and ``destroy`` with the boto3 session factory injected."""
+    return [deploy_command(session_factory), destroy_command(session_factory)]
+
+
+def deploy_command(session_factory: Callable[[], boto3.Session]) -> click.Command:
+    """``deploy`` with the boto3 session factory injected."""
 
     @click.command("deploy")
     @STAGE_OPTION
@@ -123,6 +129,7 @@ def make_commands(
     )
     @_plan_only
     def deploy(
+        *,
         stage: str,
         region: str | None,
         route: str,
@@ -148,10 +155,18 @@ def make_commands(
         plan = _plan(lambda: plan_deploy(route, stage, selftest=not no_selftest), plan_only)
         if not plan:
             return
-        deployer = _deployer(session_factory, project_dir, stage, region, bucket, force)
+        deployer = _deployer(
+            session_factory, project_dir, stage, region, bucket=bucket, force=force
+        )
         start = time.monotonic()
         outcomes = _run(deployer, plan, "deploy")
         click.echo(f"{summary(outcomes, 'deploy')} in {time.monotonic() - start:.1f} s")
+
+    return deploy
+
+
+def destroy_command(session_factory: Callable[[], boto3.Session]) -> click.Command:
+    """``destroy`` with the boto3 session factory injected."""
 
     @click.command("destroy")
     @STAGE_OPTION
@@ -166,6 +181,7 @@ def make_commands(
     )
     @_plan_only
     def destroy(
+        *,
         stage: str,
         region: str | None,
         route: str,
@@ -196,7 +212,7 @@ def make_commands(
             )
         click.echo(summary(outcomes, "destroy"))
 
-    return [deploy, destroy]
+    return destroy
 
 
 COMMANDS: list[click.Command] = make_commands()

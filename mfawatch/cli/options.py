@@ -6,10 +6,10 @@ imports no command module, so the command modules never import each other or the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -89,6 +89,22 @@ PROJECT_DIR_OPTION = click.option(
     show_default=True,
     help="The Chalice project (app.py, .chalice/config.json); tests pass a copy.",
 )
+
+
+FC = TypeVar("FC", bound=Callable[..., Any])
+
+
+def with_options(*options: Callable[[FC], FC]) -> Callable[[FC], FC]:
+    """One decorator for ``options`` in the order written, as if stacked above the command (the
+    first one is the first in ``--help``): a command's options can then be listed once, beside
+    the other module-level options, and the command factory stays short."""
+
+    def decorate(function: FC) -> FC:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
 
 
 def select_rules(rules: RuleSet, rule_ids: Sequence[str]) -> RuleSet:

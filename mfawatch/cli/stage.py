@@ -159,6 +159,17 @@ def check_stage(stage: str, app_name: str) -> None:
     click.echo(f"stage {stage!r} is a valid stage name", err=True)
 
 
+def _read_stack(session: boto3.Session, stack: str, region: str | None) -> StackOutputs:
+    """The resources stack's outputs, with the caller's account and the Region."""
+    region_name = region or session.region_name
+    if not region_name:
+        raise click.ClickException("no region: pass --region or set AWS_DEFAULT_REGION")
+    client = session.client("cloudformation", region_name=region_name)
+    outputs = ResourcesStack(client).outputs(stack)
+    account = caller_account(session.client("sts", region_name=region_name))
+    return StackOutputs(stack, outputs, account, region_name)
+
+
 def make_deploy_config_command(
     session_factory: Callable[[], boto3.Session] = default_session,
 ) -> click.Command:
@@ -175,7 +186,7 @@ def make_deploy_config_command(
     @click.option("--write", is_flag=True, help="Write the changes (default: only show them).")
     @CONFIG_OPTION
     def deploy_config(
-        stage: str, stack: str | None, region: str | None, write: bool, config_path: Path
+        *, stage: str, stack: str | None, region: str | None, write: bool, config_path: Path
     ) -> None:
         """Route (a), step 2: put the resources stack's outputs into the stage's config.
 
@@ -195,16 +206,8 @@ def make_deploy_config_command(
             raise click.ClickException(str(exc)) from exc
         checked_stage(str(config.get("app_name") or RESOURCE_PREFIX), stage)
         stack_name = stack or StageNames(RESOURCE_PREFIX, stage).resources_stack
-        session = session_factory()
-        region_name = region or session.region_name
-        if not region_name:
-            raise click.ClickException("no region: pass --region or set AWS_DEFAULT_REGION")
         try:
-            outputs = ResourcesStack(
-                session.client("cloudformation", region_name=region_name)
-            ).outputs(stack_name)
-            account = caller_account(session.client("sts", region_name=region_name))
-            resources = StackOutputs(stack_name, outputs, account, region_name)
+            resources = _read_stack(session_factory(), stack_name, region)
             update = stage_config_update(config, stage, resources)
         except MfawatchError as exc:
             raise click.ClickException(str(exc)) from exc
