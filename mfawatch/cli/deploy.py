@@ -17,16 +17,14 @@ import click
 
 from chalicelib.errors import MfawatchError
 from mfawatch.cli.options import PROJECT_DIR_OPTION, STAGE_OPTION, default_session, handler_names
+from mfawatch.deploy.chalice_app import ChaliceCommand, Project, environ_for_chalice
 from mfawatch.deploy.deployer import (
     ROUTE_MERGED,
     ROUTE_STACKS,
     ROUTES,
-    ChaliceCommand,
     Deployer,
     Outcome,
-    Project,
     Step,
-    environ_for_chalice,
     plan_deploy,
     plan_destroy,
     summary,
@@ -76,10 +74,10 @@ def _deployer(
         region_name,
         handler_names(),
         client,
-        ChaliceCommand(project, region_name, environ_for_chalice()),
-        lambda line: click.echo(line, err=True),
-        time.monotonic,
-        time.sleep,
+        chalice=ChaliceCommand(project, region_name, environ_for_chalice()),
+        echo=lambda line: click.echo(line, err=True),
+        clock=time.monotonic,
+        sleep=time.sleep,
         bucket=bucket,
         force=force,
     )

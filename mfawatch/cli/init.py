@@ -17,7 +17,7 @@ from chalicelib.config import ENV_TOPIC_ARN, settings_from_env
 from chalicelib.errors import ConfigError, MfawatchError
 from chalicelib.rules import SEVERITIES
 from mfawatch.cli.options import PROJECT_DIR_OPTION, handler_names
-from mfawatch.deploy.deployer import Project
+from mfawatch.deploy.chalice_app import Project
 from mfawatch.deploy.init import (
     InitAnswers,
     InitResult,

@@ -17,12 +17,11 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from chalicelib.errors import MfawatchError
+from mfawatch.deploy.chalice_app import ChaliceCommand, Project
 from mfawatch.deploy.deployer import (
     ROUTE_MERGED,
     ROUTE_STACKS,
-    ChaliceCommand,
     Deployer,
-    Project,
     Step,
     StepError,
     plan_deploy,
@@ -283,7 +282,9 @@ def _lambda() -> tuple[Any, Stubber]:
 
 def _deployer(project: Project, run: FakeChalice, clients: dict[str, Any]) -> Deployer:
     chalice = ChaliceCommand(project, "us-east-1", {}, run)
-    return Deployer(project, "dev", "us-east-1", run.functions, clients.__getitem__, chalice, print)
+    return Deployer(
+        project, "dev", "us-east-1", run.functions, clients.__getitem__, chalice=chalice, echo=print
+    )
 
 
 def test_chalice_deploy_runs_only_when_the_app_changed_or_a_function_is_gone(

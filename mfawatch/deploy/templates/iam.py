@@ -37,6 +37,7 @@ CONSUME_ACTIONS = (
 
 
 def _statements(
+    *,
     log_groups: Sequence[Any],
     topics: Sequence[Any],
     table: Sequence[Any],
