@@ -898,7 +898,6 @@ def run_scenario(
     deliveries = workload(size)
     faults = Faults(scenario, size.seed, deployment.topics)
     subscriber = Subscriber(deployment)
-    destination = OnFailureDestination(deployment, rules)
     queue = _Queue(lambda_timeout(rules))
     for d in deliveries:
         queue.put(d.at, d)
@@ -908,101 +907,11 @@ def run_scenario(
         queue.put(minute, None)
         minute += 60
 
-    lock = threading.Lock()
-    invocations: Counter[str] = Counter()
-    requests_by_type: Counter[str] = Counter()
-    invocations_by_type: Counter[str] = Counter()
-    dead: list[Delivery] = []
-    unexpected: list[str] = []
-    streams = itertools.count(1)
-    scheduler_lock = threading.Lock()
-    scheduler: list[Environment] = []
-    state_errors: list[MemoryMetrics] = []
-
-    def fresh() -> Environment:
-        env = Environment(deployment, rules, faults, next(streams))
-        with lock:
-            state_errors.append(env.metrics)
-        return env
-
-    def tick(at: float) -> None:
-        with scheduler_lock:  # the scheduled function has reserved concurrency 1
-            if not scheduler:
-                scheduler.append(fresh())
-            try:
-                scheduler[0].service.tick(datetime.fromtimestamp(at, UTC))
-            except Crash:
-                scheduler.clear()
-            except Exception as exc:  # the next minute's run tries again
-                with lock:
-                    invocations[f"tick {type(exc).__name__}"] += 1
-
-    def worker() -> None:
-        env = fresh()
-        while (job := queue.get()) is not None:
-            try:
-                if job.delivery is None:
-                    tick(job.at)
-                    continue
-                d = job.delivery
-                before = {n: env.metrics.total(n) for n in ("Duplicates", "Repeats")}
-                requests = env.requests
-                outcome = "ok"
-                try:
-                    env.service.handle(d.rule, d.envelope, datetime.fromtimestamp(job.at, UTC))
-                except Crash:
-                    outcome = "Crash"
-                except Exception as exc:
-                    outcome = type(exc).__name__
-                    # What the service raises so that Lambda retries (FailedOpenError: a marked
-                    # copy went out before the claim, the retry takes the deduplicated path).
-                    retried = ("EventInProgressError", "PublishError", "StateStoreError")
-                    if outcome not in (*retried, "FailedOpenError"):
-                        with lock:
-                            unexpected.append("".join(traceback.format_exception(exc))[-2000:])
-                kind = classify(d, env.metrics, before) if outcome == "ok" else "failed attempt"
-                with lock:
-                    invocations[outcome] += 1
-                    invocations_by_type[kind] += 1
-                    requests_by_type[kind] += env.requests - requests
-                if outcome == "Crash":
-                    env = fresh()  # the execution environment died with the invocation
-                if outcome != "ok":
-                    if job.attempt <= len(RETRY_DELAYS):
-                        queue.put(job.at + RETRY_DELAYS[job.attempt - 1], d, job.attempt + 1)
-                    else:
-                        destination.park(d, outcome, job.attempt)
-                        with lock:
-                            dead.append(d)
-            finally:
-                queue.done(job)
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(size.threads)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    load_requests = sum(requests_by_type.values())
+    load = _Load(deployment, rules, faults, queue, OnFailureDestination(deployment, rules))
+    load.run(size.threads)
+    load_requests = sum(load.requests_by_type.values())
     progress(f"{scenario.name}: load done in {time.perf_counter() - started:.0f} s")
-
-    # The outage ends: no more faults, the consumer reads the failed-events queue through its
-    # event source, the scheduler catches up.
-    faults.enabled = False
-    clock = load_end
-    operator = Environment(deployment, rules, None, 0)
-    state_errors.append(operator.metrics)
-    source = ParkedEventSource(deployment, rules, operator, lambda: clock)
-    quiet = 0
-    drained = 0
-    while quiet < QUIET_MINUTES and drained < MAX_DRAIN_MINUTES:
-        clock += 60
-        drained += 1
-        if consume and drained >= REDRIVE_AFTER_MINUTES:
-            source.drain()
-        sent = operator.service.tick(datetime.fromtimestamp(clock, UTC))
-        quiet = 0 if sent or drained <= REDRIVE_AFTER_MINUTES else quiet + 1
-    if drained >= MAX_DRAIN_MINUTES:
-        unexpected.append(f"the scheduler still sent notifications after {drained} minutes")
+    source, drained = load.recover(load_end, consume=consume)
 
     expected_fatigue, quiet_successes = fatigue_successes(deliveries, settings)
     received = subscriber.received()
@@ -1018,11 +927,11 @@ def run_scenario(
         deliveries=len(deliveries),
         distinct=distinct,
         received=received,
-        invocations=invocations,
-        requests_by_type=requests_by_type,
-        invocations_by_type=invocations_by_type,
+        invocations=load.invocations,
+        requests_by_type=load.requests_by_type,
+        invocations_by_type=load.invocations_by_type,
         load_requests=load_requests,
-        dead_lettered=sorted({d.event_id for d in dead}),
+        dead_lettered=sorted({d.event_id for d in load.dead}),
         replayed=replayed,
         consumer_failures=source.failures,
         left_parked=left_parked,
@@ -1030,11 +939,138 @@ def run_scenario(
         expected_fatigue=expected_fatigue,
         quiet_successes=quiet_successes,
         faults=faults.injected,
-        state_store_errors=sum(m.total("StateStoreErrors") for m in state_errors),
+        state_store_errors=sum(m.total("StateStoreErrors") for m in load.state_errors),
         drain_minutes=drained,
-        unexpected=unexpected,
+        unexpected=load.unexpected,
         wall=time.perf_counter() - started,
     )
+
+
+class _Load:
+    """The load of one run: execution environments (threads) taking deliveries and scheduler
+    minutes from one queue under the scenario's faults, then the recovery after the outage."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        rules: RuleSet,
+        faults: Faults,
+        queue: _Queue,
+        destination: OnFailureDestination,
+    ) -> None:
+        self.deployment = deployment
+        self.rules = rules
+        self.faults = faults
+        self.queue = queue
+        self.destination = destination
+        self.lock = threading.Lock()
+        self.invocations: Counter[str] = Counter()
+        self.requests_by_type: Counter[str] = Counter()
+        self.invocations_by_type: Counter[str] = Counter()
+        self.dead: list[Delivery] = []
+        self.unexpected: list[str] = []
+        self.state_errors: list[MemoryMetrics] = []
+        self._streams = itertools.count(1)
+        self._scheduler_lock = threading.Lock()
+        self._scheduler: list[Environment] = []
+
+    def run(self, threads: int) -> None:
+        """Every delivery and minute of the queue, on ``threads`` environments at once."""
+        workers = [threading.Thread(target=self._worker, daemon=True) for _ in range(threads)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+
+    def recover(self, load_end: float, *, consume: bool) -> tuple[ParkedEventSource, int]:
+        """The outage ends: no more faults, the consumer reads the failed-events queue through
+        its event source, the scheduler catches up. (the source, the minutes it took)"""
+        self.faults.enabled = False
+        clock = load_end
+        operator = Environment(self.deployment, self.rules, None, 0)
+        self.state_errors.append(operator.metrics)
+        source = ParkedEventSource(self.deployment, self.rules, operator, lambda: clock)
+        quiet = 0
+        drained = 0
+        while quiet < QUIET_MINUTES and drained < MAX_DRAIN_MINUTES:
+            clock += 60
+            drained += 1
+            if consume and drained >= REDRIVE_AFTER_MINUTES:
+                source.drain()
+            sent = operator.service.tick(datetime.fromtimestamp(clock, UTC))
+            quiet = 0 if sent or drained <= REDRIVE_AFTER_MINUTES else quiet + 1
+        if drained >= MAX_DRAIN_MINUTES:
+            self.unexpected.append(
+                f"the scheduler still sent notifications after {drained} minutes"
+            )
+        return source, drained
+
+    def _fresh(self) -> Environment:
+        env = Environment(self.deployment, self.rules, self.faults, next(self._streams))
+        with self.lock:
+            self.state_errors.append(env.metrics)
+        return env
+
+    def _tick(self, at: float) -> None:
+        with self._scheduler_lock:  # the scheduled function has reserved concurrency 1
+            if not self._scheduler:
+                self._scheduler.append(self._fresh())
+            try:
+                self._scheduler[0].service.tick(datetime.fromtimestamp(at, UTC))
+            except Crash:
+                self._scheduler.clear()
+            except Exception as exc:  # the next minute's run tries again
+                with self.lock:
+                    self.invocations[f"tick {type(exc).__name__}"] += 1
+
+    def _worker(self) -> None:
+        env = self._fresh()
+        while (job := self.queue.get()) is not None:
+            try:
+                if job.delivery is None:
+                    self._tick(job.at)
+                    continue
+                env = self._invoke(env, job, job.delivery)
+            finally:
+                self.queue.done(job)
+
+    def _invoke(self, env: Environment, job: _Job, d: Delivery) -> Environment:
+        """One invocation; the environment for the next (a new one after a crash)."""
+        before = {n: env.metrics.total(n) for n in ("Duplicates", "Repeats")}
+        requests = env.requests
+        outcome = self._outcome(env, d, job.at)
+        kind = classify(d, env.metrics, before) if outcome == "ok" else "failed attempt"
+        with self.lock:
+            self.invocations[outcome] += 1
+            self.invocations_by_type[kind] += 1
+            self.requests_by_type[kind] += env.requests - requests
+        if outcome == "Crash":
+            env = self._fresh()  # the execution environment died with the invocation
+        if outcome != "ok":
+            if job.attempt <= len(RETRY_DELAYS):
+                self.queue.put(job.at + RETRY_DELAYS[job.attempt - 1], d, job.attempt + 1)
+            else:
+                self.destination.park(d, outcome, job.attempt)
+                with self.lock:
+                    self.dead.append(d)
+        return env
+
+    def _outcome(self, env: Environment, d: Delivery, at: float) -> str:
+        """``ok``, ``Crash`` or the name of the exception the handler raised."""
+        try:
+            env.service.handle(d.rule, d.envelope, datetime.fromtimestamp(at, UTC))
+        except Crash:
+            return "Crash"
+        except Exception as exc:
+            outcome = type(exc).__name__
+            # What the service raises so that Lambda retries (FailedOpenError: a marked copy
+            # went out before the claim, the retry takes the deduplicated path).
+            retried = ("EventInProgressError", "PublishError", "StateStoreError")
+            if outcome not in (*retried, "FailedOpenError"):
+                with self.lock:
+                    self.unexpected.append("".join(traceback.format_exception(exc))[-2000:])
+            return outcome
+        return "ok"
 
 
 # --- requests per delivery type, one at a time --------------------------------------------------

@@ -68,6 +68,7 @@ class CloudTrail:
         when: datetime,
         account: str,
         identity: dict[str, Any],
+        *,
         outcome: str,
         mfa_used: str,
         ip: str,
@@ -116,7 +117,7 @@ class CloudTrail:
         return record
 
     def check_mfa(
-        self, when: datetime, account: str, name: str, ip: str, ua: str, region: str
+        self, when: datetime, account: str, name: str, *, ip: str, ua: str, region: str
     ) -> dict[str, Any]:
         return {
             "eventVersion": "1.09",
@@ -142,13 +143,13 @@ class CloudTrail:
         self,
         when: datetime,
         name: str,
+        *,
         credential_type: str,
         outcome: str,
         workflow: str,
         ip: str,
         identity: dict[str, Any],
         user_name: str = "",
-        *,
         account: str,
         ua: str,
         region: str = "eu-west-1",
@@ -198,6 +199,7 @@ class CloudTrail:
         self,
         when: datetime,
         account: str,
+        *,
         region: str,
         source: str,
         name: str,
@@ -282,6 +284,7 @@ class CloudTrail:
 def on_failure_record(
     event: dict[str, Any],
     function_arn: str,
+    *,
     condition: str = "RetriesExhausted",
     attempts: int = 3,
     error: tuple[str, str] | None = ("StateStoreError", "DynamoDB UpdateItem failed"),

@@ -34,7 +34,7 @@ import os
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -519,6 +519,7 @@ class Simulation:
         self,
         scenario: Scenario,
         fault: Fault | None = None,
+        *,
         index_lag: IndexLag | None = None,
         sweep_every: float | None = None,
         outage: tuple[float, float] | None = None,
@@ -551,55 +552,23 @@ class Simulation:
             self.service.tick(at(now))
 
     def run(self) -> Outcome:
-        # (time, order, sequence, arrival, attempt): invocations before the tick of a minute.
-        queue: list[tuple[float, int, int, Arrival, int]] = []
-        counter = itertools.count()
+        line = _Timeline()
         for arrival in self.scenario.arrivals:
-            heapq.heappush(queue, (arrival.at, 0, next(counter), arrival, 1))
-        parked: list[Arrival] = []
-        clock = 0.0
-        next_tick = 60.0
-        last_sweep = 0.0
-
-        def advance_ticks(until: float) -> None:
-            nonlocal next_tick, last_sweep
-            while next_tick <= until:
-                if self.sweep_every is not None and next_tick - last_sweep >= self.sweep_every:
-                    self.store.sweep(next_tick)
-                    last_sweep = next_tick
-                self._tick(next_tick)
-                next_tick += 60.0
-
-        def drain(attempts: int) -> list[Arrival]:
-            nonlocal clock
-            failed: list[Arrival] = []
-            while queue:
-                when, _, _, arrival, attempt = heapq.heappop(queue)
-                advance_ticks(when)
-                clock = when
-                if self._invoke(arrival, when):
-                    continue
-                if attempt < attempts:
-                    delay = RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)]
-                    heapq.heappush(queue, (when + delay, 0, next(counter), arrival, attempt + 1))
-                else:
-                    failed.append(arrival)
-            return failed
-
-        parked = drain(3)
+            line.push(arrival.at, arrival, 1)
+        parked = self._drain(line, 3)
         # The outage is over: the failed-events consumer re-runs what was parked.
-        start = clock + CONSUMER_DELAY
+        start = line.clock + CONSUMER_DELAY
         for n, arrival in enumerate(parked):
-            heapq.heappush(queue, (start + n, 0, next(counter), arrival, 1))
-        lost = drain(CONSUMER_ATTEMPTS)
+            line.push(start + n, arrival, 1)
+        lost = self._drain(line, CONSUMER_ATTEMPTS)
         # The scheduler to quiescence.
-        horizon = clock + QUIESCENCE
-        while next_tick <= horizon:
+        horizon = line.clock + QUIESCENCE
+        while line.next_tick <= horizon:
             due = self.store.next_due()
             if due is None:
                 break
-            advance_ticks(max(next_tick, due - BASE.timestamp()))
-        clock = max(clock, next_tick - 60.0)
+            self._advance_ticks(line, max(line.next_tick, due - BASE.timestamp()))
+        clock = max(line.clock, line.next_tick - 60.0)
         return Outcome(
             scenario=self.scenario,
             fault=self.plan.fault,
@@ -612,6 +581,50 @@ class Simulation:
             failed_attempts=list(self.failed_attempts),
             clock=clock,
         )
+
+    def _advance_ticks(self, line: _Timeline, until: float) -> None:
+        """Every scheduler minute up to ``until`` (and the TTL sweeps due by then)."""
+        while line.next_tick <= until:
+            if (
+                self.sweep_every is not None
+                and line.next_tick - line.last_sweep >= self.sweep_every
+            ):
+                self.store.sweep(line.next_tick)
+                line.last_sweep = line.next_tick
+            self._tick(line.next_tick)
+            line.next_tick += 60.0
+
+    def _drain(self, line: _Timeline, attempts: int) -> list[Arrival]:
+        """Run the invocations in time order (ticks between them), each retried as Lambda does
+        up to ``attempts``; the arrivals that failed every attempt."""
+        failed: list[Arrival] = []
+        while line.queue:
+            when, _, _, arrival, attempt = heapq.heappop(line.queue)
+            self._advance_ticks(line, when)
+            line.clock = when
+            if self._invoke(arrival, when):
+                continue
+            if attempt < attempts:
+                delay = RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)]
+                line.push(when + delay, arrival, attempt + 1)
+            else:
+                failed.append(arrival)
+        return failed
+
+
+@dataclass
+class _Timeline:
+    """A run's virtual clock: the pending invocations (time, order, sequence, arrival, attempt),
+    which go before the scheduler's tick of the same minute, and the next tick."""
+
+    queue: list[tuple[float, int, int, Arrival, int]] = field(default_factory=list)
+    sequence: Iterator[int] = field(default_factory=itertools.count)
+    clock: float = 0.0
+    next_tick: float = 60.0
+    last_sweep: float = 0.0
+
+    def push(self, when: float, arrival: Arrival, attempt: int) -> None:
+        heapq.heappush(self.queue, (when, 0, next(self.sequence), arrival, attempt))
 
 
 # --- invariants ----------------------------------------------------------------------------------

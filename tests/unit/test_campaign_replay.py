@@ -29,22 +29,26 @@ def organization_day() -> list[dict[str, Any]]:
 
     def mfa_failure(minutes: float, account: str, user: str, ip: str) -> dict[str, Any]:
         identity = ct.iam_user(account, user, arn=False)
-        return ct.console_login(at(minutes), account, identity, "Failure", "Yes", ip, UA)
+        return ct.console_login(
+            at(minutes), account, identity, outcome="Failure", mfa_used="Yes", ip=ip, ua=UA
+        )
 
     def root_failure(minutes: float, account: str, ip: str) -> dict[str, Any]:
-        return ct.console_login(at(minutes), account, ct.root(account), "Failure", "No", ip, UA)
+        return ct.console_login(
+            at(minutes), account, ct.root(account), outcome="Failure", mfa_used="No", ip=ip, ua=UA
+        )
 
     def device(minutes: float, account: str, user: str, ip: str) -> dict[str, Any]:
         return ct.api_call(
             at(minutes),
             account,
-            "us-east-1",
-            "iam.amazonaws.com",
-            "EnableMFADevice",
-            ct.console_session(account, user, at(minutes)),
-            ip,
-            "AWS Internal",
-            {"userName": user, "serialNumber": f"arn:aws:iam::{account}:mfa/{user}-new"},
+            region="us-east-1",
+            source="iam.amazonaws.com",
+            name="EnableMFADevice",
+            identity=ct.console_session(account, user, at(minutes)),
+            ip=ip,
+            ua="AWS Internal",
+            params={"userName": user, "serialNumber": f"arn:aws:iam::{account}:mfa/{user}-new"},
         )
 
     a, b, c = ACCOUNTS
