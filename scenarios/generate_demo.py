@@ -198,28 +198,18 @@ def _dev_root_without_mfa() -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     add = events.append
     # 2. Root of the dev account: a failure, then a success without MFA from the same address.
-    add(
-        console_login(
-            at("11:20:30"),
-            DEV,
-            root(DEV),
-            outcome="Failure",
-            mfa_used="No",
-            ip="192.0.2.44",
-            ua=FIREFOX,
+    for when, outcome in (("11:20:30", "Failure"), ("11:25:02", "Success")):
+        add(
+            console_login(
+                at(when),
+                DEV,
+                root(DEV),
+                outcome=outcome,
+                mfa_used="No",
+                ip="192.0.2.44",
+                ua=FIREFOX,
+            )
         )
-    )
-    add(
-        console_login(
-            at("11:25:02"),
-            DEV,
-            root(DEV),
-            outcome="Success",
-            mfa_used="No",
-            ip="192.0.2.44",
-            ua=FIREFOX,
-        )
-    )
     return events
 
 
@@ -230,73 +220,29 @@ def _identity_center_totp() -> list[dict[str, Any]]:
     workflow = "6d1e7c2a-9f3b-4e8d-a1c5-2b7f0e9d4a11"
     jane_ip = "198.51.100.23"
     jane_id = "94d00cd8-e9e6-4810-b177-b08e84725435"
-    jane_step = functools.partial(idc_event, workflow=workflow, ip=jane_ip)
-    add(
-        jane_step(
-            at("13:10:01"),
-            "CredentialChallenge",
-            credential_type="PASSWORD",
-            outcome="Success",
-            identity=unauthenticated(PROD),
-            user_name="jane@example.com",
-        )
+    # (time, step, credential, outcome, names jane in userIdentity, UserName in the event)
+    steps = (
+        ("13:10:01", "CredentialChallenge", "PASSWORD", "Success", False, "jane@example.com"),
+        ("13:10:09", "CredentialVerification", "PASSWORD", "Success", False, "jane@example.com"),
+        ("13:10:10", "CredentialChallenge", "TOTP", "Success", True, ""),
+        ("13:10:31", "CredentialVerification", "TOTP", "Failure", False, ""),
+        ("13:10:45", "CredentialVerification", "TOTP", "Failure", False, ""),
+        ("13:11:02", "CredentialVerification", "TOTP", "Success", True, ""),
+        ("13:11:03", "UserAuthentication", "PASSWORD,TOTP", "Success", True, "jane@example.com"),
     )
-    add(
-        jane_step(
-            at("13:10:09"),
-            "CredentialVerification",
-            credential_type="PASSWORD",
-            outcome="Success",
-            identity=unauthenticated(PROD),
-            user_name="jane@example.com",
+    for when, step, credential, outcome, named, user_name in steps:
+        add(
+            idc_event(
+                at(when),
+                step,
+                credential_type=credential,
+                outcome=outcome,
+                workflow=workflow,
+                ip=jane_ip,
+                identity=idc_user(PROD, jane_id) if named else unauthenticated(PROD),
+                user_name=user_name,
+            )
         )
-    )
-    add(
-        jane_step(
-            at("13:10:10"),
-            "CredentialChallenge",
-            credential_type="TOTP",
-            outcome="Success",
-            identity=idc_user(PROD, jane_id),
-        )
-    )
-    add(
-        jane_step(
-            at("13:10:31"),
-            "CredentialVerification",
-            credential_type="TOTP",
-            outcome="Failure",
-            identity=unauthenticated(PROD),
-        )
-    )
-    add(
-        jane_step(
-            at("13:10:45"),
-            "CredentialVerification",
-            credential_type="TOTP",
-            outcome="Failure",
-            identity=unauthenticated(PROD),
-        )
-    )
-    add(
-        jane_step(
-            at("13:11:02"),
-            "CredentialVerification",
-            credential_type="TOTP",
-            outcome="Success",
-            identity=idc_user(PROD, jane_id),
-        )
-    )
-    add(
-        jane_step(
-            at("13:11:03"),
-            "UserAuthentication",
-            credential_type="PASSWORD,TOTP",
-            outcome="Success",
-            identity=idc_user(PROD, jane_id),
-            user_name="jane@example.com",
-        )
-    )
     # Someone else types a wrong Identity Center password: not an MFA failure.
     add(
         idc_event(
@@ -316,28 +262,16 @@ def _dev_lead() -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     add = events.append
     # 4. dev-lead, eu-north-1 endpoint: one failed MFA code, then success.
-    add(
-        console_login(
-            at("14:00:12"),
-            DEV,
-            iam_user(DEV, "dev-lead", arn=False),
-            outcome="Failure",
-            mfa_used="Yes",
-            ip="198.51.100.200",
-            ua=CHROME,
-            region="eu-north-1",
-        )
+    sign_in = functools.partial(
+        console_login, mfa_used="Yes", ip="198.51.100.200", ua=CHROME, region="eu-north-1"
     )
+    add(sign_in(at("14:00:12"), DEV, iam_user(DEV, "dev-lead", arn=False), outcome="Failure"))
     add(
-        console_login(
+        sign_in(
             at("14:00:40"),
             DEV,
             iam_user(DEV, "dev-lead"),
             outcome="Success",
-            mfa_used="Yes",
-            ip="198.51.100.200",
-            ua=CHROME,
-            region="eu-north-1",
             mfa_identifier=f"arn:aws:iam::{DEV}:mfa/dev-lead",
         )
     )
