@@ -33,22 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.simulation import (  # noqa: E402
-    RESENT,
-    Report,
-    enumerate_faults,
-    enumerate_orders,
-    lag_everything,
-    outage_run,
-    random_fault_sets,
-    scenarios,
-    violations,
-)
+from tests.support import simulation as sim  # noqa: E402
 
 LAG = 150.0
 
 
-def show(label: str, report: Report, unit: str) -> None:
+def show(label: str, report: sim.Report, unit: str) -> None:
     broken = len(report.failures)
     print(f"  {label:<34} {report.runs:>6} {unit:<13} {broken:>5} broken  {report.seconds:7.2f} s")
     for name, problems in list(report.failures.items())[:3]:
@@ -65,28 +55,28 @@ def main() -> None:
     logging.disable(logging.CRITICAL)  # thousands of injected failures are logged otherwise
     wall, cpu = time.perf_counter(), time.process_time()
     totals = {"fault points": 0, "runs": 0, "permutations": 0, "broken": 0}
-    for scenario in scenarios(args.size):
+    for scenario in sim.scenarios(args.size):
         if args.scenario and scenario.name not in args.scenario:
             continue
         print(f"\n== {scenario.name}: {len(scenario.arrivals)} events")
-        faults = enumerate_faults(scenario)
+        faults = sim.enumerate_faults(scenario)
         show("(a) fault at every call", faults, "runs")
-        lagged = enumerate_faults(scenario, index_lag=lag_everything(LAG))
+        lagged = sim.enumerate_faults(scenario, index_lag=sim.lag_everything(LAG))
         show(f"(b) same, index entries {LAG:g} s late", lagged, "runs")
         started = time.perf_counter()
-        outage = outage_run(scenario)
-        problems = violations(outage)
+        outage = sim.outage_run(scenario)
+        problems = sim.violations(outage)
         print(
             f"  {'(c) 400 s outage':<34} {len(outage.parked):>6} {'parked':<13} "
             f"{int(bool(problems)):>5} broken  {time.perf_counter() - started:7.2f} s"
         )
         for problem in problems[:3]:
             print(f"      {problem[:160]}")
-        orders = enumerate_orders(scenario, sample=args.sample)
+        orders = sim.enumerate_orders(scenario, sample=args.sample)
         show("(d) arrival orders", orders, "permutations")
-        resent = enumerate_faults(scenario, kinds=(RESENT,))
+        resent = sim.enumerate_faults(scenario, kinds=(sim.RESENT,))
         show("(e) a write re-sent at every call", resent, "runs")
-        pairs = random_fault_sets(scenario, args.pairs)
+        pairs = sim.random_fault_sets(scenario, args.pairs)
         show("(f) two faults, random", pairs, "runs")
         totals["fault points"] += faults.fault_points
         totals["runs"] += faults.runs + lagged.runs + 1 + orders.runs + resent.runs + pairs.runs

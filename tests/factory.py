@@ -101,12 +101,7 @@ class CloudTrail:
                 "requestParameters": None,
                 "responseElements": {"ConsoleLogin": outcome},
                 "additionalEventData": extra,
-                "eventID": self.new_id(),
-                "readOnly": False,
-                "eventType": "AwsConsoleSignIn",
-                "managementEvent": True,
-                "recipientAccountId": account,
-                "eventCategory": "Management",
+                **self._console_sign_in(account),
                 "tlsDetails": {
                     "tlsVersion": "TLSv1.3",
                     "cipherSuite": "TLS_AES_128_GCM_SHA256",
@@ -131,6 +126,12 @@ class CloudTrail:
             "requestParameters": None,
             "responseElements": {"CheckMfa": "Success"},
             "additionalEventData": {"MfaType": "Virtual MFA"},
+            **self._console_sign_in(account),
+        }
+
+    def _console_sign_in(self, account: str) -> dict[str, Any]:
+        """The fields every console sign-in record ends with, a new event id among them."""
+        return {
             "eventID": self.new_id(),
             "readOnly": False,
             "eventType": "AwsConsoleSignIn",

@@ -66,6 +66,7 @@ def _deployer(
     project = Project(project_dir)
 
     def client(service: str) -> Any:
+        # A runtime service name; boto3-stubs overload literal names only.
         return session.client(service, region_name=region_name)  # type: ignore[call-overload]
 
     return Deployer(

@@ -17,7 +17,13 @@ import click
 
 from chalicelib.errors import MfawatchError
 from chalicelib.rules import load_bundle
-from mfawatch.cli.options import CONFIG_OPTION, STAGE_OPTION, default_session, handler_names
+from mfawatch.cli.options import (
+    CONFIG_OPTION,
+    STAGE_OPTION,
+    default_session,
+    handler_names,
+    path_option,
+)
 from mfawatch.deploy.policy import policy_json, stage_policy
 from mfawatch.deploy.stacks import ResourcesStack, caller_account
 from mfawatch.deploy.templates import (
@@ -115,13 +121,12 @@ def invoke_config(stage: str, output: str, config_path: Path) -> None:
 @STAGE_OPTION
 @OUTPUT_OPTION
 @CONFIG_OPTION
-@click.option(
+@path_option(
     "--resources",
     "resources_path",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    exists=True,
     default=RESOURCES_TEMPLATE,
-    show_default=True,
-    help="The resources template whose resources the merge adds.",
+    help_text="The resources template whose resources the merge adds.",
 )
 def merge(stage: str, output: str, config_path: Path, resources_path: Path) -> None:
     """Route (b): the template for `chalice package --merge-template` (one stack).

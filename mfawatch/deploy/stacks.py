@@ -189,6 +189,7 @@ class Stacks:
                     {"ParameterKey": key, "ParameterValue": value}
                     for key, value in parameters.items()
                 ],
+                # boto3-stubs type each capability as a literal; ours come from constants.
                 Capabilities=list(capabilities),  # type: ignore[arg-type]
             )
         except ClientError as exc:

@@ -72,11 +72,11 @@ from mfawatch.replay.runner import TimedEvent
 try:  # optional speed-ups (requirements-dev.txt); without them the general path is used
     import msgspec as _msgspec
 except ImportError:  # pragma: no cover
-    _msgspec = None  # type: ignore[assignment]
+    _msgspec = None  # type: ignore[assignment]  # the module's name, bound to None when absent
 try:
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover
-    _fast_loads = None  # type: ignore[assignment]
+    _fast_loads = None  # type: ignore[assignment]  # likewise
 
 DEFAULT_LATENESS = timedelta(minutes=60)
 
@@ -407,6 +407,7 @@ def _split_records(raw: bytes, gzipped: bool, prefilter: Prefilter) -> list[tupl
     if decoders is None:
         fields = [(key, Any, _msgspec.UNSET) for key in dict.fromkeys(_SHAPE_FIELDS + keys)]
         slim = _msgspec.defstruct("Slim", fields)
+        # A type built at run time (the fields follow the rules): mypy cannot take it as one.
         files = _msgspec.defstruct("SlimFile", [("Records", list[slim])])  # type: ignore[valid-type]
         raws = _msgspec.defstruct("RawFile", [("Records", list[_msgspec.Raw])])
         decoders = (_msgspec.json.Decoder(raws), _msgspec.json.Decoder(files), keys)

@@ -46,7 +46,8 @@ def test_expired_item_reads_as_absent_and_absent_condition_accepts_it(store: Sta
     assert store.get("k", 49.0) is not None
     assert store.get("k", 50.0) is None
     store.put("k", {"n": 2, "expires_at": 500.0}, 60.0, condition=Absent())
-    assert store.get("k", 60.0)["n"] == 2  # type: ignore[index]
+    item = store.get("k", 60.0)
+    assert item is not None and item["n"] == 2
 
 
 def test_update_sets_adds_appends_removes_and_returns_the_new_item(store: StateStore) -> None:

@@ -787,10 +787,9 @@ def fault_runs(
     (``MFAWATCH_QUICK=1``) takes every fifth call, first and last included; ``make test`` and
     the benchmark take them all."""
     baseline = Simulation(scenario, index_lag=index_lag).run()
-    calls = range(len(baseline.calls))
+    calls: Sequence[int] = range(len(baseline.calls))
     if os.environ.get("MFAWATCH_QUICK") == "1":
-        calls = range(0, len(baseline.calls), 5)
-        calls = sorted({*calls, len(baseline.calls) - 1})  # type: ignore[assignment]
+        calls = sorted({*range(0, len(baseline.calls), 5), len(baseline.calls) - 1})
     for index in calls:
         for kind in kinds:
             fault = Fault(index, kind)

@@ -28,8 +28,10 @@ def load_cfn_yaml(text: str, source: str = "<template>") -> dict[str, Any]:
             value = loader.construct_scalar(node)
         elif isinstance(node, yaml.SequenceNode):
             value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        elif isinstance(node, yaml.MappingNode):
+            value = loader.construct_mapping(node, deep=True)
+        else:  # PyYAML has no other node kind
+            raise ConfigError(f"unexpected YAML node {type(node).__name__} for !{suffix}")
         if suffix == "Ref":
             return {"Ref": value}
         if suffix == "GetAtt" and isinstance(value, str):
