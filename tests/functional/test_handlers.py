@@ -20,6 +20,7 @@ from chalicelib.records import envelope_of
 from mfawatch.deploy.templates import load_stage_config
 from tests.conftest import load_event
 from tests.factory import on_failure_record, sqs_event_record
+from tests.support.wire import receive_all
 
 ACCOUNT = "111122223333"  # the account of the dev stage's topic ARN in .chalice/config.json
 TOPIC = "mfawatch-dev-alerts"
@@ -72,17 +73,7 @@ def client(aws: dict[str, Any], project_dir: Path) -> Iterator[Client]:
 
 
 def _received(aws: dict[str, Any]) -> list[dict[str, Any]]:
-    bodies: list[dict[str, Any]] = []
-    while True:
-        messages = aws["sqs"].receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10)
-        batch = messages.get("Messages", [])
-        if not batch:
-            return bodies
-        for message in batch:
-            bodies.append(json.loads(message["Body"]))
-            aws["sqs"].delete_message(
-                QueueUrl=aws["queue_url"], ReceiptHandle=message["ReceiptHandle"]
-            )
+    return receive_all(aws["sqs"], aws["queue_url"])
 
 
 def test_every_rule_has_a_registered_handler() -> None:
