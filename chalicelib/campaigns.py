@@ -230,13 +230,31 @@ ROOT_USER_NAME = "AWS ROOT USER"
 
 
 def takeover_target(record: SignInRecord) -> SignInRecord | None:
-    """For an IAM MFA-device or password change, the record as about the user it changed (the
-    principal whose failed MFA it may follow), else None. ``ChangePassword`` names no user: the
-    caller changed their own. A failed call changed nothing."""
-    if record.event_source != "iam.amazonaws.com" or record.outcome != "Success":
+    """For an MFA-device or password change, the record as about the user it changed (the
+    principal whose failed MFA it may follow), else None. A failed call changed nothing.
+
+    IAM: ``requestParameters.userName``; ``ChangePassword`` names no user (the caller changed
+    their own). Identity Center: the identity-store user id, which is the caller's own
+    (``onBehalfOf.userId``) when a user manages their devices in the access portal;
+    ``requestParameters.userId`` is read when present (an administrator's call: its fields are
+    not documented, and without it the change cannot be tied to a user)."""
+    if record.outcome != "Success" or not is_takeover_step(record):
         return None
-    if record.event_name not in c.IAM_MFA_DEVICE_ADDED | c.IAM_PASSWORD_CHANGED:
-        return None
+    if record.event_source in c.IDENTITY_CENTER_DEVICE_SOURCES:
+        user_id = _requested_user_id(record) or (
+            record.identity_store_user_id
+            if record.principal_type == PRINCIPAL_IDENTITY_CENTER
+            else ""
+        )
+        if not user_id:
+            return None
+        return replace(
+            record,
+            principal=f"Identity Center user {user_id}",
+            principal_key=user_id,
+            principal_type=PRINCIPAL_IDENTITY_CENTER,
+            identity_store_user_id=user_id,
+        )
     own = record.principal_type in (PRINCIPAL_IAM_USER, PRINCIPAL_ROOT)
     target = record.target_user or (record.principal_key if own else "")
     if not target:
@@ -249,8 +267,25 @@ def takeover_target(record: SignInRecord) -> SignInRecord | None:
     )
 
 
+#: Longest identity-store user id read from a request (a UUID, optionally prefixed with the
+#: identity store's id: well under this).
+MAX_USER_ID = 128
+
+
+def _requested_user_id(record: SignInRecord) -> str:
+    detail = record.raw.get("detail")
+    request = detail.get("requestParameters") if isinstance(detail, Mapping) else None
+    value = request.get("userId") if isinstance(request, Mapping) else None
+    return value[:MAX_USER_ID] if isinstance(value, str) else ""
+
+
 def is_takeover_step(record: SignInRecord) -> bool:
-    return record.event_name in c.IAM_MFA_DEVICE_ADDED | c.IAM_PASSWORD_CHANGED
+    """An event that may be a takeover chain's step (before its outcome and user are known)."""
+    if record.event_source in c.IDENTITY_CENTER_DEVICE_SOURCES:
+        return record.event_name in c.IDENTITY_CENTER_TAKEOVER_STEPS
+    if record.event_source == c.IAM_SOURCE:
+        return record.event_name in c.IAM_MFA_DEVICE_ADDED | c.IAM_PASSWORD_CHANGED
+    return False
 
 
 def takeover_failures(

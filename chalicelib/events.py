@@ -51,13 +51,14 @@ from .config import Settings
 from .decisions import (
     KEEP_FAILURES,
     Claim,
+    SuccessEscalation,
     brute_force_burst,
     claim_outcome,
     entries_to_keep,
-    failures_between,
     failures_to_keep,
     fatigue_rechecks,
     incident_expiry,
+    success_escalation,
     window_for,
 )
 from .delivery import Decided, Delivery, ServicePart
@@ -85,6 +86,7 @@ from .notifications import (
     brute_force_for,
     fatigue_success_for,
     takeover_for,
+    takeover_sign_in_for,
 )
 from .observability import Metrics
 from .records import (
@@ -405,7 +407,7 @@ class EventHandler(ServicePart):
                 who,
                 now,
                 set_values={EXPIRES_AT: max(t, now) + horizon},
-                append={"failures": [failure_entry(t, record.event_id)]}
+                append={"failures": [failure_entry(t, record.event_id, record.source_ip)]}
                 if rule.signal == "failure"
                 else None,
                 add=add,
@@ -428,6 +430,7 @@ class EventHandler(ServicePart):
                 *fatigue_rechecks(history, t, fs.count, fs.seconds),
                 *takeover_rechecks(history, t, s.takeover.seconds),
             }
+            rechecks.update(self._count_for_user_id(record, t, now))
             for success in sorted(rechecks):
                 escalated += self._resume(success, now)
         if alert:
@@ -463,6 +466,37 @@ class EventHandler(ServicePart):
                 # ask the leading event for another look (a late batch, never lost).
                 self._late_batch(window.leader, now)
         return escalated + self._save_and_deliver(key, result, window_ref, attributes, now)
+
+    def _count_for_user_id(self, record: SignInRecord, t: float, now: float) -> set[str]:
+        """An Identity Center user's failure, named by user name, is also listed under the
+        user's identity-store id when a step of its sign-in carried it: Identity Center device
+        changes name the user only by that id. One more write for such a failure; returns the
+        successes listed there (device changes, unnamed sign-ins) that it re-checks, as the
+        user-name item's do."""
+        user_id = record.identity_store_user_id
+        if (
+            record.principal_type != PRINCIPAL_IDENTITY_CENTER
+            or not user_id
+            or record.principal_key in (user_id, UNKNOWN_PRINCIPAL_KEY)
+        ):
+            return set()
+        s, key, horizon = self.settings, principal_key(record.account, user_id), self._horizon()
+        item = self.store.update(
+            key,
+            now,
+            set_values={EXPIRES_AT: max(t, now) + horizon},
+            append={"failures": [failure_entry(t, record.event_id, record.source_ip)]},
+        )
+        history = PrincipalFailures.from_item(item)
+        if len(item.get("failures", [])) > 2 * KEEP_FAILURES:
+            self.store.update(
+                key, now, set_values={"failures": failures_to_keep(history, t, horizon)}
+            )
+        fs = s.fatigue_success
+        return {
+            *fatigue_rechecks(history, t, fs.count, fs.seconds),
+            *takeover_rechecks(history, t, s.takeover.seconds),
+        }
 
     def _lead(
         self,
@@ -640,15 +674,18 @@ class EventHandler(ServicePart):
             return finish | due_mark(window.window_end + self.settings.settle_seconds), []
         return finish, [DUE_PK, DUE_AT]
 
-    # --- successes: MFA fatigue ------------------------------------------------------------------
+    # --- successes: MFA fatigue, takeover -------------------------------------------------------
 
     def _success(
         self, rule: Rule, record: SignInRecord, now: float, notes: tuple[str, ...]
     ) -> list[Notification]:
-        """A successful sign-in: kept (its claim keeps the event, the principal's item names
-        it), then checked against the principal's failures. A failure processed later that
-        precedes it re-checks it (:func:`decisions.fatigue_rechecks`), so an MFA fatigue
-        success is raised whatever the order. Timeline::
+        """A successful sign-in (or a credential change, :func:`campaigns.takeover_target`):
+        kept (its claim keeps the event, the principal's item names it), then checked against
+        the principal's failures: MFA fatigue, or a takeover when the failures came from other
+        IPs (:func:`decisions.success_escalation`; a credential change after any failure). A
+        failure processed later that precedes it re-checks it
+        (:func:`decisions.fatigue_rechecks`, :func:`campaigns.takeover_rechecks`), so the
+        escalation is raised whatever the order, once per success (its claim). Timeline::
 
             claim (the event, lease not held) -> listed on the principal's item -> enough
             failures before it: hold the lease, decide the escalation, save, publish
@@ -693,17 +730,29 @@ class EventHandler(ServicePart):
                 now,
                 set_values={"successes": entries_to_keep(history.successes, t, horizon)},
             )
-        if is_takeover_step(record):
-            tk = self.settings.takeover
+        tk = self.settings.takeover
+        chained = is_takeover_step(record)
+        fatigue_too: tuple[str, ...] = ()
+        if chained:
             failures = takeover_failures(history.failures, t, tk.seconds)
             if len(failures) < tk.count:
                 return []
             escalation = takeover_for(rule, record, failures, tk.minutes)
         else:
-            failures = failures_between(history, t - fs.seconds, t)
-            if len(failures) < fs.count:
+            check = success_escalation(
+                history, t, record.source_ip, (fs.count, fs.seconds), (tk.count, tk.seconds)
+            )
+            failures = check.failures
+            if check.kind is SuccessEscalation.NONE:
                 return []
-            escalation = fatigue_success_for(rule, record, failures, fs.minutes)
+            if check.kind is SuccessEscalation.FATIGUE:
+                escalation = fatigue_success_for(rule, record, failures, fs.minutes)
+            else:
+                chained, fatigue_too = True, check.fatigue
+                reached = (len(check.fatigue), fs.minutes) if check.fatigue else None
+                escalation = takeover_sign_in_for(
+                    rule, record, failures, check.other_ips, tk.minutes, reached
+                )
         try:
             # Escalate: hold the lease first (one decider, whoever re-checks concurrently).
             self.store.update(
@@ -716,26 +765,34 @@ class EventHandler(ServicePart):
             raise EventInProgressError(
                 f"rule {rule.id} event {record.event_id} is being decided elsewhere"
             ) from failed
-        if is_takeover_step(record):
+        if chained:
             # One escalation per chain: a second step after the same failures (a virtual device
-            # created, then enabled) is the same takeover. The mark names this event, so its
-            # retry passes again.
-            last = max(t_f for t_f, e in history.failures if e in failures)
+            # created, then enabled; a sign-in from another IP, then a new device) is the same
+            # takeover. The mark is the escalating step's time, so a step whose failures began
+            # before it is the same chain, whichever failures were known when it escalated (a
+            # late failure does not start a second chain). It names this event: its retry
+            # passes again.
+            first = min(t_f for t_f, e in history.failures if e in failures)
             try:
                 self.store.update(
                     who,
                     now,
-                    set_values={"takeover_until": last, "takeover_by": record.event_id},
+                    set_values={"takeover_until": t, "takeover_by": record.event_id},
                     condition=AnyOf(
                         (
-                            Compare("takeover_until", "<", last, or_missing=True),
+                            Compare("takeover_until", "<", first, or_missing=True),
                             Compare("takeover_by", "=", record.event_id),
                         )
                     ),
                 )
             except ConditionFailed:
-                self.store.update(key, now, set_values={"status": ClaimStatus.DONE.value})
-                return []
+                if fatigue_too:
+                    # The chain escalated already (a credential change): the MFA fatigue
+                    # success is still this sign-in's own escalation.
+                    escalation = fatigue_success_for(rule, record, fatigue_too, fs.minutes)
+                else:
+                    self.store.update(key, now, set_values={"status": ClaimStatus.DONE.value})
+                    return []
         escalation = replace(escalation, notes=notes)
         try:
             result = self.delivery.decide([escalation], now)
@@ -817,14 +874,18 @@ class EventHandler(ServicePart):
                 self.store.update(key, now, remove=[WAITING])
         else:
             known = Workflow.from_item(self.store.get(key, now))
+        # The identity-store user id a step of the workflow carried: device changes name the
+        # user by it (the failure's takeover chain, :meth:`_count_for_user_id`).
+        user_id = record.identity_store_user_id or known.user_id
         if named or not known.user_name:
-            return record, waiting
+            return replace(record, identity_store_user_id=user_id) if named else record, waiting
         return (
             replace(
                 record,
                 principal=known.user_name,
                 principal_key=known.user_name,
                 principal_type=PRINCIPAL_IDENTITY_CENTER,
+                identity_store_user_id=user_id,
             ),
             waiting,
         )

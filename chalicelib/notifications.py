@@ -463,67 +463,114 @@ _CAMPAIGN_TITLES = {
 }
 
 
-def takeover_for(
-    rule: Rule, record: SignInRecord, failures: tuple[str, ...], minutes: float
+def _critical_about(
+    rule: Rule,
+    record: SignInRecord,
+    kind: str,
+    title: str,
+    event_ids: tuple[str, ...],
+    count: int,
+    summary: str,
 ) -> Notification:
-    """Escalation: an MFA device or password change of a principal shortly after its failed
-    MFA step (``record`` is about the changed principal)."""
+    """A CRITICAL escalation about one principal's event (``kind``: ``takeover`` or
+    ``fatigue-success``, the id's and dedup key's prefix)."""
     return Notification(
-        id=f"escalation:takeover:{record.event_id}",
+        id=f"escalation:{kind}:{record.event_id}",
         kind=KIND_ESCALATION,
         rule=rule,
         severity="CRITICAL",
-        title=(
-            f"Possible account takeover: {record.event_name} for {record.principal} after "
-            f"{len(failures)} failed MFA attempt{'' if len(failures) == 1 else 's'}"
-        ),
-        dedup_key=f"takeover:{record.account}|{record.principal_key}",
+        title=title,
+        dedup_key=f"{kind}:{record.account}|{record.principal_key}",
         account=record.account,
         region=record.region,
         principal=record.principal,
         principal_type=record.principal_type,
         source_ip=record.source_ip,
-        event_ids=(*failures, record.event_id),
-        count=len(failures),
+        event_ids=event_ids,
+        count=count,
         first_seen=record.event_time,
         last_seen=record.event_time,
         record=record,
-        summary=(
-            f"{record.event_name} changed the credentials of {record.principal} (from "
-            f"{record.source_ip}) within {minutes:g} minutes after {len(failures)} failed MFA "
-            "attempt(s): someone may be replacing the factor they could not pass."
-        ),
+        summary=summary,
+    )
+
+
+def takeover_for(
+    rule: Rule, record: SignInRecord, failures: tuple[str, ...], minutes: float
+) -> Notification:
+    """Escalation: an MFA device or password change of a principal shortly after its failed
+    MFA step (``record`` is about the changed principal)."""
+    return _critical_about(
+        rule,
+        record,
+        "takeover",
+        f"Possible account takeover: {record.event_name} for {record.principal} after "
+        f"{len(failures)} failed MFA attempt{'' if len(failures) == 1 else 's'}",
+        (*failures, record.event_id),
+        len(failures),
+        f"{record.event_name} changed the credentials of {record.principal} (from "
+        f"{record.source_ip}) within {minutes:g} minutes after {len(failures)} failed MFA "
+        "attempt(s): someone may be replacing the factor they could not pass.",
+    )
+
+
+def _ips(ips: tuple[str, ...], limit: int = 5) -> str:
+    more = f" and {len(ips) - limit} more" if len(ips) > limit else ""
+    return ", ".join(ips[:limit]) + more
+
+
+def takeover_sign_in_for(
+    rule: Rule,
+    record: SignInRecord,
+    failures: tuple[str, ...],
+    other_ips: tuple[str, ...],
+    minutes: float,
+    fatigue: tuple[int, float] | None = None,
+) -> Notification:
+    """Escalation: a successful sign-in from another address than the principal's failed MFA
+    steps shortly before. ``failures``: the failures from ``other_ips``; ``fatigue`` (failures,
+    minutes) when the MFA fatigue threshold is met too: this notification stands for both."""
+    n = len(failures)
+    also = (
+        f" It also meets the MFA fatigue threshold ({fatigue[0]} failed MFA attempts within "
+        f"{fatigue[1]:g} minutes): this is the one notification for both."
+        if fatigue
+        else ""
+    )
+    attempts = f"{n} failed MFA attempt{'' if n == 1 else 's'}"
+    where = other_ips[0] if len(other_ips) == 1 else f"{len(other_ips)} other IPs"
+    return _critical_about(
+        rule,
+        record,
+        "takeover",
+        f"Possible account takeover: {record.principal} signed in from {record.source_ip} "
+        f"after {attempts} from {where}",
+        (record.event_id, *failures),
+        n,
+        f"{record.event_name} {record.event_id} by {record.principal} succeeded from "
+        f"{record.source_ip} within {minutes:g} minutes after {attempts} from another "
+        f"address ({_ips(other_ips)}): the MFA step failed at one address and the sign-in "
+        "succeeded at another. Someone who knows the password may have got past MFA "
+        "elsewhere (a phished code or session), or the user signed in while someone else "
+        f"was failing.{also}",
     )
 
 
 def fatigue_success_for(
     rule: Rule, record: SignInRecord, failures: tuple[str, ...], minutes: float
 ) -> Notification:
-    """Escalation: a successful sign-in right after repeated MFA failures. Names the success."""
-    return Notification(
-        id=f"escalation:fatigue-success:{record.event_id}",
-        kind=KIND_ESCALATION,
-        rule=rule,
-        severity="CRITICAL",
-        title=(
-            f"MFA fatigue success: {record.principal} signed in from {record.source_ip} after "
-            f"{len(failures)} failed MFA attempts"
-        ),
-        dedup_key=f"fatigue-success:{record.account}|{record.principal_key}",
-        account=record.account,
-        region=record.region,
-        principal=record.principal,
-        principal_type=record.principal_type,
-        source_ip=record.source_ip,
-        event_ids=(record.event_id, *failures),
-        count=len(failures),
-        first_seen=record.event_time,
-        last_seen=record.event_time,
-        record=record,
-        summary=(
-            f"Successful sign-in {record.event_id} by {record.principal} followed "
-            f"{len(failures)} failed MFA attempts within {minutes:g} minutes."
-        ),
+    """Escalation: a successful sign-in right after repeated MFA failures from its own address
+    (from another one it is a takeover, :func:`takeover_sign_in_for`). Names the success."""
+    return _critical_about(
+        rule,
+        record,
+        "fatigue-success",
+        f"MFA fatigue success: {record.principal} signed in from {record.source_ip} after "
+        f"{len(failures)} failed MFA attempts",
+        (record.event_id, *failures),
+        len(failures),
+        f"Successful sign-in {record.event_id} by {record.principal} followed "
+        f"{len(failures)} failed MFA attempts within {minutes:g} minutes.",
     )
 
 
