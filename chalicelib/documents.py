@@ -333,9 +333,9 @@ def _failure_entries(entries: Any) -> tuple[tuple[tuple[float, str], ...], dict[
     return tuple(sorted(set(parsed))), ips
 
 
-#: Longest source IP kept with a failure (an IPv6 address has at most 45 characters; CloudTrail
-#: may put a service name there, and a forged archive anything).
-MAX_FAILURE_IP = 64
+#: Longest source IP kept with a failure or a repeat (an IPv6 address has at most 45
+#: characters; CloudTrail may put a service name there, and a forged archive anything).
+MAX_IP = 64
 
 
 def failure_entry(t: float, event_id: str, source_ip: str | None = None) -> str:
@@ -344,7 +344,7 @@ def failure_entry(t: float, event_id: str, source_ip: str | None = None) -> str:
     the event has none), so an event id is read back whole whatever it contains."""
     if source_ip is None:
         return f"{t!r}|{event_id}"
-    ip = source_ip.replace("|", "")[:MAX_FAILURE_IP]
+    ip = source_ip.replace("|", "")[:MAX_IP]
     return f"{t!r}|{event_id}|{ip}"
 
 

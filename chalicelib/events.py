@@ -66,6 +66,7 @@ from .documents import (
     EVENT,
     FINISH_TRIES,
     INCIDENT_OF,
+    MAX_IP,
     OWNER,
     WAITING,
     ClaimStatus,
@@ -460,7 +461,10 @@ class EventHandler(ServicePart):
             assert window is not None
             result = Decided([], [])
             attributes.update(group_mark(window.group, now))
-            attributes.update({"t": t, "event_id": record.event_id})
+            # The repeat's own address: a summary says which of its repeats a suppression
+            # covers, and its rule's key may leave the IP out.
+            ip = record.source_ip[:MAX_IP]
+            attributes.update({"t": t, "event_id": record.event_id, "source_ip": ip})
             if now > window.window_end:
                 # Processed after its window ended: the summary may have been cut already, so
                 # ask the leading event for another look (a late batch, never lost).

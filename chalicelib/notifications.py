@@ -158,12 +158,35 @@ def alert_for(rule: Rule, record: SignInRecord, notes: tuple[str, ...] = ()) -> 
     )
 
 
-def summary_for(rule: Rule, window: WindowRef, repeats: Repeats, batch: int) -> Notification:
-    """The trailing summary of an incident window: its repeats, exact count, first/last time."""
+@dataclass(frozen=True)
+class Covered:
+    """What an incident window's summary says a suppression covers among what it counts."""
+
+    repeats: str = ""
+    """:func:`suppressed_clause` of the repeats a suppression covers (counted here all the
+    same)."""
+    leader: str = ""
+    """The suppression (``id (owner, reason)``) that held the window's alert."""
+    source_ip: str = ""
+    """The address to name when it is not the window's (repeats of a rule whose key leaves the
+    IP out, some of them suppressed)."""
+
+
+def summary_for(
+    rule: Rule, window: WindowRef, repeats: Repeats, batch: int, covered: Covered = Covered()
+) -> Notification:
+    """The trailing summary of an incident window: its repeats, exact count, first/last time,
+    and what of it a suppression covers (``covered``)."""
     count = repeats.count
     first, last = _at(repeats.first), _at(repeats.last)
     ids = repeats.event_ids
-    who, ip = window.principal, window.source_ip
+    who, ip = window.principal, covered.source_ip or window.source_ip
+    held = (
+        f" The alert that opened the window was suppressed by {covered.leader}."
+        if covered.leader
+        else ""
+    )
+    these = f" Of these, {covered.repeats}." if covered.repeats else ""
     sentence = (
         f"{rule.counted(count).replace(' ', ' more ', 1)} for {who} from {ip} between "
         f"{_clock(first, last)} and {_clock(last, first)} UTC"
@@ -185,7 +208,7 @@ def summary_for(rule: Rule, window: WindowRef, repeats: Repeats, batch: int) -> 
         count=count,
         first_seen=first,
         last_seen=last,
-        summary=sentence + f" (window opened {_at(window.window_start):%H:%M:%S}).",
+        summary=sentence + f" (window opened {_at(window.window_start):%H:%M:%S})." + these + held,
         notes=notes,
     )
 
@@ -348,14 +371,32 @@ def brute_force_for(
     )
 
 
-#: The id prefix of campaign escalations and their trailing summaries
+#: The id prefixes of campaign escalations and of their trailing summaries
 #: (:mod:`chalicelib.campaigns`).
 CAMPAIGN_ID_PREFIX = "escalation:campaign"
+CAMPAIGN_SUMMARY_ID_PREFIX = "summary:campaign"
 
 
 def is_campaign(notification: Notification) -> bool:
-    """A campaign escalation: never held in a storm digest, since it explains the storm."""
-    return notification.id.startswith(CAMPAIGN_ID_PREFIX)
+    """A campaign escalation or its trailing summary: never held in a storm digest by a rate
+    limit, since the campaign explains the storm."""
+    return notification.id.startswith((CAMPAIGN_ID_PREFIX, CAMPAIGN_SUMMARY_ID_PREFIX))
+
+
+def suppressed_clause(counts: Mapping[str, int], label_of: Callable[[str], str] = str) -> str:
+    """``2 suppressed by pentest-q4 (secops@example.com, external pen test)``, one clause per
+    suppression (by id, ``; `` between them); empty when nothing was suppressed."""
+    return "; ".join(
+        f"{counts[s]} suppressed by {label_of(s)}" for s in sorted(counts) if counts[s]
+    )
+
+
+def _suppressed_members(noun: str, clause: str) -> str:
+    return (
+        f" Of these {noun}, {clause}: their own alerts are held and counted in their rule's digest."
+        if clause
+        else ""
+    )
 
 
 def campaign_for(
@@ -368,10 +409,11 @@ def campaign_for(
     members: int,
     failures: int,
     minutes: float,
+    suppressed: str = "",
 ) -> Notification:
     """Escalation: one source IP failing a sign-in step for ``members`` distinct principals (or
     accounts: ``noun``) within ``minutes``. ``shown``: the first members (``account/principal``,
-    or the account for root)."""
+    or the account for root); ``suppressed``: :func:`suppressed_clause` of the members."""
     accounts = sorted({m.split("/", 1)[0] for m in shown})
     ip = record.source_ip if len(record.source_ip) <= 64 else record.source_ip[:63] + "…"
     more = f" and {members - len(shown)} more" if members > len(shown) else ""
@@ -399,6 +441,7 @@ def campaign_for(
             f"({failures} failures) within {minutes:g} minutes: {', '.join(shown)}{more}. "
             f"Accounts: {', '.join(accounts)}. One source that knows or guesses the credentials "
             "of several identities is a campaign, not a user who mistyped."
+            + _suppressed_members(noun, suppressed)
         ),
     )
 
@@ -406,7 +449,6 @@ def campaign_for(
 def campaign_summary_for(
     rule: Rule,
     campaign: str,
-    severity: str,
     noun: str,
     source_ip: str,
     escalated_by: str,
@@ -416,18 +458,23 @@ def campaign_summary_for(
     first: datetime,
     last: datetime,
     region: str = "",
+    suppressed: str = "",
 ) -> Notification:
     """The trailing summary of a campaign escalation: every member the source IP tried in the
-    campaign's window, once the window is over (``escalated_by``: the escalation's event)."""
+    campaign's window, once the window is over (``escalated_by``: the escalation's event). A
+    summary like an incident's, of its rule's severity; its ``count`` is 0, because each
+    member's events are counted by that principal's own alerts and summaries (the contract:
+    per rule, alerts + summaries + digests add up to the events): the members and attempts are
+    in its title and text. ``suppressed``: :func:`suppressed_clause` of the members."""
     accounts = sorted({m.split("/", 1)[0] for m in shown})
     ip = source_ip if len(source_ip) <= 64 else source_ip[:63] + "…"
     more = f" and {members - len(shown)} more" if members > len(shown) else ""
     name = _CAMPAIGN_NAMES.get(campaign, campaign)
     return Notification(
-        id=f"{CAMPAIGN_ID_PREFIX}-summary:{campaign}:{escalated_by}",
-        kind=KIND_ESCALATION,
+        id=f"{CAMPAIGN_SUMMARY_ID_PREFIX}:{campaign}:{escalated_by}",
+        kind=KIND_SUMMARY,
         rule=rule,
-        severity=severity,
+        severity=rule.severity,
         title=f"{name} from {ip} ended: {members} {noun} tried",
         dedup_key=f"campaign-summary:{campaign}|{source_ip}",
         account=accounts[0] if accounts else "",
@@ -436,14 +483,15 @@ def campaign_summary_for(
         principal_type="campaign",
         source_ip=source_ip,
         event_ids=(),
-        count=failures,
+        count=0,
         first_seen=first,
         last_seen=last,
         summary=(
             f"The campaign from {ip} is over: {members} distinct {noun} tried ({failures} "
-            f"first attempts per member and window): {', '.join(shown)}{more}. Accounts: "
+            f"first attempts per member and window) between {_clock(first, last)} and "
+            f"{_clock(last, first)} UTC: {', '.join(shown)}{more}. Accounts: "
             f"{', '.join(accounts)}. The alerts and summaries of each principal count every "
-            "failure."
+            "failure." + _suppressed_members(noun, suppressed)
         ),
     )
 

@@ -21,7 +21,7 @@ from chalicelib.campaigns import (
 )
 from chalicelib.config import Settings, Threshold, settings_from_env
 from chalicelib.errors import ConfigError
-from chalicelib.notifications import KIND_ESCALATION, Notification
+from chalicelib.notifications import KIND_ESCALATION, KIND_SUMMARY, Notification
 from chalicelib.records import envelope_of, parse_event
 from chalicelib.render import render_subject, render_text
 from chalicelib.rules import load_bundle
@@ -274,7 +274,10 @@ def test_root_failures_in_one_account_or_an_hour_apart_are_near_misses() -> None
 def test_password_spray_of_ten_users_escalates_once_medium_and_nothing_else() -> None:
     _, sent = run([(PASSWORD, password_failure(f"u{i}", i * 30)) for i in range(10)])
     # The escalation and its trailing summary: no per-event notification.
-    assert [(n.kind, n.severity) for n in sent] == [(KIND_ESCALATION, "MEDIUM")] * 2
+    assert [(n.kind, n.severity) for n in sent] == [
+        (KIND_ESCALATION, "MEDIUM"),
+        (KIND_SUMMARY, "MEDIUM"),
+    ]
     assert sent[1].title == "Password spray from 203.0.113.9 ended: 10 principals tried"
     assert sent[0].title == (
         "Password spray from 203.0.113.9: wrong passwords for 10 principals within 10 minutes"
@@ -343,7 +346,36 @@ def test_the_trailing_summary_counts_a_late_member_from_before_the_escalated_win
     events = [(IAM_MFA, mfa_failure(u, 60 * (i + 1))) for i, u in enumerate(["bo", "cy", "di"])]
     _, sent = run([*events, (IAM_MFA, mfa_failure("ana", 0))])
     (summary,) = trailing(sent)
-    assert summary.count == 4
+    assert summary.title == "MFA spray from 203.0.113.9 ended: 4 principals tried"
+    assert summary.principal == "4 principals"
+
+
+def test_a_trailing_summary_is_a_summary_of_its_rules_severity_counting_no_event() -> None:
+    accounts = ["111122223333", "444455556666", "777788889999"]
+    _, sent = run([(ROOT, root_failure(a, i * 600)) for i, a in enumerate(accounts)])
+    (summary,) = trailing(sent)
+    # Root across accounts escalates CRITICAL; its trailing summary, like an incident's, has
+    # the rule's severity (root-console-failure: HIGH) and counts no event of its own.
+    assert (summary.kind, summary.severity, summary.count) == (KIND_SUMMARY, "HIGH", 0)
+    assert summary.id.startswith("summary:campaign:root-across-accounts:")
+    assert summary.title == (
+        "Root sign-in attempts across accounts from 203.0.113.9 ended: 3 accounts tried"
+    )
+    assert summary.summary == (
+        "The campaign from 203.0.113.9 is over: 3 distinct accounts tried (3 first attempts per "
+        "member and window) between 09:00:00 and 09:20:00 UTC: 111122223333, 444455556666, "
+        "777788889999. Accounts: 111122223333, 444455556666, 777788889999. The alerts and "
+        "summaries of each principal count every failure."
+    )
+
+
+def test_a_trailing_summary_is_never_held_by_a_storm() -> None:
+    settings = Settings(topic_rate=Threshold(2, 5))
+    users = [f"u{i}" for i in range(6)]
+    _, sent = run([(IAM_MFA, mfa_failure(u, i * 10)) for i, u in enumerate(users)], settings)
+    (summary,) = trailing(sent)
+    assert (summary.kind, summary.severity) == (KIND_SUMMARY, "HIGH")
+    assert summary.title == "MFA spray from 203.0.113.9 ended: 6 principals tried"
 
 
 def test_campaign_span_takes_earlier_entries_chained_within_the_window() -> None:
