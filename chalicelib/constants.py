@@ -83,6 +83,14 @@ IDENTITY_CENTER_TAKEOVER_STEPS: Final = IDENTITY_CENTER_MFA_DEVICE_ADDED | froze
 )
 IDENTITY_CENTER_DEVICE_SOURCES: Final = frozenset({SSO_DIRECTORY_SOURCE, IDENTITY_STORE_SOURCE})
 
+# EventBridge rule states. A rule in the default state ENABLED receives no read-only management
+# event that CloudTrail delivers (readOnly true: `aws login`'s AuthorizeOAuth2Access and
+# CreateOAuth2Token); ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS receives them too (default and
+# custom buses; settable through the API, the CLI and CloudFormation).
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-cloudtrail-management.html
+RULE_STATE_ENABLED: Final = "ENABLED"
+RULE_STATE_WITH_READ_ONLY: Final = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+
 # userIdentity.type values.
 IDENTITY_IAM_USER: Final = "IAMUser"
 IDENTITY_ROOT: Final = "Root"
