@@ -800,7 +800,7 @@ class Result:
             if r.kind == "escalation" and r.id.startswith("escalation:fatigue-success:")
         }
         # A success from another address than its failures is a takeover, which stands in for
-        # its MFA fatigue escalation (docs/design.md, "Takeover chains").
+        # its MFA fatigue escalation (docs/design.md, "A sign-in from another IP").
         takeover = {
             r.document["event"]["event_id"]
             for r in mine
