@@ -31,6 +31,9 @@ OWNER = "owner"
 #: a success and a failure waiting for its user's name their own), the incident an event claim
 #: may lead, and the mark of a failure waiting for its Identity Center user's name.
 EVENT, INCIDENT_OF, WAITING = "event", "incident", "waiting"
+#: On a workflow item: failures named (by user name) before any step carried the user's
+#: identity-store id, as failure entries, for the step that carries it.
+ID_WAITING = "waiting_for_id"
 #: How many times the scheduler decided an incident's stuck leader again.
 FINISH_TRIES = "finish_tries"
 

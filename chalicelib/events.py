@@ -65,6 +65,7 @@ from .delivery import Decided, Delivery, ServicePart
 from .documents import (
     EVENT,
     FINISH_TRIES,
+    ID_WAITING,
     INCIDENT_OF,
     MAX_IP,
     OWNER,
@@ -224,13 +225,22 @@ class EventHandler(ServicePart):
             notes = (problem, *notes)
         waits = rule.mode == "alert" and rule.signal == "failure"
         try:
-            record, named_now = self._attribute(record, clock, rule.id if waits else "")
+            record, named_now, id_now = self._attribute(record, clock, rule.id if waits else "")
         except StateStoreError as exc:
             if rule.mode != "alert":
                 raise
             return self._fail_open(rule, record, clock, exc)
-        # Failures of this workflow processed before this step named its user waited for it.
+        # Failures of this workflow processed before this step named its user waited for it;
+        # named ones processed before this step carried the user id are listed under it now.
         sent = [n for key in named_now for n in self._resume(key, clock)]
+        rechecks = {
+            success
+            for entry in id_now
+            for success in self._list_under_user_id(
+                record.account, record.identity_store_user_id, entry, clock
+            )
+        }
+        sent += [n for success in sorted(rechecks) for n in self._resume(success, clock)]
         if rule.signal == "success":
             return sent + self._success(rule, record, clock, notes)
         if rule.mode != "alert":
@@ -474,9 +484,8 @@ class EventHandler(ServicePart):
     def _count_for_user_id(self, record: SignInRecord, t: float, now: float) -> set[str]:
         """An Identity Center user's failure, named by user name, is also listed under the
         user's identity-store id when a step of its sign-in carried it: Identity Center device
-        changes name the user only by that id. One more write for such a failure; returns the
-        successes listed there (device changes, unnamed sign-ins) that it re-checks, as the
-        user-name item's do."""
+        changes name the user only by that id. Returns the successes listed there (device
+        changes, unnamed sign-ins) that it re-checks, as the user-name item's are."""
         user_id = record.identity_store_user_id
         if (
             record.principal_type != PRINCIPAL_IDENTITY_CENTER
@@ -484,12 +493,19 @@ class EventHandler(ServicePart):
             or record.principal_key in (user_id, UNKNOWN_PRINCIPAL_KEY)
         ):
             return set()
-        s, key, horizon = self.settings, principal_key(record.account, user_id), self._horizon()
+        entry = failure_entry(t, record.event_id, record.source_ip)
+        return self._list_under_user_id(record.account, user_id, entry, now)
+
+    def _list_under_user_id(self, account: str, user_id: str, entry: str, now: float) -> set[str]:
+        """Append a failure ``entry`` to the principal item of an identity-store user id (one
+        update) and return the successes there that it precedes (claim keys to re-check)."""
+        s, key, horizon = self.settings, principal_key(account, user_id), self._horizon()
+        t = float(entry.partition("|")[0])
         item = self.store.update(
             key,
             now,
             set_values={EXPIRES_AT: max(t, now) + horizon},
-            append={"failures": [failure_entry(t, record.event_id, record.source_ip)]},
+            append={"failures": [entry]},
         )
         history = PrincipalFailures.from_item(item)
         if len(item.get("failures", [])) > 2 * KEEP_FAILURES:
@@ -832,17 +848,20 @@ class EventHandler(ServicePart):
 
     def _attribute(
         self, record: SignInRecord, now: float, waiting_rule: str = ""
-    ) -> tuple[SignInRecord, list[str]]:
+    ) -> tuple[SignInRecord, list[str], list[str]]:
         """Name the user of an Identity Center step from earlier steps of the same workflow
         (one request: the names and ids a step carries are merged, what is known comes back).
 
         A failure of ``waiting_rule`` that names nobody and finds no name yet is listed on the
         workflow (in the same request, only while the workflow has no name): the step that names
-        the user later decides it again. Returns the record and, for a step that names the
-        user, the claims of the failures that waited for it.
+        the user later decides it again. One that finds the name but not the identity-store
+        user id is listed for the id (one more request, only in that order): the step that
+        carries the id lists it under the id (:meth:`_list_under_user_id`). Returns the record,
+        for a step that names the user the claims of the failures that waited for it, and for a
+        step that carries the id the failures (entries) that waited for that.
         """
         if not record.auth_workflow_id:
-            return record, []
+            return record, [], []
         key = make_key(KeyKind.WORKFLOW, record.auth_workflow_id)
         named = (
             record.principal
@@ -857,6 +876,7 @@ class EventHandler(ServicePart):
             values["user_id"] = record.identity_store_user_id
         ttl = {EXPIRES_AT: now + self.settings.workflow_ttl_seconds}
         waiting: list[str] = []
+        for_id: list[str] = []
         if waiting_rule and not named and record.principal_key == UNKNOWN_PRINCIPAL_KEY:
             try:
                 item = self.store.update(
@@ -869,6 +889,8 @@ class EventHandler(ServicePart):
             except ConditionFailed as failed:
                 item = failed.current or {}
             known = Workflow.from_item(item)
+            if known.user_name and not known.user_id and not record.identity_store_user_id:
+                known = self._wait_for_user_id(key, record, now, known)
         elif values:
             item = self.store.update(key, now, set_values={**values, **ttl})
             known = Workflow.from_item(item)
@@ -876,13 +898,18 @@ class EventHandler(ServicePart):
                 waiting = [str(k) for k in item[WAITING]]
                 # Nothing is listed once the workflow has a name (the condition above).
                 self.store.update(key, now, remove=[WAITING])
+            if record.identity_store_user_id and item.get(ID_WAITING):
+                for_id = [str(e) for e in item[ID_WAITING]]
+                # Nothing is listed once the workflow has the id (:meth:`_wait_for_user_id`).
+                self.store.update(key, now, remove=[ID_WAITING])
         else:
             known = Workflow.from_item(self.store.get(key, now))
         # The identity-store user id a step of the workflow carried: device changes name the
         # user by it (the failure's takeover chain, :meth:`_count_for_user_id`).
         user_id = record.identity_store_user_id or known.user_id
         if named or not known.user_name:
-            return replace(record, identity_store_user_id=user_id) if named else record, waiting
+            named_record = replace(record, identity_store_user_id=user_id) if named else record
+            return named_record, waiting, for_id
         return (
             replace(
                 record,
@@ -892,7 +919,20 @@ class EventHandler(ServicePart):
                 identity_store_user_id=user_id,
             ),
             waiting,
+            for_id,
         )
+
+    def _wait_for_user_id(
+        self, key: str, record: SignInRecord, now: float, known: Workflow
+    ) -> Workflow:
+        """List a named failure on its workflow until a step carries the user id (only while
+        the workflow has none: a failed condition returns the id that came meanwhile)."""
+        entry = failure_entry(record.event_time.timestamp(), record.event_id, record.source_ip)
+        try:
+            self.store.update(key, now, append={ID_WAITING: [entry]}, condition=Missing("user_id"))
+        except ConditionFailed as failed:
+            return Workflow.from_item(failed.current) if failed.current else known
+        return known
 
     def _unnamed(self, record: SignInRecord) -> bool:
         """An Identity Center failure whose user no step of its workflow has named yet."""

@@ -568,3 +568,16 @@ def test_identity_center_device_of_another_user_or_an_hour_later_is_a_near_miss(
     _, late = run([*ic_sign_in_failing_mfa(0), (TAKEOVER, ic_device(device, 2 + 3601))])
     _, alone = run([(TAKEOVER, ic_device(device, 300))])
     assert takeovers(another) == [] and takeovers(late) == [] and takeovers(alone) == []
+
+
+def test_an_identity_center_failure_processed_before_the_step_with_the_user_id_still_chains() -> (
+    None
+):
+    # The TOTP challenge (it carries the user id) is processed after the failure: the failure,
+    # already named, waits on the workflow for the id, and the challenge lists it under the id.
+    name_step, id_step, failure = ic_sign_in_failing_mfa(0)
+    device = (TAKEOVER, ic_device("idc-completevirtualmfadeviceregistration", 600))
+    for order in ([name_step, failure, id_step, device], [device, name_step, failure, id_step]):
+        _, sent = run(order)
+        (chain,) = takeovers(sent)
+        assert chain.event_ids == ("wf-1-2", "idc-completevirtualmfadeviceregistration-600")
