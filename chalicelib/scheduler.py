@@ -32,7 +32,7 @@ the last look of a window or storm comes a horizon after its last cutoff, so an 
 :data:`INDEX_LAG_HORIZON` late is still counted. A late entry that cannot be named (the band holds
 more than it can list) is still counted in a summary; in a storm digest it is reported
 (``IndexLagUncounted``, an error log) rather than merged blind. A per-repeat counter would catch
-any delay, but costs a write per repeat that the request budget (alert 7, repeat 4) does not have;
+any delay, but costs a write per repeat that the request budget (alert 8, repeat 4) does not have;
 the band costs the scheduler one more query per window.
 """
 
