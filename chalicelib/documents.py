@@ -33,6 +33,13 @@ OWNER = "owner"
 EVENT, INCIDENT_OF, WAITING = "event", "incident", "waiting"
 #: How many times the scheduler decided an incident's stuck leader again.
 FINISH_TRIES = "finish_tries"
+#: On a success's claim, the failures its MFA fatigue escalation (and any later correction) has
+#: counted so far: their event ids, and how many (what a correction's conditional write
+#: compares); the failures processed after it that re-checked it (a string set of
+#: ``time|eventID``), and how many re-checks were recorded (the set stops growing at
+#: :data:`MAX_STORED_LIST`).
+FATIGUE_IDS, FATIGUE_COUNT = "fatigue_ids", "fatigue_count"
+FATIGUE_LATE, FATIGUE_RECHECKS = "fatigue_late", "fatigue_rechecks"
 
 
 def bounded(
@@ -238,6 +245,15 @@ class EventClaim:
     applied but unacknowledged (botocore retried it) finds its own token and carries on."""
     claimed_at: float = 0.0
     """When the first attempt claimed it."""
+    fatigue: tuple[str, ...] = ()
+    """A success escalated for MFA fatigue: the failures counted so far (at most the
+    principal's kept failures and the re-checks recorded, so the list is complete)."""
+    fatigue_late: tuple[tuple[float, str], ...] = ()
+    """Failures before it, processed after it was escalated, that re-checked it."""
+
+    @property
+    def fatigue_count(self) -> int:
+        return len(self.fatigue)
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> EventClaim:
@@ -251,6 +267,8 @@ class EventClaim:
             version=int(item.get(VERSION, 0)),
             owner=str(item.get(OWNER, "")),
             claimed_at=float(item.get("claimed_at", 0.0)),
+            fatigue=tuple(str(e) for e in item.get(FATIGUE_IDS, ())),
+            fatigue_late=_entries(item.get(FATIGUE_LATE, ())),
         )
 
 

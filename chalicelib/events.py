@@ -58,13 +58,19 @@ from .decisions import (
     failures_to_keep,
     fatigue_rechecks,
     incident_expiry,
+    late_fatigue_failures,
     window_for,
 )
 from .delivery import Decided, Delivery, ServicePart
 from .documents import (
     EVENT,
+    FATIGUE_COUNT,
+    FATIGUE_IDS,
+    FATIGUE_LATE,
+    FATIGUE_RECHECKS,
     FINISH_TRIES,
     INCIDENT_OF,
+    MAX_STORED_LIST,
     OWNER,
     WAITING,
     ClaimStatus,
@@ -83,6 +89,7 @@ from .notifications import (
     Notification,
     alert_for,
     brute_force_for,
+    fatigue_correction_for,
     fatigue_success_for,
     takeover_for,
 )
@@ -429,7 +436,7 @@ class EventHandler(ServicePart):
                 *takeover_rechecks(history, t, s.takeover.seconds),
             }
             for success in sorted(rechecks):
-                escalated += self._resume(success, now)
+                escalated += self._recheck(success, failure_entry(t, record.event_id), now)
         if alert:
             # A new incident is a new (principal, IP) for its source's campaign (docs/design.md).
             escalated += self.campaigns.observe(rule, record, now, notes, incident_opened=True)
@@ -617,7 +624,7 @@ class EventHandler(ServicePart):
     ) -> list[Notification]:
         s = self.settings
         outbox = Outbox(tuple(result.entries))
-        finish, finish_remove = self._finish(window)
+        finish, finish_remove = self._finish(window, now, bool(attributes.get(FATIGUE_IDS)))
         values: Item = {**attributes, **outbox.to_item()}
         if result.publishes:
             values.update(status=ClaimStatus.DECIDED.value, **due_mark(now + s.lease_seconds))
@@ -629,15 +636,21 @@ class EventHandler(ServicePart):
 
     def _deliver_claim(self, key: str, claim: EventClaim, now: float) -> list[Notification]:
         """Deliver what a crashed or failed attempt decided and no output confirmed."""
-        finish, remove = self._finish(claim.window)
+        finish, remove = self._finish(claim.window, now, bool(claim.fatigue))
         return self.delivery.deliver(key, claim.outbox, now, finish, remove)
 
-    def _finish(self, window: WindowRef | None) -> tuple[Item, list[str]]:
+    def _finish(
+        self, window: WindowRef | None, now: float, fatigue: bool = False
+    ) -> tuple[Item, list[str]]:
         """What a claim's last confirmation writes: done; a leading event stays due for the
-        summary of its window (window end + settle), any other claim leaves the due index."""
+        summary of its window (window end + settle), a success escalated for MFA fatigue for
+        the look that counts the failures processed after it (:meth:`fatigue_look`, once
+        Lambda's retries of those failures are over), any other claim leaves the due index."""
         finish: Item = {"status": ClaimStatus.DONE.value}
         if window is not None:
             return finish | due_mark(window.window_end + self.settings.settle_seconds), []
+        if fatigue:
+            return finish | due_mark(now + self._retry_horizon()), []
         return finish, [DUE_PK, DUE_AT]
 
     # --- successes: MFA fatigue ------------------------------------------------------------------
@@ -693,6 +706,7 @@ class EventHandler(ServicePart):
                 now,
                 set_values={"successes": entries_to_keep(history.successes, t, horizon)},
             )
+        counted: Item = {}
         if is_takeover_step(record):
             tk = self.settings.takeover
             failures = takeover_failures(history.failures, t, tk.seconds)
@@ -704,6 +718,8 @@ class EventHandler(ServicePart):
             if len(failures) < fs.count:
                 return []
             escalation = fatigue_success_for(rule, record, failures, fs.minutes)
+            # What it counted: a look after the retry horizon counts what came later.
+            counted = {FATIGUE_IDS: list(failures), FATIGUE_COUNT: len(failures)}
         try:
             # Escalate: hold the lease first (one decider, whoever re-checks concurrently).
             self.store.update(
@@ -739,7 +755,7 @@ class EventHandler(ServicePart):
         escalation = replace(escalation, notes=notes)
         try:
             result = self.delivery.decide([escalation], now)
-            return self._save_and_deliver(key, result, None, {}, now)
+            return self._save_and_deliver(key, result, None, counted, now)
         except StateStoreError:
             self._release(key, now)
             raise
@@ -766,6 +782,83 @@ class EventHandler(ServicePart):
             # Decided and saved; what did not publish stays due: the scheduler redelivers it.
             logger.error("%s decided again, not delivered yet: %s", key, exc)
             return []
+
+    def _recheck(self, key: str, failure: str, now: float) -> list[Notification]:
+        """A failure (``time|eventID``) processed after a success it precedes: decide the
+        success again if it is still undecided (:meth:`_resume`); if it was escalated for MFA
+        fatigue, report the failure on it and make it due for a look (:meth:`fatigue_look`)
+        after this failure, which the escalation did not count. One conditional request either
+        way: the report, or the failed condition returns the item. Timeline (3/30m)::
+
+            f0, f1, f2 processed -> success S processed: CRITICAL "after 3", look due at +180 s
+            f3 (before S) processed at +400 s: S escalated -> f3 reported, look due at +490 s
+            look: 4 failures before S, 3 counted -> HIGH "1 more ... (4 in all)"
+        """
+        try:
+            self.store.update(
+                key,
+                now,
+                set_values=due_mark(now + self.settings.settle_seconds),
+                add={FATIGUE_LATE: frozenset({failure}), FATIGUE_RECHECKS: 1},
+                # Bounded: past the cap the principal's failures still tell the look.
+                condition=AllOf(
+                    (
+                        Compare(FATIGUE_COUNT, ">", 0),
+                        Compare(FATIGUE_RECHECKS, "<", MAX_STORED_LIST, or_missing=True),
+                    )
+                ),
+            )
+        except ConditionFailed as failed:
+            return self._resume(key, now, failed.current or {})
+        return []
+
+    def fatigue_look(self, key: str, item: Item, now: float) -> list[Notification]:
+        """The scheduler's turn on a success escalated for MFA fatigue, once Lambda's retries
+        of the failures before it are over (and again after each failure processed later,
+        :meth:`_recheck`): failures before the success that its escalation did not count get
+        one trailing correction (HIGH, "N more failed MFA attempts before the sign-in (M in
+        all)"), decided once per count it grows from (a conditional write with its outbox), so
+        the escalation and its corrections add up to the same total in every arrival order."""
+        claim = EventClaim.from_item(item)
+        rule = self.rules.get(key_parts(key)[0])
+        record = parse_event(json.loads(item[EVENT]))
+        fs = self.settings.fatigue_success
+        who = principal_key(
+            record.account, escalation_principal(record.principal_key, record.source_ip)
+        )
+        history = PrincipalFailures.from_item(self.store.get(who, now))
+        t = record.event_time.timestamp()
+        late = late_fatigue_failures(history, claim.fatigue_late, t, fs.seconds, claim.fatigue)
+        if not late:
+            with contextlib.suppress(ConditionFailed):  # a poke moved it meanwhile: look again
+                self.store.update(
+                    key, now, remove=[DUE_PK, DUE_AT], condition=Compare(DUE_AT, "=", item[DUE_AT])
+                )
+            return []
+        correction = fatigue_correction_for(rule, record, claim.fatigue_count, late, fs.minutes)
+        decided = self.delivery.decide_apart(correction, now)
+        outbox = claim.outbox.with_entries(decided.entries)
+        s = self.settings
+        try:
+            self.store.update(
+                key,
+                now,
+                set_values={
+                    FATIGUE_IDS: [*claim.fatigue, *late],
+                    FATIGUE_COUNT: claim.fatigue_count + len(late),
+                    "status": ClaimStatus.DECIDED.value,
+                    "lease_until": now + s.lease_seconds,
+                    **outbox.to_item(),
+                    **due_mark(now + s.lease_seconds),
+                },
+                remove=[] if outbox.delivered else ["delivered"],
+                condition=Compare(FATIGUE_COUNT, "=", claim.fatigue_count),
+            )
+        except ConditionFailed:
+            return []  # another run corrected it from this count
+        # One more look after this one: a failure processed while it ran is counted then.
+        finish = {"status": ClaimStatus.DONE.value, **due_mark(now + s.settle_seconds)}
+        return self.delivery.deliver(key, outbox, now, finish, [])
 
     # --- Identity Center attribution -------------------------------------------------------------
 
@@ -834,9 +927,14 @@ class EventHandler(ServicePart):
         return bool(record.auth_workflow_id) and record.principal_key == UNKNOWN_PRINCIPAL_KEY
 
     def _name_wait(self) -> float:
-        """How long a failure waits for the step that names its user: Lambda retries a failed
-        invocation 1 and then 2 more minutes later, so a naming step whose first attempt failed
-        is processed within the lease and the settle delay (3 minutes by default)."""
+        """How long a failure waits for the step that names its user: a naming step whose first
+        attempt failed is processed within :meth:`_retry_horizon`."""
+        return self._retry_horizon()
+
+    def _retry_horizon(self) -> float:
+        """How late an event is processed when its first invocations fail: Lambda retries a
+        failed invocation 1 and then 2 more minutes later, within the lease and the settle
+        delay (3 minutes by default)."""
         return self.settings.lease_seconds + self.settings.settle_seconds
 
     def _wait_for_name(

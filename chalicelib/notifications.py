@@ -496,19 +496,83 @@ def takeover_for(
     )
 
 
+FATIGUE_ID_PREFIX = "escalation:fatigue-success"
+#: The id part of a correction to an MFA fatigue success: ``<escalation id>:late:<counted>``.
+FATIGUE_LATE = ":late:"
+
+
+def is_fatigue_correction(notification: Notification) -> bool:
+    """A correction to an MFA fatigue success: it is admitted and suppressed as its CRITICAL
+    escalation is (never rate-limited), so the two always reach the same outputs."""
+    return notification.id.startswith(FATIGUE_ID_PREFIX) and FATIGUE_LATE in notification.id
+
+
 def fatigue_success_for(
     rule: Rule, record: SignInRecord, failures: tuple[str, ...], minutes: float
 ) -> Notification:
     """Escalation: a successful sign-in right after repeated MFA failures. Names the success."""
-    return Notification(
-        id=f"escalation:fatigue-success:{record.event_id}",
-        kind=KIND_ESCALATION,
-        rule=rule,
+    return _about_fatigue_success(
+        rule,
+        record,
+        id=f"{FATIGUE_ID_PREFIX}:{record.event_id}",
         severity="CRITICAL",
         title=(
             f"MFA fatigue success: {record.principal} signed in from {record.source_ip} after "
             f"{len(failures)} failed MFA attempts"
         ),
+        failures=failures,
+        summary=(
+            f"Successful sign-in {record.event_id} by {record.principal} followed "
+            f"{len(failures)} failed MFA attempts within {minutes:g} minutes."
+        ),
+    )
+
+
+def fatigue_correction_for(
+    rule: Rule, record: SignInRecord, counted: int, late: tuple[str, ...], minutes: float
+) -> Notification:
+    """The trailing correction of an MFA fatigue success (``record``): ``late`` failed MFA
+    attempts before the sign-in were processed after the escalation, which said ``counted``.
+    HIGH, so that a success has exactly one CRITICAL; its id names the count it corrects, so
+    each correction is decided once whoever retries it."""
+    total = counted + len(late)
+    more = f"{len(late)} more failed MFA attempt{'' if len(late) == 1 else 's'}"
+    return _about_fatigue_success(
+        rule,
+        record,
+        id=f"{FATIGUE_ID_PREFIX}:{record.event_id}{FATIGUE_LATE}{counted}",
+        severity="HIGH",
+        title=(
+            f"MFA fatigue success of {record.principal}: {more} before the sign-in ({total} in all)"
+        ),
+        failures=late,
+        summary=(
+            f"Correction to the MFA fatigue success {record.event_id}: {more} before it "
+            f"reached mfawatch after the escalation was sent (a delivery retried late). The "
+            f"successful sign-in by {record.principal} followed {total} failed MFA attempts "
+            f"within {minutes:g} minutes, not {counted}."
+        ),
+    )
+
+
+def _about_fatigue_success(
+    rule: Rule,
+    record: SignInRecord,
+    *,
+    id: str,
+    severity: str,
+    title: str,
+    failures: tuple[str, ...],
+    summary: str,
+) -> Notification:
+    """An MFA fatigue success or its correction: about the success, counting ``failures``,
+    grouped under one ``dedup_key``."""
+    return Notification(
+        id=id,
+        kind=KIND_ESCALATION,
+        rule=rule,
+        severity=severity,
+        title=title,
         dedup_key=f"fatigue-success:{record.account}|{record.principal_key}",
         account=record.account,
         region=record.region,
@@ -520,10 +584,7 @@ def fatigue_success_for(
         first_seen=record.event_time,
         last_seen=record.event_time,
         record=record,
-        summary=(
-            f"Successful sign-in {record.event_id} by {record.principal} followed "
-            f"{len(failures)} failed MFA attempts within {minutes:g} minutes."
-        ),
+        summary=summary,
     )
 
 
