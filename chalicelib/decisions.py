@@ -177,6 +177,25 @@ def fatigue_rechecks(
     )
 
 
+def late_fatigue_failures(
+    history: PrincipalFailures,
+    reported: Sequence[tuple[float, str]],
+    t: float,
+    window: float,
+    counted: Sequence[str],
+) -> tuple[str, ...]:
+    """The failures before a success at ``t`` (within ``window``) that its MFA fatigue
+    escalation has not counted: processed after it was decided (a delivery retried by Lambda,
+    a parked event). They are found in the principal's failures and in those ``reported`` on
+    the success by their re-checks (which outlive the principal's item). A correction counts
+    them, so the escalation and its corrections add up to the same total whatever the order in
+    which the events were processed."""
+    known = set(counted)
+    found = sorted({*history.failures, *reported})
+    late = (e for at, e in found if t - window < at <= t and e not in known)
+    return tuple(dict.fromkeys(late))
+
+
 def failures_to_keep(history: PrincipalFailures, now_t: float, horizon: float) -> list[str]:
     """The trimmed failure list: the last :data:`KEEP_FAILURES` within ``horizon``, each with
     its source IP."""

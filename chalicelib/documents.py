@@ -36,6 +36,13 @@ EVENT, INCIDENT_OF, WAITING = "event", "incident", "waiting"
 ID_WAITING = "waiting_for_id"
 #: How many times the scheduler decided an incident's stuck leader again.
 FINISH_TRIES = "finish_tries"
+#: On a success's claim, the failures its MFA fatigue escalation (and any later correction) has
+#: counted so far: their event ids, and how many (what a correction's conditional write
+#: compares); the failures processed after it that re-checked it (a string set of
+#: ``time|eventID``), and how many re-checks were recorded (the set stops growing at
+#: :data:`MAX_STORED_LIST`).
+FATIGUE_IDS, FATIGUE_COUNT = "fatigue_ids", "fatigue_count"
+FATIGUE_LATE, FATIGUE_RECHECKS = "fatigue_late", "fatigue_rechecks"
 
 
 def bounded(
@@ -241,6 +248,15 @@ class EventClaim:
     applied but unacknowledged (botocore retried it) finds its own token and carries on."""
     claimed_at: float = 0.0
     """When the first attempt claimed it."""
+    fatigue: tuple[str, ...] = ()
+    """A success escalated for MFA fatigue: the failures counted so far (at most the
+    principal's kept failures and the re-checks recorded, so the list is complete)."""
+    fatigue_late: tuple[tuple[float, str], ...] = ()
+    """Failures before it, processed after it was escalated, that re-checked it."""
+
+    @property
+    def fatigue_count(self) -> int:
+        return len(self.fatigue)
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> EventClaim:
@@ -254,6 +270,8 @@ class EventClaim:
             version=int(item.get(VERSION, 0)),
             owner=str(item.get(OWNER, "")),
             claimed_at=float(item.get("claimed_at", 0.0)),
+            fatigue=tuple(str(e) for e in item.get(FATIGUE_IDS, ())),
+            fatigue_late=_entries(item.get(FATIGUE_LATE, ())),
         )
 
 
@@ -321,16 +339,22 @@ def _entries(entries: Any) -> tuple[tuple[float, str], ...]:
     return tuple(sorted(set(parsed)))
 
 
+def parse_failure_entry(entry: Any) -> tuple[float, str, str]:
+    """``(time, eventID, ip)`` of a :func:`failure_entry` (``time|eventID`` entries, written
+    before failures kept their IP, have none)."""
+    t, _, rest = str(entry).partition("|")
+    event_id, bar, ip = rest.rpartition("|")
+    if not bar:
+        event_id, ip = rest, ""
+    return float(t), event_id, ip
+
+
 def _failure_entries(entries: Any) -> tuple[tuple[tuple[float, str], ...], dict[str, str]]:
-    """``time|eventID|ip`` entries (``time|eventID`` before failures kept their IP)."""
     parsed = []
     ips: dict[str, str] = {}
     for entry in entries:
-        t, _, rest = str(entry).partition("|")
-        event_id, bar, ip = rest.rpartition("|")
-        if not bar:  # an entry written before failures kept their IP
-            event_id, ip = rest, ""
-        parsed.append((float(t), event_id))
+        t, event_id, ip = parse_failure_entry(entry)
+        parsed.append((t, event_id))
         if ip:
             ips[event_id] = ip
     return tuple(sorted(set(parsed))), ips

@@ -58,16 +58,22 @@ from .decisions import (
     failures_to_keep,
     fatigue_rechecks,
     incident_expiry,
+    late_fatigue_failures,
     success_escalation,
     window_for,
 )
 from .delivery import Decided, Delivery, ServicePart
 from .documents import (
     EVENT,
+    FATIGUE_COUNT,
+    FATIGUE_IDS,
+    FATIGUE_LATE,
+    FATIGUE_RECHECKS,
     FINISH_TRIES,
     ID_WAITING,
     INCIDENT_OF,
     MAX_IP,
+    MAX_STORED_LIST,
     OWNER,
     WAITING,
     ClaimStatus,
@@ -79,6 +85,7 @@ from .documents import (
     Workflow,
     bounded,
     failure_entry,
+    parse_failure_entry,
     window_attribute,
 )
 from .errors import EventInProgressError, FailedOpenError, PublishError, StateStoreError
@@ -86,6 +93,7 @@ from .notifications import (
     Notification,
     alert_for,
     brute_force_for,
+    fatigue_correction_for,
     fatigue_success_for,
     takeover_for,
     takeover_sign_in_for,
@@ -233,14 +241,11 @@ class EventHandler(ServicePart):
         # Failures of this workflow processed before this step named its user waited for it;
         # named ones processed before this step carried the user id are listed under it now.
         sent = [n for key in named_now for n in self._resume(key, clock)]
-        rechecks = {
-            success
-            for entry in id_now
-            for success in self._list_under_user_id(
-                record.account, record.identity_store_user_id, entry, clock
-            )
-        }
-        sent += [n for success in sorted(rechecks) for n in self._resume(success, clock)]
+        for entry in id_now:
+            t_f, event_id, _ = parse_failure_entry(entry)
+            user_id = record.identity_store_user_id
+            for success in sorted(self._list_under_user_id(record.account, user_id, entry, clock)):
+                sent += self._recheck(success, failure_entry(t_f, event_id), clock)
         if rule.signal == "success":
             return sent + self._success(rule, record, clock, notes)
         if rule.mode != "alert":
@@ -443,7 +448,7 @@ class EventHandler(ServicePart):
             }
             rechecks.update(self._count_for_user_id(record, t, now))
             for success in sorted(rechecks):
-                escalated += self._resume(success, now)
+                escalated += self._recheck(success, failure_entry(t, record.event_id), now)
         if alert:
             # A new incident is a new (principal, IP) for its source's campaign (docs/design.md).
             escalated += self.campaigns.observe(rule, record, now, notes, incident_opened=True)
@@ -500,7 +505,7 @@ class EventHandler(ServicePart):
         """Append a failure ``entry`` to the principal item of an identity-store user id (one
         update) and return the successes there that it precedes (claim keys to re-check)."""
         s, key, horizon = self.settings, principal_key(account, user_id), self._horizon()
-        t = float(entry.partition("|")[0])
+        t = parse_failure_entry(entry)[0]
         item = self.store.update(
             key,
             now,
@@ -671,7 +676,7 @@ class EventHandler(ServicePart):
     ) -> list[Notification]:
         s = self.settings
         outbox = Outbox(tuple(result.entries))
-        finish, finish_remove = self._finish(window)
+        finish, finish_remove = self._finish(window, now, bool(attributes.get(FATIGUE_IDS)))
         values: Item = {**attributes, **outbox.to_item()}
         if result.publishes:
             values.update(status=ClaimStatus.DECIDED.value, **due_mark(now + s.lease_seconds))
@@ -683,15 +688,21 @@ class EventHandler(ServicePart):
 
     def _deliver_claim(self, key: str, claim: EventClaim, now: float) -> list[Notification]:
         """Deliver what a crashed or failed attempt decided and no output confirmed."""
-        finish, remove = self._finish(claim.window)
+        finish, remove = self._finish(claim.window, now, bool(claim.fatigue))
         return self.delivery.deliver(key, claim.outbox, now, finish, remove)
 
-    def _finish(self, window: WindowRef | None) -> tuple[Item, list[str]]:
+    def _finish(
+        self, window: WindowRef | None, now: float, fatigue: bool = False
+    ) -> tuple[Item, list[str]]:
         """What a claim's last confirmation writes: done; a leading event stays due for the
-        summary of its window (window end + settle), any other claim leaves the due index."""
+        summary of its window (window end + settle), a success escalated for MFA fatigue for
+        the look that counts the failures processed after it (:meth:`fatigue_look`, once
+        Lambda's retries of those failures are over), any other claim leaves the due index."""
         finish: Item = {"status": ClaimStatus.DONE.value}
         if window is not None:
             return finish | due_mark(window.window_end + self.settings.settle_seconds), []
+        if fatigue:
+            return finish | due_mark(now + self._retry_horizon()), []
         return finish, [DUE_PK, DUE_AT]
 
     # --- successes: MFA fatigue, takeover -------------------------------------------------------
@@ -753,6 +764,7 @@ class EventHandler(ServicePart):
         tk = self.settings.takeover
         chained = is_takeover_step(record)
         fatigue_too: tuple[str, ...] = ()
+        counted: Item = {}
         if chained:
             failures = takeover_failures(history.failures, t, tk.seconds)
             if len(failures) < tk.count:
@@ -767,6 +779,8 @@ class EventHandler(ServicePart):
                 return []
             if check.kind is SuccessEscalation.FATIGUE:
                 escalation = fatigue_success_for(rule, record, failures, fs.minutes)
+                # What it counted: a look after the retry horizon counts what came later.
+                counted = {FATIGUE_IDS: list(failures), FATIGUE_COUNT: len(failures)}
             else:
                 chained, fatigue_too = True, check.fatigue
                 reached = (len(check.fatigue), fs.minutes) if check.fatigue else None
@@ -810,13 +824,14 @@ class EventHandler(ServicePart):
                     # The chain escalated already (a credential change): the MFA fatigue
                     # success is still this sign-in's own escalation.
                     escalation = fatigue_success_for(rule, record, fatigue_too, fs.minutes)
+                    counted = {FATIGUE_IDS: list(fatigue_too), FATIGUE_COUNT: len(fatigue_too)}
                 else:
                     self.store.update(key, now, set_values={"status": ClaimStatus.DONE.value})
                     return []
         escalation = replace(escalation, notes=notes)
         try:
             result = self.delivery.decide([escalation], now)
-            return self._save_and_deliver(key, result, None, {}, now)
+            return self._save_and_deliver(key, result, None, counted, now)
         except StateStoreError:
             self._release(key, now)
             raise
@@ -843,6 +858,83 @@ class EventHandler(ServicePart):
             # Decided and saved; what did not publish stays due: the scheduler redelivers it.
             logger.error("%s decided again, not delivered yet: %s", key, exc)
             return []
+
+    def _recheck(self, key: str, failure: str, now: float) -> list[Notification]:
+        """A failure (``time|eventID``) processed after a success it precedes: decide the
+        success again if it is still undecided (:meth:`_resume`); if it was escalated for MFA
+        fatigue, report the failure on it and make it due for a look (:meth:`fatigue_look`)
+        after this failure, which the escalation did not count. One conditional request either
+        way: the report, or the failed condition returns the item. Timeline (3/30m)::
+
+            f0, f1, f2 processed -> success S processed: CRITICAL "after 3", look due at +180 s
+            f3 (before S) processed at +400 s: S escalated -> f3 reported, look due at +490 s
+            look: 4 failures before S, 3 counted -> HIGH "1 more ... (4 in all)"
+        """
+        try:
+            self.store.update(
+                key,
+                now,
+                set_values=due_mark(now + self.settings.settle_seconds),
+                add={FATIGUE_LATE: frozenset({failure}), FATIGUE_RECHECKS: 1},
+                # Bounded: past the cap the principal's failures still tell the look.
+                condition=AllOf(
+                    (
+                        Compare(FATIGUE_COUNT, ">", 0),
+                        Compare(FATIGUE_RECHECKS, "<", MAX_STORED_LIST, or_missing=True),
+                    )
+                ),
+            )
+        except ConditionFailed as failed:
+            return self._resume(key, now, failed.current or {})
+        return []
+
+    def fatigue_look(self, key: str, item: Item, now: float) -> list[Notification]:
+        """The scheduler's turn on a success escalated for MFA fatigue, once Lambda's retries
+        of the failures before it are over (and again after each failure processed later,
+        :meth:`_recheck`): failures before the success that its escalation did not count get
+        one trailing correction (HIGH, "N more failed MFA attempts before the sign-in (M in
+        all)"), decided once per count it grows from (a conditional write with its outbox), so
+        the escalation and its corrections add up to the same total in every arrival order."""
+        claim = EventClaim.from_item(item)
+        rule = self.rules.get(key_parts(key)[0])
+        record = parse_event(json.loads(item[EVENT]))
+        fs = self.settings.fatigue_success
+        who = principal_key(
+            record.account, escalation_principal(record.principal_key, record.source_ip)
+        )
+        history = PrincipalFailures.from_item(self.store.get(who, now))
+        t = record.event_time.timestamp()
+        late = late_fatigue_failures(history, claim.fatigue_late, t, fs.seconds, claim.fatigue)
+        if not late:
+            with contextlib.suppress(ConditionFailed):  # a poke moved it meanwhile: look again
+                self.store.update(
+                    key, now, remove=[DUE_PK, DUE_AT], condition=Compare(DUE_AT, "=", item[DUE_AT])
+                )
+            return []
+        correction = fatigue_correction_for(rule, record, claim.fatigue_count, late, fs.minutes)
+        decided = self.delivery.decide_apart(correction, now)
+        outbox = claim.outbox.with_entries(decided.entries)
+        s = self.settings
+        try:
+            self.store.update(
+                key,
+                now,
+                set_values={
+                    FATIGUE_IDS: [*claim.fatigue, *late],
+                    FATIGUE_COUNT: claim.fatigue_count + len(late),
+                    "status": ClaimStatus.DECIDED.value,
+                    "lease_until": now + s.lease_seconds,
+                    **outbox.to_item(),
+                    **due_mark(now + s.lease_seconds),
+                },
+                remove=[] if outbox.delivered else ["delivered"],
+                condition=Compare(FATIGUE_COUNT, "=", claim.fatigue_count),
+            )
+        except ConditionFailed:
+            return []  # another run corrected it from this count
+        # One more look after this one: a failure processed while it ran is counted then.
+        finish = {"status": ClaimStatus.DONE.value, **due_mark(now + s.settle_seconds)}
+        return self.delivery.deliver(key, outbox, now, finish, [])
 
     # --- Identity Center attribution -------------------------------------------------------------
 
@@ -939,9 +1031,14 @@ class EventHandler(ServicePart):
         return bool(record.auth_workflow_id) and record.principal_key == UNKNOWN_PRINCIPAL_KEY
 
     def _name_wait(self) -> float:
-        """How long a failure waits for the step that names its user: Lambda retries a failed
-        invocation 1 and then 2 more minutes later, so a naming step whose first attempt failed
-        is processed within the lease and the settle delay (3 minutes by default)."""
+        """How long a failure waits for the step that names its user: a naming step whose first
+        attempt failed is processed within :meth:`_retry_horizon`."""
+        return self._retry_horizon()
+
+    def _retry_horizon(self) -> float:
+        """How late an event is processed when its first invocations fail: Lambda retries a
+        failed invocation 1 and then 2 more minutes later, within the lease and the settle
+        delay (3 minutes by default)."""
         return self.settings.lease_seconds + self.settings.settle_seconds
 
     def _wait_for_name(

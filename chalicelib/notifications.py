@@ -511,54 +511,28 @@ _CAMPAIGN_TITLES = {
 }
 
 
-def _critical_about(
-    rule: Rule,
-    record: SignInRecord,
-    kind: str,
-    title: str,
-    event_ids: tuple[str, ...],
-    count: int,
-    summary: str,
-) -> Notification:
-    """A CRITICAL escalation about one principal's event (``kind``: ``takeover`` or
-    ``fatigue-success``, the id's and dedup key's prefix)."""
-    return Notification(
-        id=f"escalation:{kind}:{record.event_id}",
-        kind=KIND_ESCALATION,
-        rule=rule,
-        severity="CRITICAL",
-        title=title,
-        dedup_key=f"{kind}:{record.account}|{record.principal_key}",
-        account=record.account,
-        region=record.region,
-        principal=record.principal,
-        principal_type=record.principal_type,
-        source_ip=record.source_ip,
-        event_ids=event_ids,
-        count=count,
-        first_seen=record.event_time,
-        last_seen=record.event_time,
-        record=record,
-        summary=summary,
-    )
-
-
 def takeover_for(
     rule: Rule, record: SignInRecord, failures: tuple[str, ...], minutes: float
 ) -> Notification:
     """Escalation: an MFA device or password change of a principal shortly after its failed
     MFA step (``record`` is about the changed principal)."""
-    return _critical_about(
+    return _about_success(
         rule,
         record,
-        "takeover",
-        f"Possible account takeover: {record.event_name} for {record.principal} after "
-        f"{len(failures)} failed MFA attempt{'' if len(failures) == 1 else 's'}",
-        (*failures, record.event_id),
-        len(failures),
-        f"{record.event_name} changed the credentials of {record.principal} (from "
-        f"{record.source_ip}) within {minutes:g} minutes after {len(failures)} failed MFA "
-        "attempt(s): someone may be replacing the factor they could not pass.",
+        id=f"escalation:takeover:{record.event_id}",
+        severity="CRITICAL",
+        title=(
+            f"Possible account takeover: {record.event_name} for {record.principal} after "
+            f"{len(failures)} failed MFA attempt{'' if len(failures) == 1 else 's'}"
+        ),
+        failures=failures,
+        summary=(
+            f"{record.event_name} changed the credentials of {record.principal} (from "
+            f"{record.source_ip}) within {minutes:g} minutes after {len(failures)} failed MFA "
+            "attempt(s): someone may be replacing the factor they could not pass."
+        ),
+        dedup="takeover",
+        event_ids=(*failures, record.event_id),
     )
 
 
@@ -587,38 +561,121 @@ def takeover_sign_in_for(
     )
     attempts = f"{n} failed MFA attempt{'' if n == 1 else 's'}"
     where = other_ips[0] if len(other_ips) == 1 else f"{len(other_ips)} other IPs"
-    return _critical_about(
+    return _about_success(
         rule,
         record,
-        "takeover",
-        f"Possible account takeover: {record.principal} signed in from {record.source_ip} "
-        f"after {attempts} from {where}",
-        (record.event_id, *failures),
-        n,
-        f"{record.event_name} {record.event_id} by {record.principal} succeeded from "
-        f"{record.source_ip} within {minutes:g} minutes after {attempts} from another "
-        f"address ({_ips(other_ips)}): the MFA step failed at one address and the sign-in "
-        "succeeded at another. Someone who knows the password may have got past MFA "
-        "elsewhere (a phished code or session), or the user signed in while someone else "
-        f"was failing.{also}",
+        id=f"escalation:takeover:{record.event_id}",
+        severity="CRITICAL",
+        title=(
+            f"Possible account takeover: {record.principal} signed in from {record.source_ip} "
+            f"after {attempts} from {where}"
+        ),
+        failures=failures,
+        summary=(
+            f"{record.event_name} {record.event_id} by {record.principal} succeeded from "
+            f"{record.source_ip} within {minutes:g} minutes after {attempts} from another "
+            f"address ({_ips(other_ips)}): the MFA step failed at one address and the sign-in "
+            "succeeded at another. Someone who knows the password may have got past MFA "
+            "elsewhere (a phished code or session), or the user signed in while someone else "
+            f"was failing.{also}"
+        ),
+        dedup="takeover",
     )
+
+
+FATIGUE_ID_PREFIX = "escalation:fatigue-success"
+#: The id part of a correction to an MFA fatigue success: ``<escalation id>:late:<counted>``.
+FATIGUE_LATE = ":late:"
+
+
+def is_fatigue_correction(notification: Notification) -> bool:
+    """A correction to an MFA fatigue success: it is admitted and suppressed as its CRITICAL
+    escalation is (never rate-limited), so the two always reach the same outputs."""
+    return notification.id.startswith(FATIGUE_ID_PREFIX) and FATIGUE_LATE in notification.id
 
 
 def fatigue_success_for(
     rule: Rule, record: SignInRecord, failures: tuple[str, ...], minutes: float
 ) -> Notification:
-    """Escalation: a successful sign-in right after repeated MFA failures from its own address
-    (from another one it is a takeover, :func:`takeover_sign_in_for`). Names the success."""
-    return _critical_about(
+    """Escalation: a successful sign-in right after repeated MFA failures, none from another
+    address (then it is a takeover, :func:`takeover_sign_in_for`). Names the success."""
+    return _about_success(
         rule,
         record,
-        "fatigue-success",
-        f"MFA fatigue success: {record.principal} signed in from {record.source_ip} after "
-        f"{len(failures)} failed MFA attempts",
-        (record.event_id, *failures),
-        len(failures),
-        f"Successful sign-in {record.event_id} by {record.principal} followed "
-        f"{len(failures)} failed MFA attempts within {minutes:g} minutes.",
+        id=f"{FATIGUE_ID_PREFIX}:{record.event_id}",
+        severity="CRITICAL",
+        title=(
+            f"MFA fatigue success: {record.principal} signed in from {record.source_ip} after "
+            f"{len(failures)} failed MFA attempts"
+        ),
+        failures=failures,
+        summary=(
+            f"Successful sign-in {record.event_id} by {record.principal} followed "
+            f"{len(failures)} failed MFA attempts within {minutes:g} minutes."
+        ),
+    )
+
+
+def fatigue_correction_for(
+    rule: Rule, record: SignInRecord, counted: int, late: tuple[str, ...], minutes: float
+) -> Notification:
+    """The trailing correction of an MFA fatigue success (``record``): ``late`` failed MFA
+    attempts before the sign-in were processed after the escalation, which said ``counted``.
+    HIGH, so that a success has exactly one CRITICAL; its id names the count it corrects, so
+    each correction is decided once whoever retries it."""
+    total = counted + len(late)
+    more = f"{len(late)} more failed MFA attempt{'' if len(late) == 1 else 's'}"
+    return _about_success(
+        rule,
+        record,
+        id=f"{FATIGUE_ID_PREFIX}:{record.event_id}{FATIGUE_LATE}{counted}",
+        severity="HIGH",
+        title=(
+            f"MFA fatigue success of {record.principal}: {more} before the sign-in ({total} in all)"
+        ),
+        failures=late,
+        summary=(
+            f"Correction to the MFA fatigue success {record.event_id}: {more} before it "
+            f"reached mfawatch after the escalation was sent (a delivery retried late). The "
+            f"successful sign-in by {record.principal} followed {total} failed MFA attempts "
+            f"within {minutes:g} minutes, not {counted}."
+        ),
+    )
+
+
+def _about_success(
+    rule: Rule,
+    record: SignInRecord,
+    *,
+    id: str,
+    severity: str,
+    title: str,
+    failures: tuple[str, ...],
+    summary: str,
+    dedup: str = "fatigue-success",
+    event_ids: tuple[str, ...] | None = None,
+) -> Notification:
+    """An escalation about one principal's success or credential change (an MFA fatigue
+    success or its correction, a takeover), counting ``failures``, grouped under
+    ``<dedup>:<account>|<principal>``; ``event_ids``: the success first, unless given."""
+    return Notification(
+        id=id,
+        kind=KIND_ESCALATION,
+        rule=rule,
+        severity=severity,
+        title=title,
+        dedup_key=f"{dedup}:{record.account}|{record.principal_key}",
+        account=record.account,
+        region=record.region,
+        principal=record.principal,
+        principal_type=record.principal_type,
+        source_ip=record.source_ip,
+        event_ids=(record.event_id, *failures) if event_ids is None else event_ids,
+        count=len(failures),
+        first_seen=record.event_time,
+        last_seen=record.event_time,
+        record=record,
+        summary=summary,
     )
 
 

@@ -4,6 +4,8 @@ Due items, each handled on its own (a failure is logged, counted as ``SchedulerE
 at the next run; the other items proceed):
 
 * an event claim whose delivery did not finish (lease ran out): deliver what no output confirmed;
+* a success escalated for MFA fatigue, once Lambda's retries are over and after each failure
+  processed later: correct its count (:meth:`events.EventHandler.fatigue_look`);
 * a leading event whose window ended: merge its window's repeats into a summary (a "look"); a
   look that finds repeats still settling looks again, and a repeat processed after the window
   ended asks for a look itself, so late repeats make another batch instead of being lost;
@@ -30,7 +32,7 @@ the last look of a window or storm comes a horizon after its last cutoff, so an 
 :data:`INDEX_LAG_HORIZON` late is still counted. A late entry that cannot be named (the band holds
 more than it can list) is still counted in a summary; in a storm digest it is reported
 (``IndexLagUncounted``, an error log) rather than merged blind. A per-repeat counter would catch
-any delay, but costs a write per repeat that the request budget (alert 7, repeat 4) does not have;
+any delay, but costs a write per repeat that the request budget (alert 8, repeat 4) does not have;
 the band costs the scheduler one more query per window.
 """
 
@@ -321,6 +323,8 @@ class Scheduler(ServicePart):
             return self.events.finish_stuck(key, item, now)  # still undecided after its lease
         if claim.outbox.pending():
             return self._redeliver(key, claim, now)
+        if claim.fatigue and self.events is not None:
+            return self.events.fatigue_look(key, item, now)
         if claim.window is None:
             self._settle(key, item, now, None)
             return []
@@ -340,8 +344,8 @@ class Scheduler(ServicePart):
                 return []  # taken by someone else (not our own write, re-sent by botocore)
         finish: Item = {"status": ClaimStatus.DONE.value}
         remove = [DUE_PK, DUE_AT]
-        if claim.window is not None:
-            finish |= due_mark(now)  # look at its window next
+        if claim.window is not None or claim.fatigue:
+            finish |= due_mark(now)  # look at its window (or its late failures) next
             remove = []
         return self.delivery.deliver(key, claim.outbox, now, finish, remove)
 

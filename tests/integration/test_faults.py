@@ -73,11 +73,12 @@ def assert_counted_exactly_once(result: Result) -> None:
 
 
 BUDGET = {
-    # 7 before the campaign detectors (issue 16), 8 since: an alert (a new incident, i.e. a new
-    # principal and IP in the window) adds its member to its source IP's campaign item with one
-    # idempotent ADD. The incident's own conditional write is the member's marker, so repeats,
-    # duplicates, context steps and successes cost nothing more, and the IP's item is written
-    # once per new principal, never per event (docs/design.md, "Campaigns").
+    # Issue 18 asks for 7; 8 since the campaign detectors (issue 16): an alert (a new incident,
+    # i.e. a new principal and IP in the window) adds its member to its source IP's campaign
+    # item with one idempotent ADD, whose returned members decide the escalation. Repeats,
+    # duplicates, context steps and successes cost nothing more. Why no write of the alert can
+    # carry it (claim, incident, principal, campaign and topic each need their own request; the
+    # outbox and one confirmation per output follow): docs/design.md, "Campaigns", "Cost".
     "alert": 8,
     "repeat": 4,
     "duplicate": 1,

@@ -21,7 +21,9 @@ The pieces, all pure (no moto, no threads, no wall clock):
 * :func:`violations` checks the invariants on what reached the outputs: every accepted event
   counted exactly once across alerts, summaries and storm digests; no notification id published
   twice to an output except in the documented ambiguous cases (the faulted call was that publish,
-  or the store call right after it); no expected escalation lost; no MFA fatigue success lost.
+  or the store call right after it); no expected escalation lost; no MFA fatigue success lost,
+  exactly one CRITICAL per success, and its count plus its trailing corrections equal to the
+  failures before the success.
 """
 
 from __future__ import annotations
@@ -42,13 +44,15 @@ from typing import Any, TypeVar
 from chalicelib.config import Output, Settings, Threshold
 from chalicelib.errors import PublishError, StateStoreError
 from chalicelib.notifications import (
+    FATIGUE_ID_PREFIX,
     KIND_ALERT,
     KIND_ESCALATION,
     KIND_STORM,
     KIND_SUMMARY,
     Notification,
+    is_fatigue_correction,
 )
-from chalicelib.records import envelope_of
+from chalicelib.records import envelope_of, parse_event
 from chalicelib.rules import RuleSet, load_bundle
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import Condition, IndexLag, Item, MemoryStore
@@ -259,6 +263,21 @@ class Scenario:
     name depends on the arrival order (kinds and counts do not)."""
     suppressions: Suppressions = field(default_factory=Suppressions)
     """What the deployment suppresses (held and counted in digests, never alerted)."""
+
+    def fatigue_failures(self, success_id: str) -> int:
+        """How many failures of the success's principal happened within the fatigue window
+        before it: what its escalation and corrections must add up to."""
+        records = {a.event_id: (a, parse_event(a.envelope)) for a in self.arrivals}
+        success = records[success_id][1]
+        t = success.event_time.timestamp()
+        window = self.settings.fatigue_success.seconds
+        return sum(
+            1
+            for arrival, record in records.values()
+            if RULES.get(arrival.rule_id).signal == "failure"
+            and (record.account, record.principal_key) == (success.account, success.principal_key)
+            and t - window < record.event_time.timestamp() <= t
+        )
 
     @property
     def accepted(self) -> dict[str, set[str]]:
@@ -548,13 +567,36 @@ class Outcome:
             seen.setdefault(notification.id, notification)
         return list(seen.values())
 
+    def fatigue_totals(self) -> dict[str, tuple[int, int]]:
+        """Per MFA fatigue success (its escalation id): how many CRITICAL escalations, and the
+        count they and their trailing corrections add up to."""
+        totals: dict[str, tuple[int, int]] = {}
+        # Each id once: a publish whose outcome was lost is sent again with the same id.
+        for n in {n.id: n for n in self.on("alerts")}.values():
+            if not n.id.startswith(FATIGUE_ID_PREFIX):
+                continue
+            escalation = n.id.split(":late:", 1)[0]
+            critical, count = totals.get(escalation, (0, 0))
+            critical += n.severity == "CRITICAL"
+            totals[escalation] = (critical, count + n.count)
+        return totals
+
     def shape(self) -> list[tuple[str, str, int]]:
         """(kind, title, count) of every notification, sorted: what permutations must keep
-        (without the titles of alerts when the scenario's rate limit admits first come)."""
+        (without the titles of alerts when the scenario's rate limit admits first come).
+
+        An MFA fatigue success says how many failures it followed as known when it was decided;
+        failures processed later come in a trailing correction. What must not depend on the
+        order is the total: the escalation and its corrections are one entry with the count
+        they add up to."""
         first_come = self.scenario.first_come
+        totals = self.fatigue_totals()
         return sorted(
             (n.kind, "" if first_come and n.kind == KIND_ALERT else n.title, n.count)
+            if not n.id.startswith(FATIGUE_ID_PREFIX)
+            else (n.kind, f"{n.dedup_key} after {totals[n.id][1]}", totals[n.id][1])
             for n in self.notifications()
+            if not is_fatigue_correction(n)
         )
 
 
@@ -744,10 +786,23 @@ def violations(outcome: Outcome) -> list[str]:
     several = sorted(key for key, ids in decided.items() if len(ids) > 1)
     if several:
         found.append(f"campaigns escalated more than once: {several}")
-    # 4. No MFA fatigue success lost.
+    # 4. No MFA fatigue success lost; exactly one CRITICAL for it, whose count and trailing
+    # corrections add up to the failures before it, whatever the order and the faults.
+    totals = outcome.fatigue_totals()
     for event_id in sorted(scenario.fatigue):
-        if f"escalation:fatigue-success:{event_id}" not in alerts:
+        escalation = f"{FATIGUE_ID_PREFIX}:{event_id}"
+        if escalation not in alerts:
             found.append(f"MFA fatigue success {event_id} lost")
+            continue
+        expected_total = scenario.fatigue_failures(event_id)
+        if totals[escalation] != (1, expected_total):
+            found.append(
+                f"MFA fatigue success {event_id}: {totals[escalation]} (CRITICAL escalations, "
+                f"failures counted) != (1, {expected_total})"
+            )
+    unexpected = sorted(set(totals) - {f"{FATIGUE_ID_PREFIX}:{e}" for e in scenario.fatigue})
+    if unexpected:
+        found.append(f"unexpected MFA fatigue successes: {unexpected}")
     return found
 
 

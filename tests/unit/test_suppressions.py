@@ -276,6 +276,23 @@ def test_an_mfa_fatigue_success_goes_out_even_when_its_failures_are_suppressed()
     assert counted(sent) == 3
 
 
+def test_the_correction_of_an_mfa_fatigue_success_goes_out_as_its_critical_does() -> None:
+    """A failure before the success processed after it: the HIGH correction is suppressed only
+    as the CRITICAL it corrects would be (a suppression that allows CRITICAL)."""
+    events: list[tuple[str, dict[str, object], float]] = [
+        *((IAM_FAILURE, failed_mfa(f"f{i}", 10.0 * i), 10.0 * i) for i in range(3)),
+        (SUCCESS, signed_in("ok", 40.0), 40.0),
+        (IAM_FAILURE, failed_mfa("f-late", 35.0), 50.0),
+    ]
+    for suppressions, expected in (
+        (Suppressions([suppression("alice-all", LATER)]), [("CRITICAL", 3), ("HIGH", 1)]),
+        (Suppressions([suppression("alice-all", LATER, allow_critical=True)]), []),
+    ):
+        sent = run(suppressions, events)
+        assert [(n.severity, n.count) for n in sent if n.kind == KIND_ESCALATION] == expected
+        assert counted(sent) == 4
+
+
 # --- summaries say what they count that a suppression covers -------------------------------------
 
 WITHOUT_MFA = "iam-console-success-without-mfa"
