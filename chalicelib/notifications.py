@@ -516,23 +516,38 @@ def takeover_for(
 ) -> Notification:
     """Escalation: an MFA device or password change of a principal shortly after its failed
     MFA step (``record`` is about the changed principal)."""
+    return _takeover(
+        rule,
+        record,
+        f"{record.event_name} for {record.principal} after {len(failures)} failed MFA "
+        f"attempt{'' if len(failures) == 1 else 's'}",
+        failures,
+        f"{record.event_name} changed the credentials of {record.principal} (from "
+        f"{record.source_ip}) within {minutes:g} minutes after {len(failures)} failed MFA "
+        "attempt(s): someone may be replacing the factor they could not pass.",
+        event_ids=(*failures, record.event_id),
+    )
+
+
+def _takeover(
+    rule: Rule,
+    record: SignInRecord,
+    what: str,
+    failures: tuple[str, ...],
+    summary: str,
+    event_ids: tuple[str, ...] | None = None,
+) -> Notification:
+    """A CRITICAL "Possible account takeover: ``what``" about ``record``'s principal."""
     return _about_success(
         rule,
         record,
         id=f"escalation:takeover:{record.event_id}",
         severity="CRITICAL",
-        title=(
-            f"Possible account takeover: {record.event_name} for {record.principal} after "
-            f"{len(failures)} failed MFA attempt{'' if len(failures) == 1 else 's'}"
-        ),
+        title=f"Possible account takeover: {what}",
         failures=failures,
-        summary=(
-            f"{record.event_name} changed the credentials of {record.principal} (from "
-            f"{record.source_ip}) within {minutes:g} minutes after {len(failures)} failed MFA "
-            "attempt(s): someone may be replacing the factor they could not pass."
-        ),
+        summary=summary,
         dedup="takeover",
-        event_ids=(*failures, record.event_id),
+        event_ids=event_ids,
     )
 
 
@@ -561,25 +576,17 @@ def takeover_sign_in_for(
     )
     attempts = f"{n} failed MFA attempt{'' if n == 1 else 's'}"
     where = other_ips[0] if len(other_ips) == 1 else f"{len(other_ips)} other IPs"
-    return _about_success(
+    return _takeover(
         rule,
         record,
-        id=f"escalation:takeover:{record.event_id}",
-        severity="CRITICAL",
-        title=(
-            f"Possible account takeover: {record.principal} signed in from {record.source_ip} "
-            f"after {attempts} from {where}"
-        ),
-        failures=failures,
-        summary=(
-            f"{record.event_name} {record.event_id} by {record.principal} succeeded from "
-            f"{record.source_ip} within {minutes:g} minutes after {attempts} from another "
-            f"address ({_ips(other_ips)}): the MFA step failed at one address and the sign-in "
-            "succeeded at another. Someone who knows the password may have got past MFA "
-            "elsewhere (a phished code or session), or the user signed in while someone else "
-            f"was failing.{also}"
-        ),
-        dedup="takeover",
+        f"{record.principal} signed in from {record.source_ip} after {attempts} from {where}",
+        failures,
+        f"{record.event_name} {record.event_id} by {record.principal} succeeded from "
+        f"{record.source_ip} within {minutes:g} minutes after {attempts} from another "
+        f"address ({_ips(other_ips)}): the MFA step failed at one address and the sign-in "
+        "succeeded at another. Someone who knows the password may have got past MFA "
+        "elsewhere (a phished code or session), or the user signed in while someone else "
+        f"was failing.{also}",
     )
 
 
