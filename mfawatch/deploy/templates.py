@@ -72,8 +72,8 @@ PARKED_BATCH_SIZE = 10
 # never throttled. A throttled SQS invocation returns its messages to the queue and counts a
 # receive, which would move a record to the dead-letter queue before the consumer tried it
 # (AWS Lambda Developer Guide, services-sqs-scaling, "Configuring maximum concurrency": keep the
-# reserved concurrency at least the event sources' maximum concurrency, "otherwise, Lambda may
-# throttle your messages").
+# reserved concurrency at least the event sources' maximum concurrency, or Lambda may throttle
+# the messages).
 # Alarms per function and per rule (docs/alarms.md): Lambda's Errors and Throttles
 # (AWS/Lambda, dimension FunctionName) and EventBridge's FailedInvocations (AWS/Events, dimension
 # RuleName alone for a rule on the default event bus; Amazon EventBridge User Guide,
