@@ -430,7 +430,7 @@ def invoke_config_template(
     stack needs no parameters, and the resources stack cannot be deleted while it is in use.
     ``rule_handlers``: the handlers with an EventBridge rule (default: every handler but the
     consumer). ``consumer_concurrency``: the consumer's reserved concurrency
-    (:meth:`StageConfig.reserved_concurrency`), its event source's maximum concurrency.
+    (:meth:`StageConfig.consumer_concurrency`), its event source's maximum concurrency.
     """
     names = StageNames(app_name, stage)
     checked = _check_handlers(handlers)
