@@ -128,6 +128,9 @@ HEARTBEAT_INTERVAL_MINUTES: Final = 15
 HEARTBEAT_SCHEDULE: Final = f"rate({HEARTBEAT_INTERVAL_MINUTES} minutes)"
 HEARTBEAT_INTERVAL_SECONDS: Final = HEARTBEAT_INTERVAL_MINUTES * 60
 HEARTBEAT_OVERDUE_SECONDS: Final = 2 * HEARTBEAT_INTERVAL_SECONDS + 5 * 60
+#: The app's own scheduled heartbeat function (app.py): the one that publishes the canary, so the
+#: only one whose role may (route (b); mfawatch/deploy/templates.py).
+PIPELINE_HEARTBEAT_HANDLER: Final = "heartbeat"
 HEARTBEAT_PATTERN: Final[dict[str, object]] = {
     "source": ["aws.events"],
     "detail-type": ["Scheduled Event"],

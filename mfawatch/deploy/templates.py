@@ -30,12 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.config import (
+    ENV_CANARY_TOPIC_ARN,
+    ENV_CONCURRENCY,
     ENV_OUTPUTS,
     ENV_TABLE_NAME,
     ENV_TOPIC_ARN,
+    MIN_CONCURRENCY,
     parse_outputs,
     settings_from_env,
 )
+from chalicelib.constants import PIPELINE_HEARTBEAT_HANDLER
 from chalicelib.dynamo import DUE_INDEX, GROUP_INDEX
 from chalicelib.errors import ConfigError
 from chalicelib.rules import Rule, load_bundle
@@ -64,6 +68,13 @@ QUALIFIER = "$LATEST"  # Chalice deploys unpublished functions: no versions, no 
 # the SAM function in route (b) (parked_sam_event).
 PARKED_HANDLER = "consume_parked_events"
 PARKED_BATCH_SIZE = 10
+# The consumer's event source is capped at the consumer's reserved concurrency (ScalingConfig
+# MaximumConcurrency): it then never invokes more instances than the function may run, so it is
+# never throttled. A throttled SQS invocation returns its messages to the queue and counts a
+# receive, which would move a record to the dead-letter queue before the consumer tried it
+# (AWS Lambda Developer Guide, services-sqs-scaling, "Configuring maximum concurrency": keep the
+# reserved concurrency at least the event sources' maximum concurrency, or Lambda may throttle
+# the messages).
 # Alarms per function and per rule (docs/alarms.md): Lambda's Errors and Throttles
 # (AWS/Lambda, dimension FunctionName) and EventBridge's FailedInvocations (AWS/Events, dimension
 # RuleName alone for a rule on the default event bus; Amazon EventBridge User Guide,
@@ -92,6 +103,7 @@ KEY_ALIAS = "KeyAlias"
 STATE_TABLE = "StateTable"
 ALERTS_TOPIC = "AlertsTopic"
 PAGER_TOPIC = "PagerTopic"
+CANARY_TOPIC = "CanaryTopic"
 FAILED_EVENTS_QUEUE = "FailedEventsQueue"
 FINAL_DEAD_LETTER_QUEUE = "FinalDeadLetterQueue"
 
@@ -140,6 +152,11 @@ class StageNames:
     @property
     def pager_topic(self) -> str:
         return f"{RESOURCE_PREFIX}-{self.stage}-pager"
+
+    @property
+    def canary_topic(self) -> str:
+        """The heartbeat's canary topic: the stage key, no subscribers."""
+        return f"{RESOURCE_PREFIX}-{self.stage}-canary"
 
     @property
     def failed_events_queue(self) -> str:
@@ -277,31 +294,38 @@ def _check_handlers(handlers: Sequence[str]) -> list[str]:
     return sorted(set(handlers))
 
 
-#: The consumer's event source settings, one definition for both routes.
-PARKED_EVENT_SOURCE_SETTINGS: dict[str, Any] = {
-    "BatchSize": PARKED_BATCH_SIZE,
-    "Enabled": True,
-    "FunctionResponseTypes": ["ReportBatchItemFailures"],
-}
+def parked_event_source_settings(concurrency: int) -> dict[str, Any]:
+    """The consumer's event source settings, one definition for both routes; ``concurrency``:
+    the consumer's reserved concurrency, also the event source's maximum concurrency."""
+    return {
+        "BatchSize": PARKED_BATCH_SIZE,
+        "Enabled": True,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": concurrency},
+    }
 
 
-def parked_event_source(function_name: Any, queue_arn: Any) -> dict[str, Any]:
+def parked_event_source(function_name: Any, queue_arn: Any, concurrency: int) -> dict[str, Any]:
     """Route (a): the consumer's SQS event source (``AWS::Lambda::EventSourceMapping``)."""
     return {
         "Type": "AWS::Lambda::EventSourceMapping",
         "Properties": {
             "FunctionName": function_name,
             "EventSourceArn": queue_arn,
-            **PARKED_EVENT_SOURCE_SETTINGS,
+            **parked_event_source_settings(concurrency),
         },
     }
 
 
-def parked_sam_event(queue_arn: Any) -> dict[str, Any]:
+def parked_sam_event(queue_arn: Any, concurrency: int) -> dict[str, Any]:
     """Route (b): the same event source as an ``SQS`` event of the SAM function Chalice
-    packages (AWS SAM Developer Guide, sam-property-function-sqs: ``FunctionResponseTypes``),
-    merged into the function: Chalice 1.34 cannot write it, the merge template can."""
-    return {"Type": "SQS", "Properties": {"Queue": queue_arn, **PARKED_EVENT_SOURCE_SETTINGS}}
+    packages (AWS SAM Developer Guide, sam-property-function-sqs: ``FunctionResponseTypes``,
+    ``ScalingConfig``), merged into the function: Chalice 1.34 cannot write it, the merge
+    template can."""
+    return {
+        "Type": "SQS",
+        "Properties": {"Queue": queue_arn, **parked_event_source_settings(concurrency)},
+    }
 
 
 def _alarm(
@@ -393,7 +417,12 @@ def _event_invoke_config(function_name: Any, destination: Any) -> dict[str, Any]
 
 
 def invoke_config_template(
-    app_name: str, stage: str, handlers: Sequence[str], rule_handlers: Sequence[str] | None = None
+    app_name: str,
+    stage: str,
+    handlers: Sequence[str],
+    rule_handlers: Sequence[str] | None = None,
+    *,
+    consumer_concurrency: int,
 ) -> dict[str, Any]:
     """Route (a): one EventInvokeConfig per function that ``chalice deploy --stage`` created,
     the consumer's event source on the failed-events queue, and the per-function alarms.
@@ -401,7 +430,8 @@ def invoke_config_template(
     The queue and pager topic ARNs are imported from the resources stack's exports, so this
     stack needs no parameters, and the resources stack cannot be deleted while it is in use.
     ``rule_handlers``: the handlers with an EventBridge rule (default: every handler but the
-    consumer).
+    consumer). ``consumer_concurrency``: the consumer's reserved concurrency
+    (:meth:`StageConfig.consumer_concurrency`), its event source's maximum concurrency.
     """
     names = StageNames(app_name, stage)
     checked = _check_handlers(handlers)
@@ -421,7 +451,7 @@ def invoke_config_template(
             + names.failed_events_queue
         )
         resources[PARKED_EVENT_SOURCE] = parked_event_source(
-            names.function(PARKED_HANDLER), {"Fn::Sub": arn}
+            names.function(PARKED_HANDLER), {"Fn::Sub": arn}, consumer_concurrency
         )
     resources.update(
         function_alarms(
@@ -447,6 +477,10 @@ def invoke_config_template(
 # --- IAM statements --------------------------------------------------------------------------
 
 
+PUBLISH_ALERTS_SID = "PublishAlerts"
+PUBLISH_CANARY_SID = "PublishCanary"
+
+
 def _statements(
     log_groups: Sequence[Any],
     topics: Sequence[Any],
@@ -455,6 +489,7 @@ def _statements(
     key: Any,
     key_condition: Mapping[str, Any] | None = None,
     consume: bool = True,
+    canary: Any = None,
 ) -> list[dict[str, Any]]:
     key_statement: dict[str, Any] = {
         "Sid": "UseStageKey",
@@ -473,6 +508,15 @@ def _statements(
             "Resource": [queue],
         }
     ]
+    canary_statement: list[dict[str, Any]] = [
+        {
+            # The heartbeat's canary (chalicelib/heartbeats.py): this topic only.
+            "Sid": PUBLISH_CANARY_SID,
+            "Effect": "Allow",
+            "Action": ["sns:Publish"],
+            "Resource": [canary],
+        }
+    ]
     return [
         {
             "Sid": "WriteOwnLogs",
@@ -480,7 +524,13 @@ def _statements(
             "Action": list(LOG_ACTIONS),
             "Resource": list(log_groups),
         },
-        {"Sid": "PublishAlerts", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": topics},
+        {
+            "Sid": PUBLISH_ALERTS_SID,
+            "Effect": "Allow",
+            "Action": ["sns:Publish"],
+            "Resource": topics,
+        },
+        *(canary_statement if canary is not None else []),
         {
             "Sid": "UseStateTable",
             "Effect": "Allow",
@@ -509,6 +559,10 @@ def stage_policy_statements(
     is only known after the resources stack exists; IAM does not accept an alias ARN as the
     Resource of a key operation (AWS KMS Developer Guide, alias-authorization), so the Resource
     is the account's keys in the region and the condition narrows it to the stage key.
+
+    One policy file serves every function of the stage (Chalice's ``iam_policy_file``), so each
+    may publish to the canary topic, which has no subscribers; route (b) grants it to the
+    heartbeat's role only.
     """
     names = StageNames(app_name, stage)
     arn = f"arn:{partition}:{{service}}:{region}:{account}:{{resource}}"
@@ -529,15 +583,18 @@ def stage_policy_statements(
         queue=arn.format(service="sqs", resource=names.failed_events_queue),
         key=arn.format(service="kms", resource="key/*"),
         key_condition={"ForAnyValue:StringEquals": {"kms:ResourceAliases": [names.key_alias]}},
+        canary=arn.format(service="sns", resource=names.canary_topic),
     )
 
 
-def _role_policy_document(function_names: Sequence[str], consume: bool) -> dict[str, Any]:
+def _role_policy_document(
+    function_names: Sequence[str], consume: bool, canary: bool
+) -> dict[str, Any]:
     """The policy of a role in the merged package: its functions' log groups, the stage resources.
 
     A per-function role (``autogen_policy`` off) lists one log group; Chalice's shared default
     role lists every function's. Only a role of the consumer (``consume``) may read the
-    failed-events queue.
+    failed-events queue, and only the scheduled heartbeat's (``canary``) may publish the canary.
     """
     prefix = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/"
     log_groups: list[Any] = []
@@ -555,6 +612,7 @@ def _role_policy_document(function_names: Sequence[str], consume: bool) -> dict[
             queue={"Fn::GetAtt": [FAILED_EVENTS_QUEUE, "Arn"]},
             key={"Fn::GetAtt": [KEY, "Arn"]},
             consume=consume,
+            canary={"Ref": CANARY_TOPIC} if canary else None,
         ),
     }
 
@@ -576,6 +634,7 @@ def _reference_patterns(names: StageNames) -> list[tuple[str, str]]:
     pairs = [
         (_ARN.format(service="sns", resource=re.escape(names.alerts_topic)), ALERTS_TOPIC),
         (_ARN.format(service="sns", resource=re.escape(names.pager_topic)), PAGER_TOPIC),
+        (_ARN.format(service="sns", resource=re.escape(names.canary_topic)), CANARY_TOPIC),
         (
             _ARN.format(service="dynamodb", resource="table/" + re.escape(names.table)),
             f"{STATE_TABLE}.Arn",
@@ -588,6 +647,7 @@ def _reference_patterns(names: StageNames) -> list[tuple[str, str]]:
         (re.escape(names.key_alias), KEY_ALIAS),
         (re.escape(names.alerts_topic), f"{ALERTS_TOPIC}.TopicName"),
         (re.escape(names.pager_topic), f"{PAGER_TOPIC}.TopicName"),
+        (re.escape(names.canary_topic), f"{CANARY_TOPIC}.TopicName"),
         (re.escape(names.failed_events_queue), f"{FAILED_EVENTS_QUEUE}.QueueName"),
         (re.escape(names.table), STATE_TABLE),
     ]
@@ -698,6 +758,29 @@ class StageConfig:
             )
         return {str(k): list(v) for k, v in raw.items()}
 
+    def reserved_concurrency(self, handler: str) -> int:
+        """A function's ``reserved_concurrency`` as Chalice looks it up; :class:`ConfigError`
+        when it is not set: every function of a stage runs capped (docs/outputs.md)."""
+        value = self.lookup(handler, "reserved_concurrency", None)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(
+                f"stage {self.stage!r}: {handler}'s reserved_concurrency is {value!r}; set "
+                f"reserved_concurrency in .chalice/config.json, and {ENV_CONCURRENCY} to the "
+                "same number"
+            )
+        return value
+
+    def consumer_concurrency(self) -> int:
+        """The parked-event consumer's reserved concurrency, which its SQS event source takes
+        as its maximum concurrency (at least 2, as SQS requires)."""
+        value = self.reserved_concurrency(PARKED_HANDLER)
+        if value < MIN_CONCURRENCY:
+            raise ConfigError(
+                f"stage {self.stage!r}: {PARKED_HANDLER}'s reserved_concurrency is {value}; its "
+                f"SQS event source's maximum concurrency must be at least {MIN_CONCURRENCY}"
+            )
+        return value
+
     def autogen_policy(self, handler: str) -> bool:
         return bool(self.lookup(handler, "autogen_policy", True))  # Chalice's default: on
 
@@ -791,6 +874,7 @@ def merge_template(
     }
     roles: dict[str, list[str]] = {}
     consumers: set[str] = set()
+    canaries: set[str] = set()
     queue = {"Fn::GetAtt": [FAILED_EVENTS_QUEUE, "Arn"]}
     for handler in sorted_handlers:
         if not stage_config.manage_iam_role(handler):
@@ -807,8 +891,12 @@ def merge_template(
         role = role_logical_id(handler, stage_config.autogen_policy(handler))
         if handler in states:
             properties["Events"] = {f"{logical}Event": {"Properties": {"State": states[handler]}}}
+        if handler == PIPELINE_HEARTBEAT_HANDLER:
+            canaries.add(role)
         if handler == PARKED_HANDLER:
-            properties["Events"] = {PARKED_EVENT_SOURCE: parked_sam_event(queue)}
+            properties["Events"] = {
+                PARKED_EVENT_SOURCE: parked_sam_event(queue, stage_config.consumer_concurrency())
+            }
             consumers.add(role)
         else:
             resources[invoke_config_logical_id(handler)] = _event_invoke_config(
@@ -832,7 +920,9 @@ def merge_template(
     for role, function_names in sorted(roles.items()):
         policy = {
             "PolicyName": f"{role}Policy",
-            "PolicyDocument": _role_policy_document(function_names, role in consumers),
+            "PolicyDocument": _role_policy_document(
+                function_names, role in consumers, role in canaries
+            ),
         }
         resources[role] = {"Properties": {"Policies": [policy]}}
     for handler in sorted_handlers:
@@ -848,7 +938,13 @@ def merge_template(
 OUTPUT_ALERTS_TOPIC = "AlertsTopicArn"
 OUTPUT_PAGER_TOPIC = "PagerTopicArn"
 OUTPUT_TABLE_NAME = "StateTableName"
-STACK_OUTPUTS_IN_CONFIG = (OUTPUT_ALERTS_TOPIC, OUTPUT_PAGER_TOPIC, OUTPUT_TABLE_NAME)
+OUTPUT_CANARY_TOPIC = "CanaryTopicArn"
+STACK_OUTPUTS_IN_CONFIG = (
+    OUTPUT_ALERTS_TOPIC,
+    OUTPUT_PAGER_TOPIC,
+    OUTPUT_TABLE_NAME,
+    OUTPUT_CANARY_TOPIC,
+)
 STACK_OUTPUTS_ELSEWHERE: dict[str, str] = {
     "StateTableArn": "the policy builds the table ARN from the topic's account and region",
     "FailedEventsQueueArn": "the invoke-config stack imports it (Fn::ImportValue)",
@@ -922,6 +1018,7 @@ def _check_outputs(
         OUTPUT_TABLE_NAME: names.table,
         OUTPUT_ALERTS_TOPIC: names.alerts_topic,
         OUTPUT_PAGER_TOPIC: names.pager_topic,
+        OUTPUT_CANARY_TOPIC: names.canary_topic,
     }
     for key, name in expected.items():
         if outputs[key].rsplit(":", 1)[-1] != name:
@@ -974,6 +1071,7 @@ def stage_config_update(
 
     set_variable(ENV_TOPIC_ARN, outputs[OUTPUT_ALERTS_TOPIC])
     set_variable(ENV_TABLE_NAME, outputs[OUTPUT_TABLE_NAME])
+    set_variable(ENV_CANARY_TOPIC_ARN, outputs[OUTPUT_CANARY_TOPIC])
     raw = str(environment.get(ENV_OUTPUTS, "")).strip()
     if raw:
         parse_outputs(raw)  # a clear error naming the output and field when it is malformed
