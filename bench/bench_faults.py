@@ -799,13 +799,20 @@ class Result:
             for r in mine
             if r.kind == "escalation" and r.id.startswith("escalation:fatigue-success:")
         }
+        # A success from another address than its failures is a takeover, which stands in for
+        # its MFA fatigue escalation (docs/design.md, "A sign-in from another IP").
+        takeover = {
+            r.document["event"]["event_id"]
+            for r in mine
+            if r.kind == "escalation" and r.id.startswith("escalation:takeover:")
+        }
         return {
             "expected": len(self.expected_brute_force),
             "sent": len(escalated & self.expected_brute_force),
             "held": held,
             "lost": max(0, len(missing_bf) - held),
             "fatigue_expected": len(self.expected_fatigue),
-            "fatigue_lost": len(self.expected_fatigue - fatigue),
+            "fatigue_lost": len(self.expected_fatigue - fatigue - takeover),
             "fatigue_unexpected": len(fatigue & self.quiet_successes),
         }
 

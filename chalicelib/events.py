@@ -51,14 +51,15 @@ from .config import Settings
 from .decisions import (
     KEEP_FAILURES,
     Claim,
+    SuccessEscalation,
     brute_force_burst,
     claim_outcome,
     entries_to_keep,
-    failures_between,
     failures_to_keep,
     fatigue_rechecks,
     incident_expiry,
     late_fatigue_failures,
+    success_escalation,
     window_for,
 )
 from .delivery import Decided, Delivery, ServicePart
@@ -69,7 +70,9 @@ from .documents import (
     FATIGUE_LATE,
     FATIGUE_RECHECKS,
     FINISH_TRIES,
+    ID_WAITING,
     INCIDENT_OF,
+    MAX_IP,
     MAX_STORED_LIST,
     OWNER,
     WAITING,
@@ -82,6 +85,7 @@ from .documents import (
     Workflow,
     bounded,
     failure_entry,
+    parse_failure_entry,
     window_attribute,
 )
 from .errors import EventInProgressError, FailedOpenError, PublishError, StateStoreError
@@ -92,6 +96,7 @@ from .notifications import (
     fatigue_correction_for,
     fatigue_success_for,
     takeover_for,
+    takeover_sign_in_for,
 )
 from .observability import Metrics
 from .records import (
@@ -228,13 +233,19 @@ class EventHandler(ServicePart):
             notes = (problem, *notes)
         waits = rule.mode == "alert" and rule.signal == "failure"
         try:
-            record, named_now = self._attribute(record, clock, rule.id if waits else "")
+            record, named_now, id_now = self._attribute(record, clock, rule.id if waits else "")
         except StateStoreError as exc:
             if rule.mode != "alert":
                 raise
             return self._fail_open(rule, record, clock, exc)
-        # Failures of this workflow processed before this step named its user waited for it.
+        # Failures of this workflow processed before this step named its user waited for it;
+        # named ones processed before this step carried the user id are listed under it now.
         sent = [n for key in named_now for n in self._resume(key, clock)]
+        for entry in id_now:
+            t_f, event_id, _ = parse_failure_entry(entry)
+            user_id = record.identity_store_user_id
+            for success in sorted(self._list_under_user_id(record.account, user_id, entry, clock)):
+                sent += self._recheck(success, failure_entry(t_f, event_id), clock)
         if rule.signal == "success":
             return sent + self._success(rule, record, clock, notes)
         if rule.mode != "alert":
@@ -412,7 +423,7 @@ class EventHandler(ServicePart):
                 who,
                 now,
                 set_values={EXPIRES_AT: max(t, now) + horizon},
-                append={"failures": [failure_entry(t, record.event_id)]}
+                append={"failures": [failure_entry(t, record.event_id, record.source_ip)]}
                 if rule.signal == "failure"
                 else None,
                 add=add,
@@ -435,6 +446,7 @@ class EventHandler(ServicePart):
                 *fatigue_rechecks(history, t, fs.count, fs.seconds),
                 *takeover_rechecks(history, t, s.takeover.seconds),
             }
+            rechecks.update(self._count_for_user_id(record, t, now))
             for success in sorted(rechecks):
                 escalated += self._recheck(success, failure_entry(t, record.event_id), now)
         if alert:
@@ -464,12 +476,52 @@ class EventHandler(ServicePart):
             assert window is not None
             result = Decided([], [])
             attributes.update(group_mark(window.group, now))
-            attributes.update({"t": t, "event_id": record.event_id})
+            # The repeat's own address: a summary says which of its repeats a suppression
+            # covers, and its rule's key may leave the IP out.
+            ip = record.source_ip[:MAX_IP]
+            attributes.update({"t": t, "event_id": record.event_id, "source_ip": ip})
             if now > window.window_end:
                 # Processed after its window ended: the summary may have been cut already, so
                 # ask the leading event for another look (a late batch, never lost).
                 self._late_batch(window.leader, now)
         return escalated + self._save_and_deliver(key, result, window_ref, attributes, now)
+
+    def _count_for_user_id(self, record: SignInRecord, t: float, now: float) -> set[str]:
+        """An Identity Center user's failure, named by user name, is also listed under the
+        user's identity-store id when a step of its sign-in carried it: Identity Center device
+        changes name the user only by that id. Returns the successes listed there (device
+        changes, unnamed sign-ins) that it re-checks, as the user-name item's are."""
+        user_id = record.identity_store_user_id
+        if (
+            record.principal_type != PRINCIPAL_IDENTITY_CENTER
+            or not user_id
+            or record.principal_key in (user_id, UNKNOWN_PRINCIPAL_KEY)
+        ):
+            return set()
+        entry = failure_entry(t, record.event_id, record.source_ip)
+        return self._list_under_user_id(record.account, user_id, entry, now)
+
+    def _list_under_user_id(self, account: str, user_id: str, entry: str, now: float) -> set[str]:
+        """Append a failure ``entry`` to the principal item of an identity-store user id (one
+        update) and return the successes there that it precedes (claim keys to re-check)."""
+        s, key, horizon = self.settings, principal_key(account, user_id), self._horizon()
+        t = parse_failure_entry(entry)[0]
+        item = self.store.update(
+            key,
+            now,
+            set_values={EXPIRES_AT: max(t, now) + horizon},
+            append={"failures": [entry]},
+        )
+        history = PrincipalFailures.from_item(item)
+        if len(item.get("failures", [])) > 2 * KEEP_FAILURES:
+            self.store.update(
+                key, now, set_values={"failures": failures_to_keep(history, t, horizon)}
+            )
+        fs = s.fatigue_success
+        return {
+            *fatigue_rechecks(history, t, fs.count, fs.seconds),
+            *takeover_rechecks(history, t, s.takeover.seconds),
+        }
 
     def _lead(
         self,
@@ -653,15 +705,18 @@ class EventHandler(ServicePart):
             return finish | due_mark(now + self._retry_horizon()), []
         return finish, [DUE_PK, DUE_AT]
 
-    # --- successes: MFA fatigue ------------------------------------------------------------------
+    # --- successes: MFA fatigue, takeover -------------------------------------------------------
 
     def _success(
         self, rule: Rule, record: SignInRecord, now: float, notes: tuple[str, ...]
     ) -> list[Notification]:
-        """A successful sign-in: kept (its claim keeps the event, the principal's item names
-        it), then checked against the principal's failures. A failure processed later that
-        precedes it re-checks it (:func:`decisions.fatigue_rechecks`), so an MFA fatigue
-        success is raised whatever the order. Timeline::
+        """A successful sign-in (or a credential change, :func:`campaigns.takeover_target`):
+        kept (its claim keeps the event, the principal's item names it), then checked against
+        the principal's failures: MFA fatigue, or a takeover when the failures came from other
+        IPs (:func:`decisions.success_escalation`; a credential change after any failure). A
+        failure processed later that precedes it re-checks it
+        (:func:`decisions.fatigue_rechecks`, :func:`campaigns.takeover_rechecks`), so the
+        escalation is raised whatever the order, once per success (its claim). Timeline::
 
             claim (the event, lease not held) -> listed on the principal's item -> enough
             failures before it: hold the lease, decide the escalation, save, publish
@@ -706,20 +761,32 @@ class EventHandler(ServicePart):
                 now,
                 set_values={"successes": entries_to_keep(history.successes, t, horizon)},
             )
+        tk = self.settings.takeover
+        chained = is_takeover_step(record)
+        fatigue_too: tuple[str, ...] = ()
         counted: Item = {}
-        if is_takeover_step(record):
-            tk = self.settings.takeover
+        if chained:
             failures = takeover_failures(history.failures, t, tk.seconds)
             if len(failures) < tk.count:
                 return []
             escalation = takeover_for(rule, record, failures, tk.minutes)
         else:
-            failures = failures_between(history, t - fs.seconds, t)
-            if len(failures) < fs.count:
+            check = success_escalation(
+                history, t, record.source_ip, (fs.count, fs.seconds), (tk.count, tk.seconds)
+            )
+            failures = check.failures
+            if check.kind is SuccessEscalation.NONE:
                 return []
-            escalation = fatigue_success_for(rule, record, failures, fs.minutes)
-            # What it counted: a look after the retry horizon counts what came later.
-            counted = {FATIGUE_IDS: list(failures), FATIGUE_COUNT: len(failures)}
+            if check.kind is SuccessEscalation.FATIGUE:
+                escalation = fatigue_success_for(rule, record, failures, fs.minutes)
+                # What it counted: a look after the retry horizon counts what came later.
+                counted = {FATIGUE_IDS: list(failures), FATIGUE_COUNT: len(failures)}
+            else:
+                chained, fatigue_too = True, check.fatigue
+                reached = (len(check.fatigue), fs.minutes) if check.fatigue else None
+                escalation = takeover_sign_in_for(
+                    rule, record, failures, check.other_ips, tk.minutes, reached
+                )
         try:
             # Escalate: hold the lease first (one decider, whoever re-checks concurrently).
             self.store.update(
@@ -732,26 +799,35 @@ class EventHandler(ServicePart):
             raise EventInProgressError(
                 f"rule {rule.id} event {record.event_id} is being decided elsewhere"
             ) from failed
-        if is_takeover_step(record):
+        if chained:
             # One escalation per chain: a second step after the same failures (a virtual device
-            # created, then enabled) is the same takeover. The mark names this event, so its
-            # retry passes again.
-            last = max(t_f for t_f, e in history.failures if e in failures)
+            # created, then enabled; a sign-in from another IP, then a new device) is the same
+            # takeover. The mark is the escalating step's time, so a step whose failures began
+            # before it is the same chain, whichever failures were known when it escalated (a
+            # late failure does not start a second chain). It names this event: its retry
+            # passes again.
+            first = min(t_f for t_f, e in history.failures if e in failures)
             try:
                 self.store.update(
                     who,
                     now,
-                    set_values={"takeover_until": last, "takeover_by": record.event_id},
+                    set_values={"takeover_until": t, "takeover_by": record.event_id},
                     condition=AnyOf(
                         (
-                            Compare("takeover_until", "<", last, or_missing=True),
+                            Compare("takeover_until", "<", first, or_missing=True),
                             Compare("takeover_by", "=", record.event_id),
                         )
                     ),
                 )
             except ConditionFailed:
-                self.store.update(key, now, set_values={"status": ClaimStatus.DONE.value})
-                return []
+                if fatigue_too:
+                    # The chain escalated already (a credential change): the MFA fatigue
+                    # success is still this sign-in's own escalation.
+                    escalation = fatigue_success_for(rule, record, fatigue_too, fs.minutes)
+                    counted = {FATIGUE_IDS: list(fatigue_too), FATIGUE_COUNT: len(fatigue_too)}
+                else:
+                    self.store.update(key, now, set_values={"status": ClaimStatus.DONE.value})
+                    return []
         escalation = replace(escalation, notes=notes)
         try:
             result = self.delivery.decide([escalation], now)
@@ -864,17 +940,20 @@ class EventHandler(ServicePart):
 
     def _attribute(
         self, record: SignInRecord, now: float, waiting_rule: str = ""
-    ) -> tuple[SignInRecord, list[str]]:
+    ) -> tuple[SignInRecord, list[str], list[str]]:
         """Name the user of an Identity Center step from earlier steps of the same workflow
         (one request: the names and ids a step carries are merged, what is known comes back).
 
         A failure of ``waiting_rule`` that names nobody and finds no name yet is listed on the
         workflow (in the same request, only while the workflow has no name): the step that names
-        the user later decides it again. Returns the record and, for a step that names the
-        user, the claims of the failures that waited for it.
+        the user later decides it again. One that finds the name but not the identity-store
+        user id is listed for the id (one more request, only in that order): the step that
+        carries the id lists it under the id (:meth:`_list_under_user_id`). Returns the record,
+        for a step that names the user the claims of the failures that waited for it, and for a
+        step that carries the id the failures (entries) that waited for that.
         """
         if not record.auth_workflow_id:
-            return record, []
+            return record, [], []
         key = make_key(KeyKind.WORKFLOW, record.auth_workflow_id)
         named = (
             record.principal
@@ -889,6 +968,7 @@ class EventHandler(ServicePart):
             values["user_id"] = record.identity_store_user_id
         ttl = {EXPIRES_AT: now + self.settings.workflow_ttl_seconds}
         waiting: list[str] = []
+        for_id: list[str] = []
         if waiting_rule and not named and record.principal_key == UNKNOWN_PRINCIPAL_KEY:
             try:
                 item = self.store.update(
@@ -901,6 +981,8 @@ class EventHandler(ServicePart):
             except ConditionFailed as failed:
                 item = failed.current or {}
             known = Workflow.from_item(item)
+            if known.user_name and not known.user_id and not record.identity_store_user_id:
+                known = self._wait_for_user_id(key, record, now, known)
         elif values:
             item = self.store.update(key, now, set_values={**values, **ttl})
             known = Workflow.from_item(item)
@@ -908,19 +990,41 @@ class EventHandler(ServicePart):
                 waiting = [str(k) for k in item[WAITING]]
                 # Nothing is listed once the workflow has a name (the condition above).
                 self.store.update(key, now, remove=[WAITING])
+            if record.identity_store_user_id and item.get(ID_WAITING):
+                for_id = [str(e) for e in item[ID_WAITING]]
+                # Nothing is listed once the workflow has the id (:meth:`_wait_for_user_id`).
+                self.store.update(key, now, remove=[ID_WAITING])
         else:
             known = Workflow.from_item(self.store.get(key, now))
+        # The identity-store user id a step of the workflow carried: device changes name the
+        # user by it (the failure's takeover chain, :meth:`_count_for_user_id`).
+        user_id = record.identity_store_user_id or known.user_id
         if named or not known.user_name:
-            return record, waiting
+            named_record = replace(record, identity_store_user_id=user_id) if named else record
+            return named_record, waiting, for_id
         return (
             replace(
                 record,
                 principal=known.user_name,
                 principal_key=known.user_name,
                 principal_type=PRINCIPAL_IDENTITY_CENTER,
+                identity_store_user_id=user_id,
             ),
             waiting,
+            for_id,
         )
+
+    def _wait_for_user_id(
+        self, key: str, record: SignInRecord, now: float, known: Workflow
+    ) -> Workflow:
+        """List a named failure on its workflow until a step carries the user id (only while
+        the workflow has none: a failed condition returns the id that came meanwhile)."""
+        entry = failure_entry(record.event_time.timestamp(), record.event_id, record.source_ip)
+        try:
+            self.store.update(key, now, append={ID_WAITING: [entry]}, condition=Missing("user_id"))
+        except ConditionFailed as failed:
+            return Workflow.from_item(failed.current) if failed.current else known
+        return known
 
     def _unnamed(self, record: SignInRecord) -> bool:
         """An Identity Center failure whose user no step of its workflow has named yet."""

@@ -42,6 +42,7 @@ from chalicelib.config import (
 from chalicelib.constants import PIPELINE_HEARTBEAT_HANDLER
 from chalicelib.dynamo import DUE_INDEX, GROUP_INDEX
 from chalicelib.errors import ConfigError
+from chalicelib.rules import Rule, load_bundle
 from mfawatch.paths import CHALICE_CONFIG, DEPLOY_DIR
 
 RESOURCES_TEMPLATE = DEPLOY_DIR / "resources.yaml"
@@ -841,6 +842,7 @@ def merge_template(
     stage_config: StageConfig,
     handlers: Sequence[str],
     resources_template: Mapping[str, Any],
+    rules: Sequence[Rule] | None = None,
 ) -> dict[str, Any]:
     """Route (b): what ``chalice package --merge-template`` merges into Chalice's SAM template.
 
@@ -849,10 +851,17 @@ def merge_template(
     as a whole, while a function's ``Environment.Variables`` mapping only gains or changes the
     variables given here. ``FunctionName`` is set to the name ``chalice deploy`` would use, so
     that the log-group ARNs in the role policy are known without a circular reference to the
-    function and both routes name functions alike.
+    function and both routes name functions alike. A rule of read-only events (``rules``,
+    default the bundle's) gets its EventBridge rule's ``State`` set on its SAM event
+    (``<Function>Event``): ``chalice package`` leaves it ``ENABLED``, which drops them.
     """
     names = stage_config.names
     sorted_handlers = _check_handlers(handlers)
+    states = {
+        rule.handler_name: rule.eventbridge_state
+        for rule in (load_bundle() if rules is None else rules)
+        if rule.read_only_events
+    }
     parameters = resources_template.get("Parameters") or {}
     unknown = sorted(set(parameters) - {STAGE_PARAMETER})
     if unknown:
@@ -880,6 +889,8 @@ def merge_template(
         if overrides:
             properties["Environment"] = {"Variables": overrides}
         role = role_logical_id(handler, stage_config.autogen_policy(handler))
+        if handler in states:
+            properties["Events"] = {f"{logical}Event": {"Properties": {"State": states[handler]}}}
         if handler == PIPELINE_HEARTBEAT_HANDLER:
             canaries.add(role)
         if handler == PARKED_HANDLER:

@@ -79,7 +79,11 @@ def test_failures_between_and_trim() -> None:
     h = history(*[(float(t), f"e{t}") for t in range(0, 200, 10)])
     assert failures_between(h, 100.0, 130.0) == ("e110", "e120", "e130")
     kept = failures_to_keep(h, 190.0, 50.0)
-    assert kept == [f"{float(t)!r}|e{t}" for t in (150, 160, 170, 180, 190)]
+    assert kept == [f"{float(t)!r}|e{t}|" for t in (150, 160, 170, 180, 190)]
+    # A trim keeps each failure's source IP (a success from another IP is a takeover).
+    with_ips = PrincipalFailures.from_item({"failures": ["10.0|e1|203.0.113.9", "20.0|e2"]})
+    assert with_ips.failures == ((10.0, "e1"), (20.0, "e2"))
+    assert failures_to_keep(with_ips, 20.0, 60.0) == ["10.0|e1|203.0.113.9", "20.0|e2|"]
 
 
 def test_late_fatigue_failures_are_those_before_the_success_not_counted_yet() -> None:

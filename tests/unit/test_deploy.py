@@ -900,3 +900,19 @@ def test_failed_events_queue_redrives_to_a_final_dead_letter_queue(
     dead = res["FinalDeadLetterQueue"]["Properties"]
     assert dead["MessageRetentionPeriod"] == 14 * 24 * 3600
     assert bind_parameter(dead["QueueName"], "Stage", "dev") == DEV.dead_letter_queue
+
+
+def test_route_b_puts_the_rule_of_read_only_events_in_the_state_that_receives_them(
+    resources: dict[str, Any],
+) -> None:
+    # `aws login` (AuthorizeOAuth2Access) is a read-only management event: chalice package leaves
+    # the rule ENABLED, which never receives it.
+    handlers = [*HANDLERS, "on_sign_in_success"]
+    merged = merge_template(StageConfig.from_config(_config(), "dev"), handlers, resources)
+    success = merged["Resources"]["OnSignInSuccess"]["Properties"]
+    assert success["Events"] == {
+        "OnSignInSuccessEvent": {
+            "Properties": {"State": "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"}
+        }
+    }
+    assert "Events" not in merged["Resources"]["OnIamConsoleMfaFailure"]["Properties"]
