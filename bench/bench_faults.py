@@ -103,6 +103,8 @@ from chalicelib.config import (  # noqa: E402
     Settings,
     settings_from_env,
 )
+from chalicelib.delivery import CONFIRM_ATTEMPTS  # noqa: E402
+from chalicelib.documents import delivery_mark  # noqa: E402
 from chalicelib.dynamo import DynamoStateStore, create_state_table  # noqa: E402
 from chalicelib.observability import MemoryMetrics  # noqa: E402
 from chalicelib.parked import ParkedEvents  # noqa: E402
@@ -326,10 +328,27 @@ class Faults:
         self._lock = threading.Lock()
         self._publishes = 0
         self.injected: Counter[str] = Counter()
+        self.unconfirmed: Counter[str] = Counter()
+        """Delivery marks (``id@output``) by the number of their confirmations that failed."""
 
     def _count(self, what: str) -> None:
         with self._lock:
             self.injected[what] += 1
+
+    def _note_unconfirmed(self, body: bytes | str | None) -> None:
+        """A failed ``UpdateItem`` that records outputs' confirmations (an ``ADD`` to the
+        ``delivered`` set): after :data:`CONFIRM_ATTEMPTS` failures the invocation gives up and
+        its retry publishes to that output again, with the same id, as the guarantee allows."""
+        request = json.loads(body or "{}")
+        if "delivered" not in request.get("ExpressionAttributeNames", {}).values():
+            return
+        marks = [
+            m
+            for v in request.get("ExpressionAttributeValues", {}).values()
+            for m in v.get("SS", [])
+        ]
+        with self._lock:
+            self.unconfirmed.update(marks)
 
     def attach(self, dynamodb: Any, sns: Any, stream: int) -> None:
         rng = random.Random(self._seed * 1_000_003 + stream)
@@ -342,6 +361,8 @@ class Faults:
             if s.dynamodb_errors and rng.random() < s.dynamodb_errors:
                 code = rng.choice(("InternalServerError", "ProvisionedThroughputExceededException"))
                 self._count(f"DynamoDB {code}")
+                if operation == "UpdateItem":
+                    self._note_unconfirmed(request.body)
                 raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
             if s.throttling and rng.random() < s.throttling:
                 code = rng.choice(("ThrottlingException", "ProvisionedThroughputExceededException"))
@@ -748,6 +769,9 @@ class Result:
     expected_fatigue: set[str]
     quiet_successes: set[str]
     faults: Counter[str]
+    unconfirmed: set[str]
+    """Delivery marks (``id@output``) whose confirmation failed :data:`CONFIRM_ATTEMPTS` times
+    at the wire: that id may reach that output twice (the documented ambiguous case)."""
     state_store_errors: int
     drain_minutes: int
     unexpected: list[str]
@@ -760,20 +784,39 @@ class Result:
         return Counter(r.kind for r in self.on(output))
 
     def twice(self) -> dict[str, dict[str, int]]:
-        """output -> {notification id: copies} for ids received more than once. Marked
-        fail-open copies are left out: their ids are shared on purpose (every attempt of an
-        event, in any environment, makes the same id, for receivers to deduplicate)."""
+        """output -> {notification id: copies} for ids received more than once. Left out:
+        marked fail-open copies (their ids are shared on purpose: every attempt of an event, in
+        any environment, makes the same id, for receivers to deduplicate) and ids whose
+        confirmation on that output failed every attempt (:attr:`unconfirmed`: the retry
+        publishes again, with the same id, as the guarantee says)."""
         result: dict[str, dict[str, int]] = {}
         for output in sorted({r.output for r in self.received}):
-            ids = Counter(r.id for r in self.on(output) if not r.id.startswith("failopen:"))
+            ids = Counter(
+                r.id
+                for r in self.on(output)
+                if not r.id.startswith("failopen:")
+                and delivery_mark(r.id, output) not in self.unconfirmed
+            )
             result[output] = {i: n for i, n in ids.items() if n > 1}
         return result
 
+    def republished(self) -> int:
+        """Extra copies of ids whose confirmation failed every attempt (allowed, same id)."""
+        copies = Counter((r.output, r.id) for r in self.received)
+        return sum(
+            n - 1
+            for (o, i), n in copies.items()
+            if n > 1 and delivery_mark(i, o) in self.unconfirmed
+        )
+
     def counted(self, output: str = "alerts") -> dict[str, int]:
-        """rule -> sum of counts of every alert, summary and storm digest received."""
+        """rule -> sum of counts of every alert, summary and storm digest received, each id
+        once (receivers deduplicate by id; an id received twice is :meth:`twice`'s business)."""
         sums = dict.fromkeys(COUNTED_RULES, 0)
+        seen: set[str] = set()
         for r in self.on(output):
-            if r.kind in COUNTED_KINDS and r.document["rule"] in sums:
+            if r.kind in COUNTED_KINDS and r.document["rule"] in sums and r.id not in seen:
+                seen.add(r.id)
                 sums[r.document["rule"]] += int(r.document["count"])
         return sums
 
@@ -1026,6 +1069,7 @@ def run_scenario(
         expected_fatigue=expected_fatigue,
         quiet_successes=quiet_successes,
         faults=faults.injected,
+        unconfirmed={m for m, n in faults.unconfirmed.items() if n >= CONFIRM_ATTEMPTS},
         state_store_errors=sum(m.total("StateStoreErrors") for m in state_errors),
         drain_minutes=drained,
         unexpected=unexpected,
@@ -1094,6 +1138,8 @@ def report(result: Result) -> None:
             f"{o} {len(ids)} ({sum(ids.values()) - len(ids)} extra copies)"
             for o, ids in twice.items()
         )
+        + f"; besides, {s.republished()} copies re-published after their confirmation failed "
+        "every attempt (allowed: same id)"
     )
     counted = s.counted()
     print(
