@@ -54,8 +54,11 @@ are drained and the invariants measured:
   sequential pass (one client, one delivery at a time) per type: alert, repeat, duplicate,
   Identity Center context step, successful sign-in with no recent failures.
 
-Usage: .venv/bin/python bench/bench_faults.py [--scenario NAME ...] [--events 3000] [--threads 64]
-A shorter version runs in CI: tests/integration/test_faults.py.
+Usage: .venv/bin/python bench/bench_faults.py [--scenario NAME ...] [--size full|ci]
+[--events 3000] [--threads 64] [--seed 1] [--seeds FIRST-LAST]. The CI size runs in
+tests/integration/test_faults.py; ``--size ci --seeds 1-40`` runs it once per seed and counts the
+runs that break an invariant (a race shows up in some runs only: the threads' timing, not the
+seed, decides the interleaving).
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -171,6 +174,19 @@ class Size:
     ic_failures: int = 3
     threads: int = 64
     seed: int = 1
+
+
+#: The size ``tests/integration/test_faults.py`` runs in ``make test`` (``--size ci`` here).
+CI_SIZE = Size(
+    events=36,
+    users=3,
+    ips=8,
+    fatigue_successes=3,
+    quiet_successes=2,
+    workflows=2,
+    threads=3,
+    seed=7,
+)
 
 
 @dataclass(frozen=True)
@@ -1190,22 +1206,61 @@ def _moto_server() -> Iterator[str]:
         yield url
 
 
+def seed_sweep(endpoint: str, scenario: Scenario, size: Size, seeds: range) -> None:
+    """Run ``scenario`` once per seed; one line per seed, then how many runs broke what."""
+    print(f"\n== {scenario.name}, seeds {seeds.start}-{seeds.stop - 1}")
+    broken: Counter[str] = Counter()
+    for seed in seeds:
+        result = run_scenario(endpoint, scenario, replace(size, seed=seed))
+        counted, distinct = result.counted(), result.distinct
+        short = {r: f"{counted[r]}/{n}" for r, n in distinct.items() if counted[r] < n}
+        excess = {r: f"{counted[r]}/{n}" for r, n in distinct.items() if counted[r] > n}
+        twice = {o: ids for o, ids in result.twice().items() if ids}
+        lost = {o: result.escalations(o)["lost"] for o in ("alerts", "pager")}
+        problems = {
+            "shortfall": short,
+            "excess": excess,
+            "twice": twice,
+            "escalations lost": {o: n for o, n in lost.items() if n},
+            "unexpected": result.unexpected,
+        }
+        broken.update(name for name, found in problems.items() if found)
+        print(
+            f"seed {seed}: "
+            + ("; ".join(f"{k} {v}" for k, v in problems.items() if v) or "ok")
+            + f" (parked {len(result.dead_lettered)}, re-published after failed confirmations "
+            f"{result.republished()}, wall {result.wall:.0f} s)"
+        )
+        sys.stdout.flush()
+    print(
+        f"{len(seeds)} runs: "
+        + (", ".join(f"{n} with {k}" for k, n in broken.items()) or "every invariant held")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS])
-    parser.add_argument("--events", type=int, default=Size.events)
-    parser.add_argument("--users", type=int, default=Size.users)
-    parser.add_argument("--ips", type=int, default=Size.ips)
-    parser.add_argument("--threads", type=int, default=Size.threads)
-    parser.add_argument("--seed", type=int, default=Size.seed)
+    parser.add_argument("--size", choices=("full", "ci"), default="full")
+    parser.add_argument("--events", type=int)
+    parser.add_argument("--users", type=int)
+    parser.add_argument("--ips", type=int)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--seeds", help="FIRST-LAST: run each scenario once per seed and count the broken runs"
+    )
     args = parser.parse_args()
     # A plain `kill` must still stop moto_server (the context manager's exit).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
     logging.getLogger("chalicelib").setLevel(logging.CRITICAL)  # failures are counted, not logged
-    size = Size(
-        events=args.events, users=args.users, ips=args.ips, threads=args.threads, seed=args.seed
-    )
+    given = {
+        name: getattr(args, name)
+        for name in ("events", "users", "ips", "threads", "seed")
+        if getattr(args, name) is not None
+    }
+    size = replace(CI_SIZE if args.size == "ci" else Size(), **given)
     print(f"os.cpu_count() = {os.cpu_count()}, Python {sys.version.split()[0]}")
     print(f"size: {size}")
     with _moto_server() as endpoint:
@@ -1217,6 +1272,12 @@ def main() -> None:
             f"{settings.brute_force}, fatigue success {settings.fatigue_success}, topic rate "
             f"{settings.topic_rate}, principal rate {settings.principal_rate}"
         )
+        if args.seeds:
+            first, _, last = args.seeds.partition("-")
+            for scenario in SCENARIOS:
+                if not args.scenario or scenario.name in args.scenario:
+                    seed_sweep(endpoint, scenario, size, range(int(first), int(last or first) + 1))
+            return
         counts = requests_per_delivery_type(endpoint)
         print(
             "\nDynamoDB requests per delivery, sequential (one client, one delivery at a time): "

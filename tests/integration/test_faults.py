@@ -26,27 +26,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.bench_faults import SCENARIOS as BENCH_SCENARIOS
 from bench.bench_faults import (
+    CI_SIZE,
     Result,
     Scenario,
-    Size,
     requests_per_delivery_type,
     run_scenario,
 )
+from bench.bench_faults import SCENARIOS as BENCH_SCENARIOS
 
 pytestmark = pytest.mark.integration
 
-SIZE = Size(
-    events=36,
-    users=3,
-    ips=8,
-    fatigue_successes=3,
-    quiet_successes=2,
-    workflows=2,
-    threads=3,
-    seed=7,
-)
 FAULTS = next(s for s in BENCH_SCENARIOS if s.name == "10% DynamoDB errors")
 SCENARIOS = (FAULTS, Scenario("SNS failures and crashes", sns_errors=0.10, crash_every=7))
 
@@ -85,7 +75,7 @@ def results(moto_server: str) -> Iterator[dict[str, Result]]:
     level = chalicelib.level
     chalicelib.setLevel(logging.CRITICAL)  # thousands of injected failures, each logged
     try:
-        yield {s.name: run_scenario(moto_server, s, SIZE) for s in SCENARIOS}
+        yield {s.name: run_scenario(moto_server, s, CI_SIZE) for s in SCENARIOS}
     finally:
         chalicelib.setLevel(level)
 
