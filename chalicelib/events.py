@@ -580,7 +580,7 @@ class EventHandler(ServicePart):
         """Hand the window of a stuck leading event to its stand-in claim and decide it there
         (``leading``: the stand-in leads already, only its decision is left).
 
-        Three steps, each finished by whoever comes next (the next scheduler run, on the stuck
+        Four steps, each finished by whoever comes next (the next scheduler run, on the stuck
         claim or on the stand-in's; the stuck event's own retry). Timeline::
 
             hold   the stuck claim's lease (its own retry cannot decide it beside the stand-in;
