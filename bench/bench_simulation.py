@@ -14,7 +14,10 @@ tests/unit/test_simulation.py):
       same notifications (kinds, titles, counts) as in event order;
   (e) a write re-sent by botocore at every call (applied twice, the caller sees the second
       answer): it must cost no Lambda retry;
-  (f) seeded random pairs of faults (two calls, random kinds) per scenario.
+  (f) seeded random pairs of faults (two calls, random kinds) per scenario;
+  (g) for the stuck leader, the scheduler's run that hands its window to a stand-in and one
+      more run of the stuck event side by side, interleaved call by call: every order with one
+      switch (either makes n calls, for every n, then the other runs to its end).
 
 Prints, per scenario and in total: fault points enumerated, runs, permutations, runs that break
 an invariant (with the first few), and CPU/wall time.
@@ -38,10 +41,12 @@ from tests.support.simulation import (  # noqa: E402
     Report,
     enumerate_faults,
     enumerate_orders,
+    enumerate_side_by_side,
     lag_everything,
     outage_run,
     random_fault_sets,
     scenarios,
+    stuck_leader,
     violations,
 )
 
@@ -99,6 +104,13 @@ def main() -> None:
             + len(pairs.failures)
             + bool(problems)
         )
+    stuck, minute, rerun = stuck_leader()
+    if not args.scenario or stuck.name in args.scenario:
+        print(f"\n== {stuck.name}: the stand-in's run and a re-run of {rerun.event_id} together")
+        together = enumerate_side_by_side(stuck, minute, rerun)
+        show("(g) side by side, one switch", together, "interleavings")
+        totals["runs"] += together.runs
+        totals["broken"] += len(together.failures)
     print(
         f"\ntotal: {totals['fault points']} fault points x 3 kinds x 2 (with and without "
         f"index lag) + 1 re-sent, {args.pairs} random fault pairs per scenario, "

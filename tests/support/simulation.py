@@ -34,6 +34,7 @@ import itertools
 import math
 import os
 import random
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -118,23 +119,34 @@ class FaultPlan:
         fault: Fault | None = None,
         outage: tuple[float, float] | None = None,
         more: Sequence[Fault] = (),
+        refuse: Mapping[str, float] | None = None,
     ) -> None:
         self.fault = fault
         self.faults = {f.at: f for f in (*([fault] if fault else []), *more)}
         """Every planned fault by call number (``more``: a second, third... fault)."""
         self.outage = outage
         """A regional brown-out: every call fails from its start to its end (virtual seconds)."""
+        self.refuse = dict(refuse or {})
+        """Items that refuse every update until a virtual time (key -> until): a hot partition,
+        or an item whose writes fail whoever makes them."""
         self.clock = 0.0
         """The virtual time of the invocation in progress (set by :class:`Simulation`)."""
         self.calls: list[str] = []
         """Each call's operation and key, in order (``update evt#...``, ``publish alerts ...``)."""
         self.fired = False
+        self.gate: Callable[[str], None] | None = None
+        """Called before every call (:class:`Interleaving` waits there for the call's turn)."""
 
     def call(self, what: str, apply: Callable[[], T], error: Callable[[str], Exception]) -> T:
+        if self.gate is not None:
+            self.gate(what)
         index = len(self.calls)
         self.calls.append(what)
         if self.outage is not None and self.outage[0] <= self.clock < self.outage[1]:
             raise error(f"outage at call {index}: {what}")
+        op, _, key = what.partition(" ")
+        if op == "update" and self.clock < self.refuse.get(key, -math.inf):
+            raise error(f"the item refuses updates at call {index}: {what}")
         fault = self.faults.get(index)
         if fault is None:
             return apply()
@@ -263,6 +275,8 @@ class Scenario:
     name depends on the arrival order (kinds and counts do not)."""
     suppressions: Suppressions = field(default_factory=Suppressions)
     """What the deployment suppresses (held and counted in digests, never alerted)."""
+    refuse: Mapping[str, float] = field(default_factory=dict)
+    """Items that refuse every update until a virtual time (:attr:`FaultPlan.refuse`)."""
 
     def fatigue_failures(self, success_id: str) -> int:
         """How many failures of the success's principal happened within the fatigue window
@@ -528,6 +542,7 @@ def scenarios(size: str = "ci") -> list[Scenario]:
             settings(topic_rate=Threshold(2, 5), principal_rate=Threshold(100, 5)),
             first_come=True,
         ),
+        stuck_leader()[0],
     ]
 
 
@@ -600,6 +615,124 @@ class Outcome:
         )
 
 
+# --- two invocations side by side ---------------------------------------------------------------
+
+#: How long (real seconds) an interleaved invocation may take to reach its next call: far more
+#: than any does; past it the interleaving is stuck (a lock held across a call) and says so.
+STEP_TIMEOUT = 10.0
+
+
+class Interleaving:
+    """Runs invocations side by side, one store or publish call at a time, in an order the test
+    chooses (FoundationDB's simulator and Jepsen do this with whole processes).
+
+    Each invocation runs in a thread of its own that waits at every call of the
+    :class:`FaultPlan` for its turn, so exactly one runs at any time and a run is as
+    deterministic as a sequential one. ``order`` names, call by call, which invocation makes
+    the next call (an index into ``invocations``); an invocation that has finished is skipped,
+    and once ``order`` is used up the invocations still running finish one after the other.
+    """
+
+    def __init__(self, plan: FaultPlan) -> None:
+        self.plan = plan
+        self._cond = threading.Condition()
+        self._index: dict[int, int] = {}
+        self._turn: int | None = None
+        self._waiting: set[int] = set()
+        self._done: set[int] = set()
+        self.steps: list[tuple[int, str]] = []
+        """(invocation, call) in the order the calls were made."""
+
+    def _gate(self, what: str) -> None:
+        me = self._index.get(threading.get_ident())
+        if me is None:
+            return  # not an interleaved invocation
+        with self._cond:
+            self._waiting.add(me)
+            self._cond.notify_all()
+            if not self._cond.wait_for(lambda: self._turn == me, STEP_TIMEOUT):
+                raise RuntimeError(f"invocation {me} never got its turn for {what}")
+            self._turn = None
+            self._waiting.discard(me)
+            self.steps.append((me, what))
+
+    def _settled(self, index: int) -> bool:
+        return self._turn is None and (index in self._waiting or index in self._done)
+
+    def _wait(self, index: int) -> None:
+        """Until ``index`` waits at its next call or has finished."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._settled(index), STEP_TIMEOUT):
+                raise RuntimeError(f"invocation {index} did not come back")
+
+    def _grant(self, index: int) -> None:
+        """Let ``index`` make its next call (and run up to the one after), unless it is done."""
+        with self._cond:
+            if index in self._done:
+                return
+            self._turn = index
+            self._cond.notify_all()
+        self._wait(index)
+
+    def run(self, invocations: Sequence[Callable[[], object]], order: Sequence[int]) -> list[str]:
+        """Run ``invocations`` side by side in ``order``; what each did: ``ok`` or the name of
+        what it raised."""
+        outcomes = [""] * len(invocations)
+
+        def body(index: int, invocation: Callable[[], object]) -> None:
+            with self._cond:
+                self._index[threading.get_ident()] = index
+            try:
+                invocation()
+                outcomes[index] = "ok"
+            except (Exception, Killed) as exc:
+                outcomes[index] = type(exc).__name__
+            finally:
+                with self._cond:
+                    self._done.add(index)
+                    self._cond.notify_all()
+
+        self.plan.gate = self._gate
+        threads = [
+            threading.Thread(target=body, args=(i, f), daemon=True)
+            for i, f in enumerate(invocations)
+        ]
+        try:
+            for index, thread in enumerate(threads):
+                thread.start()
+                self._wait(index)  # each waits at its first call before the next starts
+            for index in order:
+                self._grant(index)
+            while len(self._done) < len(invocations):
+                self._grant(min(set(range(len(invocations))) - self._done))
+        finally:
+            self.plan.gate = None
+            for thread in threads:
+                thread.join(STEP_TIMEOUT)
+        return outcomes
+
+
+@dataclass(frozen=True)
+class SideBySide:
+    """At the scheduler's run of minute ``at`` (virtual seconds), one more invocation of
+    ``arrival`` (a Lambda retry, or the failed-events consumer re-running it) runs side by side
+    with the scheduler, interleaved call by call in ``order`` (0: the scheduler, 1: the
+    invocation; see :class:`Interleaving`)."""
+
+    at: float
+    arrival: Arrival
+    order: tuple[int, ...]
+
+
+#: "Until it finishes" in an order: more calls than any invocation makes.
+TO_THE_END = 1000
+
+
+def one_switch(first: int, calls: int) -> tuple[int, ...]:
+    """``first`` makes ``calls`` calls, then the other runs to its end, then ``first`` finishes."""
+    return (*([first] * calls), *([1 - first] * TO_THE_END))
+
+
 class Simulation:
     """Runs a scenario on a virtual clock: Lambda invocations with retries, parked events re-run
     by the consumer after the outage, the scheduler every minute until quiescence."""
@@ -612,9 +745,13 @@ class Simulation:
         sweep_every: float | None = None,
         outage: tuple[float, float] | None = None,
         more: Sequence[Fault] = (),
+        side_by_side: SideBySide | None = None,
     ) -> None:
         self.scenario = scenario
-        self.plan = FaultPlan(fault, outage, more)
+        self.plan = FaultPlan(fault, outage, more, scenario.refuse)
+        self.side_by_side = side_by_side
+        self.interleaved: list[tuple[int, str]] = []
+        """The calls of the side-by-side run, (0: scheduler / 1: invocation, call), in order."""
         self.store = SimulatedStore(self.plan, index_lag)
         self.publisher = SimulatedPublisher(scenario.settings, self.plan)
         self.service = AlertService(
@@ -639,6 +776,24 @@ class Simulation:
         with contextlib.suppress(Exception, Killed):
             self.service.tick(at(now))
 
+    def _side_by_side(self, together: SideBySide) -> None:
+        """The scheduler's run and one more invocation, interleaved call by call. Whatever
+        either raises is picked up as usual: the scheduler's next run, the event's later
+        attempts (or the consumer's re-run of it once it is parked)."""
+        self.plan.clock = together.at
+        arrival = together.arrival
+        interleaving = Interleaving(self.plan)
+        outcomes = interleaving.run(
+            (
+                lambda: self.service.tick(at(together.at)),
+                lambda: self.service.handle(arrival.rule_id, arrival.envelope, at(together.at)),
+            ),
+            together.order,
+        )
+        self.interleaved = interleaving.steps
+        if outcomes[1] != "ok":
+            self.failed_attempts.append(arrival.event_id)
+
     def run(self) -> Outcome:
         # (time, order, sequence, arrival, attempt): invocations before the tick of a minute.
         queue: list[tuple[float, int, int, Arrival, int]] = []
@@ -656,7 +811,10 @@ class Simulation:
                 if self.sweep_every is not None and next_tick - last_sweep >= self.sweep_every:
                     self.store.sweep(next_tick)
                     last_sweep = next_tick
-                self._tick(next_tick)
+                if self.side_by_side is not None and next_tick == self.side_by_side.at:
+                    self._side_by_side(self.side_by_side)
+                else:
+                    self._tick(next_tick)
                 next_tick += 60.0
 
         def drain(attempts: int) -> list[Arrival]:
@@ -754,8 +912,11 @@ def violations(outcome: Outcome) -> list[str]:
     for principal in sorted(scenario.brute_force):
         if principal not in escalated and not any(f"{principal} (" in h for h in held):
             found.append(f"brute-force escalation of {principal} lost")
-    # 3b. A write applied twice (botocore re-sent it) is still one's own: no attempt fails.
-    only_resent = outcome.faults and all(f.kind == RESENT for f in outcome.faults)
+    # 3b. A write applied twice (botocore re-sent it) is still one's own: no attempt fails
+    # (unless the scenario has an item refuse updates: its event's attempts fail anyway).
+    only_resent = (
+        outcome.faults and all(f.kind == RESENT for f in outcome.faults) and not scenario.refuse
+    )
     if only_resent and outcome.failed_attempts:
         found.append(
             f"a re-sent write was taken for another invocation's: attempts of "
@@ -921,5 +1082,44 @@ def enumerate_orders(scenario: Scenario, sample: int = 40, seed: int = 18) -> Re
         if outcome.shape() != reference:
             problems.append(f"order {order}: {outcome.shape()} != {reference}")
         report.add(f"{scenario.name} order {order}", problems)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def stuck_leader() -> tuple[Scenario, float, Arrival]:
+    """A window whose leading event is stuck, and the minute its stand-in takes over.
+
+    Four failed MFA sign-ins of alice; the first one's claim refuses every update for five and a
+    half minutes, so its three Lambda attempts (2, 62 and 182 s) and the scheduler's two tries
+    (240 and 300 s) fail: the scheduler's run at 360 s hands the window to a stand-in. Returns
+    the scenario, that minute and the stuck event (to run once more beside it, as the
+    failed-events consumer or a late Lambda retry may)."""
+    arrivals = tuple(iam_failure(f"k-{i}", 10.0 * i) for i in range(4))
+    refuse = {f"evt#{IAM_FAILURE}#{arrivals[0].event_id}": 330.0}
+    return Scenario("stuck-leader", arrivals, settings(), refuse=refuse), 360.0, arrivals[0]
+
+
+def enumerate_side_by_side(scenario: Scenario, minute: float, arrival: Arrival) -> Report:
+    """The scheduler's run of ``minute`` and one more invocation of ``arrival``, side by side
+    (:class:`SideBySide`): every order with one switch (:func:`one_switch`: either runs for
+    ``n`` calls, for every ``n``, then the other runs to its end), each run to quiescence and
+    its invariants checked. ``make quick`` takes every fifth ``n``."""
+    started = time.perf_counter()
+    report = Report()
+    stride = 5 if os.environ.get("MFAWATCH_QUICK") == "1" else 1
+    names = ("scheduler", arrival.event_id)
+    for first in (0, 1):
+        alone = Simulation(
+            scenario, side_by_side=SideBySide(minute, arrival, one_switch(first, TO_THE_END))
+        )
+        report.add(f"{scenario.name}: {names[first]} alone first", violations(alone.run()))
+        calls = sum(1 for who, _ in alone.interleaved if who == first)
+        report.fault_points += calls
+        for n in sorted({*range(0, calls, stride), calls - 1}):
+            run = Simulation(
+                scenario, side_by_side=SideBySide(minute, arrival, one_switch(first, n))
+            )
+            problems = violations(run.run())
+            report.add(f"{scenario.name}: {names[first]} makes {n} calls first", problems)
     report.seconds = time.perf_counter() - started
     return report

@@ -244,6 +244,36 @@ def test_a_first_event_whose_item_always_fails_is_stood_in_for() -> None:
     assert counted(service.delivery.publisher.sent) == 17  # type: ignore[attr-defined]
 
 
+def test_a_fault_when_the_stand_in_takes_over_does_not_silence_the_window() -> None:
+    # The first event's claim refuses every write for six minutes (its three Lambda attempts and
+    # the scheduler's two tries), so the scheduler's third try hands the window to a stand-in;
+    # the stand-in's claim fails once when it is first written. Whoever comes next (the next
+    # scheduler run, the failed-events queue re-running f00) must finish the handover.
+    stuck = f"evt#{IAM_FAILURE}#f00"
+    store = FaultyStore(
+        MemoryStore(),
+        [
+            Fault(
+                "update",
+                stuck,
+                times=None,
+                when=lambda key, request: key == stuck and request["now"] <= T0 + 360,
+            ),
+            Fault("put", f"{stuck}#stand-in"),
+        ],
+    )
+    service = service_on(store)
+    # f00 is parked after its third attempt; the failed-events consumer re-runs it 20 minutes on.
+    deliveries = [*burst(17), (T0 + 1200, IAM_FAILURE, burst(1)[0][2])]
+    run = run_lambda(service, deliveries, until=T0 + 2 * HOURS)
+    assert store.faults[1].hits == 1, "the stand-in's first write failed"
+    alerts = [n for n in run.sent if n.kind == KIND_ALERT]
+    assert [(n.id, n.event_ids) for n in alerts] == [(f"alert:{IAM_FAILURE}:f00", ("f00",))]
+    (summary,) = [n for n in run.sent if n.kind == KIND_SUMMARY]
+    assert summary.title == "16 more failed MFA attempts for alice from 203.0.113.7"
+    assert counted(run.sent) == 17
+
+
 def test_an_escalating_event_that_fails_every_attempt_does_not_lose_the_escalation() -> None:
     # The tenth failure completes the burst (10 in 5 minutes) and marks the escalation; every
     # later write to its claim fails, whoever tries.
