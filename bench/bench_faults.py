@@ -54,8 +54,11 @@ are drained and the invariants measured:
   sequential pass (one client, one delivery at a time) per type: alert, repeat, duplicate,
   Identity Center context step, successful sign-in with no recent failures.
 
-Usage: .venv/bin/python bench/bench_faults.py [--scenario NAME ...] [--events 3000] [--threads 64]
-A shorter version runs in CI: tests/integration/test_faults.py.
+Usage: .venv/bin/python bench/bench_faults.py [--scenario NAME ...] [--size full|ci]
+[--events 3000] [--threads 64] [--seed 1] [--seeds FIRST-LAST]. The CI size runs in
+tests/integration/test_faults.py; ``--size ci --seeds 1-40`` runs it once per seed and counts the
+runs that break an invariant (a race shows up in some runs only: the threads' timing, not the
+seed, decides the interleaving).
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -104,6 +107,8 @@ from chalicelib.config import (  # noqa: E402
     Settings,
     settings_from_env,
 )
+from chalicelib.delivery import CONFIRM_ATTEMPTS  # noqa: E402
+from chalicelib.documents import delivery_mark  # noqa: E402
 from chalicelib.dynamo import DynamoStateStore, create_state_table  # noqa: E402
 from chalicelib.observability import MemoryMetrics  # noqa: E402
 from chalicelib.parked import ParkedEvents  # noqa: E402
@@ -170,6 +175,19 @@ class Size:
     ic_failures: int = 3
     threads: int = 64
     seed: int = 1
+
+
+#: The size ``tests/integration/test_faults.py`` runs in ``make test`` (``--size ci`` here).
+CI_SIZE = Size(
+    events=36,
+    users=3,
+    ips=8,
+    fatigue_successes=3,
+    quiet_successes=2,
+    workflows=2,
+    threads=3,
+    seed=7,
+)
 
 
 @dataclass(frozen=True)
@@ -329,10 +347,27 @@ class Faults:
         self._lock = threading.Lock()
         self._publishes = 0
         self.injected: Counter[str] = Counter()
+        self.unconfirmed: Counter[str] = Counter()
+        """Delivery marks (``id@output``) by the number of their confirmations that failed."""
 
     def _count(self, what: str) -> None:
         with self._lock:
             self.injected[what] += 1
+
+    def _note_unconfirmed(self, body: bytes | str | None) -> None:
+        """A failed ``UpdateItem`` that records outputs' confirmations (an ``ADD`` to the
+        ``delivered`` set): after :data:`CONFIRM_ATTEMPTS` failures the invocation gives up and
+        its retry publishes to that output again, with the same id, as the guarantee allows."""
+        request = json.loads(body or "{}")
+        if "delivered" not in request.get("ExpressionAttributeNames", {}).values():
+            return
+        marks = [
+            m
+            for v in request.get("ExpressionAttributeValues", {}).values()
+            for m in v.get("SS", [])
+        ]
+        with self._lock:
+            self.unconfirmed.update(marks)
 
     def attach(self, dynamodb: Any, sns: Any, stream: int) -> None:
         rng = random.Random(self._seed * 1_000_003 + stream)
@@ -345,6 +380,8 @@ class Faults:
             if s.dynamodb_errors and rng.random() < s.dynamodb_errors:
                 code = rng.choice(("InternalServerError", "ProvisionedThroughputExceededException"))
                 self._count(f"DynamoDB {code}")
+                if operation == "UpdateItem":
+                    self._note_unconfirmed(request.body)
                 raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
             if s.throttling and rng.random() < s.throttling:
                 code = rng.choice(("ThrottlingException", "ProvisionedThroughputExceededException"))
@@ -752,6 +789,9 @@ class Result:
     expected_fatigue: set[str]
     quiet_successes: set[str]
     faults: Counter[str]
+    unconfirmed: set[str]
+    """Delivery marks (``id@output``) whose confirmation failed :data:`CONFIRM_ATTEMPTS` times
+    at the wire: that id may reach that output twice (the documented ambiguous case)."""
     state_store_errors: int
     drain_minutes: int
     unexpected: list[str]
@@ -764,20 +804,39 @@ class Result:
         return Counter(r.kind for r in self.on(output))
 
     def twice(self) -> dict[str, dict[str, int]]:
-        """output -> {notification id: copies} for ids received more than once. Marked
-        fail-open copies are left out: their ids are shared on purpose (every attempt of an
-        event, in any environment, makes the same id, for receivers to deduplicate)."""
+        """output -> {notification id: copies} for ids received more than once. Left out:
+        marked fail-open copies (their ids are shared on purpose: every attempt of an event, in
+        any environment, makes the same id, for receivers to deduplicate) and ids whose
+        confirmation on that output failed every attempt (:attr:`unconfirmed`: the retry
+        publishes again, with the same id, as the guarantee says)."""
         result: dict[str, dict[str, int]] = {}
         for output in sorted({r.output for r in self.received}):
-            ids = Counter(r.id for r in self.on(output) if not r.id.startswith("failopen:"))
+            ids = Counter(
+                r.id
+                for r in self.on(output)
+                if not r.id.startswith("failopen:")
+                and delivery_mark(r.id, output) not in self.unconfirmed
+            )
             result[output] = {i: n for i, n in ids.items() if n > 1}
         return result
 
+    def republished(self) -> int:
+        """Extra copies of ids whose confirmation failed every attempt (allowed, same id)."""
+        copies = Counter((r.output, r.id) for r in self.received)
+        return sum(
+            n - 1
+            for (o, i), n in copies.items()
+            if n > 1 and delivery_mark(i, o) in self.unconfirmed
+        )
+
     def counted(self, output: str = "alerts") -> dict[str, int]:
-        """rule -> sum of counts of every alert, summary and storm digest received."""
+        """rule -> sum of counts of every alert, summary and storm digest received, each id
+        once (receivers deduplicate by id; an id received twice is :meth:`twice`'s business)."""
         sums = dict.fromkeys(COUNTED_RULES, 0)
+        seen: set[str] = set()
         for r in self.on(output):
-            if r.kind in COUNTED_KINDS and r.document["rule"] in sums:
+            if r.kind in COUNTED_KINDS and r.document["rule"] in sums and r.id not in seen:
+                seen.add(r.id)
                 sums[r.document["rule"]] += int(r.document["count"])
         return sums
 
@@ -803,13 +862,20 @@ class Result:
             for r in mine
             if r.kind == "escalation" and r.id.startswith("escalation:fatigue-success:")
         }
+        # A success from another address than its failures is a takeover, which stands in for
+        # its MFA fatigue escalation (docs/design.md, "A sign-in from another IP").
+        takeover = {
+            r.document["event"]["event_id"]
+            for r in mine
+            if r.kind == "escalation" and r.id.startswith("escalation:takeover:")
+        }
         return {
             "expected": len(self.expected_brute_force),
             "sent": len(escalated & self.expected_brute_force),
             "held": held,
             "lost": max(0, len(missing_bf) - held),
             "fatigue_expected": len(self.expected_fatigue),
-            "fatigue_lost": len(self.expected_fatigue - fatigue),
+            "fatigue_lost": len(self.expected_fatigue - fatigue - takeover),
             "fatigue_unexpected": len(fatigue & self.quiet_successes),
         }
 
@@ -939,6 +1005,7 @@ def run_scenario(
         expected_fatigue=expected_fatigue,
         quiet_successes=quiet_successes,
         faults=faults.injected,
+        unconfirmed={m for m, n in faults.unconfirmed.items() if n >= CONFIRM_ATTEMPTS},
         state_store_errors=sum(m.total("StateStoreErrors") for m in load.state_errors),
         drain_minutes=drained,
         unexpected=load.unexpected,
@@ -1134,6 +1201,8 @@ def report(result: Result) -> None:
             f"{o} {len(ids)} ({sum(ids.values()) - len(ids)} extra copies)"
             for o, ids in twice.items()
         )
+        + f"; besides, {s.republished()} copies re-published after their confirmation failed "
+        "every attempt (allowed: same id)"
     )
     counted = s.counted()
     print(
@@ -1184,22 +1253,61 @@ def _moto_server() -> Iterator[str]:
         yield url
 
 
+def seed_sweep(endpoint: str, scenario: Scenario, size: Size, seeds: range) -> None:
+    """Run ``scenario`` once per seed; one line per seed, then how many runs broke what."""
+    print(f"\n== {scenario.name}, seeds {seeds.start}-{seeds.stop - 1}")
+    broken: Counter[str] = Counter()
+    for seed in seeds:
+        result = run_scenario(endpoint, scenario, replace(size, seed=seed))
+        counted, distinct = result.counted(), result.distinct
+        short = {r: f"{counted[r]}/{n}" for r, n in distinct.items() if counted[r] < n}
+        excess = {r: f"{counted[r]}/{n}" for r, n in distinct.items() if counted[r] > n}
+        twice = {o: ids for o, ids in result.twice().items() if ids}
+        lost = {o: result.escalations(o)["lost"] for o in ("alerts", "pager")}
+        problems = {
+            "shortfall": short,
+            "excess": excess,
+            "twice": twice,
+            "escalations lost": {o: n for o, n in lost.items() if n},
+            "unexpected": result.unexpected,
+        }
+        broken.update(name for name, found in problems.items() if found)
+        print(
+            f"seed {seed}: "
+            + ("; ".join(f"{k} {v}" for k, v in problems.items() if v) or "ok")
+            + f" (parked {len(result.dead_lettered)}, re-published after failed confirmations "
+            f"{result.republished()}, wall {result.wall:.0f} s)"
+        )
+        sys.stdout.flush()
+    print(
+        f"{len(seeds)} runs: "
+        + (", ".join(f"{n} with {k}" for k, n in broken.items()) or "every invariant held")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS])
-    parser.add_argument("--events", type=int, default=Size.events)
-    parser.add_argument("--users", type=int, default=Size.users)
-    parser.add_argument("--ips", type=int, default=Size.ips)
-    parser.add_argument("--threads", type=int, default=Size.threads)
-    parser.add_argument("--seed", type=int, default=Size.seed)
+    parser.add_argument("--size", choices=("full", "ci"), default="full")
+    parser.add_argument("--events", type=int)
+    parser.add_argument("--users", type=int)
+    parser.add_argument("--ips", type=int)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--seeds", help="FIRST-LAST: run each scenario once per seed and count the broken runs"
+    )
     args = parser.parse_args()
     # A plain `kill` must still stop moto_server (the context manager's exit).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
     logging.getLogger("chalicelib").setLevel(logging.CRITICAL)  # failures are counted, not logged
-    size = Size(
-        events=args.events, users=args.users, ips=args.ips, threads=args.threads, seed=args.seed
-    )
+    given = {
+        name: getattr(args, name)
+        for name in ("events", "users", "ips", "threads", "seed")
+        if getattr(args, name) is not None
+    }
+    size = replace(CI_SIZE if args.size == "ci" else Size(), **given)
     print(f"os.cpu_count() = {os.cpu_count()}, Python {sys.version.split()[0]}")
     print(f"size: {size}")
     with _moto_server() as endpoint:
@@ -1211,6 +1319,12 @@ def main() -> None:
             f"{settings.brute_force}, fatigue success {settings.fatigue_success}, topic rate "
             f"{settings.topic_rate}, principal rate {settings.principal_rate}"
         )
+        if args.seeds:
+            first, _, last = args.seeds.partition("-")
+            for scenario in SCENARIOS:
+                if not args.scenario or scenario.name in args.scenario:
+                    seed_sweep(endpoint, scenario, size, range(int(first), int(last or first) + 1))
+            return
         counts = requests_per_delivery_type(endpoint)
         print(
             "\nDynamoDB requests per delivery, sequential (one client, one delivery at a time): "

@@ -114,7 +114,15 @@ def invoke_config(stage: str, output: str, config_path: Path) -> None:
     """
     handlers = handler_names()
     stage_config = _stage_config(stage, config_path, handlers)
-    _generate(lambda: invoke_config_template(stage_config.app_name, stage, handlers), output)
+    _generate(
+        lambda: invoke_config_template(
+            stage_config.app_name,
+            stage,
+            handlers,
+            consumer_concurrency=stage_config.consumer_concurrency(),
+        ),
+        output,
+    )
 
 
 @deploy_template.command("merge")

@@ -302,7 +302,13 @@ class Deployer:
         return self._app.deploy(force=self._force)
 
     def _deploy_invoke_config(self) -> tuple[bool, str]:
-        template = invoke_config_template(RESOURCE_PREFIX, self.stage, self.handlers)
+        stage_config = load_stage_config(self.stage, self.project.config_path)
+        template = invoke_config_template(
+            RESOURCE_PREFIX,
+            self.stage,
+            self.handlers,
+            consumer_concurrency=stage_config.consumer_concurrency(),
+        )
         result = self.stacks().deploy(
             f"{RESOURCE_PREFIX}-{self.stage}-invoke-config", json.dumps(template, indent=1)
         )

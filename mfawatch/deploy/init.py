@@ -7,7 +7,7 @@ functions and ``mfawatch deploy`` will read it (:func:`chalicelib.config.setting
 stage-name limit, the policy generator), and the change is shown as a diff before it is written.
 
 A new stage starts as a copy of an existing one (``--like``, default ``dev``), so settings that
-are not asked for (thresholds, memory, the scheduler's reserved concurrency) come from the file
+are not asked for (thresholds, memory, the reserved concurrency) come from the file
 itself rather than from a second copy of them here.
 
 :func:`stage_init` is pure; the command (:mod:`mfawatch.cli.init`) reads and writes the file and
@@ -28,6 +28,7 @@ from typing import Any
 from chalicelib.config import (
     ENV_ACCOUNT_NAMES,
     ENV_ALLOWED_ACCOUNTS,
+    ENV_CANARY_TOPIC_ARN,
     ENV_OUTPUTS,
     ENV_TABLE_NAME,
     ENV_TOPIC_ARN,
@@ -120,6 +121,7 @@ def stage_init(config: Mapping[str, Any], answers: InitAnswers) -> InitResult:
     }
     env[ENV_TOPIC_ARN] = topics[OUTPUT_ALERTS_TOPIC]
     env[ENV_TABLE_NAME] = names.table
+    env[ENV_CANARY_TOPIC_ARN] = arn + names.canary_topic
     env[ENV_ALLOWED_ACCOUNTS] = ",".join(answers.accounts)
     env[ENV_ACCOUNT_NAMES] = json.dumps({a: n for a, n in answers.accounts.items() if n})
     env[ENV_OUTPUTS] = _outputs(str(env.get(ENV_OUTPUTS) or ""), topics, answers.pager_min_severity)

@@ -44,7 +44,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from chalicelib.constants import HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE
+from chalicelib.constants import HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE, RULE_STATE_ENABLED
 from chalicelib.rules import Rule
 from mfawatch.deploy.templates import cfn_logical_id, function_logical_id
 from mfawatch.errors import ForwarderConfigError
@@ -324,7 +324,9 @@ def _forwarding_rule(rule: Rule, central: CentralBus, condition: str | None) -> 
             "Name": forwarding_rule_name(rule),
             "Description": f"mfawatch: forward {rule.id} events to the central bus",
             "EventBusName": DEFAULT_BUS,
-            "State": "ENABLED",
+            # ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS for a rule of read-only events
+            # (`aws login`): a rule that is only ENABLED never receives them.
+            "State": rule.eventbridge_state,
             # The deployed pattern, unchanged: a copy so the template never aliases the bundle.
             "EventPattern": _deep_copy(rule.event_pattern),
             "Targets": [
@@ -348,7 +350,7 @@ def _heartbeat_rule(central: CentralBus) -> dict[str, Any]:
             "Name": HEARTBEAT_RULE_NAME,
             "Description": "mfawatch: heartbeat to the central bus (proves forwarding works)",
             "ScheduleExpression": HEARTBEAT_SCHEDULE,
-            "State": "ENABLED",
+            "State": RULE_STATE_ENABLED,
             "Targets": [
                 {
                     "Id": TARGET_ID,
@@ -511,16 +513,15 @@ def custom_bus_merge_template(rules: Sequence[Rule]) -> dict[str, Any]:
     """
     resources: dict[str, Any] = {}
     # Every EventBridge-rule handler of app.py: one per rule, and the heartbeat's.
+    states = {rule.handler_name: rule.eventbridge_state for rule in rules}
     for handler in [*(rule.handler_name for rule in rules), HEARTBEAT_HANDLER]:
         function = function_logical_id(handler)
+        properties: dict[str, Any] = {"EventBusName": {"Ref": BUS_NAME_PARAMETER}}
+        if states.get(handler, RULE_STATE_ENABLED) != RULE_STATE_ENABLED:
+            # Read-only events forwarded to the custom bus are matched only in this state too.
+            properties["State"] = states[handler]
         resources[function] = {
-            "Properties": {
-                "Events": {
-                    function + "Event": {
-                        "Properties": {"EventBusName": {"Ref": BUS_NAME_PARAMETER}}
-                    }
-                }
-            }
+            "Properties": {"Events": {function + "Event": {"Properties": properties}}}
         }
     return {
         "Parameters": {

@@ -95,6 +95,21 @@ def test_conditions_compare_missing_any_all(store: StateStore) -> None:
         store.update("k", 0.0, set_values={"y": 2}, condition=Compare("z", "<", 1))
 
 
+def test_not_equal_is_false_on_a_missing_attribute_and_creates_no_item(store: StateStore) -> None:
+    # moto evaluates `a <> :v` as true when `a` does not exist; Compare's contract is that a
+    # missing attribute satisfies it only with or_missing. An update conditional on "an existing
+    # claim" (status <> "") made an item of a stand-in claim that was never written.
+    only_existing = Compare("status", "<>", "")
+    with pytest.raises(ConditionFailed):
+        store.update("absent", 0.0, set_values={"x": 1}, condition=only_existing)
+    assert store.get("absent", 0.0) is None
+    store.put("k", {"expires_at": 100.0}, 0.0)
+    with pytest.raises(ConditionFailed):
+        store.update("k", 0.0, set_values={"x": 1}, condition=only_existing)
+    store.update("k", 0.0, set_values={"x": 2}, condition=Compare("status", "<>", "", True))
+    assert store.get("k", 0.0) == {"pk": "k", "expires_at": 100.0, "x": 2}
+
+
 def test_due_index_lists_due_keys_including_expired_until_cleared(store: StateStore) -> None:
     store.put("a", {"expires_at": 1000.0, **due_mark(10.0)}, 0.0)
     store.put("b", {"expires_at": 1000.0, **due_mark(20.0)}, 0.0)

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.config import settings_from_env
 from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.rules import load_bundle
+from mfawatch.deploy.templates import load_stage_config
 from tests.conftest import ROOT
 from tests.support.tools import chalice_package, offline_env
 
@@ -68,6 +70,22 @@ def test_template_declares_one_function_and_rule_per_rule_on_python_312_plus(pac
         json.dumps(dict(p), sort_keys=True)
         for p in [*(r.event_pattern for r in load_bundle()), HEARTBEAT_PATTERN]
     )
+
+
+def test_every_function_runs_capped_at_the_stages_reserved_concurrency(package: Path) -> None:
+    # What bounds the marked copies a DynamoDB outage can publish (docs/outputs.md): at most
+    # MFAWATCH_CONCURRENCY environments of each function, the scheduler one.
+    concurrency = settings_from_env(load_stage_config("dev").environment()).concurrency
+    template = json.loads((package / "sam.json").read_text())
+    capped = {
+        res["Properties"]["Handler"]: res["Properties"].get("ReservedConcurrentExecutions")
+        for res in template["Resources"].values()
+        if res["Type"] == "AWS::Serverless::Function"
+    }
+    assert capped == {
+        handler: 1 if handler == "app.send_due_summaries" else concurrency for handler in capped
+    }
+    assert len(capped) == len(load_bundle()) + len(OTHER_HANDLERS)
 
 
 def test_importing_the_app_outside_lambda_leaves_logging_and_aws_alone() -> None:

@@ -264,6 +264,7 @@ ALLOWED_OVERSIZED: frozenset[tuple[str, str]] = frozenset(
         ("chalicelib/campaigns.py", "CampaignStep.observe"),
         ("chalicelib/delivery.py", "Delivery"),
         ("chalicelib/events.py", "EventHandler"),
+        ("chalicelib/events.py", "EventHandler._attribute"),
         ("chalicelib/events.py", "EventHandler._decide"),
         ("chalicelib/events.py", "EventHandler._success"),
         ("chalicelib/heartbeats.py", "Heartbeats.heartbeat"),

@@ -19,6 +19,7 @@ from chalicelib.observability import MemoryMetrics
 from chalicelib.scheduler import Band, split_found
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MAX_KEY_BYTES, IndexLag, KeyKind, MemoryStore, make_key
+from mfawatch.deploy.handlers import app_handler_names
 from mfawatch.deploy.templates import load_stage_config
 from tests.support.simulation import (
     IAM_FAILURE,
@@ -122,6 +123,9 @@ STAGE_ENV = {"MFAWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:111122223333:mfawatch-
             ["MFAWATCH_SETTLE_SECONDS", "MFAWATCH_LAMBDA_TIMEOUT"],
         ),
         ({"MFAWATCH_LAMBDA_TIMEOUT": "1000"}, ["MFAWATCH_LAMBDA_TIMEOUT", "900"]),
+        ({"MFAWATCH_CONCURRENCY": "1"}, ["MFAWATCH_CONCURRENCY", "from 2", "reserved_concurrency"]),
+        ({"MFAWATCH_CONCURRENCY": "1001"}, ["MFAWATCH_CONCURRENCY", "to 1000"]),
+        ({"MFAWATCH_CONCURRENCY": "five"}, ["MFAWATCH_CONCURRENCY", "whole number"]),
     ],
 )
 def test_timing_settings_that_do_not_fit_are_refused_at_init_naming_them(
@@ -142,6 +146,19 @@ def test_every_stage_and_function_timeout_fits_the_lease_and_settle_delay() -> N
             environment = config.environment(handler)
             assert float(environment["MFAWATCH_LAMBDA_TIMEOUT"]) == timeout, (stage, handler)
             assert settings_from_env(environment).lambda_timeout_seconds == timeout
+
+
+def test_every_function_is_capped_at_the_stage_concurrency_it_is_told() -> None:
+    # Lambda enforces reserved_concurrency from .chalice/config.json; the functions learn it from
+    # MFAWATCH_CONCURRENCY (checked at init) and the consumer's event source takes it as its
+    # maximum concurrency: they must agree. The scheduler alone runs one environment.
+    for stage in ("dev", "prod"):
+        config = load_stage_config(stage)
+        for handler in app_handler_names():
+            settings = settings_from_env(config.environment(handler))
+            expected = 1 if handler == "send_due_summaries" else settings.concurrency
+            assert config.reserved_concurrency(handler) == expected, (stage, handler)
+        assert config.consumer_concurrency() == settings.concurrency
 
 
 # --- defect 9: a scheduler run with a deadline ---------------------------------------------------

@@ -28,6 +28,13 @@ QUALIFIER = "$LATEST"  # Chalice deploys unpublished functions: no versions, no 
 # the SAM function in route (b) (parked_sam_event).
 PARKED_HANDLER = "consume_parked_events"
 PARKED_BATCH_SIZE = 10
+# The consumer's event source is capped at the consumer's reserved concurrency (ScalingConfig
+# MaximumConcurrency): it then never invokes more instances than the function may run, so it is
+# never throttled. A throttled SQS invocation returns its messages to the queue and counts a
+# receive, which would move a record to the dead-letter queue before the consumer tried it
+# (AWS Lambda Developer Guide, services-sqs-scaling, "Configuring maximum concurrency": keep the
+# reserved concurrency at least the event sources' maximum concurrency, or Lambda may throttle
+# the messages).
 
 PARKED_EVENT_SOURCE = "ConsumeParkedEventsSource"
 
@@ -57,31 +64,38 @@ def checked_handlers(handlers: Sequence[str]) -> list[str]:
     return sorted(set(handlers))
 
 
-#: The consumer's event source settings, one definition for both routes.
-PARKED_EVENT_SOURCE_SETTINGS: dict[str, Any] = {
-    "BatchSize": PARKED_BATCH_SIZE,
-    "Enabled": True,
-    "FunctionResponseTypes": ["ReportBatchItemFailures"],
-}
+def parked_event_source_settings(concurrency: int) -> dict[str, Any]:
+    """The consumer's event source settings, one definition for both routes; ``concurrency``:
+    the consumer's reserved concurrency, also the event source's maximum concurrency."""
+    return {
+        "BatchSize": PARKED_BATCH_SIZE,
+        "Enabled": True,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": concurrency},
+    }
 
 
-def parked_event_source(function_name: Any, queue_arn: Any) -> dict[str, Any]:
+def parked_event_source(function_name: Any, queue_arn: Any, concurrency: int) -> dict[str, Any]:
     """Route (a): the consumer's SQS event source (``AWS::Lambda::EventSourceMapping``)."""
     return {
         "Type": "AWS::Lambda::EventSourceMapping",
         "Properties": {
             "FunctionName": function_name,
             "EventSourceArn": queue_arn,
-            **PARKED_EVENT_SOURCE_SETTINGS,
+            **parked_event_source_settings(concurrency),
         },
     }
 
 
-def parked_sam_event(queue_arn: Any) -> dict[str, Any]:
+def parked_sam_event(queue_arn: Any, concurrency: int) -> dict[str, Any]:
     """Route (b): the same event source as an ``SQS`` event of the SAM function Chalice
-    packages (AWS SAM Developer Guide, sam-property-function-sqs: ``FunctionResponseTypes``),
-    merged into the function: Chalice 1.34 cannot write it, the merge template can."""
-    return {"Type": "SQS", "Properties": {"Queue": queue_arn, **PARKED_EVENT_SOURCE_SETTINGS}}
+    packages (AWS SAM Developer Guide, sam-property-function-sqs: ``FunctionResponseTypes``,
+    ``ScalingConfig``), merged into the function: Chalice 1.34 cannot write it, the merge
+    template can."""
+    return {
+        "Type": "SQS",
+        "Properties": {"Queue": queue_arn, **parked_event_source_settings(concurrency)},
+    }
 
 
 def event_invoke_config(function_name: Any, destination: Any) -> dict[str, Any]:

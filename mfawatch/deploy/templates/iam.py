@@ -9,6 +9,7 @@ from typing import Any
 from chalicelib.dynamo import DUE_INDEX, GROUP_INDEX
 from mfawatch.deploy.templates.names import (
     ALERTS_TOPIC,
+    CANARY_TOPIC,
     FAILED_EVENTS_QUEUE,
     KEY,
     PAGER_TOPIC,
@@ -35,6 +36,41 @@ CONSUME_ACTIONS = (
     "sqs:ChangeMessageVisibility",
 )
 
+PUBLISH_ALERTS_SID = "PublishAlerts"
+PUBLISH_CANARY_SID = "PublishCanary"
+
+
+def _key_statement(key: Any, key_condition: Mapping[str, Any] | None) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Sid": "UseStageKey",
+        "Effect": "Allow",
+        "Action": list(KEY_ACTIONS),
+        "Resource": [key],
+    }
+    if key_condition:
+        statement["Condition"] = dict(key_condition)
+    return statement
+
+
+def _consume_statement(queue: Any) -> dict[str, Any]:
+    # The consumer's SQS event source polls and deletes with the function's role.
+    return {
+        "Sid": "ConsumeParkedEvents",
+        "Effect": "Allow",
+        "Action": list(CONSUME_ACTIONS),
+        "Resource": [queue],
+    }
+
+
+def _canary_statement(canary: Any) -> dict[str, Any]:
+    # The heartbeat's canary (chalicelib/heartbeats.py): this topic only.
+    return {
+        "Sid": PUBLISH_CANARY_SID,
+        "Effect": "Allow",
+        "Action": ["sns:Publish"],
+        "Resource": [canary],
+    }
+
 
 def _statements(
     *,
@@ -45,24 +81,8 @@ def _statements(
     key: Any,
     key_condition: Mapping[str, Any] | None = None,
     consume: bool = True,
+    canary: Any = None,
 ) -> list[dict[str, Any]]:
-    key_statement: dict[str, Any] = {
-        "Sid": "UseStageKey",
-        "Effect": "Allow",
-        "Action": list(KEY_ACTIONS),
-        "Resource": [key],
-    }
-    if key_condition:
-        key_statement["Condition"] = dict(key_condition)
-    consume_statement: list[dict[str, Any]] = [
-        {
-            # The consumer's SQS event source polls and deletes with the function's role.
-            "Sid": "ConsumeParkedEvents",
-            "Effect": "Allow",
-            "Action": list(CONSUME_ACTIONS),
-            "Resource": [queue],
-        }
-    ]
     return [
         {
             "Sid": "WriteOwnLogs",
@@ -70,7 +90,13 @@ def _statements(
             "Action": list(LOG_ACTIONS),
             "Resource": list(log_groups),
         },
-        {"Sid": "PublishAlerts", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": topics},
+        {
+            "Sid": PUBLISH_ALERTS_SID,
+            "Effect": "Allow",
+            "Action": ["sns:Publish"],
+            "Resource": topics,
+        },
+        *([_canary_statement(canary)] if canary is not None else []),
         {
             "Sid": "UseStateTable",
             "Effect": "Allow",
@@ -85,8 +111,8 @@ def _statements(
             "Action": ["sqs:SendMessage"],
             "Resource": [queue],
         },
-        *(consume_statement if consume else []),
-        key_statement,
+        *([_consume_statement(queue)] if consume else []),
+        _key_statement(key, key_condition),
     ]
 
 
@@ -99,6 +125,10 @@ def stage_policy_statements(
     is only known after the resources stack exists; IAM does not accept an alias ARN as the
     Resource of a key operation (AWS KMS Developer Guide, alias-authorization), so the Resource
     is the account's keys in the region and the condition narrows it to the stage key.
+
+    One policy file serves every function of the stage (Chalice's ``iam_policy_file``), so each
+    may publish to the canary topic, which has no subscribers; route (b) grants it to the
+    heartbeat's role only.
     """
     names = StageNames(app_name, stage)
     arn = f"arn:{partition}:{{service}}:{region}:{account}:{{resource}}"
@@ -119,15 +149,18 @@ def stage_policy_statements(
         queue=arn.format(service="sqs", resource=names.failed_events_queue),
         key=arn.format(service="kms", resource="key/*"),
         key_condition={"ForAnyValue:StringEquals": {"kms:ResourceAliases": [names.key_alias]}},
+        canary=arn.format(service="sns", resource=names.canary_topic),
     )
 
 
-def role_policy_document(function_names: Sequence[str], consume: bool) -> dict[str, Any]:
+def role_policy_document(
+    function_names: Sequence[str], *, consume: bool, canary: bool
+) -> dict[str, Any]:
     """The policy of a role in the merged package: its functions' log groups, the stage resources.
 
     A per-function role (``autogen_policy`` off) lists one log group; Chalice's shared default
     role lists every function's. Only a role of the consumer (``consume``) may read the
-    failed-events queue.
+    failed-events queue, and only the scheduled heartbeat's (``canary``) may publish the canary.
     """
     prefix = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/"
     log_groups: list[Any] = []
@@ -145,5 +178,6 @@ def role_policy_document(function_names: Sequence[str], consume: bool) -> dict[s
             queue={"Fn::GetAtt": [FAILED_EVENTS_QUEUE, "Arn"]},
             key={"Fn::GetAtt": [KEY, "Arn"]},
             consume=consume,
+            canary={"Ref": CANARY_TOPIC} if canary else None,
         ),
     }

@@ -18,7 +18,12 @@ from mfawatch.deploy.templates.names import StageNames, invoke_config_logical_id
 
 
 def invoke_config_template(
-    app_name: str, stage: str, handlers: Sequence[str], rule_handlers: Sequence[str] | None = None
+    app_name: str,
+    stage: str,
+    handlers: Sequence[str],
+    rule_handlers: Sequence[str] | None = None,
+    *,
+    consumer_concurrency: int,
 ) -> dict[str, Any]:
     """Route (a): one EventInvokeConfig per function that ``chalice deploy --stage`` created,
     the consumer's event source on the failed-events queue, and the per-function alarms.
@@ -26,7 +31,8 @@ def invoke_config_template(
     The queue and pager topic ARNs are imported from the resources stack's exports, so this
     stack needs no parameters, and the resources stack cannot be deleted while it is in use.
     ``rule_handlers``: the handlers with an EventBridge rule (default: every handler but the
-    consumer).
+    consumer). ``consumer_concurrency``: the consumer's reserved concurrency
+    (:meth:`StageConfig.consumer_concurrency`), its event source's maximum concurrency.
     """
     names = StageNames(app_name, stage)
     checked = checked_handlers(handlers)
@@ -46,7 +52,7 @@ def invoke_config_template(
             + names.failed_events_queue
         )
         resources[PARKED_EVENT_SOURCE] = parked_event_source(
-            names.function(PARKED_HANDLER), {"Fn::Sub": arn}
+            names.function(PARKED_HANDLER), {"Fn::Sub": arn}, consumer_concurrency
         )
     resources.update(
         function_alarms(

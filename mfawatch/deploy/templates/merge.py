@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from chalicelib.constants import PIPELINE_HEARTBEAT_HANDLER
 from chalicelib.errors import ConfigError
+from chalicelib.rules import Rule, load_bundle
 from mfawatch.deploy.templates.alarms import AlarmTargets, function_alarms
 from mfawatch.deploy.templates.functions import (
     PARKED_EVENT_SOURCE,
@@ -54,6 +56,7 @@ def merge_template(
     stage_config: StageConfig,
     handlers: Sequence[str],
     resources_template: Mapping[str, Any],
+    rules: Sequence[Rule] | None = None,
 ) -> dict[str, Any]:
     """Route (b): what ``chalice package --merge-template`` merges into Chalice's SAM template.
 
@@ -62,17 +65,27 @@ def merge_template(
     as a whole, while a function's ``Environment.Variables`` mapping only gains or changes the
     variables given here. ``FunctionName`` is set to the name ``chalice deploy`` would use, so
     that the log-group ARNs in the role policy are known without a circular reference to the
-    function and both routes name functions alike.
+    function and both routes name functions alike. A rule of read-only events (``rules``,
+    default the bundle's) gets its EventBridge rule's ``State`` set on its SAM event
+    (``<Function>Event``): ``chalice package`` leaves it ``ENABLED``, which drops them.
     """
     names = stage_config.names
     sorted_handlers = checked_handlers(handlers)
+    states = {
+        rule.handler_name: rule.eventbridge_state
+        for rule in (load_bundle() if rules is None else rules)
+        if rule.read_only_events
+    }
     resources, outputs = _stage_bound(resources_template, names.stage)
     roles: dict[str, list[str]] = {}
     consumers: set[str] = set()
+    canaries: set[str] = set()
     for handler in sorted_handlers:
         role = role_logical_id(handler, stage_config.autogen_policy(handler))
-        resources.update(_function_resources(stage_config, handler))
+        resources.update(_function_resources(stage_config, handler, states.get(handler)))
         roles.setdefault(role, []).append(names.function(handler))
+        if handler == PIPELINE_HEARTBEAT_HANDLER:
+            canaries.add(role)
         if handler == PARKED_HANDLER:
             consumers.add(role)
     rule_handlers = select_rule_handlers(sorted_handlers, None)
@@ -80,7 +93,9 @@ def merge_template(
     for role, function_names in sorted(roles.items()):
         policy = {
             "PolicyName": f"{role}Policy",
-            "PolicyDocument": role_policy_document(function_names, role in consumers),
+            "PolicyDocument": role_policy_document(
+                function_names, consume=role in consumers, canary=role in canaries
+            ),
         }
         resources[role] = {"Properties": {"Policies": [policy]}}
     for handler in sorted_handlers:
@@ -116,9 +131,12 @@ def _stage_bound(
     return dict(base), outputs
 
 
-def _function_resources(stage_config: StageConfig, handler: str) -> dict[str, Any]:
-    """What a handler's SAM function gains (its name, environment references, the consumer's SQS
-    event), after its EventInvokeConfig (every function but the consumer)."""
+def _function_resources(
+    stage_config: StageConfig, handler: str, rule_state: str | None
+) -> dict[str, Any]:
+    """What a handler's SAM function gains (its name, environment references, its rule's
+    ``State`` when ``rule_state`` is given, the consumer's SQS event), after its
+    EventInvokeConfig (every function but the consumer)."""
     if not stage_config.manage_iam_role(handler):
         raise ConfigError(
             f"{handler}: manage_iam_role is false, so the package has no role whose policy "
@@ -131,9 +149,13 @@ def _function_resources(stage_config: StageConfig, handler: str) -> dict[str, An
     overrides = environment_overrides(stage_config.environment(handler), names)
     if overrides:
         properties["Environment"] = {"Variables": overrides}
+    if rule_state is not None:
+        properties["Events"] = {f"{logical}Event": {"Properties": {"State": rule_state}}}
     resources: dict[str, Any] = {}
     if handler == PARKED_HANDLER:
-        properties["Events"] = {PARKED_EVENT_SOURCE: parked_sam_event(queue)}
+        properties["Events"] = {
+            PARKED_EVENT_SOURCE: parked_sam_event(queue, stage_config.consumer_concurrency())
+        }
     else:
         resources[invoke_config_logical_id(handler)] = event_invoke_config({"Ref": logical}, queue)
     resources[logical] = {"Properties": properties}

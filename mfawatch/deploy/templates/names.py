@@ -38,6 +38,7 @@ KEY_ALIAS = "KeyAlias"
 STATE_TABLE = "StateTable"
 ALERTS_TOPIC = "AlertsTopic"
 PAGER_TOPIC = "PagerTopic"
+CANARY_TOPIC = "CanaryTopic"
 FAILED_EVENTS_QUEUE = "FailedEventsQueue"
 FINAL_DEAD_LETTER_QUEUE = "FinalDeadLetterQueue"
 
@@ -60,6 +61,11 @@ class StageNames:
     @property
     def pager_topic(self) -> str:
         return self._named("pager")
+
+    @property
+    def canary_topic(self) -> str:
+        """The heartbeat's canary topic: the stage key, no subscribers."""
+        return self._named("canary")
 
     @property
     def failed_events_queue(self) -> str:

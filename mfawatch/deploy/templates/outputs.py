@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.config import (
+    ENV_CANARY_TOPIC_ARN,
     ENV_OUTPUTS,
     ENV_TABLE_NAME,
     ENV_TOPIC_ARN,
@@ -21,7 +22,13 @@ from mfawatch.deploy.templates.names import StageNames
 OUTPUT_ALERTS_TOPIC = "AlertsTopicArn"
 OUTPUT_PAGER_TOPIC = "PagerTopicArn"
 OUTPUT_TABLE_NAME = "StateTableName"
-STACK_OUTPUTS_IN_CONFIG = (OUTPUT_ALERTS_TOPIC, OUTPUT_PAGER_TOPIC, OUTPUT_TABLE_NAME)
+OUTPUT_CANARY_TOPIC = "CanaryTopicArn"
+STACK_OUTPUTS_IN_CONFIG = (
+    OUTPUT_ALERTS_TOPIC,
+    OUTPUT_PAGER_TOPIC,
+    OUTPUT_TABLE_NAME,
+    OUTPUT_CANARY_TOPIC,
+)
 STACK_OUTPUTS_ELSEWHERE: dict[str, str] = {
     "StateTableArn": "the policy builds the table ARN from the topic's account and region",
     "FailedEventsQueueArn": "the invoke-config stack imports it (Fn::ImportValue)",
@@ -100,6 +107,7 @@ class StackOutputs:
             OUTPUT_TABLE_NAME: names.table,
             OUTPUT_ALERTS_TOPIC: names.alerts_topic,
             OUTPUT_PAGER_TOPIC: names.pager_topic,
+            OUTPUT_CANARY_TOPIC: names.canary_topic,
         }
         for key, name in expected.items():
             if outputs[key].rsplit(":", 1)[-1] != name:
@@ -162,6 +170,7 @@ def stage_config_update(config: Mapping[str, Any], stage: str, stack: StackOutpu
     )
     edit.set(ENV_TOPIC_ARN, stack.outputs[OUTPUT_ALERTS_TOPIC])
     edit.set(ENV_TABLE_NAME, stack.outputs[OUTPUT_TABLE_NAME])
+    edit.set(ENV_CANARY_TOPIC_ARN, stack.outputs[OUTPUT_CANARY_TOPIC])
     _set_routes(edit, stack, names)
     merged = {**(updated.get("environment_variables") or {}), **edit.environment}
     note = settings_from_env(merged).account_note(stack.account)  # also validates the settings

@@ -9,6 +9,7 @@ from typing import Any
 
 from mfawatch.deploy.templates.names import (
     ALERTS_TOPIC,
+    CANARY_TOPIC,
     FAILED_EVENTS_QUEUE,
     KEY_ALIAS,
     PAGER_TOPIC,
@@ -31,6 +32,7 @@ def _reference_patterns(names: StageNames) -> list[tuple[str, str]]:
     pairs = [
         (_ARN.format(service="sns", resource=re.escape(names.alerts_topic)), ALERTS_TOPIC),
         (_ARN.format(service="sns", resource=re.escape(names.pager_topic)), PAGER_TOPIC),
+        (_ARN.format(service="sns", resource=re.escape(names.canary_topic)), CANARY_TOPIC),
         (
             _ARN.format(service="dynamodb", resource="table/" + re.escape(names.table)),
             f"{STATE_TABLE}.Arn",
@@ -43,6 +45,7 @@ def _reference_patterns(names: StageNames) -> list[tuple[str, str]]:
         (re.escape(names.key_alias), KEY_ALIAS),
         (re.escape(names.alerts_topic), f"{ALERTS_TOPIC}.TopicName"),
         (re.escape(names.pager_topic), f"{PAGER_TOPIC}.TopicName"),
+        (re.escape(names.canary_topic), f"{CANARY_TOPIC}.TopicName"),
         (re.escape(names.failed_events_queue), f"{FAILED_EVENTS_QUEUE}.QueueName"),
         (re.escape(names.table), STATE_TABLE),
     ]

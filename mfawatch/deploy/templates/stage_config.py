@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.config import ENV_CONCURRENCY, MIN_CONCURRENCY
 from chalicelib.errors import ConfigError
+from mfawatch.deploy.templates.functions import PARKED_HANDLER
 from mfawatch.deploy.templates.names import StageNames
 from mfawatch.paths import CHALICE_CONFIG
 
@@ -80,6 +82,29 @@ class StageConfig:
                 f'{where} must map output names to lists of addresses: {{"alerts": [...]}}'
             )
         return {str(k): list(v) for k, v in raw.items()}
+
+    def reserved_concurrency(self, handler: str) -> int:
+        """A function's ``reserved_concurrency`` as Chalice looks it up; :class:`ConfigError`
+        when it is not set: every function of a stage runs capped (docs/outputs.md)."""
+        value = self.lookup(handler, "reserved_concurrency", None)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(
+                f"stage {self.stage!r}: {handler}'s reserved_concurrency is {value!r}; set "
+                f"reserved_concurrency in .chalice/config.json, and {ENV_CONCURRENCY} to the "
+                "same number"
+            )
+        return value
+
+    def consumer_concurrency(self) -> int:
+        """The parked-event consumer's reserved concurrency, which its SQS event source takes
+        as its maximum concurrency (at least 2, as SQS requires)."""
+        value = self.reserved_concurrency(PARKED_HANDLER)
+        if value < MIN_CONCURRENCY:
+            raise ConfigError(
+                f"stage {self.stage!r}: {PARKED_HANDLER}'s reserved_concurrency is {value}; its "
+                f"SQS event source's maximum concurrency must be at least {MIN_CONCURRENCY}"
+            )
+        return value
 
     def autogen_policy(self, handler: str) -> bool:
         return bool(self.lookup(handler, "autogen_policy", True))  # Chalice's default: on
