@@ -27,7 +27,11 @@ from chalice.app import Chalice, CloudWatchEvent, Rate
 
 from chalicelib import selftest
 from chalicelib.config import Settings, settings_from_env
-from chalicelib.constants import HEARTBEAT_INTERVAL_MINUTES, HEARTBEAT_PATTERN
+from chalicelib.constants import (
+    HEARTBEAT_INTERVAL_MINUTES,
+    HEARTBEAT_PATTERN,
+    PIPELINE_HEARTBEAT_HANDLER,
+)
 from chalicelib.dynamo import DynamoStateStore
 from chalicelib.errors import EventParseError
 from chalicelib.observability import EmfMetrics, configure_lambda_logging, in_lambda
@@ -35,7 +39,7 @@ from chalicelib.parked import ParkedEvents
 from chalicelib.records import now_utc
 from chalicelib.rules import Rule, load_bundle
 from chalicelib.service import AlertService
-from chalicelib.sns import SnsPublisher
+from chalicelib.sns import SnsCanary, SnsPublisher
 from chalicelib.sqs import SqsVisibility
 from chalicelib.suppressions import load_suppressions
 
@@ -101,11 +105,13 @@ def wiring() -> Wiring:
     global _wiring  # noqa: PLW0603 - one per Lambda execution environment, reused across calls
     if _wiring is None:
         settings = settings_from_env()
-        publisher = SnsPublisher(boto3.client("sns", config=SNS_CLIENT_CONFIG), settings)
+        sns = boto3.client("sns", config=SNS_CLIENT_CONFIG)
+        publisher = SnsPublisher(sns, settings)
+        canary = SnsCanary(sns, settings.canary_topic_arn) if settings.canary_topic_arn else None
         store = DynamoStateStore(
             boto3.client("dynamodb", config=CLIENT_CONFIG), settings.table_name
         )
-        service = AlertService(RULES, publisher, store, settings, METRICS, SUPPRESSIONS)
+        service = AlertService(RULES, publisher, store, settings, METRICS, SUPPRESSIONS, canary)
         _wiring = Wiring(settings, publisher, service)
     return _wiring
 
@@ -176,18 +182,19 @@ def on_heartbeat(event: CloudWatchEvent) -> None:
         service().heartbeat(event.to_dict(), now_utc())
 
 
-@app.schedule(Rate(HEARTBEAT_INTERVAL_MINUTES, unit=Rate.MINUTES), name="heartbeat")
+@app.schedule(Rate(HEARTBEAT_INTERVAL_MINUTES, unit=Rate.MINUTES), name=PIPELINE_HEARTBEAT_HANDLER)
 def heartbeat(event: CloudWatchEvent) -> None:
-    """The central account's own heartbeat (its events reach this bus without forwarding)."""
+    """The central account's own heartbeat (its events reach this bus without forwarding): the
+    state write and the canary publish, which the stage's heartbeat alarm watches."""
     with metrics_flushed(event):
-        service().heartbeat(event.to_dict(), now_utc())
+        service().pipeline_heartbeat(event.to_dict(), now_utc())
 
 
 # Not @app.on_sqs_message: Chalice 1.34 cannot set the event source's FunctionResponseTypes
 # (without ReportBatchItemFailures Lambda ignores the batchItemFailures below and deletes the
 # whole batch, failed records included), and it needs the queue's name here, which depends on
 # the stage. The templates of both deploy routes declare the event source instead
-# (mfawatch/deploy/templates.py, parked_event_source and parked_sam_event).
+# (mfawatch/deploy/templates/functions.py, parked_event_source and parked_sam_event).
 @app.lambda_function(name=PARKED_HANDLER)
 def consume_parked_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The failed-events queue: re-run each parked event through its rule's path; the records

@@ -25,10 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+sys.path.insert(0, str(ROOT))
 
-from bench_replay import build, timed_run  # noqa: E402
-
+from bench.bench_replay import build, timed_run  # noqa: E402
 from chalicelib.rules import load_bundle  # noqa: E402
 from mfawatch.athena.local import create_view, unload_locally  # noqa: E402
 from mfawatch.athena.sql import backtest_select, candidate_events  # noqa: E402

@@ -54,8 +54,11 @@ are drained and the invariants measured:
   sequential pass (one client, one delivery at a time) per type: alert, repeat, duplicate,
   Identity Center context step, successful sign-in with no recent failures.
 
-Usage: .venv/bin/python bench/bench_faults.py [--scenario NAME ...] [--events 3000] [--threads 64]
-A shorter version runs in CI: tests/integration/test_faults.py.
+Usage: .venv/bin/python bench/bench_faults.py [--scenario NAME ...] [--size full|ci]
+[--events 3000] [--threads 64] [--seed 1] [--seeds FIRST-LAST]. The CI size runs in
+tests/integration/test_faults.py; ``--size ci --seeds 1-40`` runs it once per seed and counts the
+runs that break an invariant (a race shows up in some runs only: the threads' timing, not the
+seed, decides the interleaving).
 """
 
 from __future__ import annotations
@@ -78,13 +81,14 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from botocore.exceptions import ClientError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,6 +107,8 @@ from chalicelib.config import (  # noqa: E402
     Settings,
     settings_from_env,
 )
+from chalicelib.delivery import CONFIRM_ATTEMPTS  # noqa: E402
+from chalicelib.documents import delivery_mark  # noqa: E402
 from chalicelib.dynamo import DynamoStateStore, create_state_table  # noqa: E402
 from chalicelib.observability import MemoryMetrics  # noqa: E402
 from chalicelib.parked import ParkedEvents  # noqa: E402
@@ -169,6 +175,19 @@ class Size:
     ic_failures: int = 3
     threads: int = 64
     seed: int = 1
+
+
+#: The size ``tests/integration/test_faults.py`` runs in ``make test`` (``--size ci`` here).
+CI_SIZE = Size(
+    events=36,
+    users=3,
+    ips=8,
+    fatigue_successes=3,
+    quiet_successes=2,
+    workflows=2,
+    threads=3,
+    seed=7,
+)
 
 
 @dataclass(frozen=True)
@@ -306,11 +325,13 @@ def throttled(url: str, code: str) -> AWSResponse:
             "message": "Rate of requests exceeds the allowed throughput (injected).",
         }
     ).encode()
-    headers = {
-        "Content-Type": "application/x-amz-json-1.0",
-        "Content-Length": str(len(body)),
-        "x-amzn-RequestId": "injected-throttle",
-    }
+    headers = HTTPHeaders.from_dict(
+        {
+            "Content-Type": "application/x-amz-json-1.0",
+            "Content-Length": str(len(body)),
+            "x-amzn-RequestId": "injected-throttle",
+        }
+    )
     return AWSResponse(url, 400, headers, _Body(body))
 
 
@@ -326,10 +347,27 @@ class Faults:
         self._lock = threading.Lock()
         self._publishes = 0
         self.injected: Counter[str] = Counter()
+        self.unconfirmed: Counter[str] = Counter()
+        """Delivery marks (``id@output``) by the number of their confirmations that failed."""
 
     def _count(self, what: str) -> None:
         with self._lock:
             self.injected[what] += 1
+
+    def _note_unconfirmed(self, body: bytes | str | None) -> None:
+        """A failed ``UpdateItem`` that records outputs' confirmations (an ``ADD`` to the
+        ``delivered`` set): after :data:`CONFIRM_ATTEMPTS` failures the invocation gives up and
+        its retry publishes to that output again, with the same id, as the guarantee allows."""
+        request = json.loads(body or "{}")
+        if "delivered" not in request.get("ExpressionAttributeNames", {}).values():
+            return
+        marks = [
+            m
+            for v in request.get("ExpressionAttributeValues", {}).values()
+            for m in v.get("SS", [])
+        ]
+        with self._lock:
+            self.unconfirmed.update(marks)
 
     def attach(self, dynamodb: Any, sns: Any, stream: int) -> None:
         rng = random.Random(self._seed * 1_000_003 + stream)
@@ -342,6 +380,8 @@ class Faults:
             if s.dynamodb_errors and rng.random() < s.dynamodb_errors:
                 code = rng.choice(("InternalServerError", "ProvisionedThroughputExceededException"))
                 self._count(f"DynamoDB {code}")
+                if operation == "UpdateItem":
+                    self._note_unconfirmed(request.body)
                 raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
             if s.throttling and rng.random() < s.throttling:
                 code = rng.choice(("ThrottlingException", "ProvisionedThroughputExceededException"))
@@ -382,7 +422,8 @@ def lambda_timeout(rules: RuleSet) -> float:
 def client(endpoint: str, service: str) -> Any:
     """A client as Lambda builds it (default configuration), pointed at moto_server. A fresh
     session per client: boto3's default session is not thread-safe."""
-    return boto3.session.Session().client(
+    # The service is a runtime str; boto3-stubs overload literal names only.
+    return boto3.session.Session().client(  # type: ignore[call-overload]
         service, endpoint_url=endpoint, region_name=REGION, **CREDENTIALS
     )
 
@@ -748,6 +789,9 @@ class Result:
     expected_fatigue: set[str]
     quiet_successes: set[str]
     faults: Counter[str]
+    unconfirmed: set[str]
+    """Delivery marks (``id@output``) whose confirmation failed :data:`CONFIRM_ATTEMPTS` times
+    at the wire: that id may reach that output twice (the documented ambiguous case)."""
     state_store_errors: int
     drain_minutes: int
     unexpected: list[str]
@@ -760,20 +804,39 @@ class Result:
         return Counter(r.kind for r in self.on(output))
 
     def twice(self) -> dict[str, dict[str, int]]:
-        """output -> {notification id: copies} for ids received more than once. Marked
-        fail-open copies are left out: their ids are shared on purpose (every attempt of an
-        event, in any environment, makes the same id, for receivers to deduplicate)."""
+        """output -> {notification id: copies} for ids received more than once. Left out:
+        marked fail-open copies (their ids are shared on purpose: every attempt of an event, in
+        any environment, makes the same id, for receivers to deduplicate) and ids whose
+        confirmation on that output failed every attempt (:attr:`unconfirmed`: the retry
+        publishes again, with the same id, as the guarantee says)."""
         result: dict[str, dict[str, int]] = {}
         for output in sorted({r.output for r in self.received}):
-            ids = Counter(r.id for r in self.on(output) if not r.id.startswith("failopen:"))
+            ids = Counter(
+                r.id
+                for r in self.on(output)
+                if not r.id.startswith("failopen:")
+                and delivery_mark(r.id, output) not in self.unconfirmed
+            )
             result[output] = {i: n for i, n in ids.items() if n > 1}
         return result
 
+    def republished(self) -> int:
+        """Extra copies of ids whose confirmation failed every attempt (allowed, same id)."""
+        copies = Counter((r.output, r.id) for r in self.received)
+        return sum(
+            n - 1
+            for (o, i), n in copies.items()
+            if n > 1 and delivery_mark(i, o) in self.unconfirmed
+        )
+
     def counted(self, output: str = "alerts") -> dict[str, int]:
-        """rule -> sum of counts of every alert, summary and storm digest received."""
+        """rule -> sum of counts of every alert, summary and storm digest received, each id
+        once (receivers deduplicate by id; an id received twice is :meth:`twice`'s business)."""
         sums = dict.fromkeys(COUNTED_RULES, 0)
+        seen: set[str] = set()
         for r in self.on(output):
-            if r.kind in COUNTED_KINDS and r.document["rule"] in sums:
+            if r.kind in COUNTED_KINDS and r.document["rule"] in sums and r.id not in seen:
+                seen.add(r.id)
                 sums[r.document["rule"]] += int(r.document["count"])
         return sums
 
@@ -799,13 +862,20 @@ class Result:
             for r in mine
             if r.kind == "escalation" and r.id.startswith("escalation:fatigue-success:")
         }
+        # A success from another address than its failures is a takeover, which stands in for
+        # its MFA fatigue escalation (docs/design.md, "A sign-in from another IP").
+        takeover = {
+            r.document["event"]["event_id"]
+            for r in mine
+            if r.kind == "escalation" and r.id.startswith("escalation:takeover:")
+        }
         return {
             "expected": len(self.expected_brute_force),
             "sent": len(escalated & self.expected_brute_force),
             "held": held,
             "lost": max(0, len(missing_bf) - held),
             "fatigue_expected": len(self.expected_fatigue),
-            "fatigue_lost": len(self.expected_fatigue - fatigue),
+            "fatigue_lost": len(self.expected_fatigue - fatigue - takeover),
             "fatigue_unexpected": len(fatigue & self.quiet_successes),
         }
 
@@ -894,7 +964,6 @@ def run_scenario(
     deliveries = workload(size)
     faults = Faults(scenario, size.seed, deployment.topics)
     subscriber = Subscriber(deployment)
-    destination = OnFailureDestination(deployment, rules)
     queue = _Queue(lambda_timeout(rules))
     for d in deliveries:
         queue.put(d.at, d)
@@ -904,101 +973,11 @@ def run_scenario(
         queue.put(minute, None)
         minute += 60
 
-    lock = threading.Lock()
-    invocations: Counter[str] = Counter()
-    requests_by_type: Counter[str] = Counter()
-    invocations_by_type: Counter[str] = Counter()
-    dead: list[Delivery] = []
-    unexpected: list[str] = []
-    streams = itertools.count(1)
-    scheduler_lock = threading.Lock()
-    scheduler: list[Environment] = []
-    state_errors: list[MemoryMetrics] = []
-
-    def fresh() -> Environment:
-        env = Environment(deployment, rules, faults, next(streams))
-        with lock:
-            state_errors.append(env.metrics)
-        return env
-
-    def tick(at: float) -> None:
-        with scheduler_lock:  # the scheduled function has reserved concurrency 1
-            if not scheduler:
-                scheduler.append(fresh())
-            try:
-                scheduler[0].service.tick(datetime.fromtimestamp(at, UTC))
-            except Crash:
-                scheduler.clear()
-            except Exception as exc:  # the next minute's run tries again
-                with lock:
-                    invocations[f"tick {type(exc).__name__}"] += 1
-
-    def worker() -> None:
-        env = fresh()
-        while (job := queue.get()) is not None:
-            try:
-                if job.delivery is None:
-                    tick(job.at)
-                    continue
-                d = job.delivery
-                before = {n: env.metrics.total(n) for n in ("Duplicates", "Repeats")}
-                requests = env.requests
-                outcome = "ok"
-                try:
-                    env.service.handle(d.rule, d.envelope, datetime.fromtimestamp(job.at, UTC))
-                except Crash:
-                    outcome = "Crash"
-                except Exception as exc:
-                    outcome = type(exc).__name__
-                    # What the service raises so that Lambda retries (FailedOpenError: a marked
-                    # copy went out before the claim, the retry takes the deduplicated path).
-                    retried = ("EventInProgressError", "PublishError", "StateStoreError")
-                    if outcome not in (*retried, "FailedOpenError"):
-                        with lock:
-                            unexpected.append("".join(traceback.format_exception(exc))[-2000:])
-                kind = classify(d, env.metrics, before) if outcome == "ok" else "failed attempt"
-                with lock:
-                    invocations[outcome] += 1
-                    invocations_by_type[kind] += 1
-                    requests_by_type[kind] += env.requests - requests
-                if outcome == "Crash":
-                    env = fresh()  # the execution environment died with the invocation
-                if outcome != "ok":
-                    if job.attempt <= len(RETRY_DELAYS):
-                        queue.put(job.at + RETRY_DELAYS[job.attempt - 1], d, job.attempt + 1)
-                    else:
-                        destination.park(d, outcome, job.attempt)
-                        with lock:
-                            dead.append(d)
-            finally:
-                queue.done(job)
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(size.threads)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    load_requests = sum(requests_by_type.values())
+    load = _Load(deployment, rules, faults, queue, OnFailureDestination(deployment, rules))
+    load.run(size.threads)
+    load_requests = sum(load.requests_by_type.values())
     progress(f"{scenario.name}: load done in {time.perf_counter() - started:.0f} s")
-
-    # The outage ends: no more faults, the consumer reads the failed-events queue through its
-    # event source, the scheduler catches up.
-    faults.enabled = False
-    clock = load_end
-    operator = Environment(deployment, rules, None, 0)
-    state_errors.append(operator.metrics)
-    source = ParkedEventSource(deployment, rules, operator, lambda: clock)
-    quiet = 0
-    drained = 0
-    while quiet < QUIET_MINUTES and drained < MAX_DRAIN_MINUTES:
-        clock += 60
-        drained += 1
-        if consume and drained >= REDRIVE_AFTER_MINUTES:
-            source.drain()
-        sent = operator.service.tick(datetime.fromtimestamp(clock, UTC))
-        quiet = 0 if sent or drained <= REDRIVE_AFTER_MINUTES else quiet + 1
-    if drained >= MAX_DRAIN_MINUTES:
-        unexpected.append(f"the scheduler still sent notifications after {drained} minutes")
+    source, drained = load.recover(load_end, consume=consume)
 
     expected_fatigue, quiet_successes = fatigue_successes(deliveries, settings)
     received = subscriber.received()
@@ -1014,11 +993,11 @@ def run_scenario(
         deliveries=len(deliveries),
         distinct=distinct,
         received=received,
-        invocations=invocations,
-        requests_by_type=requests_by_type,
-        invocations_by_type=invocations_by_type,
+        invocations=load.invocations,
+        requests_by_type=load.requests_by_type,
+        invocations_by_type=load.invocations_by_type,
         load_requests=load_requests,
-        dead_lettered=sorted({d.event_id for d in dead}),
+        dead_lettered=sorted({d.event_id for d in load.dead}),
         replayed=replayed,
         consumer_failures=source.failures,
         left_parked=left_parked,
@@ -1026,11 +1005,139 @@ def run_scenario(
         expected_fatigue=expected_fatigue,
         quiet_successes=quiet_successes,
         faults=faults.injected,
-        state_store_errors=sum(m.total("StateStoreErrors") for m in state_errors),
+        unconfirmed={m for m, n in faults.unconfirmed.items() if n >= CONFIRM_ATTEMPTS},
+        state_store_errors=sum(m.total("StateStoreErrors") for m in load.state_errors),
         drain_minutes=drained,
-        unexpected=unexpected,
+        unexpected=load.unexpected,
         wall=time.perf_counter() - started,
     )
+
+
+class _Load:
+    """The load of one run: execution environments (threads) taking deliveries and scheduler
+    minutes from one queue under the scenario's faults, then the recovery after the outage."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        rules: RuleSet,
+        faults: Faults,
+        queue: _Queue,
+        destination: OnFailureDestination,
+    ) -> None:
+        self.deployment = deployment
+        self.rules = rules
+        self.faults = faults
+        self.queue = queue
+        self.destination = destination
+        self.lock = threading.Lock()
+        self.invocations: Counter[str] = Counter()
+        self.requests_by_type: Counter[str] = Counter()
+        self.invocations_by_type: Counter[str] = Counter()
+        self.dead: list[Delivery] = []
+        self.unexpected: list[str] = []
+        self.state_errors: list[MemoryMetrics] = []
+        self._streams = itertools.count(1)
+        self._scheduler_lock = threading.Lock()
+        self._scheduler: list[Environment] = []
+
+    def run(self, threads: int) -> None:
+        """Every delivery and minute of the queue, on ``threads`` environments at once."""
+        workers = [threading.Thread(target=self._worker, daemon=True) for _ in range(threads)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+
+    def recover(self, load_end: float, *, consume: bool) -> tuple[ParkedEventSource, int]:
+        """The outage ends: no more faults, the consumer reads the failed-events queue through
+        its event source, the scheduler catches up. (the source, the minutes it took)"""
+        self.faults.enabled = False
+        clock = load_end
+        operator = Environment(self.deployment, self.rules, None, 0)
+        self.state_errors.append(operator.metrics)
+        source = ParkedEventSource(self.deployment, self.rules, operator, lambda: clock)
+        quiet = 0
+        drained = 0
+        while quiet < QUIET_MINUTES and drained < MAX_DRAIN_MINUTES:
+            clock += 60
+            drained += 1
+            if consume and drained >= REDRIVE_AFTER_MINUTES:
+                source.drain()
+            sent = operator.service.tick(datetime.fromtimestamp(clock, UTC))
+            quiet = 0 if sent or drained <= REDRIVE_AFTER_MINUTES else quiet + 1
+        if drained >= MAX_DRAIN_MINUTES:
+            self.unexpected.append(
+                f"the scheduler still sent notifications after {drained} minutes"
+            )
+        return source, drained
+
+    def _fresh(self) -> Environment:
+        env = Environment(self.deployment, self.rules, self.faults, next(self._streams))
+        with self.lock:
+            self.state_errors.append(env.metrics)
+        return env
+
+    def _tick(self, at: float) -> None:
+        with self._scheduler_lock:  # the scheduled function has reserved concurrency 1
+            if not self._scheduler:
+                self._scheduler.append(self._fresh())
+            try:
+                self._scheduler[0].service.tick(datetime.fromtimestamp(at, UTC))
+            except Crash:
+                self._scheduler.clear()
+            except Exception as exc:  # the next minute's run tries again
+                with self.lock:
+                    self.invocations[f"tick {type(exc).__name__}"] += 1
+
+    def _worker(self) -> None:
+        env = self._fresh()
+        while (job := self.queue.get()) is not None:
+            try:
+                if job.delivery is None:
+                    self._tick(job.at)
+                    continue
+                env = self._invoke(env, job, job.delivery)
+            finally:
+                self.queue.done(job)
+
+    def _invoke(self, env: Environment, job: _Job, d: Delivery) -> Environment:
+        """One invocation; the environment for the next (a new one after a crash)."""
+        before = {n: env.metrics.total(n) for n in ("Duplicates", "Repeats")}
+        requests = env.requests
+        outcome = self._outcome(env, d, job.at)
+        kind = classify(d, env.metrics, before) if outcome == "ok" else "failed attempt"
+        with self.lock:
+            self.invocations[outcome] += 1
+            self.invocations_by_type[kind] += 1
+            self.requests_by_type[kind] += env.requests - requests
+        if outcome == "Crash":
+            env = self._fresh()  # the execution environment died with the invocation
+        if outcome != "ok":
+            if job.attempt <= len(RETRY_DELAYS):
+                self.queue.put(job.at + RETRY_DELAYS[job.attempt - 1], d, job.attempt + 1)
+            else:
+                self.destination.park(d, outcome, job.attempt)
+                with self.lock:
+                    self.dead.append(d)
+        return env
+
+    def _outcome(self, env: Environment, d: Delivery, at: float) -> str:
+        """``ok``, ``Crash`` or the name of the exception the handler raised."""
+        try:
+            env.service.handle(d.rule, d.envelope, datetime.fromtimestamp(at, UTC))
+        except Crash:
+            return "Crash"
+        except Exception as exc:
+            outcome = type(exc).__name__
+            # What the service raises so that Lambda retries (FailedOpenError: a marked copy
+            # went out before the claim, the retry takes the deduplicated path).
+            retried = ("EventInProgressError", "PublishError", "StateStoreError")
+            if outcome not in (*retried, "FailedOpenError"):
+                with self.lock:
+                    self.unexpected.append("".join(traceback.format_exception(exc))[-2000:])
+            return outcome
+        return "ok"
 
 
 # --- requests per delivery type, one at a time --------------------------------------------------
@@ -1094,6 +1201,8 @@ def report(result: Result) -> None:
             f"{o} {len(ids)} ({sum(ids.values()) - len(ids)} extra copies)"
             for o, ids in twice.items()
         )
+        + f"; besides, {s.republished()} copies re-published after their confirmation failed "
+        "every attempt (allowed: same id)"
     )
     counted = s.counted()
     print(
@@ -1144,22 +1253,61 @@ def _moto_server() -> Iterator[str]:
         yield url
 
 
+def seed_sweep(endpoint: str, scenario: Scenario, size: Size, seeds: range) -> None:
+    """Run ``scenario`` once per seed; one line per seed, then how many runs broke what."""
+    print(f"\n== {scenario.name}, seeds {seeds.start}-{seeds.stop - 1}")
+    broken: Counter[str] = Counter()
+    for seed in seeds:
+        result = run_scenario(endpoint, scenario, replace(size, seed=seed))
+        counted, distinct = result.counted(), result.distinct
+        short = {r: f"{counted[r]}/{n}" for r, n in distinct.items() if counted[r] < n}
+        excess = {r: f"{counted[r]}/{n}" for r, n in distinct.items() if counted[r] > n}
+        twice = {o: ids for o, ids in result.twice().items() if ids}
+        lost = {o: result.escalations(o)["lost"] for o in ("alerts", "pager")}
+        problems = {
+            "shortfall": short,
+            "excess": excess,
+            "twice": twice,
+            "escalations lost": {o: n for o, n in lost.items() if n},
+            "unexpected": result.unexpected,
+        }
+        broken.update(name for name, found in problems.items() if found)
+        print(
+            f"seed {seed}: "
+            + ("; ".join(f"{k} {v}" for k, v in problems.items() if v) or "ok")
+            + f" (parked {len(result.dead_lettered)}, re-published after failed confirmations "
+            f"{result.republished()}, wall {result.wall:.0f} s)"
+        )
+        sys.stdout.flush()
+    print(
+        f"{len(seeds)} runs: "
+        + (", ".join(f"{n} with {k}" for k, n in broken.items()) or "every invariant held")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS])
-    parser.add_argument("--events", type=int, default=Size.events)
-    parser.add_argument("--users", type=int, default=Size.users)
-    parser.add_argument("--ips", type=int, default=Size.ips)
-    parser.add_argument("--threads", type=int, default=Size.threads)
-    parser.add_argument("--seed", type=int, default=Size.seed)
+    parser.add_argument("--size", choices=("full", "ci"), default="full")
+    parser.add_argument("--events", type=int)
+    parser.add_argument("--users", type=int)
+    parser.add_argument("--ips", type=int)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--seeds", help="FIRST-LAST: run each scenario once per seed and count the broken runs"
+    )
     args = parser.parse_args()
     # A plain `kill` must still stop moto_server (the context manager's exit).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
     logging.getLogger("chalicelib").setLevel(logging.CRITICAL)  # failures are counted, not logged
-    size = Size(
-        events=args.events, users=args.users, ips=args.ips, threads=args.threads, seed=args.seed
-    )
+    given = {
+        name: getattr(args, name)
+        for name in ("events", "users", "ips", "threads", "seed")
+        if getattr(args, name) is not None
+    }
+    size = replace(CI_SIZE if args.size == "ci" else Size(), **given)
     print(f"os.cpu_count() = {os.cpu_count()}, Python {sys.version.split()[0]}")
     print(f"size: {size}")
     with _moto_server() as endpoint:
@@ -1171,6 +1319,12 @@ def main() -> None:
             f"{settings.brute_force}, fatigue success {settings.fatigue_success}, topic rate "
             f"{settings.topic_rate}, principal rate {settings.principal_rate}"
         )
+        if args.seeds:
+            first, _, last = args.seeds.partition("-")
+            for scenario in SCENARIOS:
+                if not args.scenario or scenario.name in args.scenario:
+                    seed_sweep(endpoint, scenario, size, range(int(first), int(last or first) + 1))
+            return
         counts = requests_per_delivery_type(endpoint)
         print(
             "\nDynamoDB requests per delivery, sequential (one client, one delivery at a time): "

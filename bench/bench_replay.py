@@ -80,7 +80,15 @@ def _api_call(
         "filters": [{"name": "instance-state-name", "values": ["running", "stopped"]}],
     }
     record = cloudtrail.api_call(
-        moment, account, REGION, source, name, identity, ip, rng.choice(UA), params
+        moment,
+        account,
+        region=REGION,
+        source=source,
+        name=name,
+        identity=identity,
+        ip=ip,
+        ua=rng.choice(UA),
+        params=params,
     )
     record["additionalEventData"] = {
         "SignatureVersion": "SigV4",
@@ -116,18 +124,18 @@ def _sign_in(
     user = rng.choice(USERS)
     ip = f"203.0.113.{rng.randrange(1, 255)}"
     if kind == "check-mfa":
-        return cloudtrail.check_mfa(moment, account, user, ip, UA[3], REGION)
+        return cloudtrail.check_mfa(moment, account, user, ip=ip, ua=UA[3], region=REGION)
     if kind.startswith("idc-"):
         outcome = "Failure" if kind == "idc-totp-fail" else "Success"
         workflow = str(uuid.UUID(int=rng.getrandbits(128)))
         return cloudtrail.idc_event(
             moment,
             "CredentialVerification",
-            "TOTP",
-            outcome,
-            workflow,
-            ip,
-            cloudtrail.unauthenticated(account),
+            credential_type="TOTP",
+            outcome=outcome,
+            workflow=workflow,
+            ip=ip,
+            identity=cloudtrail.unauthenticated(account),
             account=account,
             ua=UA[3],
             region=REGION,
@@ -137,11 +145,11 @@ def _sign_in(
         moment,
         account,
         cloudtrail.iam_user(account, user, arn=not failed),
-        "Failure" if failed else "Success",
-        "Yes" if kind in ("mfa-fail", "success-mfa") else "No",
-        ip,
-        UA[3],
-        REGION,
+        outcome="Failure" if failed else "Success",
+        mfa_used="Yes" if kind in ("mfa-fail", "success-mfa") else "No",
+        ip=ip,
+        ua=UA[3],
+        region=REGION,
     )
 
 

@@ -45,7 +45,7 @@ TEMPLATE = json.loads(
 )
 
 
-def storm(events: int, users: int, ips: int, minutes: float, dup_rate: float, seed: int) -> Any:
+def storm(events: int, users: int, ips: int, minutes: float, dup_rate: float, *, seed: int) -> Any:
     """``(processing time, envelope)`` deliveries in processing order, and distinct events."""
     rng = random.Random(seed)
     deliveries: list[tuple[float, dict[str, Any]]] = []

@@ -50,7 +50,7 @@ from . import constants as c
 from .config import Settings, Threshold
 from .delivery import LEASE, ServicePart
 from .documents import HELD_RETENTION, OWNER, Outbox, PrincipalFailures
-from .notifications import Notification, campaign_for, campaign_summary_for
+from .notifications import Notification, campaign_for, campaign_summary_for, suppressed_clause
 from .records import (
     PRINCIPAL_IAM_USER,
     PRINCIPAL_IDENTITY_CENTER,
@@ -75,6 +75,7 @@ from .state import (
     key_parts,
     make_key,
 )
+from .suppressions import Seen
 
 #: Most member entries an IP's campaign item keeps (the oldest go first): the escalation needs
 #: ``count`` of them; the message names at most :data:`SHOWN_MEMBERS`.
@@ -83,12 +84,11 @@ SHOWN_MEMBERS = 10
 #: The attribute of a campaign item holding its member entries (a string set).
 MEMBERS = "members"
 #: The escalation's trailing summary: when it is due, the window it covers, the escalation's
-#: rule and severity, and the mark that it was decided.
-SUMMARY_AT, CAMPAIGN_START, RULE_ID, SEVERITY, SUMMARIZED = (
+#: rule, and the mark that it was decided.
+SUMMARY_AT, CAMPAIGN_START, RULE_ID, SUMMARIZED = (
     "summary_at",
     "campaign_start",
     "rule_id",
-    "severity",
     "summarized",
 )
 #: How long a campaign item outlives the latest window its entries can be in: its trailing
@@ -145,6 +145,14 @@ def campaign_member(record: SignInRecord) -> tuple[Campaign, str] | None:
     if record.failure_kind is FailureKind.PASSWORD:
         return Campaign.PASSWORD_SPRAY, member
     return None
+
+
+def member_subject(campaign: Campaign, member: str, source_ip: str) -> Seen:
+    """A member (``account/principal``, or the account for root) as a suppression sees it."""
+    if campaign is Campaign.ROOT_SPRAY:
+        return Seen("root", member, source_ip)
+    account, _, principal = member.partition("/")
+    return Seen(principal, account, source_ip)
 
 
 def member_entry(t: float, member: str) -> str:
@@ -230,13 +238,31 @@ ROOT_USER_NAME = "AWS ROOT USER"
 
 
 def takeover_target(record: SignInRecord) -> SignInRecord | None:
-    """For an IAM MFA-device or password change, the record as about the user it changed (the
-    principal whose failed MFA it may follow), else None. ``ChangePassword`` names no user: the
-    caller changed their own. A failed call changed nothing."""
-    if record.event_source != "iam.amazonaws.com" or record.outcome != "Success":
+    """For an MFA-device or password change, the record as about the user it changed (the
+    principal whose failed MFA it may follow), else None. A failed call changed nothing.
+
+    IAM: ``requestParameters.userName``; ``ChangePassword`` names no user (the caller changed
+    their own). Identity Center: the identity-store user id, which is the caller's own
+    (``onBehalfOf.userId``) when a user manages their devices in the access portal;
+    ``requestParameters.userId`` is read when present (an administrator's call: its fields are
+    not documented, and without it the change cannot be tied to a user)."""
+    if record.outcome != "Success" or not is_takeover_step(record):
         return None
-    if record.event_name not in c.IAM_MFA_DEVICE_ADDED | c.IAM_PASSWORD_CHANGED:
-        return None
+    if record.event_source in c.IDENTITY_CENTER_DEVICE_SOURCES:
+        user_id = _requested_user_id(record) or (
+            record.identity_store_user_id
+            if record.principal_type == PRINCIPAL_IDENTITY_CENTER
+            else ""
+        )
+        if not user_id:
+            return None
+        return replace(
+            record,
+            principal=f"Identity Center user {user_id}",
+            principal_key=user_id,
+            principal_type=PRINCIPAL_IDENTITY_CENTER,
+            identity_store_user_id=user_id,
+        )
     own = record.principal_type in (PRINCIPAL_IAM_USER, PRINCIPAL_ROOT)
     target = record.target_user or (record.principal_key if own else "")
     if not target:
@@ -249,8 +275,25 @@ def takeover_target(record: SignInRecord) -> SignInRecord | None:
     )
 
 
+#: Longest identity-store user id read from a request (a UUID, optionally prefixed with the
+#: identity store's id: well under this).
+MAX_USER_ID = 128
+
+
+def _requested_user_id(record: SignInRecord) -> str:
+    detail = record.raw.get("detail")
+    request = detail.get("requestParameters") if isinstance(detail, Mapping) else None
+    value = request.get("userId") if isinstance(request, Mapping) else None
+    return value[:MAX_USER_ID] if isinstance(value, str) else ""
+
+
 def is_takeover_step(record: SignInRecord) -> bool:
-    return record.event_name in c.IAM_MFA_DEVICE_ADDED | c.IAM_PASSWORD_CHANGED
+    """An event that may be a takeover chain's step (before its outcome and user are known)."""
+    if record.event_source in c.IDENTITY_CENTER_DEVICE_SOURCES:
+        return record.event_name in c.IDENTITY_CENTER_TAKEOVER_STEPS
+    if record.event_source == c.IAM_SOURCE:
+        return record.event_name in c.IAM_MFA_DEVICE_ADDED | c.IAM_PASSWORD_CHANGED
+    return False
 
 
 def takeover_failures(
@@ -356,6 +399,7 @@ class CampaignStep(ServicePart):
                 len(found_window.members),
                 found_window.failures,
                 spec.threshold.minutes,
+                self._suppressed(campaign, rule, record.source_ip, found_window.members, now),
             ),
             notes=notes,
         )
@@ -373,7 +417,6 @@ class CampaignStep(ServicePart):
                 SUMMARY_AT: summary_at,
                 CAMPAIGN_START: found_window.start,
                 RULE_ID: rule.id,
-                SEVERITY: spec.severity,
                 "region": record.region[:64],
             },
             finish=due_mark(summary_at),
@@ -414,12 +457,13 @@ class CampaignStep(ServicePart):
         window = spec.threshold.seconds if spec else 0.0
         inside = campaign_span(parse_entries(item.get(MEMBERS, ())), start, end, window)
         members = tuple(dict.fromkeys(m for _, m in inside))
+        rule = self.rules.get(str(item.get(RULE_ID, "")))
+        source_ip = str(item.get("source_ip", ""))
         summary = campaign_summary_for(
-            self.rules.get(str(item.get(RULE_ID, ""))),
+            rule,
             campaign.value,
-            str(item.get(SEVERITY) or (spec.severity if spec else "HIGH")),
             noun,
-            str(item.get("source_ip", "")),
+            source_ip,
             str(item.get("escalated_by", "")),
             members[:SHOWN_MEMBERS],
             len(members),
@@ -427,6 +471,7 @@ class CampaignStep(ServicePart):
             datetime.fromtimestamp(inside[0][0] if inside else start, UTC),
             datetime.fromtimestamp(inside[-1][0] if inside else start, UTC),
             region=str(item.get("region", "")),
+            suppressed=self._suppressed(campaign, rule, source_ip, members, now),
         )
         decided = self.delivery.decide_apart(summary, now)
         with_summary = outbox.with_entries(decided.entries)
@@ -446,6 +491,16 @@ class CampaignStep(ServicePart):
         except ConditionFailed:
             return []  # another scheduler run decided it
         return self.delivery.deliver(key, with_summary, now)
+
+    def _suppressed(
+        self, campaign: Campaign, rule: Rule, source_ip: str, members: Iterable[str], now: float
+    ) -> str:
+        """Which members' own alerts a suppression holds (their events are still counted in
+        the campaign): ``N suppressed by <id> (owner, reason)``, or empty."""
+        suppressions = self.delivery.suppressions
+        subjects = (member_subject(campaign, m, source_ip) for m in members)
+        counts = suppressions.tally(subjects, rule.id, rule.severity, now)
+        return suppressed_clause(counts, suppressions.label)
 
     def _first_in_window(
         self,

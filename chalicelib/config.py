@@ -13,12 +13,17 @@
 | ``MFAWATCH_ALLOWED_ACCOUNTS`` | (any) | comma-separated account ids expected to send events |
 | ``MFAWATCH_SETTLE_SECONDS`` | ``90`` | seconds writes take to settle before summaries merge them |
 | ``MFAWATCH_LAMBDA_TIMEOUT`` | ``30`` | the functions' timeout (equal to ``lambda_timeout``) |
+| ``MFAWATCH_CONCURRENCY`` | ``5`` | the functions' ``reserved_concurrency`` (the scheduler: 1) |
+| ``MFAWATCH_CANARY_TOPIC_ARN`` | (the heartbeat's) | the stage's canary topic, no subscribers |
 
 The timing settings are checked together when the settings are built (at init in Lambda): an
 invocation must end before its claim's lease (90 s) runs out, or a retry would take the claim
 over and deliver while it still runs; writes still in flight land within the timeout, so the
 settle delay covers it (0 only where nothing is in flight: tests that drive the handlers by the
-wall clock). A :class:`errors.ConfigError` names the settings that do not fit.
+wall clock). The reserved concurrency bounds how many execution environments a function runs at
+once, and with it the marked copies a DynamoDB outage can publish (``docs/outputs.md``); the
+parked-event consumer's SQS event source takes the same number as its maximum concurrency, which
+SQS allows from 2. A :class:`errors.ConfigError` names the settings that do not fit.
 
 Rate-limited are alerts, summaries and escalations other than CRITICAL (an MFA fatigue success
 always goes out); what a limit holds back goes into the storm digest, which is not limited, nor
@@ -67,8 +72,15 @@ ENV_OUTPUTS = "MFAWATCH_OUTPUTS"
 ENV_ALLOWED_ACCOUNTS = "MFAWATCH_ALLOWED_ACCOUNTS"
 ENV_SETTLE_SECONDS = "MFAWATCH_SETTLE_SECONDS"
 ENV_LAMBDA_TIMEOUT = "MFAWATCH_LAMBDA_TIMEOUT"
+ENV_CONCURRENCY = "MFAWATCH_CONCURRENCY"
+ENV_CANARY_TOPIC_ARN = "MFAWATCH_CANARY_TOPIC_ARN"
 #: Lambda's longest timeout (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html).
 MAX_LAMBDA_TIMEOUT = 900.0
+#: The range of an SQS event source's maximum concurrency, which the consumer of parked events
+#: takes from the stage's reserved concurrency (AWS Lambda API Reference, ScalingConfig:
+#: https://docs.aws.amazon.com/lambda/latest/dg/API_ScalingConfig.html).
+MIN_CONCURRENCY = 2
+MAX_CONCURRENCY = 1000
 
 FORMATS = ("standard", "chat")
 DEFAULT_OUTPUT = "alerts"
@@ -163,6 +175,14 @@ class Settings:
     lambda_timeout_seconds: float = 30.0
     """The functions' timeout (``lambda_timeout`` in ``.chalice/config.json``): how long an
     invocation, and a write it has in flight, can last."""
+    concurrency: int = 5
+    """Each function's reserved concurrency (``reserved_concurrency`` in ``.chalice/config.json``;
+    the scheduler keeps 1): at most this many execution environments of a function run at once,
+    which bounds the marked copies a DynamoDB outage publishes (each environment sends at most
+    one a minute). Throttled events are not lost: Lambda retries them (docs/outputs.md)."""
+    canary_topic_arn: str = ""
+    """The stage's canary topic (``mfawatch-<stage>-canary``, encrypted with the stage key, no
+    subscribers): the scheduled heartbeat publishes to it to prove SNS works."""
 
     def __post_init__(self) -> None:
         timeout, lease, settle = (
@@ -186,6 +206,13 @@ class Settings:
                 f"{ENV_SETTLE_SECONDS} ({settle:g} s) must be at least {ENV_LAMBDA_TIMEOUT} "
                 f"({timeout:g} s): a write still in flight when a summary or digest is cut would "
                 "miss it. Raise the settle delay or lower the timeout."
+            )
+        if not MIN_CONCURRENCY <= self.concurrency <= MAX_CONCURRENCY:
+            raise ConfigError(
+                f"{ENV_CONCURRENCY} ({self.concurrency}) must be a reserved concurrency from "
+                f"{MIN_CONCURRENCY} to {MAX_CONCURRENCY}: the parked-event consumer's SQS event "
+                "source takes it as its maximum concurrency, which SQS allows from 2. Set "
+                f"reserved_concurrency in .chalice/config.json (and {ENV_CONCURRENCY} with it)."
             )
         for name, spray in (
             (ENV_MFA_SPRAY, self.mfa_spray),
@@ -312,7 +339,26 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         lambda_timeout_seconds=_seconds(
             ENV_LAMBDA_TIMEOUT, env.get(ENV_LAMBDA_TIMEOUT, ""), defaults.lambda_timeout_seconds
         ),
+        concurrency=_whole(ENV_CONCURRENCY, env.get(ENV_CONCURRENCY, ""), defaults.concurrency),
+        canary_topic_arn=_topic_arn(ENV_CANARY_TOPIC_ARN, env.get(ENV_CANARY_TOPIC_ARN, "")),
     )
+
+
+def _whole(name: str, raw: str, default: int) -> int:
+    if not raw.strip():
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number; got {raw!r}") from None
+
+
+def _topic_arn(name: str, raw: str) -> str:
+    """An optional SNS topic ARN (empty when unset)."""
+    value = raw.strip()
+    if value and (not value.startswith("arn:") or value.count(":") < 5):
+        raise ConfigError(f"{name} must be an SNS topic ARN; got {raw!r}")
+    return value
 
 
 def _seconds(name: str, raw: str, default: float) -> float:

@@ -44,6 +44,7 @@ CREATE_OAUTH2_TOKEN: Final = "CreateOAuth2Token"  # noqa: S105 - an event name
 SIGNIN_OAUTH2_EVENTS: Final = frozenset({AUTHORIZE_OAUTH2_ACCESS, CREATE_OAUTH2_TOKEN})
 
 # IAM MFA devices (iam.amazonaws.com, AwsApiCall, logged in us-east-1).
+IAM_SOURCE: Final = "iam.amazonaws.com"
 CREATE_VIRTUAL_MFA_DEVICE: Final = "CreateVirtualMFADevice"
 ENABLE_MFA_DEVICE: Final = "EnableMFADevice"
 RESYNC_MFA_DEVICE: Final = "ResyncMFADevice"
@@ -71,14 +72,24 @@ SSO_DIRECTORY_SOURCE: Final = "sso-directory.amazonaws.com"
 IDENTITY_STORE_SOURCE: Final = "identitystore.amazonaws.com"
 DELETE_MFA_DEVICE_FOR_USER: Final = "DeleteMfaDeviceForUser"
 UPDATE_MFA_DEVICE_FOR_USER: Final = "UpdateMfaDeviceForUser"
+#: A device registered (the Start* calls before these register nothing yet).
 IDENTITY_CENTER_MFA_DEVICE_ADDED: Final = frozenset(
-    {
-        "StartVirtualMfaDeviceRegistration",
-        "CompleteVirtualMfaDeviceRegistration",
-        "StartWebAuthnDeviceRegistration",
-        "CompleteWebAuthnDeviceRegistration",
-    }
+    {"CompleteVirtualMfaDeviceRegistration", "CompleteWebAuthnDeviceRegistration"}
 )
+#: Identity Center device changes that follow a failed MFA step in a takeover chain: registered,
+#: updated, or removed (the factor that could not be passed, taken away).
+IDENTITY_CENTER_TAKEOVER_STEPS: Final = IDENTITY_CENTER_MFA_DEVICE_ADDED | frozenset(
+    {UPDATE_MFA_DEVICE_FOR_USER, DELETE_MFA_DEVICE_FOR_USER}
+)
+IDENTITY_CENTER_DEVICE_SOURCES: Final = frozenset({SSO_DIRECTORY_SOURCE, IDENTITY_STORE_SOURCE})
+
+# EventBridge rule states. A rule in the default state ENABLED receives no read-only management
+# event that CloudTrail delivers (readOnly true: `aws login`'s AuthorizeOAuth2Access and
+# CreateOAuth2Token); ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS receives them too (default and
+# custom buses; settable through the API, the CLI and CloudFormation).
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-cloudtrail-management.html
+RULE_STATE_ENABLED: Final = "ENABLED"
+RULE_STATE_WITH_READ_ONLY: Final = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
 
 # userIdentity.type values.
 IDENTITY_IAM_USER: Final = "IAMUser"
@@ -117,6 +128,9 @@ HEARTBEAT_INTERVAL_MINUTES: Final = 15
 HEARTBEAT_SCHEDULE: Final = f"rate({HEARTBEAT_INTERVAL_MINUTES} minutes)"
 HEARTBEAT_INTERVAL_SECONDS: Final = HEARTBEAT_INTERVAL_MINUTES * 60
 HEARTBEAT_OVERDUE_SECONDS: Final = 2 * HEARTBEAT_INTERVAL_SECONDS + 5 * 60
+#: The app's own scheduled heartbeat function (app.py): the one that publishes the canary, so the
+#: only one whose role may (route (b); mfawatch/deploy/templates/merge.py).
+PIPELINE_HEARTBEAT_HANDLER: Final = "heartbeat"
 HEARTBEAT_PATTERN: Final[dict[str, object]] = {
     "source": ["aws.events"],
     "detail-type": ["Scheduled Event"],

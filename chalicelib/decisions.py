@@ -177,9 +177,104 @@ def fatigue_rechecks(
     )
 
 
+def late_fatigue_failures(
+    history: PrincipalFailures,
+    reported: Sequence[tuple[float, str]],
+    t: float,
+    window: float,
+    counted: Sequence[str],
+) -> tuple[str, ...]:
+    """The failures before a success at ``t`` (within ``window``) that its MFA fatigue
+    escalation has not counted: processed after it was decided (a delivery retried by Lambda,
+    a parked event). They are found in the principal's failures and in those ``reported`` on
+    the success by their re-checks (which outlive the principal's item). A correction counts
+    them, so the escalation and its corrections add up to the same total whatever the order in
+    which the events were processed."""
+    known = set(counted)
+    found = sorted({*history.failures, *reported})
+    late = (e for at, e in found if t - window < at <= t and e not in known)
+    return tuple(dict.fromkeys(late))
+
+
 def failures_to_keep(history: PrincipalFailures, now_t: float, horizon: float) -> list[str]:
-    """The trimmed failure list: the last :data:`KEEP_FAILURES` within ``horizon``."""
-    return entries_to_keep(history.failures, now_t, horizon)
+    """The trimmed failure list: the last :data:`KEEP_FAILURES` within ``horizon``, each with
+    its source IP."""
+    recent = [(t, e) for t, e in history.failures if t > now_t - horizon]
+    return [failure_entry(t, e, history.failure_ips.get(e, "")) for t, e in recent[-KEEP_FAILURES:]]
+
+
+class SuccessEscalation(enum.Enum):
+    """What a successful sign-in after failed MFA steps of the same principal escalates to."""
+
+    NONE = "none"
+    FATIGUE = "fatigue"
+    """At least K failures within T before it (``MFAWATCH_FATIGUE_SUCCESS``), all from its own
+    address."""
+    TAKEOVER = "takeover"
+    """At least N failures within M before it from *other* IPs than the success's
+    (``MFAWATCH_TAKEOVER``): the factor failed at one address, the sign-in succeeded at
+    another. It wins when MFA fatigue applies too."""
+
+
+@dataclass(frozen=True)
+class SuccessCheck:
+    """The escalation of one success, with the failures it names."""
+
+    kind: SuccessEscalation
+    failures: tuple[str, ...]
+    """The failures it follows: from other IPs within the takeover window (takeover), within
+    the fatigue window (fatigue)."""
+    other_ips: tuple[str, ...] = ()
+    """The other IPs (takeover), first seen first."""
+    fatigue: tuple[str, ...] = ()
+    """The failures within the fatigue window when they reach its threshold (either kind): a
+    takeover says it meets that threshold too, and stands in for the fatigue escalation."""
+
+
+def success_escalation(
+    history: PrincipalFailures,
+    t: float,
+    source_ip: str,
+    fatigue: tuple[int, float],
+    takeover: tuple[int, float],
+) -> SuccessCheck:
+    """Decide a success at ``t`` from ``source_ip`` (``fatigue``/``takeover``: count, seconds).
+
+    Both checks only grow with the failures known, so a failure processed after the success
+    can only turn nothing into an escalation, never take one back; and one success escalates
+    once (its claim). When both apply, the takeover wins and says that the fatigue threshold is
+    met too: a success from an address where the MFA step never failed is the more specific
+    finding, and it is the one decided whichever arrives first, the success or its failures
+    (the first failure from another IP makes it; fatigue needs the K-th). A failure without a
+    recorded IP (written before IPs were kept, or none in the event) is never "another IP";
+    neither is any IP when the success has none."""
+    f_count, f_window = fatigue
+    k_count, k_window = takeover
+    in_fatigue = failures_between(history, t - f_window, t)
+    reached = in_fatigue if len(in_fatigue) >= f_count else ()
+    other = tuple(
+        event_id
+        for ft, event_id in history.failures
+        if t - k_window <= ft < t and _other_ip(history.failure_ips.get(event_id, ""), source_ip)
+    )
+    if len(other) >= k_count:
+        ips = _ips_other_than(history, other, source_ip)
+        return SuccessCheck(SuccessEscalation.TAKEOVER, other, ips, reached)
+    if reached:
+        return SuccessCheck(SuccessEscalation.FATIGUE, reached, fatigue=reached)
+    return SuccessCheck(SuccessEscalation.NONE, ())
+
+
+def _other_ip(failure_ip: str, success_ip: str) -> bool:
+    return bool(failure_ip) and bool(success_ip) and failure_ip != success_ip
+
+
+def _ips_other_than(
+    history: PrincipalFailures, failures: tuple[str, ...], source_ip: str
+) -> tuple[str, ...]:
+    """The IPs of ``failures`` other than ``source_ip``, first seen first."""
+    ips = (history.failure_ips.get(e, "") for e in failures)
+    return tuple(dict.fromkeys(ip for ip in ips if ip and ip != source_ip))
 
 
 def entries_to_keep(

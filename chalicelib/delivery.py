@@ -37,7 +37,14 @@ from .documents import (
     storm_attribute,
 )
 from .errors import ConfigError, PublishError, StateStoreError, UnknownReferenceError
-from .notifications import KIND_ALERT, KIND_ESCALATION, KIND_SUMMARY, Notification, is_campaign
+from .notifications import (
+    KIND_ALERT,
+    KIND_ESCALATION,
+    KIND_SUMMARY,
+    Notification,
+    is_campaign,
+    is_fatigue_correction,
+)
 from .notifications import notification_from_state as rebuild
 from .observability import Metrics
 from .rules import RuleSet
@@ -100,9 +107,12 @@ def held_record(notification: Notification, suppressed_by: str = "") -> Held:
 
 def rate_limited(notification: Notification) -> bool:
     """Alerts, summaries and escalations share the rate limits; a CRITICAL escalation (an MFA
-    fatigue success: the account is probably compromised) always goes out."""
+    fatigue success: the account is probably compromised) always goes out, and so does its
+    correction (:func:`notifications.is_fatigue_correction`)."""
     return notification.kind in (KIND_ALERT, KIND_SUMMARY) or (
-        notification.kind == KIND_ESCALATION and notification.severity != "CRITICAL"
+        notification.kind == KIND_ESCALATION
+        and notification.severity != "CRITICAL"
+        and not is_fatigue_correction(notification)
     )
 
 
@@ -282,9 +292,9 @@ class Delivery:
         escalations only (digests and heartbeat notices are never suppressed)."""
         if notification.kind not in (KIND_ALERT, KIND_SUMMARY, KIND_ESCALATION):
             return None
-        return self.suppressions.matching(
-            notification, notification.rule.id, notification.severity, now
-        )
+        # A correction is silenced exactly when the CRITICAL escalation it corrects is.
+        severity = "CRITICAL" if is_fatigue_correction(notification) else notification.severity
+        return self.suppressions.matching(notification, notification.rule.id, severity, now)
 
     def _entry(self, notification: Notification, held: bool) -> OutboxEntry:
         return OutboxEntry(

@@ -31,8 +31,18 @@ OWNER = "owner"
 #: a success and a failure waiting for its user's name their own), the incident an event claim
 #: may lead, and the mark of a failure waiting for its Identity Center user's name.
 EVENT, INCIDENT_OF, WAITING = "event", "incident", "waiting"
+#: On a workflow item: failures named (by user name) before any step carried the user's
+#: identity-store id, as failure entries, for the step that carries it.
+ID_WAITING = "waiting_for_id"
 #: How many times the scheduler decided an incident's stuck leader again.
 FINISH_TRIES = "finish_tries"
+#: On a success's claim, the failures its MFA fatigue escalation (and any later correction) has
+#: counted so far: their event ids, and how many (what a correction's conditional write
+#: compares); the failures processed after it that re-checked it (a string set of
+#: ``time|eventID``), and how many re-checks were recorded (the set stops growing at
+#: :data:`MAX_STORED_LIST`).
+FATIGUE_IDS, FATIGUE_COUNT = "fatigue_ids", "fatigue_count"
+FATIGUE_LATE, FATIGUE_RECHECKS = "fatigue_late", "fatigue_rechecks"
 
 
 def bounded(
@@ -238,6 +248,15 @@ class EventClaim:
     applied but unacknowledged (botocore retried it) finds its own token and carries on."""
     claimed_at: float = 0.0
     """When the first attempt claimed it."""
+    fatigue: tuple[str, ...] = ()
+    """A success escalated for MFA fatigue: the failures counted so far (at most the
+    principal's kept failures and the re-checks recorded, so the list is complete)."""
+    fatigue_late: tuple[tuple[float, str], ...] = ()
+    """Failures before it, processed after it was escalated, that re-checked it."""
+
+    @property
+    def fatigue_count(self) -> int:
+        return len(self.fatigue)
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> EventClaim:
@@ -251,6 +270,8 @@ class EventClaim:
             version=int(item.get(VERSION, 0)),
             owner=str(item.get(OWNER, "")),
             claimed_at=float(item.get("claimed_at", 0.0)),
+            fatigue=tuple(str(e) for e in item.get(FATIGUE_IDS, ())),
+            fatigue_late=_entries(item.get(FATIGUE_LATE, ())),
         )
 
 
@@ -292,16 +313,21 @@ class PrincipalFailures:
     successes: tuple[tuple[float, str], ...] = ()
     """Recent successful sign-ins ``(event time, claim key)``: a failure processed after a
     success it precedes re-checks that success for MFA fatigue."""
+    failure_ips: Mapping[str, str] = field(default_factory=dict)
+    """The source IP of each failure (by eventID) that recorded one: a success from another
+    address than the failures is a takeover (:func:`decisions.success_escalation`)."""
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any] | None) -> PrincipalFailures:
         if not item:
             return cls()
+        failures, ips = _failure_entries(item.get("failures", []))
         return cls(
-            _entries(item.get("failures", [])),
+            failures,
             float(item.get("escalated_until", 0.0)),
             str(item.get("escalated_by", "")),
             _entries(item.get("successes", [])),
+            ips,
         )
 
 
@@ -313,8 +339,40 @@ def _entries(entries: Any) -> tuple[tuple[float, str], ...]:
     return tuple(sorted(set(parsed)))
 
 
-def failure_entry(t: float, event_id: str) -> str:
-    return f"{t!r}|{event_id}"
+def parse_failure_entry(entry: Any) -> tuple[float, str, str]:
+    """``(time, eventID, ip)`` of a :func:`failure_entry` (``time|eventID`` entries, written
+    before failures kept their IP, have none)."""
+    t, _, rest = str(entry).partition("|")
+    event_id, bar, ip = rest.rpartition("|")
+    if not bar:
+        event_id, ip = rest, ""
+    return float(t), event_id, ip
+
+
+def _failure_entries(entries: Any) -> tuple[tuple[tuple[float, str], ...], dict[str, str]]:
+    parsed = []
+    ips: dict[str, str] = {}
+    for entry in entries:
+        t, event_id, ip = parse_failure_entry(entry)
+        parsed.append((t, event_id))
+        if ip:
+            ips[event_id] = ip
+    return tuple(sorted(set(parsed))), ips
+
+
+#: Longest source IP kept with a failure or a repeat (an IPv6 address has at most 45
+#: characters; CloudTrail may put a service name there, and a forged archive anything).
+MAX_IP = 64
+
+
+def failure_entry(t: float, event_id: str, source_ip: str | None = None) -> str:
+    """A principal's failure (or success: ``source_ip`` None) as one list entry. A failure
+    keeps its source IP, bounded and without the separator, always as the last part (empty when
+    the event has none), so an event id is read back whole whatever it contains."""
+    if source_ip is None:
+        return f"{t!r}|{event_id}"
+    ip = source_ip.replace("|", "")[:MAX_IP]
+    return f"{t!r}|{event_id}|{ip}"
 
 
 COUNTER_PREFIX = "sent_"

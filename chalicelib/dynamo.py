@@ -128,6 +128,10 @@ class _Expression:
         compare = f"{name} {condition.op} {self.value(condition.value)}"
         if condition.or_missing:
             return f"(attribute_not_exists({name}) OR {compare})"
+        if condition.op == "<>":
+            # moto evaluates `a <> :v` as true when `a` does not exist (DynamoDB's reference
+            # does not say): spelled out, "an existing claim" never creates one on either.
+            return f"(attribute_exists({name}) AND {compare})"
         return compare
 
     def request(self) -> dict[str, Any]:

@@ -51,20 +51,29 @@ from .config import Settings
 from .decisions import (
     KEEP_FAILURES,
     Claim,
+    SuccessEscalation,
     brute_force_burst,
     claim_outcome,
     entries_to_keep,
-    failures_between,
     failures_to_keep,
     fatigue_rechecks,
     incident_expiry,
+    late_fatigue_failures,
+    success_escalation,
     window_for,
 )
 from .delivery import Decided, Delivery, ServicePart
 from .documents import (
     EVENT,
+    FATIGUE_COUNT,
+    FATIGUE_IDS,
+    FATIGUE_LATE,
+    FATIGUE_RECHECKS,
     FINISH_TRIES,
+    ID_WAITING,
     INCIDENT_OF,
+    MAX_IP,
+    MAX_STORED_LIST,
     OWNER,
     WAITING,
     ClaimStatus,
@@ -76,6 +85,7 @@ from .documents import (
     Workflow,
     bounded,
     failure_entry,
+    parse_failure_entry,
     window_attribute,
 )
 from .errors import EventInProgressError, FailedOpenError, PublishError, StateStoreError
@@ -83,8 +93,10 @@ from .notifications import (
     Notification,
     alert_for,
     brute_force_for,
+    fatigue_correction_for,
     fatigue_success_for,
     takeover_for,
+    takeover_sign_in_for,
 )
 from .observability import Metrics
 from .records import (
@@ -221,13 +233,19 @@ class EventHandler(ServicePart):
             notes = (problem, *notes)
         waits = rule.mode == "alert" and rule.signal == "failure"
         try:
-            record, named_now = self._attribute(record, clock, rule.id if waits else "")
+            record, named_now, id_now = self._attribute(record, clock, rule.id if waits else "")
         except StateStoreError as exc:
             if rule.mode != "alert":
                 raise
             return self._fail_open(rule, record, clock, exc)
-        # Failures of this workflow processed before this step named its user waited for it.
+        # Failures of this workflow processed before this step named its user waited for it;
+        # named ones processed before this step carried the user id are listed under it now.
         sent = [n for key in named_now for n in self._resume(key, clock)]
+        for entry in id_now:
+            t_f, event_id, _ = parse_failure_entry(entry)
+            user_id = record.identity_store_user_id
+            for success in sorted(self._list_under_user_id(record.account, user_id, entry, clock)):
+                sent += self._recheck(success, failure_entry(t_f, event_id), clock)
         if rule.signal == "success":
             return sent + self._success(rule, record, clock, notes)
         if rule.mode != "alert":
@@ -377,6 +395,12 @@ class EventHandler(ServicePart):
         start, end = window_for(t, rule.window_minutes)
         group = f"{incident}#{start!r}"
         window, led = self._lead(incident, key, record, start, end, t, now)
+        if window is not None and window.leader == stand_in_key(rule.id, record.event_id):
+            # Its stand-in leads its window and counts it (finish_stuck): not a repeat of it.
+            self.store.update(
+                key, now, set_values={"status": ClaimStatus.DONE.value}, remove=[DUE_PK, DUE_AT]
+            )
+            return []
         if led is not None:  # its own window, written by an earlier attempt
             start, end, group = led.window_start, led.window_end, led.group
         alert = window is None
@@ -405,7 +429,7 @@ class EventHandler(ServicePart):
                 who,
                 now,
                 set_values={EXPIRES_AT: max(t, now) + horizon},
-                append={"failures": [failure_entry(t, record.event_id)]}
+                append={"failures": [failure_entry(t, record.event_id, record.source_ip)]}
                 if rule.signal == "failure"
                 else None,
                 add=add,
@@ -428,8 +452,9 @@ class EventHandler(ServicePart):
                 *fatigue_rechecks(history, t, fs.count, fs.seconds),
                 *takeover_rechecks(history, t, s.takeover.seconds),
             }
+            rechecks.update(self._count_for_user_id(record, t, now))
             for success in sorted(rechecks):
-                escalated += self._resume(success, now)
+                escalated += self._recheck(success, failure_entry(t, record.event_id), now)
         if alert:
             # A new incident is a new (principal, IP) for its source's campaign (docs/design.md).
             escalated += self.campaigns.observe(rule, record, now, notes, incident_opened=True)
@@ -457,12 +482,52 @@ class EventHandler(ServicePart):
             assert window is not None
             result = Decided([], [])
             attributes.update(group_mark(window.group, now))
-            attributes.update({"t": t, "event_id": record.event_id})
+            # The repeat's own address: a summary says which of its repeats a suppression
+            # covers, and its rule's key may leave the IP out.
+            ip = record.source_ip[:MAX_IP]
+            attributes.update({"t": t, "event_id": record.event_id, "source_ip": ip})
             if now > window.window_end:
                 # Processed after its window ended: the summary may have been cut already, so
                 # ask the leading event for another look (a late batch, never lost).
                 self._late_batch(window.leader, now)
         return escalated + self._save_and_deliver(key, result, window_ref, attributes, now)
+
+    def _count_for_user_id(self, record: SignInRecord, t: float, now: float) -> set[str]:
+        """An Identity Center user's failure, named by user name, is also listed under the
+        user's identity-store id when a step of its sign-in carried it: Identity Center device
+        changes name the user only by that id. Returns the successes listed there (device
+        changes, unnamed sign-ins) that it re-checks, as the user-name item's are."""
+        user_id = record.identity_store_user_id
+        if (
+            record.principal_type != PRINCIPAL_IDENTITY_CENTER
+            or not user_id
+            or record.principal_key in (user_id, UNKNOWN_PRINCIPAL_KEY)
+        ):
+            return set()
+        entry = failure_entry(t, record.event_id, record.source_ip)
+        return self._list_under_user_id(record.account, user_id, entry, now)
+
+    def _list_under_user_id(self, account: str, user_id: str, entry: str, now: float) -> set[str]:
+        """Append a failure ``entry`` to the principal item of an identity-store user id (one
+        update) and return the successes there that it precedes (claim keys to re-check)."""
+        s, key, horizon = self.settings, principal_key(account, user_id), self._horizon()
+        t = parse_failure_entry(entry)[0]
+        item = self.store.update(
+            key,
+            now,
+            set_values={EXPIRES_AT: max(t, now) + horizon},
+            append={"failures": [entry]},
+        )
+        history = PrincipalFailures.from_item(item)
+        if len(item.get("failures", [])) > 2 * KEEP_FAILURES:
+            self.store.update(
+                key, now, set_values={"failures": failures_to_keep(history, t, horizon)}
+            )
+        fs = s.fatigue_success
+        return {
+            *fatigue_rechecks(history, t, fs.count, fs.seconds),
+            *takeover_rechecks(history, t, s.takeover.seconds),
+        }
 
     def _lead(
         self,
@@ -522,21 +587,32 @@ class EventHandler(ServicePart):
         """The scheduler's turn on a claim still undecided after its lease and the settle
         delay. A leading event is decided again from the event its incident keeps (the same
         path as a Lambda retry; every step is idempotent per eventID), and after
-        :data:`STAND_IN_AFTER` tries by a stand-in claim in its place; anything else leaves the
-        due index (its Lambda retries and the failed-events queue finish it)."""
+        :data:`STAND_IN_AFTER` tries by a stand-in claim in its place (:meth:`_stand_in`); a
+        stand-in's own claim finishes the handover it belongs to; anything else leaves the due
+        index (its Lambda retries and the failed-events queue finish it)."""
         if item.get(WAITING) and item.get(EVENT):
             # A failure that waited for its user's name: decided now, named or not.
             return self._resume(key, now, item, wait=False)
         incident = str(item.get(INCIDENT_OF, ""))
         current = self.store.get(incident, now) if incident else None
-        if current is None or current.get("leader") != key or not current.get(EVENT):
+        event = json.loads(current[EVENT]) if current and current.get(EVENT) else None
+        rule_id = key_parts(key)[0]
+        record = parse_event(event) if event is not None else None
+        stuck = claim_key(rule_id, record.event_id) if record else ""
+        stand_in = stand_in_key(rule_id, record.event_id) if record else ""
+        leader = current.get("leader") if current else None
+        if event is not None and key == stand_in and leader in (stuck, stand_in):
+            # A stand-in's claim, due because its handover or its decision did not finish.
+            return self._stand_in(rule_id, event, incident, now, leading=leader == stand_in)
+        if event is None or key != stuck or leader != stuck:
+            # Not the window's leader (a repeat, whose own retries finish it), or a stuck
+            # leader whose stand-in leads now: the stand-in's claim, written before it took
+            # the lead, is due and finishes the window.
             with contextlib.suppress(ConditionFailed):
                 self.store.update(
                     key, now, remove=[DUE_PK, DUE_AT], condition=Compare(DUE_AT, "=", item[DUE_AT])
                 )
             return []
-        rule_id = key_parts(key)[0]
-        event = json.loads(current[EVENT])
         at = datetime.fromtimestamp(now, UTC)
         tries = int(self.store.update(incident, now, add={FINISH_TRIES: 1}).get(FINISH_TRIES, 1))
         if tries <= STAND_IN_AFTER:
@@ -549,21 +625,101 @@ class EventHandler(ServicePart):
         # It fails every time it is decided: a stand-in claim leads the window in its place
         # (the same alert, id and count; the stuck event, if it is ever decided again, finds
         # its stand-in and counts nothing), so its incident is never silent.
+        return self._stand_in(rule_id, event, incident, now, item)
+
+    def _stand_in(
+        self,
+        rule_id: str,
+        event: Mapping[str, Any],
+        incident: str,
+        now: float,
+        stuck_item: Item | None = None,
+        leading: bool = False,
+    ) -> list[Notification]:
+        """Hand the window of a stuck leading event to its stand-in claim and decide it there
+        (``leading``: the stand-in leads already, only its decision is left).
+
+        Four steps, each finished by whoever comes next (the next scheduler run, on the stuck
+        claim or on the stand-in's; the stuck event's own retry). Timeline::
+
+            hold   the stuck claim's lease (its own retry cannot decide it beside the stand-in;
+                   a claim that refuses every write cannot be taken by its retry either)
+            claim  the stand-in's claim, due at lease + settle, before anything names it
+            lead   incident leader: stuck -> stand-in (conditional: only the stuck event's window)
+            decide the stand-in, as a Lambda retry would (the same alert, id and count)
+
+        Before, the leader moved first: a fault before the stand-in's claim was written left a
+        window led by a claim that did not exist, nothing due, and the stuck event, re-run from
+        the failed-events queue, counted itself as a repeat of it: the window's events were
+        never counted (the fault harness, about one run in eight).
+        """
         record = parse_event(event)
+        stuck = claim_key(rule_id, record.event_id)
         stand_in = stand_in_key(rule_id, record.event_id)
+        if not leading:
+            handed = self._hand_over(stuck, stand_in, incident, now, stuck_item)
+            if not handed:
+                return []
+        self.metrics.count("StandIns")
+        logger.error("%s fails every time it is decided: a stand-in leads %s", stuck, incident)
+        try:
+            return self._handle(
+                rule_id, event, datetime.fromtimestamp(now, UTC), wait=False, stand_in=True
+            )
+        except EventInProgressError:
+            return []  # the stand-in is being decided right now
+
+    def _hand_over(
+        self, stuck: str, stand_in: str, incident: str, now: float, stuck_item: Item | None
+    ) -> bool:
+        """The first three steps of :meth:`_stand_in`; True once the stand-in leads."""
+        s = self.settings
+        if stuck_item is None:
+            stuck_item = self.store.get(stuck, now)
+        if stuck_item is not None and stuck_item.get("window"):
+            return self._retire(stand_in, now)  # the stuck event was decided after all
+        lease = float((stuck_item or {}).get("lease_until", 0.0))
+        token = uuid.uuid4().hex
+        try:
+            self.store.update(
+                stuck,
+                now,
+                set_values={"lease_until": now + s.lease_seconds, OWNER: token},
+                condition=Compare("lease_until", "=", lease),
+            )
+        except ConditionFailed as failed:
+            if not failed.current or failed.current.get(OWNER) != token:
+                return False  # its own invocation holds it right now: looked at again next run
+        except StateStoreError as exc:
+            # Its item refuses writes: so does the takeover of every attempt of its own.
+            logger.warning("could not hold %s before its stand-in: %s", stuck, exc)
+        # Due at lease + settle, lease not held (its decision below takes it); an earlier try's
+        # claim is left as it is.
+        self._claim(stand_in, now, uuid.uuid4().hex, incident, hold=False)
         try:
             self.store.update(
                 incident,
                 now,
                 set_values={"leader": stand_in},
-                condition=Compare("leader", "=", key),
+                condition=Compare("leader", "=", stuck),
             )
         except ConditionFailed as failed:
             if not failed.current or failed.current.get("leader") != stand_in:
-                return []
-        self.metrics.count("StandIns")
-        logger.error("%s fails every time it is decided: a stand-in leads %s", key, incident)
-        return self._handle(rule_id, event, at, wait=False, stand_in=True)
+                return self._retire(stand_in, now)  # the window moved on
+        return True
+
+    def _retire(self, stand_in: str, now: float) -> bool:
+        """A stand-in that will not lead (its event was decided, or the window moved on)
+        leaves the due index; False (it does not lead)."""
+        with contextlib.suppress(ConditionFailed):  # gone, or decided meanwhile
+            self.store.update(
+                stand_in,
+                now,
+                set_values={"status": ClaimStatus.DONE.value},
+                remove=[DUE_PK, DUE_AT],
+                condition=Compare("status", "=", ClaimStatus.PROCESSING.value),
+            )
+        return False
 
     def _late_batch(self, leader: str, now: float) -> None:
         at = now + self.settings.settle_seconds
@@ -617,7 +773,7 @@ class EventHandler(ServicePart):
     ) -> list[Notification]:
         s = self.settings
         outbox = Outbox(tuple(result.entries))
-        finish, finish_remove = self._finish(window)
+        finish, finish_remove = self._finish(window, now, bool(attributes.get(FATIGUE_IDS)))
         values: Item = {**attributes, **outbox.to_item()}
         if result.publishes:
             values.update(status=ClaimStatus.DECIDED.value, **due_mark(now + s.lease_seconds))
@@ -629,26 +785,35 @@ class EventHandler(ServicePart):
 
     def _deliver_claim(self, key: str, claim: EventClaim, now: float) -> list[Notification]:
         """Deliver what a crashed or failed attempt decided and no output confirmed."""
-        finish, remove = self._finish(claim.window)
+        finish, remove = self._finish(claim.window, now, bool(claim.fatigue))
         return self.delivery.deliver(key, claim.outbox, now, finish, remove)
 
-    def _finish(self, window: WindowRef | None) -> tuple[Item, list[str]]:
+    def _finish(
+        self, window: WindowRef | None, now: float, fatigue: bool = False
+    ) -> tuple[Item, list[str]]:
         """What a claim's last confirmation writes: done; a leading event stays due for the
-        summary of its window (window end + settle), any other claim leaves the due index."""
+        summary of its window (window end + settle), a success escalated for MFA fatigue for
+        the look that counts the failures processed after it (:meth:`fatigue_look`, once
+        Lambda's retries of those failures are over), any other claim leaves the due index."""
         finish: Item = {"status": ClaimStatus.DONE.value}
         if window is not None:
             return finish | due_mark(window.window_end + self.settings.settle_seconds), []
+        if fatigue:
+            return finish | due_mark(now + self._retry_horizon()), []
         return finish, [DUE_PK, DUE_AT]
 
-    # --- successes: MFA fatigue ------------------------------------------------------------------
+    # --- successes: MFA fatigue, takeover -------------------------------------------------------
 
     def _success(
         self, rule: Rule, record: SignInRecord, now: float, notes: tuple[str, ...]
     ) -> list[Notification]:
-        """A successful sign-in: kept (its claim keeps the event, the principal's item names
-        it), then checked against the principal's failures. A failure processed later that
-        precedes it re-checks it (:func:`decisions.fatigue_rechecks`), so an MFA fatigue
-        success is raised whatever the order. Timeline::
+        """A successful sign-in (or a credential change, :func:`campaigns.takeover_target`):
+        kept (its claim keeps the event, the principal's item names it), then checked against
+        the principal's failures: MFA fatigue, or a takeover when the failures came from other
+        IPs (:func:`decisions.success_escalation`; a credential change after any failure). A
+        failure processed later that precedes it re-checks it
+        (:func:`decisions.fatigue_rechecks`, :func:`campaigns.takeover_rechecks`), so the
+        escalation is raised whatever the order, once per success (its claim). Timeline::
 
             claim (the event, lease not held) -> listed on the principal's item -> enough
             failures before it: hold the lease, decide the escalation, save, publish
@@ -693,17 +858,32 @@ class EventHandler(ServicePart):
                 now,
                 set_values={"successes": entries_to_keep(history.successes, t, horizon)},
             )
-        if is_takeover_step(record):
-            tk = self.settings.takeover
+        tk = self.settings.takeover
+        chained = is_takeover_step(record)
+        fatigue_too: tuple[str, ...] = ()
+        counted: Item = {}
+        if chained:
             failures = takeover_failures(history.failures, t, tk.seconds)
             if len(failures) < tk.count:
                 return []
             escalation = takeover_for(rule, record, failures, tk.minutes)
         else:
-            failures = failures_between(history, t - fs.seconds, t)
-            if len(failures) < fs.count:
+            check = success_escalation(
+                history, t, record.source_ip, (fs.count, fs.seconds), (tk.count, tk.seconds)
+            )
+            failures = check.failures
+            if check.kind is SuccessEscalation.NONE:
                 return []
-            escalation = fatigue_success_for(rule, record, failures, fs.minutes)
+            if check.kind is SuccessEscalation.FATIGUE:
+                escalation = fatigue_success_for(rule, record, failures, fs.minutes)
+                # What it counted: a look after the retry horizon counts what came later.
+                counted = {FATIGUE_IDS: list(failures), FATIGUE_COUNT: len(failures)}
+            else:
+                chained, fatigue_too = True, check.fatigue
+                reached = (len(check.fatigue), fs.minutes) if check.fatigue else None
+                escalation = takeover_sign_in_for(
+                    rule, record, failures, check.other_ips, tk.minutes, reached
+                )
         try:
             # Escalate: hold the lease first (one decider, whoever re-checks concurrently).
             self.store.update(
@@ -716,30 +896,39 @@ class EventHandler(ServicePart):
             raise EventInProgressError(
                 f"rule {rule.id} event {record.event_id} is being decided elsewhere"
             ) from failed
-        if is_takeover_step(record):
+        if chained:
             # One escalation per chain: a second step after the same failures (a virtual device
-            # created, then enabled) is the same takeover. The mark names this event, so its
-            # retry passes again.
-            last = max(t_f for t_f, e in history.failures if e in failures)
+            # created, then enabled; a sign-in from another IP, then a new device) is the same
+            # takeover. The mark is the escalating step's time, so a step whose failures began
+            # before it is the same chain, whichever failures were known when it escalated (a
+            # late failure does not start a second chain). It names this event: its retry
+            # passes again.
+            first = min(t_f for t_f, e in history.failures if e in failures)
             try:
                 self.store.update(
                     who,
                     now,
-                    set_values={"takeover_until": last, "takeover_by": record.event_id},
+                    set_values={"takeover_until": t, "takeover_by": record.event_id},
                     condition=AnyOf(
                         (
-                            Compare("takeover_until", "<", last, or_missing=True),
+                            Compare("takeover_until", "<", first, or_missing=True),
                             Compare("takeover_by", "=", record.event_id),
                         )
                     ),
                 )
             except ConditionFailed:
-                self.store.update(key, now, set_values={"status": ClaimStatus.DONE.value})
-                return []
+                if fatigue_too:
+                    # The chain escalated already (a credential change): the MFA fatigue
+                    # success is still this sign-in's own escalation.
+                    escalation = fatigue_success_for(rule, record, fatigue_too, fs.minutes)
+                    counted = {FATIGUE_IDS: list(fatigue_too), FATIGUE_COUNT: len(fatigue_too)}
+                else:
+                    self.store.update(key, now, set_values={"status": ClaimStatus.DONE.value})
+                    return []
         escalation = replace(escalation, notes=notes)
         try:
             result = self.delivery.decide([escalation], now)
-            return self._save_and_deliver(key, result, None, {}, now)
+            return self._save_and_deliver(key, result, None, counted, now)
         except StateStoreError:
             self._release(key, now)
             raise
@@ -767,21 +956,101 @@ class EventHandler(ServicePart):
             logger.error("%s decided again, not delivered yet: %s", key, exc)
             return []
 
+    def _recheck(self, key: str, failure: str, now: float) -> list[Notification]:
+        """A failure (``time|eventID``) processed after a success it precedes: decide the
+        success again if it is still undecided (:meth:`_resume`); if it was escalated for MFA
+        fatigue, report the failure on it and make it due for a look (:meth:`fatigue_look`)
+        after this failure, which the escalation did not count. One conditional request either
+        way: the report, or the failed condition returns the item. Timeline (3/30m)::
+
+            f0, f1, f2 processed -> success S processed: CRITICAL "after 3", look due at +180 s
+            f3 (before S) processed at +400 s: S escalated -> f3 reported, look due at +490 s
+            look: 4 failures before S, 3 counted -> HIGH "1 more ... (4 in all)"
+        """
+        try:
+            self.store.update(
+                key,
+                now,
+                set_values=due_mark(now + self.settings.settle_seconds),
+                add={FATIGUE_LATE: frozenset({failure}), FATIGUE_RECHECKS: 1},
+                # Bounded: past the cap the principal's failures still tell the look.
+                condition=AllOf(
+                    (
+                        Compare(FATIGUE_COUNT, ">", 0),
+                        Compare(FATIGUE_RECHECKS, "<", MAX_STORED_LIST, or_missing=True),
+                    )
+                ),
+            )
+        except ConditionFailed as failed:
+            return self._resume(key, now, failed.current or {})
+        return []
+
+    def fatigue_look(self, key: str, item: Item, now: float) -> list[Notification]:
+        """The scheduler's turn on a success escalated for MFA fatigue, once Lambda's retries
+        of the failures before it are over (and again after each failure processed later,
+        :meth:`_recheck`): failures before the success that its escalation did not count get
+        one trailing correction (HIGH, "N more failed MFA attempts before the sign-in (M in
+        all)"), decided once per count it grows from (a conditional write with its outbox), so
+        the escalation and its corrections add up to the same total in every arrival order."""
+        claim = EventClaim.from_item(item)
+        rule = self.rules.get(key_parts(key)[0])
+        record = parse_event(json.loads(item[EVENT]))
+        fs = self.settings.fatigue_success
+        who = principal_key(
+            record.account, escalation_principal(record.principal_key, record.source_ip)
+        )
+        history = PrincipalFailures.from_item(self.store.get(who, now))
+        t = record.event_time.timestamp()
+        late = late_fatigue_failures(history, claim.fatigue_late, t, fs.seconds, claim.fatigue)
+        if not late:
+            with contextlib.suppress(ConditionFailed):  # a poke moved it meanwhile: look again
+                self.store.update(
+                    key, now, remove=[DUE_PK, DUE_AT], condition=Compare(DUE_AT, "=", item[DUE_AT])
+                )
+            return []
+        correction = fatigue_correction_for(rule, record, claim.fatigue_count, late, fs.minutes)
+        decided = self.delivery.decide_apart(correction, now)
+        outbox = claim.outbox.with_entries(decided.entries)
+        s = self.settings
+        try:
+            self.store.update(
+                key,
+                now,
+                set_values={
+                    FATIGUE_IDS: [*claim.fatigue, *late],
+                    FATIGUE_COUNT: claim.fatigue_count + len(late),
+                    "status": ClaimStatus.DECIDED.value,
+                    "lease_until": now + s.lease_seconds,
+                    **outbox.to_item(),
+                    **due_mark(now + s.lease_seconds),
+                },
+                remove=[] if outbox.delivered else ["delivered"],
+                condition=Compare(FATIGUE_COUNT, "=", claim.fatigue_count),
+            )
+        except ConditionFailed:
+            return []  # another run corrected it from this count
+        # One more look after this one: a failure processed while it ran is counted then.
+        finish = {"status": ClaimStatus.DONE.value, **due_mark(now + s.settle_seconds)}
+        return self.delivery.deliver(key, outbox, now, finish, [])
+
     # --- Identity Center attribution -------------------------------------------------------------
 
     def _attribute(
         self, record: SignInRecord, now: float, waiting_rule: str = ""
-    ) -> tuple[SignInRecord, list[str]]:
+    ) -> tuple[SignInRecord, list[str], list[str]]:
         """Name the user of an Identity Center step from earlier steps of the same workflow
         (one request: the names and ids a step carries are merged, what is known comes back).
 
         A failure of ``waiting_rule`` that names nobody and finds no name yet is listed on the
         workflow (in the same request, only while the workflow has no name): the step that names
-        the user later decides it again. Returns the record and, for a step that names the
-        user, the claims of the failures that waited for it.
+        the user later decides it again. One that finds the name but not the identity-store
+        user id is listed for the id (one more request, only in that order): the step that
+        carries the id lists it under the id (:meth:`_list_under_user_id`). Returns the record,
+        for a step that names the user the claims of the failures that waited for it, and for a
+        step that carries the id the failures (entries) that waited for that.
         """
         if not record.auth_workflow_id:
-            return record, []
+            return record, [], []
         key = make_key(KeyKind.WORKFLOW, record.auth_workflow_id)
         named = (
             record.principal
@@ -796,6 +1065,7 @@ class EventHandler(ServicePart):
             values["user_id"] = record.identity_store_user_id
         ttl = {EXPIRES_AT: now + self.settings.workflow_ttl_seconds}
         waiting: list[str] = []
+        for_id: list[str] = []
         if waiting_rule and not named and record.principal_key == UNKNOWN_PRINCIPAL_KEY:
             try:
                 item = self.store.update(
@@ -808,6 +1078,8 @@ class EventHandler(ServicePart):
             except ConditionFailed as failed:
                 item = failed.current or {}
             known = Workflow.from_item(item)
+            if known.user_name and not known.user_id and not record.identity_store_user_id:
+                known = self._wait_for_user_id(key, record, now, known)
         elif values:
             item = self.store.update(key, now, set_values={**values, **ttl})
             known = Workflow.from_item(item)
@@ -815,28 +1087,55 @@ class EventHandler(ServicePart):
                 waiting = [str(k) for k in item[WAITING]]
                 # Nothing is listed once the workflow has a name (the condition above).
                 self.store.update(key, now, remove=[WAITING])
+            if record.identity_store_user_id and item.get(ID_WAITING):
+                for_id = [str(e) for e in item[ID_WAITING]]
+                # Nothing is listed once the workflow has the id (:meth:`_wait_for_user_id`).
+                self.store.update(key, now, remove=[ID_WAITING])
         else:
             known = Workflow.from_item(self.store.get(key, now))
+        # The identity-store user id a step of the workflow carried: device changes name the
+        # user by it (the failure's takeover chain, :meth:`_count_for_user_id`).
+        user_id = record.identity_store_user_id or known.user_id
         if named or not known.user_name:
-            return record, waiting
+            named_record = replace(record, identity_store_user_id=user_id) if named else record
+            return named_record, waiting, for_id
         return (
             replace(
                 record,
                 principal=known.user_name,
                 principal_key=known.user_name,
                 principal_type=PRINCIPAL_IDENTITY_CENTER,
+                identity_store_user_id=user_id,
             ),
             waiting,
+            for_id,
         )
+
+    def _wait_for_user_id(
+        self, key: str, record: SignInRecord, now: float, known: Workflow
+    ) -> Workflow:
+        """List a named failure on its workflow until a step carries the user id (only while
+        the workflow has none: a failed condition returns the id that came meanwhile)."""
+        entry = failure_entry(record.event_time.timestamp(), record.event_id, record.source_ip)
+        try:
+            self.store.update(key, now, append={ID_WAITING: [entry]}, condition=Missing("user_id"))
+        except ConditionFailed as failed:
+            return Workflow.from_item(failed.current) if failed.current else known
+        return known
 
     def _unnamed(self, record: SignInRecord) -> bool:
         """An Identity Center failure whose user no step of its workflow has named yet."""
         return bool(record.auth_workflow_id) and record.principal_key == UNKNOWN_PRINCIPAL_KEY
 
     def _name_wait(self) -> float:
-        """How long a failure waits for the step that names its user: Lambda retries a failed
-        invocation 1 and then 2 more minutes later, so a naming step whose first attempt failed
-        is processed within the lease and the settle delay (3 minutes by default)."""
+        """How long a failure waits for the step that names its user: a naming step whose first
+        attempt failed is processed within :meth:`_retry_horizon`."""
+        return self._retry_horizon()
+
+    def _retry_horizon(self) -> float:
+        """How late an event is processed when its first invocations fail: Lambda retries a
+        failed invocation 1 and then 2 more minutes later, within the lease and the settle
+        delay (3 minutes by default)."""
         return self.settings.lease_seconds + self.settings.settle_seconds
 
     def _wait_for_name(

@@ -1,22 +1,33 @@
-"""Heartbeats: is every member account x Region still forwarding its sign-in events?
+"""Heartbeats: is every member account x Region still forwarding its sign-in events, and can the
+stage itself still write its state and publish?
 
 Each account x Region sends a scheduled event every 15 minutes along the same path as its sign-in
 events (see ``constants.HEARTBEAT_PATTERN``). Seeing one pushes the item's due time to "overdue";
 the scheduler reports an overdue one once (:mod:`chalicelib.scheduler`), and the next heartbeat
 announces the recovery. One item per account x Region, written every 15 minutes: no contention, so
 a version check is enough.
+
+The stage's own scheduled heartbeat (:meth:`Heartbeats.pipeline`) also publishes a small canary
+message to the stage's canary topic, which is encrypted with the same key as the alert topics and
+has no subscribers: a publish there needs what every alert needs (``sns:Publish``, the key usable
+by the function, SNS up) and pages nobody. ``PipelineHeartbeats``, the metric the stage's heartbeat
+alarm watches (missing data is breaching), is counted only once the state write and the canary
+publish both succeeded, so the alarm pages when the table, the key or SNS is broken, every 15
+minutes at no one's expense.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from .constants import HEARTBEAT_OVERDUE_SECONDS
 from .delivery import Delivery
 from .documents import VERSION, Heartbeat, Outbox
+from .errors import ConfigError
 from .notifications import Notification, heartbeat_notice
 from .observability import Metrics
 from .rules import HEARTBEAT_RULE
@@ -35,6 +46,32 @@ logger = logging.getLogger(__name__)
 
 #: How long an account x Region is remembered without a heartbeat.
 HEARTBEAT_RETENTION = 30 * 24 * 3600.0
+#: The metric the stage's heartbeat alarm watches: the store written and the canary published.
+PIPELINE_HEARTBEATS = "PipelineHeartbeats"
+
+
+class Canary(Protocol):
+    """Where the scheduled heartbeat proves that the function can publish (the SNS edge:
+    :class:`chalicelib.sns.SnsCanary`; tests: :class:`chalicelib.service.MemoryCanary`)."""
+
+    def send(self, message: str) -> str:
+        """Publish ``message``; return its message id, or raise :class:`errors.PublishError`."""
+        ...
+
+
+def canary_message(account: str, region: str, now: float) -> str:
+    """The canary's text: small, and saying what it is to anyone who finds it."""
+    return json.dumps(
+        {
+            "mfawatch": "canary",
+            "account": account,
+            "region": region,
+            "time": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "purpose": "proves that the stage's functions can publish with the stage key; "
+            "the topic has no subscribers",
+        },
+        sort_keys=True,
+    )
 
 
 def heartbeat_key(account: str, region: str) -> str:
@@ -42,21 +79,49 @@ def heartbeat_key(account: str, region: str) -> str:
 
 
 class Heartbeats:
-    """Records heartbeats and announces recoveries."""
+    """Records heartbeats, announces recoveries, and proves the stage's own pipeline."""
 
-    def __init__(self, store: StateStore, delivery: Delivery, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        delivery: Delivery,
+        metrics: Metrics,
+        canary: Canary | None = None,
+    ) -> None:
         self.store = store
         self.delivery = delivery
         self.metrics = metrics
+        self.canary = canary
+
+    def pipeline(self, event: Mapping[str, Any], now: datetime) -> list[Notification]:
+        """The stage's own scheduled heartbeat: recorded like any other (:meth:`heartbeat`, the
+        state store), then the canary is published (SNS with the stage key). Counts
+        ``PipelineHeartbeats`` only when both succeeded; otherwise raises (Lambda retries the
+        invocation) and the metric stays missing, so the heartbeat alarm pages.
+
+        Raises :class:`errors.ConfigError` when no canary topic is configured: a stage that
+        cannot prove SNS does not pretend to."""
+        sent = self.heartbeat(event, now)
+        if self.canary is None:
+            raise ConfigError(
+                "no canary topic (MFAWATCH_CANARY_TOPIC_ARN): the heartbeat cannot prove that "
+                "SNS works; set it to the stage's mfawatch-<stage>-canary topic"
+            )
+        account = str(event.get("account", ""))
+        region = str(event.get("region", ""))
+        message_id = self.canary.send(canary_message(account, region, now.timestamp()))
+        logger.info("canary published as SNS message %s", message_id)
+        self.metrics.count(PIPELINE_HEARTBEATS)
+        return sent
 
     def heartbeat(self, event: Mapping[str, Any], now: datetime) -> list[Notification]:
         """A heartbeat from an account x Region (a member's scheduled rule, or our own
         schedule): record it, announce recovery if it had been reported missing, and count it.
 
-        The ``Heartbeats`` metric (which the stage's heartbeat alarm watches) is counted last,
-        only once the state write and any publish have succeeded: a heartbeat that reaches the
-        function while the table or SNS is failing raises instead, so the metric stops and the
-        alarm pages, rather than proving only that the function ran."""
+        The ``Heartbeats`` metric is counted last, only once the state write and any publish
+        have succeeded: a heartbeat that reaches the function while the table or SNS is failing
+        raises instead. The stage's own heartbeat goes through :meth:`pipeline`, which also
+        proves SNS."""
         account = str(event.get("account", ""))
         region = str(event.get("region", ""))
         clock = now.timestamp()

@@ -158,12 +158,35 @@ def alert_for(rule: Rule, record: SignInRecord, notes: tuple[str, ...] = ()) -> 
     )
 
 
-def summary_for(rule: Rule, window: WindowRef, repeats: Repeats, batch: int) -> Notification:
-    """The trailing summary of an incident window: its repeats, exact count, first/last time."""
+@dataclass(frozen=True)
+class Covered:
+    """What an incident window's summary says a suppression covers among what it counts."""
+
+    repeats: str = ""
+    """:func:`suppressed_clause` of the repeats a suppression covers (counted here all the
+    same)."""
+    leader: str = ""
+    """The suppression (``id (owner, reason)``) that held the window's alert."""
+    source_ip: str = ""
+    """The address to name when it is not the window's (repeats of a rule whose key leaves the
+    IP out, some of them suppressed)."""
+
+
+def summary_for(
+    rule: Rule, window: WindowRef, repeats: Repeats, batch: int, covered: Covered = Covered()
+) -> Notification:
+    """The trailing summary of an incident window: its repeats, exact count, first/last time,
+    and what of it a suppression covers (``covered``)."""
     count = repeats.count
     first, last = _at(repeats.first), _at(repeats.last)
     ids = repeats.event_ids
-    who, ip = window.principal, window.source_ip
+    who, ip = window.principal, covered.source_ip or window.source_ip
+    held = (
+        f" The alert that opened the window was suppressed by {covered.leader}."
+        if covered.leader
+        else ""
+    )
+    these = f" Of these, {covered.repeats}." if covered.repeats else ""
     sentence = (
         f"{rule.counted(count).replace(' ', ' more ', 1)} for {who} from {ip} between "
         f"{_clock(first, last)} and {_clock(last, first)} UTC"
@@ -185,7 +208,7 @@ def summary_for(rule: Rule, window: WindowRef, repeats: Repeats, batch: int) -> 
         count=count,
         first_seen=first,
         last_seen=last,
-        summary=sentence + f" (window opened {_at(window.window_start):%H:%M:%S}).",
+        summary=sentence + f" (window opened {_at(window.window_start):%H:%M:%S})." + these + held,
         notes=notes,
     )
 
@@ -348,14 +371,32 @@ def brute_force_for(
     )
 
 
-#: The id prefix of campaign escalations and their trailing summaries
+#: The id prefixes of campaign escalations and of their trailing summaries
 #: (:mod:`chalicelib.campaigns`).
 CAMPAIGN_ID_PREFIX = "escalation:campaign"
+CAMPAIGN_SUMMARY_ID_PREFIX = "summary:campaign"
 
 
 def is_campaign(notification: Notification) -> bool:
-    """A campaign escalation: never held in a storm digest, since it explains the storm."""
-    return notification.id.startswith(CAMPAIGN_ID_PREFIX)
+    """A campaign escalation or its trailing summary: never held in a storm digest by a rate
+    limit, since the campaign explains the storm."""
+    return notification.id.startswith((CAMPAIGN_ID_PREFIX, CAMPAIGN_SUMMARY_ID_PREFIX))
+
+
+def suppressed_clause(counts: Mapping[str, int], label_of: Callable[[str], str] = str) -> str:
+    """``2 suppressed by pentest-q4 (secops@example.com, external pen test)``, one clause per
+    suppression (by id, ``; `` between them); empty when nothing was suppressed."""
+    return "; ".join(
+        f"{counts[s]} suppressed by {label_of(s)}" for s in sorted(counts) if counts[s]
+    )
+
+
+def _suppressed_members(noun: str, clause: str) -> str:
+    return (
+        f" Of these {noun}, {clause}: their own alerts are held and counted in their rule's digest."
+        if clause
+        else ""
+    )
 
 
 def campaign_for(
@@ -368,10 +409,11 @@ def campaign_for(
     members: int,
     failures: int,
     minutes: float,
+    suppressed: str = "",
 ) -> Notification:
     """Escalation: one source IP failing a sign-in step for ``members`` distinct principals (or
     accounts: ``noun``) within ``minutes``. ``shown``: the first members (``account/principal``,
-    or the account for root)."""
+    or the account for root); ``suppressed``: :func:`suppressed_clause` of the members."""
     accounts = sorted({m.split("/", 1)[0] for m in shown})
     ip = record.source_ip if len(record.source_ip) <= 64 else record.source_ip[:63] + "…"
     more = f" and {members - len(shown)} more" if members > len(shown) else ""
@@ -399,6 +441,7 @@ def campaign_for(
             f"({failures} failures) within {minutes:g} minutes: {', '.join(shown)}{more}. "
             f"Accounts: {', '.join(accounts)}. One source that knows or guesses the credentials "
             "of several identities is a campaign, not a user who mistyped."
+            + _suppressed_members(noun, suppressed)
         ),
     )
 
@@ -406,7 +449,6 @@ def campaign_for(
 def campaign_summary_for(
     rule: Rule,
     campaign: str,
-    severity: str,
     noun: str,
     source_ip: str,
     escalated_by: str,
@@ -416,18 +458,23 @@ def campaign_summary_for(
     first: datetime,
     last: datetime,
     region: str = "",
+    suppressed: str = "",
 ) -> Notification:
     """The trailing summary of a campaign escalation: every member the source IP tried in the
-    campaign's window, once the window is over (``escalated_by``: the escalation's event)."""
+    campaign's window, once the window is over (``escalated_by``: the escalation's event). A
+    summary like an incident's, of its rule's severity; its ``count`` is 0, because each
+    member's events are counted by that principal's own alerts and summaries (the contract:
+    per rule, alerts + summaries + digests add up to the events): the members and attempts are
+    in its title and text. ``suppressed``: :func:`suppressed_clause` of the members."""
     accounts = sorted({m.split("/", 1)[0] for m in shown})
     ip = source_ip if len(source_ip) <= 64 else source_ip[:63] + "…"
     more = f" and {members - len(shown)} more" if members > len(shown) else ""
     name = _CAMPAIGN_NAMES.get(campaign, campaign)
     return Notification(
-        id=f"{CAMPAIGN_ID_PREFIX}-summary:{campaign}:{escalated_by}",
-        kind=KIND_ESCALATION,
+        id=f"{CAMPAIGN_SUMMARY_ID_PREFIX}:{campaign}:{escalated_by}",
+        kind=KIND_SUMMARY,
         rule=rule,
-        severity=severity,
+        severity=rule.severity,
         title=f"{name} from {ip} ended: {members} {noun} tried",
         dedup_key=f"campaign-summary:{campaign}|{source_ip}",
         account=accounts[0] if accounts else "",
@@ -436,14 +483,15 @@ def campaign_summary_for(
         principal_type="campaign",
         source_ip=source_ip,
         event_ids=(),
-        count=failures,
+        count=0,
         first_seen=first,
         last_seen=last,
         summary=(
             f"The campaign from {ip} is over: {members} distinct {noun} tried ({failures} "
-            f"first attempts per member and window): {', '.join(shown)}{more}. Accounts: "
+            f"first attempts per member and window) between {_clock(first, last)} and "
+            f"{_clock(last, first)} UTC: {', '.join(shown)}{more}. Accounts: "
             f"{', '.join(accounts)}. The alerts and summaries of each principal count every "
-            "failure."
+            "failure." + _suppressed_members(noun, suppressed)
         ),
     )
 
@@ -468,62 +516,173 @@ def takeover_for(
 ) -> Notification:
     """Escalation: an MFA device or password change of a principal shortly after its failed
     MFA step (``record`` is about the changed principal)."""
-    return Notification(
-        id=f"escalation:takeover:{record.event_id}",
-        kind=KIND_ESCALATION,
-        rule=rule,
-        severity="CRITICAL",
-        title=(
-            f"Possible account takeover: {record.event_name} for {record.principal} after "
-            f"{len(failures)} failed MFA attempt{'' if len(failures) == 1 else 's'}"
-        ),
-        dedup_key=f"takeover:{record.account}|{record.principal_key}",
-        account=record.account,
-        region=record.region,
-        principal=record.principal,
-        principal_type=record.principal_type,
-        source_ip=record.source_ip,
+    return _takeover(
+        rule,
+        record,
+        f"{record.event_name} for {record.principal} after {len(failures)} failed MFA "
+        f"attempt{'' if len(failures) == 1 else 's'}",
+        failures,
+        f"{record.event_name} changed the credentials of {record.principal} (from "
+        f"{record.source_ip}) within {minutes:g} minutes after {len(failures)} failed MFA "
+        "attempt(s): someone may be replacing the factor they could not pass.",
         event_ids=(*failures, record.event_id),
-        count=len(failures),
-        first_seen=record.event_time,
-        last_seen=record.event_time,
-        record=record,
-        summary=(
-            f"{record.event_name} changed the credentials of {record.principal} (from "
-            f"{record.source_ip}) within {minutes:g} minutes after {len(failures)} failed MFA "
-            "attempt(s): someone may be replacing the factor they could not pass."
-        ),
     )
+
+
+def _takeover(
+    rule: Rule,
+    record: SignInRecord,
+    what: str,
+    failures: tuple[str, ...],
+    summary: str,
+    event_ids: tuple[str, ...] | None = None,
+) -> Notification:
+    """A CRITICAL "Possible account takeover: ``what``" about ``record``'s principal."""
+    return _about_success(
+        rule,
+        record,
+        id=f"escalation:takeover:{record.event_id}",
+        severity="CRITICAL",
+        title=f"Possible account takeover: {what}",
+        failures=failures,
+        summary=summary,
+        dedup="takeover",
+        event_ids=event_ids,
+    )
+
+
+def _ips(ips: tuple[str, ...], limit: int = 5) -> str:
+    more = f" and {len(ips) - limit} more" if len(ips) > limit else ""
+    return ", ".join(ips[:limit]) + more
+
+
+def takeover_sign_in_for(
+    rule: Rule,
+    record: SignInRecord,
+    failures: tuple[str, ...],
+    other_ips: tuple[str, ...],
+    minutes: float,
+    fatigue: tuple[int, float] | None = None,
+) -> Notification:
+    """Escalation: a successful sign-in from another address than the principal's failed MFA
+    steps shortly before. ``failures``: the failures from ``other_ips``; ``fatigue`` (failures,
+    minutes) when the MFA fatigue threshold is met too: this notification stands for both."""
+    n = len(failures)
+    also = (
+        f" It also meets the MFA fatigue threshold ({fatigue[0]} failed MFA attempts within "
+        f"{fatigue[1]:g} minutes): this is the one notification for both."
+        if fatigue
+        else ""
+    )
+    attempts = f"{n} failed MFA attempt{'' if n == 1 else 's'}"
+    where = other_ips[0] if len(other_ips) == 1 else f"{len(other_ips)} other IPs"
+    return _takeover(
+        rule,
+        record,
+        f"{record.principal} signed in from {record.source_ip} after {attempts} from {where}",
+        failures,
+        f"{record.event_name} {record.event_id} by {record.principal} succeeded from "
+        f"{record.source_ip} within {minutes:g} minutes after {attempts} from another "
+        f"address ({_ips(other_ips)}): the MFA step failed at one address and the sign-in "
+        "succeeded at another. Someone who knows the password may have got past MFA "
+        "elsewhere (a phished code or session), or the user signed in while someone else "
+        f"was failing.{also}",
+    )
+
+
+FATIGUE_ID_PREFIX = "escalation:fatigue-success"
+#: The id part of a correction to an MFA fatigue success: ``<escalation id>:late:<counted>``.
+FATIGUE_LATE = ":late:"
+
+
+def is_fatigue_correction(notification: Notification) -> bool:
+    """A correction to an MFA fatigue success: it is admitted and suppressed as its CRITICAL
+    escalation is (never rate-limited), so the two always reach the same outputs."""
+    return notification.id.startswith(FATIGUE_ID_PREFIX) and FATIGUE_LATE in notification.id
 
 
 def fatigue_success_for(
     rule: Rule, record: SignInRecord, failures: tuple[str, ...], minutes: float
 ) -> Notification:
-    """Escalation: a successful sign-in right after repeated MFA failures. Names the success."""
-    return Notification(
-        id=f"escalation:fatigue-success:{record.event_id}",
-        kind=KIND_ESCALATION,
-        rule=rule,
+    """Escalation: a successful sign-in right after repeated MFA failures, none from another
+    address (then it is a takeover, :func:`takeover_sign_in_for`). Names the success."""
+    return _about_success(
+        rule,
+        record,
+        id=f"{FATIGUE_ID_PREFIX}:{record.event_id}",
         severity="CRITICAL",
         title=(
             f"MFA fatigue success: {record.principal} signed in from {record.source_ip} after "
             f"{len(failures)} failed MFA attempts"
         ),
-        dedup_key=f"fatigue-success:{record.account}|{record.principal_key}",
+        failures=failures,
+        summary=(
+            f"Successful sign-in {record.event_id} by {record.principal} followed "
+            f"{len(failures)} failed MFA attempts within {minutes:g} minutes."
+        ),
+    )
+
+
+def fatigue_correction_for(
+    rule: Rule, record: SignInRecord, counted: int, late: tuple[str, ...], minutes: float
+) -> Notification:
+    """The trailing correction of an MFA fatigue success (``record``): ``late`` failed MFA
+    attempts before the sign-in were processed after the escalation, which said ``counted``.
+    HIGH, so that a success has exactly one CRITICAL; its id names the count it corrects, so
+    each correction is decided once whoever retries it."""
+    total = counted + len(late)
+    more = f"{len(late)} more failed MFA attempt{'' if len(late) == 1 else 's'}"
+    return _about_success(
+        rule,
+        record,
+        id=f"{FATIGUE_ID_PREFIX}:{record.event_id}{FATIGUE_LATE}{counted}",
+        severity="HIGH",
+        title=(
+            f"MFA fatigue success of {record.principal}: {more} before the sign-in ({total} in all)"
+        ),
+        failures=late,
+        summary=(
+            f"Correction to the MFA fatigue success {record.event_id}: {more} before it "
+            f"reached mfawatch after the escalation was sent (a delivery retried late). The "
+            f"successful sign-in by {record.principal} followed {total} failed MFA attempts "
+            f"within {minutes:g} minutes, not {counted}."
+        ),
+    )
+
+
+def _about_success(
+    rule: Rule,
+    record: SignInRecord,
+    *,
+    id: str,
+    severity: str,
+    title: str,
+    failures: tuple[str, ...],
+    summary: str,
+    dedup: str = "fatigue-success",
+    event_ids: tuple[str, ...] | None = None,
+) -> Notification:
+    """An escalation about one principal's success or credential change (an MFA fatigue
+    success or its correction, a takeover), counting ``failures``, grouped under
+    ``<dedup>:<account>|<principal>``; ``event_ids``: the success first, unless given."""
+    return Notification(
+        id=id,
+        kind=KIND_ESCALATION,
+        rule=rule,
+        severity=severity,
+        title=title,
+        dedup_key=f"{dedup}:{record.account}|{record.principal_key}",
         account=record.account,
         region=record.region,
         principal=record.principal,
         principal_type=record.principal_type,
         source_ip=record.source_ip,
-        event_ids=(record.event_id, *failures),
+        event_ids=(record.event_id, *failures) if event_ids is None else event_ids,
         count=len(failures),
         first_seen=record.event_time,
         last_seen=record.event_time,
         record=record,
-        summary=(
-            f"Successful sign-in {record.event_id} by {record.principal} followed "
-            f"{len(failures)} failed MFA attempts within {minutes:g} minutes."
-        ),
+        summary=summary,
     )
 
 

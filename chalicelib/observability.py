@@ -7,6 +7,7 @@ block in Embedded Metric Format becomes CloudWatch metrics without any API call
 Metrics (namespace ``mfawatch``): ``EventsMatched`` (per rule), ``Notifications`` (per kind),
 ``Repeats`` (counted into an incident, no notification), ``Duplicates`` (redelivered eventIDs),
 ``Held`` (rate-limited into a storm digest), ``Heartbeats`` (per account and Region),
+``PipelineHeartbeats`` (the stage's own heartbeat: state written and canary published),
 ``StateStoreErrors`` (failed open), ``PublishErrors`` (per destination), ``SchedulerErrors`` and
 ``Parked`` (the scheduler), ``ParkedReplayed``, ``ParkedSkipped`` and ``ParkedErrors`` (the
 consumer of the failed-events queue, :mod:`chalicelib.parked`). Each is also published with the

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import constants as c
 from .errors import RuleError
 from .records import RECORD_FIELDS, SignInRecord
 
@@ -48,6 +49,15 @@ class Rule:
     """Plural noun for summaries: "12 more <noun> for ops-admin from 203.0.113.7 ..."."""
     noun_one: str = ""
     """Singular noun ("1 more <noun_one>"); default: ``noun`` without its last word's s."""
+    read_only_events: bool = False
+    """It matches read-only management events (``readOnly`` true, e.g. ``aws login``), which
+    EventBridge gives only to rules in the state :data:`constants.RULE_STATE_WITH_READ_ONLY`."""
+
+    @property
+    def eventbridge_state(self) -> str:
+        """The state of the EventBridge rules that deliver this rule's events (forwarding rules
+        in the member accounts, the central rule)."""
+        return c.RULE_STATE_WITH_READ_ONLY if self.read_only_events else c.RULE_STATE_ENABLED
 
     def counted(self, count: int) -> str:
         """``12 failed MFA attempts`` / ``1 failed MFA attempt``."""
@@ -87,6 +97,7 @@ class Rule:
             "runbook": list(self.runbook),
             "event_pattern": self.event_pattern,
             "dedup": {"key": list(self.dedup_key), "window_minutes": self.window_minutes},
+            **({"read_only_events": True} if self.read_only_events else {}),
         }
 
 
@@ -136,6 +147,7 @@ def rule_from_mapping(data: Mapping[str, Any], source: str) -> Rule:
         signal=str(data.get("signal") or "none"),
         noun=str(data.get("noun") or "matching events"),
         noun_one=str(data.get("noun_one") or ""),
+        read_only_events=bool(data.get("read_only_events", False)),
     )
 
 

@@ -4,6 +4,8 @@ Due items, each handled on its own (a failure is logged, counted as ``SchedulerE
 at the next run; the other items proceed):
 
 * an event claim whose delivery did not finish (lease ran out): deliver what no output confirmed;
+* a success escalated for MFA fatigue, once Lambda's retries are over and after each failure
+  processed later: correct its count (:meth:`events.EventHandler.fatigue_look`);
 * a leading event whose window ended: merge its window's repeats into a summary (a "look"); a
   look that finds repeats still settling looks again, and a repeat processed after the window
   ended asks for a look itself, so late repeats make another batch instead of being lost;
@@ -30,7 +32,7 @@ the last look of a window or storm comes a horizon after its last cutoff, so an 
 :data:`INDEX_LAG_HORIZON` late is still counted. A late entry that cannot be named (the band holds
 more than it can list) is still counted in a summary; in a storm digest it is reported
 (``IndexLagUncounted``, an error log) rather than merged blind. A per-repeat counter would catch
-any delay, but costs a write per repeat that the request budget (alert 7, repeat 4) does not have;
+any delay, but costs a write per repeat that the request budget (alert 8, repeat 4) does not have;
 the band costs the scheduler one more query per window.
 """
 
@@ -59,6 +61,7 @@ from .documents import (
     Heartbeat,
     Outbox,
     StormState,
+    WindowRef,
     ended_storms,
     held_of,
     stale_counters,
@@ -68,13 +71,15 @@ from .documents import (
 from .errors import MfawatchError, PublishError, UnknownReferenceError
 from .events import EventHandler, escalation_principal, principal_key
 from .notifications import (
+    Covered,
     Notification,
     expiry_notice,
     heartbeat_notice,
     storm_digest_for,
     summary_for,
+    suppressed_clause,
 )
-from .rules import HEARTBEAT_RULE
+from .rules import HEARTBEAT_RULE, Rule
 from .state import (
     DUE_AT,
     DUE_PK,
@@ -91,7 +96,7 @@ from .state import (
     key_parts,
     make_key,
 )
-from .suppressions import SUPPRESSION_RULE
+from .suppressions import SUPPRESSION_RULE, Seen
 
 logger = logging.getLogger(__name__)
 
@@ -318,6 +323,8 @@ class Scheduler(ServicePart):
             return self.events.finish_stuck(key, item, now)  # still undecided after its lease
         if claim.outbox.pending():
             return self._redeliver(key, claim, now)
+        if claim.fatigue and self.events is not None:
+            return self.events.fatigue_look(key, item, now)
         if claim.window is None:
             self._settle(key, item, now, None)
             return []
@@ -337,8 +344,8 @@ class Scheduler(ServicePart):
                 return []  # taken by someone else (not our own write, re-sent by botocore)
         finish: Item = {"status": ClaimStatus.DONE.value}
         remove = [DUE_PK, DUE_AT]
-        if claim.window is not None:
-            finish |= due_mark(now)  # look at its window next
+        if claim.window is not None or claim.fatigue:
+            finish |= due_mark(now)  # look at its window (or its late failures) next
             remove = []
         return self.delivery.deliver(key, claim.outbox, now, finish, remove)
 
@@ -399,7 +406,7 @@ class Scheduler(ServicePart):
             self._settle(key, item, now, self._next_look(now, since, found.settling))
             return []
         rule = self._rule(window.rule_id, key)
-        summary = summary_for(rule, window, repeats, window.batch + 1)
+        summary = self._summary(rule, window, repeats, merged, item, now)
         principal = principal_key(
             window.account, escalation_principal(window.principal_key, window.source_ip)
         )
@@ -431,6 +438,45 @@ class Scheduler(ServicePart):
         # After the summary, one more look (repeats may still be settling; a late one asks).
         finish: Item = {"status": ClaimStatus.DONE.value, **due_mark(now + settle)}
         return self.delivery.deliver(key, outbox, now, finish, [])
+
+    def _summary(
+        self,
+        rule: Rule,
+        window: WindowRef,
+        repeats: Repeats,
+        merged: list[Item],
+        item: Item,
+        now: float,
+    ) -> Notification:
+        """The window's summary, saying which of its repeats a suppression covers (each by its
+        own address; they are counted here) and which suppression held its alert. When some
+        repeats are not covered but the window's own address is, the summary names theirs, so
+        that the suppression does not hold what it does not match."""
+        suppressions = self.delivery.suppressions
+        ips = {str(i["event_id"]): str(i.get("source_ip") or window.source_ip) for i in merged}
+
+        def is_covered(ip: str) -> bool:
+            seen = Seen(window.principal, window.account, ip)
+            return suppressions.matching(seen, rule.id, rule.severity, now) is not None
+
+        counts = suppressions.tally(
+            (Seen(window.principal, window.account, ip) for ip in ips.values()),
+            rule.id,
+            rule.severity,
+            now,
+        )
+        leader = next((h.suppressed_by for h in held_of(item) if h.suppressed_by), "")
+        said = Covered(
+            suppressed_clause(counts, suppressions.label),
+            suppressions.label(leader) if leader else "",
+        )
+        summary = summary_for(rule, window, repeats, window.batch + 1, said)
+        partly = 0 < sum(counts.values()) < repeats.count
+        if not partly or self.delivery.suppression_of(summary, now) is None:
+            return summary
+        free = sorted({ip for ip in ips.values() if not is_covered(ip)})
+        shown = free[0] if len(free) == 1 else f"{len(free)} IPs"
+        return summary_for(rule, window, repeats, window.batch + 1, replace(said, source_ip=shown))
 
     def _next_look(self, now: float, since: float, settling: bool) -> float | None:
         """After a look that merged nothing: again once the settling entries have settled, else

@@ -17,7 +17,7 @@ from .config import Settings
 from .delivery import Delivery, Publisher
 from .errors import PublishError
 from .events import EventHandler
-from .heartbeats import Heartbeats
+from .heartbeats import Canary, Heartbeats
 from .notifications import Notification
 from .observability import MemoryMetrics, Metrics
 from .rules import HEARTBEAT_RULE, RuleSet
@@ -25,7 +25,7 @@ from .scheduler import Remaining, Scheduler
 from .state import MemoryStore, StateStore
 from .suppressions import SUPPRESSION_RULE, Suppressions
 
-__all__ = ["AlertService", "MemoryPublisher", "Publisher"]
+__all__ = ["AlertService", "MemoryCanary", "MemoryPublisher", "Publisher"]
 
 
 class MemoryPublisher:
@@ -60,6 +60,20 @@ class MemoryPublisher:
                 self.sent.append(notification)
 
 
+class MemoryCanary:
+    """The heartbeat's canary in memory (tests): what was sent; ``failing`` raises instead."""
+
+    def __init__(self, failing: bool = False) -> None:
+        self.sent: list[str] = []
+        self.failing = failing
+
+    def send(self, message: str) -> str:
+        if self.failing:
+            raise PublishError("canary topic is failing (test)")
+        self.sent.append(message)
+        return f"canary-{len(self.sent)}"
+
+
 class AlertService:
     """Turns matched events into published notifications, exactly once, rate-limited.
 
@@ -77,6 +91,7 @@ class AlertService:
         settings: Settings | None = None,
         metrics: Metrics | None = None,
         suppressions: Suppressions | None = None,
+        canary: Canary | None = None,
     ) -> None:
         self.rules = rules
         self.store: StateStore = store if store is not None else MemoryStore()
@@ -92,7 +107,7 @@ class AlertService:
         self.events = EventHandler(rules, self.store, self.delivery, self.settings, self.metrics)
         self.scheduler = Scheduler(known, self.store, self.delivery, self.settings, self.metrics)
         self.scheduler.events = self.events
-        self.heartbeats = Heartbeats(self.store, self.delivery, self.metrics)
+        self.heartbeats = Heartbeats(self.store, self.delivery, self.metrics, canary)
 
     def handle(self, rule_id: str, event: Mapping[str, Any], now: datetime) -> list[Notification]:
         """See :meth:`events.EventHandler.handle`."""
@@ -111,3 +126,7 @@ class AlertService:
     def heartbeat(self, event: Mapping[str, Any], now: datetime) -> list[Notification]:
         """See :meth:`heartbeats.Heartbeats.heartbeat`."""
         return self.heartbeats.heartbeat(event, now)
+
+    def pipeline_heartbeat(self, event: Mapping[str, Any], now: datetime) -> list[Notification]:
+        """See :meth:`heartbeats.Heartbeats.pipeline`."""
+        return self.heartbeats.pipeline(event, now)

@@ -1,4 +1,5 @@
-"""The SNS edge: publish notifications to the named outputs, with an injected boto3 client."""
+"""The SNS edge: publish notifications to the named outputs, and the heartbeat's canary, with an
+injected boto3 client."""
 
 from __future__ import annotations
 
@@ -48,4 +49,22 @@ class SnsPublisher:
             destination,
             response.get("MessageId"),
         )
+        return str(response.get("MessageId", ""))
+
+
+class SnsCanary:
+    """Publishes the scheduled heartbeat's canary to the stage's canary topic (no subscribers).
+    Raises :class:`PublishError`, so that the heartbeat's metric is not counted."""
+
+    def __init__(self, client: Any, topic_arn: str) -> None:
+        self._client = client
+        self.topic_arn = topic_arn
+
+    def send(self, message: str) -> str:
+        try:
+            response = self._client.publish(
+                TopicArn=self.topic_arn, Subject="mfawatch canary", Message=message
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise PublishError(f"canary publish to {self.topic_arn} failed: {exc}") from exc
         return str(response.get("MessageId", ""))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -47,6 +47,15 @@ class Subject(Protocol):
 
     @property
     def source_ip(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A subject known only by its fields (a summarized repeat, a campaign's member)."""
+
+    principal: str
+    account: str
+    source_ip: str
 
 
 @dataclass(frozen=True)
@@ -190,6 +199,18 @@ class Suppressions(Sequence[Suppression]):
             if suppression.applies(subject, rule_id, severity, now):
                 return suppression
         return None
+
+    def tally(
+        self, subjects: Iterable[Subject], rule_id: str, severity: str, now: float
+    ) -> dict[str, int]:
+        """How many of ``subjects`` (events of rule ``rule_id``) each suppression covers at
+        ``now``, by id: what a summary over them says is suppressed."""
+        counts: dict[str, int] = {}
+        for subject in subjects:
+            found = self.matching(subject, rule_id, severity, now)
+            if found is not None:
+                counts[found.id] = counts.get(found.id, 0) + 1
+        return counts
 
     def label(self, suppression_id: str) -> str:
         """``id (owner, reason)``; the bare id for one this deployment no longer has."""

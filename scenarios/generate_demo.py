@@ -76,20 +76,32 @@ role_session = _cloudtrail.role_session
 
 
 def story() -> list[dict[str, Any]]:
+    """Every event of the day, chapter by chapter (the ids are numbered in this order)."""
+    return [
+        *_ops_admin_fatigue(),
+        *_dev_root_without_mfa(),
+        *_identity_center_totp(),
+        *_dev_lead(),
+        *_build_bot(),
+        *_benign_noise(),
+        *_campaign(),
+    ]
+
+
+def _ops_admin_fatigue() -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     add = events.append
     attacker = "203.0.113.7"
-
     # 1. ops-admin: the password is known; MFA codes are guessed until one works.
     add(
         console_login(
             at("08:59:40"),
             PROD,
             iam_user(PROD, "ops-admin", arn=False),
-            "Failure",
-            "No",
-            attacker,
-            ATTACKER_UA,
+            outcome="Failure",
+            mfa_used="No",
+            ip=attacker,
+            ua=ATTACKER_UA,
         )
     )
     failures = [
@@ -99,7 +111,12 @@ def story() -> list[dict[str, Any]]:
     for when in failures:
         add(
             check_mfa(
-                when - timedelta(seconds=3), PROD, "ops-admin", attacker, ATTACKER_UA, "us-east-1"
+                when - timedelta(seconds=3),
+                PROD,
+                "ops-admin",
+                ip=attacker,
+                ua=ATTACKER_UA,
+                region="us-east-1",
             )
         )
         add(
@@ -107,10 +124,10 @@ def story() -> list[dict[str, Any]]:
                 when,
                 PROD,
                 iam_user(PROD, "ops-admin", arn=False),
-                "Failure",
-                "Yes",
-                attacker,
-                ATTACKER_UA,
+                outcome="Failure",
+                mfa_used="Yes",
+                ip=attacker,
+                ua=ATTACKER_UA,
             )
         )
     add(
@@ -118,241 +135,194 @@ def story() -> list[dict[str, Any]]:
             at("09:05:10"),
             PROD,
             iam_user(PROD, "ops-admin"),
-            "Success",
-            "Yes",
-            attacker,
-            ATTACKER_UA,
+            outcome="Success",
+            mfa_used="Yes",
+            ip=attacker,
+            ua=ATTACKER_UA,
             mfa_identifier=f"arn:aws:iam::{PROD}:mfa/ops-admin-phone",
         )
     )
     session = console_session(PROD, "ops-admin", at("09:05:10"))
-    add(
-        api_call(
-            at("09:06:02"),
-            PROD,
-            "us-east-1",
-            "iam.amazonaws.com",
-            "ListMFADevices",
-            session,
-            attacker,
-            "AWS Internal",
-            {"userName": "ops-admin"},
-        )
+    # The attacker, signed in as ops-admin, swaps the MFA device (IAM calls, us-east-1).
+    attacker_iam = functools.partial(
+        api_call,
+        region="us-east-1",
+        source="iam.amazonaws.com",
+        identity=session,
+        ip=attacker,
+        ua="AWS Internal",
     )
+    add(attacker_iam(at("09:06:02"), PROD, name="ListMFADevices", params={"userName": "ops-admin"}))
     add(
-        api_call(
+        attacker_iam(
             at("09:07:42"),
             PROD,
-            "us-east-1",
-            "iam.amazonaws.com",
-            "DeactivateMFADevice",
-            session,
-            attacker,
-            "AWS Internal",
-            {"userName": "ops-admin", "serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-phone"},
+            name="DeactivateMFADevice",
+            params={
+                "userName": "ops-admin",
+                "serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-phone",
+            },
         )
     )
     add(
-        api_call(
+        attacker_iam(
             at("09:07:50"),
             PROD,
-            "us-east-1",
-            "iam.amazonaws.com",
-            "DeleteVirtualMFADevice",
-            session,
-            attacker,
-            "AWS Internal",
-            {"serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-phone"},
+            name="DeleteVirtualMFADevice",
+            params={"serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-phone"},
         )
     )
     add(
-        api_call(
+        attacker_iam(
             at("09:08:31"),
             PROD,
-            "us-east-1",
-            "iam.amazonaws.com",
-            "CreateVirtualMFADevice",
-            session,
-            attacker,
-            "AWS Internal",
-            {"virtualMFADeviceName": "ops-admin-new", "path": "/"},
+            name="CreateVirtualMFADevice",
+            params={"virtualMFADeviceName": "ops-admin-new", "path": "/"},
         )
     )
     add(
-        api_call(
+        attacker_iam(
             at("09:09:00"),
             PROD,
-            "us-east-1",
-            "iam.amazonaws.com",
-            "EnableMFADevice",
-            session,
-            attacker,
-            "AWS Internal",
-            {"userName": "ops-admin", "serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-new"},
+            name="EnableMFADevice",
+            params={
+                "userName": "ops-admin",
+                "serialNumber": f"arn:aws:iam::{PROD}:mfa/ops-admin-new",
+            },
         )
     )
+    return events
 
+
+def _dev_root_without_mfa() -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    add = events.append
     # 2. Root of the dev account: a failure, then a success without MFA from the same address.
-    add(console_login(at("11:20:30"), DEV, root(DEV), "Failure", "No", "192.0.2.44", FIREFOX))
-    add(console_login(at("11:25:02"), DEV, root(DEV), "Success", "No", "192.0.2.44", FIREFOX))
+    for when, outcome in (("11:20:30", "Failure"), ("11:25:02", "Success")):
+        add(
+            console_login(
+                at(when),
+                DEV,
+                root(DEV),
+                outcome=outcome,
+                mfa_used="No",
+                ip="192.0.2.44",
+                ua=FIREFOX,
+            )
+        )
+    return events
 
+
+def _identity_center_totp() -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    add = events.append
     # 3. Identity Center: jane fumbles her TOTP twice (new format: failures name nobody).
     workflow = "6d1e7c2a-9f3b-4e8d-a1c5-2b7f0e9d4a11"
     jane_ip = "198.51.100.23"
     jane_id = "94d00cd8-e9e6-4810-b177-b08e84725435"
-    add(
-        idc_event(
-            at("13:10:01"),
-            "CredentialChallenge",
-            "PASSWORD",
-            "Success",
-            workflow,
-            jane_ip,
-            unauthenticated(PROD),
-            "jane@example.com",
-        )
+    # (time, step, credential, outcome, names jane in userIdentity, UserName in the event)
+    steps = (
+        ("13:10:01", "CredentialChallenge", "PASSWORD", "Success", False, "jane@example.com"),
+        ("13:10:09", "CredentialVerification", "PASSWORD", "Success", False, "jane@example.com"),
+        ("13:10:10", "CredentialChallenge", "TOTP", "Success", True, ""),
+        ("13:10:31", "CredentialVerification", "TOTP", "Failure", False, ""),
+        ("13:10:45", "CredentialVerification", "TOTP", "Failure", False, ""),
+        ("13:11:02", "CredentialVerification", "TOTP", "Success", True, ""),
+        ("13:11:03", "UserAuthentication", "PASSWORD,TOTP", "Success", True, "jane@example.com"),
     )
-    add(
-        idc_event(
-            at("13:10:09"),
-            "CredentialVerification",
-            "PASSWORD",
-            "Success",
-            workflow,
-            jane_ip,
-            unauthenticated(PROD),
-            "jane@example.com",
+    for when, step, credential, outcome, named, user_name in steps:
+        add(
+            idc_event(
+                at(when),
+                step,
+                credential_type=credential,
+                outcome=outcome,
+                workflow=workflow,
+                ip=jane_ip,
+                identity=idc_user(PROD, jane_id) if named else unauthenticated(PROD),
+                user_name=user_name,
+            )
         )
-    )
-    add(
-        idc_event(
-            at("13:10:10"),
-            "CredentialChallenge",
-            "TOTP",
-            "Success",
-            workflow,
-            jane_ip,
-            idc_user(PROD, jane_id),
-        )
-    )
-    add(
-        idc_event(
-            at("13:10:31"),
-            "CredentialVerification",
-            "TOTP",
-            "Failure",
-            workflow,
-            jane_ip,
-            unauthenticated(PROD),
-        )
-    )
-    add(
-        idc_event(
-            at("13:10:45"),
-            "CredentialVerification",
-            "TOTP",
-            "Failure",
-            workflow,
-            jane_ip,
-            unauthenticated(PROD),
-        )
-    )
-    add(
-        idc_event(
-            at("13:11:02"),
-            "CredentialVerification",
-            "TOTP",
-            "Success",
-            workflow,
-            jane_ip,
-            idc_user(PROD, jane_id),
-        )
-    )
-    add(
-        idc_event(
-            at("13:11:03"),
-            "UserAuthentication",
-            "PASSWORD,TOTP",
-            "Success",
-            workflow,
-            jane_ip,
-            idc_user(PROD, jane_id),
-            "jane@example.com",
-        )
-    )
     # Someone else types a wrong Identity Center password: not an MFA failure.
     add(
         idc_event(
             at("13:05:00"),
             "CredentialVerification",
-            "PASSWORD",
-            "Failure",
-            "0e3c5a71-4b2d-4f6a-9c8e-7d1b2a3c4e55",
-            "203.0.113.150",
-            unauthenticated(PROD),
+            credential_type="PASSWORD",
+            outcome="Failure",
+            workflow="0e3c5a71-4b2d-4f6a-9c8e-7d1b2a3c4e55",
+            ip="203.0.113.150",
+            identity=unauthenticated(PROD),
         )
     )
+    return events
 
+
+def _dev_lead() -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    add = events.append
     # 4. dev-lead, eu-north-1 endpoint: one failed MFA code, then success.
-    add(
-        console_login(
-            at("14:00:12"),
-            DEV,
-            iam_user(DEV, "dev-lead", arn=False),
-            "Failure",
-            "Yes",
-            "198.51.100.200",
-            CHROME,
-            region="eu-north-1",
-        )
+    sign_in = functools.partial(
+        console_login, mfa_used="Yes", ip="198.51.100.200", ua=CHROME, region="eu-north-1"
     )
+    add(sign_in(at("14:00:12"), DEV, iam_user(DEV, "dev-lead", arn=False), outcome="Failure"))
     add(
-        console_login(
+        sign_in(
             at("14:00:40"),
             DEV,
             iam_user(DEV, "dev-lead"),
-            "Success",
-            "Yes",
-            "198.51.100.200",
-            CHROME,
-            region="eu-north-1",
+            outcome="Success",
             mfa_identifier=f"arn:aws:iam::{DEV}:mfa/dev-lead",
         )
     )
+    return events
 
+
+def _build_bot() -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    add = events.append
     # 5. build-bot signs in with a password alone.
     add(
         console_login(
             at("10:15:00"),
             PROD,
             iam_user(PROD, "build-bot"),
-            "Success",
-            "No",
-            "198.51.100.99",
-            CHROME,
+            outcome="Success",
+            mfa_used="No",
+            ip="198.51.100.99",
+            ua=CHROME,
         )
     )
+    return events
 
+
+def _benign_noise() -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    add = events.append
     # 6. Benign noise: sign-ins with MFA and ordinary API calls.
     rng = random.Random(20261102)
     people = [("alice", PROD), ("bob", PROD), ("carol", DEV), ("dave", DEV)]
     for name, account in people:
         when = at("08:00:00") + timedelta(seconds=rng.randrange(0, 9 * 3600))
         ip = f"198.51.100.{rng.randrange(30, 90)}"
-        add(check_mfa(when - timedelta(seconds=4), account, name, ip, CHROME, "us-east-1"))
+        add(
+            check_mfa(
+                when - timedelta(seconds=4), account, name, ip=ip, ua=CHROME, region="us-east-1"
+            )
+        )
         add(
             console_login(
                 when,
                 account,
                 iam_user(account, name),
-                "Success",
-                "Yes",
-                ip,
-                CHROME,
+                outcome="Success",
+                mfa_used="Yes",
+                ip=ip,
+                ua=CHROME,
                 mfa_identifier=f"arn:aws:iam::{account}:mfa/{name}",
             )
         )
-    calls = [
+    calls: list[tuple[str, str, dict[str, Any] | None]] = [
         ("s3.amazonaws.com", "GetBucketLocation", {"bucketName": "app-assets"}),
         ("ec2.amazonaws.com", "DescribeInstances", {"maxResults": 100}),
         (
@@ -381,17 +351,22 @@ def story() -> list[dict[str, Any]]:
             api_call(
                 when,
                 account,
-                region,
-                source,
-                name,
-                identity,
-                f"10.0.{rng.randrange(256)}.{rng.randrange(256)}",
-                "aws-sdk-java/2.25.0 Linux/5.10",
-                params,
-                error,
+                region=region,
+                source=source,
+                name=name,
+                identity=identity,
+                ip=f"10.0.{rng.randrange(256)}.{rng.randrange(256)}",
+                ua="aws-sdk-java/2.25.0 Linux/5.10",
+                params=params,
+                error=error,
             )
         )
+    return events
 
+
+def _campaign() -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    add = events.append
     # 7. A campaign: one address that knows four passwords (two accounts) fails the MFA step for
     # each, then registers its own MFA device for carol; and tries root in both accounts.
     sprayer = "203.0.113.150"
@@ -403,23 +378,23 @@ def story() -> list[dict[str, Any]]:
                 at("15:30:00") + timedelta(seconds=70 * offset),
                 account,
                 iam_user(account, name, arn=False),
-                "Failure",
-                "Yes",
-                sprayer,
-                ATTACKER_UA,
+                outcome="Failure",
+                mfa_used="Yes",
+                ip=sprayer,
+                ua=ATTACKER_UA,
             )
         )
     add(
         api_call(
             at("15:41:12"),
             DEV,
-            "us-east-1",
-            "iam.amazonaws.com",
-            "EnableMFADevice",
-            console_session(DEV, "carol", at("15:40:00")),
-            sprayer,
-            "AWS Internal",
-            {"userName": "carol", "serialNumber": f"arn:aws:iam::{DEV}:mfa/carol-new"},
+            region="us-east-1",
+            source="iam.amazonaws.com",
+            name="EnableMFADevice",
+            identity=console_session(DEV, "carol", at("15:40:00")),
+            ip=sprayer,
+            ua="AWS Internal",
+            params={"userName": "carol", "serialNumber": f"arn:aws:iam::{DEV}:mfa/carol-new"},
         )
     )
     for offset, account in enumerate([PROD, DEV]):
@@ -428,10 +403,10 @@ def story() -> list[dict[str, Any]]:
                 at("16:02:00") + timedelta(seconds=95 * offset),
                 account,
                 root(account),
-                "Failure",
-                "No",
-                sprayer,
-                ATTACKER_UA,
+                outcome="Failure",
+                mfa_used="No",
+                ip=sprayer,
+                ua=ATTACKER_UA,
             )
         )
     return events

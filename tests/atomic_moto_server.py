@@ -62,6 +62,7 @@ def change_sets_evaluate_outputs() -> None:
                 for export in stack.exports:
                     self.exports[export.name] = export
 
+    # A patch of moto's backend, by design (see above): mypy forbids assigning a method.
     CloudFormationBackend.execute_change_set = execute_and_evaluate  # type: ignore[method-assign]
 
 

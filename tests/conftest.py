@@ -28,10 +28,11 @@ import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
 from chalicelib.rules import RuleSet, load_bundle  # noqa: E402
-from mfawatch.paths import CHALICE_DIR  # noqa: E402
-from mfawatch.paths import REPO_ROOT as ROOT  # noqa: E402
+from mfawatch.paths import CHALICE_DIR, REPO_ROOT  # noqa: E402
 
 assert CHALICE_DIR == STAGE_DIR, "mfawatch.paths was imported before tests/conftest.py"
+
+ROOT = REPO_ROOT  # the checkout, for the tests that import it from here
 
 # Hypothesis's per-example deadline is a timing assertion, and these machines are shared and noisy:
 # properties are checked for what they compute, never for how fast (benchmarks measure speed).
@@ -75,7 +76,8 @@ SAMPLES = SHARED / "cloudtrail-samples"
 
 def load_event(name: str) -> dict[str, Any]:
     """A fixture from tests/events/ by name (without .json)."""
-    return json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
+    event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
+    return event
 
 
 def sample_paths() -> list[Path]:

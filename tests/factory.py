@@ -68,6 +68,7 @@ class CloudTrail:
         when: datetime,
         account: str,
         identity: dict[str, Any],
+        *,
         outcome: str,
         mfa_used: str,
         ip: str,
@@ -100,12 +101,7 @@ class CloudTrail:
                 "requestParameters": None,
                 "responseElements": {"ConsoleLogin": outcome},
                 "additionalEventData": extra,
-                "eventID": self.new_id(),
-                "readOnly": False,
-                "eventType": "AwsConsoleSignIn",
-                "managementEvent": True,
-                "recipientAccountId": account,
-                "eventCategory": "Management",
+                **self._console_sign_in(account),
                 "tlsDetails": {
                     "tlsVersion": "TLSv1.3",
                     "cipherSuite": "TLS_AES_128_GCM_SHA256",
@@ -116,7 +112,7 @@ class CloudTrail:
         return record
 
     def check_mfa(
-        self, when: datetime, account: str, name: str, ip: str, ua: str, region: str
+        self, when: datetime, account: str, name: str, *, ip: str, ua: str, region: str
     ) -> dict[str, Any]:
         return {
             "eventVersion": "1.09",
@@ -130,6 +126,12 @@ class CloudTrail:
             "requestParameters": None,
             "responseElements": {"CheckMfa": "Success"},
             "additionalEventData": {"MfaType": "Virtual MFA"},
+            **self._console_sign_in(account),
+        }
+
+    def _console_sign_in(self, account: str) -> dict[str, Any]:
+        """The fields every console sign-in record ends with, a new event id among them."""
+        return {
             "eventID": self.new_id(),
             "readOnly": False,
             "eventType": "AwsConsoleSignIn",
@@ -142,13 +144,13 @@ class CloudTrail:
         self,
         when: datetime,
         name: str,
+        *,
         credential_type: str,
         outcome: str,
         workflow: str,
         ip: str,
         identity: dict[str, Any],
         user_name: str = "",
-        *,
         account: str,
         ua: str,
         region: str = "eu-west-1",
@@ -198,6 +200,7 @@ class CloudTrail:
         self,
         when: datetime,
         account: str,
+        *,
         region: str,
         source: str,
         name: str,
@@ -282,6 +285,7 @@ class CloudTrail:
 def on_failure_record(
     event: dict[str, Any],
     function_arn: str,
+    *,
     condition: str = "RetriesExhausted",
     attempts: int = 3,
     error: tuple[str, str] | None = ("StateStoreError", "DynamoDB UpdateItem failed"),

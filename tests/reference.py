@@ -21,7 +21,7 @@ from mfawatch.cli import main
 from mfawatch.replay.readers import ReadStats, SourcedEvent, documents_in, expand_paths, items_of
 from mfawatch.replay.runner import ReplayResult, TimedEvent, replay_timed, timed
 
-# What the deployed code calls, written here independently of mfawatch/deploy/templates.py,
+# What the deployed code calls, written here independently of mfawatch/deploy/templates/,
 # which generates the policies: logs (Lambda), SNS publish, the DynamoDB state table and its due
 # index, the failed-events queue (on-failure destination) and the stage key.
 LAMBDA_ACTIONS = frozenset(

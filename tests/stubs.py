@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 
 def offline_client(service: str) -> Any:
     """A boto3 client with dummy credentials in us-east-1 (it never reaches AWS under Stubber)."""
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]  # boto3-stubs take literal names
         service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
 

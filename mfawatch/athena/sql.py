@@ -283,36 +283,39 @@ def _field(path: Sequence[str]) -> _Field | None:
 def condition_sql(condition: Condition) -> str:
     """A condition as a Trino boolean expression; ``TRUE`` where it widens."""
     if isinstance(condition, (AnyOf, StartsWith)):
-        field = _field(condition.path)
-        if field is None:
-            return "TRUE"
-        if isinstance(condition, StartsWith):
-            test = f"starts_with({field.expression}, {_literal(condition.prefix)})"
-        elif condition.ignore_case:
-            test = f"lower({field.expression}) IN {_in_list(condition.values)}"
-        else:
-            test = f"{field.expression} IN {_in_list(condition.values)}"
-        if field.json_column is None:
-            return test
-        # The engine also matches an array holding the value, or an array of objects on the
-        # way to it; json_extract_scalar gives NULL there, so an array at the field or above
-        # it keeps the row (a superset, never a miss).
-        arrays = [
-            f"json_format(json_extract({field.json_column}, {_literal(path)})) LIKE '[%'"
-            for path in field.json_paths
-        ]
-        return "(" + " OR ".join([test, *arrays]) + ")"
+        return _value_sql(condition)
     if isinstance(condition, (AllOf, OneOf)):
         parts = [condition_sql(part) for part in condition.parts]
         if isinstance(condition, OneOf):
-            if "TRUE" in parts:
-                return "TRUE"
-            return "(" + " OR ".join(parts) + ")"
+            return "TRUE" if "TRUE" in parts else "(" + " OR ".join(parts) + ")"
         # Plain columns first (eventsource, eventname: cheap and selective), JSON reads after.
         kept = sorted((part for part in parts if part != "TRUE"), key=lambda p: "json_" in p)
         kept = kept or ["TRUE"]
         return kept[0] if len(kept) == 1 else "(" + " AND ".join(kept) + ")"
     return "TRUE"
+
+
+def _value_sql(condition: AnyOf | StartsWith) -> str:
+    """A field's values or prefix as SQL (``TRUE`` when the field is not a string column)."""
+    field = _field(condition.path)
+    if field is None:
+        return "TRUE"
+    if isinstance(condition, StartsWith):
+        test = f"starts_with({field.expression}, {_literal(condition.prefix)})"
+    elif condition.ignore_case:
+        test = f"lower({field.expression}) IN {_in_list(condition.values)}"
+    else:
+        test = f"{field.expression} IN {_in_list(condition.values)}"
+    if field.json_column is None:
+        return test
+    # The engine also matches an array holding the value, or an array of objects on the
+    # way to it; json_extract_scalar gives NULL there, so an array at the field or above
+    # it keeps the row (a superset, never a miss).
+    arrays = [
+        f"json_format(json_extract({field.json_column}, {_literal(path)})) LIKE '[%'"
+        for path in field.json_paths
+    ]
+    return "(" + " OR ".join([test, *arrays]) + ")"
 
 
 def _event_time_bound(moment: datetime, *, upper: bool = False) -> str:

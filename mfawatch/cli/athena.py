@@ -40,6 +40,7 @@ def _fail(exc: AthenaError) -> click.ClickException:
     "--first-day", default="2020/01/01", show_default=True, help="First day of the projection."
 )
 def athena_ddl(
+    *,
     bucket: str,
     prefix: str,
     org_id: str | None,
@@ -80,6 +81,7 @@ def athena_ddl(
 @click.option("--regions", help="Comma-separated regions (default: all the table has).")
 @RULES_BUNDLE_OPTION
 def athena_sql(
+    *,
     table: str,
     since: datetime,
     until: datetime,

@@ -17,16 +17,14 @@ import click
 
 from chalicelib.errors import MfawatchError
 from mfawatch.cli.options import PROJECT_DIR_OPTION, STAGE_OPTION, default_session, handler_names
+from mfawatch.deploy.chalice_app import ChaliceCommand, Project, environ_for_chalice
 from mfawatch.deploy.deployer import (
     ROUTE_MERGED,
     ROUTE_STACKS,
     ROUTES,
-    ChaliceCommand,
     Deployer,
     Outcome,
-    Project,
     Step,
-    environ_for_chalice,
     plan_deploy,
     plan_destroy,
     summary,
@@ -57,6 +55,7 @@ def _deployer(
     project_dir: Path,
     stage: str,
     region: str | None,
+    *,
     bucket: str | None = None,
     force: bool = False,
 ) -> Deployer:
@@ -67,6 +66,7 @@ def _deployer(
     project = Project(project_dir)
 
     def client(service: str) -> Any:
+        # A runtime service name; boto3-stubs overload literal names only.
         return session.client(service, region_name=region_name)  # type: ignore[call-overload]
 
     return Deployer(
@@ -75,10 +75,10 @@ def _deployer(
         region_name,
         handler_names(),
         client,
-        ChaliceCommand(project, region_name, environ_for_chalice()),
-        lambda line: click.echo(line, err=True),
-        time.monotonic,
-        time.sleep,
+        chalice=ChaliceCommand(project, region_name, environ_for_chalice()),
+        echo=lambda line: click.echo(line, err=True),
+        clock=time.monotonic,
+        sleep=time.sleep,
         bucket=bucket,
         force=force,
     )
@@ -108,6 +108,11 @@ def make_commands(
     session_factory: Callable[[], boto3.Session] = default_session,
 ) -> list[click.Command]:
     """``deploy`` and ``destroy`` with the boto3 session factory injected."""
+    return [deploy_command(session_factory), destroy_command(session_factory)]
+
+
+def deploy_command(session_factory: Callable[[], boto3.Session]) -> click.Command:
+    """``deploy`` with the boto3 session factory injected."""
 
     @click.command("deploy")
     @STAGE_OPTION
@@ -123,6 +128,7 @@ def make_commands(
     )
     @_plan_only
     def deploy(
+        *,
         stage: str,
         region: str | None,
         route: str,
@@ -148,10 +154,18 @@ def make_commands(
         plan = _plan(lambda: plan_deploy(route, stage, selftest=not no_selftest), plan_only)
         if not plan:
             return
-        deployer = _deployer(session_factory, project_dir, stage, region, bucket, force)
+        deployer = _deployer(
+            session_factory, project_dir, stage, region, bucket=bucket, force=force
+        )
         start = time.monotonic()
         outcomes = _run(deployer, plan, "deploy")
         click.echo(f"{summary(outcomes, 'deploy')} in {time.monotonic() - start:.1f} s")
+
+    return deploy
+
+
+def destroy_command(session_factory: Callable[[], boto3.Session]) -> click.Command:
+    """``destroy`` with the boto3 session factory injected."""
 
     @click.command("destroy")
     @STAGE_OPTION
@@ -166,6 +180,7 @@ def make_commands(
     )
     @_plan_only
     def destroy(
+        *,
         stage: str,
         region: str | None,
         route: str,
@@ -196,7 +211,7 @@ def make_commands(
             )
         click.echo(summary(outcomes, "destroy"))
 
-    return [deploy, destroy]
+    return destroy
 
 
 COMMANDS: list[click.Command] = make_commands()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,14 +17,33 @@ from chalicelib.config import ENV_TOPIC_ARN, settings_from_env
 from chalicelib.errors import ConfigError, MfawatchError
 from chalicelib.rules import SEVERITIES
 from mfawatch.cli.options import PROJECT_DIR_OPTION, handler_names
-from mfawatch.deploy.deployer import Project
-from mfawatch.deploy.init import InitAnswers, config_diff, parse_account, stage_init
+from mfawatch.deploy.chalice_app import Project
+from mfawatch.deploy.init import (
+    InitAnswers,
+    InitResult,
+    config_diff,
+    parse_account,
+    stage_init,
+)
 from mfawatch.deploy.templates import (
     arn_parts,
     check_stage_name,
     config_text,
     read_config_document,
 )
+
+
+def _existing_defaults(existing: Mapping[str, str]) -> tuple[str | None, str | None, list[str]]:
+    """(region, deploy account, accounts) of an existing stage, read with the functions' own
+    parser; a stage it would reject gives no defaults."""
+    try:
+        settings = settings_from_env(existing)
+        _, region, account = arn_parts(settings.topic_arn, ENV_TOPIC_ARN)
+    except ConfigError:
+        return None, None, []
+    names = settings.account_names
+    accounts = [f"{a}={names[a]}" if names.get(a) else a for a in sorted(settings.allowed_accounts)]
+    return region, account, accounts
 
 
 def _prompt_missing(
@@ -33,26 +53,13 @@ def _prompt_missing(
     existing: Mapping[str, str],
     interactive: bool,
 ) -> tuple[str, str, list[str]]:
-    """Ask for what the flags leave out (an existing stage's values are the defaults, read
-    with the functions' own parser; a stage they would reject gives no defaults)."""
-    try:
-        settings = settings_from_env(existing)
-        _, old_region, old_account = arn_parts(settings.topic_arn, ENV_TOPIC_ARN)
-    except ConfigError:
-        settings, old_region, old_account = None, None, None
-    missing = []
-    if region is None:
-        region = old_region
-    if deploy_account is None:
-        deploy_account = old_account
-    if not accounts and settings is not None and settings.allowed_accounts:
-        names = settings.account_names
-        accounts = [
-            f"{a}={names[a]}" if names.get(a) else a for a in sorted(settings.allowed_accounts)
-        ]
+    """Ask for what the flags leave out (an existing stage's values are the defaults)."""
+    old_region, old_account, old_accounts = _existing_defaults(existing)
+    region = old_region if region is None else region
+    deploy_account = old_account if deploy_account is None else deploy_account
+    accounts = list(accounts) or old_accounts
     if not interactive:
-        if region is None:
-            missing.append("--region")
+        missing = [] if region is not None else ["--region"]
         if deploy_account is None and not accounts:
             missing.append("--deploy-account or --account")
         if missing:
@@ -72,6 +79,33 @@ def _prompt_missing(
             deploy_account = first
     assert deploy_account is not None
     return region, deploy_account, list(accounts)
+
+
+def _read_config(project: Project) -> tuple[str, dict[str, Any]]:
+    try:
+        return read_config_document(project.config_path)
+    except MfawatchError as exc:
+        raise click.ClickException(f"{exc}: run init in a Chalice project (--project-dir)") from exc
+
+
+def _write_config(
+    path: Path, old_text: str, result: InitResult, *, stage: str, dry_run: bool
+) -> bool:
+    """Show the warnings and the diff, then write the config (unless ``dry_run``)."""
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    new_text = config_text(result.config, old_text)
+    diff = config_diff(old_text, new_text, path)
+    if not diff:
+        click.echo(f"{path}: stage {stage} already says this; nothing to write")
+        return False
+    for line in diff:
+        click.echo(line)
+    if dry_run:
+        click.echo(f"dry run: {path} unchanged", err=True)
+        return False
+    path.write_text(new_text, encoding="utf-8")
+    return True
 
 
 @click.command("init")
@@ -106,6 +140,7 @@ def _prompt_missing(
 )
 @click.option("--prompt", is_flag=True, help="Ask even when stdin is not a terminal.")
 def init(
+    *,
     stage: str,
     region: str | None,
     deploy_account: str | None,
@@ -133,18 +168,11 @@ def init(
         --email secops@example.com
     """
     project = Project(project_dir)
-    try:
-        old_text, config = read_config_document(project.config_path)
-    except MfawatchError as exc:
-        raise click.ClickException(f"{exc}: run init in a Chalice project (--project-dir)") from exc
-    existing_stage = (config.get("stages") or {}).get(stage) or {}
+    old_text, config = _read_config(project)
+    existing = ((config.get("stages") or {}).get(stage) or {}).get("environment_variables")
     interactive = not no_input and (prompt or sys.stdin.isatty())
     region, deploy_account, account_list = _prompt_missing(
-        region,
-        deploy_account,
-        accounts,
-        existing_stage.get("environment_variables") or {},
-        interactive,
+        region, deploy_account, accounts, existing or {}, interactive
     )
     try:
         check_stage_name(str(config.get("app_name") or ""), stage, handler_names())
@@ -162,23 +190,11 @@ def init(
         result = stage_init(config, answers)
     except MfawatchError as exc:
         raise click.ClickException(f"{project.config_path}: stage {stage}: {exc}") from exc
-    for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    new_text = config_text(result.config, old_text)
-    diff = config_diff(old_text, new_text, project.config_path)
-    if not diff:
-        click.echo(f"{project.config_path}: stage {stage} already says this; nothing to write")
-        return
-    for line in diff:
-        click.echo(line)
-    if dry_run:
-        click.echo(f"dry run: {project.config_path} unchanged", err=True)
-        return
-    project.config_path.write_text(new_text, encoding="utf-8")
-    click.echo(
-        f"wrote {project.config_path}; next: mfawatch deploy --stage {stage} --region {region}",
-        err=True,
-    )
+    if _write_config(project.config_path, old_text, result, stage=stage, dry_run=dry_run):
+        click.echo(
+            f"wrote {project.config_path}; next: mfawatch deploy --stage {stage} --region {region}",
+            err=True,
+        )
 
 
 COMMANDS: list[click.Command] = [init]

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import MfawatchError
 from chalicelib.rules import load_bundle
-from mfawatch.cli.options import RULES_BUNDLE_OPTION, default_session
+from mfawatch.cli.options import RULES_BUNDLE_OPTION, default_session, with_options
 from mfawatch.errors import ForwarderConfigError
 from mfawatch.org.audit import AssumeRoleClients, organization_accounts, render_table, run_audit
 from mfawatch.org.forwarder import (
@@ -67,6 +67,7 @@ _REGIONS_HELP = "Regions, comma-separated or repeated (e.g. --regions us-east-1,
 )
 @RULES_BUNDLE_OPTION
 def forwarder_template(
+    *,
     central_bus_arn: str,
     regions: tuple[str, ...],
     home_region: str,
@@ -100,33 +101,50 @@ def forwarder_template(
     click.echo(dump_template(result.template, fmt), nl=False)
 
 
-def make_audit_command(session_factory: SessionFactory = default_session) -> click.Command:
-    """The ``audit`` command, with the boto3 session factory injected (tests pass moto's)."""
-
-    @click.command("audit")
-    @_BUS_OPTION
-    @click.option("--regions", multiple=True, required=True, help=_REGIONS_HELP)
-    @click.option(
+_AUDIT_OPTIONS = (
+    _BUS_OPTION,
+    click.option("--regions", multiple=True, required=True, help=_REGIONS_HELP),
+    click.option(
         "--accounts",
         multiple=True,
         help="Account ids, comma-separated or repeated (default: the caller's account).",
-    )
-    @click.option(
+    ),
+    click.option(
         "--organization",
         is_flag=True,
         help="Every ACTIVE account of the Organization (organizations:ListAccounts).",
-    )
-    @click.option(
+    ),
+    click.option(
         "--role-name",
         default=AUDIT_ROLE_NAME,
         show_default=True,
         help="Read-only role assumed in each account other than the caller's.",
-    )
-    @click.option(
+    ),
+    click.option(
         "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
-    )
-    @RULES_BUNDLE_OPTION
+    ),
+    RULES_BUNDLE_OPTION,
+)
+
+
+def _account_ids(accounts: tuple[str, ...], organization: bool) -> list[str]:
+    """The ``--accounts`` values, comma-separated or repeated, checked."""
+    account_list = [a.strip() for v in accounts for a in v.split(",") if a.strip()]
+    bad = [a for a in account_list if not (a.isdigit() and len(a) == 12)]
+    if bad:
+        raise ForwarderConfigError(f"--accounts: not 12-digit account ids: {', '.join(bad)}")
+    if account_list and organization:
+        raise ForwarderConfigError("--accounts and --organization are exclusive")
+    return account_list
+
+
+def make_audit_command(session_factory: SessionFactory = default_session) -> click.Command:
+    """The ``audit`` command, with the boto3 session factory injected (tests pass moto's)."""
+
+    @click.command("audit")
+    @with_options(*_AUDIT_OPTIONS)
     def audit(
+        *,
         central_bus_arn: str,
         regions: tuple[str, ...],
         accounts: tuple[str, ...],
@@ -149,14 +167,7 @@ def make_audit_command(session_factory: SessionFactory = default_session) -> cli
         try:
             central = parse_central_bus_arn(central_bus_arn)
             region_list = parse_regions(regions)
-            account_list = [a.strip() for v in accounts for a in v.split(",") if a.strip()]
-            bad = [a for a in account_list if not (a.isdigit() and len(a) == 12)]
-            if bad:
-                raise ForwarderConfigError(
-                    f"--accounts: not 12-digit account ids: {', '.join(bad)}"
-                )
-            if account_list and organization:
-                raise ForwarderConfigError("--accounts and --organization are exclusive")
+            account_list = _account_ids(accounts, organization)
             rules = load_bundle(rules_bundle)
         except MfawatchError as exc:
             raise click.UsageError(str(exc)) from exc

@@ -13,7 +13,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +23,7 @@ import click
 
 from chalicelib.config import Settings, settings_from_env
 from chalicelib.errors import MfawatchError
-from chalicelib.rules import load_bundle
+from chalicelib.rules import RuleSet, load_bundle
 from chalicelib.suppressions import Suppressions, load_suppressions
 from mfawatch.athena.backtest import athena_events
 from mfawatch.cli.options import (
@@ -54,7 +55,7 @@ from mfawatch.replay.output import (
     totals_lines,
 )
 from mfawatch.replay.readers import ReadStats
-from mfawatch.replay.runner import ReplayResult, replay_timed
+from mfawatch.replay.runner import ReplayResult, TimedEvent, replay_timed
 from mfawatch.rules.suppressions import counts_report
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ if TYPE_CHECKING:
     help="Exit 1 when a file is unreadable or a record malformed (default: count them).",
 )
 def replay(
+    *,
     paths: tuple[str, ...],
     output: str,
     rules_bundle: Path,
@@ -152,36 +154,83 @@ def replay(
       mfawatch replay s3://my-trail/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/02/
       jq -c '.Records[]' trail.json | mfawatch replay - --output jsonl
     """
-    settings = _settings(stage)
-    athena_only = {
-        "--athena-output": athena_output,
-        "--workgroup": workgroup,
-        "--accounts": accounts,
-        "--regions": regions,
-    }
-    given = [name for name, value in athena_only.items() if value]
-    if athena_table is None and given:
-        raise click.BadParameter(
-            f"{', '.join(given)} only apply with --athena", param_hint="--athena"
-        )
-    if athena_table is not None:
-        _replay_athena(
-            paths,
-            athena_table,
-            athena_output,
-            workgroup,
-            rules_bundle=rules_bundle,
-            rule_ids=rule_ids,
-            time_range=TimeRange(since, until),
-            accounts=accounts,
-            regions=regions,
-            lateness=timedelta(minutes=lateness),
-            show=sys.stderr.isatty() if progress is None else progress,
-            output=output,
-            settings=settings,
-            suppressions_bundle=suppressions_bundle,
-        )
-        return
+    run = ReplayRun(
+        settings=_settings(stage),
+        rules_bundle=rules_bundle,
+        rule_ids=rule_ids,
+        suppressions_bundle=suppressions_bundle,
+        time_range=TimeRange(since, until),
+        lateness=timedelta(minutes=lateness),
+        show_progress=sys.stderr.isatty() if progress is None else progress,
+        output=output,
+    )
+    athena = AthenaOptions(athena_table, athena_output, workgroup, accounts, regions)
+    if athena.table is None:
+        athena.check_unused()
+        _replay_files(run, paths, jobs=jobs, strict=strict)
+    else:
+        _replay_athena(run, paths, athena.table, athena)
+
+
+@dataclass(frozen=True)
+class AthenaOptions:
+    """``--athena TABLE`` and the options that apply only with it."""
+
+    table: str | None
+    output: str | None
+    workgroup: str | None
+    accounts: str | None
+    regions: str | None
+
+    def check_unused(self) -> None:
+        """A usage error naming the Athena options given without ``--athena``."""
+        named = {
+            "--athena-output": self.output,
+            "--workgroup": self.workgroup,
+            "--accounts": self.accounts,
+            "--regions": self.regions,
+        }
+        given = [name for name, value in named.items() if value]
+        if given:
+            raise click.BadParameter(
+                f"{', '.join(given)} only apply with --athena", param_hint="--athena"
+            )
+
+
+@dataclass(frozen=True)
+class ReplayRun:
+    """What a replay of files and one on Athena share: the rules, the time range, the settings,
+    and where the results go."""
+
+    settings: Settings
+    rules_bundle: Path
+    rule_ids: tuple[str, ...]
+    suppressions_bundle: Path
+    time_range: TimeRange
+    lateness: timedelta
+    show_progress: bool
+    output: str
+
+    def rules(self) -> RuleSet:
+        """The ``--rule`` selection of the bundle; a bad bundle or id is a command error."""
+        try:
+            return select_rules(load_bundle(self.rules_bundle), self.rule_ids)
+        except MfawatchError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    def result(
+        self, events: Iterable[TimedEvent], rules: RuleSet, stats: ReadStats
+    ) -> ReplayResult:
+        """Replay ``events`` (read as they are needed) with the bundle's suppressions."""
+        applied = _suppressions(self.suppressions_bundle)
+        return replay_timed(events, rules, stats, self.settings, applied)
+
+    def emit(self, result: ReplayResult) -> None:
+        """The notifications on stdout in the chosen format, the totals on stderr."""
+        _emit(result, self.output, self.settings)
+
+
+def _replay_files(run: ReplayRun, paths: tuple[str, ...], *, jobs: int, strict: bool) -> None:
     targets = list(paths) or [str(DEMO_SCENARIO)]
     if not paths:
         click.echo(f"Replaying the bundled scenario {DEMO_SCENARIO}", err=True)
@@ -194,15 +243,38 @@ def replay(
             "s3://bucket/prefix URLs, or - to read stdin",
             param_hint="PATHS",
         )
-    try:
-        rules = select_rules(load_bundle(rules_bundle), rule_ids)
-    except MfawatchError as exc:
-        raise click.ClickException(str(exc)) from exc
-    time_range = TimeRange(since, until)
+    rules = run.rules()
+    time_range = run.time_range
+    since, until = time_range.since, time_range.until
     if since is not None and until is not None and until <= since:
         raise click.BadParameter("--until must be after --since", param_hint="--until")
-    window = timedelta(minutes=lateness)
     stats = ReadStats()
+    files, fetch = _inputs(targets, stats, time_range, run.lateness)
+    meter = ProgressLine(time.monotonic) if run.show_progress else None
+    events = ordered_events(
+        files,
+        stats,
+        prefilter=Prefilter.for_rules(rules),
+        time_range=time_range,
+        lateness=run.lateness,
+        fetch=fetch,
+        jobs=jobs,
+        progress=meter,
+    )
+    result = run.result(events, rules, stats)
+    if meter is not None:
+        meter.clear()
+    run.emit(result)
+    failure = replay_failure(stats, targets, strict)
+    if failure:
+        click.echo(f"error: {failure}", err=True)
+        sys.exit(1)
+
+
+def _inputs(
+    targets: list[str], stats: ReadStats, time_range: TimeRange, window: timedelta
+) -> tuple[list[ArchiveFile], Callable[[ArchiveFile], bytes] | None]:
+    """The files to read (local, stdin, S3 listings) and the reader of the remote ones."""
     local = [Path(t) for t in targets if not t.startswith("s3://") and t != STDIN]
     files = local_files(local, stats, time_range, window)
     stdin = sys.stdin.buffer.read() if STDIN in targets else None
@@ -221,27 +293,7 @@ def replay(
                 stats.problem(str(exc), file_level=True)
                 continue
             files += remote_files(listed, stats, time_range, window, first_rank=len(files))
-    fetch = _remote_reader(stdin, s3_read) if stdin is not None else s3_read
-    show = sys.stderr.isatty() if progress is None else progress
-    meter = ProgressLine(time.monotonic) if show else None
-    events = ordered_events(
-        files,
-        stats,
-        prefilter=Prefilter.for_rules(rules),
-        time_range=time_range,
-        lateness=window,
-        fetch=fetch,
-        jobs=jobs,
-        progress=meter,
-    )
-    result = replay_timed(events, rules, stats, settings, _suppressions(suppressions_bundle))
-    if meter is not None:
-        meter.clear()
-    _emit(result, output, settings)
-    failure = replay_failure(stats, targets, strict)
-    if failure:
-        click.echo(f"error: {failure}", err=True)
-        sys.exit(1)
+    return files, _remote_reader(stdin, s3_read) if stdin is not None else s3_read
 
 
 def _remote_reader(
@@ -260,31 +312,18 @@ def _remote_reader(
 
 
 def _replay_athena(
-    paths: tuple[str, ...],
-    table: str,
-    athena_output: str | None,
-    workgroup: str | None,
-    *,
-    rules_bundle: Path,
-    rule_ids: tuple[str, ...],
-    time_range: TimeRange,
-    accounts: str | None,
-    regions: str | None,
-    lateness: timedelta,
-    show: bool,
-    output: str,
-    settings: Settings,
-    suppressions_bundle: Path,
+    run: ReplayRun, paths: tuple[str, ...], table: str, athena: AthenaOptions
 ) -> None:
     if paths:
         raise click.BadParameter("give either PATHS or --athena, not both", param_hint="--athena")
+    time_range = run.time_range
     if time_range.since is None or time_range.until is None:
         raise click.BadParameter("--athena needs --since and --until", param_hint="--athena")
     if time_range.until <= time_range.since:
         raise click.BadParameter("--until must be after --since", param_hint="--until")
+    rules = run.rules()
     try:
-        rules = select_rules(load_bundle(rules_bundle), rule_ids)
-        if not athena_output:
+        if not athena.output:
             raise click.BadParameter(
                 "--athena needs --athena-output s3://...", param_hint="--athena"
             )
@@ -292,20 +331,19 @@ def _replay_athena(
         events = athena_events(
             rules,
             table,
-            output=athena_output,
-            workgroup=workgroup,
+            output=athena.output,
+            workgroup=athena.workgroup,
             time_range=time_range,
-            accounts=split_list(accounts),
-            regions=split_list(regions),
-            lateness=lateness,
+            accounts=split_list(athena.accounts),
+            regions=split_list(athena.regions),
+            lateness=run.lateness,
             stats=stats,
-            show_progress=show,
+            show_progress=run.show_progress,
             write=lambda text: click.echo(text, err=True, nl=False),
         )
     except MfawatchError as exc:
         raise click.ClickException(str(exc)) from exc
-    applied = _suppressions(suppressions_bundle)
-    _emit(replay_timed(events, rules, stats, settings, applied), output, settings)
+    run.emit(run.result(events, rules, stats))
 
 
 def _emit(result: ReplayResult, output: str, settings: Settings) -> None:

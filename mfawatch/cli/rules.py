@@ -16,7 +16,7 @@ import click
 from chalicelib.errors import MfawatchError
 from chalicelib.records import as_envelope, is_cloudtrail_record, is_envelope
 from chalicelib.rules import load_bundle
-from mfawatch.cli.options import RULES_BUNDLE_OPTION, RULES_DIR_OPTION
+from mfawatch.cli.options import RULES_BUNDLE_OPTION, RULES_DIR_OPTION, exit_on_errors
 from mfawatch.patterns.describe import describe_pattern
 from mfawatch.patterns.engine import InvalidPatternError, compile_pattern
 from mfawatch.rules.build import (
@@ -85,10 +85,7 @@ def rules_validate(rules_dir: Path) -> None:
     for error in errors:
         click.echo(str(error))
     count = len(rule_paths(rules_dir))
-    if errors:
-        files = len({error.source for error in errors})
-        click.echo(f"{len(errors)} error(s) in {files} of {count} rule file(s)", err=True)
-        sys.exit(1)
+    exit_on_errors([error.source for error in errors], count, "rule file(s)")
     click.echo(f"{count} rule file(s) valid in {rules_dir}")
 
 

@@ -17,12 +17,19 @@ import click
 
 from chalicelib.errors import MfawatchError
 from chalicelib.rules import load_bundle
-from mfawatch.cli.options import CONFIG_OPTION, STAGE_OPTION, default_session, handler_names
+from mfawatch.cli.options import (
+    CONFIG_OPTION,
+    STAGE_OPTION,
+    default_session,
+    handler_names,
+    path_option,
+)
 from mfawatch.deploy.policy import policy_json, stage_policy
 from mfawatch.deploy.stacks import ResourcesStack, caller_account
 from mfawatch.deploy.templates import (
     RESOURCE_PREFIX,
     RESOURCES_TEMPLATE,
+    StackOutputs,
     StageConfig,
     StageNames,
     check_stage_name,
@@ -107,20 +114,27 @@ def invoke_config(stage: str, output: str, config_path: Path) -> None:
     """
     handlers = handler_names()
     stage_config = _stage_config(stage, config_path, handlers)
-    _generate(lambda: invoke_config_template(stage_config.app_name, stage, handlers), output)
+    _generate(
+        lambda: invoke_config_template(
+            stage_config.app_name,
+            stage,
+            handlers,
+            consumer_concurrency=stage_config.consumer_concurrency(),
+        ),
+        output,
+    )
 
 
 @deploy_template.command("merge")
 @STAGE_OPTION
 @OUTPUT_OPTION
 @CONFIG_OPTION
-@click.option(
+@path_option(
     "--resources",
     "resources_path",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    exists=True,
     default=RESOURCES_TEMPLATE,
-    show_default=True,
-    help="The resources template whose resources the merge adds.",
+    help_text="The resources template whose resources the merge adds.",
 )
 def merge(stage: str, output: str, config_path: Path, resources_path: Path) -> None:
     """Route (b): the template for `chalice package --merge-template` (one stack).
@@ -158,6 +172,17 @@ def check_stage(stage: str, app_name: str) -> None:
     click.echo(f"stage {stage!r} is a valid stage name", err=True)
 
 
+def _read_stack(session: boto3.Session, stack: str, region: str | None) -> StackOutputs:
+    """The resources stack's outputs, with the caller's account and the Region."""
+    region_name = region or session.region_name
+    if not region_name:
+        raise click.ClickException("no region: pass --region or set AWS_DEFAULT_REGION")
+    client = session.client("cloudformation", region_name=region_name)
+    outputs = ResourcesStack(client).outputs(stack)
+    account = caller_account(session.client("sts", region_name=region_name))
+    return StackOutputs(stack, outputs, account, region_name)
+
+
 def make_deploy_config_command(
     session_factory: Callable[[], boto3.Session] = default_session,
 ) -> click.Command:
@@ -174,7 +199,7 @@ def make_deploy_config_command(
     @click.option("--write", is_flag=True, help="Write the changes (default: only show them).")
     @CONFIG_OPTION
     def deploy_config(
-        stage: str, stack: str | None, region: str | None, write: bool, config_path: Path
+        *, stage: str, stack: str | None, region: str | None, write: bool, config_path: Path
     ) -> None:
         """Route (a), step 2: put the resources stack's outputs into the stage's config.
 
@@ -194,16 +219,9 @@ def make_deploy_config_command(
             raise click.ClickException(str(exc)) from exc
         checked_stage(str(config.get("app_name") or RESOURCE_PREFIX), stage)
         stack_name = stack or StageNames(RESOURCE_PREFIX, stage).resources_stack
-        session = session_factory()
-        region_name = region or session.region_name
-        if not region_name:
-            raise click.ClickException("no region: pass --region or set AWS_DEFAULT_REGION")
         try:
-            outputs = ResourcesStack(
-                session.client("cloudformation", region_name=region_name)
-            ).outputs(stack_name)
-            account = caller_account(session.client("sts", region_name=region_name))
-            update = stage_config_update(config, stage, outputs, stack_name, account, region_name)
+            resources = _read_stack(session_factory(), stack_name, region)
+            update = stage_config_update(config, stage, resources)
         except MfawatchError as exc:
             raise click.ClickException(str(exc)) from exc
         for warning in update.warnings:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from mfawatch.cli.options import SUPPRESSIONS_DIR_OPTION
+from mfawatch.cli.options import SUPPRESSIONS_DIR_OPTION, exit_on_errors
 from mfawatch.rules.suppressions import check_suppressions, rule_ids, today_utc
 
 TODAY_OPTION = click.option(
@@ -44,10 +44,7 @@ def suppressions_check(suppressions_dir: Path, today: datetime | None) -> None:
         click.echo(f"error: {error}")
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
-    if result.errors:
-        files = len({error.source for error in result.errors})
-        click.echo(f"{len(result.errors)} error(s) in {files} of {result.files} file(s)", err=True)
-        sys.exit(1)
+    exit_on_errors([error.source for error in result.errors], result.files, "file(s)")
     click.echo(f"{result.files} suppression(s) valid on {day} in {suppressions_dir}")
 
 

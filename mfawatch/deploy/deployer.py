@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +39,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import settings_from_env
 from chalicelib.errors import MfawatchError
+from mfawatch.deploy.chalice_app import ChaliceApp, ChaliceCommand, Project
 from mfawatch.deploy.policy import policy_json, stage_policy
 from mfawatch.deploy.selftest import deployed_function_names, render_report, run_selftest
 from mfawatch.deploy.stacks import StackError, Stacks, aws_error, caller_account
@@ -50,6 +48,7 @@ from mfawatch.deploy.templates import (
     RESOURCE_PREFIX,
     RESOURCES_TEMPLATE,
     STAGE_PARAMETER,
+    StackOutputs,
     StageNames,
     check_stage_name,
     config_text,
@@ -149,121 +148,6 @@ def plan_destroy(route: str, stage: str, *, delete_data: bool = False) -> tuple[
     raise MfawatchError(f"route {route!r}: use one of {', '.join(ROUTES)}")
 
 
-# --- the project on disk ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Project:
-    """A Chalice project folder: ``app.py``, ``chalicelib/``, ``.chalice/config.json``.
-
-    The checkout by default; tests give a temporary copy so that the tracked config and policy
-    files are never written.
-    """
-
-    root: Path
-
-    @property
-    def chalice_dir(self) -> Path:
-        return self.root / ".chalice"
-
-    @property
-    def config_path(self) -> Path:
-        return self.chalice_dir / "config.json"
-
-    @property
-    def deployed_dir(self) -> Path:
-        return self.chalice_dir / "deployed"
-
-    def policy_path(self, stage: str) -> Path:
-        return self.chalice_dir / f"policy-{stage}.json"
-
-    def out_dir(self, stage: str) -> Path:
-        return self.root / "out" / "deploy" / stage
-
-    def fingerprint_path(self, stage: str) -> Path:
-        """Beside Chalice's own ``deployed/<stage>.json`` (git-ignored)."""
-        return self.deployed_dir / f"{stage}.mfawatch.json"
-
-    def app_fingerprint(self, stage: str, extra: Sequence[str] = ()) -> str:
-        """A digest of everything ``chalice deploy`` deploys for ``stage``."""
-        digest = hashlib.sha256()
-        files = [self.root / "app.py", self.root / "requirements.txt", self.config_path]
-        files.append(self.policy_path(stage))
-        chalicelib = self.root / "chalicelib"
-        files += sorted(
-            path
-            for path in chalicelib.rglob("*")
-            if path.is_file() and "__pycache__" not in path.parts
-        )
-        for path in files:
-            digest.update(str(path.relative_to(self.root)).encode() + b"\0")
-            digest.update(path.read_bytes() if path.is_file() else b"(missing)")
-            digest.update(b"\0")
-        for item in extra:
-            digest.update(item.encode() + b"\0")
-        return digest.hexdigest()
-
-
-# --- chalice ---------------------------------------------------------------------------------
-
-
-class ChaliceCommand:
-    """The venv's ``chalice`` command on a project folder, with the deploy Region.
-
-    A separate process rather than Chalice's deployer in-process: ``chalice deploy`` imports the
-    project's ``app`` module, and this process has already imported the checkout's (the handler
-    list comes from it); a child process also gets ``AWS_ENDPOINT_URL`` exactly as the user set it.
-    """
-
-    def __init__(
-        self,
-        project: Project,
-        region: str,
-        environ: Mapping[str, str],
-        run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
-        executable: Path = Path(sys.executable).parent / "chalice",
-    ) -> None:
-        self._project = project
-        self._env = {**environ, "AWS_DEFAULT_REGION": region}
-        self._run = run
-        self._executable = executable
-
-    def __call__(self, *args: str) -> str:
-        command = [str(self._executable), "--project-dir", str(self._project.root), *args]
-        try:
-            result = self._run(
-                command, env=self._env, capture_output=True, text=True, timeout=1800, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise StackError(f"chalice {args[0]}: {exc}", "is chalice installed (make)?") from exc
-        output = (result.stdout or "") + (result.stderr or "")
-        if result.returncode != 0:
-            last = "\n".join(output.strip().splitlines()[-8:])
-            raise StackError(
-                f"chalice {' '.join(args)} exited {result.returncode}:\n{last}",
-                "the lines above are Chalice's error; see docs/deploy.md, Troubleshooting",
-            )
-        return output
-
-    def deploy(self, stage: str) -> str:
-        return self("deploy", "--stage", stage)
-
-    def delete(self, stage: str) -> str:
-        return self("delete", "--stage", stage)
-
-    def package(self, stage: str, merge: Path, out: Path) -> str:
-        return self("package", "--stage", stage, "--merge-template", str(merge), str(out))
-
-
-def chalice_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("chalice")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def zip_content_digest(path: Path) -> str:
     """A digest of a zip's entries (names and contents), not of its bytes, which also carry
     each entry's timestamp: a rebuild of the same code keeps its upload key."""
@@ -288,6 +172,7 @@ class Deployer:
         region: str,
         handlers: Sequence[str],
         clients: Callable[[str], Any],
+        *,
         chalice: ChaliceCommand,
         echo: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
@@ -310,6 +195,14 @@ class Deployer:
         self._package: Path | None = None
         self._package_key = ""
         self.names = StageNames(RESOURCE_PREFIX, stage)
+        self._app = ChaliceApp(
+            project,
+            stage,
+            self.handlers,
+            chalice,
+            lambda_client=lambda: clients("lambda"),
+            echo=echo,
+        )
 
     def stacks(self) -> Stacks:
         return Stacks(self._clients("cloudformation"), self._echo, self._clock, self._sleep)
@@ -356,9 +249,8 @@ class Deployer:
         path = self.project.config_path
         text, config = read_config_document(path)
         account = caller_account(self._clients("sts"))
-        update = stage_config_update(
-            config, self.stage, self._outputs, self.names.resources_stack, account, self.region
-        )
+        stack = StackOutputs(self.names.resources_stack, self._outputs, account, self.region)
+        update = stage_config_update(config, self.stage, stack)
         for warning in update.warnings:
             self._echo(f"  warning: {warning}")
         for change in update.changes:
@@ -406,59 +298,17 @@ class Deployer:
         total = sum(len(a) for a in wanted.values())
         return added > 0, f"{added} added, {total} configured"
 
-    def _fingerprint(self) -> str:
-        versions = (chalice_version(), "{}.{}".format(*sys.version_info[:2]), self.region)
-        return self.project.app_fingerprint(self.stage, versions)
-
-    def _recorded_functions(self) -> list[str]:
-        record = self.project.deployed_dir / f"{self.stage}.json"
-        if not record.is_file():
-            return []
-        deployed = json.loads(record.read_text(encoding="utf-8"))
-        return [
-            str(r["lambda_arn"])
-            for r in deployed.get("resources", [])
-            if r.get("resource_type") == "lambda_function"
-        ]
-
-    def _missing_functions(self, functions: Sequence[str]) -> list[str]:
-        client = self._clients("lambda")
-        missing = []
-        for function in functions:
-            try:
-                client.get_function(FunctionName=function)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-                    raise
-                missing.append(function)
-        return missing
-
     def _deploy_app(self) -> tuple[bool, str]:
-        fingerprint = self._fingerprint()
-        record = self.project.fingerprint_path(self.stage)
-        recorded = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
-        functions = self._recorded_functions()
-        if (
-            not self._force
-            and recorded.get("fingerprint") == fingerprint
-            and len(functions) == len(self.handlers)
-            and not self._missing_functions(functions)
-        ):
-            return False, f"{len(functions)} functions, code and config as last deployed"
-        for line in self._chalice.deploy(self.stage).splitlines():
-            self._echo(f"  {line}")
-        functions = self._recorded_functions()
-        if len(functions) != len(self.handlers):
-            raise StackError(
-                f"chalice deploy recorded {len(functions)} functions; app.py has "
-                f"{len(self.handlers)}",
-                f"look at {self.project.deployed_dir / (self.stage + '.json')}",
-            )
-        record.write_text(json.dumps({"fingerprint": fingerprint}) + "\n", encoding="utf-8")
-        return True, f"{len(functions)} functions deployed"
+        return self._app.deploy(force=self._force)
 
     def _deploy_invoke_config(self) -> tuple[bool, str]:
-        template = invoke_config_template(RESOURCE_PREFIX, self.stage, self.handlers)
+        stage_config = load_stage_config(self.stage, self.project.config_path)
+        template = invoke_config_template(
+            RESOURCE_PREFIX,
+            self.stage,
+            self.handlers,
+            consumer_concurrency=stage_config.consumer_concurrency(),
+        )
         result = self.stacks().deploy(
             f"{RESOURCE_PREFIX}-{self.stage}-invoke-config", json.dumps(template, indent=1)
         )
@@ -547,13 +397,7 @@ class Deployer:
         return deleted, f"deleted {name}" if deleted else f"no stack {name}"
 
     def _destroy_app(self) -> tuple[bool, str]:
-        record = self.project.deployed_dir / f"{self.stage}.json"
-        if not self._recorded_functions():
-            return False, f"nothing recorded in {record}: no functions deployed from here"
-        for line in self._chalice.delete(self.stage).splitlines():
-            self._echo(f"  {line}")
-        self.project.fingerprint_path(self.stage).unlink(missing_ok=True)
-        return True, "functions, roles and rules deleted"
+        return self._app.delete()
 
     def _destroy_resources(self) -> tuple[bool, str]:
         name = self.names.resources_stack
@@ -595,8 +439,3 @@ def summary(outcomes: Sequence[Outcome], action: str = "deploy") -> str:
     if not changed:
         return f"{action}: no changes ({len(outcomes)} steps checked)"
     return f"{action}: changed {', '.join(changed)}"
-
-
-def environ_for_chalice() -> dict[str, str]:
-    """This process's environment (credentials, profile, ``AWS_ENDPOINT_URL``) for ``chalice``."""
-    return dict(os.environ)

@@ -7,7 +7,7 @@ functions and ``mfawatch deploy`` will read it (:func:`chalicelib.config.setting
 stage-name limit, the policy generator), and the change is shown as a diff before it is written.
 
 A new stage starts as a copy of an existing one (``--like``, default ``dev``), so settings that
-are not asked for (thresholds, memory, the scheduler's reserved concurrency) come from the file
+are not asked for (thresholds, memory, the reserved concurrency) come from the file
 itself rather than from a second copy of them here.
 
 :func:`stage_init` is pure; the command (:mod:`mfawatch.cli.init`) reads and writes the file and
@@ -28,6 +28,7 @@ from typing import Any
 from chalicelib.config import (
     ENV_ACCOUNT_NAMES,
     ENV_ALLOWED_ACCOUNTS,
+    ENV_CANARY_TOPIC_ARN,
     ENV_OUTPUTS,
     ENV_TABLE_NAME,
     ENV_TOPIC_ARN,
@@ -100,22 +101,8 @@ def stage_init(config: Mapping[str, Any], answers: InitAnswers) -> InitResult:
     app_name = config.get("app_name")
     if not isinstance(app_name, str) or not app_name:
         raise ConfigError("app_name is not set: is this a Chalice project's .chalice/config.json?")
+    _check_answers(answers)
     stage = answers.stage
-    if not re.fullmatch(REGION_PATTERN, answers.region):
-        raise ConfigError(f"--region {answers.region!r} is not an AWS Region (e.g. us-east-1)")
-    if not re.fullmatch(r"\d{12}", answers.deploy_account):
-        raise ConfigError(f"--deploy-account {answers.deploy_account!r}: 12 digits expected")
-    if not answers.accounts:
-        raise ConfigError("give at least one --account (the accounts whose sign-ins to watch)")
-    severity = answers.pager_min_severity
-    if severity is not None and severity not in SEVERITIES:
-        raise ConfigError(f"--pager-min-severity must be one of {', '.join(SEVERITIES)}")
-    for email in (*answers.alert_emails, *answers.pager_emails):
-        if not re.fullmatch(EMAIL_PATTERN, email):
-            raise ConfigError(f"e-mail {email!r} is not an e-mail address")
-    if answers.pager_emails and severity is None:
-        raise ConfigError("--pager-email needs the pager output (drop --no-pager)")
-
     updated: dict[str, Any] = copy.deepcopy(dict(config))
     stages = updated.setdefault("stages", {})
     if isinstance(stages.get(stage), dict):
@@ -134,24 +121,10 @@ def stage_init(config: Mapping[str, Any], answers: InitAnswers) -> InitResult:
     }
     env[ENV_TOPIC_ARN] = topics[OUTPUT_ALERTS_TOPIC]
     env[ENV_TABLE_NAME] = names.table
+    env[ENV_CANARY_TOPIC_ARN] = arn + names.canary_topic
     env[ENV_ALLOWED_ACCOUNTS] = ",".join(answers.accounts)
     env[ENV_ACCOUNT_NAMES] = json.dumps({a: n for a, n in answers.accounts.items() if n})
-
-    # Outputs: alerts and pager on this stage's topics; other outputs (a chat topic) are kept.
-    raw_outputs = str(env.get(ENV_OUTPUTS) or "").strip()
-    if raw_outputs:
-        parse_outputs(raw_outputs)  # names the output and field that is wrong
-    outputs = json.loads(raw_outputs or "{}")
-    for name, (output_key, route) in DEFAULT_ROUTES.items():
-        spec = dict(route, **{k: v for k, v in (outputs.get(name) or {}).items()})
-        spec["topic_arn"] = topics[output_key]
-        outputs[name] = {"topic_arn": spec.pop("topic_arn"), **spec}
-    if severity is None:
-        outputs.pop("pager", None)
-    else:
-        outputs["pager"]["min_severity"] = severity
-    env[ENV_OUTPUTS] = json.dumps(outputs)
-
+    env[ENV_OUTPUTS] = _outputs(str(env.get(ENV_OUTPUTS) or ""), topics, answers.pager_min_severity)
     subscriptions = {"alerts": list(answers.alert_emails), "pager": list(answers.pager_emails)}
     subscriptions = {k: v for k, v in subscriptions.items() if v}
     if subscriptions:
@@ -164,6 +137,46 @@ def stage_init(config: Mapping[str, Any], answers: InitAnswers) -> InitResult:
     settings_from_env(stage_config.environment())
     stage_config.subscriptions()
     stage_policy(stage_config)
+    return InitResult(updated, _warnings(answers))
+
+
+def _check_answers(answers: InitAnswers) -> None:
+    """:class:`ConfigError` naming the first answer that is not valid."""
+    if not re.fullmatch(REGION_PATTERN, answers.region):
+        raise ConfigError(f"--region {answers.region!r} is not an AWS Region (e.g. us-east-1)")
+    if not re.fullmatch(r"\d{12}", answers.deploy_account):
+        raise ConfigError(f"--deploy-account {answers.deploy_account!r}: 12 digits expected")
+    if not answers.accounts:
+        raise ConfigError("give at least one --account (the accounts whose sign-ins to watch)")
+    severity = answers.pager_min_severity
+    if severity is not None and severity not in SEVERITIES:
+        raise ConfigError(f"--pager-min-severity must be one of {', '.join(SEVERITIES)}")
+    for email in (*answers.alert_emails, *answers.pager_emails):
+        if not re.fullmatch(EMAIL_PATTERN, email):
+            raise ConfigError(f"e-mail {email!r} is not an e-mail address")
+    if answers.pager_emails and severity is None:
+        raise ConfigError("--pager-email needs the pager output (drop --no-pager)")
+
+
+def _outputs(raw: str, topics: Mapping[str, str], pager_min_severity: str | None) -> str:
+    """``MFAWATCH_OUTPUTS``: alerts and pager on this stage's topics; other outputs (a chat
+    topic) are kept."""
+    raw = raw.strip()
+    if raw:
+        parse_outputs(raw)  # names the output and field that is wrong
+    outputs = json.loads(raw or "{}")
+    for name, (output_key, route) in DEFAULT_ROUTES.items():
+        spec = dict(route, **{k: v for k, v in (outputs.get(name) or {}).items()})
+        spec["topic_arn"] = topics[output_key]
+        outputs[name] = {"topic_arn": spec.pop("topic_arn"), **spec}
+    if pager_min_severity is None:
+        outputs.pop("pager", None)
+    else:
+        outputs["pager"]["min_severity"] = pager_min_severity
+    return json.dumps(outputs)
+
+
+def _warnings(answers: InitAnswers) -> tuple[str, ...]:
     warnings = []
     placeholders = sorted({answers.deploy_account, *answers.accounts} & PLACEHOLDER_ACCOUNTS)
     if placeholders:
@@ -176,7 +189,7 @@ def stage_init(config: Mapping[str, Any], answers: InitAnswers) -> InitResult:
             f"the deploy account {answers.deploy_account} is not among --account: its own "
             "sign-ins will carry a note that it is outside the list"
         )
-    return InitResult(updated, tuple(warnings))
+    return tuple(warnings)
 
 
 def config_diff(old: str, new: str, path: Path) -> list[str]:

@@ -3,10 +3,10 @@
 ``autogen_policy`` is off: Chalice would otherwise guess a policy from the code. The statements
 come from :func:`deploy.stage_policy_statements`, the same ones the one-stack route (b) puts in
 its merge template with CloudFormation references: logs on the stage's own log groups,
-``sns:Publish`` on the stage's topics, ``dynamodb:GetItem``/``PutItem``/``UpdateItem``/``Query``
-on the stage table and its ``due`` and ``group`` indexes, ``sqs:SendMessage`` on the
-failed-events queue (Lambda's on-failure destination uses the function's role) and the stage
-KMS key (encrypted topics and table).
+``sns:Publish`` on the stage's outputs and on its canary topic,
+``dynamodb:GetItem``/``PutItem``/``UpdateItem``/``Query`` on the stage table and its ``due`` and
+``group`` indexes, ``sqs:SendMessage`` on the failed-events queue (Lambda's on-failure
+destination uses the function's role) and the stage KMS key (encrypted topics and table).
 Partition, region and account come from the stage's topic ARN.
 
 ``python -m mfawatch policy --stage S --write`` writes the file; a test fails when a
@@ -21,7 +21,13 @@ from typing import Any
 
 from chalicelib.config import ENV_OUTPUTS, ENV_TABLE_NAME, ENV_TOPIC_ARN, parse_outputs
 from chalicelib.errors import ConfigError
-from mfawatch.deploy.templates import StageConfig, StageNames, arn_parts, stage_policy_statements
+from mfawatch.deploy.templates import (
+    PUBLISH_ALERTS_SID,
+    StageConfig,
+    StageNames,
+    arn_parts,
+    stage_policy_statements,
+)
 
 
 def stage_policy(stage_config: StageConfig) -> dict[str, Any]:
@@ -49,7 +55,7 @@ def stage_policy(stage_config: StageConfig) -> dict[str, Any]:
         else [topic_arn]
     )
     for statement in statements:
-        if statement["Action"] == ["sns:Publish"]:
+        if statement["Sid"] == PUBLISH_ALERTS_SID:
             statement["Resource"] = topics
     return {"Version": "2012-10-17", "Statement": statements}
 

@@ -78,6 +78,7 @@ class Stacks:
         echo: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        *,
         poll_seconds: float = POLL_SECONDS,
         timeout_seconds: float = TIMEOUT_SECONDS,
     ) -> None:
@@ -126,39 +127,15 @@ class Stacks:
         ``template_url`` (an S3 object's HTTPS URL) replaces ``template_body`` for a template
         larger than CloudFormation takes inline.
         """
-        status = self.status(name)
-        if status in DELETE_ONLY:
-            raise StackError(
-                f"stack {name} is {status}",
-                "CloudFormation can only delete it: delete the stack (mfawatch destroy), then "
-                "deploy again; its events above say why it failed",
-            )
-        if status.endswith("_IN_PROGRESS") and status != REVIEW:
-            raise StackError(f"stack {name} is {status}", "wait until it finishes, then retry")
-        change_type = "UPDATE" if status and status != REVIEW else "CREATE"
-        change_set_name = f"mfawatch-{uuid.uuid4().hex[:16]}"
+        change_type = self._change_type(name)
         source: dict[str, Any] = (
             {"TemplateURL": template_url} if template_url else {"TemplateBody": template_body}
         )
-        try:
-            created = self._client.create_change_set(
-                StackName=name,
-                ChangeSetName=change_set_name,
-                ChangeSetType="UPDATE" if change_type == "UPDATE" else "CREATE",
-                **source,
-                Parameters=[
-                    {"ParameterKey": key, "ParameterValue": value}
-                    for key, value in (parameters or {}).items()
-                ],
-                Capabilities=list(capabilities),  # type: ignore[arg-type]
-            )
-        except ClientError as exc:
-            if any(words in str(exc) for words in NO_CHANGES):
-                return StackResult(name, False, self.outputs(name))
-            raise StackError(aws_error(exc), _fix_for(exc)) from exc
-        except BotoCoreError as exc:
-            raise StackError(aws_error(exc), _fix_for(exc)) from exc
-        change_set_id = created["Id"]
+        change_set_id = self._create_change_set(
+            name, change_type, source, parameters or {}, capabilities
+        )
+        if change_set_id is None:
+            return StackResult(name, False, self.outputs(name))
         described = self._wait_change_set(change_set_id)
         if described["Status"] == "FAILED":
             reason = str(described.get("StatusReason", ""))
@@ -179,6 +156,49 @@ class Stacks:
                 "the stack events above name the resource that failed and why",
             )
         return StackResult(name, True, self.outputs(name))
+
+    def _change_type(self, name: str) -> str:
+        """``CREATE`` or ``UPDATE``; :class:`StackError` when the stack cannot take a change."""
+        status = self.status(name)
+        if status in DELETE_ONLY:
+            raise StackError(
+                f"stack {name} is {status}",
+                "CloudFormation can only delete it: delete the stack (mfawatch destroy), then "
+                "deploy again; its events above say why it failed",
+            )
+        if status.endswith("_IN_PROGRESS") and status != REVIEW:
+            raise StackError(f"stack {name} is {status}", "wait until it finishes, then retry")
+        return "UPDATE" if status and status != REVIEW else "CREATE"
+
+    def _create_change_set(
+        self,
+        name: str,
+        change_type: str,
+        source: Mapping[str, Any],
+        parameters: Mapping[str, str],
+        capabilities: Sequence[str],
+    ) -> str | None:
+        """The new change set's id; None when CloudFormation says nothing would change."""
+        try:
+            created = self._client.create_change_set(
+                StackName=name,
+                ChangeSetName=f"mfawatch-{uuid.uuid4().hex[:16]}",
+                ChangeSetType="UPDATE" if change_type == "UPDATE" else "CREATE",
+                **source,
+                Parameters=[
+                    {"ParameterKey": key, "ParameterValue": value}
+                    for key, value in parameters.items()
+                ],
+                # boto3-stubs type each capability as a literal; ours come from constants.
+                Capabilities=list(capabilities),  # type: ignore[arg-type]
+            )
+        except ClientError as exc:
+            if any(words in str(exc) for words in NO_CHANGES):
+                return None
+            raise StackError(aws_error(exc), _fix_for(exc)) from exc
+        except BotoCoreError as exc:
+            raise StackError(aws_error(exc), _fix_for(exc)) from exc
+        return created["Id"]
 
     def delete(self, name: str) -> bool:
         """Delete ``name`` and wait; False when there was no such stack."""

@@ -2,7 +2,9 @@
 
 Read-only. For each account and Region it lists the forwarding rules that
 :func:`mfawatch.org.forwarder.member_template` creates (``mfawatch-<rule id>`` on the default bus)
-and checks that each exists, is ``ENABLED``, targets the central bus ARN and has the bundle's
+and checks that each exists, is enabled in the state its rule needs (``ENABLED``, or
+``ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS`` for read-only events, else a
+``read-only-excluded`` finding), targets the central bus ARN and has the bundle's
 ``EventPattern``. Patterns are compared as canonical JSON (sorted keys, no whitespace): the
 template's YAML and CloudFormation may reorder keys, which changes nothing, while a stale pattern
 (a StackSet not updated after ``rules build``) or one edited in the console forwards the wrong
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.constants import RULE_STATE_ENABLED, RULE_STATE_WITH_READ_ONLY
 from chalicelib.render import clean_text
 from chalicelib.rules import Rule
 from mfawatch.errors import AuditError
@@ -49,6 +52,8 @@ logger = logging.getLogger(__name__)
 OK: Final = "ok"
 MISSING: Final = "missing"
 DISABLED: Final = "disabled"
+#: Enabled, but in a state that leaves out the read-only management events the rule matches.
+READ_ONLY_EXCLUDED: Final = "read-only-excluded"
 WRONG_TARGET: Final = "wrong-target"
 PATTERN_DIFFERS: Final = "pattern-differs"
 # Per-cell (account x Region) outcomes, plus OK.
@@ -143,8 +148,12 @@ def assess_rules(
         found = observed.get(name)
         if found is None:
             results.append(RuleCoverage(rule.id, name, MISSING, "no such rule on the default bus"))
-        elif found.state != "ENABLED":
+        elif found.state not in (RULE_STATE_ENABLED, RULE_STATE_WITH_READ_ONLY):
             results.append(RuleCoverage(rule.id, name, DISABLED, f"state {found.state}"))
+        elif found.state != rule.eventbridge_state:
+            # Enabled, but without the read-only management events this rule is about.
+            detail = f"state {found.state}, needs {rule.eventbridge_state}"
+            results.append(RuleCoverage(rule.id, name, READ_ONLY_EXCLUDED, detail))
         elif central_bus_arn not in found.target_arns:
             targets = ", ".join(found.target_arns) or "none"
             results.append(

@@ -44,7 +44,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from chalicelib.constants import HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE
+from chalicelib.constants import HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE, RULE_STATE_ENABLED
 from chalicelib.rules import Rule
 from mfawatch.deploy.templates import cfn_logical_id, function_logical_id
 from mfawatch.errors import ForwarderConfigError
@@ -324,7 +324,9 @@ def _forwarding_rule(rule: Rule, central: CentralBus, condition: str | None) -> 
             "Name": forwarding_rule_name(rule),
             "Description": f"mfawatch: forward {rule.id} events to the central bus",
             "EventBusName": DEFAULT_BUS,
-            "State": "ENABLED",
+            # ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS for a rule of read-only events
+            # (`aws login`): a rule that is only ENABLED never receives them.
+            "State": rule.eventbridge_state,
             # The deployed pattern, unchanged: a copy so the template never aliases the bundle.
             "EventPattern": _deep_copy(rule.event_pattern),
             "Targets": [
@@ -348,7 +350,7 @@ def _heartbeat_rule(central: CentralBus) -> dict[str, Any]:
             "Name": HEARTBEAT_RULE_NAME,
             "Description": "mfawatch: heartbeat to the central bus (proves forwarding works)",
             "ScheduleExpression": HEARTBEAT_SCHEDULE,
-            "State": "ENABLED",
+            "State": RULE_STATE_ENABLED,
             "Targets": [
                 {
                     "Id": TARGET_ID,
@@ -399,63 +401,21 @@ def member_template(
     if not rules:
         raise ForwarderConfigError("no rules to forward: the rules bundle is empty")
     regions = tuple(regions)
-    warnings: list[str] = []
     if regions and home_region not in regions and audit_role_name:
         raise ForwarderConfigError(
             f"--home-region: {home_region} must be one of --regions ({', '.join(regions)}): "
             "its stack creates the account-wide audit role"
         )
     global_rules = [rule for rule in rules if is_global_service_rule(rule)]
-    if regions and GLOBAL_SERVICE_REGION not in regions:
-        if global_rules:
-            warnings.append(
-                f"{GLOBAL_SERVICE_REGION} is not in --regions: rules "
-                f"{', '.join(r.id for r in global_rules)} (IAM API calls, delivered in "
-                f"{GLOBAL_SERVICE_REGION} only) are left out; root sign-ins are also logged there"
-            )
-        else:
-            warnings.append(
-                f"{GLOBAL_SERVICE_REGION} is not in --regions: root sign-ins are logged there"
-            )
-
-    conditions: dict[str, Any] = {}
-    base: list[str] = []
-    if regions:
-        conditions["InForwardedRegion"] = _combine(
-            "Fn::Or", [_equals_region(region) for region in regions]
-        )
-        base.append("InForwardedRegion")
-    if central.is_default_bus:
-        # In the central account's central Region the default bus *is* the central bus.
-        conditions["IsCentralBusLocation"] = {
-            "Fn::And": [
-                {"Fn::Equals": [{"Ref": "AWS::AccountId"}, central.account_id]},
-                _equals_region(central.region),
-            ]
-        }
-        conditions["IsNotCentralBusLocation"] = {"Fn::Not": [{"Condition": "IsCentralBusLocation"}]}
-        base.append("IsNotCentralBusLocation")
-    forward_condition: str | None = None
-    if base:
-        conditions["ForwardSignIns"] = _condition_refs(base)
-        forward_condition = "ForwardSignIns"
-    global_condition: str | None = None
-    if global_rules and (not regions or GLOBAL_SERVICE_REGION in regions):
-        conditions["IsGlobalServiceRegion"] = _equals_region(GLOBAL_SERVICE_REGION)
-        conditions["ForwardGlobalServiceEvents"] = _condition_refs([*base, "IsGlobalServiceRegion"])
-        global_condition = "ForwardGlobalServiceEvents"
-
+    conditions, forward, forward_global = _conditions(central, regions, bool(global_rules))
     resources: dict[str, Any] = {}
-    resources["ForwarderRole"] = _with_condition(_forwarder_role(central), forward_condition)
+    resources["ForwarderRole"] = _with_condition(_forwarder_role(central), forward)
     for rule in rules:
-        if is_global_service_rule(rule):
-            if global_condition is None:
-                continue
-            resource = _forwarding_rule(rule, central, global_condition)
-        else:
-            resource = _forwarding_rule(rule, central, forward_condition)
-        resources["Forward" + cfn_logical_id(rule.id)] = resource
-    resources["Heartbeat"] = _with_condition(_heartbeat_rule(central), forward_condition)
+        condition = forward_global if is_global_service_rule(rule) else forward
+        if condition is None and is_global_service_rule(rule):
+            continue
+        resources["Forward" + cfn_logical_id(rule.id)] = _forwarding_rule(rule, central, condition)
+    resources["Heartbeat"] = _with_condition(_heartbeat_rule(central), forward)
     if audit_role_name:
         conditions["IsHomeRegion"] = _equals_region(home_region)
         resources["AuditRole"] = _with_condition(
@@ -484,7 +444,55 @@ def member_template(
     if conditions:
         template["Conditions"] = conditions
     template["Resources"] = resources
-    return MemberTemplate(template=template, warnings=tuple(warnings))
+    return MemberTemplate(template=template, warnings=_region_warnings(regions, global_rules))
+
+
+def _region_warnings(regions: Sequence[str], global_rules: Sequence[Rule]) -> tuple[str, ...]:
+    """What a Region list without the Region of IAM's events leaves out."""
+    if not regions or GLOBAL_SERVICE_REGION in regions:
+        return ()
+    if global_rules:
+        return (
+            f"{GLOBAL_SERVICE_REGION} is not in --regions: rules "
+            f"{', '.join(r.id for r in global_rules)} (IAM API calls, delivered in "
+            f"{GLOBAL_SERVICE_REGION} only) are left out; root sign-ins are also logged there",
+        )
+    return (f"{GLOBAL_SERVICE_REGION} is not in --regions: root sign-ins are logged there",)
+
+
+def _conditions(
+    central: CentralBus, regions: Sequence[str], has_global_rules: bool
+) -> tuple[dict[str, Any], str | None, str | None]:
+    """(the template's conditions, the condition of the forwarding rules, that of the rules on
+    IAM's global-service events); a None condition: always (global: never, when no Region
+    takes them)."""
+    conditions: dict[str, Any] = {}
+    base: list[str] = []
+    if regions:
+        conditions["InForwardedRegion"] = _combine(
+            "Fn::Or", [_equals_region(region) for region in regions]
+        )
+        base.append("InForwardedRegion")
+    if central.is_default_bus:
+        # In the central account's central Region the default bus *is* the central bus.
+        conditions["IsCentralBusLocation"] = {
+            "Fn::And": [
+                {"Fn::Equals": [{"Ref": "AWS::AccountId"}, central.account_id]},
+                _equals_region(central.region),
+            ]
+        }
+        conditions["IsNotCentralBusLocation"] = {"Fn::Not": [{"Condition": "IsCentralBusLocation"}]}
+        base.append("IsNotCentralBusLocation")
+    forward: str | None = None
+    if base:
+        conditions["ForwardSignIns"] = _condition_refs(base)
+        forward = "ForwardSignIns"
+    forward_global: str | None = None
+    if has_global_rules and (not regions or GLOBAL_SERVICE_REGION in regions):
+        conditions["IsGlobalServiceRegion"] = _equals_region(GLOBAL_SERVICE_REGION)
+        conditions["ForwardGlobalServiceEvents"] = _condition_refs([*base, "IsGlobalServiceRegion"])
+        forward_global = "ForwardGlobalServiceEvents"
+    return conditions, forward, forward_global
 
 
 # ---------------------------------------------------------------------------------------------
@@ -505,16 +513,15 @@ def custom_bus_merge_template(rules: Sequence[Rule]) -> dict[str, Any]:
     """
     resources: dict[str, Any] = {}
     # Every EventBridge-rule handler of app.py: one per rule, and the heartbeat's.
+    states = {rule.handler_name: rule.eventbridge_state for rule in rules}
     for handler in [*(rule.handler_name for rule in rules), HEARTBEAT_HANDLER]:
         function = function_logical_id(handler)
+        properties: dict[str, Any] = {"EventBusName": {"Ref": BUS_NAME_PARAMETER}}
+        if states.get(handler, RULE_STATE_ENABLED) != RULE_STATE_ENABLED:
+            # Read-only events forwarded to the custom bus are matched only in this state too.
+            properties["State"] = states[handler]
         resources[function] = {
-            "Properties": {
-                "Events": {
-                    function + "Event": {
-                        "Properties": {"EventBusName": {"Ref": BUS_NAME_PARAMETER}}
-                    }
-                }
-            }
+            "Properties": {"Events": {function + "Event": {"Properties": properties}}}
         }
     return {
         "Parameters": {

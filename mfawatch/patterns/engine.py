@@ -170,45 +170,52 @@ def _wildcard_complexity(tokens: Sequence[str | None], cap: int) -> int:
     character and may also be skipped. The subset construction is explored breadth-first
     over the pattern's own characters plus one "other" character, capped for speed.
     """
-    n = len(tokens)
-
-    def closure(states: set[int]) -> frozenset[int]:
-        stack = list(states)
-        seen = set(states)
-        while stack:
-            i = stack.pop()
-            if i < n and tokens[i] is None and i + 1 not in seen:
-                seen.add(i + 1)
-                stack.append(i + 1)
-        return frozenset(seen)
-
     alphabet: list[str | None] = [*sorted({t for t in tokens if t is not None}), None]
-    start = closure({0})
+    start = _star_closure({0}, tokens)
     seen_sets = {start}
     queue = [start]
     worst = len(start)
     while queue and len(seen_sets) < 4096:
         current = queue.pop()
         for ch in alphabet:
-            nxt: set[int] = set()
-            for i in current:
-                if i >= n:
-                    continue
-                token = tokens[i]
-                if token is None:
-                    nxt.add(i)
-                elif ch is not None and token == ch:
-                    nxt.add(i + 1)
-            if not nxt:
-                continue
-            state = closure(nxt)
-            if state not in seen_sets:
+            state = _wildcard_step(current, ch, tokens)
+            if state and state not in seen_sets:
                 seen_sets.add(state)
                 queue.append(state)
                 worst = max(worst, len(state))
                 if worst >= cap:
                     return worst
     return worst
+
+
+def _star_closure(states: set[int], tokens: Sequence[str | None]) -> frozenset[int]:
+    """``states`` and every position reachable from them by skipping stars."""
+    n = len(tokens)
+    stack = list(states)
+    seen = set(states)
+    while stack:
+        i = stack.pop()
+        if i < n and tokens[i] is None and i + 1 not in seen:
+            seen.add(i + 1)
+            stack.append(i + 1)
+    return frozenset(seen)
+
+
+def _wildcard_step(
+    current: frozenset[int], ch: str | None, tokens: Sequence[str | None]
+) -> frozenset[int]:
+    """The positions after reading ``ch`` (None: a character the pattern does not name)."""
+    n = len(tokens)
+    nxt: set[int] = set()
+    for i in current:
+        if i >= n:
+            continue
+        token = tokens[i]
+        if token is None:
+            nxt.add(i)
+        elif ch is not None and token == ch:
+            nxt.add(i + 1)
+    return _star_closure(nxt, tokens) if nxt else frozenset()
 
 
 def _wildcard_regex(tokens: Sequence[str | None]) -> str:
@@ -281,30 +288,36 @@ class _LeafSpec:
         if len(expr) != 1:
             raise InvalidPatternError("Only one key allowed in match expression")
         ((op, value),) = expr.items()
-        if op in ("prefix", "suffix"):
-            self._add_prefix_suffix(op, value)
-        elif op == "equals-ignore-case":
-            if not isinstance(value, str):
-                raise InvalidPatternError("equals-ignore-case match pattern must be a string")
-            self.lower_equals.add(value.lower())
-        elif op == "wildcard":
-            self.wildcards.append(_validated_wildcard(value))
-        elif op == "anything-but":
-            self.negations.append(_compile_anything_but(value))
-        elif op == "numeric":
-            self.ranges.append(_compile_numeric(value))
-        elif op == "exists":
-            if value is True:
-                self.exists_true = True
-            elif value is False:
-                self.exists_false = True
-            else:
-                raise InvalidPatternError("exists match pattern must be either true or false.")
-        elif op == "cidr":
-            self.networks.append(_compile_cidr(value))
-        else:
+        add = _OPERATORS.get(op)
+        if add is None:
             # Operator names are case-sensitive: {"EXISTS": true} is rejected by AWS.
             raise InvalidPatternError(f"Unrecognized match type {op}")
+        add(self, op, value)
+
+    def _add_equals_ignore_case(self, _op: str, value: object) -> None:
+        if not isinstance(value, str):
+            raise InvalidPatternError("equals-ignore-case match pattern must be a string")
+        self.lower_equals.add(value.lower())
+
+    def _add_wildcard(self, _op: str, value: object) -> None:
+        self.wildcards.append(_validated_wildcard(value))
+
+    def _add_anything_but(self, _op: str, value: object) -> None:
+        self.negations.append(_compile_anything_but(value))
+
+    def _add_numeric(self, _op: str, value: object) -> None:
+        self.ranges.append(_compile_numeric(value))
+
+    def _add_exists(self, _op: str, value: object) -> None:
+        if value is True:
+            self.exists_true = True
+        elif value is False:
+            self.exists_false = True
+        else:
+            raise InvalidPatternError("exists match pattern must be either true or false.")
+
+    def _add_cidr(self, _op: str, value: object) -> None:
+        self.networks.append(_compile_cidr(value))
 
     def _add_prefix_suffix(self, op: str, value: object) -> None:
         if isinstance(value, str):
@@ -323,6 +336,19 @@ class _LeafSpec:
 
     def build(self) -> _Leaf:
         return _Leaf(self)
+
+
+#: The match operators of a value list, each adding itself to the spec.
+_OPERATORS: dict[str, Callable[[_LeafSpec, str, object], None]] = {
+    "prefix": _LeafSpec._add_prefix_suffix,
+    "suffix": _LeafSpec._add_prefix_suffix,
+    "equals-ignore-case": _LeafSpec._add_equals_ignore_case,
+    "wildcard": _LeafSpec._add_wildcard,
+    "anything-but": _LeafSpec._add_anything_but,
+    "numeric": _LeafSpec._add_numeric,
+    "exists": _LeafSpec._add_exists,
+    "cidr": _LeafSpec._add_cidr,
+}
 
 
 class _Leaf:
@@ -404,83 +430,67 @@ def _never(_value: Any) -> bool:
 
 def _scalar_test(spec: _LeafSpec) -> Predicate:
     """Build the fastest predicate for one leaf value that covers everything in ``spec``."""
-    strings = frozenset(spec.strings)
-    numbers = frozenset(spec.numbers)
-    prefixes = tuple(spec.prefixes)
-    suffixes = tuple(spec.suffixes)
+    other_strings = bool(spec.prefixes or spec.suffixes or spec.wildcards or spec.networks)
+    lower = bool(spec.lower_equals or spec.lower_prefixes or spec.lower_suffixes)
+    has_other = bool(
+        spec.numbers
+        or spec.ranges
+        or spec.negations
+        or spec.match_null
+        or spec.match_true
+        or spec.match_false
+    )
+    # Fast paths for the overwhelmingly common shapes: a plain list of strings (e.g.
+    # "source": ["aws.signin"]) or a single equals-ignore-case.
+    if not has_other and not other_strings and not lower:
+        return _exact_strings(frozenset(spec.strings)) if spec.strings else _never
+    if not has_other and not spec.strings and not other_strings:
+        return _ignore_case(spec)
+    return _general(spec)
+
+
+def _exact_strings(strings: frozenset[str]) -> Predicate:
+    def exact_strings(v: Any) -> bool:
+        # Strings never compare equal to numbers, booleans or null, so no type check.
+        return v in strings
+
+    return exact_strings
+
+
+def _ignore_case(spec: _LeafSpec) -> Predicate:
     lower_equals = frozenset(spec.lower_equals)
     lower_prefixes = tuple(spec.lower_prefixes)
     lower_suffixes = tuple(spec.lower_suffixes)
-    needs_lower = bool(lower_equals or lower_prefixes or lower_suffixes)
-    wildcard = _compile_regexes(spec.wildcards).fullmatch if spec.wildcards else None
-    networks = tuple(spec.networks)
-    ranges = tuple(spec.ranges)
+
+    def ignore_case(v: Any) -> bool:
+        if type(v) is not str:
+            return False
+        lv = v.lower()
+        return (
+            lv in lower_equals
+            or (bool(lower_prefixes) and lv.startswith(lower_prefixes))
+            or (bool(lower_suffixes) and lv.endswith(lower_suffixes))
+        )
+
+    return ignore_case
+
+
+def _general(spec: _LeafSpec) -> Predicate:
+    """Any mix of alternatives: strings, numbers, constants, negations (anything-but)."""
+    string_test = _string_test(spec)
+    number_test = _number_test(spec)
     negations = tuple(spec.negations)
     match_null, match_true, match_false = spec.match_null, spec.match_true, spec.match_false
-
-    has_string_ops = bool(prefixes or suffixes or needs_lower or wildcard or networks)
-    has_other = bool(numbers or ranges or negations or match_null or match_true or match_false)
-
-    # Fast paths for the overwhelmingly common shapes: a plain list of strings (e.g.
-    # "source": ["aws.signin"]) or a single equals-ignore-case.
-    if not has_other and not has_string_ops:
-        if not strings:
-            return _never
-
-        def exact_strings(v: Any) -> bool:
-            # Strings never compare equal to numbers, booleans or null, so no type check.
-            return v in strings
-
-        return exact_strings
-
-    if not has_other and not strings and not (prefixes or suffixes or wildcard or networks):
-
-        def ignore_case(v: Any) -> bool:
-            if type(v) is not str:
-                return False
-            lv = v.lower()
-            return (
-                lv in lower_equals
-                or (bool(lower_prefixes) and lv.startswith(lower_prefixes))
-                or (bool(lower_suffixes) and lv.endswith(lower_suffixes))
-            )
-
-        return ignore_case
 
     def general(v: Any) -> bool:
         t = type(v)
         if t is str:
-            if v in strings:
+            if string_test is not None and string_test(v):
                 return True
-            if prefixes and v.startswith(prefixes):
-                return True
-            if suffixes and v.endswith(suffixes):
-                return True
-            if needs_lower:
-                lv = v.lower()
-                if lv in lower_equals:
-                    return True
-                if lower_prefixes and lv.startswith(lower_prefixes):
-                    return True
-                if lower_suffixes and lv.endswith(lower_suffixes):
-                    return True
-            if wildcard is not None and wildcard(v) is not None:
-                return True
-            if networks:
-                ip = _parse_ip(v)
-                if ip is not None:
-                    for net in networks:
-                        if ip.version == net.version and ip in net:
-                            return True
         elif t is int or t is float:
             # Numbers compare by value: 300, 300.0 and 3.0e2 are the same number.
-            if v in numbers:
+            if number_test is not None and number_test(v):
                 return True
-            if ranges:
-                fv = float(v)
-                for r in ranges:
-                    if r(fv):
-                        return True
         elif (
             (v is None and match_null) or (v is True and match_true) or (v is False and match_false)
         ):
@@ -488,6 +498,56 @@ def _scalar_test(spec: _LeafSpec) -> Predicate:
         return any(neg(v) for neg in negations)
 
     return general
+
+
+def _string_test(spec: _LeafSpec) -> Callable[[str], bool] | None:
+    """The string alternatives' test (None: there are none, as in ``[{"exists": false},
+    {"anything-but": [...]}]``, so that such a list costs no call per value)."""
+    lower = bool(spec.lower_equals or spec.lower_prefixes or spec.lower_suffixes)
+    if not lower and not any(
+        (spec.strings, spec.prefixes, spec.suffixes, spec.wildcards, spec.networks)
+    ):
+        return None
+    strings = frozenset(spec.strings)
+    prefixes = tuple(spec.prefixes)
+    suffixes = tuple(spec.suffixes)
+    lower_test = _ignore_case(spec) if lower else None
+    wildcard = _compile_regexes(spec.wildcards).fullmatch if spec.wildcards else None
+    networks = tuple(spec.networks)
+
+    def string_test(v: str) -> bool:
+        if v in strings or (prefixes and v.startswith(prefixes)):
+            return True
+        if (suffixes and v.endswith(suffixes)) or (lower_test is not None and lower_test(v)):
+            return True
+        if wildcard is not None and wildcard(v) is not None:
+            return True
+        if networks:
+            ip = _parse_ip(v)
+            if ip is not None:
+                for net in networks:
+                    if ip.version == net.version and ip in net:
+                        return True
+        return False
+
+    return string_test
+
+
+def _number_test(spec: _LeafSpec) -> Callable[[float], bool] | None:
+    if not (spec.numbers or spec.ranges):
+        return None
+    numbers = frozenset(spec.numbers)
+    ranges = tuple(spec.ranges)
+
+    def number_test(v: float) -> bool:
+        if v in numbers:
+            return True
+        if ranges:
+            fv = float(v)
+            return any(r(fv) for r in ranges)
+        return False
+
+    return number_test
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,6 +581,11 @@ def _compile_numeric(value: object) -> Callable[[float], bool]:
     first = float(_check_numeric_limit(value[1]))
     if len(value) == 2:
         return _single_bound(op, first)
+    return _numeric_range(op, first, value)
+
+
+def _numeric_range(op: str, low: float, value: list[Any]) -> Callable[[float], bool]:
+    """``[">" or ">=", low, "<" or "<=", high]``, checked from its third member on."""
     # Only a lower bound (> or >=) may be followed by an upper bound (< or <=).
     if op not in (">", ">="):
         raise InvalidPatternError("Too many elements in numeric expression")
@@ -531,12 +596,11 @@ def _compile_numeric(value: object) -> Callable[[float], bool]:
         raise InvalidPatternError(f"Bad numeric range operator: {op2}")
     if len(value) < 4 or not _is_number(value[3]):
         raise InvalidPatternError(f"Value of {op2} must be numeric")
-    second = float(_check_numeric_limit(value[3]))
-    if second <= first:
+    high = float(_check_numeric_limit(value[3]))
+    if high <= low:
         raise InvalidPatternError("Bottom must be less than top")
     if len(value) > 4:
         raise InvalidPatternError("Too many terms in numeric range expression")
-    low, high = first, second
     if op == ">":
         if op2 == "<":
             return lambda v: low < v < high
@@ -586,55 +650,9 @@ def _compile_anything_but(value: object) -> Predicate:
     type - that is not excluded; a missing field never matches (AWS-validated).
     """
     if isinstance(value, dict):
-        if not value:
-            raise InvalidPatternError("Anything-But expression name not found")
-        if len(value) != 1:
-            raise InvalidPatternError("Only one key allowed in match expression")
-        ((op, inner),) = value.items()
-        if op in ("prefix", "suffix"):
-            texts = _anything_but_strings(
-                inner, "prefix/suffix match pattern must be a string", allow_dict=False
-            )
-            if any(t == "" for t in texts):
-                raise InvalidPatternError("Null prefix/suffix not allowed")
-            affixes = tuple(texts)
-            if op == "prefix":
-                return lambda v: type(v) is not str or not v.startswith(affixes)
-            return lambda v: type(v) is not str or not v.endswith(affixes)
-        if op == "equals-ignore-case":
-            texts = _anything_but_strings(
-                inner,
-                "Inside anything-but/equals-ignore-case list, "
-                "number|start|null|boolean is not supported.",
-                allow_dict=True,
-            )
-            lowered = frozenset(t.lower() for t in texts)
-            return lambda v: type(v) is not str or v.lower() not in lowered
-        if op == "wildcard":
-            texts = _anything_but_strings(
-                inner, "wildcard match pattern must be a string", allow_dict=True
-            )
-            pattern = _compile_regexes([_validated_wildcard(t) for t in texts])
-            return lambda v: type(v) is not str or pattern.fullmatch(v) is None
-        raise InvalidPatternError(f"Unsupported anything-but pattern: {op}")
-
+        return _anything_but_operator(value)
     if isinstance(value, list):
-        strings: set[str] = set()
-        numbers: set[int | float] = set()
-        for item in value:
-            if isinstance(item, str):
-                strings.add(item)
-            elif _is_number(item):
-                numbers.add(_check_numeric_limit(item))
-            else:
-                raise InvalidPatternError(
-                    "Inside anything but list, start|null|boolean is not supported."
-                )
-        if bool(strings) == bool(numbers):
-            raise InvalidPatternError(
-                "Inside anything but list, either all values are number or string, "
-                "mixed type is not supported"
-            )
+        strings, numbers = _anything_but_list(value)
     elif isinstance(value, str):
         strings, numbers = {value}, set()
     elif _is_number(value):
@@ -656,6 +674,62 @@ def _compile_anything_but(value: object) -> Predicate:
         return True
 
     return anything_but
+
+
+def _anything_but_list(value: list[Any]) -> tuple[set[str], set[int | float]]:
+    """The excluded strings and numbers of an anything-but list (one type only)."""
+    strings: set[str] = set()
+    numbers: set[int | float] = set()
+    for item in value:
+        if isinstance(item, str):
+            strings.add(item)
+        elif _is_number(item):
+            numbers.add(_check_numeric_limit(item))
+        else:
+            raise InvalidPatternError(
+                "Inside anything but list, start|null|boolean is not supported."
+            )
+    if bool(strings) == bool(numbers):
+        raise InvalidPatternError(
+            "Inside anything but list, either all values are number or string, "
+            "mixed type is not supported"
+        )
+    return strings, numbers
+
+
+def _anything_but_operator(value: dict[str, Any]) -> Predicate:
+    """``{"anything-but": {"prefix" | "suffix" | "equals-ignore-case" | "wildcard": ...}}``."""
+    if not value:
+        raise InvalidPatternError("Anything-But expression name not found")
+    if len(value) != 1:
+        raise InvalidPatternError("Only one key allowed in match expression")
+    ((op, inner),) = value.items()
+    if op in ("prefix", "suffix"):
+        texts = _anything_but_strings(
+            inner, "prefix/suffix match pattern must be a string", allow_dict=False
+        )
+        if any(t == "" for t in texts):
+            raise InvalidPatternError("Null prefix/suffix not allowed")
+        affixes = tuple(texts)
+        if op == "prefix":
+            return lambda v: type(v) is not str or not v.startswith(affixes)
+        return lambda v: type(v) is not str or not v.endswith(affixes)
+    if op == "equals-ignore-case":
+        texts = _anything_but_strings(
+            inner,
+            "Inside anything-but/equals-ignore-case list, "
+            "number|start|null|boolean is not supported.",
+            allow_dict=True,
+        )
+        lowered = frozenset(t.lower() for t in texts)
+        return lambda v: type(v) is not str or v.lower() not in lowered
+    if op == "wildcard":
+        texts = _anything_but_strings(
+            inner, "wildcard match pattern must be a string", allow_dict=True
+        )
+        pattern = _compile_regexes([_validated_wildcard(t) for t in texts])
+        return lambda v: type(v) is not str or pattern.fullmatch(v) is None
+    raise InvalidPatternError(f"Unsupported anything-but pattern: {op}")
 
 
 def _anything_but_strings(value: object, message: str, *, allow_dict: bool) -> list[str]:

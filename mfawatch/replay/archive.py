@@ -72,11 +72,11 @@ from mfawatch.replay.runner import TimedEvent
 try:  # optional speed-ups (requirements-dev.txt); without them the general path is used
     import msgspec as _msgspec
 except ImportError:  # pragma: no cover
-    _msgspec = None  # type: ignore[assignment]
+    _msgspec = None  # type: ignore[assignment]  # the module's name, bound to None when absent
 try:
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover
-    _fast_loads = None  # type: ignore[assignment]
+    _fast_loads = None  # type: ignore[assignment]  # likewise
 
 DEFAULT_LATENESS = timedelta(minutes=60)
 
@@ -310,10 +310,11 @@ def _scan(
 ) -> FileScan:
     stats = ReadStats()
     scan = FileScan(name=name, rank=rank)
+    reading = _Reading(prefilter, time_range, stats, scan)
     gzipped = name.endswith(".gz")
     split = _split_records(raw, gzipped, prefilter) if prefilter.enabled else None
     if split is not None:
-        _scan_split(name, split, prefilter, time_range, stats, scan)
+        reading.take_split(name, split)
     else:
         index = 0
         for origin, document in documents_in(raw, name, stats, gzipped=gzipped):
@@ -321,8 +322,7 @@ def _scan(
             several = len(items) > 1
             for position, item in enumerate(items):
                 index += 1
-                where = f"{origin}[{position}]" if several else origin
-                _take(item, index, where, prefilter, time_range, stats, scan)
+                reading.take(item, index, f"{origin}[{position}]" if several else origin)
             del items, document
     scan.records = stats.records
     scan.unreadable = stats.unreadable_files
@@ -331,31 +331,56 @@ def _scan(
     return scan
 
 
-def _take(
-    item: Any,
-    index: int,
-    where: str,
-    prefilter: Prefilter,
-    time_range: TimeRange,
-    stats: ReadStats,
-    scan: FileScan,
-) -> None:
-    """Count one decoded item; keep it as a candidate when a rule may match it."""
-    if not (isinstance(item, Mapping) and (is_cloudtrail_record(item) or is_envelope(item))):
-        stats.problem(f"{where}: not a CloudTrail record or EventBridge envelope", file_level=False)
-        return
-    stats.records += 1
-    if not prefilter.may_match(item):
-        return
-    # The path replay.timed takes: the same envelope, time and error messages.
-    try:
-        envelope = as_envelope(item)
-        moment = replay_time(envelope)
-    except EventParseError as exc:
-        stats.problem(f"{where}: {exc}", file_level=False)
-        return
-    if time_range.contains(moment):
-        scan.candidates.append((moment, index, where, envelope))
+@dataclass(frozen=True)
+class _Reading:
+    """One file being read: what to keep, and where its counts and candidates go."""
+
+    prefilter: Prefilter
+    time_range: TimeRange
+    stats: ReadStats
+    scan: FileScan
+
+    def take(self, item: Any, index: int, where: str) -> None:
+        """Count one decoded item; keep it as a candidate when a rule may match it."""
+        stats = self.stats
+        if not (isinstance(item, Mapping) and (is_cloudtrail_record(item) or is_envelope(item))):
+            stats.problem(
+                f"{where}: not a CloudTrail record or EventBridge envelope", file_level=False
+            )
+            return
+        stats.records += 1
+        if not self.prefilter.may_match(item):
+            return
+        # The path replay.timed takes: the same envelope, time and error messages.
+        try:
+            envelope = as_envelope(item)
+            moment = replay_time(envelope)
+        except EventParseError as exc:
+            stats.problem(f"{where}: {exc}", file_level=False)
+            return
+        if self.time_range.contains(moment):
+            self.scan.candidates.append((moment, index, where, envelope))
+
+    def take_split(self, name: str, split: list[tuple[Any, Any]]) -> None:
+        """The records of a file split by :func:`_split_records`: a record the prefilter rules
+        out on its few decoded fields is counted without decoding it in full."""
+        unset = _msgspec.UNSET if _msgspec is not None else None
+        keys = tuple(sorted({key for alt in self.prefilter.alternatives for key, _ in alt}))
+        several = len(split) > 1
+        may_match = self.prefilter.may_match
+        for position, (text, slim) in enumerate(split):
+            index = position + 1
+            if (
+                slim.detail is unset
+                and slim.eventName is not unset
+                and (slim.eventSource is not unset or slim.eventTime is not unset)
+            ):
+                # A bare CloudTrail record: the prefilter reads the same values json would give.
+                fields = {key: getattr(slim, key) for key in keys}
+                if not may_match({k: value for k, value in fields.items() if value is not unset}):
+                    self.stats.records += 1
+                    continue
+            self.take(_loads(text), index, f"{name}[{position}]" if several else name)
 
 
 # The fast path for {"Records": [...]} files (msgspec, a development dependency). One pass
@@ -382,6 +407,7 @@ def _split_records(raw: bytes, gzipped: bool, prefilter: Prefilter) -> list[tupl
     if decoders is None:
         fields = [(key, Any, _msgspec.UNSET) for key in dict.fromkeys(_SHAPE_FIELDS + keys)]
         slim = _msgspec.defstruct("Slim", fields)
+        # A type built at run time (the fields follow the rules): mypy cannot take it as one.
         files = _msgspec.defstruct("SlimFile", [("Records", list[slim])])  # type: ignore[valid-type]
         raws = _msgspec.defstruct("RawFile", [("Records", list[_msgspec.Raw])])
         decoders = (_msgspec.json.Decoder(raws), _msgspec.json.Decoder(files), keys)
@@ -392,34 +418,6 @@ def _split_records(raw: bytes, gzipped: bool, prefilter: Prefilter) -> list[tupl
     except (_msgspec.DecodeError, _msgspec.ValidationError):
         return None
     return list(zip(texts, slims, strict=True))
-
-
-def _scan_split(
-    name: str,
-    split: list[tuple[Any, Any]],
-    prefilter: Prefilter,
-    time_range: TimeRange,
-    stats: ReadStats,
-    scan: FileScan,
-) -> None:
-    unset = _msgspec.UNSET if _msgspec is not None else None
-    keys = tuple(sorted({key for alt in prefilter.alternatives for key, _ in alt}))
-    several = len(split) > 1
-    may_match = prefilter.may_match
-    for position, (text, slim) in enumerate(split):
-        index = position + 1
-        if (
-            slim.detail is unset
-            and slim.eventName is not unset
-            and (slim.eventSource is not unset or slim.eventTime is not unset)
-        ):
-            # A bare CloudTrail record: the prefilter reads the same values json would give.
-            fields = {key: getattr(slim, key) for key in keys}
-            if not may_match({key: value for key, value in fields.items() if value is not unset}):
-                stats.records += 1
-                continue
-        where = f"{name}[{position}]" if several else name
-        _take(_loads(text), index, where, prefilter, time_range, stats, scan)
 
 
 def _loads(text: Any) -> Any:

@@ -126,18 +126,22 @@ def documents_in(
         if len(lines) < 2:
             stats.problem(f"{origin}: not valid JSON: {whole_error}", file_level=True)
             return
-        # JSON lines: each non-blank line is one record or envelope.
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                stats.problem(f"{origin}:{number}: not valid JSON: {exc}", file_level=False)
-                continue
-            yield f"{origin}:{number}", item
+        yield from _json_lines(lines, origin, stats)
         return
     yield origin, document
+
+
+def _json_lines(lines: list[str], origin: str, stats: ReadStats) -> Iterator[tuple[str, Any]]:
+    """JSON lines: each non-blank line is one record or envelope; a bad line is counted."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            stats.problem(f"{origin}:{number}: not valid JSON: {exc}", file_level=False)
+            continue
+        yield f"{origin}:{number}", item
 
 
 def items_of(document: Any) -> list[Any]:

@@ -17,6 +17,7 @@ from mfawatch.athena.client import (
     run_backtest,
 )
 from mfawatch.errors import AthenaQueryError
+from tests.support.clock import FakeClock
 
 QUERY_ID = "4f0d1d0e-0000-4000-8000-000000000001"
 OUTPUT = "s3://athena-results/backtests/"
@@ -51,19 +52,6 @@ def _poll(stubber: Stubber, state: str, scanned: int, **status: Any) -> None:
     )
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_backtest_unloads_to_a_fresh_folder_and_reports_progress(
     athena: tuple[Any, Stubber],
 ) -> None:
@@ -85,7 +73,7 @@ def test_backtest_unloads_to_a_fresh_folder_and_reports_progress(
     _poll(stubber, "RUNNING", 3 * 1024**3)
     _poll(stubber, "RUNNING", 9 * 1024**3)
     _poll(stubber, "SUCCEEDED", 12 * 1024**3)
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     seen: list[QueryStatus] = []
     backtest = run_backtest(
         AthenaQueries(client, sleep=clock.sleep, clock=clock),
@@ -138,7 +126,7 @@ def test_failed_or_cancelled_query_is_an_error_with_athenas_reason(
     client, stubber = athena
     _poll(stubber, "RUNNING", 1024)
     _poll(stubber, state, 2048, **status)
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     with pytest.raises(AthenaQueryError) as caught:
         AthenaQueries(client, sleep=clock.sleep, clock=clock).wait(QUERY_ID)
     assert expected in str(caught.value)

@@ -44,7 +44,9 @@ def _deploy(session: boto3.Session, rules: RuleSet) -> Any:
 
 def _put_pattern(client: Any, rule: Rule, pattern: Any) -> None:
     text = json.dumps(pattern, indent=1)  # whitespace differs from the template's too
-    client.put_rule(Name=forwarding_rule_name(rule), EventPattern=text, State="ENABLED")
+    # PutRule keeps no omitted value: the state the template gives the rule, again.
+    state = rule.eventbridge_state
+    client.put_rule(Name=forwarding_rule_name(rule), EventPattern=text, State=state)
 
 
 def _audit(session: boto3.Session, rules: RuleSet) -> dict[str, tuple[str, str]]:

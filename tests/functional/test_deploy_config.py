@@ -87,9 +87,11 @@ def test_dry_run_shows_old_and_new_then_write_changes_only_those_fields(
     where = "stages.dev.environment_variables"
     alerts = "arn:aws:sns:us-east-1:{}:mfawatch-dev-alerts"
     pager = "arn:aws:sns:us-east-1:{}:mfawatch-dev-pager"
+    canary = "arn:aws:sns:us-east-1:{}:mfawatch-dev-canary"
     old, new = "111122223333", ACCOUNT
     assert result.stdout.splitlines() == [
         f"{where}.MFAWATCH_TOPIC_ARN: {alerts.format(old)} -> {alerts.format(new)}",
+        f"{where}.MFAWATCH_CANARY_TOPIC_ARN: {canary.format(old)} -> {canary.format(new)}",
         f"{where}.MFAWATCH_OUTPUTS.alerts.topic_arn: {alerts.format(old)} -> {alerts.format(new)}",
         f"{where}.MFAWATCH_OUTPUTS.pager.topic_arn: {pager.format(old)} -> {pager.format(new)}",
     ]
@@ -107,6 +109,7 @@ def test_dry_run_shows_old_and_new_then_write_changes_only_those_fields(
     env = after["stages"]["dev"][ENV]
     assert env["MFAWATCH_TOPIC_ARN"] == alerts.format(new)
     assert env["MFAWATCH_TABLE_NAME"] == "mfawatch-dev-state"
+    assert env["MFAWATCH_CANARY_TOPIC_ARN"] == canary.format(new)
     routes = json.loads(env["MFAWATCH_OUTPUTS"])
     assert routes == {
         "alerts": {"topic_arn": alerts.format(new)},
@@ -117,7 +120,7 @@ def test_dry_run_shows_old_and_new_then_write_changes_only_those_fields(
         },
     }
     # Everything else is as it was: other keys, the other stage, key order.
-    for changed in ("MFAWATCH_TOPIC_ARN", "MFAWATCH_OUTPUTS"):
+    for changed in ("MFAWATCH_TOPIC_ARN", "MFAWATCH_CANARY_TOPIC_ARN", "MFAWATCH_OUTPUTS"):
         env.pop(changed)
         before["stages"]["dev"][ENV].pop(changed)
     assert after == before
@@ -149,6 +152,9 @@ def test_a_new_stage_is_created_with_its_policy_file_and_default_routes(
         "kinds": ["alert", "escalation", "storm"],
     }
     assert stage[ENV]["MFAWATCH_TABLE_NAME"] == "mfawatch-qa-use1-state"
+    assert stage[ENV]["MFAWATCH_CANARY_TOPIC_ARN"] == (
+        f"arn:aws:sns:us-east-1:{ACCOUNT}:mfawatch-qa-use1-canary"
+    )
 
 
 @pytest.mark.parametrize(
@@ -169,6 +175,7 @@ def test_outputs_from_another_account_or_region_are_refused(
             "StateTableName": "mfawatch-dev-state",
             "AlertsTopicArn": arn.format("sns", "mfawatch-dev-alerts"),
             "PagerTopicArn": arn.format("sns", "mfawatch-dev-pager"),
+            "CanaryTopicArn": arn.format("sns", "mfawatch-dev-canary"),
         },
     )
     before = config_path.read_text()

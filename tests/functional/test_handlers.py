@@ -20,6 +20,7 @@ from chalicelib.records import envelope_of
 from mfawatch.deploy.templates import load_stage_config
 from tests.conftest import load_event
 from tests.factory import on_failure_record, sqs_event_record
+from tests.support.wire import receive_all
 
 ACCOUNT = "111122223333"  # the account of the dev stage's topic ARN in .chalice/config.json
 TOPIC = "mfawatch-dev-alerts"
@@ -72,17 +73,7 @@ def client(aws: dict[str, Any], project_dir: Path) -> Iterator[Client]:
 
 
 def _received(aws: dict[str, Any]) -> list[dict[str, Any]]:
-    bodies: list[dict[str, Any]] = []
-    while True:
-        messages = aws["sqs"].receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10)
-        batch = messages.get("Messages", [])
-        if not batch:
-            return bodies
-        for message in batch:
-            bodies.append(json.loads(message["Body"]))
-            aws["sqs"].delete_message(
-                QueueUrl=aws["queue_url"], ReceiptHandle=message["ReceiptHandle"]
-            )
+    return receive_all(aws["sqs"], aws["queue_url"])
 
 
 def test_every_rule_has_a_registered_handler() -> None:
@@ -286,15 +277,16 @@ def test_what_lambda_calls_is_bound_on_the_module_for_every_function(
 
     names = sorted(chalice_app.app.handler_map)
     assert [n for n in names if not callable(getattr(chalice_app, n, None))] == []
+    resolved = {name: getattr(chalice_app, name) for name in names}  # as the runtime does
     event = envelope_of(load_event("iam-consolelogin-failure-mfa-yes"))
-    assert chalice_app.on_iam_console_mfa_failure(event, None) is None
+    assert resolved["on_iam_console_mfa_failure"](event, None) is None
     (body,) = _received(aws)
     assert body["Subject"] == "[HIGH] Failed MFA sign-in for IAM user ops-admin from 203.0.113.7"
     with pytest.raises(EventParseError, match=r"not an EventBridge event \(missing version"):
-        chalice_app.on_root_console_failure({"hello": "world"}, None)
+        resolved["on_root_console_failure"]({"hello": "world"}, None)
     no_resources = {k: v for k, v in event.items() if k != "resources"}
     with pytest.raises(EventParseError, match=r"\(missing resources\)"):
-        chalice_app.on_root_console_failure(no_resources, None)
+        resolved["on_root_console_failure"](no_resources, None)
 
 
 class _Context:

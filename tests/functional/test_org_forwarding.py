@@ -30,6 +30,7 @@ from mfawatch.org.forwarder import member_template, parse_central_bus_arn
 from mfawatch.patterns.engine import compile_pattern
 from tests.conftest import EVENTS, load_event
 from tests.support.audit import deploy_member_rules, stack_resources
+from tests.support.wire import receive_all
 
 CENTRAL = "123456789012"  # moto's default account (see tests/unit/test_audit.py)
 MEMBER = "222233334444"
@@ -97,17 +98,7 @@ def org(aws_credentials: None) -> Iterator[dict[str, Any]]:
 
 
 def _drain(org: dict[str, Any]) -> Counter[str]:
-    received: Counter[str] = Counter()
-    while True:
-        page = org["sqs"].receive_message(QueueUrl=org["queue_url"], MaxNumberOfMessages=10)
-        messages = page.get("Messages", [])
-        if not messages:
-            return received
-        for message in messages:
-            received[_key(json.loads(message["Body"])["detail"])] += 1
-            org["sqs"].delete_message(
-                QueueUrl=org["queue_url"], ReceiptHandle=message["ReceiptHandle"]
-            )
+    return Counter(_key(body["detail"]) for body in receive_all(org["sqs"], org["queue_url"]))
 
 
 def _put(client: Any, envelopes: list[dict[str, Any]]) -> None:

@@ -46,7 +46,8 @@ def test_expired_item_reads_as_absent_and_absent_condition_accepts_it(store: Sta
     assert store.get("k", 49.0) is not None
     assert store.get("k", 50.0) is None
     store.put("k", {"n": 2, "expires_at": 500.0}, 60.0, condition=Absent())
-    assert store.get("k", 60.0)["n"] == 2  # type: ignore[index]
+    item = store.get("k", 60.0)
+    assert item is not None and item["n"] == 2
 
 
 def test_update_sets_adds_appends_removes_and_returns_the_new_item(store: StateStore) -> None:
@@ -92,6 +93,21 @@ def test_conditions_compare_missing_any_all(store: StateStore) -> None:
     )
     with pytest.raises(ConditionFailed):
         store.update("k", 0.0, set_values={"y": 2}, condition=Compare("z", "<", 1))
+
+
+def test_not_equal_is_false_on_a_missing_attribute_and_creates_no_item(store: StateStore) -> None:
+    # moto evaluates `a <> :v` as true when `a` does not exist; Compare's contract is that a
+    # missing attribute satisfies it only with or_missing. An update conditional on "an existing
+    # claim" (status <> "") made an item of a stand-in claim that was never written.
+    only_existing = Compare("status", "<>", "")
+    with pytest.raises(ConditionFailed):
+        store.update("absent", 0.0, set_values={"x": 1}, condition=only_existing)
+    assert store.get("absent", 0.0) is None
+    store.put("k", {"expires_at": 100.0}, 0.0)
+    with pytest.raises(ConditionFailed):
+        store.update("k", 0.0, set_values={"x": 1}, condition=only_existing)
+    store.update("k", 0.0, set_values={"x": 2}, condition=Compare("status", "<>", "", True))
+    assert store.get("k", 0.0) == {"pk": "k", "expires_at": 100.0, "x": 2}
 
 
 def test_due_index_lists_due_keys_including_expired_until_cleared(store: StateStore) -> None:

@@ -41,7 +41,7 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 
 
 def _client(service: str, endpoint: str) -> Any:
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]  # boto3-stubs take literal names
         service,
         endpoint_url=endpoint,
         region_name="us-east-1",

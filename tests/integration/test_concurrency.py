@@ -84,6 +84,7 @@ def deliver_concurrently(
     table: str,
     rules: RuleSet,
     settings: Settings,
+    *,
     publisher: CollectingPublisher,
     events: list[dict[str, Any]],
     now: datetime,
@@ -152,7 +153,9 @@ def _run(
     by_key = incident_events()
     events = [e for group in by_key.values() for e in group]
     now = BASE + timedelta(minutes=2)  # processing time: all events are in one 15-minute window
-    outcomes = deliver_concurrently(endpoint, table, rules, settings, publisher, events, now)
+    outcomes = deliver_concurrently(
+        endpoint, table, rules, settings, publisher=publisher, events=events, now=now
+    )
     assert outcomes["handled"] == THREADS * len(events)
     closer = AlertService(
         rules, publisher, DynamoStateStore(dynamodb_client(endpoint), table), settings

@@ -83,7 +83,7 @@ def mfawatch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 
 def client(env: dict[str, str], service: str) -> Any:
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]  # boto3-stubs take literal names
         service,
         region_name=REGION,
         endpoint_url=env["AWS_ENDPOINT_URL"],
@@ -159,6 +159,21 @@ def test_init_deploy_again_and_destroy_on_moto_server_without_the_aws_cli(
     invoked = {p["FunctionName"] for p in by_type["AWS::Lambda::EventInvokeConfig"]}
     assert invoked == expected - {consumer}
     assert [p["FunctionName"] for p in by_type["AWS::Lambda::EventSourceMapping"]] == [consumer]
+    # Every function is capped: chalice deploy applies reserved_concurrency, and the consumer's
+    # event source invokes no more than its cap (the bound of docs/outputs.md).
+    cap = json.loads((project / ".chalice" / "config.json").read_text())["reserved_concurrency"]
+    lambda_client = client(environment, "lambda")
+    reserved = {
+        name: lambda_client.get_function_concurrency(FunctionName=name).get(
+            "ReservedConcurrentExecutions"
+        )
+        for name in expected
+    }
+    assert reserved == {
+        name: 1 if name.endswith("-send_due_summaries") else cap for name in expected
+    }
+    (mapping,) = by_type["AWS::Lambda::EventSourceMapping"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": cap}
     assert (project / ".chalice" / f"policy-{STAGE}.json").is_file()
     # Only this stage's topics: other test files on this worker share the session's moto_server.
     topics = client(environment, "sns").list_subscriptions()["Subscriptions"]

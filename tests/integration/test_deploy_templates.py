@@ -47,7 +47,12 @@ def stage_config() -> StageConfig:
 
 @pytest.fixture(scope="module")
 def invoke_config(tmp_path_factory: pytest.TempPathFactory, stage_config: StageConfig) -> Path:
-    template = invoke_config_template(stage_config.app_name, STAGE, app_handler_names())
+    template = invoke_config_template(
+        stage_config.app_name,
+        STAGE,
+        app_handler_names(),
+        consumer_concurrency=stage_config.consumer_concurrency(),
+    )
     return _write(tmp_path_factory.mktemp("invoke") / "invoke-config.json", template)
 
 
@@ -158,9 +163,21 @@ def test_packaged_functions_reference_the_created_resources(merged_package: Path
 def test_merged_topics_are_encrypted_and_the_table_expires_items(merged_package: Path) -> None:
     resources = _load(merged_package)["Resources"]
     topics = [r for r in resources.values() if r["Type"] == "AWS::SNS::Topic"]
-    assert len(topics) == 2
+    assert sorted(t["Properties"]["TopicName"] for t in topics) == [
+        f"mfawatch-{STAGE}-{name}" for name in ("alerts", "canary", "pager")
+    ]
     for topic in topics:
         assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": ["Key", "Arn"]}
+    # The heartbeat publishes its canary to the created topic; the consumer never runs more
+    # instances than its reserved concurrency (so its SQS event source is never throttled).
+    heartbeat = resources[function_logical_id("heartbeat")]["Properties"]
+    variables = heartbeat["Environment"]["Variables"]
+    assert variables["MFAWATCH_CANARY_TOPIC_ARN"] == {"Ref": "CanaryTopic"}
+    consumer = resources[function_logical_id(PARKED_HANDLER)]["Properties"]
+    (source,) = consumer["Events"].values()
+    assert source["Properties"]["ScalingConfig"] == {
+        "MaximumConcurrency": consumer["ReservedConcurrentExecutions"]
+    }
     (table,) = [r for r in resources.values() if r["Type"] == "AWS::DynamoDB::Table"]
     assert table["Properties"]["TableName"] == f"mfawatch-{STAGE}-state"
     assert table["Properties"]["TimeToLiveSpecification"] == {

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.config import settings_from_env
 from chalicelib.constants import HEARTBEAT_PATTERN
 from chalicelib.rules import load_bundle
+from mfawatch.deploy.templates import load_stage_config
 from tests.conftest import ROOT
 from tests.support.tools import chalice_package, offline_env
 
@@ -21,7 +23,8 @@ pytestmark = pytest.mark.slow
 MAX_ZIP_BYTES = 1024 * 1024
 SCHEDULED = {"send_due_summaries": "rate(1 minute)", "heartbeat": "rate(15 minutes)"}
 # The consumer of parked events has no event of its own in Chalice's template: its SQS event
-# source comes from the deploy templates (mfawatch/deploy/templates.py, parked_event_source).
+# source comes from the deploy templates (mfawatch/deploy/templates/functions.py,
+# parked_event_source).
 OTHER_HANDLERS = [*SCHEDULED, "on_heartbeat", "consume_parked_events"]
 
 
@@ -67,6 +70,22 @@ def test_template_declares_one_function_and_rule_per_rule_on_python_312_plus(pac
         json.dumps(dict(p), sort_keys=True)
         for p in [*(r.event_pattern for r in load_bundle()), HEARTBEAT_PATTERN]
     )
+
+
+def test_every_function_runs_capped_at_the_stages_reserved_concurrency(package: Path) -> None:
+    # What bounds the marked copies a DynamoDB outage can publish (docs/outputs.md): at most
+    # MFAWATCH_CONCURRENCY environments of each function, the scheduler one.
+    concurrency = settings_from_env(load_stage_config("dev").environment()).concurrency
+    template = json.loads((package / "sam.json").read_text())
+    capped = {
+        res["Properties"]["Handler"]: res["Properties"].get("ReservedConcurrentExecutions")
+        for res in template["Resources"].values()
+        if res["Type"] == "AWS::Serverless::Function"
+    }
+    assert capped == {
+        handler: 1 if handler == "app.send_due_summaries" else concurrency for handler in capped
+    }
+    assert len(capped) == len(load_bundle()) + len(OTHER_HANDLERS)
 
 
 def test_importing_the_app_outside_lambda_leaves_logging_and_aws_alone() -> None:

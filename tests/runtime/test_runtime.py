@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from chalicelib.heartbeats import heartbeat_key
 from chalicelib.records import envelope_of
 from chalicelib.rules import load_bundle
 from chalicelib.selftest import selftest_event
@@ -43,6 +44,7 @@ FAILED_MFA = "mfawatch-dev-on_iam_console_mfa_failure"
 ROOT_FAILURE = "mfawatch-dev-on_root_console_failure"
 SCHEDULER = "mfawatch-dev-send_due_summaries"
 CONSUMER = "mfawatch-dev-consume_parked_events"
+HEARTBEAT = "mfawatch-dev-heartbeat"
 #: One function per rule of the bundle, plus send_due_summaries, on_heartbeat, heartbeat and
 #: consume_parked_events.
 EXPECTED_FUNCTIONS = len(load_bundle()) + 4
@@ -175,6 +177,34 @@ def test_scheduled_function_returns_success(functions: dict[str, LambdaFunction]
     assert (invocation.kind, invocation.body) == ("response", None), functions[SCHEDULER].output()
 
 
+def test_the_scheduled_heartbeat_writes_its_item_publishes_its_canary_and_counts(
+    functions: dict[str, LambdaFunction], stack: Stack
+) -> None:
+    # An observer on the canary topic, for this test only: the deployed topic has none.
+    sqs = stack.client("sqs")
+    queue_url = sqs.create_queue(QueueName="dev-canary-observer")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    stack.client("sns").subscribe(
+        TopicArn=stack.outputs["CanaryTopicArn"],
+        Protocol="sqs",
+        Endpoint=queue_arn["Attributes"]["QueueArn"],
+    )
+    function = functions[HEARTBEAT]
+    invocation = function.invoke(scheduled_event("mfawatch-dev-heartbeat-event"))
+    assert invocation.ok, (invocation.body, function.output())
+    (message,) = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    body = json.loads(message["Body"])
+    assert body["TopicArn"] == stack.outputs["CanaryTopicArn"]
+    assert json.loads(body["Message"])["mfawatch"] == "canary"
+    documents = _app_lines(function, invocation)
+    assert [d for d in documents if d.get("PipelineHeartbeats") == 1], documents
+    item = stack.client("dynamodb").get_item(
+        TableName=stack.outputs["StateTableName"],
+        Key={"pk": {"S": heartbeat_key(ACCOUNT, REGION)}},
+    )
+    assert "Item" in item
+
+
 def test_malformed_events_get_a_clear_error_and_the_next_event_is_served(
     functions: dict[str, LambdaFunction], stack: Stack
 ) -> None:
@@ -284,11 +314,10 @@ class RuntimeTierLambda:
         assert InvocationType == "RequestResponse"
         function = self.functions.get(FunctionName)
         if function is None:
-            error = {
-                "Code": "ResourceNotFoundException",
-                "Message": f"Function not found: {FunctionName}",
-            }
-            raise ClientError({"Error": error}, "Invoke")
+            message = f"Function not found: {FunctionName}"
+            raise ClientError(
+                {"Error": {"Code": "ResourceNotFoundException", "Message": message}}, "Invoke"
+            )
         if not function.wait_initialized():
             return {
                 "StatusCode": 200,

@@ -108,37 +108,18 @@ class FaultyStore:
             lambda: self.inner.put(key, item, now, condition=condition),
         )
 
-    def update(
-        self,
-        key: str,
-        now: float,
-        *,
-        set_values: Mapping[str, Any] | None = None,
-        add: Mapping[str, int | float | frozenset[str]] | None = None,
-        append: Mapping[str, list[Any]] | None = None,
-        remove: Sequence[str] = (),
-        condition: Condition | None = None,
-    ) -> Item:
+    def update(self, key: str, now: float, **changes: Any) -> Item:
+        # The store's own signature (keyword-only changes), passed through as it is.
         request = {
-            "set_values": set_values or {},
-            "add": add or {},
-            "condition": condition,
+            "set_values": changes.get("set_values") or {},
+            "add": changes.get("add") or {},
+            "condition": changes.get("condition"),
             "now": now,
         }
-        return self._write(  # type: ignore[no-any-return]
-            "update",
-            key,
-            request,
-            lambda: self.inner.update(
-                key,
-                now,
-                set_values=set_values,
-                add=add,
-                append=append,
-                remove=remove,
-                condition=condition,
-            ),
+        item: Item = self._write(
+            "update", key, request, lambda: self.inner.update(key, now, **changes)
         )
+        return item
 
     def query_group(self, group: str, after: float, until: float, now: float) -> list[Item]:
         if self._fault("query_group", group, {}) is not None:

@@ -189,63 +189,67 @@ class LambdaFunction:
         self.init_error_type = error_type
 
 
-def _handler_class(function: LambdaFunction) -> type[BaseHTTPRequestHandler]:
-    class RuntimeApiHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _RuntimeApiHandler(BaseHTTPRequestHandler):
+    """The Runtime API of one function (``function``, set by :func:`_handler_class`)."""
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
+    function: LambdaFunction
+    protocol_version = "HTTP/1.1"
 
-        def _reply(self, status: int, body: bytes = b"", headers: Mapping[str, str] = {}) -> None:
-            try:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                return  # the process ended while waiting for an event (stop())
+    def log_message(self, format: str, *args: Any) -> None:
+        return
 
-        def do_GET(self) -> None:
-            if self.path != f"{API}/invocation/next":
-                self._reply(404)
-                return
-            invocation = function.next_invocation()
-            if invocation is None:
-                self._reply(500)
-                return
-            deadline_ms = int((time.time() + TIMEOUT_SECONDS) * 1000)
-            self._reply(
-                200,
-                invocation.payload,
-                {
-                    "Content-Type": "application/json",
-                    "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-                    "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
-                    "Lambda-Runtime-Invoked-Function-Arn": (
-                        f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function.name}"
-                    ),
-                    "Lambda-Runtime-Trace-Id": (
-                        f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]};Sampled=0"
-                    ),
-                },
-            )
+    def _reply(self, status: int, body: bytes = b"", headers: Mapping[str, str] = {}) -> None:
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the process ended while waiting for an event (stop())
 
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            error_type = self.headers.get("Lambda-Runtime-Function-Error-Type", "")
-            if self.path == f"{API}/init/error":
-                function.fail_init(body, error_type)
-                self._reply(202)
-                return
-            match = _RESULT.match(self.path)
-            if match and function.answer(match["id"], match["kind"], body, error_type):
-                self._reply(202)
-                return
+    def do_GET(self) -> None:
+        if self.path != f"{API}/invocation/next":
             self._reply(404)
+            return
+        invocation = self.function.next_invocation()
+        if invocation is None:
+            self._reply(500)
+            return
+        deadline_ms = int((time.time() + TIMEOUT_SECONDS) * 1000)
+        self._reply(
+            200,
+            invocation.payload,
+            {
+                "Content-Type": "application/json",
+                "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+                "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+                "Lambda-Runtime-Invoked-Function-Arn": (
+                    f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function.name}"
+                ),
+                "Lambda-Runtime-Trace-Id": (
+                    f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]};Sampled=0"
+                ),
+            },
+        )
 
-    return RuntimeApiHandler
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        error_type = self.headers.get("Lambda-Runtime-Function-Error-Type", "")
+        if self.path == f"{API}/init/error":
+            self.function.fail_init(body, error_type)
+            self._reply(202)
+            return
+        match = _RESULT.match(self.path)
+        if match and self.function.answer(match["id"], match["kind"], body, error_type):
+            self._reply(202)
+            return
+        self._reply(404)
+
+
+def _handler_class(function: LambdaFunction) -> type[BaseHTTPRequestHandler]:
+    return type("RuntimeApiHandler", (_RuntimeApiHandler,), {"function": function})
 
 
 def lambda_environment(

@@ -83,7 +83,7 @@ class Stack:
     """An SQS queue subscribed to the alerts topic (SNS envelope, so Subject is visible)."""
 
     def client(self, service: str) -> Any:
-        return boto3.client(
+        return boto3.client(  # type: ignore[call-overload]  # boto3-stubs take literal names
             service,
             region_name=REGION,
             endpoint_url=self.endpoint_url,
@@ -93,7 +93,7 @@ class Stack:
 
     def received(self) -> list[dict[str, Any]]:
         sqs = self.client("sqs")
-        bodies = []
+        bodies: list[dict[str, Any]] = []
         while True:
             batch = sqs.receive_message(QueueUrl=self.subscriber_url, MaxNumberOfMessages=10).get(
                 "Messages", []

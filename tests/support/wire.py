@@ -1,14 +1,27 @@
-"""Counting and failing DynamoDB requests at the wire (a botocore hook), and the dev stage's
-settings: what the functional tests of the delivery contract share."""
+"""Counting and failing DynamoDB requests at the wire (a botocore hook), reading a queue to the
+end, and the dev stage's settings: what the functional tests share."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from botocore.exceptions import EndpointConnectionError
 
 from chalicelib.config import Settings, settings_from_env
 from mfawatch.deploy.templates import load_stage_config
+
+
+def receive_all(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Every message body waiting in the queue (JSON), each deleted once read."""
+    bodies: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not batch:
+            return bodies
+        for message in batch:
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def dev_settings() -> Settings:

@@ -243,7 +243,7 @@ _FIELD_VALUES = st.one_of(
     base=st.sampled_from(sorted(p.stem for p in EVENTS.glob("*.json"))),
 )
 def test_prefilter_never_drops_a_record_a_rule_matches(
-    rules: RuleSet, source: Any, name: Any, drop: str | None, wrap: bool, base: str
+    rules: RuleSet, *, source: Any, name: Any, drop: str | None, wrap: bool, base: str
 ) -> None:
     event = as_envelope(load_event(base))
     detail = copy.deepcopy(event["detail"])

@@ -62,6 +62,25 @@ def test_assess_rules_names_each_kind_of_gap(rules: RuleSet) -> None:
     assert cell_status(()) == NOT_REQUIRED
 
 
+def test_a_rule_of_read_only_events_that_is_only_enabled_is_a_finding(rules: RuleSet) -> None:
+    success = rules.get("sign-in-success")
+    name = forwarding_rule_name(success)
+    pattern = json.dumps(success.event_pattern)
+
+    def observed(state: str) -> dict[str, ObservedRule]:
+        return {name: ObservedRule(name, state, (BUS_ARN,), pattern)}
+
+    (plain,) = assess_rules([success], observed("ENABLED"), BUS_ARN)
+    assert (plain.status, plain.detail) == (
+        "read-only-excluded",
+        "state ENABLED, needs ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS",
+    )
+    (right,) = assess_rules(
+        [success], observed("ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"), BUS_ARN
+    )
+    assert right.status == OK
+
+
 def test_pattern_difference_compares_canonical_json_and_names_paths() -> None:
     expected = {"source": ["aws.signin"], "detail": {"eventName": ["ConsoleLogin"], "x": [1]}}
     assert pattern_difference('{"detail":{"x":[1],"eventName":["ConsoleLogin"]},'

@@ -21,7 +21,7 @@ from chalicelib.campaigns import (
 )
 from chalicelib.config import Settings, Threshold, settings_from_env
 from chalicelib.errors import ConfigError
-from chalicelib.notifications import KIND_ESCALATION, Notification
+from chalicelib.notifications import KIND_ESCALATION, KIND_SUMMARY, Notification
 from chalicelib.records import envelope_of, parse_event
 from chalicelib.render import render_subject, render_text
 from chalicelib.rules import load_bundle
@@ -40,7 +40,9 @@ def at(seconds: float) -> datetime:
     return BASE + timedelta(seconds=seconds)
 
 
-def mfa_failure(user: str, seconds: float, ip: str = "203.0.113.9", account: str = "111122223333"):
+def mfa_failure(
+    user: str, seconds: float, ip: str = "203.0.113.9", account: str = "111122223333"
+) -> dict[str, Any]:
     record = load_event("iam-consolelogin-failure-mfa-yes")
     record["userIdentity"]["userName"] = user
     record["userIdentity"]["accountId"] = account
@@ -48,13 +50,13 @@ def mfa_failure(user: str, seconds: float, ip: str = "203.0.113.9", account: str
     return _at(record, seconds, ip, _event_id("mfa", user, account, seconds, ip))
 
 
-def password_failure(user: str, seconds: float, ip: str = "203.0.113.9"):
+def password_failure(user: str, seconds: float, ip: str = "203.0.113.9") -> dict[str, Any]:
     record = load_event("iam-consolelogin-failure-mfa-no")
     record["userIdentity"]["userName"] = user
     return _at(record, seconds, ip, _event_id("pw", user, seconds, ip))
 
 
-def root_failure(account: str, seconds: float, ip: str = "203.0.113.9"):
+def root_failure(account: str, seconds: float, ip: str = "203.0.113.9") -> dict[str, Any]:
     record = load_event("root-consolelogin-failure-mfa-yes")
     record["userIdentity"]["accountId"] = account
     record["userIdentity"]["principalId"] = account
@@ -63,7 +65,7 @@ def root_failure(account: str, seconds: float, ip: str = "203.0.113.9"):
     return _at(record, seconds, ip, _event_id("root", account, seconds, ip))
 
 
-def device_enabled(user: str, seconds: float, ip: str = "198.51.100.77"):
+def device_enabled(user: str, seconds: float, ip: str = "198.51.100.77") -> dict[str, Any]:
     record = load_event("iam-enablemfadevice")
     record["requestParameters"]["userName"] = user
     return _at(record, seconds, ip, f"dev-{user}-{seconds}")
@@ -81,7 +83,9 @@ def _at(record: dict[str, Any], seconds: float, ip: str, event_id: str) -> dict[
     return envelope_of(record)
 
 
-def run(events: list[tuple[str, dict[str, Any]]], settings: Settings | None = None):
+def run(
+    events: list[tuple[str, dict[str, Any]]], settings: Settings | None = None
+) -> tuple[AlertService, list[Notification]]:
     service = AlertService(load_bundle(), MemoryPublisher(settings), MemoryStore(), settings)
     sent: list[Notification] = []
     now = BASE
@@ -274,7 +278,10 @@ def test_root_failures_in_one_account_or_an_hour_apart_are_near_misses() -> None
 def test_password_spray_of_ten_users_escalates_once_medium_and_nothing_else() -> None:
     _, sent = run([(PASSWORD, password_failure(f"u{i}", i * 30)) for i in range(10)])
     # The escalation and its trailing summary: no per-event notification.
-    assert [(n.kind, n.severity) for n in sent] == [(KIND_ESCALATION, "MEDIUM")] * 2
+    assert [(n.kind, n.severity) for n in sent] == [
+        (KIND_ESCALATION, "MEDIUM"),
+        (KIND_SUMMARY, "MEDIUM"),
+    ]
     assert sent[1].title == "Password spray from 203.0.113.9 ended: 10 principals tried"
     assert sent[0].title == (
         "Password spray from 203.0.113.9: wrong passwords for 10 principals within 10 minutes"
@@ -343,7 +350,36 @@ def test_the_trailing_summary_counts_a_late_member_from_before_the_escalated_win
     events = [(IAM_MFA, mfa_failure(u, 60 * (i + 1))) for i, u in enumerate(["bo", "cy", "di"])]
     _, sent = run([*events, (IAM_MFA, mfa_failure("ana", 0))])
     (summary,) = trailing(sent)
-    assert summary.count == 4
+    assert summary.title == "MFA spray from 203.0.113.9 ended: 4 principals tried"
+    assert summary.principal == "4 principals"
+
+
+def test_a_trailing_summary_is_a_summary_of_its_rules_severity_counting_no_event() -> None:
+    accounts = ["111122223333", "444455556666", "777788889999"]
+    _, sent = run([(ROOT, root_failure(a, i * 600)) for i, a in enumerate(accounts)])
+    (summary,) = trailing(sent)
+    # Root across accounts escalates CRITICAL; its trailing summary, like an incident's, has
+    # the rule's severity (root-console-failure: HIGH) and counts no event of its own.
+    assert (summary.kind, summary.severity, summary.count) == (KIND_SUMMARY, "HIGH", 0)
+    assert summary.id.startswith("summary:campaign:root-across-accounts:")
+    assert summary.title == (
+        "Root sign-in attempts across accounts from 203.0.113.9 ended: 3 accounts tried"
+    )
+    assert summary.summary == (
+        "The campaign from 203.0.113.9 is over: 3 distinct accounts tried (3 first attempts per "
+        "member and window) between 09:00:00 and 09:20:00 UTC: 111122223333, 444455556666, "
+        "777788889999. Accounts: 111122223333, 444455556666, 777788889999. The alerts and "
+        "summaries of each principal count every failure."
+    )
+
+
+def test_a_trailing_summary_is_never_held_by_a_storm() -> None:
+    settings = Settings(topic_rate=Threshold(2, 5))
+    users = [f"u{i}" for i in range(6)]
+    _, sent = run([(IAM_MFA, mfa_failure(u, i * 10)) for i, u in enumerate(users)], settings)
+    (summary,) = trailing(sent)
+    assert (summary.kind, summary.severity) == (KIND_SUMMARY, "HIGH")
+    assert summary.title == "MFA spray from 203.0.113.9 ended: 6 principals tried"
 
 
 def test_campaign_span_takes_earlier_entries_chained_within_the_window() -> None:
@@ -362,3 +398,193 @@ def test_spray_window_needs_distinct_members_within_the_window() -> None:
     assert not spray_window(entries, (900.0, "c"), 3, 900).escalate or True
     assert not spray_window([(0.0, "a"), (1.0, "b")], (901.0, "c"), 3, 900).escalate
     assert not spray_window(entries, (899.0, "c"), 3, 900, escalated_until=1000.0).escalate
+
+
+# --- takeover by a sign-in from another IP -------------------------------------------------------
+
+SUCCESS = "sign-in-success"
+
+
+def sign_in(
+    user: str, seconds: float, ip: str = "198.51.100.77", event_id: str = ""
+) -> dict[str, Any]:
+    record = load_event("iam-consolelogin-success-mfa-yes")
+    record["userIdentity"]["userName"] = user
+    return _at(record, seconds, ip, event_id or f"ok-{user}-{seconds}")
+
+
+def fatigues(sent: list[Notification]) -> list[Notification]:
+    return [n for n in sent if n.id.startswith("escalation:fatigue-success:")]
+
+
+@pytest.mark.parametrize("success_first", [False, True])
+def test_sign_in_from_another_ip_after_a_failed_mfa_is_one_critical_takeover(
+    success_first: bool,
+) -> None:
+    events = [(IAM_MFA, mfa_failure("ana", 0)), (SUCCESS, sign_in("ana", 600, event_id="ok-1"))]
+    _, sent = run(events[::-1] if success_first else events)
+    (chain,) = takeovers(sent)
+    assert fatigues(sent) == []
+    assert chain.severity == "CRITICAL"
+    assert chain.title == (
+        "Possible account takeover: ana signed in from 198.51.100.77 after 1 failed MFA "
+        "attempt from 203.0.113.9"
+    )
+    assert chain.dedup_key == "takeover:111122223333|ana"
+    assert chain.count == 1 and chain.event_ids[0] == "ok-1"
+    assert chain.summary.startswith(
+        "ConsoleLogin ok-1 by ana succeeded from 198.51.100.77 within 60 minutes after 1 failed "
+        "MFA attempt from another address (203.0.113.9): the MFA step failed at one address"
+    )
+
+
+def test_sign_in_from_the_failures_ip_or_an_hour_later_is_a_near_miss() -> None:
+    _, same_ip = run(
+        [(IAM_MFA, mfa_failure("ana", 0)), (SUCCESS, sign_in("ana", 60, "203.0.113.9"))]
+    )
+    _, late = run([(IAM_MFA, mfa_failure("ana", 0)), (SUCCESS, sign_in("ana", 3601))])
+    _, other_user = run([(IAM_MFA, mfa_failure("ana", 0)), (SUCCESS, sign_in("bo", 60))])
+    for sent in (same_ip, late, other_user):
+        assert takeovers(sent) == [] and fatigues(sent) == []
+
+
+@pytest.mark.parametrize(
+    ("success_first", "attempts"),
+    [(False, "3 failed MFA attempts"), (True, "1 failed MFA attempt")],
+)
+def test_the_takeover_wins_when_fatigue_applies_too_whatever_the_order(
+    success_first: bool, attempts: str
+) -> None:
+    failures = [(IAM_MFA, mfa_failure("ana", 10 * i)) for i in range(3)]
+    success = (SUCCESS, sign_in("ana", 60, event_id="ok-1"))
+    _, sent = run([success, *failures] if success_first else [*failures, success])
+    (chain,) = takeovers(sent)
+    assert fatigues(sent) == []
+    # Decided with all three failures (in order) or when the first one arrived (success
+    # first): the message counts what its deciding moment knew, as MFA fatigue does.
+    assert chain.title == (
+        f"Possible account takeover: ana signed in from 198.51.100.77 after {attempts} "
+        "from 203.0.113.9"
+    )
+
+
+def test_a_takeover_after_fatigue_threshold_says_it_stands_for_both() -> None:
+    events = [(IAM_MFA, mfa_failure("ana", 10 * i)) for i in range(3)]
+    _, sent = run([*events, (SUCCESS, sign_in("ana", 60))])
+    (chain,) = takeovers(sent)
+    assert chain.summary.endswith(
+        "It also meets the MFA fatigue threshold (3 failed MFA attempts within 30 minutes): "
+        "this is the one notification for both."
+    )
+
+
+def test_fatigue_from_the_failures_own_address_is_no_takeover() -> None:
+    events = [(IAM_MFA, mfa_failure("ana", 10 * i)) for i in range(3)]
+    _, sent = run([*events, (SUCCESS, sign_in("ana", 60, "203.0.113.9", event_id="ok-1"))])
+    (fatigue,) = fatigues(sent)
+    assert takeovers(sent) == []
+    assert fatigue.title == (
+        "MFA fatigue success: ana signed in from 203.0.113.9 after 3 failed MFA attempts"
+    )
+
+
+def test_fatigue_still_escalates_a_sign_in_whose_takeover_chain_escalated_already() -> None:
+    events = [(IAM_MFA, mfa_failure("ana", 10 * i)) for i in range(3)]
+    _, sent = run([*events, (TAKEOVER, device_enabled("ana", 40)), (SUCCESS, sign_in("ana", 60))])
+    assert [n.id for n in takeovers(sent)] == ["escalation:takeover:dev-ana-40"]
+    assert [n.id for n in fatigues(sent)] == ["escalation:fatigue-success:ok-ana-60"]
+
+
+def test_later_steps_after_the_same_failures_are_the_same_takeover_whatever_the_order() -> None:
+    # A console sign-in and an aws login from the other address, and a failure delivered late:
+    # one chain, one escalation (the late failure does not start a second one).
+    events = [
+        (IAM_MFA, mfa_failure("ana", 0)),
+        (SUCCESS, sign_in("ana", 100, event_id="ok-1")),
+        (SUCCESS, sign_in("ana", 200, event_id="ok-2")),
+        (IAM_MFA, mfa_failure("ana", 50)),
+        (TAKEOVER, device_enabled("ana", 300)),
+    ]
+    _, sent = run(events)
+    (chain,) = takeovers(sent)
+    assert chain.event_ids[0] == "ok-1"
+
+
+# --- Identity Center device changes chained to failed Identity Center MFA ------------------------
+
+IC_STEP = "identity-center-sign-in-steps"
+IC_FAILURE = "identity-center-mfa-failure"
+JANE_ID = "94d00cd8-e9e6-4810-b177-b08e84725435"
+
+
+def ic_sign_in_failing_mfa(seconds: float, workflow: str = "wf-1") -> list[tuple[str, Any]]:
+    """jane's Identity Center sign-in: the password step names her, the TOTP challenge carries
+    her identity-store user id, the TOTP verification fails naming nobody."""
+    events = []
+    for offset, name in enumerate(
+        (
+            "idc-new-credentialchallenge-password",
+            "idc-new-credentialchallenge-totp",
+            "idc-new-credentialverification-totp-failure",
+        )
+    ):
+        record = load_event(name)
+        record["additionalEventData"]["AuthWorkflowID"] = workflow
+        rule = IC_FAILURE if offset == 2 else IC_STEP
+        events.append(
+            (rule, _at(record, seconds + offset, "198.51.100.23", f"{workflow}-{offset}"))
+        )
+    return events
+
+
+def ic_device(event: str, seconds: float, user_id: str = JANE_ID) -> dict[str, Any]:
+    record = load_event(event)
+    record["userIdentity"]["onBehalfOf"]["userId"] = user_id
+    return _at(record, seconds, "192.0.2.200", f"{event}-{seconds}")
+
+
+@pytest.mark.parametrize("device_first", [False, True])
+def test_identity_center_device_registered_after_failed_mfa_is_one_critical_takeover(
+    device_first: bool,
+) -> None:
+    device = (TAKEOVER, ic_device("idc-completevirtualmfadeviceregistration", 600))
+    sign_in = ic_sign_in_failing_mfa(0)
+    _, sent = run([device, *sign_in] if device_first else [*sign_in, device])
+    (chain,) = takeovers(sent)
+    assert chain.severity == "CRITICAL"
+    assert chain.title == (
+        "Possible account takeover: CompleteVirtualMfaDeviceRegistration for Identity Center "
+        f"user {JANE_ID} after 1 failed MFA attempt"
+    )
+    assert chain.dedup_key == f"takeover:111122223333|{JANE_ID}"
+    assert chain.event_ids == ("wf-1-2", "idc-completevirtualmfadeviceregistration-600")
+
+
+@pytest.mark.parametrize("event", ["idc-updatemfadeviceforuser", "idc-deletemfadeviceforuser-self"])
+def test_identity_center_device_updated_or_removed_after_failed_mfa_escalates(event: str) -> None:
+    _, sent = run([*ic_sign_in_failing_mfa(0), (TAKEOVER, ic_device(event, 300))])
+    (chain,) = takeovers(sent)
+    assert chain.record is not None
+    assert chain.title.startswith(f"Possible account takeover: {chain.record.event_name} for ")
+
+
+def test_identity_center_device_of_another_user_or_an_hour_later_is_a_near_miss() -> None:
+    other = "0b0b0b0b-e9e6-4810-b177-b08e84725435"
+    device = "idc-completevirtualmfadeviceregistration"
+    _, another = run([*ic_sign_in_failing_mfa(0), (TAKEOVER, ic_device(device, 300, other))])
+    _, late = run([*ic_sign_in_failing_mfa(0), (TAKEOVER, ic_device(device, 2 + 3601))])
+    _, alone = run([(TAKEOVER, ic_device(device, 300))])
+    assert takeovers(another) == [] and takeovers(late) == [] and takeovers(alone) == []
+
+
+def test_an_identity_center_failure_processed_before_the_step_with_the_user_id_still_chains() -> (
+    None
+):
+    # The TOTP challenge (it carries the user id) is processed after the failure: the failure,
+    # already named, waits on the workflow for the id, and the challenge lists it under the id.
+    name_step, id_step, failure = ic_sign_in_failing_mfa(0)
+    device = (TAKEOVER, ic_device("idc-completevirtualmfadeviceregistration", 600))
+    for order in ([name_step, failure, id_step, device], [device, name_step, failure, id_step]):
+        _, sent = run(order)
+        (chain,) = takeovers(sent)
+        assert chain.event_ids == ("wf-1-2", "idc-completevirtualmfadeviceregistration-600")

@@ -17,8 +17,8 @@ from chalicelib.channels import (
     render_chat,
     render_sms,
 )
-from chalicelib.config import ConfigError, Output, Settings, parse_outputs, settings_from_env
-from chalicelib.errors import PublishError
+from chalicelib.config import Output, Settings, parse_outputs, settings_from_env
+from chalicelib.errors import ConfigError, PublishError
 from chalicelib.notifications import Notification, alert_for
 from chalicelib.records import envelope_of, parse_event
 from chalicelib.rules import RuleSet

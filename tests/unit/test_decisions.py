@@ -8,6 +8,7 @@ from chalicelib.decisions import (
     claim_outcome,
     failures_between,
     failures_to_keep,
+    late_fatigue_failures,
     merge_held,
     merge_repeats,
     rate_slot,
@@ -78,7 +79,21 @@ def test_failures_between_and_trim() -> None:
     h = history(*[(float(t), f"e{t}") for t in range(0, 200, 10)])
     assert failures_between(h, 100.0, 130.0) == ("e110", "e120", "e130")
     kept = failures_to_keep(h, 190.0, 50.0)
-    assert kept == [f"{float(t)!r}|e{t}" for t in (150, 160, 170, 180, 190)]
+    assert kept == [f"{float(t)!r}|e{t}|" for t in (150, 160, 170, 180, 190)]
+    # A trim keeps each failure's source IP (a success from another IP is a takeover).
+    with_ips = PrincipalFailures.from_item({"failures": ["10.0|e1|203.0.113.9", "20.0|e2"]})
+    assert with_ips.failures == ((10.0, "e1"), (20.0, "e2"))
+    assert failures_to_keep(with_ips, 20.0, 60.0) == ["10.0|e1|203.0.113.9", "20.0|e2|"]
+
+
+def test_late_fatigue_failures_are_those_before_the_success_not_counted_yet() -> None:
+    h = history((5.0, "old"), (50.0, "f1"), (60.0, "f2"), (70.0, "f3"), (120.0, "after"))
+    # The success at 100 within 60 s counted f1; f3 was also reported by its re-check, and
+    # "gone" only there (the principal's item no longer has it).
+    reported = [(70.0, "f3"), (80.0, "gone"), (30.0, "too-old")]
+    late = late_fatigue_failures(h, reported, t=100.0, window=60.0, counted=("f1",))
+    assert late == ("f2", "f3", "gone")
+    assert late_fatigue_failures(h, (), 100.0, 60.0, ("f1", "f2", "f3")) == ()
 
 
 def test_rate_slots_are_fixed_windows() -> None:

@@ -66,10 +66,30 @@ def test_forwarding_rules_target_the_central_bus_with_the_forwarder_role(rules: 
     for resource in _forwarding_rules(_template(rules)).values():
         props = resource["Properties"]
         assert props["EventBusName"] == "default"
-        assert props["State"] == "ENABLED"
+        assert props["State"] in ("ENABLED", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS")
         (target,) = props["Targets"]
         assert target["Arn"] == DEFAULT_BUS_ARN
         assert target["RoleArn"] == {"Fn::GetAtt": ["ForwarderRole", "Arn"]}
+
+
+def test_read_only_events_are_forwarded_only_by_rules_in_the_state_that_receives_them(
+    rules: RuleSet,
+) -> None:
+    # aws login's AuthorizeOAuth2Access is readOnly: EventBridge gives read-only management
+    # events only to rules in ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS.
+    states = {
+        r["Properties"]["Name"]: r["Properties"]["State"]
+        for r in _forwarding_rules(_template(rules)).values()
+    }
+    assert {name for name, state in states.items() if state != "ENABLED"} == {
+        "mfawatch-sign-in-success"
+    }
+    assert states["mfawatch-sign-in-success"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+    central = custom_bus_merge_template(rules)["Resources"]
+    event = central["OnSignInSuccess"]["Properties"]["Events"]["OnSignInSuccessEvent"]
+    assert event["Properties"]["State"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+    other = central["OnIamConsoleMfaFailure"]["Properties"]["Events"]["OnIamConsoleMfaFailureEvent"]
+    assert "State" not in other["Properties"]
 
 
 def test_forwarder_role_may_only_put_events_on_the_central_bus(rules: RuleSet) -> None:

@@ -10,11 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib.constants import HEARTBEAT_OVERDUE_SECONDS
-from chalicelib.errors import PublishError, StateStoreError
+from chalicelib.errors import ConfigError, PublishError, StateStoreError
+from chalicelib.heartbeats import PIPELINE_HEARTBEATS
 from chalicelib.observability import EmfMetrics, JsonFormatter, MemoryMetrics
 from chalicelib.records import envelope_of
 from chalicelib.rules import RuleSet
-from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.service import AlertService, MemoryCanary, MemoryPublisher
 from chalicelib.state import Condition, Item, MemoryStore
 from mfawatch.cli import main
 from tests.conftest import load_event
@@ -125,7 +126,7 @@ def _heartbeats_counted(metrics: MemoryMetrics) -> int:
 
 
 def test_the_heartbeat_metric_counts_only_once_the_store_and_sns_worked(rules: RuleSet) -> None:
-    # The heartbeat alarm watches this metric: it must stop while the table or SNS fails.
+    # Heartbeats must stop while the table or SNS fails (the alarm's metric: the next test).
     store = _StoreDown()
     publisher = MemoryPublisher(failing={"alerts"})
     metrics = MemoryMetrics()
@@ -145,6 +146,78 @@ def test_the_heartbeat_metric_counts_only_once_the_store_and_sns_worked(rules: R
     with pytest.raises(PublishError):
         service.heartbeat(_heartbeat("444455556666", "eu-north-1", late), late)
     assert _heartbeats_counted(metrics) == 1
+
+
+CENTRAL = ("111122223333", "us-east-1")
+
+
+def test_the_pipeline_heartbeat_counts_only_once_the_store_write_and_the_canary_publish_succeeded(
+    rules: RuleSet,
+) -> None:
+    # The stage's heartbeat alarm watches PipelineHeartbeats (missing data breaching): it must
+    # be counted when the table and SNS both work, and never when either fails.
+    store = _StoreDown()
+    canary = MemoryCanary()
+    metrics = MemoryMetrics()
+    service = AlertService(rules, MemoryPublisher(), store, metrics=metrics, canary=canary)
+    beat = _heartbeat(*CENTRAL, T0)
+
+    assert service.pipeline_heartbeat(beat, T0) == []
+    assert metrics.total(PIPELINE_HEARTBEATS) == 1
+    (message,) = canary.sent
+    assert json.loads(message) == {
+        "mfawatch": "canary",
+        "account": "111122223333",
+        "region": "us-east-1",
+        "time": "2026-11-02T09:00:00Z",
+        "purpose": "proves that the stage's functions can publish with the stage key; "
+        "the topic has no subscribers",
+    }
+
+    # SNS (or the key, or sns:Publish) fails: the store was written, the metric is not counted.
+    later = T0 + timedelta(minutes=15)
+    canary.failing = True
+    with pytest.raises(PublishError):
+        service.pipeline_heartbeat(_heartbeat(*CENTRAL, later), later)
+    assert metrics.total(PIPELINE_HEARTBEATS) == 1
+    assert metrics.total("Heartbeats") == 2, "the state write itself succeeded"
+
+    # The table fails: no canary is published and nothing is counted.
+    canary.failing = False
+    store.down = True
+    later += timedelta(minutes=15)
+    with pytest.raises(StateStoreError):
+        service.pipeline_heartbeat(_heartbeat(*CENTRAL, later), later)
+    assert len(canary.sent) == 1
+    assert metrics.total(PIPELINE_HEARTBEATS) == 1
+
+    # Both work again.
+    store.down = False
+    later += timedelta(minutes=15)
+    service.pipeline_heartbeat(_heartbeat(*CENTRAL, later), later)
+    assert metrics.total(PIPELINE_HEARTBEATS) == 2
+    assert json.loads(canary.sent[-1])["time"] == "2026-11-02T09:45:00Z"
+
+
+def test_a_member_heartbeat_never_counts_the_pipeline_heartbeat(rules: RuleSet) -> None:
+    # A member stack in the central account and Region sends the same account and Region
+    # through on_heartbeat: it proves forwarding, not SNS, so the alarm's metric stays at zero.
+    canary = MemoryCanary()
+    metrics = MemoryMetrics()
+    service = AlertService(rules, MemoryPublisher(), metrics=metrics, canary=canary)
+    service.heartbeat(_heartbeat(*CENTRAL, T0), T0)
+    assert metrics.total("Heartbeats") == 1
+    assert (metrics.total(PIPELINE_HEARTBEATS), canary.sent) == (0, [])
+
+
+def test_a_stage_without_a_canary_topic_never_counts_the_pipeline_heartbeat(
+    rules: RuleSet,
+) -> None:
+    metrics = MemoryMetrics()
+    service = AlertService(rules, MemoryPublisher(), metrics=metrics)
+    with pytest.raises(ConfigError, match="MFAWATCH_CANARY_TOPIC_ARN"):
+        service.pipeline_heartbeat(_heartbeat(*CENTRAL, T0), T0)
+    assert metrics.total(PIPELINE_HEARTBEATS) == 0
 
 
 def test_sns_dry_run_prints_the_exact_publish_parameters() -> None:

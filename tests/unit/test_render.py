@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from chalicelib.notifications import alert_for
+from chalicelib.notifications import Notification, alert_for
 from chalicelib.records import parse_event
 from chalicelib.render import (
     ascii_line,
@@ -22,7 +22,9 @@ HOSTILE_UA = (
 )
 
 
-def _alert(rules: RuleSet, fixture: str = "iam-consolelogin-failure-mfa-yes", **changes: str):  # type: ignore[no-untyped-def]
+def _alert(
+    rules: RuleSet, fixture: str = "iam-consolelogin-failure-mfa-yes", **changes: str
+) -> Notification:
     event = load_event(fixture)
     event.update(changes)
     record = parse_event(event)

@@ -11,9 +11,10 @@ import pytest
 from chalicelib.errors import RuleError
 from chalicelib.records import as_envelope, parse_event
 from chalicelib.rules import BUNDLE_PATH, RuleSet, bundle_json, load_bundle
+from mfawatch.paths import RULES_DIR
 from mfawatch.patterns.engine import compile_pattern
 from mfawatch.rules.build import (
-    RULES_DIR,
+    CaseResult,
     build_bundle,
     load_rules_dir,
     read_rule_document,
@@ -45,7 +46,7 @@ def test_every_rule_has_positive_and_negative_cases() -> None:
 
 
 @pytest.mark.parametrize("result", CASES, ids=lambda r: f"{r.case.rule_id}: {r.case.name}")
-def test_rule_case(result) -> None:  # type: ignore[no-untyped-def]
+def test_rule_case(result: CaseResult) -> None:
     assert result.passed, result.failures
     if result.case.expect == "match":
         assert result.title == result.case.title

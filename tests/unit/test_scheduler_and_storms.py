@@ -13,6 +13,7 @@ import pytest
 from chalicelib.config import Settings, Threshold
 from chalicelib.errors import StateStoreError
 from chalicelib.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
+from chalicelib.observability import MemoryMetrics
 from chalicelib.rules import RuleSet, load_bundle
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MemoryStore, due_mark
@@ -50,7 +51,8 @@ def test_one_failing_item_does_not_stop_the_scheduler_run() -> None:
     store.broken = set(leaders)
     sent = service.tick(at(2000))
     assert [(n.kind, n.principal) for n in sent] == [(KIND_SUMMARY, "u1")]
-    assert service.metrics.total("SchedulerErrors") == 1  # type: ignore[attr-defined]
+    assert isinstance(service.metrics, MemoryMetrics)
+    assert service.metrics.total("SchedulerErrors") == 1
     store.broken.clear()  # the failing item is retried at the next run
     assert [(n.kind, n.principal) for n in service.tick(at(2060))] == [(KIND_SUMMARY, "u0")]
 
@@ -65,7 +67,8 @@ def test_state_naming_an_unknown_rule_is_parked_not_retried_forever() -> None:
     renamed = RuleSet([r for r in RULES if r.id != IAM_RULE])
     later = AlertService(renamed, publisher, store)
     assert later.tick(at(2000)) == []
-    assert later.metrics.total("Parked") == 1  # type: ignore[attr-defined]
+    assert isinstance(later.metrics, MemoryMetrics)
+    assert later.metrics.total("Parked") == 1
     assert store.due(1e12, 2000.0) == [], "parked: out of the due index"
     assert later.tick(at(2060)) == []
 
@@ -80,7 +83,8 @@ def test_unknown_output_in_a_stored_outbox_is_parked(caplog: pytest.LogCaptureFi
     renamed = Settings(outputs=(Settings().routes[0].__class__("renamed", Settings().topic_arn),))
     later = AlertService(RULES, MemoryPublisher(renamed), store, renamed)
     assert later.tick(at(200)) == []
-    assert later.metrics.total("Parked") == 1  # type: ignore[attr-defined]
+    assert isinstance(later.metrics, MemoryMetrics)
+    assert later.metrics.total("Parked") == 1
     assert "no output named 'alerts'" in caplog.text
 
 

@@ -15,9 +15,11 @@ from chalicelib.config import Threshold, settings_from_env
 from chalicelib.delivery import RATE_KEY, storm_key
 from chalicelib.errors import ConfigError, StateStoreError
 from chalicelib.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
+from chalicelib.observability import MemoryMetrics
 from chalicelib.scheduler import Band, split_found
 from chalicelib.service import AlertService, MemoryPublisher
 from chalicelib.state import MAX_KEY_BYTES, IndexLag, KeyKind, MemoryStore, make_key
+from mfawatch.deploy.handlers import app_handler_names
 from mfawatch.deploy.templates import load_stage_config
 from tests.conftest import examples
 from tests.support.simulation import (
@@ -122,6 +124,9 @@ STAGE_ENV = {"MFAWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:111122223333:mfawatch-
             ["MFAWATCH_SETTLE_SECONDS", "MFAWATCH_LAMBDA_TIMEOUT"],
         ),
         ({"MFAWATCH_LAMBDA_TIMEOUT": "1000"}, ["MFAWATCH_LAMBDA_TIMEOUT", "900"]),
+        ({"MFAWATCH_CONCURRENCY": "1"}, ["MFAWATCH_CONCURRENCY", "from 2", "reserved_concurrency"]),
+        ({"MFAWATCH_CONCURRENCY": "1001"}, ["MFAWATCH_CONCURRENCY", "to 1000"]),
+        ({"MFAWATCH_CONCURRENCY": "five"}, ["MFAWATCH_CONCURRENCY", "whole number"]),
     ],
 )
 def test_timing_settings_that_do_not_fit_are_refused_at_init_naming_them(
@@ -142,6 +147,19 @@ def test_every_stage_and_function_timeout_fits_the_lease_and_settle_delay() -> N
             environment = config.environment(handler)
             assert float(environment["MFAWATCH_LAMBDA_TIMEOUT"]) == timeout, (stage, handler)
             assert settings_from_env(environment).lambda_timeout_seconds == timeout
+
+
+def test_every_function_is_capped_at_the_stage_concurrency_it_is_told() -> None:
+    # Lambda enforces reserved_concurrency from .chalice/config.json; the functions learn it from
+    # MFAWATCH_CONCURRENCY (checked at init) and the consumer's event source takes it as its
+    # maximum concurrency: they must agree. The scheduler alone runs one environment.
+    for stage in ("dev", "prod"):
+        config = load_stage_config(stage)
+        for handler in app_handler_names():
+            settings = settings_from_env(config.environment(handler))
+            expected = 1 if handler == "send_due_summaries" else settings.concurrency
+            assert config.reserved_concurrency(handler) == expected, (stage, handler)
+        assert config.consumer_concurrency() == settings.concurrency
 
 
 # --- defect 9: a scheduler run with a deadline ---------------------------------------------------
@@ -176,7 +194,8 @@ def test_the_scheduler_takes_the_earliest_due_first_and_stops_before_its_deadlin
         "earliest window first"
     )
     assert sum(n.count for n in summaries) == 40
-    assert service.metrics.total("SchedulerDeferred") > 0  # type: ignore[attr-defined]
+    assert isinstance(service.metrics, MemoryMetrics)
+    assert service.metrics.total("SchedulerDeferred") > 0
 
 
 # --- defect 7: late group index entries ----------------------------------------------------------
@@ -253,7 +272,7 @@ def test_huge_attacker_controlled_fields_keep_every_item_under_dynamodb_s_400_kb
     arrivals = []
     for i in range(3):
         arrival = iam_failure(f"big-{i}", 10.0 * i, user="b" * 3000)
-        arrival.envelope["detail"]["userAgent"] = "x" * 300_000  # type: ignore[index]
+        arrival.envelope["detail"]["userAgent"] = "x" * 300_000
         arrivals.append(arrival)
     outcome = Simulation(Scenario("huge", tuple(arrivals), settings())).run()
     assert violations(outcome) == []
@@ -268,11 +287,11 @@ def test_a_look_tells_late_entries_from_counted_ones_by_its_band() -> None:
 
     found = [entry("a", 100.0), entry("late", 150.0), entry("b", 180.0), entry("new", 250.0)]
     # The previous look cut at 200 and counted a and b (late was not visible yet).
-    split = split_found(found, 200.0, Band(("a", "b"), 2), 300.0)  # type: ignore[arg-type]
+    split = split_found(found, 200.0, Band(("a", "b"), 2), 300.0)
     assert [i["pk"] for i in split.late] == ["late"]
     assert [i["pk"] for i in split.ready] == ["new"]
     assert split.unnamed == 0 and not split.settling
     assert split.band(300.0) == Band(("a", "late", "b", "new"), 4)
     # A band too big to name its keys still counts how many are new.
-    capped = split_found(found, 200.0, Band(("a",), 2), 300.0)  # type: ignore[arg-type]
+    capped = split_found(found, 200.0, Band(("a",), 2), 300.0)
     assert capped.late == [] and capped.unnamed == 1

@@ -36,9 +36,11 @@ from tests.support.events import (
 )
 from tests.support.faults import Fault, FaultyStore, run_lambda
 from tests.support.faults import at as at_time
+from tests.support.simulation import OUTPUTS
 
 RULES: RuleSet = load_bundle()
 COUNTED = (KIND_ALERT, KIND_SUMMARY, KIND_STORM)
+FATIGUE = "escalation:fatigue-success:"
 HOURS = 3600.0
 
 
@@ -239,7 +241,38 @@ def test_a_first_event_whose_item_always_fails_is_stood_in_for() -> None:
     # The stuck event decided again later (the failed-events queue) counts nothing more.
     store.faults.clear()
     assert service.handle(IAM_FAILURE, burst(1)[0][2], at_time(T0 + 3 * HOURS)) == []
-    assert counted(service.delivery.publisher.sent) == 17  # type: ignore[attr-defined]
+    assert isinstance(service.delivery.publisher, MemoryPublisher)
+    assert counted(service.delivery.publisher.sent) == 17
+
+
+def test_a_fault_when_the_stand_in_takes_over_does_not_silence_the_window() -> None:
+    # The first event's claim refuses every write for six minutes (its three Lambda attempts and
+    # the scheduler's two tries), so the scheduler's third try hands the window to a stand-in;
+    # the stand-in's claim fails once when it is first written. Whoever comes next (the next
+    # scheduler run, the failed-events queue re-running f00) must finish the handover.
+    stuck = f"evt#{IAM_FAILURE}#f00"
+    store = FaultyStore(
+        MemoryStore(),
+        [
+            Fault(
+                "update",
+                stuck,
+                times=None,
+                when=lambda key, request: key == stuck and request["now"] <= T0 + 360,
+            ),
+            Fault("put", f"{stuck}#stand-in"),
+        ],
+    )
+    service = service_on(store)
+    # f00 is parked after its third attempt; the failed-events consumer re-runs it 20 minutes on.
+    deliveries = [*burst(17), (T0 + 1200, IAM_FAILURE, burst(1)[0][2])]
+    run = run_lambda(service, deliveries, until=T0 + 2 * HOURS)
+    assert store.faults[1].hits == 1, "the stand-in's first write failed"
+    alerts = [n for n in run.sent if n.kind == KIND_ALERT]
+    assert [(n.id, n.event_ids) for n in alerts] == [(f"alert:{IAM_FAILURE}:f00", ("f00",))]
+    (summary,) = [n for n in run.sent if n.kind == KIND_SUMMARY]
+    assert summary.title == "16 more failed MFA attempts for alice from 203.0.113.7"
+    assert counted(run.sent) == 17
 
 
 def test_an_escalating_event_that_fails_every_attempt_does_not_lose_the_escalation() -> None:
@@ -270,14 +303,74 @@ def test_a_success_processed_before_its_failed_mfa_attempts_still_raises_fatigue
         *((T0 + 160 + i, IAM_FAILURE, failed_mfa(f"f{i}", 10 * (i + 1))) for i in range(4)),
     ]
     run = run_lambda(service, deliveries, until=T0 + 2 * HOURS)
-    (fatigue,) = [n for n in run.sent if n.kind == KIND_ESCALATION]
-    assert (fatigue.severity, fatigue.title) == (
-        "CRITICAL",
-        "MFA fatigue success: alice signed in from 203.0.113.7 after 3 failed MFA attempts",
+    (fatigue,) = [n for n in run.sent if n.kind == KIND_ESCALATION and n.severity == "CRITICAL"]
+    assert fatigue.title == (
+        "MFA fatigue success: alice signed in from 203.0.113.7 after 3 failed MFA attempts"
     )
     assert fatigue.event_ids == ("ok", "f0", "f1", "f2")
     assert fatigue.dedup_key == "fatigue-success:111122223333|alice"
     assert counted(run.sent) == 4
+
+
+def test_a_failure_processed_after_its_fatigue_success_was_escalated_comes_in_a_correction() -> (
+    None
+):
+    """The CRITICAL says what was known when it was decided (f3 came a second later); one
+    trailing correction, on both outputs, completes the count. Before: "after 3", nothing
+    after, although alice's sign-in followed 4 failed MFA attempts."""
+    store = FaultyStore(MemoryStore())
+    service = service_on(store, Settings(outputs=OUTPUTS))
+    deliveries = [
+        (T0 + 101, SUCCESS, signed_in("ok", 100)),
+        *((T0 + 160 + i, IAM_FAILURE, failed_mfa(f"f{i}", 10 * (i + 1))) for i in range(4)),
+    ]
+    run = run_lambda(service, deliveries, until=T0 + 2 * HOURS)
+    escalations = [n for n in run.sent if n.kind == KIND_ESCALATION]
+    assert [(n.severity, n.title, n.count, n.event_ids) for n in escalations] == [
+        (
+            "CRITICAL",
+            "MFA fatigue success: alice signed in from 203.0.113.7 after 3 failed MFA attempts",
+            3,
+            ("ok", "f0", "f1", "f2"),
+        ),
+        (
+            "HIGH",
+            "MFA fatigue success of alice: 1 more failed MFA attempt before the sign-in (4 in all)",
+            1,
+            ("ok", "f3"),
+        ),
+    ]
+    correction = escalations[1]
+    assert correction.id == "escalation:fatigue-success:ok:late:3"
+    assert correction.dedup_key == "fatigue-success:111122223333|alice"
+    assert "followed 4 failed MFA attempts within 30 minutes, not 3" in correction.summary
+    publisher = service.delivery.publisher
+    assert isinstance(publisher, MemoryPublisher)
+    assert sorted(o for o, n in publisher.deliveries if n.id == correction.id) == [
+        "alerts",
+        "pager",
+    ]
+    assert counted(run.sent) == 4
+
+
+def test_a_failure_processed_long_after_a_fatigue_success_still_corrects_it_once() -> None:
+    """A failure parked by an outage and re-run by the failed-events consumer an hour later:
+    its re-check of the success makes the success due for one more look."""
+    store = FaultyStore(MemoryStore())
+    service = service_on(store)
+    deliveries = [
+        *((T0 + 11 + 10 * i, IAM_FAILURE, failed_mfa(f"f{i}", 10 * (i + 1))) for i in range(3)),
+        (T0 + 101, SUCCESS, signed_in("ok", 100)),
+        # Happened at 45 s, before the success; processed 25 minutes later.
+        (T0 + 1500, IAM_FAILURE, failed_mfa("late", 45)),
+        (T0 + 1510, IAM_FAILURE, failed_mfa("late", 45)),  # and delivered twice
+    ]
+    run = run_lambda(service, deliveries, until=T0 + 2 * HOURS)
+    fatigue = [(n.severity, n.count) for n in run.sent if n.id.startswith(FATIGUE)]
+    assert fatigue == [("CRITICAL", 3), ("HIGH", 1)]
+    (correction,) = [n for n in run.sent if n.id.startswith(FATIGUE) and n.severity == "HIGH"]
+    assert correction.event_ids == ("ok", "late")
+    assert correction.title.endswith("1 more failed MFA attempt before the sign-in (4 in all)")
 
 
 def test_a_success_without_failed_attempts_stays_silent_whatever_comes_later() -> None:

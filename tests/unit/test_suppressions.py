@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -274,3 +275,84 @@ def test_an_mfa_fatigue_success_goes_out_even_when_its_failures_are_suppressed()
     assert (escalation.severity, escalation.event_ids[0]) == ("CRITICAL", "ok")
     assert {n.kind for n in sent} == {KIND_ESCALATION, KIND_STORM}
     assert counted(sent) == 3
+
+
+def test_the_correction_of_an_mfa_fatigue_success_goes_out_as_its_critical_does() -> None:
+    """A failure before the success processed after it: the HIGH correction is suppressed only
+    as the CRITICAL it corrects would be (a suppression that allows CRITICAL)."""
+    events: list[tuple[str, dict[str, object], float]] = [
+        *((IAM_FAILURE, failed_mfa(f"f{i}", 10.0 * i), 10.0 * i) for i in range(3)),
+        (SUCCESS, signed_in("ok", 40.0), 40.0),
+        (IAM_FAILURE, failed_mfa("f-late", 35.0), 50.0),
+    ]
+    for suppressions, expected in (
+        (Suppressions([suppression("alice-all", LATER)]), [("CRITICAL", 3), ("HIGH", 1)]),
+        (Suppressions([suppression("alice-all", LATER, allow_critical=True)]), []),
+    ):
+        sent = run(suppressions, events)
+        assert [(n.severity, n.count) for n in sent if n.kind == KIND_ESCALATION] == expected
+        assert counted(sent) == 4
+
+
+# --- summaries say what they count that a suppression covers -------------------------------------
+
+WITHOUT_MFA = "iam-console-success-without-mfa"
+LABEL = f"office-vpn ({OWNER}, {REASON})"
+
+
+def without_mfa(event_id: str, offset: float, ip: str) -> dict[str, object]:
+    """A console sign-in of IAM user alice without MFA (the rule's key leaves the IP out)."""
+    envelope: dict[str, Any] = signed_in(event_id, offset, ip=ip)
+    envelope["detail"]["additionalEventData"]["MFAUsed"] = "No"
+    return envelope
+
+
+def test_a_summary_says_which_of_its_repeats_are_suppressed_and_never_holds_the_others() -> None:
+    office = Suppressions(
+        [
+            suppression(
+                "office-vpn",
+                LATER,
+                match={"rules": [WITHOUT_MFA], "source_cidrs": ["203.0.113.0/24"]},
+            )
+        ]
+    )
+    events: list[tuple[str, dict[str, object], float]] = [
+        (WITHOUT_MFA, without_mfa("vpn-1", 0, "203.0.113.5"), 0.0),
+        (WITHOUT_MFA, without_mfa("vpn-2", 60, "203.0.113.6"), 60.0),
+        (WITHOUT_MFA, without_mfa("cafe", 120, "198.51.100.7"), 120.0),
+    ]
+    sent = run(office, events)
+    # The office sign-in that opened the window is suppressed (the digest counts it); the
+    # window's summary counts the other two, goes out for the sign-in from the cafe, and says
+    # that the second office sign-in is suppressed.
+    (summary,) = [n for n in sent if n.kind == KIND_SUMMARY]
+    assert (summary.count, summary.source_ip) == (2, "198.51.100.7")
+    assert summary.title == ("2 more sign-ins without MFA for alice from 198.51.100.7")
+    assert summary.summary.endswith(
+        f"Of these, 1 suppressed by {LABEL}. The alert that opened the window was suppressed "
+        f"by {LABEL}."
+    )
+    (digest,) = [n for n in sent if n.kind == KIND_STORM]
+    assert digest.summary.endswith(f"1 suppressed by {LABEL}.")
+    assert counted(sent) == 3
+
+
+def test_a_campaign_names_the_members_a_suppression_covers() -> None:
+    events = [
+        (IAM_FAILURE, failed_mfa(user, 30.0 * i, user=user), 30.0 * i)
+        for i, user in enumerate(["alice", "bob", "carol", "dave"])
+    ]
+    sent = run(pentest(), events)
+    spray, trailing = [n for n in sent if n.principal_type == "campaign"]
+    clause = (
+        f" Of these principals, 1 suppressed by pentest-q4 ({OWNER}, {REASON}): their own "
+        "alerts are held and counted in their rule's digest."
+    )
+    assert spray.title.startswith("MFA spray from 203.0.113.7: 3 principals")
+    assert spray.summary.endswith(clause)
+    assert trailing.title == "MFA spray from 203.0.113.7 ended: 4 principals tried"
+    assert trailing.summary.endswith(clause)
+    alerts = sorted(n.principal for n in sent if n.kind == KIND_ALERT)
+    assert alerts == ["bob", "carol", "dave"]
+    assert counted(sent) == 4, "alice's failure is counted once, in the digest"

@@ -11,6 +11,7 @@ import pytest
 from chalice.utils import to_cfn_resource_name
 from click.testing import CliRunner
 
+from chalicelib.constants import PIPELINE_HEARTBEAT_HANDLER
 from chalicelib.dynamo import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES
 from chalicelib.errors import ConfigError
 from chalicelib.rules import RuleSet
@@ -22,6 +23,7 @@ from mfawatch.deploy.templates import (
     MAX_RETRY_ATTEMPTS,
     PARKED_HANDLER,
     STAGE_NAME_PATTERN,
+    StackOutputs,
     StageConfig,
     StageNames,
     bind_parameter,
@@ -45,6 +47,9 @@ DEV = StageNames("mfawatch", "dev")
 TOPIC = "arn:aws:sns:us-east-1:111122223333:mfawatch-dev-alerts"
 PAGER = "arn:aws:sns:eu-west-1:444455556666:mfawatch-dev-pager"
 HANDLERS = ["on_root_console_failure", "on_iam_console_mfa_failure", "send_due_summaries"]
+#: The reserved concurrency of every function of the test config (the consumer's event source
+#: takes it as its maximum concurrency).
+CONCURRENCY = 4
 
 
 def _config(**stage: Any) -> dict[str, Any]:
@@ -52,6 +57,7 @@ def _config(**stage: Any) -> dict[str, Any]:
         "version": "2.0",
         "app_name": "mfawatch",
         "autogen_policy": False,
+        "reserved_concurrency": CONCURRENCY,
         "environment_variables": {"LOG_LEVEL": "INFO"},
         "stages": {"dev": {"environment_variables": {"MFAWATCH_TOPIC_ARN": TOPIC}, **stage}},
     }
@@ -204,7 +210,7 @@ def test_fixed_resource_names_per_stage() -> None:
 
 
 def test_invoke_config_has_one_config_per_function_with_retries_age_and_queue() -> None:
-    template = invoke_config_template("mfawatch", "dev", HANDLERS)
+    template = invoke_config_template("mfawatch", "dev", HANDLERS, consumer_concurrency=CONCURRENCY)
     configs = {
         logical: resource
         for logical, resource in template["Resources"].items()
@@ -236,12 +242,14 @@ def test_invoke_config_import_matches_an_export_of_the_resources_stack() -> None
 
 def test_invoke_config_without_handlers_is_an_error() -> None:
     with pytest.raises(ConfigError, match="no Lambda handlers"):
-        invoke_config_template("mfawatch", "dev", [])
+        invoke_config_template("mfawatch", "dev", [], consumer_concurrency=CONCURRENCY)
 
 
 def test_handlers_whose_logical_ids_collide_are_an_error() -> None:
     with pytest.raises(ConfigError, match="share id"):
-        invoke_config_template("mfawatch", "dev", ["on_a_b", "on_a__b"])
+        invoke_config_template(
+            "mfawatch", "dev", ["on_a_b", "on_a__b"], consumer_concurrency=CONCURRENCY
+        )
 
 
 # --- environment rewriting -------------------------------------------------------------------
@@ -538,6 +546,74 @@ def test_stage_policy_statements_name_only_the_stage_resources() -> None:
         assert "*" not in statement["Resource"]
 
 
+# --- the heartbeat's canary -------------------------------------------------------------------
+
+
+def test_the_canary_topic_uses_the_stage_key_and_only_the_heartbeat_publishes_to_it(
+    resources: dict[str, Any],
+) -> None:
+    res = bind_parameter(resources["Resources"], "Stage", "dev")
+    canary = res["CanaryTopic"]
+    assert canary["Type"] == "AWS::SNS::Topic"
+    # The key of the alert topics, so that a broken key fails the canary as it fails alerts.
+    assert canary["Properties"] == {
+        "TopicName": "mfawatch-dev-canary",
+        "KmsMasterKeyId": {"Fn::GetAtt": ["Key", "Arn"]},
+    }
+    # Nobody is subscribed: a message every 15 minutes must page no one.
+    assert not [r for r in res.values() if r["Type"] == "AWS::SNS::Subscription"]
+    assert resources["Outputs"]["CanaryTopicArn"]["Value"] == {"Ref": "CanaryTopic"}
+    # The key policy lets IAM policies grant its use (the root statement), which the roles do.
+    (root, *_) = [s for _, kind, s in iam_statements(resources) if kind == "AWS::KMS::Key"]
+    assert {"kms:GenerateDataKey", "kms:Decrypt"} <= set(root["Action"])
+
+    # Route (b): the heartbeat's role alone may publish to it, and to nothing else with that
+    # statement; it uses the stage key like every role.
+    config = _config()
+    config["stages"]["dev"]["environment_variables"]["MFAWATCH_CANARY_TOPIC_ARN"] = (
+        "arn:aws:sns:us-east-1:111122223333:mfawatch-dev-canary"
+    )
+    handlers = [*ALL_HANDLERS, PIPELINE_HEARTBEAT_HANDLER]
+    merged = merge_template(StageConfig.from_config(config, "dev"), handlers, resources)
+    heartbeat = _role_statements(merged, "HeartbeatRole")
+    assert heartbeat["PublishCanary"] == {
+        "Sid": "PublishCanary",
+        "Effect": "Allow",
+        "Action": ["sns:Publish"],
+        "Resource": [{"Ref": "CanaryTopic"}],
+    }
+    assert heartbeat["UseStageKey"]["Resource"] == [{"Fn::GetAtt": ["Key", "Arn"]}]
+    assert set(heartbeat["UseStageKey"]["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    for role in ("SendDueSummariesRole", "ConsumeParkedEventsRole", "OnRootConsoleFailureRole"):
+        assert "PublishCanary" not in _role_statements(merged, role), role
+        assert {"Ref": "CanaryTopic"} not in _role_statements(merged, role)["PublishAlerts"][
+            "Resource"
+        ]
+    # The functions find the created topic (the literal ARN becomes a reference).
+    variables = merged["Resources"]["Heartbeat"]["Properties"]["Environment"]["Variables"]
+    assert variables["MFAWATCH_CANARY_TOPIC_ARN"] == {"Ref": "CanaryTopic"}
+
+    # Route (a): the stage-wide policy file, the canary topic alone in its statement.
+    statements = {
+        s["Sid"]: s
+        for s in stage_policy_statements("aws", "eu-west-1", "111122223333", "mfawatch", "dev")
+    }
+    assert statements["PublishCanary"]["Action"] == ["sns:Publish"]
+    assert statements["PublishCanary"]["Resource"] == [
+        "arn:aws:sns:eu-west-1:111122223333:mfawatch-dev-canary"
+    ]
+
+
+def test_a_stage_without_reserved_concurrency_gets_no_consumer_template() -> None:
+    config = _config()
+    del config["reserved_concurrency"]
+    with pytest.raises(ConfigError, match="consume_parked_events's reserved_concurrency is None"):
+        StageConfig.from_config(config, "dev").consumer_concurrency()
+    config["stages"]["dev"]["lambda_functions"] = {PARKED_HANDLER: {"reserved_concurrency": 1}}
+    with pytest.raises(ConfigError, match="maximum concurrency must be at least 2"):
+        StageConfig.from_config(config, "dev").consumer_concurrency()
+
+
 # --- commands and architecture ---------------------------------------------------------------
 
 
@@ -587,13 +663,20 @@ def test_commands_name_an_unknown_stage() -> None:
     assert "no stage 'nope'" in result.output
 
 
-def test_heartbeat_alarm_period_is_the_heartbeat_interval() -> None:
-    # YAML cannot import the constant; the alarm counts one heartbeat per period.
+def test_heartbeat_alarm_watches_the_pipeline_heartbeat_once_per_interval() -> None:
+    # YAML cannot import the constants; the alarm counts one heartbeat per period, the one the
+    # scheduled heartbeat counts once its state write and its canary publish both succeeded.
     from chalicelib.constants import HEARTBEAT_INTERVAL_SECONDS
+    from chalicelib.heartbeats import PIPELINE_HEARTBEATS
 
     alarm = load_resources_template()["Resources"]["HeartbeatAlarm"]["Properties"]
-    assert alarm["MetricName"] == "Heartbeats"
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("mfawatch", PIPELINE_HEARTBEATS)
+    # The rolled-up dimension every EMF metric carries (observability.EmfMetrics).
+    assert alarm["Dimensions"] == [{"Name": "Service", "Value": "mfawatch"}]
     assert alarm["Period"] == HEARTBEAT_INTERVAL_SECONDS
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
+    assert alarm["TreatMissingData"] == "breaching"
+    assert alarm["AlarmActions"] == [{"Ref": "PagerTopic"}]
 
 
 def test_docs_policy_table_lists_exactly_the_generated_statements(
@@ -609,7 +692,8 @@ def test_docs_policy_table_lists_exactly_the_generated_statements(
             for line in table.strip().splitlines()[1:]
         )
     }
-    merged = merge_template(StageConfig.from_config(_config(), "dev"), ALL_HANDLERS, resources)
+    handlers = [*ALL_HANDLERS, PIPELINE_HEARTBEAT_HANDLER]
+    merged = merge_template(StageConfig.from_config(_config(), "dev"), handlers, resources)
     role_statements = [s for _, kind, s in iam_statements(merged) if not kind]  # role patches
     route_b = {s["Sid"]: sorted(s["Action"]) for s in role_statements}
     route_a = {
@@ -619,10 +703,12 @@ def test_docs_policy_table_lists_exactly_the_generated_statements(
     assert documented == route_b == route_a
 
 
+EU_WEST = ("444455556666", "eu-west-1")  # the caller's account and Region
 STACK_OUTPUTS = {
     "StateTableName": "mfawatch-dev-state",
     "AlertsTopicArn": "arn:aws:sns:eu-west-1:444455556666:mfawatch-dev-alerts",
     "PagerTopicArn": "arn:aws:sns:eu-west-1:444455556666:mfawatch-dev-pager",
+    "CanaryTopicArn": "arn:aws:sns:eu-west-1:444455556666:mfawatch-dev-canary",
     "KeyArn": "arn:aws:kms:eu-west-1:444455556666:key/1234",
 }
 
@@ -632,9 +718,8 @@ def test_config_update_keeps_other_outputs_and_warns_about_foreign_ones() -> Non
     chat = "arn:aws:sns:us-east-1:111122223333:team-chat"
     routes = {"alerts": {"topic_arn": TOPIC}, "chat": {"topic_arn": chat, "format": "chat"}}
     config["stages"]["dev"]["environment_variables"]["MFAWATCH_OUTPUTS"] = json.dumps(routes)
-    update = stage_config_update(
-        config, "dev", STACK_OUTPUTS, "mfawatch-dev-resources", "444455556666", "eu-west-1"
-    )
+    stack = StackOutputs("mfawatch-dev-resources", STACK_OUTPUTS, "444455556666", "eu-west-1")
+    update = stage_config_update(config, "dev", stack)
     written = json.loads(
         update.config["stages"]["dev"]["environment_variables"]["MFAWATCH_OUTPUTS"]
     )
@@ -653,16 +738,15 @@ def test_config_update_names_a_malformed_outputs_setting_and_a_foreign_kms_key()
     config = _config()
     config["stages"]["dev"]["environment_variables"]["MFAWATCH_OUTPUTS"] = '{"alerts": {}}'
     with pytest.raises(ConfigError, match=re.escape("MFAWATCH_OUTPUTS.alerts.topic_arn must be")):
-        stage_config_update(config, "dev", STACK_OUTPUTS, "s", "444455556666", "eu-west-1")
+        stage_config_update(config, "dev", StackOutputs("s", STACK_OUTPUTS, *EU_WEST))
     foreign = STACK_OUTPUTS | {"KeyArn": "arn:aws:kms:us-east-1:444455556666:key/1234"}
     with pytest.raises(
         ConfigError, match=r"output KeyArn \S+ is in account 444455556666, region us-east-1"
     ):
-        stage_config_update(_config(), "dev", foreign, "s", "444455556666", "eu-west-1")
+        stage_config_update(_config(), "dev", StackOutputs("s", foreign, *EU_WEST))
     with pytest.raises(ConfigError, match="stack s has no output PagerTopicArn"):
-        stage_config_update(
-            _config(), "dev", {**STACK_OUTPUTS, "PagerTopicArn": ""}, "s", "1", "eu-west-1"
-        )
+        no_pager = {**STACK_OUTPUTS, "PagerTopicArn": ""}
+        stage_config_update(_config(), "dev", StackOutputs("s", no_pager, "1", "eu-west-1"))
 
 
 # --- the parked-event consumer and the alarms (issue 18) --------------------------------------
@@ -700,7 +784,9 @@ def test_every_alarm_of_both_routes_pages_and_is_covered_by_the_key_policy(
     resources: dict[str, Any],
 ) -> None:
     bound = {"Resources": bind_parameter(resources["Resources"], "Stage", "dev")}
-    invoke = invoke_config_template("mfawatch", "dev", ALL_HANDLERS)
+    invoke = invoke_config_template(
+        "mfawatch", "dev", ALL_HANDLERS, consumer_concurrency=CONCURRENCY
+    )
     merged = merge_template(StageConfig.from_config(_config(), "dev"), ALL_HANDLERS, resources)
     pager_import = {"Fn::ImportValue": "mfawatch-dev-PagerTopicArn"}
     for template, pager in ((bound, {"Ref": "PagerTopic"}), (invoke, pager_import)):
@@ -732,7 +818,9 @@ def test_every_alarm_of_both_routes_pages_and_is_covered_by_the_key_policy(
 def test_function_alarms_name_the_function_and_rule_each_route_creates(
     resources: dict[str, Any],
 ) -> None:
-    invoke = _alarms(invoke_config_template("mfawatch", "dev", ALL_HANDLERS))
+    invoke = _alarms(
+        invoke_config_template("mfawatch", "dev", ALL_HANDLERS, consumer_concurrency=CONCURRENCY)
+    )
     errors = invoke["OnRootConsoleFailureErrorsAlarm"]
     assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
     assert errors["Dimensions"] == [
@@ -753,7 +841,9 @@ def test_function_alarms_name_the_function_and_rule_each_route_creates(
 def test_both_routes_wire_the_consumer_to_the_failed_events_queue_with_partial_batches(
     resources: dict[str, Any],
 ) -> None:
-    invoke = invoke_config_template("mfawatch", "dev", ALL_HANDLERS)["Resources"]
+    invoke = invoke_config_template(
+        "mfawatch", "dev", ALL_HANDLERS, consumer_concurrency=CONCURRENCY
+    )["Resources"]
     (source,) = [
         r["Properties"]
         for r in invoke.values()
@@ -765,6 +855,8 @@ def test_both_routes_wire_the_consumer_to_the_failed_events_queue_with_partial_b
         "mfawatch-dev-failed-events"
     }
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # Never more consumer instances than its reserved concurrency: never throttled.
+    assert source["ScalingConfig"] == {"MaximumConcurrency": CONCURRENCY}
     assert "ConsumeParkedEventsInvokeConfig" not in invoke
     merged = merge_template(StageConfig.from_config(_config(), "dev"), ALL_HANDLERS, resources)
     # Route (b): an SQS event merged into Chalice's SAM function (Chalice cannot write it).
@@ -777,6 +869,7 @@ def test_both_routes_wire_the_consumer_to_the_failed_events_queue_with_partial_b
                 "BatchSize": 10,
                 "Enabled": True,
                 "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                "ScalingConfig": {"MaximumConcurrency": CONCURRENCY},
             },
         }
     }
@@ -807,3 +900,19 @@ def test_failed_events_queue_redrives_to_a_final_dead_letter_queue(
     dead = res["FinalDeadLetterQueue"]["Properties"]
     assert dead["MessageRetentionPeriod"] == 14 * 24 * 3600
     assert bind_parameter(dead["QueueName"], "Stage", "dev") == DEV.dead_letter_queue
+
+
+def test_route_b_puts_the_rule_of_read_only_events_in_the_state_that_receives_them(
+    resources: dict[str, Any],
+) -> None:
+    # `aws login` (AuthorizeOAuth2Access) is a read-only management event: chalice package leaves
+    # the rule ENABLED, which never receives it.
+    handlers = [*HANDLERS, "on_sign_in_success"]
+    merged = merge_template(StageConfig.from_config(_config(), "dev"), handlers, resources)
+    success = merged["Resources"]["OnSignInSuccess"]["Properties"]
+    assert success["Events"] == {
+        "OnSignInSuccessEvent": {
+            "Properties": {"State": "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"}
+        }
+    }
+    assert "Events" not in merged["Resources"]["OnIamConsoleMfaFailure"]["Properties"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from chalicelib.rules import HEARTBEAT_RULE
-from mfawatch.rules.build import RULES_DIR, load_rules_dir
+from mfawatch.paths import RULES_DIR
+from mfawatch.rules.build import load_rules_dir
 from mfawatch.rules.runbooks import (
     INDEX,
     RUNBOOKS_DIR,
