@@ -2,7 +2,8 @@
 #   make demo   replay the bundled scenario and print the alerts
 #   make test   lint, type-check and run every test (every CloudFormation template is cfn-linted
 #               once, by the integration tests)
-#   make quick  the unit tier only (pure code: no moto, no subprocess), while iterating
+#   make quick  the unit tier only (pure code: no moto, no subprocess) without the simulation's
+#               enumerations, on two workers, while iterating
 # Both create .venv on first use (Python 3.12+ preferred, 3.11 works for everything but packaging).
 
 VENV    := .venv
@@ -43,7 +44,10 @@ lock: $(STAMP)
 demo: $(STAMP)
 	$(MFAWATCH) replay
 
-test: lint typecheck suppressions pytest
+# The checks run beside the tests (-j): on two cores they take little more than the tests alone.
+# -O prints each one's output in one piece when it ends.
+test: $(STAMP) $(LAMBDA_STAMP)
+	@$(MAKE) --no-print-directory -j 4 -O lint typecheck suppressions pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -57,14 +61,17 @@ typecheck: $(STAMP)
 suppressions: $(STAMP)
 	$(MFAWATCH) suppressions check
 
-# Two workers (pytest-xdist, one per core here); a test file stays on one worker, so its module
-# fixtures (a packaged zip, a moto server) are built once.
+# One worker per core (pytest-xdist). A test module stays on one worker, so its module fixtures (a
+# packaged zip, a moto server) are built once, except modules marked `spread`; the slow modules
+# are sent first so the workers finish together (tests/conftest.py).
 pytest: $(STAMP) $(LAMBDA_STAMP)
-	$(VENV)/bin/pytest -q -n auto --dist loadfile
+	$(VENV)/bin/pytest -q -n auto --dist loadgroup --no-loadscope-reorder
 
-# The unit tier, every test, with a tenth of the property-test examples (tests/conftest.py).
+# The unit tier on two workers, with a tenth of the property-test examples (tests/conftest.py) and
+# without the simulation's enumerations of fault points, orders and fault pairs (marked
+# `enumeration`: make test runs them).
 quick: $(STAMP)
-	MFAWATCH_QUICK=1 $(VENV)/bin/pytest -q tests/unit
+	MFAWATCH_QUICK=1 $(VENV)/bin/pytest -q -n 2 -m "not enumeration" tests/unit
 
 # Rebuild chalicelib/rules.json from rules/ (a test fails when it is stale).
 rules: $(STAMP)

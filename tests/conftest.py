@@ -37,8 +37,8 @@ ROOT = REPO_ROOT  # the checkout, for the tests that import it from here
 # Hypothesis's per-example deadline is a timing assertion, and these machines are shared and noisy:
 # properties are checked for what they compute, never for how fast (benchmarks measure speed).
 settings.register_profile("mfawatch", deadline=None)
-# `make quick` (MFAWATCH_QUICK=1) runs every unit test with a tenth of the property-test
-# examples, so the tier stays quick while iterating; `make test` runs them all.
+# `make quick` (MFAWATCH_QUICK=1) runs the unit tests with a tenth of the property-test examples,
+# so the tier stays quick while iterating; `make test` runs them all.
 settings.register_profile("quick", settings.get_profile("mfawatch"), max_examples=10)
 QUICK = os.environ.get("MFAWATCH_QUICK") == "1"
 settings.load_profile("quick" if QUICK else "mfawatch")
@@ -48,6 +48,25 @@ def examples(full: int) -> int:
     """How many examples a property test with its own settings runs: ``full``, or a tenth (at
     least 10) under ``make quick``."""
     return max(10, full // 10) if QUICK else full
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """How ``make test`` shares the tests between its workers (``--dist loadgroup
+    --no-loadscope-reorder``): a module is one unit of work, so its module fixtures (a packaged
+    zip, a moto server, a fault harness run) are built once, except a module marked ``spread``,
+    whose tests go one by one. The modules marked ``slow`` or ``integration`` go first and the
+    short units last, so the two workers finish together (xdist's own order, most tests first,
+    left a long module for the end)."""
+    for item in items:
+        if item.get_closest_marker("spread") is None:
+            module = item.nodeid.split("::", 1)[0].removeprefix("tests/").removesuffix(".py")
+            item.add_marker(pytest.mark.xdist_group(module))
+    items.sort(
+        key=lambda item: (
+            not any(item.iter_markers("slow")) and not any(item.iter_markers("integration"))
+        )
+    )
 
 
 EVENTS = ROOT / "tests" / "events"

@@ -1050,9 +1050,9 @@ class Report:
 def fault_runs(
     scenario: Scenario, kinds: Iterable[str] = FAULT_KINDS, index_lag: IndexLag | None = None
 ) -> Iterable[tuple[Fault, Outcome]]:
-    """One run per (call number, fault kind): the baseline run numbers the calls. ``make quick``
-    (``MFAWATCH_QUICK=1``) takes every fifth call, first and last included; ``make test`` and
-    the benchmark take them all."""
+    """One run per (call number, fault kind): the baseline run numbers the calls. Under
+    ``MFAWATCH_QUICK=1`` (``make quick`` leaves the enumerations out; ``-m enumeration`` runs
+    them) every fifth call, first and last included; ``make test`` and the benchmark take all."""
     baseline = Simulation(scenario, index_lag=index_lag).run()
     calls: Sequence[int] = range(len(baseline.calls))
     if os.environ.get("MFAWATCH_QUICK") == "1":

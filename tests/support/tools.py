@@ -45,9 +45,25 @@ def run_offline(
     )
 
 
+#: cfn-lint's exit code bits by the first letter of a rule id (error, warning, informational).
+CFN_LINT_EXIT_BITS = {"E": 2, "W": 4, "I": 8}
+
+
 def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
-    """cfn-lint on the templates (the caller asserts on the result)."""
-    return run_offline(tool("cfn-lint"), *map(str, paths))
+    """cfn-lint on the templates, as its command does (same options, same exit code bits, a match
+    a line), but in this process: its rules and resource specifications load once per test
+    worker instead of once per template, about 1.5 s of CPU each time (the caller asserts on the
+    result)."""
+    from cfnlint.api import ManualArgs, lint_file
+
+    # The Region the command gets from offline_env(), whatever this process's environment says.
+    options = ManualArgs(regions=[offline_env()["AWS_DEFAULT_REGION"]])
+    matches = [match for path in paths for match in lint_file(path, options)]
+    returncode = 0
+    for match in matches:
+        returncode |= CFN_LINT_EXIT_BITS.get(match.rule.id[:1], 0)
+    stdout = "".join(f"{match}\n" for match in matches)
+    return subprocess.CompletedProcess(["cfn-lint", *map(str, paths)], returncode, stdout, "")
 
 
 def chalice_package(out: Path, *options: str, stage: str = "dev") -> Path:

@@ -3,7 +3,8 @@ at every store and publish call of each scenario, and every arrival order within
 horizon; the invariants decide (every accepted event counted once, nothing published twice but
 the documented ambiguous cases, no escalation or fatigue success lost).
 
-CI size here; ``bench/bench_simulation.py`` runs the full size and prints the figures.
+CI size here; ``bench/bench_simulation.py`` runs the full size and prints the figures. The
+enumerations are marked ``enumeration``: ``make test`` runs them, ``make quick`` leaves them out.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from tests.support.simulation import (
 
 SCENARIOS = {scenario.name: scenario for scenario in (*scenarios("ci"), *campaign_scenarios())}
 
+# No module fixture: make test spreads these tests over its workers one by one.
+pytestmark = pytest.mark.spread
+
 
 @pytest.fixture(autouse=True)
 def _quiet() -> Iterator[None]:
@@ -55,6 +59,7 @@ def _assert_holds(report: Report) -> None:
     )
 
 
+@pytest.mark.enumeration
 @pytest.mark.parametrize("scenario", _params())
 def test_a_fault_or_kill_at_every_call_breaks_no_invariant(scenario: Scenario) -> None:
     report = enumerate_faults(scenario)
@@ -62,6 +67,7 @@ def test_a_fault_or_kill_at_every_call_breaks_no_invariant(scenario: Scenario) -
     _assert_holds(report)
 
 
+@pytest.mark.enumeration
 @pytest.mark.parametrize("scenario", _params())
 def test_every_arrival_order_gives_the_same_notifications(scenario: Scenario) -> None:
     report = enumerate_orders(scenario, sample=30)
@@ -75,6 +81,7 @@ LAG = 150.0
 LAGGED = ("summary", "repeat-burst-escalation", "storm-digests", "suppressed")
 
 
+@pytest.mark.enumeration
 @pytest.mark.parametrize("scenario", [p for p in _params() if p.id in LAGGED])
 def test_a_fault_at_every_call_with_late_index_entries_breaks_no_invariant(
     scenario: Scenario,
@@ -91,11 +98,13 @@ def test_events_parked_by_an_outage_are_counted_once_the_consumer_reruns_them(
     assert violations(outcome) == []
 
 
+@pytest.mark.enumeration
 @pytest.mark.parametrize("scenario", _params())
 def test_a_write_resent_by_botocore_at_every_call_costs_no_retry(scenario: Scenario) -> None:
     _assert_holds(enumerate_faults(scenario, kinds=(RESENT,)))
 
 
+@pytest.mark.enumeration
 @pytest.mark.parametrize("scenario", _params())
 def test_two_faults_at_random_calls_break_no_invariant(scenario: Scenario) -> None:
     report = random_fault_sets(scenario, runs=60)
