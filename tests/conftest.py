@@ -27,7 +27,7 @@ os.environ["MFAWATCH_CHALICE_DIR"] = str(STAGE_DIR)
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
-from chalicelib.rules import RuleSet, load_bundle  # noqa: E402
+from chalicelib.core.rules import RuleSet, load_bundle  # noqa: E402
 from mfawatch.paths import CHALICE_DIR  # noqa: E402
 from mfawatch.paths import REPO_ROOT as ROOT  # noqa: E402
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from chalicelib.errors import MfawatchError
-from chalicelib.rules import load_bundle
+from chalicelib.core.errors import MfawatchError
+from chalicelib.core.rules import load_bundle
 from mfawatch.cli.options import CONFIG_OPTION, STAGE_OPTION, default_session, handler_names
 from mfawatch.deploy.policy import policy_json, stage_policy
 from mfawatch.deploy.stacks import ResourcesStack, caller_account

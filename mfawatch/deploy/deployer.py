@@ -40,8 +40,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.config import settings_from_env
-from chalicelib.errors import MfawatchError
+from chalicelib.core.config import settings_from_env
+from chalicelib.core.errors import MfawatchError
 from mfawatch.deploy.policy import policy_json, stage_policy
 from mfawatch.deploy.selftest import deployed_function_names, render_report, run_selftest
 from mfawatch.deploy.stacks import StackError, Stacks, aws_error, caller_account

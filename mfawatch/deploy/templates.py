@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import (
+from chalicelib.aws.dynamo import DUE_INDEX, GROUP_INDEX
+from chalicelib.core.config import (
     ENV_CANARY_TOPIC_ARN,
     ENV_CONCURRENCY,
     ENV_OUTPUTS,
@@ -39,10 +40,9 @@ from chalicelib.config import (
     parse_outputs,
     settings_from_env,
 )
-from chalicelib.constants import PIPELINE_HEARTBEAT_HANDLER
-from chalicelib.dynamo import DUE_INDEX, GROUP_INDEX
-from chalicelib.errors import ConfigError
-from chalicelib.rules import Rule, load_bundle
+from chalicelib.core.constants import PIPELINE_HEARTBEAT_HANDLER
+from chalicelib.core.errors import ConfigError
+from chalicelib.core.rules import Rule, load_bundle
 from mfawatch.paths import CHALICE_CONFIG, DEPLOY_DIR
 
 RESOURCES_TEMPLATE = DEPLOY_DIR / "resources.yaml"
@@ -114,7 +114,7 @@ SUBSCRIPTIONS_KEY = "mfawatch_subscriptions"
 in ``.chalice/config.json`` beside Chalice's keys (Chalice ignores keys it does not know);
 ``mfawatch init`` writes them and ``mfawatch deploy`` subscribes them."""
 
-# What the deployed code calls on the stage's resources: chalicelib/dynamo.py reads with
+# What the deployed code calls on the stage's resources: chalicelib/aws/dynamo.py reads with
 # GetItem, writes with conditional PutItem and UpdateItem, and queries its two sparse indexes
 # ("due", "group"). policy.py builds the route (a) policy file from these same statements.
 TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query")
@@ -510,7 +510,7 @@ def _statements(
     ]
     canary_statement: list[dict[str, Any]] = [
         {
-            # The heartbeat's canary (chalicelib/heartbeats.py): this topic only.
+            # The heartbeat's canary (chalicelib/pipeline/heartbeats.py): this topic only.
             "Sid": PUBLISH_CANARY_SID,
             "Effect": "Allow",
             "Action": ["sns:Publish"],

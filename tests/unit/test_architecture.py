@@ -15,15 +15,17 @@ from mfawatch.paths import CHALICE_CONFIG, CHALICE_DIR
 from tests.conftest import ROOT
 from tests.reference import LAMBDA_ACTIONS
 
-# The pure core: every Lambda module but the AWS edges, and the toolkit's parsing, patterns and
-# templates. No AWS SDK, no framework, no command-line library.
-AWS_EDGES = {"dynamo.py", "sns.py", "sqs.py"}
+# The pure core: the Lambda side's core/ package (and the pipeline/ that runs it, which takes its
+# AWS clients injected: only chalicelib/aws/ and app.py import the SDK or the framework), and the
+# toolkit's parsing, patterns and templates. No AWS SDK, no framework, no command-line library.
+LAMBDA_PACKAGES = ("core", "pipeline")
 PURE = [
     *(
-        f"chalicelib/{path.name}"
-        for path in sorted((ROOT / "chalicelib").glob("*.py"))
-        if path.name not in AWS_EDGES
+        str(path.relative_to(ROOT))
+        for package in LAMBDA_PACKAGES
+        for path in sorted((ROOT / "chalicelib" / package).glob("*.py"))
     ),
+    "chalicelib/__init__.py",
     "mfawatch/patterns/engine.py",
     "mfawatch/replay/readers.py",
     "mfawatch/replay/runner.py",
@@ -56,10 +58,10 @@ def test_core_module_imports_no_aws_sdk_or_framework(module: str) -> None:
     assert not imported & FORBIDDEN, f"{module} imports {imported & FORBIDDEN}"
 
 
-LAMBDA_MODULES = [ROOT / "app.py", *sorted((ROOT / "chalicelib").glob("*.py"))]
+LAMBDA_MODULES = [ROOT / "app.py", *sorted((ROOT / "chalicelib").rglob("*.py"))]
 
 
-@pytest.mark.parametrize("path", LAMBDA_MODULES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", LAMBDA_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_lambda_code_never_imports_the_offline_toolkit(path: Path) -> None:
     # mfawatch/ is never deployed, and click, YAML and jsonschema are not in the Lambda runtime.
     imported = _top_level_imports(path)
@@ -186,15 +188,49 @@ def private_imports(paths: list[Path]) -> set[tuple[str, str, str]]:
 def test_import_graph_sees_the_known_edges() -> None:
     # Guards the graph builder itself: a resolver that found no edges would find no circles.
     graph = import_graph()
-    assert "chalicelib.service" in graph["app"]
+    assert "chalicelib.pipeline.service" in graph["app"]
     assert "mfawatch.cli.replay" in graph["mfawatch.cli"]  # from mfawatch.cli import replay
     assert "mfawatch.replay.runner" in graph["mfawatch.cli.replay"]
-    assert "chalicelib.errors" in graph["chalicelib.config"]  # from .errors import ConfigError
+    assert (
+        "chalicelib.core.errors" in graph["chalicelib.core.config"]
+    )  # from .errors import ConfigError
 
 
 def test_no_import_circles() -> None:
     circles = import_circles(import_graph())
     assert circles <= ALLOWED_CIRCLES, sorted(sorted(c) for c in circles - ALLOWED_CIRCLES)
+
+
+# chalicelib's layers, lowest first: each imports only the layers below it. The core decides,
+# the AWS edges translate one service each, the pipeline meets decisions with side effects
+# through the store and publisher it is given (app.py hands it the edges).
+LAYERS = {
+    "chalicelib.core": {"chalicelib", "chalicelib.core"},
+    "chalicelib.aws": {"chalicelib", "chalicelib.core", "chalicelib.aws"},
+    "chalicelib.pipeline": {"chalicelib", "chalicelib.core", "chalicelib.pipeline"},
+}
+
+
+def _layer(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_chalicelib_layers_import_only_the_layers_below(layer: str) -> None:
+    graph = import_graph()
+    upward = {
+        (module, target)
+        for module, targets in graph.items()
+        if _layer(module) == layer
+        for target in targets
+        if target.startswith("chalicelib") and _layer(target) not in LAYERS[layer]
+    }
+    assert not upward, sorted(upward)
+
+
+def test_chalicelib_has_no_module_outside_its_layers() -> None:
+    loose = {path.name for path in (ROOT / "chalicelib").glob("*.py") if path.name != "__init__.py"}
+    assert not loose
 
 
 def test_the_circle_finder_finds_a_circle() -> None:
@@ -250,7 +286,7 @@ def test_policy_allows_only_what_the_code_calls_on_the_stage_resources(stage: st
         assert not [a for a in statement["Action"] if "*" in a]
         assert "*" not in statement["Resource"]
     # The DynamoDB actions are exactly the operations the store calls, read from its source.
-    store_source = (ROOT / "chalicelib" / "dynamo.py").read_text()
+    store_source = (ROOT / "chalicelib" / "aws" / "dynamo.py").read_text()
     called = {
         "dynamodb:" + "".join(part.title() for part in operation.split("_"))
         for operation in re.findall(r'_call\(\s*"(\w+)"', store_source)
@@ -281,7 +317,7 @@ def test_autogen_policy_off_and_requirements_carry_no_boto3() -> None:
 
 
 def test_stage_without_topic_is_rejected() -> None:
-    from chalicelib.errors import ConfigError
+    from chalicelib.core.errors import ConfigError
 
     def stage(environment: dict[str, str]) -> StageConfig:
         config = {"app_name": "mfawatch", "stages": {"x": {"environment_variables": environment}}}
@@ -296,7 +332,7 @@ def test_stage_without_topic_is_rejected() -> None:
 
 
 def test_stage_config_errors_name_the_file(tmp_path: Path) -> None:
-    from chalicelib.errors import ConfigError
+    from chalicelib.core.errors import ConfigError
 
     path = tmp_path / "config.json"
     path.write_text("{not json")

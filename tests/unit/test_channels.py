@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.channels import (
+from chalicelib.core.channels import (
     SMS_MAX,
     alert_document,
     escape_markdown,
@@ -17,12 +17,12 @@ from chalicelib.channels import (
     render_chat,
     render_sms,
 )
-from chalicelib.config import ConfigError, Output, Settings, parse_outputs, settings_from_env
-from chalicelib.errors import PublishError
-from chalicelib.notifications import Notification, alert_for
-from chalicelib.records import envelope_of, parse_event
-from chalicelib.rules import RuleSet
-from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.core.config import ConfigError, Output, Settings, parse_outputs, settings_from_env
+from chalicelib.core.errors import PublishError
+from chalicelib.core.notifications import Notification, alert_for
+from chalicelib.core.records import envelope_of, parse_event
+from chalicelib.core.rules import RuleSet
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from tests.conftest import load_event
 
 HOSTILE_UA = (

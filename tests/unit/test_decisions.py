@@ -1,8 +1,9 @@
-"""The pure decisions of chalicelib.decisions and the typed items of chalicelib.documents."""
+"""The pure decisions of chalicelib.core.decisions and the typed items of
+chalicelib.core.documents."""
 
 from __future__ import annotations
 
-from chalicelib.decisions import (
+from chalicelib.core.decisions import (
     Claim,
     brute_force_burst,
     claim_outcome,
@@ -13,7 +14,7 @@ from chalicelib.decisions import (
     merge_repeats,
     rate_slot,
 )
-from chalicelib.documents import (
+from chalicelib.core.documents import (
     MAX_STORED_STRING,
     ClaimStatus,
     EventClaim,

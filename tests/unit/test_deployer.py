@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from botocore.stub import ANY, Stubber
 
-from chalicelib.errors import MfawatchError
+from chalicelib.core.errors import MfawatchError
 from mfawatch.deploy.deployer import (
     ROUTE_MERGED,
     ROUTE_STACKS,

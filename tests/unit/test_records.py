@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.errors import EventParseError
-from chalicelib.records import (
+from chalicelib.core.errors import EventParseError
+from chalicelib.core.records import (
     EVENT_TIME_MAX,
     EVENT_TIME_MIN,
     FUTURE_TOLERANCE,

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib.config import Threshold, settings_from_env
-from chalicelib.delivery import RATE_KEY, storm_key
-from chalicelib.errors import ConfigError, StateStoreError
-from chalicelib.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
-from chalicelib.scheduler import Band, split_found
-from chalicelib.service import AlertService, MemoryPublisher
-from chalicelib.state import MAX_KEY_BYTES, IndexLag, KeyKind, MemoryStore, make_key
+from chalicelib.core.config import Threshold, settings_from_env
+from chalicelib.core.errors import ConfigError, StateStoreError
+from chalicelib.core.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
+from chalicelib.core.state import MAX_KEY_BYTES, IndexLag, KeyKind, MemoryStore, make_key
+from chalicelib.pipeline.delivery import RATE_KEY, storm_key
+from chalicelib.pipeline.scheduler import Band, split_found
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from mfawatch.deploy.handlers import app_handler_names
 from mfawatch.deploy.templates import load_stage_config
 from tests.support.simulation import (

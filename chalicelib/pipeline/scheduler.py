@@ -48,10 +48,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from .constants import HEARTBEAT_OVERDUE_SECONDS
-from .decisions import Repeats, heartbeat_overdue, merge_held, merge_repeats, rate_slot
-from .delivery import RATE_KEY, ServicePart, storm_key
-from .documents import (
+from ..core.constants import HEARTBEAT_OVERDUE_SECONDS
+from ..core.decisions import Repeats, heartbeat_overdue, merge_held, merge_repeats, rate_slot
+from ..core.documents import (
     HELD_RETENTION,
     MAX_STORED_LIST,
     OWNER,
@@ -68,9 +67,8 @@ from .documents import (
     storm_attribute,
     window_attribute,
 )
-from .errors import MfawatchError, PublishError, UnknownReferenceError
-from .events import EventHandler, escalation_principal, principal_key
-from .notifications import (
+from ..core.errors import MfawatchError, PublishError, UnknownReferenceError
+from ..core.notifications import (
     Covered,
     Notification,
     expiry_notice,
@@ -79,8 +77,8 @@ from .notifications import (
     summary_for,
     suppressed_clause,
 )
-from .rules import HEARTBEAT_RULE, Rule
-from .state import (
+from ..core.rules import HEARTBEAT_RULE, Rule
+from ..core.state import (
     DUE_AT,
     DUE_PK,
     EXPIRES_AT,
@@ -96,7 +94,9 @@ from .state import (
     key_parts,
     make_key,
 )
-from .suppressions import SUPPRESSION_RULE, Seen
+from ..core.suppressions import SUPPRESSION_RULE, Seen
+from .delivery import RATE_KEY, ServicePart, storm_key
+from .events import EventHandler, escalation_principal, principal_key
 
 logger = logging.getLogger(__name__)
 

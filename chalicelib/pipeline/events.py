@@ -20,7 +20,7 @@ Per event (alert rules), each step one request on its own item:
    rate window; a completed burst is escalated once with a conditional write that carries the
    escalation's outbox (the principal's item stays due until it is delivered); successes the
    failure precedes are re-checked for MFA fatigue.
-4. **Admission** (:mod:`chalicelib.delivery`): the topic's rate window, storm mode.
+4. **Admission** (:mod:`chalicelib.pipeline.delivery`): the topic's rate window, storm mode.
 5. **Save** the decision on the claim (outbox, held records, window), then **deliver**.
 
 An Identity Center failure that names nobody, before any step of its workflow did, waits for
@@ -40,15 +40,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .campaigns import (
-    CampaignStep,
+from ..core.campaigns import (
     is_takeover_step,
     takeover_failures,
     takeover_rechecks,
     takeover_target,
 )
-from .config import Settings
-from .decisions import (
+from ..core.config import Settings
+from ..core.decisions import (
     KEEP_FAILURES,
     Claim,
     SuccessEscalation,
@@ -62,8 +61,7 @@ from .decisions import (
     success_escalation,
     window_for,
 )
-from .delivery import Decided, Delivery, ServicePart
-from .documents import (
+from ..core.documents import (
     EVENT,
     FATIGUE_COUNT,
     FATIGUE_IDS,
@@ -88,8 +86,8 @@ from .documents import (
     parse_failure_entry,
     window_attribute,
 )
-from .errors import EventInProgressError, FailedOpenError, PublishError, StateStoreError
-from .notifications import (
+from ..core.errors import EventInProgressError, FailedOpenError, PublishError, StateStoreError
+from ..core.notifications import (
     Notification,
     alert_for,
     brute_force_for,
@@ -98,16 +96,15 @@ from .notifications import (
     takeover_for,
     takeover_sign_in_for,
 )
-from .observability import Metrics
-from .records import (
+from ..core.records import (
     PRINCIPAL_IDENTITY_CENTER,
     UNKNOWN_PRINCIPAL_KEY,
     SignInRecord,
     parse_event,
     processing_time,
 )
-from .rules import Rule, RuleSet
-from .state import (
+from ..core.rules import Rule, RuleSet
+from ..core.state import (
     DUE_AT,
     DUE_PK,
     EXPIRES_AT,
@@ -125,6 +122,9 @@ from .state import (
     key_parts,
     make_key,
 )
+from .campaign_step import CampaignStep
+from .delivery import Decided, Delivery, ServicePart
+from .observability import Metrics
 
 logger = logging.getLogger(__name__)
 

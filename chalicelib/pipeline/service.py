@@ -1,7 +1,7 @@
 """The one place where decisions meet side effects. The Lambda handlers and replay both call it.
 
 Data flows one way: raw event -> :func:`records.parse_event` -> decisions (pure functions in
-:mod:`chalicelib.decisions`, applied with one conditional or atomic request per item of the
+:mod:`chalicelib.core.decisions`, applied with one conditional or atomic request per item of the
 injected :class:`state.StateStore`) -> notifications -> ``publisher.publish``. Lambda injects
 DynamoDB and SNS; replay injects memory and a list.
 """
@@ -13,17 +13,17 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from .config import Settings
+from ..core.config import Settings
+from ..core.errors import PublishError
+from ..core.notifications import Notification
+from ..core.rules import HEARTBEAT_RULE, RuleSet
+from ..core.state import MemoryStore, StateStore
+from ..core.suppressions import SUPPRESSION_RULE, Suppressions
 from .delivery import Delivery, Publisher
-from .errors import PublishError
 from .events import EventHandler
 from .heartbeats import Canary, Heartbeats
-from .notifications import Notification
 from .observability import MemoryMetrics, Metrics
-from .rules import HEARTBEAT_RULE, RuleSet
 from .scheduler import Remaining, Scheduler
-from .state import MemoryStore, StateStore
-from .suppressions import SUPPRESSION_RULE, Suppressions
 
 __all__ = ["AlertService", "MemoryCanary", "MemoryPublisher", "Publisher"]
 
