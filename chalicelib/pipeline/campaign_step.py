@@ -49,11 +49,16 @@ from ..core.state import (
     key_part,
     key_parts,
 )
-from .delivery import LEASE, ServicePart
+from .delivery import LEASE
+from .parts import Parts
 
 
-class CampaignStep(ServicePart):
+class CampaignStep:
     """Counts a failed sign-in for its source IP's campaign; escalates a completed one once."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.rules, self.store, self.delivery = parts.rules, parts.store, parts.delivery
+        self.settings = parts.settings
 
     def observe(
         self,

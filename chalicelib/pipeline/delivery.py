@@ -576,24 +576,5 @@ def _recorded(held: Held) -> Item:
     return {"count": held.count, "ids": list(held.event_ids)}
 
 
-class ServicePart:
-    """What each job of the service (events, scheduler) is built on: the rules, the store, the
-    delivery, the stage settings and the metrics."""
-
-    def __init__(
-        self,
-        rules: RuleSet,
-        store: StateStore,
-        delivery: Delivery,
-        settings: Settings,
-        metrics: Metrics,
-    ) -> None:
-        self.rules = rules
-        self.store = store
-        self.delivery = delivery
-        self.settings = settings
-        self.metrics = metrics
-
-
 def _storm_over(attribute: str, now: float) -> Compare:
     return Compare(attribute, "<=", now, or_missing=True)

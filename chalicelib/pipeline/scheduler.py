@@ -95,8 +95,10 @@ from ..core.state import (
     make_key,
 )
 from ..core.suppressions import SUPPRESSION_RULE, Seen
-from .delivery import RATE_KEY, ServicePart, storm_key
-from .events import EventHandler, escalation_principal, principal_key
+from .delivery import RATE_KEY, storm_key
+from .events import EventHandler
+from .parts import Parts
+from .principal import escalation_principal, principal_key
 
 logger = logging.getLogger(__name__)
 
@@ -178,8 +180,12 @@ Remaining = Callable[[], float]
 ``get_remaining_time_in_millis() / 1000``)."""
 
 
-class Scheduler(ServicePart):
+class Scheduler:
     """Runs what is due, the earliest due first, until the invocation's time is nearly up."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.rules, self.store, self.delivery = parts.rules, parts.store, parts.delivery
+        self.settings, self.metrics = parts.settings, parts.metrics
 
     _tidied: int | None = None
     """The rate window whose tidy this execution environment has done."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from .delivery import Delivery, Publisher
 from .events import EventHandler
 from .heartbeats import Canary, Heartbeats
 from .observability import MemoryMetrics, Metrics
+from .parts import Parts
 from .scheduler import Remaining, Scheduler
 
 __all__ = ["AlertService", "MemoryCanary", "MemoryPublisher", "Publisher"]
@@ -104,8 +106,9 @@ class AlertService:
         self.delivery = Delivery(
             self.store, publisher, self.settings, self.metrics, known, self.suppressions
         )
-        self.events = EventHandler(rules, self.store, self.delivery, self.settings, self.metrics)
-        self.scheduler = Scheduler(known, self.store, self.delivery, self.settings, self.metrics)
+        parts = Parts(rules, self.store, self.delivery, self.settings, self.metrics)
+        self.events = EventHandler(parts)
+        self.scheduler = Scheduler(replace(parts, rules=known))
         self.scheduler.events = self.events
         self.heartbeats = Heartbeats(self.store, self.delivery, self.metrics, canary)
 

@@ -60,7 +60,7 @@ THROTTLE_MAX_RETRY = 300.0
 #: The failed-events queue's redrive policy (deploy/resources.yaml).
 MAX_RECEIVE_COUNT = 10
 SCHEDULER = "send_due_summaries"
-#: The prefix of a marked copy's id (chalicelib.pipeline.events.fail_open_copy_id).
+#: The prefix of a marked copy's id (chalicelib.pipeline.fail_open.fail_open_copy_id).
 FAIL_OPEN_PREFIX = "failopen:"
 
 
