@@ -1,5 +1,4 @@
-"""The pure decisions of chalicelib.core.decisions and the typed items of
-chalicelib.core.documents."""
+"""The pure decisions of chalicelib.core.decisions (the typed items: test_documents.py)."""
 
 from __future__ import annotations
 
@@ -15,15 +14,10 @@ from chalicelib.core.decisions import (
     rate_slot,
 )
 from chalicelib.core.documents import (
-    MAX_STORED_STRING,
     ClaimStatus,
     EventClaim,
     Held,
-    Outbox,
-    OutboxEntry,
     PrincipalFailures,
-    bounded,
-    delivery_mark,
 )
 
 
@@ -124,23 +118,3 @@ def test_held_notifications_merge_into_one_exact_digest() -> None:
     assert stats.event_ids == ("alert-u1-0", "summary-u1-0", "summary-u1-1")  # capped at 3
     assert (stats.first, stats.last) == (5.0, 31.0)
     assert merge_held([], 10) is None
-
-
-def test_outbox_pending_skips_held_and_confirmed_and_drops_delivered_entries() -> None:
-    a = OutboxEntry("alert:a", {"kind": "alert"}, ("alerts", "pager"))
-    held = OutboxEntry("alert:b", {"kind": "alert"}, ("alerts",), held=True)
-    outbox = Outbox((a, held), frozenset({delivery_mark("alert:a", "alerts")}))
-    assert outbox.pending() == [(a, "pager")]
-    done = Outbox((a,), frozenset({delivery_mark("alert:a", "alerts"), "alert:a@pager"}))
-    summary = OutboxEntry("summary:a", {"kind": "summary"}, ("alerts",))
-    grown = done.with_entries([summary])
-    assert grown.entries == (summary,) and grown.delivered == frozenset()
-    assert Outbox.from_item(grown.to_item()) == grown
-
-
-def test_stored_values_are_bounded_whatever_the_input() -> None:
-    huge = {"userAgent": "A" * 200 * 1024, "ids": [str(i) for i in range(5000)]}
-    small = bounded(huge)
-    assert len(small["userAgent"]) == MAX_STORED_STRING
-    assert small["userAgent"].endswith("…")
-    assert len(small["ids"]) == 200
