@@ -19,6 +19,8 @@ from ..core.campaigns import (
     SUMMARIZED,
     SUMMARY_AT,
     Campaign,
+    CampaignSpec,
+    SprayWindow,
     campaign_key,
     campaign_member,
     campaign_span,
@@ -87,24 +89,7 @@ class CampaignStep:
         if not marked and not self._first_in_window(campaign, record, member, t, expires, now):
             return []  # this member is counted in the window already
         key = campaign_key(campaign, record.source_ip)
-        entry = member_entry(t, member)
-        item = self.store.update(
-            key,
-            now,
-            # Kept past a summary due at the end of any window this entry can be in.
-            set_values={
-                EXPIRES_AT: expires + window + self.settings.settle_seconds + ITEM_GRACE,
-                "source_ip": record.source_ip[:256],
-            },
-            add={MEMBERS: frozenset({entry})},
-        )
-        entries = parse_entries(item.get(MEMBERS, ()))
-        # Lazy TTL within the item: entries older than the window before this one are ignored.
-        live = [e for e in entries if e[0] > t - window - window]
-        if len(entries) > MAX_MEMBERS:
-            self.store.update(
-                key, now, set_values={MEMBERS: frozenset(entries_to_keep(entries, t, window))}
-            )
+        item, live = self._add_member(key, record, member, now, expires=expires, window=window)
         found_window = spray_window(
             live,
             (t, key_part(member)),
@@ -115,21 +100,8 @@ class CampaignStep:
         )
         if not found_window.escalate:
             return []
-        escalation = replace(
-            campaign_for(
-                rule,
-                record,
-                spec.campaign.value,
-                spec.severity,
-                spec.noun,
-                found_window.members[:SHOWN_MEMBERS],
-                len(found_window.members),
-                found_window.failures,
-                spec.threshold.minutes,
-                self._suppressed(campaign, rule, record.source_ip, found_window.members, now),
-            ),
-            notes=notes,
-        )
+        suppressed = self._suppressed(campaign, rule, record.source_ip, found_window.members, now)
+        escalation = replace(_escalation(rule, record, spec, found_window, suppressed), notes=notes)
         # The trailing summary: once the window is over and its writes have settled.
         summary_at = found_window.until + self.settings.settle_seconds
         return self.delivery.escalate_once(
@@ -148,6 +120,38 @@ class CampaignStep:
             },
             finish=due_mark(summary_at),
         )
+
+    def _add_member(
+        self,
+        key: str,
+        record: SignInRecord,
+        member: str,
+        now: float,
+        *,
+        expires: float,
+        window: float,
+    ) -> tuple[Item, list[tuple[float, str]]]:
+        """Add the member's entry to its IP's campaign item (bounded); the item and its entries
+        still in the window before this one."""
+        t = record.event_time.timestamp()
+        item = self.store.update(
+            key,
+            now,
+            # Kept past a summary due at the end of any window this entry can be in.
+            set_values={
+                EXPIRES_AT: expires + window + self.settings.settle_seconds + ITEM_GRACE,
+                "source_ip": record.source_ip[:256],
+            },
+            add={MEMBERS: frozenset({member_entry(t, member)})},
+        )
+        entries = parse_entries(item.get(MEMBERS, ()))
+        # Lazy TTL within the item: entries older than the window before this one are ignored.
+        live = [e for e in entries if e[0] > t - window - window]
+        if len(entries) > MAX_MEMBERS:
+            self.store.update(
+                key, now, set_values={MEMBERS: frozenset(entries_to_keep(entries, t, window))}
+            )
+        return item, live
 
     def due(self, key: str, item: Item, now: float, force: bool) -> list[Notification]:
         """The scheduler's turn on a campaign item: deliver an escalation its deciding event did
@@ -249,3 +253,21 @@ class CampaignStep:
             current = failed.current or {}
             return bool(current.get(OWNER)) and current.get(OWNER) == record.event_id
         return True
+
+
+def _escalation(
+    rule: Rule, record: SignInRecord, spec: CampaignSpec, found: SprayWindow, suppressed: str
+) -> Notification:
+    """The escalation of a completed campaign window."""
+    return campaign_for(
+        rule,
+        record,
+        spec.campaign.value,
+        spec.severity,
+        spec.noun,
+        found.members[:SHOWN_MEMBERS],
+        len(found.members),
+        found.failures,
+        spec.threshold.minutes,
+        suppressed,
+    )

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..core.constants import HEARTBEAT_OVERDUE_SECONDS
-from ..core.documents import VERSION, Heartbeat, Outbox
+from ..core.documents import VERSION, Heartbeat, Outbox, OutboxEntry
 from ..core.errors import ConfigError
 from ..core.notifications import Notification, heartbeat_notice
 from ..core.rules import HEARTBEAT_RULE
@@ -138,18 +138,7 @@ class Heartbeats:
             missing_since=previous.last_seen if recovered and previous else 0.0,
         )
         if recovered:
-            notice = heartbeat_notice(
-                HEARTBEAT_RULE,
-                {
-                    "account": account,
-                    "region": region,
-                    "last_seen": clock,
-                    "missing_since": current.missing_since,
-                },
-                clock,
-                missing=False,
-            )
-            outbox = outbox.with_entries(self.delivery.decide([notice], clock).entries)
+            outbox = outbox.with_entries(self._recovery(current, clock))
         due = clock if outbox.pending() else clock + HEARTBEAT_OVERDUE_SECONDS
         values = {
             **Heartbeat(account, region, clock, False, current.missing_since, outbox).to_item(),
@@ -177,3 +166,18 @@ class Heartbeats:
         )
         self.metrics.count("Heartbeats", Account=account, Region=region)
         return sent
+
+    def _recovery(self, current: Heartbeat, clock: float) -> list[OutboxEntry]:
+        """The recovery notice of an account x Region that had been reported missing."""
+        notice = heartbeat_notice(
+            HEARTBEAT_RULE,
+            {
+                "account": current.account,
+                "region": current.region,
+                "last_seen": clock,
+                "missing_since": current.missing_since,
+            },
+            clock,
+            missing=False,
+        )
+        return self.delivery.decide([notice], clock).entries
