@@ -3,7 +3,7 @@ handler that sends due summaries and storm digests, and the consumer of parked e
 failed-events queue that every function's on-failure destination writes to).
 
 Only wiring lives here. Each handler hands the raw EventBridge event to the same
-:class:`chalicelib.service.AlertService` that ``python -m mfawatch replay`` uses.
+:class:`chalicelib.pipeline.service.AlertService` that ``python -m mfawatch replay`` uses.
 
 What Lambda calls is the module attribute named by the function's ``Handler`` (``app.<name>``):
 the Python runtime resolves it with ``getattr(module, name)`` (awslambdaric
@@ -25,23 +25,23 @@ import boto3
 from botocore.config import Config
 from chalice.app import Chalice, CloudWatchEvent, Rate
 
-from chalicelib import selftest
-from chalicelib.config import Settings, settings_from_env
-from chalicelib.constants import (
+from chalicelib.aws.dynamo import DynamoStateStore
+from chalicelib.aws.sns import SnsCanary, SnsPublisher
+from chalicelib.aws.sqs import SqsVisibility
+from chalicelib.core import selftest
+from chalicelib.core.config import Settings, settings_from_env
+from chalicelib.core.constants import (
     HEARTBEAT_INTERVAL_MINUTES,
     HEARTBEAT_PATTERN,
     PIPELINE_HEARTBEAT_HANDLER,
 )
-from chalicelib.dynamo import DynamoStateStore
-from chalicelib.errors import EventParseError
-from chalicelib.observability import EmfMetrics, configure_lambda_logging, in_lambda
-from chalicelib.parked import ParkedEvents
-from chalicelib.records import now_utc
-from chalicelib.rules import Rule, load_bundle
-from chalicelib.service import AlertService
-from chalicelib.sns import SnsCanary, SnsPublisher
-from chalicelib.sqs import SqsVisibility
-from chalicelib.suppressions import load_suppressions
+from chalicelib.core.errors import EventParseError
+from chalicelib.core.records import now_utc
+from chalicelib.core.rules import Rule, load_bundle
+from chalicelib.core.suppressions import load_suppressions
+from chalicelib.pipeline.observability import EmfMetrics, configure_lambda_logging, in_lambda
+from chalicelib.pipeline.parked import ParkedEvents
+from chalicelib.pipeline.service import AlertService
 
 app = Chalice(app_name="mfawatch")
 logger = logging.getLogger(__name__)
@@ -77,8 +77,8 @@ CLIENT_CONFIG = Config(
 #: SNS publishes are never retried by the client: a standard topic does not deduplicate, and
 #: botocore re-sends a Publish whose reply was lost (a read timeout), so a client retry can
 #: deliver a message twice without anyone knowing. The outbox retries instead
-#: (chalicelib/delivery.py): an output whose publish did not confirm is published again by the
-#: Lambda retry or the scheduler, with the same notification id. In a ``Config`` object
+#: (chalicelib/pipeline/delivery.py): an output whose publish did not confirm is published again by
+#: the Lambda retry or the scheduler, with the same notification id. In a ``Config`` object
 #: ``max_attempts`` counts *retries* (botocore adds one); ``total_max_attempts`` counts every
 #: attempt, the first included, so 1 means one attempt
 #: (tests/functional/test_sns_retries.py counts them at the wire).

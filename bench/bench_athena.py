@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_replay import build, timed_run  # noqa: E402
-from chalicelib.rules import load_bundle  # noqa: E402
+from chalicelib.core.rules import load_bundle  # noqa: E402
 from mfawatch.athena.local import create_view, unload_locally  # noqa: E402
 from mfawatch.athena.sql import backtest_select, candidate_events  # noqa: E402
 from mfawatch.replay.archive import TimeRange  # noqa: E402

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import tests.conftest  # noqa: E402, F401
 
 # isort: split
-from chalicelib.rules import load_bundle  # noqa: E402
+from chalicelib.core.rules import load_bundle  # noqa: E402
 from mfawatch.deploy.templates import PARKED_HANDLER, load_stage_config  # noqa: E402
 from tests.support.lambda_async import CappedLambda, failed_mfa_flood  # noqa: E402
 from tests.support.simulation import IAM_FAILURE, Scenario, settings, violations  # noqa: E402

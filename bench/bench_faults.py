@@ -32,7 +32,7 @@ dies as on a Lambda timeout or out-of-memory, before the first or between two ou
 Lambda retries it later in a fresh environment).
 
 When the load is done the outage ends: faults stop, the consumer of parked events
-(``chalicelib.parked.ParkedEvents``, what ``app.consume_parked_events`` runs) reads the
+(``chalicelib.pipeline.parked.ParkedEvents``, what ``app.consume_parked_events`` runs) reads the
 failed-events queue as its SQS event source does (batches of up to 10 records, messages not in
 ``batchItemFailures`` deleted) and replays each record's original event through the same
 service, and the scheduler ticks minute by minute until nothing more comes out. Then the queues
@@ -100,23 +100,23 @@ from tests.conftest import load_event  # noqa: E402
 
 # isort: split
 
-from chalicelib.config import (  # noqa: E402
+from chalicelib.aws.dynamo import DynamoStateStore, create_state_table  # noqa: E402
+from chalicelib.aws.sns import SnsPublisher  # noqa: E402
+from chalicelib.aws.sqs import SqsVisibility  # noqa: E402
+from chalicelib.core.config import (  # noqa: E402
     ENV_OUTPUTS,
     ENV_TABLE_NAME,
     ENV_TOPIC_ARN,
     Settings,
     settings_from_env,
 )
-from chalicelib.delivery import CONFIRM_ATTEMPTS  # noqa: E402
-from chalicelib.documents import delivery_mark  # noqa: E402
-from chalicelib.dynamo import DynamoStateStore, create_state_table  # noqa: E402
-from chalicelib.observability import MemoryMetrics  # noqa: E402
-from chalicelib.parked import ParkedEvents  # noqa: E402
-from chalicelib.records import envelope_of  # noqa: E402
-from chalicelib.rules import RuleSet, load_bundle  # noqa: E402
-from chalicelib.service import AlertService  # noqa: E402
-from chalicelib.sns import SnsPublisher  # noqa: E402
-from chalicelib.sqs import SqsVisibility  # noqa: E402
+from chalicelib.core.documents import delivery_mark  # noqa: E402
+from chalicelib.core.records import envelope_of  # noqa: E402
+from chalicelib.core.rules import RuleSet, load_bundle  # noqa: E402
+from chalicelib.pipeline.delivery import CONFIRM_ATTEMPTS  # noqa: E402
+from chalicelib.pipeline.observability import MemoryMetrics  # noqa: E402
+from chalicelib.pipeline.parked import ParkedEvents  # noqa: E402
+from chalicelib.pipeline.service import AlertService  # noqa: E402
 from mfawatch.deploy.templates import (  # noqa: E402
     FAILED_EVENTS_QUEUE,
     FINAL_DEAD_LETTER_QUEUE,

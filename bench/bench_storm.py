@@ -31,11 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import Settings
-from chalicelib.records import envelope_of
-from chalicelib.rules import load_bundle
-from chalicelib.service import AlertService, MemoryPublisher
-from chalicelib.state import MemoryStore, StateStore
+from chalicelib.core.config import Settings
+from chalicelib.core.records import envelope_of
+from chalicelib.core.rules import load_bundle
+from chalicelib.core.state import MemoryStore, StateStore
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from mfawatch.paths import REPO_ROOT as ROOT
 
 RULE = "iam-console-mfa-failure"
@@ -145,7 +145,7 @@ def dynamo_run(deliveries: list[Any]) -> dict[str, Any]:
     import boto3
     from botocore.config import Config
 
-    from chalicelib.dynamo import DynamoStateStore, create_state_table
+    from chalicelib.aws.dynamo import DynamoStateStore, create_state_table
 
     port = free_port()
     env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")

@@ -1,4 +1,4 @@
-"""The toolkit's own errors: subclasses of the one hierarchy in :mod:`chalicelib.errors`, kept
+"""The toolkit's own errors: subclasses of the one hierarchy in :mod:`chalicelib.core.errors`, kept
 here because the Lambda package never raises them (the Lambda zip carries only what it runs).
 
 :class:`mfawatch.patterns.engine.InvalidPatternError` stays beside the pattern engine: it is the
@@ -7,7 +7,7 @@ engine's public API and phrased like AWS's ``InvalidEventPatternException``.
 
 from __future__ import annotations
 
-from chalicelib.errors import MfawatchError
+from chalicelib.core.errors import MfawatchError
 
 
 class ArchiveReadError(MfawatchError):

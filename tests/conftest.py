@@ -27,7 +27,7 @@ os.environ["MFAWATCH_CHALICE_DIR"] = str(STAGE_DIR)
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
-from chalicelib.rules import RuleSet, load_bundle  # noqa: E402
+from chalicelib.core.rules import RuleSet, load_bundle  # noqa: E402
 from mfawatch.paths import CHALICE_DIR, REPO_ROOT  # noqa: E402
 
 assert CHALICE_DIR == STAGE_DIR, "mfawatch.paths was imported before tests/conftest.py"

@@ -14,9 +14,9 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from chalicelib.config import Settings
-from chalicelib.records import is_cloudtrail_record, is_envelope
-from chalicelib.rules import RuleSet
+from chalicelib.core.config import Settings
+from chalicelib.core.records import is_cloudtrail_record, is_envelope
+from chalicelib.core.rules import RuleSet
 from mfawatch.cli import main
 from mfawatch.replay.readers import ReadStats, SourcedEvent, documents_in, expand_paths, items_of
 from mfawatch.replay.runner import ReplayResult, TimedEvent, replay_timed, timed

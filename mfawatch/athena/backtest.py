@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from chalicelib.rules import RuleSet
+from chalicelib.core.rules import RuleSet
 from mfawatch.athena.client import AthenaQueries, QueryStatus, result_files, run_backtest
 from mfawatch.athena.sql import backtest_select, candidate_events
 from mfawatch.replay.archive import TimeRange

@@ -14,8 +14,8 @@ in parallel and pruning by account, region and date; the decisions stay in our o
 * :func:`record_from_row` - a CloudTrail record rebuilt from one result row, for the engine.
 
 The table keeps the columns of :data:`COLUMNS`: every field of AWS's table, which includes
-every field the rules and :mod:`chalicelib.records` read (a test checks it). Objects whose shape
-varies by service (``requestParameters``, ``responseElements``, ``additionalEventData``,
+every field the rules and :mod:`chalicelib.core.records` read (a test checks it). Objects whose
+shape varies by service (``requestParameters``, ``responseElements``, ``additionalEventData``,
 ``serviceEventDetails``, ``edgeDeviceDetails``) are kept as JSON strings, read in SQL with
 ``json_extract_scalar``; the rebuilt record decodes them back.
 """
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.records import is_cloudtrail_record
-from chalicelib.rules import Rule
+from chalicelib.core.records import is_cloudtrail_record
+from chalicelib.core.rules import Rule
 from mfawatch.errors import AthenaError
 from mfawatch.patterns.requirements import (
     AllOf,

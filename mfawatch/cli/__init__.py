@@ -26,7 +26,7 @@ import sys
 
 import click
 
-from chalicelib.errors import MfawatchError
+from chalicelib.core.errors import MfawatchError
 from mfawatch.cli import (
     athena,
     deploy,

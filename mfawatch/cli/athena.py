@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from chalicelib.rules import load_bundle
+from chalicelib.core.rules import load_bundle
 from mfawatch.athena.sql import backtest_select, create_table_ddl
 from mfawatch.cli.options import RULES_BUNDLE_OPTION, IsoTime, select_rules, split_list
 from mfawatch.errors import AthenaError

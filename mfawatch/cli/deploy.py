@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from chalicelib.errors import MfawatchError
+from chalicelib.core.errors import MfawatchError
 from mfawatch.cli.options import PROJECT_DIR_OPTION, STAGE_OPTION, default_session, handler_names
 from mfawatch.deploy.chalice_app import ChaliceCommand, Project, environ_for_chalice
 from mfawatch.deploy.deployer import (

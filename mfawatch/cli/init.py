@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from chalicelib.config import ENV_TOPIC_ARN, settings_from_env
-from chalicelib.errors import ConfigError, MfawatchError
-from chalicelib.rules import SEVERITIES
+from chalicelib.core.config import ENV_TOPIC_ARN, settings_from_env
+from chalicelib.core.errors import ConfigError, MfawatchError
+from chalicelib.core.rules import SEVERITIES
 from mfawatch.cli.options import PROJECT_DIR_OPTION, handler_names
 from mfawatch.deploy.chalice_app import Project
 from mfawatch.deploy.init import (

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from chalicelib.errors import MfawatchError
-from chalicelib.records import parse_time
-from chalicelib.rules import BUNDLE_PATH, RuleSet
-from chalicelib.suppressions import BUNDLE_PATH as SUPPRESSIONS_BUNDLE
+from chalicelib.core.errors import MfawatchError
+from chalicelib.core.records import parse_time
+from chalicelib.core.rules import BUNDLE_PATH, RuleSet
+from chalicelib.core.suppressions import BUNDLE_PATH as SUPPRESSIONS_BUNDLE
 from mfawatch.paths import CHALICE_CONFIG, REPO_ROOT, RULES_DIR, SUPPRESSIONS_DIR
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import MfawatchError
-from chalicelib.rules import load_bundle
+from chalicelib.core.errors import MfawatchError
+from chalicelib.core.rules import load_bundle
 from mfawatch.cli.options import RULES_BUNDLE_OPTION, default_session, with_options
 from mfawatch.errors import ForwarderConfigError
 from mfawatch.org.audit import AssumeRoleClients, organization_accounts, render_table, run_audit

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from chalicelib.errors import MfawatchError
+from chalicelib.core.errors import MfawatchError
 from mfawatch.cli.options import CONFIG_OPTION, STAGE_OPTION, default_session
 from mfawatch.deploy.redrive import ParkedQueues, redrive
 from mfawatch.deploy.templates import load_stage_config

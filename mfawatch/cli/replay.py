@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from chalicelib.config import Settings, settings_from_env
-from chalicelib.errors import MfawatchError
-from chalicelib.rules import RuleSet, load_bundle
-from chalicelib.suppressions import Suppressions, load_suppressions
+from chalicelib.core.config import Settings, settings_from_env
+from chalicelib.core.errors import MfawatchError
+from chalicelib.core.rules import RuleSet, load_bundle
+from chalicelib.core.suppressions import Suppressions, load_suppressions
 from mfawatch.athena.backtest import athena_events
 from mfawatch.cli.options import (
     RULES_BUNDLE_OPTION,

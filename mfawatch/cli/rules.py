@@ -13,9 +13,9 @@ from typing import NoReturn
 
 import click
 
-from chalicelib.errors import MfawatchError
-from chalicelib.records import as_envelope, is_cloudtrail_record, is_envelope
-from chalicelib.rules import load_bundle
+from chalicelib.core.errors import MfawatchError
+from chalicelib.core.records import as_envelope, is_cloudtrail_record, is_envelope
+from chalicelib.core.rules import load_bundle
 from mfawatch.cli.options import RULES_BUNDLE_OPTION, RULES_DIR_OPTION, exit_on_errors
 from mfawatch.patterns.describe import describe_pattern
 from mfawatch.patterns.engine import InvalidPatternError, compile_pattern

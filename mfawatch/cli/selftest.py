@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from chalicelib.errors import MfawatchError
+from chalicelib.core.errors import MfawatchError
 from mfawatch.cli.options import PROJECT_DIR_OPTION, STAGE_OPTION, handler_names
 from mfawatch.deploy.selftest import deployed_function_names, render_report, run_selftest
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from chalicelib.errors import MfawatchError
-from chalicelib.rules import load_bundle
+from chalicelib.core.errors import MfawatchError
+from chalicelib.core.rules import load_bundle
 from mfawatch.cli.options import (
     CONFIG_OPTION,
     STAGE_OPTION,

@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import ConfigError
+from chalicelib.core.errors import ConfigError
 from mfawatch.deploy.stacks import StackError, aws_error
 from mfawatch.deploy.templates import StageConfig
 

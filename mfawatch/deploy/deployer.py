@@ -39,9 +39,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.config import settings_from_env
-from chalicelib.errors import MfawatchError
-from chalicelib.rules import load_bundle
+from chalicelib.core.config import settings_from_env
+from chalicelib.core.errors import MfawatchError
+from chalicelib.core.rules import load_bundle
 from mfawatch.deploy.chalice_app import ChaliceApp, ChaliceCommand, Project
 from mfawatch.deploy.concurrency import preflight
 from mfawatch.deploy.policy import policy_json, stage_policy

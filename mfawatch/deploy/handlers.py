@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from chalicelib.errors import ConfigError
+from chalicelib.core.errors import ConfigError
 from mfawatch.paths import REPO_ROOT
 
 

@@ -3,8 +3,8 @@
 From flags, or prompts for what is missing: the account the stage deploys to and its Region, the
 accounts expected to send sign-in events and their names, the outputs (alerts, and the pager
 with its minimum severity) and optional e-mail subscriptions. The result is checked the way the
-functions and ``mfawatch deploy`` will read it (:func:`chalicelib.config.settings_from_env`, the
-stage-name limit, the policy generator), and the change is shown as a diff before it is written.
+functions and ``mfawatch deploy`` will read it (:func:`chalicelib.core.config.settings_from_env`,
+the stage-name limit, the policy generator), and the change is shown as a diff before it is written.
 
 A new stage starts as a copy of an existing one (``--like``, default ``dev``), so settings that
 are not asked for (thresholds, memory, the reserved concurrency) come from the file
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import (
+from chalicelib.core.config import (
     ENV_ACCOUNT_NAMES,
     ENV_ALLOWED_ACCOUNTS,
     ENV_CANARY_TOPIC_ARN,
@@ -35,8 +35,8 @@ from chalicelib.config import (
     parse_outputs,
     settings_from_env,
 )
-from chalicelib.errors import ConfigError
-from chalicelib.rules import SEVERITIES
+from chalicelib.core.errors import ConfigError
+from chalicelib.core.rules import SEVERITIES
 from mfawatch.deploy.policy import stage_policy
 from mfawatch.deploy.templates import (
     DEFAULT_ROUTES,

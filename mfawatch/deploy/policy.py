@@ -19,8 +19,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.config import ENV_OUTPUTS, ENV_TABLE_NAME, ENV_TOPIC_ARN, parse_outputs
-from chalicelib.errors import ConfigError
+from chalicelib.core.config import ENV_OUTPUTS, ENV_TABLE_NAME, ENV_TOPIC_ARN, parse_outputs
+from chalicelib.core.errors import ConfigError
 from mfawatch.deploy.templates import (
     PUBLISH_ALERTS_SID,
     StageConfig,

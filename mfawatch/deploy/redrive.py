@@ -22,8 +22,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import ParkedRecordError
-from chalicelib.parked import function_name_of
+from chalicelib.core.errors import ParkedRecordError
+from chalicelib.pipeline.parked import function_name_of
 from mfawatch.errors import RedriveError
 
 #: SQS ReceiveMessage and SendMessageBatch take at most 10 messages.

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.rules import Rule
+from chalicelib.core.rules import Rule
 from mfawatch.deploy.stacks import StackError
 from mfawatch.deploy.templates import StageNames
 

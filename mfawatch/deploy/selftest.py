@@ -1,7 +1,7 @@
 """The self-test of a deployed stage (``mfawatch selftest``): does each deployed function run?
 
 Invokes each deployed function synchronously (``lambda.invoke``, ``RequestResponse``) with the
-self-test payload of :mod:`chalicelib.selftest`, which the functions answer before the service
+self-test payload of :mod:`chalicelib.core.selftest`, which the functions answer before the service
 is called: no incident state, no sign-in counted, no rule pattern matches it. Reports per
 function one of: ok; did not start (the init error); raised (error type, message, request id);
 answered something else (its first 200 bytes); no such function; could not invoke.
@@ -25,9 +25,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import MfawatchError
-from chalicelib.rules import load_bundle
-from chalicelib.selftest import SELFTEST_KEY, selftest_event
+from chalicelib.core.errors import MfawatchError
+from chalicelib.core.rules import load_bundle
+from chalicelib.core.selftest import SELFTEST_KEY, selftest_event
 from mfawatch.deploy.templates import load_stage_config
 from mfawatch.paths import CHALICE_CONFIG, CHALICE_DIR
 

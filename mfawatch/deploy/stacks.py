@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import ConfigError, MfawatchError
+from chalicelib.core.errors import ConfigError, MfawatchError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient

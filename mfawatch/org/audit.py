@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.constants import RULE_STATE_ENABLED, RULE_STATE_WITH_READ_ONLY
-from chalicelib.render import clean_text
-from chalicelib.rules import Rule
+from chalicelib.core.constants import RULE_STATE_ENABLED, RULE_STATE_WITH_READ_ONLY
+from chalicelib.core.render import clean_text
+from chalicelib.core.rules import Rule
 from mfawatch.errors import AuditError
 from mfawatch.org.forwarder import (
     RULE_NAME_PREFIX,

@@ -44,8 +44,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from chalicelib.constants import HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE, RULE_STATE_ENABLED
-from chalicelib.rules import Rule
+from chalicelib.core.constants import HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE, RULE_STATE_ENABLED
+from chalicelib.core.rules import Rule
 from mfawatch.deploy.templates import cfn_logical_id, function_logical_id
 from mfawatch.errors import ForwarderConfigError
 

@@ -55,9 +55,9 @@ from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
-from chalicelib.errors import EventParseError
-from chalicelib.records import as_envelope, is_cloudtrail_record, is_envelope, replay_time
-from chalicelib.rules import Rule
+from chalicelib.core.errors import EventParseError
+from chalicelib.core.records import as_envelope, is_cloudtrail_record, is_envelope, replay_time
+from chalicelib.core.rules import Rule
 from mfawatch.errors import ArchiveReadError
 from mfawatch.patterns.requirements import AllOf, AnyOf, Condition, OneOf, pattern_condition
 from mfawatch.replay.readers import (

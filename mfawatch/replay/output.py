@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from chalicelib.channels import publish_params
-from chalicelib.config import Settings
-from chalicelib.notifications import Notification
-from chalicelib.render import clean_text, render_subject
+from chalicelib.core.channels import publish_params
+from chalicelib.core.config import Settings
+from chalicelib.core.notifications import Notification
+from chalicelib.core.render import clean_text, render_subject
 from mfawatch.replay.readers import ReadStats
 from mfawatch.replay.runner import ReplayResult
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.config import Settings
-from chalicelib.errors import EventParseError
-from chalicelib.notifications import Notification
-from chalicelib.records import as_envelope, parse_event, record_event_id, replay_time
-from chalicelib.rules import Rule, RuleSet
-from chalicelib.service import AlertService, MemoryPublisher
-from chalicelib.state import MemoryStore
-from chalicelib.suppressions import Suppressions
+from chalicelib.core.config import Settings
+from chalicelib.core.errors import EventParseError
+from chalicelib.core.notifications import Notification
+from chalicelib.core.records import as_envelope, parse_event, record_event_id, replay_time
+from chalicelib.core.rules import Rule, RuleSet
+from chalicelib.core.state import MemoryStore
+from chalicelib.core.suppressions import Suppressions
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from mfawatch.patterns.engine import compile_pattern
 from mfawatch.replay.readers import ReadStats, SourcedEvent
 

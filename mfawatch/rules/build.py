@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.errors import EventParseError, RuleError
-from chalicelib.records import as_envelope, parse_event
-from chalicelib.rules import BUNDLE_PATH, Rule, RuleSet, bundle_json, rule_from_mapping
+from chalicelib.core.errors import EventParseError, RuleError
+from chalicelib.core.records import as_envelope, parse_event
+from chalicelib.core.rules import BUNDLE_PATH, Rule, RuleSet, bundle_json, rule_from_mapping
 from mfawatch.paths import RULES_DIR
 from mfawatch.patterns.engine import InvalidPatternError, compile_pattern
 
@@ -248,7 +248,10 @@ def run_case(rule: Rule, case: RuleCase) -> CaseResult:
     publish exactly one alert with that title and key, once settled (a fresh in-memory state
     per case).
     """
-    from chalicelib.service import AlertService, MemoryPublisher  # the same path the Lambda takes
+    from chalicelib.pipeline.service import (  # the same path the Lambda takes
+        AlertService,
+        MemoryPublisher,
+    )
 
     envelope = as_envelope(case.event)
     matched = compile_pattern(rule.event_pattern).matches(envelope)

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from chalicelib.constants import HEARTBEAT_OVERDUE_SECONDS
-from chalicelib.rules import HEARTBEAT_RULE, Rule
+from chalicelib.core.constants import HEARTBEAT_OVERDUE_SECONDS
+from chalicelib.core.rules import HEARTBEAT_RULE, Rule
 from mfawatch.paths import REPO_ROOT, RULES_DIR
 from mfawatch.rules.build import RuleCase, RuleFile, load_rules_dir
 
@@ -149,7 +149,7 @@ def render_runbooks(files: Sequence[RuleFile], root: Path = REPO_ROOT) -> dict[s
         for f in files
     }
     pages[f"{HEARTBEAT_RULE.id}.md"] = render_runbook(
-        HEARTBEAT_RULE, (), "chalicelib/rules.py (HEARTBEAT_RULE)"
+        HEARTBEAT_RULE, (), "chalicelib/core/rules.py (HEARTBEAT_RULE)"
     )
     pages[INDEX] = render_index([*(f.rule for f in files), HEARTBEAT_RULE])
     return pages

@@ -7,7 +7,7 @@ Validation, in order, each error naming the file and the JSON path:
 3. ``id`` equals the file name, ``expires`` is a date, each source CIDR is a network
    (``ipaddress``, IPv4 or IPv6, no host bits set), each rule id names a rule;
 4. with ``today`` (the build and ``suppressions check``): ``expires`` lies after today and at most
-   :data:`chalicelib.suppressions.MAX_DAYS` days ahead.
+   :data:`chalicelib.core.suppressions.MAX_DAYS` days ahead.
 
 The compiled copy (``chalicelib/suppressions.json``) does not depend on today, so the staleness
 test compares it without a date; expiry is :func:`check_suppressions`' job, run by ``make lint``.
@@ -21,8 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from chalicelib.errors import RuleError
-from chalicelib.suppressions import (
+from chalicelib.core.errors import RuleError
+from chalicelib.core.suppressions import (
     BUNDLE_PATH,
     MAX_DAYS,
     WARN_DAYS,

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.dynamo import create_state_table
+from chalicelib.aws.dynamo import create_state_table
 
 
 @pytest.fixture

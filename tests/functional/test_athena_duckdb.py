@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.records import as_envelope
-from chalicelib.rules import RuleSet
+from chalicelib.core.records import as_envelope
+from chalicelib.core.rules import RuleSet
 from mfawatch.athena.local import create_view, unload_locally
 from mfawatch.athena.sql import backtest_select, candidate_events
 from mfawatch.paths import DEMO_SCENARIO

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
-from chalicelib.rules import RuleSet
+from chalicelib.core.rules import RuleSet
 from mfawatch.cli.org import make_audit_command
 from mfawatch.org.audit import (
     DISABLED,

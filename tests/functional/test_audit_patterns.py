@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 from click.testing import CliRunner
 
-from chalicelib.rules import Rule, RuleSet
+from chalicelib.core.rules import Rule, RuleSet
 from mfawatch.cli.org import make_audit_command
 from mfawatch.org.audit import OK, PARTIAL, PATTERN_DIFFERS, AssumeRoleClients, run_audit
 from mfawatch.org.forwarder import expected_rules, forwarding_rule_name, member_template

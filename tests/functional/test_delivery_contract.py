@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import Settings
-from chalicelib.dynamo import DynamoStateStore
-from chalicelib.errors import FailedOpenError, PublishError, StateStoreError
-from chalicelib.notifications import Notification
-from chalicelib.observability import MemoryMetrics
-from chalicelib.records import envelope_of
-from chalicelib.rules import load_bundle
-from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.aws.dynamo import DynamoStateStore
+from chalicelib.core.config import Settings
+from chalicelib.core.errors import FailedOpenError, PublishError, StateStoreError
+from chalicelib.core.notifications import Notification
+from chalicelib.core.records import envelope_of
+from chalicelib.core.rules import load_bundle
+from chalicelib.pipeline.observability import MemoryMetrics
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from tests.conftest import load_event
 from tests.support.wire import Wire, dev_settings
 

@@ -13,10 +13,10 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-from chalicelib.constants import HEARTBEAT_PATTERN
-from chalicelib.dynamo import create_state_table
-from chalicelib.errors import ConfigError, EventParseError, FailedOpenError, PublishError
-from chalicelib.records import envelope_of
+from chalicelib.aws.dynamo import create_state_table
+from chalicelib.core.constants import HEARTBEAT_PATTERN
+from chalicelib.core.errors import ConfigError, EventParseError, FailedOpenError, PublishError
+from chalicelib.core.records import envelope_of
 from mfawatch.deploy.templates import load_stage_config
 from tests.conftest import load_event
 from tests.factory import on_failure_record, sqs_event_record
@@ -78,7 +78,7 @@ def _received(aws: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_every_rule_has_a_registered_handler() -> None:
     import app as chalice_app
-    from chalicelib.rules import load_bundle
+    from chalicelib.core.rules import load_bundle
 
     rules = load_bundle()
     assert {rule.handler_name for rule in rules} <= set(chalice_app.app.handler_map)
@@ -172,7 +172,7 @@ def test_publish_failure_raises_so_lambda_retries(client: Client, aws: dict[str,
 
 
 def test_missing_topic_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from chalicelib.config import settings_from_env
+    from chalicelib.core.config import settings_from_env
 
     with pytest.raises(ConfigError, match="MFAWATCH_TOPIC_ARN"):
         settings_from_env({})

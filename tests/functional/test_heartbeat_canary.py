@@ -19,14 +19,14 @@ from chalice.test import Client
 from moto import mock_aws
 
 import app as app_module
-from chalicelib.config import Settings
-from chalicelib.dynamo import DynamoStateStore, create_state_table
-from chalicelib.errors import PublishError
-from chalicelib.heartbeats import PIPELINE_HEARTBEATS, heartbeat_key
-from chalicelib.observability import MemoryMetrics
-from chalicelib.rules import load_bundle
-from chalicelib.service import AlertService
-from chalicelib.sns import SnsCanary, SnsPublisher
+from chalicelib.aws.dynamo import DynamoStateStore, create_state_table
+from chalicelib.aws.sns import SnsCanary, SnsPublisher
+from chalicelib.core.config import Settings
+from chalicelib.core.errors import PublishError
+from chalicelib.core.rules import load_bundle
+from chalicelib.pipeline.heartbeats import PIPELINE_HEARTBEATS, heartbeat_key
+from chalicelib.pipeline.observability import MemoryMetrics
+from chalicelib.pipeline.service import AlertService
 from tests.support.wire import dev_settings
 
 ACCOUNT = "111122223333"  # the account of the dev stage's ARNs (tests/stage/config.json)

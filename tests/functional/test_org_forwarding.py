@@ -23,8 +23,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.records import as_envelope
-from chalicelib.rules import RuleSet
+from chalicelib.core.records import as_envelope
+from chalicelib.core.rules import RuleSet
 from mfawatch.org.audit import AssumeRoleClients
 from mfawatch.org.forwarder import member_template, parse_central_bus_arn
 from mfawatch.patterns.engine import compile_pattern

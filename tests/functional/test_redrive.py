@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from moto import mock_aws
 
-from chalicelib.records import envelope_of
+from chalicelib.core.records import envelope_of
 from mfawatch.cli.redrive import make_redrive_command
 from tests.conftest import load_event
 from tests.factory import on_failure_record

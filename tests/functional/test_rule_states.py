@@ -14,8 +14,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from chalicelib import constants as c
-from chalicelib.rules import load_bundle
+from chalicelib.core import constants as c
+from chalicelib.core.rules import load_bundle
 from mfawatch.deploy.rule_states import EventRules, rule_states
 from mfawatch.deploy.stacks import StackError
 from mfawatch.deploy.templates import StageNames

@@ -12,7 +12,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from chalicelib.selftest import SELFTEST_KEY, selftest_event
+from chalicelib.core.selftest import SELFTEST_KEY, selftest_event
 from mfawatch.deploy.selftest import (
     HINTS,
     NOT_FOUND,

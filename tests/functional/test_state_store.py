@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.dynamo import DynamoStateStore
-from chalicelib.errors import StateStoreError
-from chalicelib.state import (
+from chalicelib.aws.dynamo import DynamoStateStore
+from chalicelib.core.errors import StateStoreError
+from chalicelib.core.state import (
     Absent,
     AllOf,
     AnyOf,

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.dynamo import DynamoStateStore
-from chalicelib.rules import load_bundle
-from chalicelib.service import AlertService, MemoryPublisher
-from chalicelib.suppressions import Suppressions
+from chalicelib.aws.dynamo import DynamoStateStore
+from chalicelib.core.rules import load_bundle
+from chalicelib.core.suppressions import Suppressions
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from tests.support.events import BASE, IAM_FAILURE, failed_mfa
 from tests.support.suppressions import OWNER, REASON, suppression
 from tests.support.wire import Wire, dev_settings

@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.rules import RuleSet
+from chalicelib.core.rules import RuleSet
 from mfawatch.athena.client import AthenaQueries, QueryStatus, result_files, run_backtest
 from mfawatch.athena.sql import SOURCE_COLUMN, backtest_select, candidate_events
 from mfawatch.replay.archive import TimeRange

@@ -17,19 +17,19 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from chalicelib.config import Settings, Threshold
-from chalicelib.dynamo import DynamoStateStore, create_state_table
-from chalicelib.errors import EventInProgressError
-from chalicelib.notifications import (
+from chalicelib.aws.dynamo import DynamoStateStore, create_state_table
+from chalicelib.core.config import Settings, Threshold
+from chalicelib.core.errors import EventInProgressError
+from chalicelib.core.notifications import (
     KIND_ALERT,
     KIND_ESCALATION,
     KIND_STORM,
     KIND_SUMMARY,
     Notification,
 )
-from chalicelib.records import envelope_of
-from chalicelib.rules import RuleSet, load_bundle
-from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.core.records import envelope_of
+from chalicelib.core.rules import RuleSet, load_bundle
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from tests.conftest import load_event
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ INCIDENTS = [("u0", "203.0.113.1"), ("u0", "203.0.113.2"), ("u1", "203.0.113.1")
 EVENTS_PER_INCIDENT = 6
 
 
-# Every publish call, thread-safe: chalicelib.service.MemoryPublisher.published.
+# Every publish call, thread-safe: chalicelib.pipeline.service.MemoryPublisher.published.
 CollectingPublisher = MemoryPublisher
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.constants import RULE_STATE_WITH_READ_ONLY
+from chalicelib.core.constants import RULE_STATE_WITH_READ_ONLY
 from mfawatch.deploy.handlers import app_handler_names
 from tests.conftest import MOTO_ACCOUNT, ROOT
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from chalicelib.rules import RuleSet
+from chalicelib.core.rules import RuleSet
 from mfawatch.cli.org import forwarder_template
 from mfawatch.deploy.templates import load_resources_template
 from tests.conftest import ROOT

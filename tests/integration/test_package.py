@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.config import settings_from_env
-from chalicelib.constants import HEARTBEAT_PATTERN
-from chalicelib.rules import load_bundle
+from chalicelib.core.config import settings_from_env
+from chalicelib.core.constants import HEARTBEAT_PATTERN
+from chalicelib.core.rules import load_bundle
 from mfawatch.deploy.templates import load_stage_config
 from tests.conftest import ROOT
 from tests.support.tools import chalice_package, offline_env

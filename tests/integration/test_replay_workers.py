@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from chalicelib.rules import RuleSet
+from chalicelib.core.rules import RuleSet
 from mfawatch.cli import main
 from mfawatch.paths import DEMO_SCENARIO
 from mfawatch.replay.archive import Prefilter, local_files, ordered_events

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib.heartbeats import heartbeat_key
-from chalicelib.records import envelope_of
-from chalicelib.rules import load_bundle
-from chalicelib.selftest import selftest_event
+from chalicelib.core.records import envelope_of
+from chalicelib.core.rules import load_bundle
+from chalicelib.core.selftest import selftest_event
+from chalicelib.pipeline.heartbeats import heartbeat_key
 from mfawatch.deploy.handlers import app_handler_names
 from mfawatch.deploy.selftest import (
     NOT_FOUND,

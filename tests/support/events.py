@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.records import envelope_of
+from chalicelib.core.records import envelope_of
 from tests.conftest import load_event
 
 BASE = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

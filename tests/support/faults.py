@@ -1,4 +1,4 @@
-"""A fault-injecting wrapper around any :class:`chalicelib.state.StateStore`, and a small
+"""A fault-injecting wrapper around any :class:`chalicelib.core.state.StateStore`, and a small
 simulation of Lambda's asynchronous retries plus the per-minute scheduler.
 
 One :class:`Fault` names the requests it hits (operation, key prefix, which matching call) and
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.errors import StateStoreError
-from chalicelib.notifications import Notification
-from chalicelib.service import AlertService, MemoryPublisher
-from chalicelib.state import Condition, Item, StateStore
+from chalicelib.core.errors import StateStoreError
+from chalicelib.core.notifications import Notification
+from chalicelib.core.state import Condition, Item, StateStore
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 
 #: Lambda's asynchronous retries: the second attempt a minute after the first, the third two
 #: minutes after the second (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).

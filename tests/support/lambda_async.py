@@ -16,8 +16,9 @@ Modelled as AWS documents it (AWS Lambda Developer Guide, invocation-async-error
   call waits out botocore's retries), short otherwise.
 * The on-failure destination is the failed-events queue: the consumer's event source runs at
   most its maximum concurrency of consumer environments (it polls no more than that, so it is
-  never throttled); a record that fails comes back after :func:`chalicelib.parked.retry_delay`
-  and after ``maxReceiveCount`` receives lands in the dead-letter queue.
+  never throttled); a record that fails comes back after
+  :func:`chalicelib.pipeline.parked.retry_delay` and after ``maxReceiveCount`` receives lands in the
+  dead-letter queue.
 * The scheduler runs every minute in its one environment.
 
 Every environment is an :class:`AlertService` of its own (its own memory, as execution
@@ -34,10 +35,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.notifications import Notification
-from chalicelib.parked import retry_delay
-from chalicelib.rules import RuleSet
-from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.core.notifications import Notification
+from chalicelib.core.rules import RuleSet
+from chalicelib.pipeline.parked import retry_delay
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from mfawatch.deploy.templates import MAX_EVENT_AGE_SECONDS, MAX_RETRY_ATTEMPTS, PARKED_HANDLER
 from tests.support.simulation import (
     BASE,
@@ -59,7 +60,7 @@ THROTTLE_MAX_RETRY = 300.0
 #: The failed-events queue's redrive policy (deploy/resources.yaml).
 MAX_RECEIVE_COUNT = 10
 SCHEDULER = "send_due_summaries"
-#: The prefix of a marked copy's id (chalicelib.events.fail_open_copy_id).
+#: The prefix of a marked copy's id (chalicelib.pipeline.fail_open.fail_open_copy_id).
 FAIL_OPEN_PREFIX = "failopen:"
 
 

@@ -3,14 +3,16 @@ process kill at every store and publish call, every arrival order, then invarian
 
 The pieces, all pure (no moto, no threads, no wall clock):
 
-* :class:`SimulatedStore` is :class:`chalicelib.state.MemoryStore` (which already models DynamoDB's
+* :class:`SimulatedStore` is :class:`chalicelib.core.state.MemoryStore` (which already models
+DynamoDB's
   lazy TTL, ``group`` index lag and the 2048-byte key limit) plus a :class:`FaultPlan`: every call
   is numbered, and the planned call fails (``error``: nothing applied), is applied but its reply
   is lost (``lost-reply``: applied, then the call raises as after botocore's retries), is applied
   twice (``resent``: the reply was lost and botocore's retry sent it again), or kills the process
   (``kill``: a :class:`Killed`, a ``BaseException`` like a Lambda timeout or an out-of-memory,
   before the request is sent).
-* :class:`SimulatedPublisher` is :class:`chalicelib.service.MemoryPublisher` on the same plan
+* :class:`SimulatedPublisher` is :class:`chalicelib.pipeline.service.MemoryPublisher` on the same
+plan
   (a lost reply is an SNS ``Publish`` that went out while the caller saw an error).
 * :class:`Simulation` drives one :class:`Scenario` on a virtual clock as Lambda would: each event
   is an asynchronous invocation, retried twice, 1 and 2 minutes apart
@@ -42,9 +44,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from chalicelib.config import Output, Settings, Threshold
-from chalicelib.errors import PublishError, StateStoreError
-from chalicelib.notifications import (
+from chalicelib.core.config import Output, Settings, Threshold
+from chalicelib.core.errors import PublishError, StateStoreError
+from chalicelib.core.notifications import (
     FATIGUE_ID_PREFIX,
     KIND_ALERT,
     KIND_ESCALATION,
@@ -53,11 +55,11 @@ from chalicelib.notifications import (
     Notification,
     is_fatigue_correction,
 )
-from chalicelib.records import envelope_of, parse_event
-from chalicelib.rules import RuleSet, load_bundle
-from chalicelib.service import AlertService, MemoryPublisher
-from chalicelib.state import Condition, IndexLag, Item, MemoryStore
-from chalicelib.suppressions import Suppressions, suppression_from_mapping
+from chalicelib.core.records import envelope_of, parse_event
+from chalicelib.core.rules import RuleSet, load_bundle
+from chalicelib.core.state import Condition, IndexLag, Item, MemoryStore
+from chalicelib.core.suppressions import Suppressions, suppression_from_mapping
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from tests.conftest import load_event
 
 T = TypeVar("T")

@@ -1,5 +1,5 @@
 """Builders of suppressions for tests: files under a temporary ``suppressions/`` and deployed
-:class:`chalicelib.suppressions.Suppression` values, with dates relative to an injected day."""
+:class:`chalicelib.core.suppressions.Suppression` values, with dates relative to an injected day."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from chalicelib.suppressions import Suppression, suppression_from_mapping
+from chalicelib.core.suppressions import Suppression, suppression_from_mapping
 
 OWNER = "secops@example.com"
 REASON = "external pen test, ticket SEC-42"

@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import EndpointConnectionError
 
-from chalicelib.config import Settings, settings_from_env
+from chalicelib.core.config import Settings, settings_from_env
 from mfawatch.deploy.templates import load_stage_config
 
 

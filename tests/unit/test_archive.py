@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.records import as_envelope
-from chalicelib.rules import RuleSet
+from chalicelib.core.records import as_envelope
+from chalicelib.core.rules import RuleSet
 from mfawatch.cli import main
 from mfawatch.paths import DEMO_SCENARIO
 from mfawatch.patterns.engine import compile_pattern

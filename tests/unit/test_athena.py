@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from chalicelib.records import (
+from chalicelib.core.records import (
     SignInRecord,
     as_envelope,
     is_cloudtrail_record,
     is_envelope,
     parse_event,
 )
-from chalicelib.rules import Rule, RuleSet, rule_from_mapping
+from chalicelib.core.rules import Rule, RuleSet, rule_from_mapping
 from mfawatch.athena.sql import (
     SOURCE_COLUMN,
     backtest_select,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from chalicelib.rules import RuleSet
+from chalicelib.core.rules import RuleSet
 from mfawatch.org.audit import (
     DISABLED,
     MISSING,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.campaigns import (
+from chalicelib.core.campaigns import (
     Campaign,
     campaign_key,
     campaign_member,
@@ -19,14 +19,14 @@ from chalicelib.campaigns import (
     members_of,
     spray_window,
 )
-from chalicelib.config import Settings, Threshold, settings_from_env
-from chalicelib.errors import ConfigError
-from chalicelib.notifications import KIND_ESCALATION, KIND_SUMMARY, Notification
-from chalicelib.records import envelope_of, parse_event
-from chalicelib.render import render_subject, render_text
-from chalicelib.rules import load_bundle
-from chalicelib.service import AlertService, MemoryPublisher
-from chalicelib.state import MAX_KEY_BYTES, MemoryStore
+from chalicelib.core.config import Settings, Threshold, settings_from_env
+from chalicelib.core.errors import ConfigError
+from chalicelib.core.notifications import KIND_ESCALATION, KIND_SUMMARY, Notification
+from chalicelib.core.records import envelope_of, parse_event
+from chalicelib.core.render import render_subject, render_text
+from chalicelib.core.rules import load_bundle
+from chalicelib.core.state import MAX_KEY_BYTES, MemoryStore
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from tests.conftest import load_event
 from tests.support.simulation import IAM_FAILURE as IAM_MFA
 from tests.support.simulation import ROOT_FAILURE as ROOT

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.channels import (
+from chalicelib.core.channels import (
     SMS_MAX,
     alert_document,
     escape_markdown,
@@ -17,12 +17,12 @@ from chalicelib.channels import (
     render_chat,
     render_sms,
 )
-from chalicelib.config import Output, Settings, parse_outputs, settings_from_env
-from chalicelib.errors import ConfigError, PublishError
-from chalicelib.notifications import Notification, alert_for
-from chalicelib.records import envelope_of, parse_event
-from chalicelib.rules import RuleSet
-from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.core.config import Output, Settings
+from chalicelib.core.errors import PublishError
+from chalicelib.core.notifications import Notification, alert_for
+from chalicelib.core.records import envelope_of, parse_event
+from chalicelib.core.rules import RuleSet
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from tests.conftest import load_event
 
 HOSTILE_UA = (
@@ -243,39 +243,3 @@ def test_escape_markdown() -> None:
     assert escape_markdown("[a](http://x) *b* <!here> & `c` ~d~ |e") == (
         "［a］(http://x) ∗b∗ &lt;!here&gt; &amp; ˋcˋ ∼d∼ ¦e"
     )
-
-
-@pytest.mark.parametrize(
-    ("raw", "message"),
-    [
-        ("[]", "non-empty JSON object"),
-        ('{"Alerts": {"topic_arn": "arn:aws:sns:us-east-1:1:t"}}', "lower-case"),
-        ('{"a": {"topic_arn": "nope"}}', "MFAWATCH_OUTPUTS.a.topic_arn must be an SNS topic ARN"),
-        (
-            '{"a": {"topic_arn": "arn:aws:sns:us-east-1:1:t", "min_severity": "URGENT"}}',
-            "MFAWATCH_OUTPUTS.a.min_severity",
-        ),
-        (
-            '{"a": {"topic_arn": "arn:aws:sns:us-east-1:1:t", "kinds": ["alarm"]}}',
-            "MFAWATCH_OUTPUTS.a.kinds",
-        ),
-        (
-            '{"a": {"topic_arn": "arn:aws:sns:us-east-1:1:t", "format": "slack"}}',
-            "MFAWATCH_OUTPUTS.a.format",
-        ),
-        ('{"a": {"topic_arn": "arn:aws:sns:us-east-1:1:t", "color": "red"}}', "unknown field"),
-    ],
-)
-def test_bad_outputs_config_names_the_field(raw: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=re.escape(message)):
-        parse_outputs(raw)
-
-
-def test_bad_allowed_accounts_is_rejected() -> None:
-    with pytest.raises(ConfigError, match="MFAWATCH_ALLOWED_ACCOUNTS: not 12-digit"):
-        settings_from_env(
-            {
-                "MFAWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t",
-                "MFAWATCH_ALLOWED_ACCOUNTS": "123, 111122223333",
-            }
-        )

@@ -1,8 +1,8 @@
-"""The pure decisions of chalicelib.decisions and the typed items of chalicelib.documents."""
+"""The pure decisions of chalicelib.core.decisions (the typed items: test_documents.py)."""
 
 from __future__ import annotations
 
-from chalicelib.decisions import (
+from chalicelib.core.decisions import (
     Claim,
     brute_force_burst,
     claim_outcome,
@@ -13,16 +13,11 @@ from chalicelib.decisions import (
     merge_repeats,
     rate_slot,
 )
-from chalicelib.documents import (
-    MAX_STORED_STRING,
+from chalicelib.core.documents import (
     ClaimStatus,
     EventClaim,
     Held,
-    Outbox,
-    OutboxEntry,
     PrincipalFailures,
-    bounded,
-    delivery_mark,
 )
 
 
@@ -123,23 +118,3 @@ def test_held_notifications_merge_into_one_exact_digest() -> None:
     assert stats.event_ids == ("alert-u1-0", "summary-u1-0", "summary-u1-1")  # capped at 3
     assert (stats.first, stats.last) == (5.0, 31.0)
     assert merge_held([], 10) is None
-
-
-def test_outbox_pending_skips_held_and_confirmed_and_drops_delivered_entries() -> None:
-    a = OutboxEntry("alert:a", {"kind": "alert"}, ("alerts", "pager"))
-    held = OutboxEntry("alert:b", {"kind": "alert"}, ("alerts",), held=True)
-    outbox = Outbox((a, held), frozenset({delivery_mark("alert:a", "alerts")}))
-    assert outbox.pending() == [(a, "pager")]
-    done = Outbox((a,), frozenset({delivery_mark("alert:a", "alerts"), "alert:a@pager"}))
-    summary = OutboxEntry("summary:a", {"kind": "summary"}, ("alerts",))
-    grown = done.with_entries([summary])
-    assert grown.entries == (summary,) and grown.delivered == frozenset()
-    assert Outbox.from_item(grown.to_item()) == grown
-
-
-def test_stored_values_are_bounded_whatever_the_input() -> None:
-    huge = {"userAgent": "A" * 200 * 1024, "ids": [str(i) for i in range(5000)]}
-    small = bounded(huge)
-    assert len(small["userAgent"]) == MAX_STORED_STRING
-    assert small["userAgent"].endswith("…")
-    assert len(small["ids"]) == 200

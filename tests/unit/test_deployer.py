@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from chalicelib.errors import MfawatchError
+from chalicelib.core.errors import MfawatchError
 from mfawatch.deploy.deployer import (
     ROUTE_MERGED,
     ROUTE_STACKS,

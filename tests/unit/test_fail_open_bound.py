@@ -13,8 +13,8 @@ from collections import Counter
 
 import pytest
 
-from chalicelib.events import FAIL_OPEN_PER_ENVIRONMENT, FAIL_OPEN_PER_MINUTE
-from chalicelib.rules import load_bundle
+from chalicelib.core.rules import load_bundle
+from chalicelib.pipeline.fail_open import FAIL_OPEN_PER_ENVIRONMENT, FAIL_OPEN_PER_MINUTE
 from mfawatch.deploy.templates import PARKED_HANDLER, load_stage_config
 from tests.support.lambda_async import SCHEDULER, CappedLambda, Result, failed_mfa_flood
 from tests.support.simulation import IAM_FAILURE, Scenario, settings, violations

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from chalicelib.rules import RuleSet
+from chalicelib.core.rules import RuleSet
 from mfawatch.cli.org import COMMANDS, forwarder_template
 from mfawatch.deploy.templates import cfn_logical_id, load_resources_template
 from mfawatch.errors import ForwarderConfigError
@@ -319,7 +319,7 @@ def test_central_bus_policy_allows_put_events_for_the_organization_only(name: st
 
 
 def test_member_template_sends_a_heartbeat_to_the_central_bus(rules: RuleSet) -> None:
-    from chalicelib.constants import HEARTBEAT_PATTERN, HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE
+    from chalicelib.core.constants import HEARTBEAT_PATTERN, HEARTBEAT_RULE_NAME, HEARTBEAT_SCHEDULE
     from mfawatch.patterns.engine import compile_pattern
 
     heartbeat = _template(rules)["Resources"]["Heartbeat"]

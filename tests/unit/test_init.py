@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from chalicelib.errors import ConfigError
+from chalicelib.core.errors import ConfigError
 from mfawatch.cli import main
 from mfawatch.deploy.init import InitAnswers, stage_init
 from mfawatch.deploy.templates import SUBSCRIPTIONS_KEY, load_stage_config, read_config_document

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from chalicelib.observability import (
+from chalicelib.pipeline.observability import (
     EmfMetrics,
     JsonFormatter,
     configure_lambda_logging,
@@ -96,7 +96,9 @@ def test_only_a_lambda_environment_counts_as_lambda() -> None:
 
 
 def test_json_formatter_outside_lambda_has_no_request_id() -> None:
-    record = logging.LogRecord("chalicelib.sns", logging.INFO, __file__, 1, "published", (), None)
+    record = logging.LogRecord(
+        "chalicelib.aws.sns", logging.INFO, __file__, 1, "published", (), None
+    )
     assert "requestId" not in json.loads(JsonFormatter().format(record))
 
 

@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from chalicelib.constants import HEARTBEAT_OVERDUE_SECONDS
-from chalicelib.errors import ConfigError, PublishError, StateStoreError
-from chalicelib.heartbeats import PIPELINE_HEARTBEATS
-from chalicelib.observability import EmfMetrics, JsonFormatter, MemoryMetrics
-from chalicelib.records import envelope_of
-from chalicelib.rules import RuleSet
-from chalicelib.service import AlertService, MemoryCanary, MemoryPublisher
-from chalicelib.state import Condition, Item, MemoryStore
+from chalicelib.core.constants import HEARTBEAT_OVERDUE_SECONDS
+from chalicelib.core.errors import ConfigError, PublishError, StateStoreError
+from chalicelib.core.records import envelope_of
+from chalicelib.core.rules import RuleSet
+from chalicelib.core.state import Condition, Item, MemoryStore
+from chalicelib.pipeline.heartbeats import PIPELINE_HEARTBEATS
+from chalicelib.pipeline.observability import EmfMetrics, JsonFormatter, MemoryMetrics
+from chalicelib.pipeline.service import AlertService, MemoryCanary, MemoryPublisher
 from mfawatch.cli import main
 from tests.conftest import load_event
 
@@ -60,7 +60,7 @@ def test_service_counts_matches_repeats_duplicates_and_notifications(rules: Rule
 
 def test_json_logs_carry_the_alerting_context() -> None:
     record = logging.LogRecord(
-        "chalicelib.service", logging.INFO, __file__, 1, "decision %s", ("alert",), None
+        "chalicelib.pipeline.service", logging.INFO, __file__, 1, "decision %s", ("alert",), None
     )
     record.rule = "iam-console-mfa-failure"
     record.event_id = "e1"

@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from chalicelib.rules import RuleSet
+from chalicelib.core.rules import RuleSet
 from mfawatch.cli.options import (
     IsoTime,
     exit_on_errors,

@@ -8,19 +8,18 @@ from typing import Any
 
 import pytest
 
-from chalicelib.errors import ParkedRecordError, StateStoreError
-from chalicelib.observability import MemoryMetrics
-from chalicelib.parked import (
+from chalicelib.core.errors import ParkedRecordError, StateStoreError
+from chalicelib.core.records import envelope_of
+from chalicelib.core.rules import RuleSet
+from chalicelib.pipeline.observability import MemoryMetrics
+from chalicelib.pipeline.parked import (
     MAX_RETRY_SECONDS,
     ParkedEvents,
     parse_sqs_record,
     plan,
-    queue_url_of,
     retry_delay,
 )
-from chalicelib.records import envelope_of
-from chalicelib.rules import RuleSet
-from chalicelib.service import AlertService, MemoryPublisher
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from tests.conftest import load_event
 from tests.factory import on_failure_record, sqs_event_record
 
@@ -178,17 +177,6 @@ def test_retry_delay_doubles_up_to_its_ceiling() -> None:
         MAX_RETRY_SECONDS,
         MAX_RETRY_SECONDS,
     ]
-
-
-def test_queue_url_of_an_arn() -> None:
-    assert queue_url_of(QUEUE) == (
-        "https://sqs.us-east-1.amazonaws.com/111122223333/mfawatch-dev-failed-events"
-    )
-    assert queue_url_of(QUEUE, "http://127.0.0.1:5000/") == (
-        "http://127.0.0.1:5000/111122223333/mfawatch-dev-failed-events"
-    )
-    with pytest.raises(ParkedRecordError, match="not an SQS queue ARN"):
-        queue_url_of("arn:aws:sns:us-east-1:1:t")
 
 
 def test_records_not_started_before_the_deadline_go_back_whole(rules: RuleSet) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from chalicelib.rules import RuleSet
+from chalicelib.core.rules import RuleSet
 from mfawatch.cli import main
 from mfawatch.paths import DEMO_SCENARIO
 from mfawatch.replay.archive import local_files, ordered_events

@@ -16,8 +16,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.errors import EventParseError
-from chalicelib.records import (
+from chalicelib.core.errors import EventParseError
+from chalicelib.core.records import (
     EVENT_TIME_MAX,
     EVENT_TIME_MIN,
     RECORD_FIELDS,

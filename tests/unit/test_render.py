@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import re
 
-from chalicelib.notifications import Notification, alert_for
-from chalicelib.records import parse_event
-from chalicelib.render import (
+from chalicelib.core.notifications import Notification, alert_for
+from chalicelib.core.records import parse_event
+from chalicelib.core.render import (
     ascii_line,
     clean_text,
     message_attributes,
     render_subject,
     render_text,
 )
-from chalicelib.rules import RuleSet
+from chalicelib.core.rules import RuleSet
 from tests.conftest import load_event
 
 HOSTILE_UA = (

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.errors import RuleError
-from chalicelib.records import as_envelope, parse_event
-from chalicelib.rules import BUNDLE_PATH, RuleSet, bundle_json, load_bundle
+from chalicelib.core.errors import RuleError
+from chalicelib.core.records import as_envelope, parse_event
+from chalicelib.core.rules import BUNDLE_PATH, RuleSet, bundle_json, load_bundle
 from mfawatch.paths import RULES_DIR
 from mfawatch.patterns.engine import compile_pattern
 from mfawatch.rules.build import (

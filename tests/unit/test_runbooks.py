@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chalicelib.rules import HEARTBEAT_RULE
+from chalicelib.core.rules import HEARTBEAT_RULE
 from mfawatch.paths import RULES_DIR
 from mfawatch.rules.build import load_rules_dir
 from mfawatch.rules.runbooks import (

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import Settings, Threshold
-from chalicelib.errors import StateStoreError
-from chalicelib.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
-from chalicelib.observability import MemoryMetrics
-from chalicelib.rules import RuleSet, load_bundle
-from chalicelib.service import AlertService, MemoryPublisher
-from chalicelib.state import MemoryStore, due_mark
+from chalicelib.core.config import Settings, Threshold
+from chalicelib.core.errors import StateStoreError
+from chalicelib.core.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
+from chalicelib.core.rules import RuleSet, load_bundle
+from chalicelib.core.state import MemoryStore, due_mark
+from chalicelib.pipeline.observability import MemoryMetrics
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from tests.support.properties import BASE, IAM_RULE, failed_sign_in
 
 RULES: RuleSet = load_bundle()

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from chalicelib.channels import publish_params
-from chalicelib.config import Output, Settings
-from chalicelib.constants import HEARTBEAT_PATTERN
-from chalicelib.notifications import Notification
-from chalicelib.records import envelope_of
-from chalicelib.render import render_subject
-from chalicelib.rules import RuleSet
-from chalicelib.selftest import (
+from chalicelib.core.channels import publish_params
+from chalicelib.core.config import Output, Settings
+from chalicelib.core.constants import HEARTBEAT_PATTERN
+from chalicelib.core.notifications import Notification
+from chalicelib.core.records import envelope_of
+from chalicelib.core.render import render_subject
+from chalicelib.core.rules import RuleSet
+from chalicelib.core.selftest import (
     SELFTEST_KEY,
     answer,
     is_selftest,

@@ -16,18 +16,18 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.config import Settings, Threshold
-from chalicelib.errors import PublishError
-from chalicelib.notifications import (
+from chalicelib.core.config import Settings, Threshold
+from chalicelib.core.errors import PublishError
+from chalicelib.core.notifications import (
     KIND_ALERT,
     KIND_ESCALATION,
     KIND_STORM,
     KIND_SUMMARY,
     Notification,
 )
-from chalicelib.rules import RuleSet, load_bundle
-from chalicelib.service import AlertService, MemoryPublisher
-from chalicelib.state import MemoryStore
+from chalicelib.core.rules import RuleSet, load_bundle
+from chalicelib.core.state import MemoryStore
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from mfawatch.replay.readers import ReadStats
 from mfawatch.replay.runner import TimedEvent, replay_timed
 from tests.conftest import examples
@@ -38,7 +38,7 @@ RULES: RuleSet = load_bundle()
 COUNTED = (KIND_ALERT, KIND_SUMMARY, KIND_STORM)
 
 
-# Every publish call, thread-safe: chalicelib.service.MemoryPublisher.published.
+# Every publish call, thread-safe: chalicelib.pipeline.service.MemoryPublisher.published.
 RecordingPublisher = MemoryPublisher
 
 

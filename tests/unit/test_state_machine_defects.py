@@ -11,18 +11,18 @@ from collections import Counter
 
 import pytest
 
-from chalicelib.config import Settings, Threshold
-from chalicelib.errors import PublishError
-from chalicelib.notifications import (
+from chalicelib.core.config import Settings, Threshold
+from chalicelib.core.errors import PublishError
+from chalicelib.core.notifications import (
     KIND_ALERT,
     KIND_ESCALATION,
     KIND_STORM,
     KIND_SUMMARY,
     Notification,
 )
-from chalicelib.rules import RuleSet, load_bundle
-from chalicelib.service import AlertService, MemoryPublisher
-from chalicelib.state import MemoryStore
+from chalicelib.core.rules import RuleSet, load_bundle
+from chalicelib.core.state import MemoryStore
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from tests.support.events import (
     IAM_FAILURE,
     IC_FAILURE,

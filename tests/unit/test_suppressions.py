@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.notifications import (
+from chalicelib.core.notifications import (
     KIND_ALERT,
     KIND_ESCALATION,
     KIND_NOTICE,
@@ -18,11 +18,11 @@ from chalicelib.notifications import (
     KIND_SUMMARY,
     Notification,
 )
-from chalicelib.records import parse_event
-from chalicelib.rules import RuleSet, load_bundle
-from chalicelib.service import AlertService, MemoryPublisher
-from chalicelib.state import MemoryStore
-from chalicelib.suppressions import Suppressions
+from chalicelib.core.records import parse_event
+from chalicelib.core.rules import RuleSet, load_bundle
+from chalicelib.core.state import MemoryStore
+from chalicelib.core.suppressions import Suppressions
+from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from tests.support.events import (
     BASE,
     IAM_FAILURE,
@@ -196,9 +196,9 @@ def test_critical_alerts_go_out_unless_the_suppression_allows_critical() -> None
 
 
 def test_a_digest_of_held_and_suppressed_names_both() -> None:
-    from chalicelib.decisions import merge_held
-    from chalicelib.delivery import held_record
-    from chalicelib.notifications import alert_for, storm_digest_for
+    from chalicelib.core.decisions import merge_held
+    from chalicelib.core.notifications import alert_for, storm_digest_for
+    from chalicelib.pipeline.delivery import held_record
 
     rule = RULES.get(IAM_FAILURE)
     alice = alert_for(rule, parse_event(failed_mfa("a", 0)), ())
@@ -238,7 +238,7 @@ def test_one_low_notice_per_suppression_7_days_before_it_expires() -> None:
 
 
 def test_an_expiry_notice_whose_publish_failed_is_sent_once_by_a_later_run() -> None:
-    from chalicelib.errors import PublishError
+    from chalicelib.core.errors import PublishError
 
     expires = date(2026, 11, 20)
     store = MemoryStore()

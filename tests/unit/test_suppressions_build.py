@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from chalicelib.rules import load_bundle
-from chalicelib.suppressions import BUNDLE_PATH, bundle_json, load_suppressions
+from chalicelib.core.rules import load_bundle
+from chalicelib.core.suppressions import BUNDLE_PATH, bundle_json, load_suppressions
 from mfawatch.cli import main
 from mfawatch.paths import SUPPRESSIONS_DIR
 from mfawatch.replay.readers import ReadStats

@@ -11,10 +11,10 @@ import pytest
 from chalice.utils import to_cfn_resource_name
 from click.testing import CliRunner
 
-from chalicelib.constants import PIPELINE_HEARTBEAT_HANDLER
-from chalicelib.dynamo import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES
-from chalicelib.errors import ConfigError
-from chalicelib.rules import RuleSet
+from chalicelib.aws.dynamo import ATTRIBUTE_DEFINITIONS, GLOBAL_SECONDARY_INDEXES
+from chalicelib.core.constants import PIPELINE_HEARTBEAT_HANDLER
+from chalicelib.core.errors import ConfigError
+from chalicelib.core.rules import RuleSet
 from mfawatch.cli.stage import COMMANDS, deploy_template
 from mfawatch.deploy.handlers import app_handler_names
 from mfawatch.deploy.templates import (
@@ -666,8 +666,8 @@ def test_commands_name_an_unknown_stage() -> None:
 def test_heartbeat_alarm_watches_the_pipeline_heartbeat_once_per_interval() -> None:
     # YAML cannot import the constants; the alarm counts one heartbeat per period, the one the
     # scheduled heartbeat counts once its state write and its canary publish both succeeded.
-    from chalicelib.constants import HEARTBEAT_INTERVAL_SECONDS
-    from chalicelib.heartbeats import PIPELINE_HEARTBEATS
+    from chalicelib.core.constants import HEARTBEAT_INTERVAL_SECONDS
+    from chalicelib.pipeline.heartbeats import PIPELINE_HEARTBEATS
 
     alarm = load_resources_template()["Resources"]["HeartbeatAlarm"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("mfawatch", PIPELINE_HEARTBEATS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from chalicelib.errors import ConfigError
+from chalicelib.core.errors import ConfigError
 from mfawatch.paths import DEPLOY_DIR
 
 RESOURCES_TEMPLATE = DEPLOY_DIR / "resources.yaml"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from chalicelib.errors import ConfigError
+from chalicelib.core.errors import ConfigError
 from mfawatch.deploy.templates.names import function_logical_id
 
 # Asynchronous invocation settings (AWS::Lambda::EventInvokeConfig). Lambda allows 0-2 retries

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chalicelib.dynamo import DUE_INDEX, GROUP_INDEX
+from chalicelib.aws.dynamo import DUE_INDEX, GROUP_INDEX
 from mfawatch.deploy.templates.names import (
     ALERTS_TOPIC,
     CANARY_TOPIC,
@@ -17,7 +17,7 @@ from mfawatch.deploy.templates.names import (
     StageNames,
 )
 
-# What the deployed code calls on the stage's resources: chalicelib/dynamo.py reads with
+# What the deployed code calls on the stage's resources: chalicelib/aws/dynamo.py reads with
 # GetItem, writes with conditional PutItem and UpdateItem, and queries its two sparse indexes
 # ("due", "group"). policy.py builds the route (a) policy file from these same statements.
 TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query")
@@ -63,7 +63,7 @@ def _consume_statement(queue: Any) -> dict[str, Any]:
 
 
 def _canary_statement(canary: Any) -> dict[str, Any]:
-    # The heartbeat's canary (chalicelib/heartbeats.py): this topic only.
+    # The heartbeat's canary (chalicelib/pipeline/heartbeats.py): this topic only.
     return {
         "Sid": PUBLISH_CANARY_SID,
         "Effect": "Allow",

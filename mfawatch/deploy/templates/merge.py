@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chalicelib.constants import PIPELINE_HEARTBEAT_HANDLER
-from chalicelib.errors import ConfigError
-from chalicelib.rules import Rule, load_bundle
+from chalicelib.core.constants import PIPELINE_HEARTBEAT_HANDLER
+from chalicelib.core.errors import ConfigError
+from chalicelib.core.rules import Rule, load_bundle
 from mfawatch.deploy.templates.alarms import AlarmTargets, function_alarms
 from mfawatch.deploy.templates.functions import (
     PARKED_EVENT_SOURCE,

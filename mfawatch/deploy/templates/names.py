@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from chalicelib.errors import ConfigError
+from chalicelib.core.errors import ConfigError
 
 RESOURCE_PREFIX = "mfawatch"
 """Resource names in deploy/resources.yaml are ``mfawatch-<stage>-...`` whatever the app name."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.config import (
+from chalicelib.core.config import (
     ENV_CANARY_TOPIC_ARN,
     ENV_OUTPUTS,
     ENV_TABLE_NAME,
@@ -15,7 +15,7 @@ from chalicelib.config import (
     parse_outputs,
     settings_from_env,
 )
-from chalicelib.errors import ConfigError
+from chalicelib.core.errors import ConfigError
 from mfawatch.deploy.templates.names import StageNames
 
 # The resources stack's outputs that the app's environment takes, and where the others go.

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import ENV_CONCURRENCY, MIN_CONCURRENCY
-from chalicelib.errors import ConfigError
+from chalicelib.core.config import ENV_CONCURRENCY, MIN_CONCURRENCY
+from chalicelib.core.errors import ConfigError
 from mfawatch.deploy.templates.functions import PARKED_HANDLER
 from mfawatch.deploy.templates.names import StageNames
 from mfawatch.paths import CHALICE_CONFIG

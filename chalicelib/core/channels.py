@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import __version__
+from .. import __version__
 from .config import Output, Settings
 from .notifications import Notification
 from .records import cloudtrail_event_url

@@ -416,23 +416,10 @@ def _principal(
     id_type = _str(identity.get("type"))
     arn = _str(identity.get("arn"))
     user_name = _str(identity.get("userName"))
-    on_behalf_of = _obj(identity.get("onBehalfOf"))
-    idc_user_id = _str(on_behalf_of.get("userId"))
-
     if id_type == c.IDENTITY_ROOT:
         return "root", "root", PRINCIPAL_ROOT, ""
     if id_type == c.IDENTITY_IAM_USER:
-        name = user_name or _arn_tail(arn, ":user/").rsplit("/", 1)[-1]
-        if name == c.HIDDEN_USER_NAME:
-            # AWS hides the name typed at the sign-in page when no such user exists.
-            return (
-                "unknown IAM user (name hidden by AWS)",
-                c.HIDDEN_USER_NAME,
-                PRINCIPAL_IAM_USER,
-                "",
-            )
-        name = name or _str(identity.get("principalId")) or "unknown IAM user"
-        return name, name, PRINCIPAL_IAM_USER, ""
+        return _iam_user(identity, arn, user_name)
     if id_type == c.IDENTITY_ASSUMED_ROLE:
         name = _arn_tail(arn, ":assumed-role/")
         if not name:
@@ -452,9 +439,30 @@ def _principal(
             PRINCIPAL_FEDERATED,
             "",
         )
-
-    # IAM Identity Center (type "Unknown" in the older format, "IdentityCenterUser" in the newer).
+    idc_user_id = _str(_obj(identity.get("onBehalfOf")).get("userId"))
     name = _str(extra.get("UserName")) or user_name
+    return _identity_center(id_type, name, idc_user_id, auth_workflow_id)
+
+
+def _iam_user(identity: Mapping[str, Any], arn: str, user_name: str) -> tuple[str, str, str, str]:
+    name = user_name or _arn_tail(arn, ":user/").rsplit("/", 1)[-1]
+    if name == c.HIDDEN_USER_NAME:
+        # AWS hides the name typed at the sign-in page when no such user exists.
+        return (
+            "unknown IAM user (name hidden by AWS)",
+            c.HIDDEN_USER_NAME,
+            PRINCIPAL_IAM_USER,
+            "",
+        )
+    name = name or _str(identity.get("principalId")) or "unknown IAM user"
+    return name, name, PRINCIPAL_IAM_USER, ""
+
+
+def _identity_center(
+    id_type: str, name: str, idc_user_id: str, auth_workflow_id: str
+) -> tuple[str, str, str, str]:
+    """IAM Identity Center (type "Unknown" in the older format, "IdentityCenterUser" in the
+    newer), named by user name, by identity-store user id, or by nobody yet."""
     if name:
         return name, name, PRINCIPAL_IDENTITY_CENTER, idc_user_id
     if idc_user_id:
@@ -545,14 +553,8 @@ def _mfa(extra: Mapping[str, Any]) -> tuple[bool | None, str, str]:
     return used, mfa_type, device
 
 
-def parse_event(event: Mapping[str, Any]) -> SignInRecord:
-    """Parse an EventBridge envelope or a bare CloudTrail record into a :class:`SignInRecord`.
-
-    Raises :class:`EventParseError` when the event is neither (a non-object, an envelope whose
-    ``detail`` is missing or not an object). A time that is not usable is not an error: see
-    :attr:`SignInRecord.time_problem`.
-    """
-    envelope = as_envelope(event)
+def _cloudtrail_detail(envelope: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The CloudTrail record in an envelope's ``detail``, or :class:`EventParseError`."""
     detail = _obj(envelope.get("detail"))
     if not is_cloudtrail_record(detail):
         # e.g. a Scheduled Event sent to a rule's function: alerting on it would publish an
@@ -562,13 +564,13 @@ def parse_event(event: Mapping[str, Any]) -> SignInRecord:
             f"{_str(envelope.get('detail-type'))}) carries no CloudTrail record in detail "
             "(no eventName/eventSource)"
         )
-    identity = _obj(detail.get("userIdentity"))
-    extra = _obj(detail.get("additionalEventData"))
-    request = _obj(detail.get("requestParameters"))
+    return detail
 
-    event_name = _str(detail.get("eventName"))
-    auth_workflow_id = _str(extra.get("AuthWorkflowID"))
-    display, key, principal_type, idc_user_id = _principal(identity, extra, auth_workflow_id)
+
+def _mfa_of(
+    extra: Mapping[str, Any], request: Mapping[str, Any], event_name: str, principal_type: str
+) -> tuple[bool | None, str, str]:
+    """(MFA used, MFA type, MFA device) of a record."""
     mfa_used, mfa_type, mfa_device = _mfa(extra)
     if principal_type in (PRINCIPAL_ASSUMED_ROLE, PRINCIPAL_FEDERATED):
         # Always "No" for federated and Identity Center role sessions: their MFA happens at the
@@ -576,6 +578,26 @@ def parse_event(event: Mapping[str, Any]) -> SignInRecord:
         mfa_used = None
     if not mfa_device and event_name in (c.DEACTIVATE_MFA_DEVICE, c.DELETE_VIRTUAL_MFA_DEVICE):
         mfa_device = _str(request.get("serialNumber"))
+    return mfa_used, mfa_type, mfa_device
+
+
+def parse_event(event: Mapping[str, Any]) -> SignInRecord:
+    """Parse an EventBridge envelope or a bare CloudTrail record into a :class:`SignInRecord`.
+
+    Raises :class:`EventParseError` when the event is neither (a non-object, an envelope whose
+    ``detail`` is missing or not an object). A time that is not usable is not an error: see
+    :attr:`SignInRecord.time_problem`.
+    """
+    envelope = as_envelope(event)
+    detail = _cloudtrail_detail(envelope)
+    identity = _obj(detail.get("userIdentity"))
+    extra = _obj(detail.get("additionalEventData"))
+    request = _obj(detail.get("requestParameters"))
+
+    event_name = _str(detail.get("eventName"))
+    auth_workflow_id = _str(extra.get("AuthWorkflowID"))
+    display, key, principal_type, idc_user_id = _principal(identity, extra, auth_workflow_id)
+    mfa_used, mfa_type, mfa_device = _mfa_of(extra, request, event_name, principal_type)
 
     # DeleteVirtualMFADevice names only the device serial, not the user it belonged to.
     target_user = _str(request.get("userName"))

@@ -6,8 +6,19 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import QueueError
-from .parked import queue_url_of
+from ..core.errors import ParkedRecordError, QueueError
+
+
+def queue_url_of(queue_arn: str, endpoint: str = "") -> str:
+    """``arn:aws:sqs:REGION:ACCOUNT:NAME`` -> the queue URL (the API takes URLs, records carry
+    ARNs). ``endpoint`` overrides ``https://sqs.REGION.amazonaws.com`` (tests)."""
+    parts = queue_arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        raise ParkedRecordError(f"eventSourceARN {queue_arn!r} is not an SQS queue ARN")
+    partition, region, account, name = parts[1], parts[3], parts[4], parts[5]
+    domain = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    base = endpoint.rstrip("/") or f"https://sqs.{region}.{domain}"
+    return f"{base}/{account}/{name}"
 
 
 class SqsVisibility:

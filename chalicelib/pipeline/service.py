@@ -1,7 +1,7 @@
 """The one place where decisions meet side effects. The Lambda handlers and replay both call it.
 
 Data flows one way: raw event -> :func:`records.parse_event` -> decisions (pure functions in
-:mod:`chalicelib.decisions`, applied with one conditional or atomic request per item of the
+:mod:`chalicelib.core.decisions`, applied with one conditional or atomic request per item of the
 injected :class:`state.StateStore`) -> notifications -> ``publisher.publish``. Lambda injects
 DynamoDB and SNS; replay injects memory and a list.
 """
@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from .config import Settings
+from ..core.config import Settings
+from ..core.errors import PublishError
+from ..core.notifications import Notification
+from ..core.rules import HEARTBEAT_RULE, RuleSet
+from ..core.state import MemoryStore, StateStore
+from ..core.suppressions import SUPPRESSION_RULE, Suppressions
 from .delivery import Delivery, Publisher
-from .errors import PublishError
 from .events import EventHandler
 from .heartbeats import Canary, Heartbeats
-from .notifications import Notification
 from .observability import MemoryMetrics, Metrics
-from .rules import HEARTBEAT_RULE, RuleSet
+from .parts import Parts
 from .scheduler import Remaining, Scheduler
-from .state import MemoryStore, StateStore
-from .suppressions import SUPPRESSION_RULE, Suppressions
 
 __all__ = ["AlertService", "MemoryCanary", "MemoryPublisher", "Publisher"]
 
@@ -104,8 +106,9 @@ class AlertService:
         self.delivery = Delivery(
             self.store, publisher, self.settings, self.metrics, known, self.suppressions
         )
-        self.events = EventHandler(rules, self.store, self.delivery, self.settings, self.metrics)
-        self.scheduler = Scheduler(known, self.store, self.delivery, self.settings, self.metrics)
+        parts = Parts(rules, self.store, self.delivery, self.settings, self.metrics)
+        self.events = EventHandler(parts)
+        self.scheduler = Scheduler(replace(parts, rules=known))
         self.scheduler.events = self.events
         self.heartbeats = Heartbeats(self.store, self.delivery, self.metrics, canary)
 

@@ -50,7 +50,7 @@ SELFTEST_RULE = Rule(
 
 
 class Publisher(Protocol):
-    """What the self-test needs of :class:`chalicelib.sns.SnsPublisher`."""
+    """What the self-test needs of :class:`chalicelib.aws.sns.SnsPublisher`."""
 
     def send(self, notification: Notification, destination: str) -> str: ...
 

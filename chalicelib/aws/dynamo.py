@@ -9,7 +9,7 @@ tests and benchmarks):
 | ``expires_at`` | N | epoch seconds; the table's TTL attribute (deletion lags: reads check it) |
 | ``due_pk``/``due_at`` | S/N | set only while the item needs the scheduler: sparse GSI ``due`` |
 | ``grp_pk``/``grp_at`` | S/N | items the scheduler merges (repeats, held ones): GSI ``group`` |
-| others | any | the item's fields (:mod:`chalicelib.documents`) |
+| others | any | the item's fields (:mod:`chalicelib.core.documents`) |
 
 Every request is one ``GetItem`` (consistent), ``PutItem``, ``UpdateItem`` or ``Query``. Conditional
 writes ask for the item on a failed condition (``ReturnValuesOnConditionCheckFailure=ALL_OLD``,
@@ -26,8 +26,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import StateStoreError
-from .state import (
+from ..core.errors import StateStoreError
+from ..core.state import (
     DUE_AT,
     DUE_PARTITION,
     DUE_PK,
@@ -251,8 +251,8 @@ class DynamoStateStore:
 
     def query_group(self, group: str, after: float, until: float, now: float) -> list[Item]:
         # Index reads are eventually consistent: the scheduler compares what it finds with what
-        # it counted before (chalicelib.scheduler, "band"). BETWEEN is inclusive; ``after`` is
-        # excluded below. Expired items are still returned until TTL deletes them (typically
+        # it counted before (chalicelib.pipeline.scheduler, "band"). BETWEEN is inclusive; ``after``
+        # is excluded below. Expired items are still returned until TTL deletes them (typically
         # within a few days; https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
         # ttl-expired-items.html): the filter leaves them out, and the client checks again.
         request: dict[str, Any] = {

@@ -1,7 +1,8 @@
 """Rules at run time: the compiled bundle ``chalicelib/rules.json`` and what a rule derives.
 
 ``rules/*.yaml`` is the source of truth. :mod:`mfawatch.rules.build` validates those files and
-compiles them into ``rules.json`` beside this module, because Chalice packages only ``app.py``,
+compiles them into ``chalicelib/rules.json`` (:data:`BUNDLE_PATH`), because Chalice packages only
+``app.py``,
 ``chalicelib/`` and ``vendor/``; a test fails when the compiled copy is stale. This module needs
 neither YAML nor jsonschema, so the Lambda package carries no third-party dependency.
 """
@@ -20,7 +21,7 @@ from . import constants as c
 from .errors import RuleError
 from .records import RECORD_FIELDS, SignInRecord
 
-BUNDLE_PATH = Path(__file__).with_name("rules.json")
+BUNDLE_PATH = Path(__file__).parent.parent / "rules.json"
 BUNDLE_FORMAT = 1
 
 DEFAULT_DEDUP_KEY: tuple[str, ...] = ("account", "principal", "source_ip")

@@ -9,8 +9,8 @@ the outputs that did not confirm, and never asks the rate limiter again.
 
 Rate limits (``Settings.principal_rate``, ``Settings.topic_rate``) are fixed-window counters: one
 atomic add on a tiny item, so concurrent invocations never conflict. When the topic's window is
-full the rule enters storm mode (see :mod:`chalicelib.decisions`): its held notifications are
-counted in the storm's digest (:mod:`chalicelib.scheduler`), which is scheduled here.
+full the rule enters storm mode (see :mod:`chalicelib.core.decisions`): its held notifications are
+counted in the storm's digest (:mod:`chalicelib.pipeline.scheduler`), which is scheduled here.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .config import Settings
-from .decisions import held_growth, rate_slot
-from .documents import (
+from ..core.config import Settings
+from ..core.decisions import held_growth, rate_slot
+from ..core.documents import (
     HELD_RETENTION,
     MAX_STORED_LIST,
     Held,
@@ -36,8 +36,8 @@ from .documents import (
     held_of,
     storm_attribute,
 )
-from .errors import ConfigError, PublishError, StateStoreError, UnknownReferenceError
-from .notifications import (
+from ..core.errors import ConfigError, PublishError, StateStoreError, UnknownReferenceError
+from ..core.notifications import (
     KIND_ALERT,
     KIND_ESCALATION,
     KIND_SUMMARY,
@@ -45,10 +45,9 @@ from .notifications import (
     is_campaign,
     is_fatigue_correction,
 )
-from .notifications import notification_from_state as rebuild
-from .observability import Metrics
-from .rules import RuleSet
-from .state import (
+from ..core.notifications import notification_from_state as rebuild
+from ..core.rules import RuleSet
+from ..core.state import (
     DUE_AT,
     DUE_PK,
     EXPIRES_AT,
@@ -64,7 +63,8 @@ from .state import (
     group_mark,
     make_key,
 )
-from .suppressions import Suppression, Suppressions
+from ..core.suppressions import Suppression, Suppressions
+from .observability import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -574,25 +574,6 @@ LEASE = "lease_until"
 def _recorded(held: Held) -> Item:
     """What a held record says it counts so far (its growths add to it)."""
     return {"count": held.count, "ids": list(held.event_ids)}
-
-
-class ServicePart:
-    """What each job of the service (events, scheduler) is built on: the rules, the store, the
-    delivery, the stage settings and the metrics."""
-
-    def __init__(
-        self,
-        rules: RuleSet,
-        store: StateStore,
-        delivery: Delivery,
-        settings: Settings,
-        metrics: Metrics,
-    ) -> None:
-        self.rules = rules
-        self.store = store
-        self.delivery = delivery
-        self.settings = settings
-        self.metrics = metrics
 
 
 def _storm_over(attribute: str, now: float) -> Compare:

@@ -2,8 +2,8 @@
 
 Every piece of alerting state lives in one item of one table (DynamoDB in Lambda,
 :class:`MemoryStore` in replay and tests). A key is ``<kind>#<parts>`` with its kind from
-:class:`KeyKind`; :mod:`chalicelib.documents` gives each kind a typed view. The store offers the
-four requests the service needs, each **one** round trip:
+:class:`KeyKind`; :mod:`chalicelib.core.documents` gives each kind a typed view. The store offers
+the four requests the service needs, each **one** round trip:
 
 * :meth:`StateStore.get` - a consistent read;
 * :meth:`StateStore.put` - a whole-item write, optionally conditional;
@@ -28,8 +28,8 @@ Index lag: every read of a global secondary index is eventually consistent
 (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadConsistency.html);
 a write usually shows up in the index within a second, later on a large or busy table, and AWS
 gives no upper bound. So a ``group`` entry may appear late: the scheduler compares what the index
-shows with what it has counted (see :mod:`chalicelib.scheduler`); :class:`MemoryStore` can model
-the lag (``index_lag``).
+shows with what it has counted (see :mod:`chalicelib.pipeline.scheduler`); :class:`MemoryStore` can
+model the lag (``index_lag``).
 
 Keys: a partition key value is at most 2048 bytes and an item at most 400 KB
 (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html). Keys are
@@ -84,7 +84,7 @@ class KeyKind(enum.Enum):
     """One (suppression, expiry date): its expiry notice, sent once (the item is the mark)."""
     CAMPAIGN = "camp"
     """One (campaign, source IP): its distinct members and escalation; with a member part, the
-    marker that the member is counted (:mod:`chalicelib.campaigns`)."""
+    marker that the member is counted (:mod:`chalicelib.core.campaigns`)."""
 
 
 #: DynamoDB's limit on a partition key's value (UTF-8 bytes); GSI keys have the same limit.

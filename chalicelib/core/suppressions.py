@@ -2,7 +2,7 @@
 
 ``suppressions/*.yaml`` is the source of truth, one suppression per file, each with an owner, a
 reason and a mandatory expiry. :mod:`mfawatch.rules.suppressions` validates them and compiles them
-into ``suppressions.json`` beside this module (as ``rules/`` compiles into ``rules.json``; a test
+into ``chalicelib/suppressions.json`` (as ``rules/`` compiles into ``rules.json``; a test
 fails when the copy is stale). No YAML, jsonschema or clock here: every decision takes ``now``.
 
 A suppression is applied at one point, where a notification would be admitted
@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from .errors import RuleError
 from .rules import Rule, read_bundle
 
-BUNDLE_PATH = Path(__file__).with_name("suppressions.json")
+BUNDLE_PATH = Path(__file__).parent.parent / "suppressions.json"
 BUNDLE_FORMAT = 1
 #: The furthest ``expires`` may lie after the day a suppression is validated or built.
 MAX_DAYS = 90

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from datetime import datetime
 
-from . import __version__
+from .. import __version__
 from . import constants as c
 from .notifications import Notification
 from .records import cloudtrail_event_url

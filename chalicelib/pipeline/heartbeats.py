@@ -3,9 +3,9 @@ stage itself still write its state and publish?
 
 Each account x Region sends a scheduled event every 15 minutes along the same path as its sign-in
 events (see ``constants.HEARTBEAT_PATTERN``). Seeing one pushes the item's due time to "overdue";
-the scheduler reports an overdue one once (:mod:`chalicelib.scheduler`), and the next heartbeat
-announces the recovery. One item per account x Region, written every 15 minutes: no contention, so
-a version check is enough.
+the scheduler reports an overdue one once (:mod:`chalicelib.pipeline.scheduler`), and the next
+heartbeat announces the recovery. One item per account x Region, written every 15 minutes: no
+contention, so a version check is enough.
 
 The stage's own scheduled heartbeat (:meth:`Heartbeats.pipeline`) also publishes a small canary
 message to the stage's canary topic, which is encrypted with the same key as the alert topics and
@@ -24,14 +24,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from .constants import HEARTBEAT_OVERDUE_SECONDS
-from .delivery import Delivery
-from .documents import VERSION, Heartbeat, Outbox
-from .errors import ConfigError
-from .notifications import Notification, heartbeat_notice
-from .observability import Metrics
-from .rules import HEARTBEAT_RULE
-from .state import (
+from ..core.constants import HEARTBEAT_OVERDUE_SECONDS
+from ..core.documents import VERSION, Heartbeat, Outbox, OutboxEntry
+from ..core.errors import ConfigError
+from ..core.notifications import Notification, heartbeat_notice
+from ..core.rules import HEARTBEAT_RULE
+from ..core.state import (
     EXPIRES_AT,
     Absent,
     Compare,
@@ -41,6 +39,8 @@ from .state import (
     due_mark,
     make_key,
 )
+from .delivery import Delivery
+from .observability import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ PIPELINE_HEARTBEATS = "PipelineHeartbeats"
 
 class Canary(Protocol):
     """Where the scheduled heartbeat proves that the function can publish (the SNS edge:
-    :class:`chalicelib.sns.SnsCanary`; tests: :class:`chalicelib.service.MemoryCanary`)."""
+    :class:`chalicelib.aws.sns.SnsCanary`; tests:
+    :class:`chalicelib.pipeline.service.MemoryCanary`)."""
 
     def send(self, message: str) -> str:
         """Publish ``message``; return its message id, or raise :class:`errors.PublishError`."""
@@ -137,18 +138,7 @@ class Heartbeats:
             missing_since=previous.last_seen if recovered and previous else 0.0,
         )
         if recovered:
-            notice = heartbeat_notice(
-                HEARTBEAT_RULE,
-                {
-                    "account": account,
-                    "region": region,
-                    "last_seen": clock,
-                    "missing_since": current.missing_since,
-                },
-                clock,
-                missing=False,
-            )
-            outbox = outbox.with_entries(self.delivery.decide([notice], clock).entries)
+            outbox = outbox.with_entries(self._recovery(current, clock))
         due = clock if outbox.pending() else clock + HEARTBEAT_OVERDUE_SECONDS
         values = {
             **Heartbeat(account, region, clock, False, current.missing_since, outbox).to_item(),
@@ -176,3 +166,18 @@ class Heartbeats:
         )
         self.metrics.count("Heartbeats", Account=account, Region=region)
         return sent
+
+    def _recovery(self, current: Heartbeat, clock: float) -> list[OutboxEntry]:
+        """The recovery notice of an account x Region that had been reported missing."""
+        notice = heartbeat_notice(
+            HEARTBEAT_RULE,
+            {
+                "account": current.account,
+                "region": current.region,
+                "last_seen": clock,
+                "missing_since": current.missing_since,
+            },
+            clock,
+            missing=False,
+        )
+        return self.delivery.decide([notice], clock).entries

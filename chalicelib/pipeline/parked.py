@@ -23,7 +23,7 @@ deduplicated and counted like any other; an event already handled (its claim is 
 duplicate and publishes nothing.
 
 Pure: this module parses records, finds the rule, and decides the retry delay; the SQS edge is
-:mod:`chalicelib.sqs`, the loop over a batch is :class:`ParkedEvents`.
+:mod:`chalicelib.aws.sqs`, the loop over a batch is :class:`ParkedEvents`.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from .errors import MfawatchError, ParkedRecordError
+from ..core.errors import MfawatchError, ParkedRecordError
+from ..core.rules import RuleSet
 from .observability import Metrics
-from .rules import RuleSet
 
 logger = logging.getLogger(__name__)
 
@@ -176,18 +176,6 @@ def retry_delay(receive_count: int) -> int:
     exponent = min(max(receive_count, 1) - 1, 20)
     delay: int = FIRST_RETRY_SECONDS * 2**exponent
     return min(delay, MAX_RETRY_SECONDS, SQS_MAX_VISIBILITY_SECONDS)
-
-
-def queue_url_of(queue_arn: str, endpoint: str = "") -> str:
-    """``arn:aws:sqs:REGION:ACCOUNT:NAME`` -> the queue URL (the API takes URLs, records carry
-    ARNs). ``endpoint`` overrides ``https://sqs.REGION.amazonaws.com`` (tests)."""
-    parts = queue_arn.split(":")
-    if len(parts) != 6 or parts[2] != "sqs":
-        raise ParkedRecordError(f"eventSourceARN {queue_arn!r} is not an SQS queue ARN")
-    partition, region, account, name = parts[1], parts[3], parts[4], parts[5]
-    domain = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
-    base = endpoint.rstrip("/") or f"https://sqs.{region}.{domain}"
-    return f"{base}/{account}/{name}"
 
 
 def batch_response(failed_message_ids: Sequence[str]) -> dict[str, list[dict[str, str]]]:

@@ -10,7 +10,8 @@ Metrics (namespace ``mfawatch``): ``EventsMatched`` (per rule), ``Notifications`
 ``PipelineHeartbeats`` (the stage's own heartbeat: state written and canary published),
 ``StateStoreErrors`` (failed open), ``PublishErrors`` (per destination), ``SchedulerErrors`` and
 ``Parked`` (the scheduler), ``ParkedReplayed``, ``ParkedSkipped`` and ``ParkedErrors`` (the
-consumer of the failed-events queue, :mod:`chalicelib.parked`). Each is also published with the
+consumer of the failed-events queue, :mod:`chalicelib.pipeline.parked`). Each is also published with
+the
 ``Service`` dimension alone, which the alarms of ``docs/alarms.md`` watch.
 """
 

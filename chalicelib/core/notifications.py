@@ -372,7 +372,7 @@ def brute_force_for(
 
 
 #: The id prefixes of campaign escalations and of their trailing summaries
-#: (:mod:`chalicelib.campaigns`).
+#: (:mod:`chalicelib.core.campaigns`).
 CAMPAIGN_ID_PREFIX = "escalation:campaign"
 CAMPAIGN_SUMMARY_ID_PREFIX = "summary:campaign"
 

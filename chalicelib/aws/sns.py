@@ -8,10 +8,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .channels import publish_params
-from .config import Settings
-from .errors import PublishError
-from .notifications import Notification
+from ..core.channels import publish_params
+from ..core.config import Settings
+from ..core.errors import PublishError
+from ..core.notifications import Notification
 
 logger = logging.getLogger(__name__)
 

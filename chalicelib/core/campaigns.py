@@ -34,23 +34,19 @@ Timeline (MFA spray, 3/15m, seconds)::
     a@2000 marker (IP, a) expired (lazy TTL: an expired marker is absent) -> counted again
 
 Takeover chains are in :func:`takeover_target` and :func:`takeover_failures` (pure); the handler
-wires them through the successes re-check (:mod:`chalicelib.events`).
+wires them through the successes re-check (:mod:`chalicelib.pipeline.events`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from . import constants as c
 from .config import Settings, Threshold
-from .delivery import LEASE, ServicePart
-from .documents import HELD_RETENTION, OWNER, Outbox, PrincipalFailures
-from .notifications import Notification, campaign_for, campaign_summary_for, suppressed_clause
+from .documents import HELD_RETENTION, PrincipalFailures
 from .records import (
     PRINCIPAL_IAM_USER,
     PRINCIPAL_IDENTITY_CENTER,
@@ -59,20 +55,11 @@ from .records import (
     FailureKind,
     SignInRecord,
 )
-from .rules import Rule
 from .state import (
     DUE_AT,
     DUE_PK,
-    EXPIRES_AT,
-    Absent,
-    Compare,
-    ConditionFailed,
-    Item,
     KeyKind,
-    Missing,
-    due_mark,
     key_part,
-    key_parts,
     make_key,
 )
 from .suppressions import Seen
@@ -328,200 +315,6 @@ def incident_marks_member(dedup_key: tuple[str, ...], campaign: Campaign) -> boo
     names = set(dedup_key)
     member = {"account"} if campaign is Campaign.ROOT_SPRAY else {"account", "principal"}
     return "source_ip" in names and member <= names
-
-
-class CampaignStep(ServicePart):
-    """Counts a failed sign-in for its source IP's campaign; escalates a completed one once."""
-
-    def observe(
-        self,
-        rule: Rule,
-        record: SignInRecord,
-        now: float,
-        notes: tuple[str, ...] = (),
-        incident_opened: bool = False,
-    ) -> list[Notification]:
-        """Count ``record`` (idempotent per eventID) and deliver its campaign's escalation if it
-        completes one. ``incident_opened``: the caller's conditional write just opened an
-        incident for this event; when the rule's incident key names the member and the IP, that
-        write is the member's marker and step 1 is skipped (:func:`incident_marks_member`).
-        Raises :class:`errors.StateStoreError` (the caller's retry redoes it)."""
-        found = campaign_member(record)
-        if found is None:
-            return []
-        campaign, member = found
-        spec = spec_of(campaign, self.settings)
-        if spec is None:
-            return []
-        t = record.event_time.timestamp()
-        window = spec.threshold.seconds
-        expires = max(t, now) + window
-        marked = incident_opened and incident_marks_member(rule.dedup_key, campaign)
-        if not marked and not self._first_in_window(campaign, record, member, t, expires, now):
-            return []  # this member is counted in the window already
-        key = campaign_key(campaign, record.source_ip)
-        entry = member_entry(t, member)
-        item = self.store.update(
-            key,
-            now,
-            # Kept past a summary due at the end of any window this entry can be in.
-            set_values={
-                EXPIRES_AT: expires + window + self.settings.settle_seconds + ITEM_GRACE,
-                "source_ip": record.source_ip[:256],
-            },
-            add={MEMBERS: frozenset({entry})},
-        )
-        entries = parse_entries(item.get(MEMBERS, ()))
-        # Lazy TTL within the item: entries older than the window before this one are ignored.
-        live = [e for e in entries if e[0] > t - window - window]
-        if len(entries) > MAX_MEMBERS:
-            self.store.update(
-                key, now, set_values={MEMBERS: frozenset(entries_to_keep(entries, t, window))}
-            )
-        found_window = spray_window(
-            live,
-            (t, key_part(member)),
-            spec.threshold.count,
-            window,
-            float(item.get("escalated_until", 0.0)),
-            item.get("escalated_by") == record.event_id,
-        )
-        if not found_window.escalate:
-            return []
-        escalation = replace(
-            campaign_for(
-                rule,
-                record,
-                spec.campaign.value,
-                spec.severity,
-                spec.noun,
-                found_window.members[:SHOWN_MEMBERS],
-                len(found_window.members),
-                found_window.failures,
-                spec.threshold.minutes,
-                self._suppressed(campaign, rule, record.source_ip, found_window.members, now),
-            ),
-            notes=notes,
-        )
-        # The trailing summary: once the window is over and its writes have settled.
-        summary_at = found_window.until + self.settings.settle_seconds
-        return self.delivery.escalate_once(
-            key,
-            item,
-            escalation,
-            record.event_id,
-            found_window.start,
-            found_window.until,
-            now,
-            extra={
-                SUMMARY_AT: summary_at,
-                CAMPAIGN_START: found_window.start,
-                RULE_ID: rule.id,
-                "region": record.region[:64],
-            },
-            finish=due_mark(summary_at),
-        )
-
-    def due(self, key: str, item: Item, now: float, force: bool) -> list[Notification]:
-        """The scheduler's turn on a campaign item: deliver an escalation its deciding event did
-        not, then, once the campaign's window is over, decide and deliver its trailing summary
-        (a conditional mark with the outbox, as the escalation)."""
-        outbox = Outbox.from_item(item)
-        summary_at = float(item.get(SUMMARY_AT) or 0.0)
-        waiting = bool(summary_at) and not item.get(SUMMARIZED)
-        if outbox.pending():
-            finish = due_mark(summary_at) if waiting else None
-            return self.delivery.deliver_leased(
-                key, outbox, now, finish, () if waiting else DUE_KEYS
-            )
-        if waiting and (now >= summary_at or force):
-            return self._summarize(key, item, outbox, summary_at, now)
-        with contextlib.suppress(ConditionFailed):
-            self.store.update(
-                key,
-                now,
-                set_values=due_mark(summary_at) if waiting else None,
-                remove=() if waiting else DUE_KEYS,
-                condition=Compare(DUE_AT, "=", item[DUE_AT]),
-            )
-        return []
-
-    def _summarize(
-        self, key: str, item: Item, outbox: Outbox, summary_at: float, now: float
-    ) -> list[Notification]:
-        campaign = Campaign(key_parts(key)[0])
-        spec = spec_of(campaign, self.settings)
-        noun = spec.noun if spec else "principals"
-        start = float(item.get(CAMPAIGN_START) or 0.0)
-        end = summary_at - self.settings.settle_seconds
-        window = spec.threshold.seconds if spec else 0.0
-        inside = campaign_span(parse_entries(item.get(MEMBERS, ())), start, end, window)
-        members = tuple(dict.fromkeys(m for _, m in inside))
-        rule = self.rules.get(str(item.get(RULE_ID, "")))
-        source_ip = str(item.get("source_ip", ""))
-        summary = campaign_summary_for(
-            rule,
-            campaign.value,
-            noun,
-            source_ip,
-            str(item.get("escalated_by", "")),
-            members[:SHOWN_MEMBERS],
-            len(members),
-            len(inside),
-            datetime.fromtimestamp(inside[0][0] if inside else start, UTC),
-            datetime.fromtimestamp(inside[-1][0] if inside else start, UTC),
-            region=str(item.get("region", "")),
-            suppressed=self._suppressed(campaign, rule, source_ip, members, now),
-        )
-        decided = self.delivery.decide_apart(summary, now)
-        with_summary = outbox.with_entries(decided.entries)
-        try:
-            self.store.update(
-                key,
-                now,
-                set_values={
-                    SUMMARIZED: True,
-                    LEASE: now + self.settings.lease_seconds,
-                    **with_summary.to_item(),
-                    **due_mark(now + self.settings.lease_seconds),
-                },
-                remove=[] if with_summary.delivered else ["delivered"],
-                condition=Missing(SUMMARIZED),
-            )
-        except ConditionFailed:
-            return []  # another scheduler run decided it
-        return self.delivery.deliver(key, with_summary, now)
-
-    def _suppressed(
-        self, campaign: Campaign, rule: Rule, source_ip: str, members: Iterable[str], now: float
-    ) -> str:
-        """Which members' own alerts a suppression holds (their events are still counted in
-        the campaign): ``N suppressed by <id> (owner, reason)``, or empty."""
-        suppressions = self.delivery.suppressions
-        subjects = (member_subject(campaign, m, source_ip) for m in members)
-        counts = suppressions.tally(subjects, rule.id, rule.severity, now)
-        return suppressed_clause(counts, suppressions.label)
-
-    def _first_in_window(
-        self,
-        campaign: Campaign,
-        record: SignInRecord,
-        member: str,
-        t: float,
-        expires: float,
-        now: float,
-    ) -> bool:
-        """Create the (campaign, IP, member) marker: True when it is new, or ours (this event
-        created it and its retry goes on). Lazy TTL: an expired marker counts as absent."""
-        marker = marker_key(campaign, record.source_ip, member)
-        try:
-            self.store.put(
-                marker, {"t": t, OWNER: record.event_id, EXPIRES_AT: expires}, now, Absent()
-            )
-        except ConditionFailed as failed:
-            current = failed.current or {}
-            return bool(current.get(OWNER)) and current.get(OWNER) == record.event_id
-        return True
 
 
 def members_of(item: Mapping[str, Any] | None) -> list[tuple[float, str]]:
