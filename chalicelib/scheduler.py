@@ -296,6 +296,10 @@ class Scheduler(ServicePart):
                     key, now, remove=[DUE_PK, DUE_AT], condition=Compare(EXPIRES_AT, "<=", now)
                 )
             return []
+        if DUE_AT not in item:
+            # Listed, but no longer due: the index lags the table, or this run's earlier work
+            # settled it (an event's delivery finishes its principal's escalation).
+            return []
         if kind is KeyKind.EVENT:
             return self._event(key, item, now, force)
         if kind is KeyKind.STORM:

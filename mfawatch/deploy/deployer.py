@@ -8,14 +8,15 @@ tests) reaches boto3 and the ``chalice`` process through the caller's session an
 
 Route (a), ``stacks``::
 
-    check-stage -> resources (deploy/resources.yaml, change set) -> config (the stack's outputs
-    into the stage config, then the policy file) -> app (chalice deploy) -> invoke-config (one
-    EventInvokeConfig per function, change set) -> selftest
+    check-stage -> concurrency (the account can take the stage's reservations) -> resources
+    (deploy/resources.yaml, change set) -> config (the stack's outputs into the stage config,
+    then the policy file) -> app (chalice deploy) -> rule-state (read-only rules'
+    EventBridge state) -> invoke-config (one EventInvokeConfig per function, change set) -> selftest
 
 Route (b), ``merged``::
 
-    check-stage -> package (merge template + chalice package) -> upload (deployment.zip to S3,
-    content-addressed) -> stack (mfawatch-S, change set) -> selftest
+    check-stage -> concurrency -> package (merge template + chalice package) -> upload
+    (deployment.zip to S3, content-addressed) -> stack (mfawatch-S, change set) -> selftest
 
 A second run changes nothing: the stacks go through change sets (an empty one is "unchanged"),
 the config and policy are written only when they differ, ``chalice deploy`` runs only when the
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -39,8 +41,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import settings_from_env
 from chalicelib.errors import MfawatchError
+from chalicelib.rules import load_bundle
 from mfawatch.deploy.chalice_app import ChaliceApp, ChaliceCommand, Project
+from mfawatch.deploy.concurrency import preflight
 from mfawatch.deploy.policy import policy_json, stage_policy
+from mfawatch.deploy.rule_states import EventRules, rule_states
 from mfawatch.deploy.selftest import deployed_function_names, render_report, run_selftest
 from mfawatch.deploy.stacks import StackError, Stacks, aws_error, caller_account
 from mfawatch.deploy.templates import (
@@ -103,18 +108,22 @@ def plan_deploy(route: str, stage: str, *, selftest: bool = True) -> tuple[Step,
     """The steps of one route, in order (docs/deploy.md)."""
     names = StageNames(RESOURCE_PREFIX, stage)
     check = Step("check-stage", f"stage {stage!r}: names AWS accepts, config present")
+    concurrency = Step("concurrency", "the account's unreserved concurrency takes the stage's")
     if route == ROUTE_STACKS:
         steps = [
             check,
+            concurrency,
             Step("resources", f"stack {names.resources_stack} from deploy/resources.yaml"),
             Step("config", "the stack's outputs into the stage config, then the policy file"),
             Step("subscriptions", "the stage's e-mail subscriptions to its topics"),
             Step("app", f"chalice deploy --stage {stage}"),
+            Step("rule-state", "rules of read-only events: ENABLED_WITH_ALL_CLOUDTRAIL_..."),
             Step("invoke-config", f"stack {RESOURCE_PREFIX}-{stage}-invoke-config"),
         ]
     elif route == ROUTE_MERGED:
         steps = [
             check,
+            concurrency,
             Step("package", "merge template + chalice package --merge-template"),
             Step("upload", "deployment.zip to the bucket (keyed by its content)"),
             Step("stack", f"stack {RESOURCE_PREFIX}-{stage} from the packaged template"),
@@ -236,6 +245,10 @@ class Deployer:
         check_stage_name(stage_config.app_name, self.stage, self.handlers)
         return False, f"{len(self.handlers)} functions, region {self.region}"
 
+    def _deploy_concurrency(self) -> tuple[bool, str]:
+        stage_config = load_stage_config(self.stage, self.project.config_path)
+        return preflight(stage_config, self.handlers, self._clients("lambda"), self._echo)
+
     def _deploy_resources(self) -> tuple[bool, str]:
         result = self.stacks().deploy(
             self.names.resources_stack,
@@ -301,6 +314,10 @@ class Deployer:
     def _deploy_app(self) -> tuple[bool, str]:
         return self._app.deploy(force=self._force)
 
+    def _deploy_rule_state(self) -> tuple[bool, str]:
+        wanted = rule_states(load_bundle(), self.names, self.handlers)
+        return EventRules(self._clients("events")).apply(wanted, self._echo)
+
     def _deploy_invoke_config(self) -> tuple[bool, str]:
         stage_config = load_stage_config(self.stage, self.project.config_path)
         template = invoke_config_template(
@@ -326,8 +343,6 @@ class Deployer:
         merge.write_text(json.dumps(template, indent=2) + "\n", encoding="utf-8")
         package = out / "package"
         if package.exists():
-            import shutil
-
             shutil.rmtree(package)
         self._chalice.package(self.stage, merge, package)
         self._package = package
@@ -392,20 +407,18 @@ class Deployer:
     # --- destroy steps ---------------------------------------------------------------------------
 
     def _destroy_invoke_config(self) -> tuple[bool, str]:
-        name = f"{RESOURCE_PREFIX}-{self.stage}-invoke-config"
-        deleted = self.stacks().delete(name)
-        return deleted, f"deleted {name}" if deleted else f"no stack {name}"
+        return self._delete_stack(f"{RESOURCE_PREFIX}-{self.stage}-invoke-config")
 
     def _destroy_app(self) -> tuple[bool, str]:
         return self._app.delete()
 
     def _destroy_resources(self) -> tuple[bool, str]:
-        name = self.names.resources_stack
-        deleted = self.stacks().delete(name)
-        return deleted, f"deleted {name}" if deleted else f"no stack {name}"
+        return self._delete_stack(self.names.resources_stack)
 
     def _destroy_stack(self) -> tuple[bool, str]:
-        name = f"{RESOURCE_PREFIX}-{self.stage}"
+        return self._delete_stack(f"{RESOURCE_PREFIX}-{self.stage}")
+
+    def _delete_stack(self, name: str) -> tuple[bool, str]:
         deleted = self.stacks().delete(name)
         return deleted, f"deleted {name}" if deleted else f"no stack {name}"
 

@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib.constants import RULE_STATE_WITH_READ_ONLY
 from mfawatch.deploy.handlers import app_handler_names
 from tests.conftest import MOTO_ACCOUNT, ROOT
 
@@ -30,6 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 STAGE = "t1"
 REGION = "us-east-1"
 BIN = Path(sys.executable).parent
+SIGN_IN_FUNCTION = f"mfawatch-{STAGE}-on_sign_in_success"
 
 
 def _tracked_chalice_files() -> dict[str, str]:
@@ -107,6 +109,40 @@ def functions(env: dict[str, str]) -> set[str]:
     return {f["FunctionName"] for f in listed if f["FunctionName"].startswith(f"mfawatch-{STAGE}-")}
 
 
+def invoke_config_stack(env: dict[str, str], expected: set[str]) -> dict[str, Any]:
+    """The consumer's event source, after checking the stack's other resources."""
+    cloudformation = client(env, "cloudformation")
+    # moto's CloudFormation keeps these resources unmodelled (no type, no id in
+    # ListStackResources, and Lambda says the functions have no EventInvokeConfig), so what is
+    # checked is the template the stack was given: one per function, on the created functions.
+    body = cloudformation.get_template(StackName=f"mfawatch-{STAGE}-invoke-config")["TemplateBody"]
+    resources = (json.loads(body) if isinstance(body, str) else body)["Resources"]
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for resource in resources.values():
+        by_type.setdefault(resource["Type"], []).append(resource["Properties"])
+    # One invoke config per asynchronously invoked function, the parked-event consumer's SQS
+    # event source, and the per-function and per-rule alarms (issue 18).
+    assert set(by_type) == {
+        "AWS::Lambda::EventInvokeConfig",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::CloudWatch::Alarm",
+    }
+    consumer = f"mfawatch-{STAGE}-consume_parked_events"
+    invoked = {p["FunctionName"] for p in by_type["AWS::Lambda::EventInvokeConfig"]}
+    assert invoked == expected - {consumer}
+    (mapping,) = by_type["AWS::Lambda::EventSourceMapping"]
+    assert mapping["FunctionName"] == consumer
+    return mapping
+
+
+def read_only_rule(env: dict[str, str]) -> tuple[str, list[str]]:
+    """The state of sign-in-success's EventBridge rule and the functions it targets."""
+    events = client(env, "events")
+    rule = f"mfawatch-{STAGE}-on_sign_in_success-event"
+    targets = events.list_targets_by_rule(Rule=rule)["Targets"]
+    return events.describe_rule(Name=rule)["State"], [t["Arn"].split(":")[-1] for t in targets]
+
+
 def test_init_deploy_again_and_destroy_on_moto_server_without_the_aws_cli(
     project: Path, environment: dict[str, str]
 ) -> None:
@@ -132,33 +168,21 @@ def test_init_deploy_again_and_destroy_on_moto_server_without_the_aws_cli(
 
     first = mfawatch(environment, "deploy", "--stage", STAGE, "--no-selftest", *where)
     assert first.returncode == 0, first.stderr + first.stdout
-    assert "deploy: changed resources, config, subscriptions, app, invoke-config" in first.stdout
+    assert (
+        "deploy: changed resources, config, subscriptions, app, rule-state, invoke-config"
+        in first.stdout
+    )
     assert f"mfawatch-{STAGE}-resources CREATE_COMPLETE" in first.stderr  # events as progress
+    # moto 5.2 does not serve GetAccountSettings (404 "Not yet implemented"): the preflight says
+    # it could not check and goes on; tests/unit/test_concurrency.py checks the figures.
+    assert "warning: cannot check the account's concurrency" in first.stderr
+    assert read_only_rule(environment) == (RULE_STATE_WITH_READ_ONLY, [SIGN_IN_FUNCTION])
     assert stacks(environment) == {
         f"mfawatch-{STAGE}-resources": "CREATE_COMPLETE",
         f"mfawatch-{STAGE}-invoke-config": "CREATE_COMPLETE",
     }
     assert functions(environment) == expected
-    cloudformation = client(environment, "cloudformation")
-    # moto's CloudFormation keeps these resources unmodelled (no type, no id in
-    # ListStackResources, and Lambda says the functions have no EventInvokeConfig), so what is
-    # checked is the template the stack was given: one per function, on the created functions.
-    body = cloudformation.get_template(StackName=f"mfawatch-{STAGE}-invoke-config")["TemplateBody"]
-    resources = (json.loads(body) if isinstance(body, str) else body)["Resources"]
-    by_type: dict[str, list[dict[str, Any]]] = {}
-    for resource in resources.values():
-        by_type.setdefault(resource["Type"], []).append(resource["Properties"])
-    # One invoke config per asynchronously invoked function, the parked-event consumer's SQS
-    # event source, and the per-function and per-rule alarms (issue 18).
-    assert set(by_type) == {
-        "AWS::Lambda::EventInvokeConfig",
-        "AWS::Lambda::EventSourceMapping",
-        "AWS::CloudWatch::Alarm",
-    }
-    consumer = f"mfawatch-{STAGE}-consume_parked_events"
-    invoked = {p["FunctionName"] for p in by_type["AWS::Lambda::EventInvokeConfig"]}
-    assert invoked == expected - {consumer}
-    assert [p["FunctionName"] for p in by_type["AWS::Lambda::EventSourceMapping"]] == [consumer]
+    mapping = invoke_config_stack(environment, expected)
     # Every function is capped: chalice deploy applies reserved_concurrency, and the consumer's
     # event source invokes no more than its cap (the bound of docs/outputs.md).
     cap = json.loads((project / ".chalice" / "config.json").read_text())["reserved_concurrency"]
@@ -172,7 +196,6 @@ def test_init_deploy_again_and_destroy_on_moto_server_without_the_aws_cli(
     assert reserved == {
         name: 1 if name.endswith("-send_due_summaries") else cap for name in expected
     }
-    (mapping,) = by_type["AWS::Lambda::EventSourceMapping"]
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": cap}
     assert (project / ".chalice" / f"policy-{STAGE}.json").is_file()
     # Only this stage's topics: other test files on this worker share the session's moto_server.
@@ -184,8 +207,15 @@ def test_init_deploy_again_and_destroy_on_moto_server_without_the_aws_cli(
 
     second = mfawatch(environment, "deploy", "--stage", STAGE, "--no-selftest", *where)
     assert second.returncode == 0, second.stderr
-    assert second.stdout.startswith("deploy: no changes (6 steps checked)"), second.stdout
+    assert second.stdout.startswith("deploy: no changes (8 steps checked)"), second.stdout
     assert "Creating" not in second.stderr and "Updating" not in second.stderr
+    assert read_only_rule(environment) == (RULE_STATE_WITH_READ_ONLY, [SIGN_IN_FUNCTION])
+
+    # chalice deploy puts every rule back to ENABLED; the step after it sets the state again.
+    forced = mfawatch(environment, "deploy", "--stage", STAGE, "--no-selftest", "--force", *where)
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.startswith("deploy: changed app, rule-state"), forced.stdout
+    assert read_only_rule(environment) == (RULE_STATE_WITH_READ_ONLY, [SIGN_IN_FUNCTION])
 
     # moto keeps the functions but cannot run them: the self-test step must say so and fail.
     checked = mfawatch(environment, "deploy", "--stage", STAGE, *where)
@@ -240,7 +270,7 @@ def test_route_merged_uploads_by_content_and_deploys_one_stack_idempotently(
 
     second = mfawatch(environment, "deploy", *merged, *where)
     assert second.returncode == 0, second.stderr
-    assert second.stdout.startswith("deploy: no changes (5 steps checked)"), second.stdout
+    assert second.stdout.startswith("deploy: no changes (6 steps checked)"), second.stdout
 
     refused = mfawatch(environment, "destroy", "--route", "merged", *where)
     assert refused.returncode == 2

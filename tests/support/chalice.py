@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from mfawatch.deploy.chalice_app import Project
+from mfawatch.deploy.chalice_app import ChaliceCommand, Project
+from mfawatch.deploy.deployer import Deployer
 from mfawatch.paths import CHALICE_DIR, REPO_ROOT
 
 
@@ -49,3 +50,12 @@ class FakeChalice:
         self.project.deployed_dir.mkdir(exist_ok=True)
         (self.project.deployed_dir / "dev.json").write_text(json.dumps(record))
         return subprocess.CompletedProcess(command, 0, "Resources deployed:\n", "")
+
+
+def fake_deployer(project: Project, run: FakeChalice, clients: dict[str, Any]) -> Deployer:
+    """A ``Deployer`` of stage ``dev`` over ``run``'s functions, with the given boto3 clients by
+    service name (a step asking for another one fails with ``KeyError``)."""
+    chalice = ChaliceCommand(project, "us-east-1", {}, run)
+    return Deployer(
+        project, "dev", "us-east-1", run.functions, clients.__getitem__, chalice=chalice, echo=print
+    )

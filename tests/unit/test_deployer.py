@@ -13,11 +13,9 @@ import pytest
 from botocore.stub import Stubber
 
 from chalicelib.errors import MfawatchError
-from mfawatch.deploy.chalice_app import ChaliceCommand, Project
 from mfawatch.deploy.deployer import (
     ROUTE_MERGED,
     ROUTE_STACKS,
-    Deployer,
     Step,
     StepError,
     plan_deploy,
@@ -28,7 +26,7 @@ from mfawatch.deploy.deployer import (
 )
 from tests.conftest import ROOT
 from tests.stubs import stubbed
-from tests.support.chalice import FakeChalice, project_copy
+from tests.support.chalice import FakeChalice, fake_deployer, project_copy
 
 
 @pytest.fixture
@@ -40,15 +38,18 @@ def cloudformation() -> Iterator[tuple[Any, Stubber]]:
 def test_route_stacks_plan_is_every_step_of_docs_deploy_md_in_order() -> None:
     assert [s.name for s in plan_deploy(ROUTE_STACKS, "t1")] == [
         "check-stage",
+        "concurrency",
         "resources",
         "config",
         "subscriptions",
         "app",
+        "rule-state",
         "invoke-config",
         "selftest",
     ]
     assert [s.name for s in plan_deploy(ROUTE_MERGED, "t1", selftest=False)] == [
         "check-stage",
+        "concurrency",
         "package",
         "upload",
         "stack",
@@ -72,13 +73,6 @@ def test_destroy_is_reversed_and_keeps_the_data_unless_asked() -> None:
 # --- Stacks -------------------------------------------------------------------------------------
 
 
-def _deployer(project: Project, run: FakeChalice, clients: dict[str, Any]) -> Deployer:
-    chalice = ChaliceCommand(project, "us-east-1", {}, run)
-    return Deployer(
-        project, "dev", "us-east-1", run.functions, clients.__getitem__, chalice=chalice, echo=print
-    )
-
-
 def test_a_failure_names_the_step_aws_error_and_what_to_do(
     tmp_path: Path, cloudformation: tuple[Any, Stubber]
 ) -> None:
@@ -87,9 +81,11 @@ def test_a_failure_names_the_step_aws_error_and_what_to_do(
         "describe_stacks", "AccessDenied", "User: arn:aws:iam::1:user/x is not authorized", 403
     )
     project = project_copy(tmp_path)
-    deployer = _deployer(project, FakeChalice(project, ["heartbeat"]), {"cloudformation": client})
+    deployer = fake_deployer(
+        project, FakeChalice(project, ["heartbeat"]), {"cloudformation": client}
+    )
     with pytest.raises(StepError) as raised:
-        deployer.run(plan_deploy(ROUTE_STACKS, "dev")[1:2])
+        deployer.run(plan_deploy(ROUTE_STACKS, "dev")[2:3])
     assert str(raised.value) == (
         "step resources failed: AccessDenied: User: arn:aws:iam::1:user/x is not authorized\n"
         "  what to do: the credentials lack a permission: see 'Before you deploy' in "
@@ -100,7 +96,7 @@ def test_a_failure_names_the_step_aws_error_and_what_to_do(
 def test_a_failed_chalice_command_shows_its_last_lines(tmp_path: Path) -> None:
     project = project_copy(tmp_path)
     run = FakeChalice(project, ["heartbeat"], returncode=2)
-    deployer = _deployer(project, run, {})
+    deployer = fake_deployer(project, run, {})
     with pytest.raises(StepError, match=r"step app failed: chalice deploy --stage dev exited 2:\n"):
         deployer.run((Step("app", "chalice deploy"),))
 

@@ -57,6 +57,36 @@ def test_one_failing_item_does_not_stop_the_scheduler_run() -> None:
     assert [(n.kind, n.principal) for n in service.tick(at(2060))] == [(KIND_SUMMARY, "u0")]
 
 
+class LaggingDueIndex(MemoryStore):
+    """A store whose due index still lists keys that are no longer due (the index is eventually
+    consistent; or the run's own earlier work settled them after its query)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale: list[str] = []
+
+    def due(self, until: float, now: float) -> list[str]:
+        return [*self.stale, *super().due(until, now)]
+
+
+def test_a_key_listed_as_due_that_is_no_longer_due_is_left_alone() -> None:
+    # Found by the fault harness's drain: a principal's key, listed as due, read without a due
+    # time (settled after the query, e.g. by an earlier key's delivery in the same run):
+    # KeyError, SchedulerErrors, the scheduled run failed.
+    store = LaggingDueIndex()
+    service = AlertService(RULES, MemoryPublisher(), store)
+    store.put("prn#111122223333#alice", {"expires_at": 1e12, "escalated_by": "e1"}, 0.0)
+    store.put("evt#iam-console-mfa-failure#e1", {"status": "done", "expires_at": 1e12}, 0.0)
+    store.stale = ["prn#111122223333#alice", "evt#iam-console-mfa-failure#e1"]
+    assert service.tick(at(60)) == []
+    assert service.metrics.total("SchedulerErrors") == 0  # type: ignore[attr-defined]
+    assert store.items()["prn#111122223333#alice"] == {
+        "pk": "prn#111122223333#alice",
+        "expires_at": 1e12,
+        "escalated_by": "e1",
+    }
+
+
 def test_state_naming_an_unknown_rule_is_parked_not_retried_forever() -> None:
     store = MemoryStore()
     publisher = MemoryPublisher()
