@@ -29,8 +29,8 @@ from ..core.state import (
     due_mark,
     key_parts,
 )
-from .delivery import RATE_KEY, storm_key
 from .parts import Parts
+from .rates import RATE_KEY, storm_key
 from .scheduled import (
     INDEX_LAG_HORIZON,
     Band,
@@ -52,6 +52,7 @@ class Storms:
     def __init__(self, parts: Parts) -> None:
         self.rules, self.store, self.delivery = parts.rules, parts.store, parts.delivery
         self.settings, self.metrics = parts.settings, parts.metrics
+        self.admission = parts.admission
 
     def storm(self, key: str, item: Item, now: float, force: bool) -> list[Notification]:
         """The scheduler's turn on a rule's storm item (``force``: replay's end)."""
@@ -59,7 +60,7 @@ class Storms:
         rule = rule_of(self.rules, rule_id, key)
         state = StormState.from_item(item)
         if state.outbox.pending():
-            return self.delivery.deliver(key, state.outbox, now, None, [])
+            return self.delivery.deliver(key, state.outbox, now, finish_remove=[])
         period = self.settings.topic_rate.seconds
         cutoff = math.inf if force else now - self.settings.settle_seconds
         band = Band.from_item(item)
@@ -89,9 +90,9 @@ class Storms:
             state.batch + 1,
             phase,
             quiet_since=last_hold,
-            label_of=self.delivery.suppressions.label,
+            label_of=self.admission.suppressions.label,
         )
-        decided = self.delivery.decide([digest], now)  # a digest is never rate-limited
+        decided = self.admission.decide([digest], now)  # a digest is never rate-limited
         outbox = state.outbox.with_entries(decided.entries)
         values: Item = {
             "cutoff": moved,
@@ -173,5 +174,9 @@ class Storms:
             return []
         finish = due_mark(next_due) if next_due is not None else None
         return self.delivery.deliver(
-            key, outbox, now, finish, [] if next_due is not None else [DUE_PK, DUE_AT]
+            key,
+            outbox,
+            now,
+            finish=finish,
+            finish_remove=[] if next_due is not None else [DUE_PK, DUE_AT],
         )
