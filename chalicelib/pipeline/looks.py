@@ -30,14 +30,13 @@ from ..core.suppressions import Seen
 from .parts import Parts
 from .principal import escalation_principal, principal_key
 from .scheduled import (
-    INDEX_LAG_HORIZON,
     Band,
     Found,
     lag_caught,
+    look_at_group,
     next_look,
     rule_of,
     settle,
-    split_found,
     version_is,
 )
 
@@ -62,17 +61,7 @@ class Looks:
             return []
         cutoff = math.inf if force else now - delay
         band = Band(window.band, window.band_count)
-        found = split_found(
-            self.store.query_group(
-                window.group,
-                window.cutoff - INDEX_LAG_HORIZON,
-                math.inf if force else now,
-                now,
-            ),
-            window.cutoff,
-            band,
-            cutoff,
-        )
+        _, found = look_at_group(self.store, window.group, window.cutoff, band, now, cutoff=cutoff)
         merged = [*found.late, *found.ready]
         repeats = self._repeats(key, window, found, merged)
         if repeats is None:

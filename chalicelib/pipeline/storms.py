@@ -32,14 +32,13 @@ from ..core.state import (
 from .parts import Parts
 from .rates import RATE_KEY, storm_key
 from .scheduled import (
-    INDEX_LAG_HORIZON,
     Band,
     Found,
     lag_caught,
+    look_at_group,
     next_look,
     rule_of,
     settle,
-    split_found,
     version_is,
 )
 
@@ -64,13 +63,9 @@ class Storms:
         period = self.settings.topic_rate.seconds
         cutoff = math.inf if force else now - self.settings.settle_seconds
         band = Band.from_item(item)
-        everything = self.store.query_group(
-            storm_key(rule.id),
-            state.cutoff - INDEX_LAG_HORIZON,
-            math.inf if force else now,
-            now,
+        everything, split = look_at_group(
+            self.store, storm_key(rule.id), state.cutoff, band, now, cutoff=cutoff
         )
-        split = split_found(everything, state.cutoff, band, cutoff)
         self._report_late(key, split)
         found = [i for i in everything if float(i[GROUP_AT]) > state.cutoff]
         ready = [*split.late, *split.ready]
