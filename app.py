@@ -111,7 +111,15 @@ def wiring() -> Wiring:
         store = DynamoStateStore(
             boto3.client("dynamodb", config=CLIENT_CONFIG), settings.table_name
         )
-        service = AlertService(RULES, publisher, store, settings, METRICS, SUPPRESSIONS, canary)
+        service = AlertService(
+            RULES,
+            publisher,
+            store,
+            settings,
+            metrics=METRICS,
+            suppressions=SUPPRESSIONS,
+            canary=canary,
+        )
         _wiring = Wiring(settings, publisher, service)
     return _wiring
 

@@ -699,7 +699,7 @@ class Environment:
             SnsPublisher(self.sns, settings),
             DynamoStateStore(self.dynamodb, settings.table_name),
             settings,
-            self.metrics,
+            metrics=self.metrics,
         )
 
     def _count(self, **_: Any) -> None:

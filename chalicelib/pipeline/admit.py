@@ -1,5 +1,5 @@
 """The admission step: a new incident's alert through the topic's rate window and storm mode
-(:meth:`chalicelib.pipeline.delivery.Delivery.decide`), with the window it opened as what its
+(:meth:`chalicelib.pipeline.admission.Admission.decide`), with the window it opened as what its
 claim saves (the scheduler's summary reads it)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..core.documents import WindowRef, window_attribute
 from ..core.notifications import Notification
 from ..core.state import Item
-from .delivery import Decided, Delivery
+from .admission import Admission, Decided
 from .incident import Opened
 from .parts import Attempt
 
@@ -25,7 +25,7 @@ class Admitted:
 
 
 def admit(
-    delivery: Delivery,
+    admission: Admission,
     attempt: Attempt,
     opened: Opened,
     alert: Notification,
@@ -34,7 +34,7 @@ def admit(
     """Admit the alert of the incident ``attempt`` opened (``principal_admitted``: the
     principal's own rate window has room)."""
     record, now = attempt.record, attempt.now
-    result = delivery.decide([alert], now, principal_admitted)
+    result = admission.decide([alert], now, principal_admitted)
     window = WindowRef(
         group=opened.group,
         rule_id=attempt.rule.id,

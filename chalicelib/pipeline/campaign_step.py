@@ -51,7 +51,6 @@ from ..core.state import (
     key_part,
     key_parts,
 )
-from .delivery import LEASE
 from .parts import Parts
 
 
@@ -60,7 +59,7 @@ class CampaignStep:
 
     def __init__(self, parts: Parts) -> None:
         self.rules, self.store, self.delivery = parts.rules, parts.store, parts.delivery
-        self.settings = parts.settings
+        self.settings, self.admission = parts.settings, parts.admission
 
     def observe(
         self,
@@ -86,7 +85,9 @@ class CampaignStep:
         window = spec.threshold.seconds
         expires = max(t, now) + window
         marked = incident_opened and incident_marks_member(rule.dedup_key, campaign)
-        if not marked and not self._first_in_window(campaign, record, member, t, expires, now):
+        if not marked and not self._first_in_window(
+            campaign, record, member, t=t, expires=expires, now=now
+        ):
             return []  # this member is counted in the window already
         key = campaign_key(campaign, record.source_ip)
         item, live = self._add_member(key, record, member, now, expires=expires, window=window)
@@ -108,10 +109,10 @@ class CampaignStep:
             key,
             item,
             escalation,
-            record.event_id,
-            found_window.start,
-            found_window.until,
-            now,
+            event_id=record.event_id,
+            start=found_window.start,
+            until=found_window.until,
+            now=now,
             extra={
                 SUMMARY_AT: summary_at,
                 CAMPAIGN_START: found_window.start,
@@ -163,7 +164,7 @@ class CampaignStep:
         if outbox.pending():
             finish = due_mark(summary_at) if waiting else None
             return self.delivery.deliver_leased(
-                key, outbox, now, finish, () if waiting else DUE_KEYS
+                key, outbox, now, finish=finish, finish_remove=() if waiting else DUE_KEYS
             )
         if waiting and (now >= summary_at or force):
             return self._summarize(key, item, outbox, summary_at, now)
@@ -204,19 +205,14 @@ class CampaignStep:
             region=str(item.get("region", "")),
             suppressed=self._suppressed(campaign, rule, source_ip, members, now),
         )
-        decided = self.delivery.decide_apart(summary, now)
+        decided = self.admission.decide_apart(summary, now)
         with_summary = outbox.with_entries(decided.entries)
         try:
-            self.store.update(
+            self.delivery.save_leased(
                 key,
+                with_summary,
                 now,
-                set_values={
-                    SUMMARIZED: True,
-                    LEASE: now + self.settings.lease_seconds,
-                    **with_summary.to_item(),
-                    **due_mark(now + self.settings.lease_seconds),
-                },
-                remove=[] if with_summary.delivered else ["delivered"],
+                set_values={SUMMARIZED: True},
                 condition=Missing(SUMMARIZED),
             )
         except ConditionFailed:
@@ -228,7 +224,7 @@ class CampaignStep:
     ) -> str:
         """Which members' own alerts a suppression holds (their events are still counted in
         the campaign): ``N suppressed by <id> (owner, reason)``, or empty."""
-        suppressions = self.delivery.suppressions
+        suppressions = self.admission.suppressions
         subjects = (member_subject(campaign, m, source_ip) for m in members)
         counts = suppressions.tally(subjects, rule.id, rule.severity, now)
         return suppressed_clause(counts, suppressions.label)
@@ -238,6 +234,7 @@ class CampaignStep:
         campaign: Campaign,
         record: SignInRecord,
         member: str,
+        *,
         t: float,
         expires: float,
         now: float,

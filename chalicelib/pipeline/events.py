@@ -39,11 +39,11 @@ from ..core.notifications import Notification, alert_for
 from ..core.records import SignInRecord, parse_event, processing_time
 from ..core.rules import Rule
 from ..core.state import Item, KeyKind, key_parts, make_key
+from .admission import Decided
 from .admit import admit
 from .attribution import Attribution, unnamed
 from .campaign_step import CampaignStep
 from .claim import Claims, claim_key, stand_in_key
-from .delivery import Decided
 from .fail_open import FailOpen
 from .fatigue import FatigueLooks
 from .incident import Incidents
@@ -72,7 +72,7 @@ class EventHandler:
         self.fatigue = FatigueLooks(parts, self)
         self.stuck = StuckLeaders(parts, self.claims, self)
         self.fail_open = FailOpen(parts)
-        self.delivery = parts.delivery
+        self.admission = parts.admission
 
     def handle(self, rule_id: str, event: Mapping[str, Any], now: datetime) -> list[Notification]:
         """Process one event that EventBridge (or replay) matched to ``rule_id``.
@@ -217,7 +217,7 @@ class EventHandler:
             attempt.rule, attempt.record, attempt.now, attempt.notes, incident_opened=True
         )
         alert = alert_for(attempt.rule, attempt.record, attempt.notes)
-        admitted = admit(self.delivery, attempt, opened, alert, counted.admitted)
+        admitted = admit(self.admission, attempt, opened, alert, counted.admitted)
         return escalated + self.saver.save_and_deliver(
             attempt.key, admitted.result, admitted.window, admitted.attributes, attempt.now
         )

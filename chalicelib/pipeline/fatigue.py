@@ -41,6 +41,7 @@ class FatigueLooks:
     def __init__(self, parts: Parts, decider: Decider) -> None:
         self.rules, self.store, self.delivery = parts.rules, parts.store, parts.delivery
         self.settings, self.decider = parts.settings, decider
+        self.admission = parts.admission
 
     def recheck(self, key: str, failure: str, now: float) -> list[Notification]:
         """A failure (``time|eventID``) processed after a success it precedes (see the module
@@ -83,7 +84,7 @@ class FatigueLooks:
                 )
             return []
         correction = fatigue_correction_for(rule, record, claim.fatigue_count, late, fs.minutes)
-        decided = self.delivery.decide_apart(correction, now)
+        decided = self.admission.decide_apart(correction, now)
         outbox = claim.outbox.with_entries(decided.entries)
         s = self.settings
         try:
@@ -105,4 +106,4 @@ class FatigueLooks:
             return []  # another run corrected it from this count
         # One more look after this one: a failure processed while it ran is counted then.
         finish = {"status": ClaimStatus.DONE.value, **due_mark(now + s.settle_seconds)}
-        return self.delivery.deliver(key, outbox, now, finish, [])
+        return self.delivery.deliver(key, outbox, now, finish=finish, finish_remove=[])

@@ -35,12 +35,10 @@ from ..core.state import (
     Compare,
     ConditionFailed,
     KeyKind,
-    StateStore,
     due_mark,
     make_key,
 )
-from .delivery import Delivery
-from .observability import Metrics
+from .parts import Parts
 
 logger = logging.getLogger(__name__)
 
@@ -82,16 +80,9 @@ def heartbeat_key(account: str, region: str) -> str:
 class Heartbeats:
     """Records heartbeats, announces recoveries, and proves the stage's own pipeline."""
 
-    def __init__(
-        self,
-        store: StateStore,
-        delivery: Delivery,
-        metrics: Metrics,
-        canary: Canary | None = None,
-    ) -> None:
-        self.store = store
-        self.delivery = delivery
-        self.metrics = metrics
+    def __init__(self, parts: Parts, canary: Canary | None = None) -> None:
+        self.store, self.metrics = parts.store, parts.metrics
+        self.admission, self.delivery = parts.admission, parts.delivery
         self.canary = canary
 
     def pipeline(self, event: Mapping[str, Any], now: datetime) -> list[Notification]:
@@ -159,7 +150,11 @@ class Heartbeats:
         logger.info("heartbeat from %s %s (recovered: %s)", account, region, recovered)
         sent = (
             self.delivery.deliver(
-                key, outbox, clock, due_mark(clock + HEARTBEAT_OVERDUE_SECONDS), []
+                key,
+                outbox,
+                clock,
+                finish=due_mark(clock + HEARTBEAT_OVERDUE_SECONDS),
+                finish_remove=[],
             )
             if outbox.pending()
             else []
@@ -180,4 +175,4 @@ class Heartbeats:
             clock,
             missing=False,
         )
-        return self.delivery.decide([notice], clock).entries
+        return self.admission.decide([notice], clock).entries

@@ -30,14 +30,13 @@ from ..core.suppressions import Seen
 from .parts import Parts
 from .principal import escalation_principal, principal_key
 from .scheduled import (
-    INDEX_LAG_HORIZON,
     Band,
     Found,
     lag_caught,
+    look_at_group,
     next_look,
     rule_of,
     settle,
-    split_found,
     version_is,
 )
 
@@ -48,6 +47,7 @@ class Looks:
     def __init__(self, parts: Parts) -> None:
         self.rules, self.store, self.delivery = parts.rules, parts.store, parts.delivery
         self.settings, self.metrics = parts.settings, parts.metrics
+        self.rates, self.admission = parts.rates, parts.admission
 
     def look(
         self, key: str, item: Item, claim: EventClaim, now: float, force: bool
@@ -61,17 +61,7 @@ class Looks:
             return []
         cutoff = math.inf if force else now - delay
         band = Band(window.band, window.band_count)
-        found = split_found(
-            self.store.query_group(
-                window.group,
-                window.cutoff - INDEX_LAG_HORIZON,
-                math.inf if force else now,
-                now,
-            ),
-            window.cutoff,
-            band,
-            cutoff,
-        )
+        _, found = look_at_group(self.store, window.group, window.cutoff, band, now, cutoff=cutoff)
         merged = [*found.late, *found.ready]
         repeats = self._repeats(key, window, found, merged)
         if repeats is None:
@@ -83,15 +73,15 @@ class Looks:
         principal = principal_key(
             window.account, escalation_principal(window.principal_key, window.source_ip)
         )
-        admitted = self.delivery.count_principal(principal, now, now + rule.window_minutes * 60.0)
-        decided = self.delivery.decide_apart(summary, now, admitted)
+        admitted = self.rates.count_principal(principal, now, now + rule.window_minutes * 60.0)
+        decided = self.admission.decide_apart(summary, now, admitted)
         moved = max(repeats.written_until, window.cutoff) if force else cutoff
         outbox = claim.outbox.with_entries(decided.entries)
         if not self._advance(key, claim, outbox, now, moved=moved, band=found.band(moved)):
             return []  # changed meanwhile: the next run looks again
         # After the summary, one more look (repeats may still be settling; a late one asks).
         finish: Item = {"status": ClaimStatus.DONE.value, **due_mark(now + delay)}
-        return self.delivery.deliver(key, outbox, now, finish, [])
+        return self.delivery.deliver(key, outbox, now, finish=finish, finish_remove=[])
 
     def _repeats(
         self, key: str, window: WindowRef, found: Found, merged: list[Item]
@@ -155,7 +145,7 @@ class Looks:
         own address; they are counted here) and which suppression held its alert. When some
         repeats are not covered but the window's own address is, the summary names theirs, so
         that the suppression does not hold what it does not match."""
-        suppressions = self.delivery.suppressions
+        suppressions = self.admission.suppressions
         ips = {str(i["event_id"]): str(i.get("source_ip") or window.source_ip) for i in merged}
 
         def is_covered(ip: str) -> bool:
@@ -175,7 +165,7 @@ class Looks:
         )
         summary = summary_for(rule, window, repeats, window.batch + 1, said)
         partly = 0 < sum(counts.values()) < repeats.count
-        if not partly or self.delivery.suppression_of(summary, now) is None:
+        if not partly or self.admission.suppression_of(summary, now) is None:
             return summary
         free = sorted({ip for ip in ips.values() if not is_covered(ip)})
         shown = free[0] if len(free) == 1 else f"{len(free)} IPs"

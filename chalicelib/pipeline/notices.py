@@ -15,6 +15,7 @@ class ExpiryNotices:
 
     def __init__(self, parts: Parts) -> None:
         self.store, self.delivery, self.settings = parts.store, parts.delivery, parts.settings
+        self.admission = parts.admission
         #: Suppressions whose expiry notice this execution environment saw delivered.
         self._noticed: frozenset[str] = frozenset()
 
@@ -29,13 +30,13 @@ class ExpiryNotices:
             next runs: item there, nothing pending -> remembered, no more reads here
         """
         sent: list[Notification] = []
-        for suppression in self.delivery.suppressions.due_notices(now):
+        for suppression in self.admission.suppressions.due_notices(now):
             if suppression.id in self._noticed:
                 continue
             key = make_key(KeyKind.NOTICE, suppression.id, suppression.expires.isoformat())
             notice = expiry_notice(SUPPRESSION_RULE, suppression, now)
             try:
-                decided = self.delivery.decide([notice], now)  # never held: not rate-limited
+                decided = self.admission.decide([notice], now)  # never held: not rate-limited
                 outbox = Outbox(tuple(decided.entries))
                 item = {
                     **outbox.to_item(),

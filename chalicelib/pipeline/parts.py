@@ -16,20 +16,25 @@ from ..core.notifications import Notification
 from ..core.records import SignInRecord
 from ..core.rules import Rule, RuleSet
 from ..core.state import Item, StateStore
+from .admission import Admission
 from .delivery import Delivery
 from .observability import Metrics
+from .rates import RateLimits
 
 
 @dataclass(frozen=True)
 class Parts:
-    """The rules, the store, the delivery, the stage settings and the metrics: one set per
-    service, shared by the event handler's steps, the campaign step and the scheduler."""
+    """The rules, the store, the stage settings, the metrics, and what counts, admits and
+    delivers notifications (rate limits, admission, delivery): one set per service, shared by
+    the event handler's steps, the campaign step and the scheduler."""
 
     rules: RuleSet
     store: StateStore
-    delivery: Delivery
     settings: Settings
     metrics: Metrics
+    rates: RateLimits
+    admission: Admission
+    delivery: Delivery
 
 
 @dataclass(frozen=True)

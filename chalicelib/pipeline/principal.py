@@ -55,6 +55,7 @@ class Principals:
 
     def __init__(self, parts: Parts) -> None:
         self.store, self.delivery, self.settings = parts.store, parts.delivery, parts.settings
+        self.rates = parts.rates
 
     def count(self, attempt: Attempt, alert: bool) -> Counted:
         """The principal step of one attempt: a failure is appended, an alert counted."""
@@ -63,7 +64,7 @@ class Principals:
         if not (failure or alert):
             return Counted()
         who = principal_of(record)
-        add, remove = self.delivery.principal_counter(now) if alert else ({}, [])
+        add, remove = self.rates.principal_counter(now) if alert else ({}, [])
         keep_for = horizon(self.settings)
         item = self.store.update(
             who,
@@ -76,7 +77,7 @@ class Principals:
             remove=remove,
         )
         history = PrincipalFailures.from_item(item)
-        admitted = self.delivery.principal_admits(item, now) if alert else True
+        admitted = self.rates.principal_admits(item, now) if alert else True
         if len(item.get("failures", [])) > 2 * KEEP_FAILURES:
             # Bounded item: keep the last failures (a concurrent append lost here only makes a
             # burst count one failure short).
@@ -110,7 +111,13 @@ class Principals:
             notes=attempt.notes,
         )
         return self.delivery.escalate_once(
-            who, item, escalation, record.event_id, burst.start, burst.until, attempt.now
+            who,
+            item,
+            escalation,
+            event_id=record.event_id,
+            start=burst.start,
+            until=burst.until,
+            now=attempt.now,
         )
 
     def count_for_user_id(self, record: SignInRecord, t: float, now: float) -> set[str]:

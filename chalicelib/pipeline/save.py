@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..core.documents import FATIGUE_IDS, ClaimStatus, EventClaim, Outbox, WindowRef
 from ..core.notifications import Notification
 from ..core.state import DUE_AT, DUE_PK, Item, due_mark
-from .delivery import Decided
+from .admission import Decided
 from .parts import Parts, retry_horizon
 
 
@@ -35,7 +35,9 @@ class Saver:
         if result.publishes:
             values.update(status=ClaimStatus.DECIDED.value, **due_mark(now + s.lease_seconds))
             self.store.update(key, now, set_values=values)
-            return self.delivery.deliver(key, outbox, now, finish, finish_remove)
+            return self.delivery.deliver(
+                key, outbox, now, finish=finish, finish_remove=finish_remove
+            )
         values.update(finish)
         self.store.update(key, now, set_values=values, remove=finish_remove)
         return []
@@ -43,7 +45,7 @@ class Saver:
     def deliver_claim(self, key: str, claim: EventClaim, now: float) -> list[Notification]:
         """Deliver what a crashed or failed attempt decided and no output confirmed."""
         finish, remove = self.finish(claim.window, now, bool(claim.fatigue))
-        return self.delivery.deliver(key, claim.outbox, now, finish, remove)
+        return self.delivery.deliver(key, claim.outbox, now, finish=finish, finish_remove=remove)
 
     def finish(
         self, window: WindowRef | None, now: float, fatigue: bool = False

@@ -1,5 +1,6 @@
-"""What the scheduler's jobs share: moving an item's due time, the next look after a look that
-merged nothing, the rule a stored item names, and the *band* that catches late index entries.
+"""What the scheduler's jobs share: a look at a group's entries, moving an item's due time, the
+next look after a look that merged nothing, the rule a stored item names, and the *band* that
+catches late index entries.
 
 Late index entries. The ``group`` index is eventually consistent: its entries usually appear
 within a second, but AWS does not bound the delay
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +90,17 @@ class Found:
         ]
         keys = tuple(str(i["pk"]) for i in counted[:MAX_STORED_LIST])
         return Band(keys, len(counted))
+
+
+def look_at_group(
+    store: StateStore, group: str, previous: float, band: Band, now: float, *, cutoff: float
+) -> tuple[list[Item], Found]:
+    """Every entry of ``group`` from a horizon before the previous cutoff (``previous``), and
+    them split at the new ``cutoff`` (:func:`split_found`). A cutoff of ``math.inf`` (replay's
+    end) also reads what was written after ``now``."""
+    until = math.inf if math.isinf(cutoff) else now
+    everything = store.query_group(group, previous - INDEX_LAG_HORIZON, until, now)
+    return everything, split_found(everything, previous, band, cutoff)
 
 
 def split_found(found: list[Item], previous: float, band: Band, cutoff: float) -> Found:

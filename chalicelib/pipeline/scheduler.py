@@ -64,11 +64,11 @@ from ..core.state import (
     due_mark,
     key_kind,
 )
-from .delivery import RATE_KEY
 from .events import EventHandler
 from .looks import Looks
 from .notices import ExpiryNotices
 from .parts import Parts
+from .rates import RATE_KEY
 from .scheduled import settle
 from .storms import Storms
 
@@ -94,6 +94,7 @@ class Scheduler:
     def __init__(self, parts: Parts) -> None:
         self.rules, self.store, self.delivery = parts.rules, parts.store, parts.delivery
         self.settings, self.metrics = parts.settings, parts.metrics
+        self.admission = parts.admission
         self.looks, self.storms = Looks(parts), Storms(parts)
         self.notices = ExpiryNotices(parts)
 
@@ -213,7 +214,6 @@ class Scheduler:
         self.store.update(key, now, set_values={"parked": reason[:500]}, remove=[DUE_PK, DUE_AT])
 
     def _due(self, key: str, now: float, force: bool) -> list[Notification]:
-        kind = key_kind(key)
         item = self.store.get(key, now)
         if item is None:
             # Expired (TTL deletes late) or gone: take it out of the due index.
@@ -226,6 +226,11 @@ class Scheduler:
             # Listed, but no longer due: the index lags the table, or this run's earlier work
             # settled it (an event's delivery finishes its principal's escalation).
             return []
+        return self._work(key, item, now, force)
+
+    def _work(self, key: str, item: Item, now: float, force: bool) -> list[Notification]:
+        """What falls due on an item still due, by the kind of its key."""
+        kind = key_kind(key)
         if kind is KeyKind.EVENT:
             return self._event(key, item, now, force)
         if kind is KeyKind.STORM:
@@ -277,7 +282,7 @@ class Scheduler:
         if claim.window is not None or claim.fatigue:
             finish |= due_mark(now)  # look at its window (or its late failures) next
             remove = []
-        return self.delivery.deliver(key, claim.outbox, now, finish, remove)
+        return self.delivery.deliver(key, claim.outbox, now, finish=finish, finish_remove=remove)
 
     # --- outboxes kept on a principal's item (escalations) or a notice item --------------------
 
@@ -302,7 +307,7 @@ class Scheduler:
             settle(self.store, key, item, now, heartbeat.last_seen + HEARTBEAT_OVERDUE_SECONDS)
             return []
         notice = heartbeat_notice(HEARTBEAT_RULE, _heartbeat_view(heartbeat), now, missing=True)
-        decided = self.delivery.decide([notice], now)
+        decided = self.admission.decide([notice], now)
         outbox = heartbeat.outbox.with_entries(decided.entries)
         try:
             self.store.update(

@@ -20,11 +20,13 @@ from ..core.notifications import Notification
 from ..core.rules import HEARTBEAT_RULE, RuleSet
 from ..core.state import MemoryStore, StateStore
 from ..core.suppressions import SUPPRESSION_RULE, Suppressions
+from .admission import Admission
 from .delivery import Delivery, Publisher
 from .events import EventHandler
 from .heartbeats import Canary, Heartbeats
 from .observability import MemoryMetrics, Metrics
 from .parts import Parts
+from .rates import RateLimits
 from .scheduler import Remaining, Scheduler
 
 __all__ = ["AlertService", "MemoryCanary", "MemoryPublisher", "Publisher"]
@@ -80,9 +82,10 @@ class AlertService:
     """Turns matched events into published notifications, exactly once, rate-limited.
 
     The one entry point for the Lambda handlers and replay; each job lives in its own class:
-    :class:`events.EventHandler` (per event), :class:`delivery.Delivery` (rate limits decided once,
-    per-output publishing), :class:`scheduler.Scheduler` (what falls due) and
-    :class:`heartbeats.Heartbeats`.
+    :class:`events.EventHandler` (per event), :class:`rates.RateLimits` (the rate windows),
+    :class:`admission.Admission` (each notification admitted or held, once),
+    :class:`delivery.Delivery` (per-output publishing), :class:`scheduler.Scheduler` (what falls
+    due) and :class:`heartbeats.Heartbeats`.
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class AlertService:
         publisher: Publisher,
         store: StateStore | None = None,
         settings: Settings | None = None,
+        *,
         metrics: Metrics | None = None,
         suppressions: Suppressions | None = None,
         canary: Canary | None = None,
@@ -103,14 +107,29 @@ class AlertService:
         builtin = [r for r in (HEARTBEAT_RULE, SUPPRESSION_RULE) if r.id not in rules.ids]
         known = RuleSet([*rules, *builtin])
         self.suppressions = suppressions if suppressions is not None else Suppressions()
+        rates = RateLimits(self.store, self.settings, self.metrics)
+        self.admission = Admission(rates, publisher.destinations, self.suppressions)
         self.delivery = Delivery(
-            self.store, publisher, self.settings, self.metrics, known, self.suppressions
+            self.store,
+            publisher,
+            self.settings,
+            self.metrics,
+            known=known,
+            admission=self.admission,
         )
-        parts = Parts(rules, self.store, self.delivery, self.settings, self.metrics)
+        parts = Parts(
+            rules=rules,
+            store=self.store,
+            settings=self.settings,
+            metrics=self.metrics,
+            rates=rates,
+            admission=self.admission,
+            delivery=self.delivery,
+        )
         self.events = EventHandler(parts)
         self.scheduler = Scheduler(replace(parts, rules=known))
         self.scheduler.events = self.events
-        self.heartbeats = Heartbeats(self.store, self.delivery, self.metrics, canary)
+        self.heartbeats = Heartbeats(parts, canary)
 
     def handle(self, rule_id: str, event: Mapping[str, Any], now: datetime) -> list[Notification]:
         """See :meth:`events.EventHandler.handle`."""

@@ -29,17 +29,16 @@ from ..core.state import (
     due_mark,
     key_parts,
 )
-from .delivery import RATE_KEY, storm_key
 from .parts import Parts
+from .rates import RATE_KEY, storm_key
 from .scheduled import (
-    INDEX_LAG_HORIZON,
     Band,
     Found,
     lag_caught,
+    look_at_group,
     next_look,
     rule_of,
     settle,
-    split_found,
     version_is,
 )
 
@@ -52,6 +51,7 @@ class Storms:
     def __init__(self, parts: Parts) -> None:
         self.rules, self.store, self.delivery = parts.rules, parts.store, parts.delivery
         self.settings, self.metrics = parts.settings, parts.metrics
+        self.admission = parts.admission
 
     def storm(self, key: str, item: Item, now: float, force: bool) -> list[Notification]:
         """The scheduler's turn on a rule's storm item (``force``: replay's end)."""
@@ -59,17 +59,13 @@ class Storms:
         rule = rule_of(self.rules, rule_id, key)
         state = StormState.from_item(item)
         if state.outbox.pending():
-            return self.delivery.deliver(key, state.outbox, now, None, [])
+            return self.delivery.deliver(key, state.outbox, now, finish_remove=[])
         period = self.settings.topic_rate.seconds
         cutoff = math.inf if force else now - self.settings.settle_seconds
         band = Band.from_item(item)
-        everything = self.store.query_group(
-            storm_key(rule.id),
-            state.cutoff - INDEX_LAG_HORIZON,
-            math.inf if force else now,
-            now,
+        everything, split = look_at_group(
+            self.store, storm_key(rule.id), state.cutoff, band, now, cutoff=cutoff
         )
-        split = split_found(everything, state.cutoff, band, cutoff)
         self._report_late(key, split)
         found = [i for i in everything if float(i[GROUP_AT]) > state.cutoff]
         ready = [*split.late, *split.ready]
@@ -89,9 +85,9 @@ class Storms:
             state.batch + 1,
             phase,
             quiet_since=last_hold,
-            label_of=self.delivery.suppressions.label,
+            label_of=self.admission.suppressions.label,
         )
-        decided = self.delivery.decide([digest], now)  # a digest is never rate-limited
+        decided = self.admission.decide([digest], now)  # a digest is never rate-limited
         outbox = state.outbox.with_entries(decided.entries)
         values: Item = {
             "cutoff": moved,
@@ -173,5 +169,9 @@ class Storms:
             return []
         finish = due_mark(next_due) if next_due is not None else None
         return self.delivery.deliver(
-            key, outbox, now, finish, [] if next_due is not None else [DUE_PK, DUE_AT]
+            key,
+            outbox,
+            now,
+            finish=finish,
+            finish_remove=[] if next_due is not None else [DUE_PK, DUE_AT],
         )

@@ -66,8 +66,8 @@ class Successes:
     """Keeps a success and escalates it once: MFA fatigue or a takeover chain."""
 
     def __init__(self, parts: Parts, claims: Claims, saver: Saver) -> None:
-        self.store, self.delivery, self.settings = parts.store, parts.delivery, parts.settings
-        self.metrics = parts.metrics
+        self.store, self.settings = parts.store, parts.settings
+        self.metrics, self.admission = parts.metrics, parts.admission
         self.claims, self.saver = claims, saver
 
     def success(
@@ -105,7 +105,7 @@ class Successes:
             if escalation is None:
                 return []
         try:
-            result = self.delivery.decide([replace(escalation.notification, notes=notes)], now)
+            result = self.admission.decide([replace(escalation.notification, notes=notes)], now)
             return self.saver.save_and_deliver(key, result, None, escalation.counted, now)
         except StateStoreError:
             self.claims.release(key, now)

@@ -83,7 +83,9 @@ def replay_timed(
     publisher = MemoryPublisher(settings)
     store = MemoryStore()
     suppressions = suppressions if suppressions is not None else Suppressions()
-    service = AlertService(rules, publisher, store, settings or Settings(), None, suppressions)
+    service = AlertService(
+        rules, publisher, store, settings or Settings(), suppressions=suppressions
+    )
     matchers = [(rule, compile_pattern(rule.event_pattern)) for rule in rules]
     result = ReplayResult(
         notifications=publisher.sent,

@@ -89,7 +89,7 @@ def _service(
         SnsPublisher(sns, settings),
         store,
         settings,
-        metrics,
+        metrics=metrics,
         canary=SnsCanary(sns, settings.canary_topic_arn),
     )
     return service, wire, metrics

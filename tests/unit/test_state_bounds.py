@@ -15,8 +15,8 @@ from chalicelib.core.config import Threshold, settings_from_env
 from chalicelib.core.errors import ConfigError, StateStoreError
 from chalicelib.core.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
 from chalicelib.core.state import MAX_KEY_BYTES, IndexLag, MemoryStore
-from chalicelib.pipeline.delivery import RATE_KEY, storm_key
 from chalicelib.pipeline.observability import MemoryMetrics
+from chalicelib.pipeline.rates import RATE_KEY, storm_key
 from chalicelib.pipeline.scheduled import Band, split_found
 from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from mfawatch.deploy.handlers import app_handler_names

@@ -198,7 +198,7 @@ def test_critical_alerts_go_out_unless_the_suppression_allows_critical() -> None
 def test_a_digest_of_held_and_suppressed_names_both() -> None:
     from chalicelib.core.decisions import merge_held
     from chalicelib.core.notifications import alert_for, storm_digest_for
-    from chalicelib.pipeline.delivery import held_record
+    from chalicelib.pipeline.admission import held_record
 
     rule = RULES.get(IAM_FAILURE)
     alice = alert_for(rule, parse_event(failed_mfa("a", 0)), ())
