@@ -15,9 +15,9 @@ from chalicelib.core.errors import ConfigError
 from mfawatch.cli import main
 from mfawatch.deploy.init import InitAnswers, stage_init
 from mfawatch.deploy.templates import SUBSCRIPTIONS_KEY, load_stage_config, read_config_document
-from tests.conftest import ROOT
+from tests.conftest import STAGE_DIR
 
-CONFIG = ROOT / ".chalice" / "config.json"
+CONFIG = STAGE_DIR / "config.json"  # the tests' copy: the checkout's is the user's to deploy
 ACCOUNT = "210987654321"
 
 
