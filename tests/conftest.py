@@ -29,8 +29,12 @@ from hypothesis import settings  # noqa: E402
 
 from chalicelib.core.rules import RuleSet, load_bundle  # noqa: E402
 from mfawatch.paths import CHALICE_DIR, REPO_ROOT  # noqa: E402
+from tests.support.environment import drop_endpoint_overrides  # noqa: E402
 
 assert CHALICE_DIR == STAGE_DIR, "mfawatch.paths was imported before tests/conftest.py"
+
+# The shell that deployed a stage to moto_server (docs/deploy.md) still exports AWS_ENDPOINT_URL.
+drop_endpoint_overrides(os.environ)
 
 ROOT = REPO_ROOT  # the checkout, for the tests that import it from here
 

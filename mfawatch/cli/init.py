@@ -53,15 +53,23 @@ def _prompt_missing(
     existing: Mapping[str, str],
     interactive: bool,
 ) -> tuple[str, str, list[str]]:
-    """Ask for what the flags leave out (an existing stage's values are the defaults)."""
+    """Ask for what the flags leave out (an existing stage's values are the defaults); without a
+    terminal, fail naming the flags instead of asking.
+
+    The deploy account defaults to the first ``--account``, as ``--help`` says; an existing
+    stage's deploy account is kept when no ``--account`` is given or it is among them, so that
+    ``--account`` on the shipped ``dev`` does not leave its documentation account in the ARNs.
+    """
     old_region, old_account, old_accounts = _existing_defaults(existing)
     region = old_region if region is None else region
-    deploy_account = old_account if deploy_account is None else deploy_account
+    given = [_account_id(a) for a in accounts]
+    if deploy_account is None and (not given or old_account in given):
+        deploy_account = old_account
     accounts = list(accounts) or old_accounts
     if not interactive:
         missing = [] if region is not None else ["--region"]
-        if deploy_account is None and not accounts:
-            missing.append("--deploy-account or --account")
+        if not accounts:
+            missing.append("--account")
         if missing:
             raise click.UsageError(
                 f"{', '.join(missing)} needed (or run in a terminal to be asked)"
@@ -72,13 +80,18 @@ def _prompt_missing(
         text = click.prompt("Accounts to watch, ID or ID=NAME, comma-separated")
         accounts = [a.strip() for a in str(text).split(",") if a.strip()]
     if deploy_account is None:
-        first = parse_account(accounts[0])[0] if accounts else None
+        first = _account_id(accounts[0]) if accounts else None
         if interactive:
             deploy_account = str(click.prompt("Account the stage deploys to", default=first))
         else:
             deploy_account = first
     assert deploy_account is not None
     return region, deploy_account, list(accounts)
+
+
+def _account_id(text: str) -> str:
+    """The ID of ``ID`` or ``ID=NAME`` (the value is checked later, with the other answers)."""
+    return text.partition("=")[0].strip()
 
 
 def _read_config(project: Project) -> tuple[str, dict[str, Any]]:
@@ -114,7 +127,8 @@ def _write_config(
 @click.option(
     "--deploy-account",
     default=None,
-    help="Account the stage deploys to (default: first --account).",
+    help="Account the stage deploys to (default: the stage's current one if among --account, "
+    "else the first --account).",
 )
 @click.option(
     "--account",

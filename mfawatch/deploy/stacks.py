@@ -65,7 +65,15 @@ def aws_error(exc: Exception) -> str:
     """``Code: message`` of a botocore error (the words to search AWS's documentation for)."""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'ClientError')}: {error.get('Message', str(exc))}"
+        message = error.get("Message", str(exc))
+        if message.lstrip().startswith("<"):
+            # No AWS error document: botocore passes on the body, e.g. moto_server's HTML 404
+            # page for a call it does not implement (GetAccountSettings in moto 5.2).
+            message = (
+                "the endpoint answered with an HTML page, not an AWS error: "
+                "a proxy, or an AWS_ENDPOINT_URL that lacks this call?"
+            )
+        return f"{error.get('Code', 'ClientError')}: {message}"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -24,7 +24,7 @@ import pytest
 
 from chalicelib.core.constants import RULE_STATE_WITH_READ_ONLY
 from mfawatch.deploy.handlers import app_handler_names
-from tests.conftest import MOTO_ACCOUNT, ROOT
+from tests.conftest import MOTO_ACCOUNT, ROOT, STAGE_DIR
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -53,7 +53,7 @@ def project(tmp_path: Path) -> Iterator[Path]:
         ROOT / "chalicelib", copy / "chalicelib", ignore=shutil.ignore_patterns("__pycache__")
     )
     (copy / ".chalice").mkdir()
-    for path in (ROOT / ".chalice").glob("*.json"):
+    for path in STAGE_DIR.glob("*.json"):  # the tests' stages, not the user's
         shutil.copy2(path, copy / ".chalice" / path.name)
     yield copy
     assert _tracked_chalice_files() == before, "the tracked .chalice files must not change"

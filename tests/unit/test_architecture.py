@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import functools
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from mfawatch.deploy.templates import StageConfig, load_stage_config
 from mfawatch.paths import CHALICE_CONFIG, CHALICE_DIR
 from tests.conftest import ROOT
 from tests.reference import LAMBDA_ACTIONS
+from tests.support.environment import drop_endpoint_overrides
 
 # The pure core: the Lambda side's core/ package (and the pipeline/ that runs it, which takes its
 # AWS clients injected: only chalicelib/aws/ and app.py import the SDK or the framework), and the
@@ -557,3 +559,33 @@ def test_tests_read_their_own_stages_never_the_checkouts_chalice_dir() -> None:
     assert CHALICE_DIR == STAGE_DIR
     assert CHALICE_CONFIG.parent != ROOT / ".chalice"
     assert load_stage_config("dev").environment()["MFAWATCH_TABLE_NAME"]
+
+
+#: The one test that reads the checkout's .chalice/: to prove that a deploy leaves it unchanged.
+CHECKOUT_CHALICE_GUARD = "tests/integration/test_deploy_command.py"
+
+
+def test_no_test_copies_or_reads_the_checkouts_chalice_files() -> None:
+    """A deploy rewrites .chalice/config.json (docs/deploy.md): a test that copies it from the
+    checkout (``ROOT / ".chalice"``) fails in a clone that deployed a stage."""
+    pattern = re.compile(r"\b(?:REPO_)?ROOT\s*/\s*[\"']\.chalice[\"']")
+    readers = sorted(
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "tests").rglob("*.py")
+        if path.name != Path(__file__).name and pattern.search(path.read_text(encoding="utf-8"))
+    )
+    assert readers == [CHECKOUT_CHALICE_GUARD]
+
+
+def test_the_sdks_endpoint_variables_never_reach_the_tests() -> None:
+    """A shell that tried a deploy on moto_server still exports AWS_ENDPOINT_URL: the tests drop
+    it (and the per-service forms), and keep the rest."""
+    environ = {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+        "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:5001",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URLS": "not the SDK's",
+    }
+    assert drop_endpoint_overrides(environ) == ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"]
+    assert environ == {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URLS": "not the SDK's"}
+    assert not [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL")]

@@ -175,3 +175,21 @@ def test_deploy_goes_on_with_a_warning_when_the_figures_cannot_be_read(
     assert "warning: cannot check the account's concurrency (AccessDeniedException" in (
         capsys.readouterr().out
     )
+
+
+def test_an_endpoint_that_answers_html_is_named_in_one_line(
+    tmp_path: Path, lambda_stub: tuple[Any, Stubber], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """moto_server answers a call it lacks with its HTML 404 page, which botocore makes the
+    message: the warning says so on one line instead of printing the page."""
+    client, stubber = lambda_stub
+    page = "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n"
+    stubber.add_client_error("get_account_settings", "404", page, 404)
+    deployer = _deployer(tmp_path, {"lambda": client})
+    [outcome] = deployer.run(plan_deploy(ROUTE_STACKS, "dev")[1:2])
+    assert (outcome.step.name, outcome.changed) == ("concurrency", False)
+    [warning] = [line for line in capsys.readouterr().out.splitlines() if "warning" in line]
+    assert warning == (
+        "  warning: cannot check the account's concurrency (404: the endpoint answered with an "
+        "HTML page, not an AWS error: a proxy, or an AWS_ENDPOINT_URL that lacks this call?)"
+    )

@@ -15,9 +15,9 @@ from chalicelib.core.errors import ConfigError
 from mfawatch.cli import main
 from mfawatch.deploy.init import InitAnswers, stage_init
 from mfawatch.deploy.templates import SUBSCRIPTIONS_KEY, load_stage_config, read_config_document
-from tests.conftest import ROOT
+from tests.conftest import STAGE_DIR
 
-CONFIG = ROOT / ".chalice" / "config.json"
+CONFIG = STAGE_DIR / "config.json"  # the tests' copy: the checkout's is the user's to deploy
 ACCOUNT = "210987654321"
 
 
@@ -146,7 +146,35 @@ def test_init_without_a_terminal_names_the_missing_flags(project: Path) -> None:
         main, ["init", "--stage", "t1", "--project-dir", str(project), "--no-input"]
     )
     assert result.exit_code == 2
-    assert "--region, --deploy-account or --account needed" in result.stderr
+    assert "--region, --account needed" in result.stderr
+
+
+def test_init_without_a_terminal_never_prompts_for_the_accounts(project: Path) -> None:
+    """--deploy-account alone does not say which accounts to watch: --no-input names --account
+    instead of asking."""
+    flags = ["--region", "eu-west-1", "--deploy-account", ACCOUNT, "--no-input"]
+    result = CliRunner().invoke(
+        main, ["init", "--stage", "t1", "--project-dir", str(project), *flags]
+    )
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "--account needed (or run in a terminal to be asked)" in result.stderr
+    assert (project / ".chalice" / "config.json").read_bytes() == CONFIG.read_bytes()
+
+
+def test_init_deploys_to_the_first_account_given_not_a_placeholder_left_in(
+    project: Path,
+) -> None:
+    """dev as shipped deploys to a documentation account; --account replaces it as the help says,
+    unless the stage's deploy account is among the accounts given."""
+    kept = _init(project, "--stage", "dev", "--account", "111122223333", "--dry-run")
+    assert kept.exit_code == 0, kept.output
+    assert "arn:aws:sns:eu-west-1:111122223333:mfawatch-dev-alerts" in kept.stdout
+    assert f"arn:aws:sns:eu-west-1:{ACCOUNT}:mfawatch-dev-alerts" not in kept.stdout
+    result = _init(project, "--stage", "dev")
+    assert result.exit_code == 0, result.output
+    env = load_stage_config("dev", project / ".chalice" / "config.json").environment()
+    assert env["MFAWATCH_TOPIC_ARN"] == f"arn:aws:sns:eu-west-1:{ACCOUNT}:mfawatch-dev-alerts"
+    assert "the deploy account" not in result.stderr
 
 
 def test_init_asks_for_what_is_missing(project: Path) -> None:

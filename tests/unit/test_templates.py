@@ -749,6 +749,16 @@ def test_config_update_names_a_malformed_outputs_setting_and_a_foreign_kms_key()
         stage_config_update(_config(), "dev", StackOutputs("s", no_pager, "1", "eu-west-1"))
 
 
+def test_a_stack_without_outputs_is_named_with_the_moto_server_that_gives_them() -> None:
+    """Plain moto_server leaves a change set's stack without outputs: the error says what to run."""
+    with pytest.raises(ConfigError) as raised:
+        stage_config_update(_config(), "dev", StackOutputs("s", {}, *EU_WEST))
+    assert str(raised.value).startswith("stack s has no outputs at all:")
+    assert "start tests/atomic_moto_server.py (docs/deploy.md, 'Try it on moto_server')" in str(
+        raised.value
+    )
+
+
 # --- the parked-event consumer and the alarms (issue 18) --------------------------------------
 
 ALL_HANDLERS = [*HANDLERS, PARKED_HANDLER]

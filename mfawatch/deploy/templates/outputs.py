@@ -92,7 +92,9 @@ class StackOutputs:
         if not outputs:
             raise ConfigError(
                 f"stack {stack} has no outputs at all: was it created from deploy/resources.yaml "
-                "(its template lists the outputs)? `mfawatch deploy` creates it"
+                "(its template lists the outputs)? `mfawatch deploy` creates it. On moto_server, "
+                "plain moto leaves out the outputs of a change set: start "
+                "tests/atomic_moto_server.py (docs/deploy.md, 'Try it on moto_server')"
             )
         missing = [key for key in STACK_OUTPUTS_IN_CONFIG if not outputs.get(key)]
         if missing:
