@@ -96,8 +96,8 @@ class CampaignStep:
             (t, key_part(member)),
             spec.threshold.count,
             window,
-            float(item.get("escalated_until", 0.0)),
-            item.get("escalated_by") == record.event_id,
+            escalated_until=float(item.get("escalated_until", 0.0)),
+            escalated_by_me=item.get("escalated_by") == record.event_id,
         )
         if not found_window.escalate:
             return []
