@@ -385,7 +385,6 @@ TESTED_ELSEWHERE: dict[str, str] = {
     # through the service that runs them).
     "chalicelib/aws/dynamo.py": "tests/functional/test_state_store.py",
     "chalicelib/aws/sns.py": "tests/functional/test_handlers.py",
-    "chalicelib/core/notifications.py": "tests/unit/test_render.py",
     "chalicelib/pipeline/admission.py": "tests/unit/test_suppressions.py",
     "chalicelib/pipeline/admit.py": "tests/unit/test_state_machine_defects.py",
     "chalicelib/pipeline/attribution.py": "tests/unit/test_state_machine_defects.py",
