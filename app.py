@@ -233,12 +233,12 @@ def lambda_entry(name: str, handler: LambdaHandler) -> LambdaHandler:
             wired = wiring()
             return selftest.answer(
                 event,
-                getattr(context, "function_name", name),
-                getattr(context, "invoked_function_arn", ""),
-                getattr(context, "aws_request_id", ""),
-                wired.publisher,
-                [output.name for output in wired.settings.routes],
-                now_utc(),
+                function_name=getattr(context, "function_name", name),
+                function_arn=getattr(context, "invoked_function_arn", ""),
+                request_id=getattr(context, "aws_request_id", ""),
+                publisher=wired.publisher,
+                outputs=[output.name for output in wired.settings.routes],
+                now=now_utc(),
             )
         missing = (
             [key for key in keys if key not in event] if isinstance(event, dict) else list(keys)

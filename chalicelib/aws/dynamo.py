@@ -20,7 +20,7 @@ conflict costs no second read.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -37,6 +37,7 @@ from ..core.state import (
     Absent,
     AllOf,
     AnyOf,
+    Compare,
     Condition,
     ConditionFailed,
     Item,
@@ -48,24 +49,29 @@ DUE_INDEX = "due"
 GROUP_INDEX = "group"
 
 
+def _number(value: float | Decimal) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise StateStoreError(f"cannot store the number {value!r}")
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+#: Python types and their AttributeValue tags, in the order tried (a bool is an int too).
+_ATTRIBUTES: tuple[tuple[Any, str, Callable[[Any], Any]], ...] = (
+    (bool, "BOOL", lambda value: value),
+    (int | float | Decimal, "N", _number),
+    (str, "S", lambda value: value),
+    (set | frozenset, "SS", lambda value: sorted(str(v) for v in value)),
+    (Mapping, "M", lambda value: {str(k): to_attribute(v) for k, v in value.items()}),
+    (list | tuple, "L", lambda value: [to_attribute(v) for v in value]),
+    (type(None), "NULL", lambda _: True),
+)
+
+
 def to_attribute(value: Any) -> dict[str, Any]:
     """A Python value as a DynamoDB AttributeValue."""
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int | float | Decimal):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise StateStoreError(f"cannot store the number {value!r}")
-        return {"N": repr(value) if isinstance(value, float) else str(value)}
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, set | frozenset):
-        return {"SS": sorted(str(v) for v in value)}
-    if isinstance(value, Mapping):
-        return {"M": {str(k): to_attribute(v) for k, v in value.items()}}
-    if isinstance(value, list | tuple):
-        return {"L": [to_attribute(v) for v in value]}
-    if value is None:
-        return {"NULL": True}
+    for kind, tag, convert in _ATTRIBUTES:
+        if isinstance(value, kind):
+            return {tag: convert(value)}
     raise StateStoreError(f"cannot store a {type(value).__name__}")
 
 
@@ -120,10 +126,12 @@ class _Expression:
             )
         if isinstance(condition, Missing):
             return f"attribute_not_exists({self.name(condition.attribute)})"
-        if isinstance(condition, AnyOf):
-            return "(" + " OR ".join(self.condition(c, now) for c in condition.conditions) + ")"
-        if isinstance(condition, AllOf):
-            return "(" + " AND ".join(self.condition(c, now) for c in condition.conditions) + ")"
+        if isinstance(condition, AnyOf | AllOf):
+            joint = " OR " if isinstance(condition, AnyOf) else " AND "
+            return "(" + joint.join(self.condition(c, now) for c in condition.conditions) + ")"
+        return self._compare(condition)
+
+    def _compare(self, condition: Compare) -> str:
         name = self.name(condition.attribute)
         compare = f"{name} {condition.op} {self.value(condition.value)}"
         if condition.or_missing:

@@ -122,16 +122,23 @@ def campaign_member(record: SignInRecord) -> tuple[Campaign, str] | None:
         return None
     if record.principal_type == PRINCIPAL_ROOT and record.event_name == c.CONSOLE_LOGIN:
         return Campaign.ROOT_SPRAY, record.account
-    if record.principal_type not in (PRINCIPAL_IAM_USER, PRINCIPAL_IDENTITY_CENTER):
-        return None
-    if record.principal_key in (UNKNOWN_PRINCIPAL_KEY, c.HIDDEN_USER_NAME):
-        return None
-    member = f"{record.account}/{record.principal_key}"
-    if record.failure_kind is FailureKind.MFA:
-        return Campaign.MFA_SPRAY, member
-    if record.failure_kind is FailureKind.PASSWORD:
-        return Campaign.PASSWORD_SPRAY, member
-    return None
+    spray = _SPRAY_OF_FAILURE.get(record.failure_kind) if _named_user(record) else None
+    return None if spray is None else (spray, f"{record.account}/{record.principal_key}")
+
+
+#: The campaign a named user's failed step counts for.
+_SPRAY_OF_FAILURE = {
+    FailureKind.MFA: Campaign.MFA_SPRAY,
+    FailureKind.PASSWORD: Campaign.PASSWORD_SPRAY,
+}
+
+
+def _named_user(record: SignInRecord) -> bool:
+    """An IAM or Identity Center user whose name the event gives."""
+    return record.principal_type in (
+        PRINCIPAL_IAM_USER,
+        PRINCIPAL_IDENTITY_CENTER,
+    ) and record.principal_key not in (UNKNOWN_PRINCIPAL_KEY, c.HIDDEN_USER_NAME)
 
 
 def member_subject(campaign: Campaign, member: str, source_ip: str) -> Seen:
@@ -174,6 +181,7 @@ def spray_window(
     entry: tuple[float, str],
     count: int,
     window: float,
+    *,
     escalated_until: float = 0.0,
     escalated_by_me: bool = False,
 ) -> SprayWindow:

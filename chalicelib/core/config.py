@@ -50,6 +50,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import ConfigError
 from .notifications import KINDS
@@ -274,30 +275,32 @@ def parse_outputs(raw: str) -> tuple[Output, ...]:
         raise ConfigError(f"{ENV_OUTPUTS} is not valid JSON: {exc}") from exc
     if not isinstance(document, dict) or not document:
         raise ConfigError(f"{ENV_OUTPUTS} must be a non-empty JSON object of named outputs")
-    outputs = []
-    for name, spec in document.items():
-        where = f"{ENV_OUTPUTS}.{name}"
-        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name):
-            raise ConfigError(f"{where}: output names are lower-case words (a-z, 0-9, _ and -)")
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{where} must be an object with at least topic_arn")
-        unknown = set(spec) - {"topic_arn", "min_severity", "kinds", "format"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-        topic = spec.get("topic_arn", "")
-        if not isinstance(topic, str) or not topic.startswith("arn:") or topic.count(":") < 5:
-            raise ConfigError(f"{where}.topic_arn must be an SNS topic ARN; got {topic!r}")
-        severity = spec.get("min_severity", "LOW")
-        if severity not in SEVERITIES:
-            raise ConfigError(f"{where}.min_severity must be one of {', '.join(SEVERITIES)}")
-        kinds = spec.get("kinds", list(KINDS))
-        if not isinstance(kinds, list) or not kinds or set(kinds) - set(KINDS):
-            raise ConfigError(f"{where}.kinds must be a non-empty list of {', '.join(KINDS)}")
-        fmt = spec.get("format", "standard")
-        if fmt not in FORMATS:
-            raise ConfigError(f"{where}.format must be one of {', '.join(FORMATS)}")
-        outputs.append(Output(name, topic, severity, tuple(kinds), fmt))
-    return tuple(outputs)
+    return tuple(_output(name, spec) for name, spec in document.items())
+
+
+def _output(name: str, spec: Any) -> Output:
+    """One output of ``MFAWATCH_OUTPUTS``; errors name it and the field."""
+    where = f"{ENV_OUTPUTS}.{name}"
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name):
+        raise ConfigError(f"{where}: output names are lower-case words (a-z, 0-9, _ and -)")
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} must be an object with at least topic_arn")
+    unknown = set(spec) - {"topic_arn", "min_severity", "kinds", "format"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    topic = spec.get("topic_arn", "")
+    if not isinstance(topic, str) or not topic.startswith("arn:") or topic.count(":") < 5:
+        raise ConfigError(f"{where}.topic_arn must be an SNS topic ARN; got {topic!r}")
+    severity = spec.get("min_severity", "LOW")
+    if severity not in SEVERITIES:
+        raise ConfigError(f"{where}.min_severity must be one of {', '.join(SEVERITIES)}")
+    kinds = spec.get("kinds", list(KINDS))
+    if not isinstance(kinds, list) or not kinds or set(kinds) - set(KINDS):
+        raise ConfigError(f"{where}.kinds must be a non-empty list of {', '.join(KINDS)}")
+    fmt = spec.get("format", "standard")
+    if fmt not in FORMATS:
+        raise ConfigError(f"{where}.format must be one of {', '.join(FORMATS)}")
+    return Output(name, topic, severity, tuple(kinds), fmt)
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:

@@ -135,6 +135,15 @@ def _at(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+def _between(first: datetime, last: datetime) -> str:
+    return f"between {_clock(first, last)} and {_clock(last, first)} UTC"
+
+
+def _listed(ids: tuple[str, ...], count: int) -> tuple[str, ...]:
+    """The note on a notification that lists fewer event ids than it counts."""
+    return (f"event ids listed: the first {len(ids)} of {count}",) if len(ids) < count else ()
+
+
 def alert_for(rule: Rule, record: SignInRecord, notes: tuple[str, ...] = ()) -> Notification:
     """The leading alert of an incident: one event, rendered in full."""
     return Notification(
@@ -187,17 +196,13 @@ def summary_for(
         else ""
     )
     these = f" Of these, {covered.repeats}." if covered.repeats else ""
-    sentence = (
-        f"{rule.counted(count).replace(' ', ' more ', 1)} for {who} from {ip} between "
-        f"{_clock(first, last)} and {_clock(last, first)} UTC"
-    )
-    notes = (f"event ids listed: the first {len(ids)} of {count}",) if len(ids) < count else ()
+    title = f"{rule.counted(count).replace(' ', ' more ', 1)} for {who} from {ip}"
     return Notification(
         id=f"summary:{rule.id}:{window.dedup_key}:{window.window_start}:{batch}",
         kind=KIND_SUMMARY,
         rule=rule,
         severity=rule.severity,
-        title=f"{rule.counted(count).replace(' ', ' more ', 1)} for {who} from {ip}",
+        title=title,
         dedup_key=window.dedup_key,
         account=window.account,
         region=window.region,
@@ -208,8 +213,9 @@ def summary_for(
         count=count,
         first_seen=first,
         last_seen=last,
-        summary=sentence + f" (window opened {_at(window.window_start):%H:%M:%S})." + these + held,
-        notes=notes,
+        summary=f"{title} {_between(first, last)} (window opened "
+        f"{_at(window.window_start):%H:%M:%S})." + these + held,
+        notes=_listed(ids, count),
     )
 
 
@@ -222,9 +228,17 @@ def _single(counts: Mapping[str, int]) -> str:
     return next(iter(counts)) if len(counts) == 1 else "multiple"
 
 
+_STORM_LABELS = {
+    "ongoing": "Alert storm",
+    "ended": "Alert storm ended",
+    "held": "Held by rate limit",
+}
+
+
 def storm_digest_for(
     rule: Rule,
     storm: StormStats | None,
+    *,
     opened_at: float,
     batch: int,
     phase: str,
@@ -240,49 +254,85 @@ def storm_digest_for(
     (``id (owner, reason)``). A digest of suppressed notifications only is LOW: an output's
     ``min_severity`` can keep it out.
     """
-    label = {"ongoing": "Alert storm", "ended": "Alert storm ended", "held": "Held by rate limit"}[
-        phase
-    ]
+    quiet = _at(quiet_since or opened_at)
     ending = {
         "ongoing": " The storm goes on: the next digest follows.",
-        "ended": " The storm is over: the rule has been quiet since "
-        f"{_at(quiet_since or opened_at):%H:%M:%S} UTC.",
+        "ended": f" The storm is over: the rule has been quiet since {quiet:%H:%M:%S} UTC.",
         "held": "",
     }[phase]
+    digest = Notification(
+        id=f"storm:{rule.id}:{opened_at!r}:{batch}",
+        kind=KIND_STORM,
+        rule=rule,
+        severity=rule.severity,
+        title=f"{_STORM_LABELS[phase]}: nothing held since the last digest",
+        dedup_key=f"storm:{rule.id}",
+        account="multiple",
+        region="multiple",
+        principal="nobody",
+        principal_type="multiple",
+        source_ip="none",
+        event_ids=(),
+        count=0,
+        first_seen=quiet,
+        last_seen=quiet,
+        summary="No notification was held since the last digest." + ending,
+    )
     if storm is None:
-        moment = _at(quiet_since or opened_at)
-        return Notification(
-            id=f"storm:{rule.id}:{opened_at!r}:{batch}",
-            kind=KIND_STORM,
-            rule=rule,
-            severity=rule.severity,
-            title=f"{label}: nothing held since the last digest",
-            dedup_key=f"storm:{rule.id}",
-            account="multiple",
-            region="multiple",
-            principal="nobody",
-            principal_type="multiple",
-            source_ip="none",
-            event_ids=(),
-            count=0,
-            first_seen=moment,
-            last_seen=moment,
-            summary="No notification was held since the last digest." + ending,
-        )
-    count = storm.count
-    principals, ips = storm.principals, storm.ips
-    escalated = storm.escalated
-    severity, cause = rule.severity, "Rate limit reached"
-    every_suppressed = sum(storm.suppressed.values()) == count and sum(
-        storm.suppressed_escalations.values()
-    ) == sum(escalated.values())
-    if every_suppressed and phase == "held":
+        return digest
+    return _held_digest(digest, storm, phase, ending, label_of)
+
+
+def _held_digest(
+    empty: Notification,
+    storm: StormStats,
+    phase: str,
+    ending: str,
+    label_of: Callable[[str], str],
+) -> Notification:
+    """The digest ``empty`` (its id, rule and dedup key) filled with what ``storm`` held."""
+    rule, count, escalated = empty.rule, storm.count, storm.escalated
+    label, severity, cause = _STORM_LABELS[phase], rule.severity, "Rate limit reached"
+    if phase == "held" and _all_suppressed(storm):
         label, severity, cause = "Suppressed", "LOW", "Suppressed"
+    named = storm.principals or escalated
+    only = next(iter(named)) if len(named) == 1 else f"{len(named)} principals"
+    only_ip = next(iter(storm.ips)) if len(storm.ips) == 1 else f"{len(storm.ips)} IPs"
+    what = rule.counted(count) if count else f"{sum(escalated.values())} escalations held"
     first, last = _at(storm.first), _at(storm.last)
-    ids = storm.event_ids
+    return replace(
+        empty,
+        severity=severity,
+        title=f"{label}: {what} ({only}, {only_ip})" if count else f"{label}: {what} ({only})",
+        account=_single(storm.accounts or {"": 0}),
+        region=_single(storm.regions or {"": 0}),
+        principal=only,
+        principal_type=_single(storm.principal_types or {"": 0}),
+        source_ip=only_ip,
+        event_ids=storm.event_ids,
+        count=count,
+        first_seen=first,
+        last_seen=last,
+        summary=_held_sentence(rule, storm, cause, label_of) + ending,
+        notes=_listed(storm.event_ids, count),
+    )
+
+
+def _all_suppressed(storm: StormStats) -> bool:
+    """Every event and every escalation the digest holds was held by a suppression."""
+    return sum(storm.suppressed.values()) == storm.count and sum(
+        storm.suppressed_escalations.values()
+    ) == sum(storm.escalated.values())
+
+
+def _held_sentence(
+    rule: Rule, storm: StormStats, cause: str, label_of: Callable[[str], str]
+) -> str:
+    """What a digest held: counts, span, top principals and IPs, escalations, suppressions."""
+    principals, ips, escalated = storm.principals, storm.ips, storm.escalated
     sentence = (
-        f"{cause}: {storm.notifications} notifications covering {rule.counted(count)} "
-        f"were held between {_clock(first, last)} and {_clock(last, first)} UTC. "
+        f"{cause}: {storm.notifications} notifications covering {rule.counted(storm.count)} "
+        f"were held {_between(_at(storm.first), _at(storm.last))}. "
         f"{len(principals)} distinct principals, {len(ips)} distinct source IPs. "
         f"Top principals: {_top(principals)}. Top source IPs: {_top(ips)}."
     )
@@ -293,30 +343,7 @@ def storm_digest_for(
         )
     if storm.suppressed or storm.suppressed_escalations:
         sentence += " " + suppressed_sentence(storm, label_of)
-    named = principals or escalated
-    only = next(iter(named)) if len(named) == 1 else f"{len(named)} principals"
-    only_ip = next(iter(ips)) if len(ips) == 1 else f"{len(ips)} IPs"
-    notes = (f"event ids listed: the first {len(ids)} of {count}",) if len(ids) < count else ()
-    what = rule.counted(count) if count else f"{sum(escalated.values())} escalations held"
-    return Notification(
-        id=f"storm:{rule.id}:{opened_at!r}:{batch}",
-        kind=KIND_STORM,
-        rule=rule,
-        severity=severity,
-        title=f"{label}: {what} ({only}, {only_ip})" if count else f"{label}: {what} ({only})",
-        dedup_key=f"storm:{rule.id}",
-        account=_single(storm.accounts or {"": 0}),
-        region=_single(storm.regions or {"": 0}),
-        principal=only,
-        principal_type=_single(storm.principal_types or {"": 0}),
-        source_ip=only_ip,
-        event_ids=ids,
-        count=count,
-        first_seen=first,
-        last_seen=last,
-        summary=sentence + ending,
-        notes=notes,
-    )
+    return sentence
 
 
 def suppressed_sentence(storm: StormStats, label_of: Callable[[str], str] = str) -> str:
@@ -399,9 +426,25 @@ def _suppressed_members(noun: str, clause: str) -> str:
     )
 
 
+def _accounts(shown: tuple[str, ...]) -> list[str]:
+    return sorted({m.split("/", 1)[0] for m in shown})
+
+
+def _short_ip(source_ip: str) -> str:
+    """An address as a campaign's text shows it: cut at 64 characters (an attacker's string)."""
+    return source_ip if len(source_ip) <= 64 else source_ip[:63] + "…"
+
+
+def _member_list(shown: tuple[str, ...], members: int) -> str:
+    """``111122223333/alice, 111122223333/bob and 3 more. Accounts: 111122223333.``"""
+    more = f" and {members - len(shown)} more" if members > len(shown) else ""
+    return f"{', '.join(shown)}{more}. Accounts: {', '.join(_accounts(shown))}."
+
+
 def campaign_for(
     rule: Rule,
     record: SignInRecord,
+    *,
     campaign: str,
     severity: str,
     noun: str,
@@ -414,9 +457,6 @@ def campaign_for(
     """Escalation: one source IP failing a sign-in step for ``members`` distinct principals (or
     accounts: ``noun``) within ``minutes``. ``shown``: the first members (``account/principal``,
     or the account for root); ``suppressed``: :func:`suppressed_clause` of the members."""
-    accounts = sorted({m.split("/", 1)[0] for m in shown})
-    ip = record.source_ip if len(record.source_ip) <= 64 else record.source_ip[:63] + "…"
-    more = f" and {members - len(shown)} more" if members > len(shown) else ""
     return Notification(
         id=f"{CAMPAIGN_ID_PREFIX}:{campaign}:{record.event_id}",
         kind=KIND_ESCALATION,
@@ -437,17 +477,17 @@ def campaign_for(
         last_seen=record.event_time,
         record=record,
         summary=(
-            f"{ip} failed to sign in as {members} distinct {noun} "
-            f"({failures} failures) within {minutes:g} minutes: {', '.join(shown)}{more}. "
-            f"Accounts: {', '.join(accounts)}. One source that knows or guesses the credentials "
-            "of several identities is a campaign, not a user who mistyped."
-            + _suppressed_members(noun, suppressed)
+            f"{_short_ip(record.source_ip)} failed to sign in as {members} distinct {noun} "
+            f"({failures} failures) within {minutes:g} minutes: {_member_list(shown, members)} "
+            "One source that knows or guesses the credentials of several identities is a "
+            "campaign, not a user who mistyped." + _suppressed_members(noun, suppressed)
         ),
     )
 
 
 def campaign_summary_for(
     rule: Rule,
+    *,
     campaign: str,
     noun: str,
     source_ip: str,
@@ -466,9 +506,7 @@ def campaign_summary_for(
     member's events are counted by that principal's own alerts and summaries (the contract:
     per rule, alerts + summaries + digests add up to the events): the members and attempts are
     in its title and text. ``suppressed``: :func:`suppressed_clause` of the members."""
-    accounts = sorted({m.split("/", 1)[0] for m in shown})
-    ip = source_ip if len(source_ip) <= 64 else source_ip[:63] + "…"
-    more = f" and {members - len(shown)} more" if members > len(shown) else ""
+    ip, accounts = _short_ip(source_ip), _accounts(shown)
     name = _CAMPAIGN_NAMES.get(campaign, campaign)
     return Notification(
         id=f"{CAMPAIGN_SUMMARY_ID_PREFIX}:{campaign}:{escalated_by}",
@@ -488,10 +526,9 @@ def campaign_summary_for(
         last_seen=last,
         summary=(
             f"The campaign from {ip} is over: {members} distinct {noun} tried ({failures} "
-            f"first attempts per member and window) between {_clock(first, last)} and "
-            f"{_clock(last, first)} UTC: {', '.join(shown)}{more}. Accounts: "
-            f"{', '.join(accounts)}. The alerts and summaries of each principal count every "
-            "failure." + _suppressed_members(noun, suppressed)
+            f"first attempts per member and window) {_between(first, last)}: "
+            f"{_member_list(shown, members)} The alerts and summaries of each principal count "
+            "every failure." + _suppressed_members(noun, suppressed)
         ),
     )
 
@@ -519,10 +556,9 @@ def takeover_for(
     return _takeover(
         rule,
         record,
-        f"{record.event_name} for {record.principal} after {len(failures)} failed MFA "
-        f"attempt{'' if len(failures) == 1 else 's'}",
-        failures,
-        f"{record.event_name} changed the credentials of {record.principal} (from "
+        what=f"{record.event_name} for {record.principal} after {_attempts(len(failures))}",
+        failures=failures,
+        summary=f"{record.event_name} changed the credentials of {record.principal} (from "
         f"{record.source_ip}) within {minutes:g} minutes after {len(failures)} failed MFA "
         "attempt(s): someone may be replacing the factor they could not pass.",
         event_ids=(*failures, record.event_id),
@@ -532,6 +568,7 @@ def takeover_for(
 def _takeover(
     rule: Rule,
     record: SignInRecord,
+    *,
     what: str,
     failures: tuple[str, ...],
     summary: str,
@@ -551,6 +588,10 @@ def _takeover(
     )
 
 
+def _attempts(n: int) -> str:
+    return f"{n} failed MFA attempt{'' if n == 1 else 's'}"
+
+
 def _ips(ips: tuple[str, ...], limit: int = 5) -> str:
     more = f" and {len(ips) - limit} more" if len(ips) > limit else ""
     return ", ".join(ips[:limit]) + more
@@ -562,26 +603,26 @@ def takeover_sign_in_for(
     failures: tuple[str, ...],
     other_ips: tuple[str, ...],
     minutes: float,
+    *,
     fatigue: tuple[int, float] | None = None,
 ) -> Notification:
     """Escalation: a successful sign-in from another address than the principal's failed MFA
     steps shortly before. ``failures``: the failures from ``other_ips``; ``fatigue`` (failures,
     minutes) when the MFA fatigue threshold is met too: this notification stands for both."""
-    n = len(failures)
     also = (
         f" It also meets the MFA fatigue threshold ({fatigue[0]} failed MFA attempts within "
         f"{fatigue[1]:g} minutes): this is the one notification for both."
         if fatigue
         else ""
     )
-    attempts = f"{n} failed MFA attempt{'' if n == 1 else 's'}"
+    attempts = _attempts(len(failures))
     where = other_ips[0] if len(other_ips) == 1 else f"{len(other_ips)} other IPs"
     return _takeover(
         rule,
         record,
-        f"{record.principal} signed in from {record.source_ip} after {attempts} from {where}",
-        failures,
-        f"{record.event_name} {record.event_id} by {record.principal} succeeded from "
+        what=f"{record.principal} signed in from {record.source_ip} after {attempts} from {where}",
+        failures=failures,
+        summary=f"{record.event_name} {record.event_id} by {record.principal} succeeded from "
         f"{record.source_ip} within {minutes:g} minutes after {attempts} from another "
         f"address ({_ips(other_ips)}): the MFA step failed at one address and the sign-in "
         "succeeded at another. Someone who knows the password may have got past MFA "

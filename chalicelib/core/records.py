@@ -482,16 +482,32 @@ def _identity_center(
 
 
 def _outcome(detail: Mapping[str, Any], event_name: str) -> str:
+    stated = _stated_outcome(detail, event_name)
+    return _inferred_outcome(detail, event_name) if stated is None else stated
+
+
+def _stated_outcome(detail: Mapping[str, Any], event_name: str) -> str | None:
+    """The outcome the record states under the event's name (or a credential step's); None
+    when it states none."""
     response = _obj(detail.get("responseElements"))
     if event_name in response:
         return _str(response.get(event_name))
     service_details = _obj(detail.get("serviceEventDetails"))
-    if event_name in service_details:
-        return _str(service_details.get(event_name))
     # Widely copied guides test serviceEventDetails.CredentialChallenge on verification events.
-    for key in (c.CREDENTIAL_VERIFICATION, c.CREDENTIAL_CHALLENGE, c.USER_AUTHENTICATION):
+    for key in (
+        event_name,
+        c.CREDENTIAL_VERIFICATION,
+        c.CREDENTIAL_CHALLENGE,
+        c.USER_AUTHENTICATION,
+    ):
         if key in service_details:
             return _str(service_details.get(key))
+    return None
+
+
+def _inferred_outcome(detail: Mapping[str, Any], event_name: str) -> str:
+    """The outcome of a record that states none: an error, ``aws login``'s success flag, or an
+    API call that returned."""
     if detail.get("errorCode") or detail.get("errorMessage"):
         return "Failure"
     if event_name in c.SIGNIN_OAUTH2_EVENTS:
@@ -521,6 +537,7 @@ def _failure_kind(
     event_name: str,
     outcome: str,
     principal_key: str,
+    *,
     mfa_used: bool | None,
     credential_type: str,
 ) -> tuple[FailureKind, str]:
@@ -606,7 +623,7 @@ def parse_event(event: Mapping[str, Any]) -> SignInRecord:
     outcome = _outcome(detail, event_name)
     credential_type = _str(extra.get("CredentialType"))
     failure_kind, denied_by = _failure_kind(
-        detail, event_name, outcome, key, mfa_used, credential_type
+        detail, event_name, outcome, key, mfa_used=mfa_used, credential_type=credential_type
     )
     return SignInRecord(
         event_id=record_event_id(detail),

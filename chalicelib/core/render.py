@@ -88,10 +88,25 @@ def render_text(notification: Notification, account_name: str = "") -> str:
     if n.summary:
         lines += ["", clean_text(n.summary, 1000)]
     lines.append("")
-    account = n.account + (f" ({clean_text(account_name, MAX_NAME)})" if account_name else "")
+    lines += _who_and_when(n)
+    lines += _where(n, account_name)
+    lines += _events(n)
+    lines += ["", "What to do:"]
+    lines += [f"  {i}. {clean_text(step, 500)}" for i, step in enumerate(rule.runbook, start=1)]
+    lines += [
+        "",
+        f"-- mfawatch {__version__}; dedup key {clean_text(n.dedup_key, MAX_FIELD)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _who_and_when(n: Notification) -> list[str]:
+    """The rows Rule, Who, ARN and What (of an event), When (and Events, over a span)."""
     record = n.record
-    lines.append(_row("Rule", f"{rule.id} (severity {n.severity}, {n.kind})"))
-    lines.append(_row("Who", f"{clean_text(n.principal, MAX_NAME)} ({n.principal_type})"))
+    lines = [
+        _row("Rule", f"{n.rule.id} (severity {n.severity}, {n.kind})"),
+        _row("Who", f"{clean_text(n.principal, MAX_NAME)} ({n.principal_type})"),
+    ]
     if record is not None and record.principal_arn:
         lines.append(_row("ARN", clean_text(record.principal_arn, MAX_FIELD)))
     if record is not None:
@@ -101,34 +116,40 @@ def render_text(notification: Notification, account_name: str = "") -> str:
         lines.append(_row("Events", str(n.count)))
     else:
         lines.append(_row("When", _when(n.first_seen)))
-    lines.append(_row("Source IP", clean_text(n.source_ip, 64) or "not recorded"))
+    return lines
+
+
+def _where(n: Notification, account_name: str) -> list[str]:
+    """The rows Source IP, User agent, Account, and the event's MFA, Workflow and Reason."""
+    record = n.record
+    account = n.account + (f" ({clean_text(account_name, MAX_NAME)})" if account_name else "")
+    lines = [_row("Source IP", clean_text(n.source_ip, 64) or "not recorded")]
     if record is not None:
         lines.append(_row("User agent", clean_text(record.user_agent, MAX_FIELD) or "not recorded"))
     lines.append(_row("Account", f"{account}, region {n.region}"))
-    if record is not None:
-        mfa = clean_text(record.mfa_type, 64) or "not reported"
-        if record.mfa_device:
-            mfa += f", device {clean_text(record.mfa_device, MAX_FIELD)}"
-        lines.append(_row("MFA", mfa))
-        if record.auth_workflow_id:
-            lines.append(_row("Workflow", clean_text(record.auth_workflow_id, 64)))
-        if record.failure_reason:
-            lines.append(_row("Reason", clean_text(record.failure_reason, MAX_FIELD)))
+    if record is None:
+        return lines
+    mfa = clean_text(record.mfa_type, 64) or "not reported"
+    if record.mfa_device:
+        mfa += f", device {clean_text(record.mfa_device, MAX_FIELD)}"
+    lines.append(_row("MFA", mfa))
+    if record.auth_workflow_id:
+        lines.append(_row("Workflow", clean_text(record.auth_workflow_id, 64)))
+    if record.failure_reason:
+        lines.append(_row("Reason", clean_text(record.failure_reason, MAX_FIELD)))
+    return lines
+
+
+def _events(n: Notification) -> list[str]:
+    """The rows Event IDs (the first 20), CloudTrail (a link to the first) and Notes."""
     shown_ids = n.event_ids[:20]
-    lines.append(_row("Event ID" if len(n.event_ids) == 1 else "Event IDs", ", ".join(shown_ids)))
+    lines = [_row("Event ID" if len(n.event_ids) == 1 else "Event IDs", ", ".join(shown_ids))]
     if len(n.event_ids) > len(shown_ids):
         lines.append(_row("", f"... and {len(n.event_ids) - len(shown_ids)} more"))
     if n.event_ids:
         lines.append(_row("CloudTrail", cloudtrail_event_url(n.region, n.event_ids[0])))
-    for note in n.notes:
-        lines.append(_row("Note", clean_text(note, 300)))
-    lines += ["", "What to do:"]
-    lines += [f"  {i}. {clean_text(step, 500)}" for i, step in enumerate(rule.runbook, start=1)]
-    lines += [
-        "",
-        f"-- mfawatch {__version__}; dedup key {clean_text(n.dedup_key, MAX_FIELD)}",
-    ]
-    return "\n".join(lines) + "\n"
+    lines += [_row("Note", clean_text(note, 300)) for note in n.notes]
+    return lines
 
 
 def _what(n: Notification) -> str:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import string
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from . import constants as c
 from .errors import RuleError
@@ -152,25 +152,45 @@ def rule_from_mapping(data: Mapping[str, Any], source: str) -> Rule:
     )
 
 
-class RuleSet(Sequence[Rule]):
-    """The deployed rules, addressable by id, in a stable order."""
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
-        self._rules = tuple(rules)
-        self._by_id = {rule.id: rule for rule in self._rules}
-        if len(self._by_id) != len(self._rules):
-            counts = Counter(rule.id for rule in self._rules)
-            dupes = sorted(rule_id for rule_id, n in counts.items() if n > 1)
-            raise RuleError("rules", "$.id", f"duplicate rule id(s): {', '.join(dupes)}")
 
-    def __getitem__(self, index: int) -> Rule:  # type: ignore[override]
-        return self._rules[index]
+_T = TypeVar("_T", bound=_Identified)
+
+
+class ById(Sequence[_T]):
+    """Deployed items (rules, suppressions) in a stable order, each id once: a sequence that
+    finds an item by its id. ``source`` and ``duplicate`` (``{}``: the ids given twice) make
+    the :class:`RuleError` of an id given twice."""
+
+    source = "items"
+    duplicate = "duplicate id(s): {}"
+
+    def __init__(self, items: Iterable[_T]) -> None:
+        self._items = tuple(items)
+        self._by_id = {item.id: item for item in self._items}
+        if len(self._by_id) != len(self._items):
+            counts = Counter(item.id for item in self._items)
+            dupes = sorted(item_id for item_id, n in counts.items() if n > 1)
+            raise RuleError(self.source, "$.id", self.duplicate.format(", ".join(dupes)))
+
+    def __getitem__(self, index: int) -> _T:  # type: ignore[override]
+        return self._items[index]
 
     def __len__(self) -> int:
-        return len(self._rules)
+        return len(self._items)
 
-    def __iter__(self) -> Iterator[Rule]:
-        return iter(self._rules)
+    def __iter__(self) -> Iterator[_T]:
+        return iter(self._items)
+
+
+class RuleSet(ById[Rule]):
+    """The deployed rules, addressable by id, in a stable order."""
+
+    source = "rules"
+    duplicate = "duplicate rule id(s): {}"
 
     def get(self, rule_id: str) -> Rule:
         """The rule with this id; KeyError names the known ids."""
@@ -184,18 +204,29 @@ class RuleSet(Sequence[Rule]):
         return tuple(self._by_id)
 
 
-def bundle_json(rules: Sequence[Rule]) -> str:
-    """The compiled bundle's exact text (sorted keys, stable order), so staleness is a diff."""
+class _Bundled(_Identified, Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def bundle_text(items: Iterable[_Bundled], bundle_format: int, what: str) -> str:
+    """A compiled bundle's exact text (sorted keys, id order), so staleness is a diff:
+    ``items`` under ``what`` ("rules", "suppressions", the folder they are built from)."""
     document = {
-        "format": BUNDLE_FORMAT,
-        "generated_by": "python -m mfawatch rules build (do not edit; edit rules/ instead)",
-        "rules": [rule.to_json() for rule in sorted(rules, key=lambda r: r.id)],
+        "format": bundle_format,
+        "generated_by": f"python -m mfawatch rules build (do not edit; edit {what}/ instead)",
+        what: [item.to_json() for item in sorted(items, key=lambda i: i.id)],
     }
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def read_bundle(path: Path, bundle_format: int, what: str) -> dict[str, Any]:
-    """A compiled bundle's document (``what``: "rules", "suppressions"), its format checked."""
+def bundle_json(rules: Sequence[Rule]) -> str:
+    """The compiled rules' exact text (:func:`bundle_text`)."""
+    return bundle_text(rules, BUNDLE_FORMAT, "rules")
+
+
+def bundle_entries(path: Path, bundle_format: int, what: str) -> list[tuple[Any, str]]:
+    """A compiled bundle's entries under ``what`` ("rules", "suppressions"), each with where it
+    is (``<path> rules[3]``), the bundle's format checked."""
     source = str(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -207,18 +238,13 @@ def read_bundle(path: Path, bundle_format: int, what: str) -> dict[str, Any]:
         raise RuleError(source, "", f"not valid JSON: {exc}") from exc
     if not isinstance(document, dict) or document.get("format") != bundle_format:
         raise RuleError(source, "$.format", f"expected bundle format {bundle_format}")
-    return document
+    return [(item, f"{source} {what}[{i}]") for i, item in enumerate(document.get(what, []))]
 
 
 def load_bundle(path: Path = BUNDLE_PATH) -> RuleSet:
     """Load the compiled rules that ship in the Lambda package."""
-    source = str(path)
-    document = read_bundle(path, BUNDLE_FORMAT, "rules")
-    rules = [
-        rule_from_mapping(item, f"{source} rules[{index}]")
-        for index, item in enumerate(document.get("rules", []))
-    ]
-    return RuleSet(rules)
+    entries = bundle_entries(path, BUNDLE_FORMAT, "rules")
+    return RuleSet([rule_from_mapping(item, where) for item, where in entries])
 
 
 #: The built-in rule behind heartbeat notices (not a CloudTrail rule: it matches the scheduled

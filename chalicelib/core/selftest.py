@@ -96,6 +96,7 @@ def selftest_notification(
 
 def answer(
     event: Mapping[str, Any],
+    *,
     function_name: str,
     function_arn: str,
     request_id: str,

@@ -187,15 +187,19 @@ def holds(condition: Condition, item: Item | None, now: float) -> bool:
         return item is None or expired(item, now)
     if isinstance(condition, Missing):
         return item is None or condition.attribute not in item
-    if isinstance(condition, AnyOf):
-        return any(holds(c, item, now) for c in condition.conditions)
-    if isinstance(condition, AllOf):
-        return all(holds(c, item, now) for c in condition.conditions)
+    if isinstance(condition, AnyOf | AllOf):
+        combine = any if isinstance(condition, AnyOf) else all
+        return combine(holds(c, item, now) for c in condition.conditions)
+    return _compares(condition, item)
+
+
+def _compares(condition: Compare, item: Item | None) -> bool:
+    """A comparison the way DynamoDB evaluates it: a missing attribute holds only when
+    ``or_missing``."""
     if item is None or condition.attribute not in item:
         return condition.or_missing
-    value = item[condition.attribute]
     try:
-        return bool(_OPS[condition.op](value, condition.value))
+        return bool(_OPS[condition.op](item[condition.attribute], condition.value))
     except TypeError:
         return False  # DynamoDB: comparing different types is false
 

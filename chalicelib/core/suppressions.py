@@ -14,15 +14,14 @@ the suppression's id on the held record, so it is still counted (the digest says
 from __future__ import annotations
 
 import ipaddress
-import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import RuleError
-from .rules import Rule, read_bundle
+from .rules import ById, Rule, bundle_entries, bundle_text
 
 BUNDLE_PATH = Path(__file__).parent.parent / "suppressions.json"
 BUNDLE_FORMAT = 1
@@ -172,23 +171,14 @@ def suppression_from_mapping(data: Mapping[str, Any], source: str) -> Suppressio
     )
 
 
-class Suppressions(Sequence[Suppression]):
+class Suppressions(ById[Suppression]):
     """The deployed suppressions, in id order."""
 
+    source = "suppressions"
+    duplicate = "duplicate suppression id"
+
     def __init__(self, suppressions: Sequence[Suppression] = ()) -> None:
-        self._items = tuple(sorted(suppressions, key=lambda s: s.id))
-        self._by_id = {s.id: s for s in self._items}
-        if len(self._by_id) != len(self._items):
-            raise RuleError("suppressions", "$.id", "duplicate suppression id")
-
-    def __getitem__(self, index: int) -> Suppression:  # type: ignore[override]
-        return self._items[index]
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __iter__(self) -> Iterator[Suppression]:
-        return iter(self._items)
+        super().__init__(sorted(suppressions, key=lambda s: s.id))
 
     def matching(
         self, subject: Subject, rule_id: str, severity: str, now: float
@@ -242,22 +232,11 @@ SUPPRESSION_RULE = Rule(
 
 
 def bundle_json(suppressions: Sequence[Suppression]) -> str:
-    """The compiled bundle's exact text (sorted keys, id order), so staleness is a diff."""
-    document = {
-        "format": BUNDLE_FORMAT,
-        "generated_by": "python -m mfawatch rules build (do not edit; edit suppressions/ instead)",
-        "suppressions": [s.to_json() for s in sorted(suppressions, key=lambda s: s.id)],
-    }
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """The compiled suppressions' exact text (:func:`rules.bundle_text`)."""
+    return bundle_text(suppressions, BUNDLE_FORMAT, "suppressions")
 
 
 def load_suppressions(path: Path = BUNDLE_PATH) -> Suppressions:
     """Load the compiled suppressions that ship in the Lambda package."""
-    source = str(path)
-    document = read_bundle(path, BUNDLE_FORMAT, "suppressions")
-    return Suppressions(
-        [
-            suppression_from_mapping(item, f"{source} suppressions[{index}]")
-            for index, item in enumerate(document.get("suppressions", []))
-        ]
-    )
+    entries = bundle_entries(path, BUNDLE_FORMAT, "suppressions")
+    return Suppressions([suppression_from_mapping(item, where) for item, where in entries])

@@ -96,8 +96,8 @@ class CampaignStep:
             (t, key_part(member)),
             spec.threshold.count,
             window,
-            float(item.get("escalated_until", 0.0)),
-            item.get("escalated_by") == record.event_id,
+            escalated_until=float(item.get("escalated_until", 0.0)),
+            escalated_by_me=item.get("escalated_by") == record.event_id,
         )
         if not found_window.escalate:
             return []
@@ -193,15 +193,15 @@ class CampaignStep:
         source_ip = str(item.get("source_ip", ""))
         summary = campaign_summary_for(
             rule,
-            campaign.value,
-            noun,
-            source_ip,
-            str(item.get("escalated_by", "")),
-            members[:SHOWN_MEMBERS],
-            len(members),
-            len(inside),
-            datetime.fromtimestamp(inside[0][0] if inside else start, UTC),
-            datetime.fromtimestamp(inside[-1][0] if inside else start, UTC),
+            campaign=campaign.value,
+            noun=noun,
+            source_ip=source_ip,
+            escalated_by=str(item.get("escalated_by", "")),
+            shown=members[:SHOWN_MEMBERS],
+            members=len(members),
+            failures=len(inside),
+            first=datetime.fromtimestamp(inside[0][0] if inside else start, UTC),
+            last=datetime.fromtimestamp(inside[-1][0] if inside else start, UTC),
             region=str(item.get("region", "")),
             suppressed=self._suppressed(campaign, rule, source_ip, members, now),
         )
@@ -259,12 +259,12 @@ def _escalation(
     return campaign_for(
         rule,
         record,
-        spec.campaign.value,
-        spec.severity,
-        spec.noun,
-        found.members[:SHOWN_MEMBERS],
-        len(found.members),
-        found.failures,
-        spec.threshold.minutes,
-        suppressed,
+        campaign=spec.campaign.value,
+        severity=spec.severity,
+        noun=spec.noun,
+        shown=found.members[:SHOWN_MEMBERS],
+        members=len(found.members),
+        failures=found.failures,
+        minutes=spec.threshold.minutes,
+        suppressed=suppressed,
     )

@@ -81,9 +81,9 @@ class Storms:
         digest = storm_digest_for(
             rule,
             stats,
-            state.opened_at,
-            state.batch + 1,
-            phase,
+            opened_at=state.opened_at,
+            batch=state.batch + 1,
+            phase=phase,
             quiet_since=last_hold,
             label_of=self.admission.suppressions.label,
         )

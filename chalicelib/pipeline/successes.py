@@ -153,7 +153,7 @@ class Successes:
             )
         reached = (len(check.fatigue), fs.minutes) if check.fatigue else None
         notification = takeover_sign_in_for(
-            rule, record, failures, check.other_ips, tk.minutes, reached
+            rule, record, failures, check.other_ips, tk.minutes, fatigue=reached
         )
         return Escalation(notification, failures, {}, True, check.fatigue)
 

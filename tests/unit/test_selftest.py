@@ -63,7 +63,13 @@ def test_no_eventbridge_envelope_is_taken_for_a_selftest() -> None:
 def test_selftest_without_publish_sends_nothing() -> None:
     publisher = RecordingPublisher()
     result = answer(
-        selftest_event(), "mfawatch-dev-heartbeat", ARN, "req-1", publisher, ["alerts"], NOW
+        selftest_event(),
+        function_name="mfawatch-dev-heartbeat",
+        function_arn=ARN,
+        request_id="req-1",
+        publisher=publisher,
+        outputs=["alerts"],
+        now=NOW,
     )
     assert result == {
         SELFTEST_KEY: 1,
@@ -78,7 +84,13 @@ def test_selftest_with_publish_sends_one_low_notification_to_every_output() -> N
     publisher = RecordingPublisher()
     name = "mfawatch-dev-on_iam_console_mfa_failure"
     result = answer(
-        selftest_event(publish=True), name, ARN, "req-2", publisher, ["alerts", "pager"], NOW
+        selftest_event(publish=True),
+        function_name=name,
+        function_arn=ARN,
+        request_id="req-2",
+        publisher=publisher,
+        outputs=["alerts", "pager"],
+        now=NOW,
     )
     assert result["published"] == {"alerts": "message-1", "pager": "message-2"}
     assert [destination for destination, _ in publisher.sent] == ["alerts", "pager"]

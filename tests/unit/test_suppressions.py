@@ -195,21 +195,6 @@ def test_critical_alerts_go_out_unless_the_suppression_allows_critical() -> None
     assert digest.kind == KIND_STORM and "1 suppressed by root-work" in digest.summary
 
 
-def test_a_digest_of_held_and_suppressed_names_both() -> None:
-    from chalicelib.core.decisions import merge_held
-    from chalicelib.core.notifications import alert_for, storm_digest_for
-    from chalicelib.pipeline.admission import held_record
-
-    rule = RULES.get(IAM_FAILURE)
-    alice = alert_for(rule, parse_event(failed_mfa("a", 0)), ())
-    bob = alert_for(rule, parse_event(failed_mfa("b", 1, user="bob")), ())
-    stats = merge_held([held_record(alice, "pentest-q4"), held_record(bob)], 10)
-    digest = storm_digest_for(rule, stats, t(BASE), 1, "held", label_of=pentest().label)
-    assert digest.severity == rule.severity, "not only suppressed: the rule's severity"
-    assert digest.title.startswith("Held by rate limit: 2 failed MFA attempts")
-    assert digest.summary.endswith(f"1 suppressed by pentest-q4 ({OWNER}, {REASON}).")
-
-
 # --- the expiry notice ---------------------------------------------------------------------------
 
 
