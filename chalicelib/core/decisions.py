@@ -2,7 +2,7 @@
 
 Times are epoch seconds. ``t`` is the event time (what windows and bursts are about); ``now`` is
 the processing time (what leases, rate limits and due times are about). In replay both are the
-event time. The service (:mod:`chalicelib.pipeline.events`, :mod:`chalicelib.pipeline.delivery`,
+event time. The service (:mod:`chalicelib.pipeline.events`, :mod:`chalicelib.pipeline.admission`,
 :mod:`chalicelib.pipeline.scheduler`) reads items, calls these, and writes the outcome with one
 conditional or atomic request per item.
 

@@ -6,9 +6,9 @@ into ``chalicelib/suppressions.json`` (as ``rules/`` compiles into ``rules.json`
 fails when the copy is stale). No YAML, jsonschema or clock here: every decision takes ``now``.
 
 A suppression is applied at one point, where a notification would be admitted
-(:meth:`delivery.Delivery.decide`): what it matches is held like a rate-limited notification, with
-the suppression's id on the held record, so it is still counted (the digest says "N suppressed by
-<id> (owner, reason)") but never sent as an alert.
+(:meth:`chalicelib.pipeline.admission.Admission.decide`): what it matches is held like a
+rate-limited notification, with the suppression's id on the held record, so it is still counted
+(the digest says "N suppressed by <id> (owner, reason)") but never sent as an alert.
 """
 
 from __future__ import annotations
