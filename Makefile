@@ -61,17 +61,23 @@ typecheck: $(STAMP)
 suppressions: $(STAMP)
 	$(MFAWATCH) suppressions check
 
+# The tests write bytecode caches whatever PYTHONDONTWRITEBYTECODE says (empty: Python writes
+# them): without them every worker compiles every module, and pytest rewrites every test module's
+# asserts, again on every run (half of the unit tier's collection time). The runtime tier's
+# functions still run without (tests/support/lambdaric.py), as Lambda does.
+KEEP_BYTECODE := PYTHONDONTWRITEBYTECODE=
+
 # One worker per core (pytest-xdist). A test module stays on one worker, so its module fixtures (a
 # packaged zip, a moto server) are built once, except modules marked `spread`; the slow modules
 # are sent first so the workers finish together (tests/conftest.py).
 pytest: $(STAMP) $(LAMBDA_STAMP)
-	$(VENV)/bin/pytest -q -n auto --dist loadgroup --no-loadscope-reorder
+	$(KEEP_BYTECODE) $(VENV)/bin/pytest -q -n auto --dist loadgroup --no-loadscope-reorder
 
 # The unit tier on two workers, with a tenth of the property-test examples (tests/conftest.py) and
 # without the simulation's enumerations of fault points, orders and fault pairs (marked
 # `enumeration`: make test runs them).
 quick: $(STAMP)
-	MFAWATCH_QUICK=1 $(VENV)/bin/pytest -q -n 2 -m "not enumeration" tests/unit
+	MFAWATCH_QUICK=1 $(KEEP_BYTECODE) $(VENV)/bin/pytest -q -n 2 -m "not enumeration" tests/unit
 
 # Rebuild chalicelib/rules.json from rules/ (a test fails when it is stale).
 rules: $(STAMP)

@@ -348,8 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return [[p.matches(e) for e in events] for p in ours]
 
     def run_moto() -> list[list[bool]]:
-        # moto types an event as its own TypedDict; these are the same envelopes as JSON.
-        return [[p.matches_event(e) for e in events] for p in moto]  # type: ignore[arg-type]
+        return [[p.matches_event(e) for e in events] for p in moto]
 
     ours_s, ours_res = _best_of(args.runs, run_ours)
     moto_s, moto_res = _best_of(args.moto_runs, run_moto)

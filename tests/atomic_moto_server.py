@@ -13,12 +13,18 @@ moto 5.2.5 applies the change set's resources but leaves the outputs of the stac
 (none, for a stack created by a change set), so ``mfawatch deploy`` would see a resources stack
 without outputs (:func:`change_sets_evaluate_outputs`).
 
+And it finds each request's backend once per host and each response class's methods once
+(:func:`cached_dispatch`): moto 5.2.5 lists its package folder (a ``stat`` per service), tries
+every service's URL pattern and lists the class's members with ``inspect`` on every request,
+together a quarter of the server's CPU time in the tests.
+
 Usage: python tests/atomic_moto_server.py -p PORT [-H 127.0.0.1]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -43,6 +49,18 @@ class Serialized:
             return list(self._app(environ, start_response))
 
 
+def cached_dispatch(app: DomainDispatcherApplication) -> DomainDispatcherApplication:
+    """``app`` finding the backend of each host once, and moto's response classes listing their
+    action methods once: the answers depend on the host or the class alone (moto's package
+    folders, URL patterns and classes do not change while it runs; moto only tests the list of
+    methods for membership)."""
+    from moto.core import responses
+
+    responses.method_names_from_class = functools.cache(responses.method_names_from_class)
+    app.get_backend_for_host = functools.cache(app.get_backend_for_host)
+    return app
+
+
 def change_sets_evaluate_outputs() -> None:
     """After ``ExecuteChangeSet``, recompute the stack's outputs and register its exports, as
     moto's own ``UpdateStack`` and ``CreateStack`` do (moto/cloudformation/models.py)."""
@@ -62,8 +80,8 @@ def change_sets_evaluate_outputs() -> None:
                 for export in stack.exports:
                     self.exports[export.name] = export
 
-    # A patch of moto's backend, by design (see above): mypy forbids assigning a method.
-    CloudFormationBackend.execute_change_set = execute_and_evaluate  # type: ignore[method-assign]
+    # A patch of moto's backend, by design (see above).
+    CloudFormationBackend.execute_change_set = execute_and_evaluate
 
 
 def main() -> None:
@@ -72,7 +90,7 @@ def main() -> None:
     parser.add_argument("-p", "--port", type=int, required=True)
     args = parser.parse_args()
     change_sets_evaluate_outputs()
-    app = DomainDispatcherApplication(create_backend_app)
+    app = cached_dispatch(DomainDispatcherApplication(create_backend_app))
     run_simple(
         args.host,
         args.port,
