@@ -77,7 +77,7 @@ pytest: $(STAMP) $(LAMBDA_STAMP)
 # without the simulation's enumerations of fault points, orders and fault pairs (marked
 # `enumeration`: make test runs them).
 quick: $(STAMP)
-	MFAWATCH_QUICK=1 $(KEEP_BYTECODE) $(VENV)/bin/pytest -q -n 2 -m "not enumeration" tests/unit
+	MFAWATCH_QUICK=1 $(KEEP_BYTECODE) $(VENV)/bin/pytest -q -n 2 -m "not enumeration and not slow" tests/unit
 
 # Rebuild chalicelib/rules.json from rules/ (a test fails when it is stale).
 rules: $(STAMP)

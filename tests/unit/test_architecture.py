@@ -49,11 +49,23 @@ FORBIDDEN = {"boto3", "botocore", "chalice", "click"}
 
 
 @functools.cache
+def _parse(source: str) -> ast.Module:
+    return ast.parse(source)
+
+
+def _tree(path: Path) -> ast.Module:
+    """A module's syntax tree, parsed once per session and source: several tests walk every
+    module."""
+    return _parse(path.read_text(encoding="utf-8"))
+
+
+@functools.cache
 def _import_statements(path: Path) -> tuple[ast.Import | ast.ImportFrom, ...]:
     """A module's import statements, anywhere in it (top level, in a function, under
-    TYPE_CHECKING), found once per session: several tests walk every module."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    return tuple(node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom))
+    TYPE_CHECKING)."""
+    return tuple(
+        node for node in ast.walk(_tree(path)) if isinstance(node, ast.Import | ast.ImportFrom)
+    )
 
 
 def _top_level_imports(path: Path) -> set[str]:
@@ -96,24 +108,17 @@ PRIVATE_CHECKED = [*GRAPHED, *sorted((ROOT / "tests").rglob("*.py"))]
 PRIVATE_CHECKED += sorted((ROOT / "bench").rglob("*.py"))
 PRIVATE_CHECKED += sorted((ROOT / "scenarios").rglob("*.py"))
 
-# Violations that exist in chalicelib/ (the Lambda side, being rewritten on other branches) when
-# this test was written, each named, so the list can only shrink: an entry that is no longer a
-# violation fails test_allow_list_names_only_current_violations. None today: chalicelib has no
-# import circle and imports no private name across modules.
-#   circles: frozensets of the modules of each strongly connected component
-#   private: (importing module, imported module, name)
-ALLOWED_CIRCLES: frozenset[frozenset[str]] = frozenset()
-ALLOWED_PRIVATE: frozenset[tuple[str, str, str]] = frozenset()
+# No exceptions: no import circle and no private name imported across modules, anywhere.
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def _module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> list[tuple[str, list[str]]]:
+def _imports(path: Path, root: Path = ROOT) -> list[tuple[str, list[str]]]:
     """Each import of a module: (the absolute module it names, the names it takes from it)."""
-    name = _module_name(path)
+    name = _module_name(path, root)
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found: list[tuple[str, list[str]]] = []
     for node in _import_statements(path):
@@ -198,12 +203,12 @@ class _Tarjan:
         self.components.append(frozenset(component))
 
 
-def private_imports(paths: list[Path]) -> set[tuple[str, str, str]]:
+def private_imports(paths: list[Path], root: Path = ROOT) -> set[tuple[str, str, str]]:
     """(importer, imported module, name) for each ``from x import _name`` (dunders are public)."""
     found: set[tuple[str, str, str]] = set()
     for path in paths:
-        importer = _module_name(path)
-        for target, names in _imports(path):
+        importer = _module_name(path, root)
+        for target, names in _imports(path, root):
             for name in names:
                 if name.startswith("_") and not name.startswith("__"):
                     found.add((importer, target, name))
@@ -226,7 +231,7 @@ def test_import_graph_sees_the_known_edges() -> None:
 
 def test_no_import_circles() -> None:
     circles = import_circles(import_graph())
-    assert circles <= ALLOWED_CIRCLES, sorted(sorted(c) for c in circles - ALLOWED_CIRCLES)
+    assert circles == set(), sorted(sorted(c) for c in circles)
 
 
 # chalicelib's layers, lowest first: each imports only the layers below it. The core decides,
@@ -268,15 +273,20 @@ def test_the_circle_finder_finds_a_circle() -> None:
 
 def test_no_private_name_is_imported_from_another_module() -> None:
     found = private_imports(PRIVATE_CHECKED)
-    assert found <= ALLOWED_PRIVATE, sorted(found - ALLOWED_PRIVATE)
+    assert found == set(), sorted(found)
 
 
-def test_allow_list_names_only_current_violations() -> None:
-    assert import_circles(import_graph()) >= ALLOWED_CIRCLES, "fixed: remove it from the list"
-    assert private_imports(PRIVATE_CHECKED) >= ALLOWED_PRIVATE, "fixed: remove it from the list"
-    # The allow-lists are for chalicelib only: the toolkit has no exceptions.
-    assert all(m.startswith("chalicelib") for circle in ALLOWED_CIRCLES for m in circle)
-    assert all(importer.startswith("chalicelib") for importer, _, _ in ALLOWED_PRIVATE)
+def test_the_private_import_finder_finds_one(tmp_path: Path) -> None:
+    importer = tmp_path / "mfawatch" / "probe.py"
+    importer.parent.mkdir()
+    importer.write_text(
+        "from chalicelib.core.rules import _hidden, Rule\nfrom mfawatch._internal import x\n",
+        encoding="utf-8",
+    )
+    assert private_imports([importer], root=tmp_path) == {
+        ("mfawatch.probe", "chalicelib.core.rules", "_hidden"),
+        ("mfawatch.probe", "mfawatch._internal", "_internal"),
+    }
 
 
 def test_command_modules_import_only_the_shared_options_and_pipelines_never_the_cli() -> None:
@@ -302,12 +312,6 @@ MAX_FUNCTION_LINES = 60
 MAX_CLASS_LINES = 250
 SIZED = sorted((ROOT / "chalicelib").rglob("*.py")) + sorted((ROOT / "mfawatch").rglob("*.py"))
 
-# chalicelib's oversized definitions, each named: none is left since the split into core/, aws/
-# and pipeline/ and the splits after it. An entry that is no longer oversized fails
-# test_size_allow_list_names_only_current_offenders.
-#   (path, qualified name)
-ALLOWED_OVERSIZED: frozenset[tuple[str, str]] = frozenset()
-
 
 def definitions(tree: ast.AST, prefix: str = "") -> Iterator[tuple[str, ast.AST, int]]:
     """(qualified name, node, lines) of every class and function, nested ones included."""
@@ -325,7 +329,7 @@ def oversized(paths: list[Path], root: Path = ROOT) -> dict[tuple[str, str], int
     found: dict[tuple[str, str], int] = {}
     for path in paths:
         relative = str(path.relative_to(root))
-        for name, node, lines in definitions(ast.parse(path.read_text(encoding="utf-8"))):
+        for name, node, lines in definitions(_tree(path)):
             limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
             if lines > limit:
                 found[(relative, name)] = lines
@@ -334,15 +338,9 @@ def oversized(paths: list[Path], root: Path = ROOT) -> dict[tuple[str, str], int
 
 def test_no_class_over_250_lines_and_no_function_over_60() -> None:
     found = oversized(SIZED)
-    new = {key: lines for key, lines in found.items() if key not in ALLOWED_OVERSIZED}
-    assert new == {}, "split these (lines): " + ", ".join(
-        f"{path}:{name} ({lines})" for (path, name), lines in sorted(new.items())
+    assert found == {}, "split these (lines): " + ", ".join(
+        f"{path}:{name} ({lines})" for (path, name), lines in sorted(found.items())
     )
-
-
-def test_size_allow_list_names_only_current_offenders() -> None:
-    assert set(oversized(SIZED)) >= ALLOWED_OVERSIZED, "split: remove it from the list"
-    assert all(path.startswith("chalicelib/") for path, _ in ALLOWED_OVERSIZED)
 
 
 def test_the_size_check_finds_a_long_method_in_a_class(tmp_path: Path) -> None:
@@ -441,8 +439,9 @@ def test_the_test_index_names_existing_files_and_no_module_twice() -> None:
         assert (ROOT / test_file).is_file(), test_file
         assert not _named_tests(ROOT / module), f"{module}: remove it from TESTED_ELSEWHERE"
     for module in WITHOUT_LOGIC:
-        tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
-        functions = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+        functions = [
+            node.name for node in _tree(ROOT / module).body if isinstance(node, ast.FunctionDef)
+        ]
         assert functions == [], f"{module} has functions {functions}: it needs tests"
 
 

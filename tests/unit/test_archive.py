@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -63,6 +64,7 @@ def test_file_names_give_delivery_stamp_and_day() -> None:
     assert delivery_stamp("records.json") is None and path_day("records.json") is None
 
 
+@pytest.mark.slow
 def test_streamed_demo_equals_a_full_sort_event_for_event(rules: RuleSet) -> None:
     stats = ReadStats()
     everything = in_time_order(read_paths([DEMO_SCENARIO], stats), stats)

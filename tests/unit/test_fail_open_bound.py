@@ -74,6 +74,7 @@ def test_dynamodb_down_the_raw_publishes_stay_within_the_stage_cap_and_no_event_
     assert violations(result.counted_outcome()) == []
 
 
+@pytest.mark.slow
 def test_without_the_cap_the_same_outage_floods() -> None:
     cap, consumer_cap = _stage_caps()
     capped = _run(cap, consumer_cap)
@@ -85,6 +86,7 @@ def test_without_the_cap_the_same_outage_floods() -> None:
     assert violations(uncapped.counted_outcome()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_event_age", [60.0, 3600.0])
 def test_throttled_events_past_their_maximum_age_reach_the_consumer_not_the_void(
     max_event_age: float,
