@@ -384,13 +384,9 @@ TESTED_ELSEWHERE: dict[str, str] = {
     # chalicelib: modules without a test file of their own name (the pipeline's steps are tested
     # through the service that runs them).
     "chalicelib/aws/sns.py": "tests/functional/test_handlers.py",
-    "chalicelib/pipeline/admission.py": "tests/unit/test_suppressions.py",
     "chalicelib/pipeline/admit.py": "tests/unit/test_state_machine_defects.py",
-    "chalicelib/pipeline/campaign_step.py": "tests/unit/test_campaigns.py",
     "chalicelib/pipeline/events.py": "tests/unit/test_state_machine_defects.py",
     "chalicelib/pipeline/incident.py": "tests/unit/test_state_machine_defects.py",
-    "chalicelib/pipeline/looks.py": "tests/unit/test_service.py",
-    "chalicelib/pipeline/notices.py": "tests/unit/test_suppressions.py",
     "chalicelib/pipeline/parts.py": "tests/unit/test_service.py",
     "chalicelib/pipeline/save.py": "tests/unit/test_state_machine_defects.py",
 }
