@@ -364,7 +364,6 @@ TESTED_ELSEWHERE: dict[str, str] = {
     "mfawatch/cli/org.py": "tests/functional/test_audit.py",
     "mfawatch/cli/replay.py": "tests/unit/test_readers_replay.py",
     "mfawatch/patterns/describe.py": "tests/unit/test_cli_rules.py",
-    "mfawatch/patterns/requirements.py": "tests/unit/test_athena.py",
     "mfawatch/replay/output.py": "tests/unit/test_readers_replay.py",
     "mfawatch/replay/readers.py": "tests/unit/test_readers_replay.py",
     "mfawatch/replay/runner.py": "tests/unit/test_readers_replay.py",
