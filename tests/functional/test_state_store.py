@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from chalicelib.aws.dynamo import DynamoStateStore
-from chalicelib.core.errors import StateStoreError
 from chalicelib.core.state import (
     Absent,
     AllOf,
@@ -149,14 +146,6 @@ def test_group_query_returns_the_time_range_oldest_first(store: StateStore) -> N
         "e0",
         "e3",
     ]
-
-
-def test_dynamo_failures_are_state_store_errors(dynamodb: Any) -> None:
-    store = DynamoStateStore(dynamodb, "no-such-table")
-    with pytest.raises(StateStoreError, match="DynamoDB GetItem no-such-table"):
-        store.get("k", 0.0)
-    with pytest.raises(StateStoreError, match="MFAWATCH_TABLE_NAME"):
-        DynamoStateStore(dynamodb, "")
 
 
 def test_group_query_leaves_out_expired_items_that_ttl_has_not_deleted(store: StateStore) -> None:

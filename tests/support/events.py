@@ -66,3 +66,8 @@ def in_account(envelope: dict[str, Any], account: str) -> dict[str, Any]:
 def root_success_without_mfa(event_id: str, offset: float, ip: str = "203.0.113.7") -> Any:
     """A successful root console sign-in without MFA (a CRITICAL alert)."""
     return _stamp(load_event("root-consolelogin-success-mfa-no"), event_id, offset, ip)
+
+
+def burst(n: int, user: str = "alice") -> list[tuple[float, str, dict[str, object]]]:
+    """``n`` failed MFA sign-ins of one user from one IP, a second apart."""
+    return [(T0 + i, IAM_FAILURE, failed_mfa(f"f{i:02d}", i, user=user)) for i in range(n)]

@@ -23,10 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.core.config import Settings
 from chalicelib.core.errors import StateStoreError
-from chalicelib.core.notifications import Notification
+from chalicelib.core.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY, Notification
+from chalicelib.core.rules import RuleSet, load_bundle
 from chalicelib.core.state import Condition, Item, StateStore
 from chalicelib.pipeline.service import AlertService, MemoryPublisher
+from tests.support.events import IAM_FAILURE
 
 #: Lambda's asynchronous retries: the second attempt a minute after the first, the third two
 #: minutes after the second (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
@@ -198,3 +201,19 @@ def run_lambda(
     if isinstance(publisher, MemoryPublisher):
         sent = list(publisher.sent)
     return Run(sent, parked, errors)
+
+
+RULES: RuleSet = load_bundle()
+COUNTED = (KIND_ALERT, KIND_SUMMARY, KIND_STORM)
+HOURS = 3600.0
+
+
+def counted(sent: list[Notification], rule_id: str = IAM_FAILURE) -> int:
+    """Events the outputs were told about: alert + summary + storm digest counts."""
+    return sum(n.count for n in sent if n.kind in COUNTED and n.rule_id == rule_id)
+
+
+def service_on(store: FaultyStore, settings: Settings | None = None) -> AlertService:
+    """The service on the bundled rules, publishing to memory, with ``store`` as its state."""
+    settings = settings or Settings()
+    return AlertService(RULES, MemoryPublisher(settings), store, settings)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -12,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mfawatch.deploy.policy import policy_json, stage_policy
 from mfawatch.deploy.templates import StageConfig, load_stage_config
 from mfawatch.paths import CHALICE_CONFIG, CHALICE_DIR
 from tests.conftest import ROOT
-from tests.reference import LAMBDA_ACTIONS
 from tests.support.environment import drop_endpoint_overrides
 
 # The pure core: the Lambda side's core/ package (and the pipeline/ that runs it, which takes its
@@ -364,18 +361,12 @@ TESTED_ELSEWHERE: dict[str, str] = {
     "mfawatch/athena/backtest.py": "tests/integration/test_athena_moto_server.py",
     "mfawatch/athena/local.py": "tests/functional/test_athena_duckdb.py",
     "mfawatch/athena/sql.py": "tests/unit/test_athena.py",
-    "mfawatch/cli/deploy.py": "tests/integration/test_deploy_command.py",
     "mfawatch/cli/org.py": "tests/functional/test_audit.py",
     "mfawatch/cli/replay.py": "tests/unit/test_readers_replay.py",
-    "mfawatch/cli/stage.py": "tests/functional/test_deploy_config.py",
-    "mfawatch/deploy/policy.py": "tests/unit/test_architecture.py",
     "mfawatch/patterns/describe.py": "tests/unit/test_cli_rules.py",
-    "mfawatch/patterns/engine.py": "tests/unit/test_eventpattern.py",
-    "mfawatch/patterns/requirements.py": "tests/unit/test_athena.py",
     "mfawatch/replay/output.py": "tests/unit/test_readers_replay.py",
     "mfawatch/replay/readers.py": "tests/unit/test_readers_replay.py",
     "mfawatch/replay/runner.py": "tests/unit/test_readers_replay.py",
-    "mfawatch/replay/s3archive.py": "tests/functional/test_archive_s3.py",
     "mfawatch/rules/build.py": "tests/unit/test_rules.py",
     **{
         str(path.relative_to(ROOT)): "tests/unit/test_templates.py"
@@ -383,32 +374,12 @@ TESTED_ELSEWHERE: dict[str, str] = {
     },
     # chalicelib: modules without a test file of their own name (the pipeline's steps are tested
     # through the service that runs them).
-    "chalicelib/aws/dynamo.py": "tests/functional/test_state_store.py",
     "chalicelib/aws/sns.py": "tests/functional/test_handlers.py",
-    "chalicelib/pipeline/admission.py": "tests/unit/test_suppressions.py",
     "chalicelib/pipeline/admit.py": "tests/unit/test_state_machine_defects.py",
-    "chalicelib/pipeline/attribution.py": "tests/unit/test_state_machine_defects.py",
-    "chalicelib/pipeline/campaign_step.py": "tests/unit/test_campaigns.py",
-    "chalicelib/pipeline/claim.py": "tests/unit/test_state_machine_defects.py",
-    "chalicelib/pipeline/delivery.py": "tests/functional/test_delivery_contract.py",
     "chalicelib/pipeline/events.py": "tests/unit/test_state_machine_defects.py",
-    "chalicelib/pipeline/fail_open.py": "tests/unit/test_fail_open_bound.py",
-    "chalicelib/pipeline/fatigue.py": "tests/unit/test_state_machine_defects.py",
-    "chalicelib/pipeline/heartbeats.py": "tests/unit/test_operations.py",
     "chalicelib/pipeline/incident.py": "tests/unit/test_state_machine_defects.py",
-    "chalicelib/pipeline/looks.py": "tests/unit/test_scheduler_and_storms.py",
-    "chalicelib/pipeline/notices.py": "tests/unit/test_suppressions.py",
-    "chalicelib/pipeline/observability.py": "tests/unit/test_lambda_logging.py",
-    "chalicelib/pipeline/parts.py": "tests/unit/test_service_properties.py",
-    "chalicelib/pipeline/principal.py": "tests/unit/test_state_machine_defects.py",
-    "chalicelib/pipeline/rates.py": "tests/unit/test_state_bounds.py",
+    "chalicelib/pipeline/parts.py": "tests/unit/test_service.py",
     "chalicelib/pipeline/save.py": "tests/unit/test_state_machine_defects.py",
-    "chalicelib/pipeline/scheduled.py": "tests/unit/test_state_bounds.py",
-    "chalicelib/pipeline/scheduler.py": "tests/unit/test_scheduler_and_storms.py",
-    "chalicelib/pipeline/service.py": "tests/unit/test_service_properties.py",
-    "chalicelib/pipeline/storms.py": "tests/unit/test_scheduler_and_storms.py",
-    "chalicelib/pipeline/stuck.py": "tests/unit/test_state_machine_defects.py",
-    "chalicelib/pipeline/successes.py": "tests/unit/test_state_machine_defects.py",
 }
 WITHOUT_LOGIC = {
     "chalicelib/core/constants.py",
@@ -445,71 +416,6 @@ def test_the_test_index_names_existing_files_and_no_module_twice() -> None:
         assert functions == [], f"{module} has functions {functions}: it needs tests"
 
 
-CONFIG = json.loads(CHALICE_CONFIG.read_text())
-
-
-@pytest.mark.parametrize("stage", sorted(CONFIG["stages"]))
-def test_committed_policy_is_the_generated_least_privilege_policy(stage: str) -> None:
-    path = CHALICE_DIR / CONFIG["stages"][stage]["iam_policy_file"]
-    expected = policy_json(stage_policy(load_stage_config(stage)))
-    assert path.read_text() == expected, f"run: python -m mfawatch policy --stage {stage} --write"
-
-
-@pytest.mark.parametrize("stage", sorted(CONFIG["stages"]))
-def test_policy_allows_only_what_the_code_calls_on_the_stage_resources(stage: str) -> None:
-    policy = json.loads((CHALICE_DIR / CONFIG["stages"][stage]["iam_policy_file"]).read_text())
-    env = CONFIG["stages"][stage]["environment_variables"]
-    by_sid = {s["Sid"]: s for s in policy["Statement"]}
-    for statement in policy["Statement"]:
-        assert statement["Effect"] == "Allow"
-        assert not [a for a in statement["Action"] if "*" in a]
-        assert "*" not in statement["Resource"]
-    # The DynamoDB actions are exactly the operations the store calls, read from its source.
-    store_source = (ROOT / "chalicelib" / "aws" / "dynamo.py").read_text()
-    called = {
-        "dynamodb:" + "".join(part.title() for part in operation.split("_"))
-        for operation in re.findall(r'_call\(\s*"(\w+)"', store_source)
-    }
-    assert called == {a for a in LAMBDA_ACTIONS if a.startswith("dynamodb:")}
-    assert {a for s in policy["Statement"] for a in s["Action"]} == LAMBDA_ACTIONS
-    assert env["MFAWATCH_TOPIC_ARN"] in by_sid["PublishAlerts"]["Resource"]
-    assert [r.split(":", 5)[5] for r in by_sid["UseStateTable"]["Resource"]] == [
-        f"table/{env['MFAWATCH_TABLE_NAME']}",
-        f"table/{env['MFAWATCH_TABLE_NAME']}/index/due",
-        f"table/{env['MFAWATCH_TABLE_NAME']}/index/group",
-    ]
-    assert all(f"/aws/lambda/mfawatch-{stage}-" in r for r in by_sid["WriteOwnLogs"]["Resource"])
-    # The one wildcard: a key id is unknown before the stack exists and IAM takes no alias ARN
-    # as a Resource, so key/* is narrowed to the stage key by its alias.
-    key = by_sid["UseStageKey"]
-    assert [r.rsplit(":", 1)[1] for r in key["Resource"]] == ["key/*"]
-    assert key["Condition"] == {
-        "ForAnyValue:StringEquals": {"kms:ResourceAliases": [f"alias/mfawatch-{stage}"]}
-    }
-
-
-def test_autogen_policy_off_and_requirements_carry_no_boto3() -> None:
-    assert CONFIG["autogen_policy"] is False
-    lines = (ROOT / "requirements.txt").read_text().lower().splitlines()
-    packages = [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
-    assert not [p for p in packages if p.startswith(("boto3", "botocore"))]
-
-
-def test_stage_without_topic_is_rejected() -> None:
-    from chalicelib.core.errors import ConfigError
-
-    def stage(environment: dict[str, str]) -> StageConfig:
-        config = {"app_name": "mfawatch", "stages": {"x": {"environment_variables": environment}}}
-        return StageConfig.from_config(config, "x")
-
-    with pytest.raises(ConfigError, match="MFAWATCH_TOPIC_ARN is not set"):
-        stage_policy(stage({}))
-    with pytest.raises(ConfigError, match="not a full ARN"):
-        stage_policy(stage({"MFAWATCH_TOPIC_ARN": "arn:aws:sns"}))
-    with pytest.raises(ConfigError, match="MFAWATCH_TABLE_NAME is not set"):
-        stage_policy(stage({"MFAWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}))
-
-
 def test_stage_config_errors_name_the_file(tmp_path: Path) -> None:
     from chalicelib.core.errors import ConfigError
 
@@ -539,11 +445,6 @@ def test_stage_environment_merges_as_chalice_does() -> None:
     assert stage.environment("f") == {"A": "global", "B": "stage", "C": "function"}
 
 
-def test_policy_paths_exist() -> None:
-    for stage in CONFIG["stages"].values():
-        assert (CHALICE_DIR / stage["iam_policy_file"]).is_file()
-
-
 def test_tests_read_their_own_stages_never_the_checkouts_chalice_dir() -> None:
     # A user edits and deploys .chalice/config.json (placeholder accounts replaced, outputs from
     # the resources stack): no test may see that. tests/conftest.py points the toolkit at
@@ -556,7 +457,7 @@ def test_tests_read_their_own_stages_never_the_checkouts_chalice_dir() -> None:
 
 
 #: The one test that reads the checkout's .chalice/: to prove that a deploy leaves it unchanged.
-CHECKOUT_CHALICE_GUARD = "tests/integration/test_deploy_command.py"
+CHECKOUT_CHALICE_GUARD = "tests/integration/test_cli_deploy.py"
 
 
 def test_no_test_copies_or_reads_the_checkouts_chalice_files() -> None:

@@ -15,13 +15,10 @@ from chalicelib.core.config import Threshold, settings_from_env
 from chalicelib.core.errors import ConfigError, StateStoreError
 from chalicelib.core.notifications import KIND_ALERT, KIND_STORM, KIND_SUMMARY
 from chalicelib.core.state import MAX_KEY_BYTES, IndexLag, MemoryStore
-from chalicelib.pipeline.observability import MemoryMetrics
-from chalicelib.pipeline.rates import RATE_KEY, storm_key
-from chalicelib.pipeline.scheduled import Band, split_found
+from chalicelib.pipeline.rates import storm_key
 from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from mfawatch.deploy.handlers import app_handler_names
 from mfawatch.deploy.templates import load_stage_config
-from tests.conftest import examples
 from tests.support.simulation import (
     IAM_FAILURE,
     RULES,
@@ -151,42 +148,6 @@ def test_every_function_is_capped_at_the_stage_concurrency_it_is_told() -> None:
         assert config.consumer_concurrency() == settings.concurrency
 
 
-# --- defect 9: a scheduler run with a deadline ---------------------------------------------------
-
-
-def test_the_scheduler_takes_the_earliest_due_first_and_stops_before_its_deadline() -> None:
-    config = settings(topic_rate=Threshold(1000, 5))
-    store = MemoryStore()
-    publisher = MemoryPublisher(config)
-    service = AlertService(RULES, publisher, store, config)
-    # 40 incidents (users z39 .. z00, so key order is the reverse of due order), 2 events each.
-    for n in range(40):
-        user = f"z{39 - n:02d}"
-        for k in range(2):
-            arrival = iam_failure(f"{user}-{k}", 5.0 * n + k, user=user, ip=f"192.0.2.{n + 1}")
-            service.handle(arrival.rule_id, arrival.envelope, at(arrival.at))
-    first_summary = len(publisher.sent)
-    # Each request takes a simulated half second of a 30-second invocation.
-    runs = 0
-    while store.due(float("inf"), 0.0) and runs < 20:
-        runs += 1
-        start = store.calls
-
-        def remaining(start: int = start) -> float:
-            return 30.0 - 0.5 * (store.calls - start)
-
-        service.tick(at(1200.0 + 60.0 * runs), remaining=remaining)
-        assert remaining() > 0, "the run ended before the invocation's deadline"
-    summaries = publisher.sent[first_summary:]
-    assert runs > 1, "the backlog took several runs"
-    assert [n.principal for n in summaries] == [f"z{39 - n:02d}" for n in range(40)], (
-        "earliest window first"
-    )
-    assert sum(n.count for n in summaries) == 40
-    assert isinstance(service.metrics, MemoryMetrics)
-    assert service.metrics.total("SchedulerDeferred") > 0
-
-
 # --- defect 7: late group index entries ----------------------------------------------------------
 
 
@@ -234,27 +195,6 @@ def test_a_held_alert_whose_index_entry_shows_up_late_is_still_in_a_digest(lag: 
 # --- defect 10: items bounded over time ----------------------------------------------------------
 
 
-def test_rate_items_stay_small_over_months_of_sparse_alerts() -> None:
-    # One alert every 17 minutes (a new incident window each time, a rate window skipped each
-    # time) for 10 days (one under make quick): on main the topic's rate item kept one counter per
-    # alert (~850).
-    store = MemoryStore()
-    publisher = MemoryPublisher(settings())
-    service = AlertService(RULES, publisher, store, settings())
-    gap, alerts = 17 * 60.0, examples(850)
-    for n in range(alerts):
-        arrival = iam_failure(f"sparse-{n}", gap * n, user="sparse", ip="192.0.2.9")
-        service.handle(arrival.rule_id, arrival.envelope, at(arrival.at))
-        service.tick(at(arrival.at + 60.0))
-    assert Counter(n.kind for n in publisher.sent)[KIND_ALERT] == alerts
-    items = store.items()
-    rate = items[RATE_KEY]
-    counters = [name for name in rate if name.startswith("sent_")]
-    assert len(counters) <= 2, counters
-    principal = next(item for key, item in items.items() if key.startswith("prn#"))
-    assert len([name for name in principal if name.startswith("sent_")]) <= 2
-
-
 def test_huge_attacker_controlled_fields_keep_every_item_under_dynamodb_s_400_kb() -> None:
     # The simulated store refuses items over 400 KB as DynamoDB does; a 300 KB user agent and a
     # 3,000-character user name still give the alert, the summary and exact counts.
@@ -268,19 +208,3 @@ def test_huge_attacker_controlled_fields_keep_every_item_under_dynamodb_s_400_kb
     assert [n.kind for n in outcome.notifications()] == [KIND_ALERT, KIND_SUMMARY]
     with pytest.raises(StateStoreError, match="Item size has exceeded"):
         MemoryStore(check_sizes=True).put("k", {"ua": "x" * 500_000}, 0.0)
-
-
-def test_a_look_tells_late_entries_from_counted_ones_by_its_band() -> None:
-    def entry(key: str, at: float) -> dict[str, object]:
-        return {"pk": key, "grp_at": at}
-
-    found = [entry("a", 100.0), entry("late", 150.0), entry("b", 180.0), entry("new", 250.0)]
-    # The previous look cut at 200 and counted a and b (late was not visible yet).
-    split = split_found(found, 200.0, Band(("a", "b"), 2), 300.0)
-    assert [i["pk"] for i in split.late] == ["late"]
-    assert [i["pk"] for i in split.ready] == ["new"]
-    assert split.unnamed == 0 and not split.settling
-    assert split.band(300.0) == Band(("a", "late", "b", "new"), 4)
-    # A band too big to name its keys still counts how many are new.
-    capped = split_found(found, 200.0, Band(("a",), 2), 300.0)
-    assert capped.late == [] and capped.unnamed == 1

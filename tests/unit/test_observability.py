@@ -1,4 +1,5 @@
-"""Logging in Lambda: on top of the runtime's handler (request id kept), configured only there."""
+"""Observability: EMF metric lines, JSON logs with the alerting context, and logging in Lambda on
+top of the runtime's handler (request id kept), configured only there."""
 
 from __future__ import annotations
 
@@ -113,3 +114,42 @@ def test_metric_lines_carry_the_request_id_as_a_property_not_a_dimension() -> No
         ["Service"],
         ["Service", "Rule"],
     ]
+
+
+def test_emf_lines_are_cloudwatch_metrics() -> None:
+    lines: list[str] = []
+    metrics = EmfMetrics(write=lines.append, clock=lambda: 1_700_000_000.0)
+    metrics.count("Notifications", Kind="alert")
+    metrics.count("Notifications", Kind="alert")
+    metrics.count("EventsMatched", Rule="root-console-failure")
+    metrics.flush()
+    documents = [json.loads(line) for line in lines]
+    assert len(documents) == 2
+    alert = next(d for d in documents if d.get("Kind") == "alert")
+    assert alert["Notifications"] == 2 and alert["Service"] == "mfawatch"
+    (directive,) = alert["_aws"]["CloudWatchMetrics"]
+    assert directive == {
+        "Namespace": "mfawatch",
+        "Dimensions": [["Service"], ["Service", "Kind"]],
+        "Metrics": [{"Name": "Notifications", "Unit": "Count"}],
+    }
+    assert alert["_aws"]["Timestamp"] == 1_700_000_000_000
+    metrics.flush()
+    assert len(lines) == 2, "flush resets the counters"
+
+
+def test_json_logs_carry_the_alerting_context() -> None:
+    record = logging.LogRecord(
+        "chalicelib.pipeline.service", logging.INFO, __file__, 1, "decision %s", ("alert",), None
+    )
+    record.rule = "iam-console-mfa-failure"
+    record.event_id = "e1"
+    record.dedup_key = "111122223333|ops-admin|203.0.113.7"
+    document = json.loads(JsonFormatter().format(record))
+    assert document["message"] == "decision alert"
+    assert document["level"] == "INFO"
+    assert (document["rule"], document["event_id"], document["dedup_key"]) == (
+        "iam-console-mfa-failure",
+        "e1",
+        "111122223333|ops-admin|203.0.113.7",
+    )

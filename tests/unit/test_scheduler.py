@@ -1,11 +1,9 @@
-"""The scheduler and storm mode on the in-memory store (replay's store): isolation of failures,
-parking of unknown references, storm digests, bad input, bounded state."""
+"""The scheduler on the in-memory store (replay's store): isolation of failures, parking of
+unknown references, bad input, bounded state."""
 
 from __future__ import annotations
 
 import json
-from collections import Counter
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,12 +16,10 @@ from chalicelib.core.state import MemoryStore, due_mark
 from chalicelib.pipeline.observability import MemoryMetrics
 from chalicelib.pipeline.service import AlertService, MemoryPublisher
 from tests.support.properties import BASE, IAM_RULE, failed_sign_in
+from tests.support.simulation import at, iam_failure
+from tests.support.simulation import settings as simulation_settings
 
 RULES: RuleSet = load_bundle()
-
-
-def at(seconds: float) -> datetime:
-    return BASE + timedelta(seconds=seconds)
 
 
 class FailingGet(MemoryStore):
@@ -126,34 +122,6 @@ def test_expired_items_leave_the_due_index() -> None:
     assert store.due(1e12, 0.0) == []
 
 
-def test_storm_mode_holds_until_quiet_with_a_digest_per_period_and_exact_counts() -> None:
-    settings = Settings(topic_rate=Threshold(3, 5), principal_rate=Threshold(100, 5))
-    publisher = MemoryPublisher(settings)
-    store = MemoryStore()
-    service = AlertService(RULES, publisher, store, settings)
-    clock = 0.0
-    # 60 users fail once each, one every 10 seconds for 10 minutes: 60 distinct incidents.
-    for i in range(60):
-        t = 10.0 * i
-        while clock + 60 <= t:
-            clock += 60
-            service.tick(at(clock))
-        service.handle(IAM_RULE, failed_sign_in(IAM_RULE, f"e{i}", t, user=i, ip=i), at(t))
-    while store.due(float("inf"), clock) and clock < 4 * 3600:
-        clock += 60
-        service.tick(at(clock))
-    kinds = Counter(n.kind for n in publisher.sent)
-    assert kinds[KIND_ALERT] == 3, "the topic's window admits 3, then storm mode"
-    storms = [n for n in publisher.sent if n.kind == KIND_STORM]
-    # A digest every 5 minutes while holds go on, then the final one.
-    assert 2 <= len(storms) <= 4, [n.title for n in storms]
-    assert storms[-1].title.startswith("Alert storm ended: ")
-    assert all(n.title.startswith("Alert storm: ") for n in storms[:-1])
-    assert sum(n.count for n in publisher.sent if n.kind in (KIND_ALERT, KIND_STORM)) == 60
-    covered = [e for n in publisher.sent for e in n.event_ids if n.kind != "escalation"]
-    assert sorted(covered) == sorted(f"e{i}" for i in range(60))
-
-
 def test_a_future_event_time_is_processed_at_arrival_with_a_note() -> None:
     publisher = MemoryPublisher()
     service = AlertService(RULES, publisher, MemoryStore())
@@ -222,3 +190,36 @@ def test_a_summary_held_once_stays_held_when_its_save_is_retried() -> None:
     assert KIND_SUMMARY not in kinds, kinds
     assert KIND_STORM in kinds
     assert sum(n.count for n in publisher.sent if n.kind in (KIND_ALERT, KIND_STORM)) == 3
+
+
+def test_the_scheduler_takes_the_earliest_due_first_and_stops_before_its_deadline() -> None:
+    config = simulation_settings(topic_rate=Threshold(1000, 5))
+    store = MemoryStore()
+    publisher = MemoryPublisher(config)
+    service = AlertService(RULES, publisher, store, config)
+    # 40 incidents (users z39 .. z00, so key order is the reverse of due order), 2 events each.
+    for n in range(40):
+        user = f"z{39 - n:02d}"
+        for k in range(2):
+            arrival = iam_failure(f"{user}-{k}", 5.0 * n + k, user=user, ip=f"192.0.2.{n + 1}")
+            service.handle(arrival.rule_id, arrival.envelope, at(arrival.at))
+    first_summary = len(publisher.sent)
+    # Each request takes a simulated half second of a 30-second invocation.
+    runs = 0
+    while store.due(float("inf"), 0.0) and runs < 20:
+        runs += 1
+        start = store.calls
+
+        def remaining(start: int = start) -> float:
+            return 30.0 - 0.5 * (store.calls - start)
+
+        service.tick(at(1200.0 + 60.0 * runs), remaining=remaining)
+        assert remaining() > 0, "the run ended before the invocation's deadline"
+    summaries = publisher.sent[first_summary:]
+    assert runs > 1, "the backlog took several runs"
+    assert [n.principal for n in summaries] == [f"z{39 - n:02d}" for n in range(40)], (
+        "earliest window first"
+    )
+    assert sum(n.count for n in summaries) == 40
+    assert isinstance(service.metrics, MemoryMetrics)
+    assert service.metrics.total("SchedulerDeferred") > 0
