@@ -3,7 +3,7 @@
 #   make test   lint, type-check and run every test (every CloudFormation template is cfn-linted
 #               once, by the integration tests)
 #   make quick  the unit tier only (pure code: no moto, no subprocess) without the simulation's
-#               enumerations, on two workers, while iterating
+#               enumerations and the slowest tests, on two workers, while iterating
 # Both create .venv on first use (Python 3.12+ preferred, 3.11 works for everything but packaging).
 
 VENV    := .venv
@@ -75,7 +75,8 @@ pytest: $(STAMP) $(LAMBDA_STAMP)
 
 # The unit tier on two workers, with a tenth of the property-test examples (tests/conftest.py) and
 # without the simulation's enumerations of fault points, orders and fault pairs (marked
-# `enumeration`: make test runs them).
+# `enumeration`) and the few unit tests that take a second or more (marked `slow`): make test runs
+# them.
 quick: $(STAMP)
 	MFAWATCH_QUICK=1 $(KEEP_BYTECODE) $(VENV)/bin/pytest -q -n 2 -m "not enumeration and not slow" tests/unit
 
