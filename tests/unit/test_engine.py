@@ -432,7 +432,7 @@ def test_what_is_not_plain_json_is_validated_anew_after_its_json_twin_compiled()
     compile_pattern({"source": ["aws.signin"]})
     # A tuple has the JSON text of a list, but it is no array to EventBridge's validation.
     with pytest.raises(InvalidPatternError):
-        compile_pattern({"source": ("aws.signin",)})  # type: ignore[dict-item]
+        compile_pattern({"source": ("aws.signin",)})
     assert compile_pattern({"source": ["aws.signin"]}).matches({"source": "aws.signin"})
 
 
