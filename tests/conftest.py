@@ -29,7 +29,10 @@ from hypothesis import settings  # noqa: E402
 
 from chalicelib.core.rules import RuleSet, load_bundle  # noqa: E402
 from mfawatch.paths import CHALICE_DIR, REPO_ROOT  # noqa: E402
-from tests.support.environment import drop_endpoint_overrides  # noqa: E402
+from tests.support.environment import (  # noqa: E402
+    drop_endpoint_overrides,
+    share_service_models,
+)
 
 assert CHALICE_DIR == STAGE_DIR, "mfawatch.paths was imported before tests/conftest.py"
 
@@ -78,6 +81,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             not any(item.iter_markers("slow")) and not any(item.iter_markers("integration"))
         )
     )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Once every test module is imported: when one of them uses the SDK, its sessions share
+    their service models (tests/support/environment.py); the unit tier never imports it."""
+    if "botocore.session" in sys.modules:
+        share_service_models()
 
 
 EVENTS = ROOT / "tests" / "events"

@@ -22,7 +22,7 @@ from mfawatch.patterns.engine import InvalidPatternError, compile_pattern
 from mfawatch.rules.build import (
     RuleFile,
     build_bundle,
-    load_rules_dir,
+    check_rules_dir,
     missing_cases,
     rule_paths,
     run_rule_cases,
@@ -59,13 +59,13 @@ def _rule_files(rules_dir: Path) -> list[RuleFile]:
     if not rules_dir.is_dir():
         click.echo(f"error: {rules_dir}: no such folder", err=True)
         sys.exit(2)
-    errors = validate_rules_dir(rules_dir)
+    errors, files = check_rules_dir(rules_dir)
     if errors:
         for error in errors:
             click.echo(str(error))
         click.echo(f"{len(errors)} error(s): fix them first (rules validate)", err=True)
         sys.exit(1)
-    return load_rules_dir(rules_dir)
+    return files
 
 
 @rules.command("validate")

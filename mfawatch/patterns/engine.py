@@ -958,6 +958,29 @@ class EventPattern:
         return f"EventPattern({json.dumps(self.pattern, sort_keys=True)})"
 
 
+#: Compiled patterns by their JSON text: a compiled tree is immutable (closures over tuples), so
+#: one serves every caller of the same pattern (a replay compiles each rule once per run, the
+#: rule commands once per case). Only valid patterns get here; cleared when full.
+_COMPILED: dict[str, _Node] = {}
+_COMPILED_MAX = 1024
+_MAX_CACHED_DEPTH = 64
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_json(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is made of JSON's own types only (dict, list, str, number, bool, null),
+    so that its JSON text names it: a tuple or a Mapping subclass is not cached (a tuple is no
+    array to the validation, whatever its JSON text says)."""
+    if depth > _MAX_CACHED_DEPTH:
+        return False
+    t = type(value)
+    if t is dict:
+        return all(type(k) is str and _is_json(v, depth + 1) for k, v in value.items())
+    if t is list:
+        return all(_is_json(v, depth + 1) for v in value)
+    return t in _JSON_SCALARS
+
+
 def compile_pattern(
     pattern: Mapping[str, Any] | str | bytes,
     *,
@@ -983,16 +1006,25 @@ def compile_pattern(
         text = None
     if not isinstance(decoded, Mapping):
         raise InvalidPatternError("Filter is not an object")
-    if max_size is not None:
-        if text is None:
-            text = json.dumps(decoded, separators=(",", ":"), ensure_ascii=False)
-        if len(text) > max_size:
-            raise InvalidPatternError(
-                f"Event pattern is {len(text)} characters, exceeding the maximum of {max_size}"
-            )
-    builder = _NodeBuilder()
-    _compile_object(decoded, builder, ())
-    return EventPattern(dict(decoded), builder.build())
+    plain = _is_json(decoded)
+    if text is None and (max_size is not None or plain):
+        text = json.dumps(decoded, separators=(",", ":"), ensure_ascii=False)
+    if max_size is not None and text is not None and len(text) > max_size:
+        raise InvalidPatternError(
+            f"Event pattern is {len(text)} characters, exceeding the maximum of {max_size}"
+        )
+    # The text of plain JSON names the pattern: compile it once (a tuple, say, is checked anew).
+    key = text if plain else None
+    root = _COMPILED.get(key) if key is not None else None
+    if root is None:
+        builder = _NodeBuilder()
+        _compile_object(decoded, builder, ())
+        root = builder.build()
+        if key is not None:
+            if len(_COMPILED) >= _COMPILED_MAX:
+                _COMPILED.clear()
+            _COMPILED[key] = root
+    return EventPattern(dict(decoded), root)
 
 
 def matches(pattern: Mapping[str, Any] | str | EventPattern, event: Mapping[str, Any]) -> bool:

@@ -14,6 +14,7 @@ PyYAML and jsonschema are development dependencies: the Lambda only reads the co
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,7 +26,7 @@ from chalicelib.core.errors import EventParseError, RuleError
 from chalicelib.core.records import as_envelope, parse_event
 from chalicelib.core.rules import BUNDLE_PATH, Rule, RuleSet, bundle_json, rule_from_mapping
 from mfawatch.paths import RULES_DIR
-from mfawatch.patterns.engine import InvalidPatternError, compile_pattern
+from mfawatch.patterns.engine import EventPattern, InvalidPatternError, compile_pattern
 
 SCHEMA_PATH = RULES_DIR / "schema.json"
 RULE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -52,6 +53,7 @@ class RuleFile:
     cases: tuple[RuleCase, ...]
 
 
+@functools.cache
 def _strict_yaml_loader() -> type:
     import yaml  # a development dependency, imported only when building
 
@@ -115,12 +117,18 @@ def json_path(parts: Iterable[Any]) -> str:
 
 def schema_errors(document: Any, path: Path, schema_path: Path = SCHEMA_PATH) -> list[RuleError]:
     """Every way ``document`` (read from ``path``) breaks the JSON Schema at ``schema_path``."""
-    import jsonschema
-
-    schema = json.loads(schema_path.read_text(encoding="utf-8"))
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _validator(schema_path.read_text(encoding="utf-8"))
     errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
     return [RuleError(str(path), json_path(error.path), error.message) for error in errors]
+
+
+@functools.lru_cache(maxsize=8)
+def _validator(schema_text: str) -> Any:
+    """The validator of a schema, built once per schema text (building one costs more than
+    validating a rule file with it)."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(json.loads(schema_text))
 
 
 def _load_case(rule_id: str, index: int, raw: Mapping[str, Any], path: Path) -> RuleCase:
@@ -159,13 +167,19 @@ def _build_rule_file(path: Path, document: Mapping[str, Any]) -> RuleFile:
 
 def validate_rule_file(path: Path) -> list[RuleError]:
     """Every problem with one rule file (empty when it is valid)."""
+    return _check_rule_file(path)[0]
+
+
+def _check_rule_file(path: Path) -> tuple[list[RuleError], RuleFile | None]:
+    """Every problem with one rule file, and the file built when there is none (each file is
+    read and built once, whether the caller validates or loads)."""
     try:
         document = read_rule_document(path)
     except RuleError as exc:
-        return [exc]
+        return [exc], None
     errors = schema_errors(document, path)
     if errors:
-        return errors
+        return errors, None
     if document["id"] != path.stem:
         errors.append(
             RuleError(
@@ -177,10 +191,11 @@ def validate_rule_file(path: Path) -> list[RuleError]:
     except InvalidPatternError as exc:
         errors.append(RuleError(str(path), "$.event_pattern", str(exc)))
     try:
-        _build_rule_file(path, document)
+        built = _build_rule_file(path, document)
     except RuleError as exc:
         errors.append(exc)
-    return errors
+        return errors, None
+    return errors, None if errors else built
 
 
 def rule_paths(rules_dir: Path = RULES_DIR) -> list[Path]:
@@ -192,31 +207,39 @@ def rule_paths(rules_dir: Path = RULES_DIR) -> list[Path]:
     )
 
 
-def validate_rules_dir(rules_dir: Path = RULES_DIR) -> list[RuleError]:
-    """Every problem in a rules folder, including duplicate ids across files."""
+def check_rules_dir(rules_dir: Path = RULES_DIR) -> tuple[list[RuleError], list[RuleFile]]:
+    """Every problem in a rules folder, including duplicate ids across files, and the valid
+    files built (all of them when there is no problem)."""
     errors: list[RuleError] = []
+    files: list[RuleFile] = []
     ids: dict[str, Path] = {}
     paths = rule_paths(rules_dir)
     if not paths:
-        return [RuleError(str(rules_dir), "", "no rule files (*.yaml, *.yml, *.json)")]
+        return [RuleError(str(rules_dir), "", "no rule files (*.yaml, *.yml, *.json)")], []
     for path in paths:
-        file_errors = validate_rule_file(path)
+        file_errors, built = _check_rule_file(path)
         errors.extend(file_errors)
-        if file_errors:
+        if built is None:
             continue
-        rule_id = str(read_rule_document(path)["id"])
+        files.append(built)
+        rule_id = built.rule.id
         if rule_id in ids:
             errors.append(RuleError(str(path), "$.id", f"duplicate id, also in {ids[rule_id]}"))
         ids[rule_id] = path
-    return errors
+    return errors, files
+
+
+def validate_rules_dir(rules_dir: Path = RULES_DIR) -> list[RuleError]:
+    """Every problem in a rules folder, including duplicate ids across files."""
+    return check_rules_dir(rules_dir)[0]
 
 
 def load_rules_dir(rules_dir: Path = RULES_DIR) -> list[RuleFile]:
     """All rule files of a folder, validated; raises the first :class:`RuleError`."""
-    errors = validate_rules_dir(rules_dir)
+    errors, files = check_rules_dir(rules_dir)
     if errors:
         raise errors[0]
-    return [_build_rule_file(path, read_rule_document(path)) for path in rule_paths(rules_dir)]
+    return files
 
 
 def build_bundle(rules_dir: Path = RULES_DIR, bundle_path: Path = BUNDLE_PATH) -> Path:
@@ -241,12 +264,12 @@ class CaseResult:
         return not self.failures
 
 
-def run_case(rule: Rule, case: RuleCase) -> CaseResult:
+def run_case(rule: Rule, case: RuleCase, pattern: EventPattern | None = None) -> CaseResult:
     """Run one case through the deployed pattern and, on a match, the production alert path.
 
     Title and dedup key come from the rule; for alert rules the production service must also
     publish exactly one alert with that title and key, once settled (a fresh in-memory state
-    per case).
+    per case). ``pattern`` is the rule's pattern compiled, when the caller has it.
     """
     from chalicelib.pipeline.service import (  # the same path the Lambda takes
         AlertService,
@@ -254,7 +277,7 @@ def run_case(rule: Rule, case: RuleCase) -> CaseResult:
     )
 
     envelope = as_envelope(case.event)
-    matched = compile_pattern(rule.event_pattern).matches(envelope)
+    matched = (pattern or compile_pattern(rule.event_pattern)).matches(envelope)
     failures: list[str] = []
     title = dedup_key = None
     if matched != (case.expect == "match"):
@@ -282,8 +305,12 @@ def run_case(rule: Rule, case: RuleCase) -> CaseResult:
 
 
 def run_rule_cases(files: Sequence[RuleFile]) -> list[CaseResult]:
-    """Every case of every rule file."""
-    return [run_case(f.rule, case) for f in files for case in f.cases]
+    """Every case of every rule file (each rule's pattern compiled once)."""
+    results: list[CaseResult] = []
+    for f in files:
+        pattern = compile_pattern(f.rule.event_pattern)
+        results.extend(run_case(f.rule, case, pattern) for case in f.cases)
+    return results
 
 
 def missing_cases(files: Sequence[RuleFile]) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.tools import cfn_lint, chalice_package, run_offline
+from tests.support.tools import cfn_lint, run_offline, shared_chalice_package
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ print(json.dumps({"resolved": resolved, "loaded": loaded}))
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return chalice_package(tmp_path_factory.mktemp("lambda-zip") / "out")
+    return shared_chalice_package(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

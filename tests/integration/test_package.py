@@ -16,7 +16,7 @@ from chalicelib.core.constants import HEARTBEAT_PATTERN
 from chalicelib.core.rules import load_bundle
 from mfawatch.deploy.templates import load_stage_config
 from tests.conftest import ROOT
-from tests.support.tools import chalice_package, offline_env
+from tests.support.tools import offline_env, shared_chalice_package
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ OTHER_HANDLERS = [*SCHEDULED, "on_heartbeat", "consume_parked_events"]
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return chalice_package(tmp_path_factory.mktemp("package") / "out")
+    return shared_chalice_package(tmp_path_factory)
 
 
 def test_zip_is_small(package: Path) -> None:

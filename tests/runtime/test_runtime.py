@@ -292,7 +292,7 @@ def test_selftest_publish_sends_one_low_notification_per_output(
 def test_every_prod_function_initializes_and_answers_the_selftest(
     tmp_path_factory: pytest.TempPathFactory, runtime_packages: Path, moto_server: str
 ) -> None:
-    prod = unzipped_package("prod", tmp_path_factory.mktemp("prod"))
+    prod = unzipped_package("prod", tmp_path_factory)
     create_stack(moto_server, "prod")
     with running(prod, runtime_packages, moto_server) as started:
         assert len(started) == EXPECTED_FUNCTIONS

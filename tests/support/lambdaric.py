@@ -75,7 +75,10 @@ class LambdaFunction:
         self.init_error_type = ""
         self.initialized = threading.Event()
         self.ended = threading.Event()
-        self._pending: queue.Queue[Invocation] = queue.Queue()
+        self._settled = threading.Event()
+        """Set once initialized, failed to initialize, or ended: what :meth:`wait_initialized`
+        waits for (an event to wait on, where polling woke every waiter fifty times a second)."""
+        self._pending: queue.Queue[Invocation | None] = queue.Queue()
         self._invocations: dict[str, Invocation] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
         self.server.daemon_threads = True
@@ -109,17 +112,14 @@ class LambdaFunction:
         assert self.process is not None
         self.process.wait()
         self.ended.set()
+        self._settled.set()
+        self._pending.put(None)  # wakes the /next request the process left waiting, if any
 
     def wait_initialized(self, timeout: float = TIMEOUT_SECONDS) -> bool:
         """True once the function asked for its first event; False on an init error or exit."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.initialized.is_set():
-                return True
-            if self.init_error is not None or self.ended.is_set():
-                return False
-            time.sleep(0.02)
-        raise TimeoutError(f"{self.name} neither initialized nor failed within {timeout:g} s")
+        if not self._settled.wait(timeout):
+            raise TimeoutError(f"{self.name} neither initialized nor failed within {timeout:g} s")
+        return self.initialized.is_set()
 
     def invoke(self, event: Any, timeout: float = TIMEOUT_SECONDS) -> Invocation:
         """Hand ``event`` to the function through ``/next`` and wait for its answer."""
@@ -163,15 +163,16 @@ class LambdaFunction:
     # --- called by the Runtime API server -------------------------------------------------------
 
     def next_invocation(self) -> Invocation | None:
+        """The next event (blocks until there is one); None once the process has ended."""
         self.initialized.set()
-        while not self.ended.is_set():
-            try:
-                invocation = self._pending.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            invocation.log_start = self.stdout_path.stat().st_size
-            return invocation
-        return None
+        self._settled.set()
+        if self.ended.is_set():
+            return None
+        invocation = self._pending.get()
+        if invocation is None:
+            return None
+        invocation.log_start = self.stdout_path.stat().st_size
+        return invocation
 
     def answer(self, request_id: str, kind: str, body: bytes, error_type: str) -> bool:
         invocation = self._invocations.get(request_id)
@@ -187,6 +188,7 @@ class LambdaFunction:
     def fail_init(self, body: bytes, error_type: str) -> None:
         self.init_error = json.loads(body) if body else {}
         self.init_error_type = error_type
+        self._settled.set()
 
 
 class _RuntimeApiHandler(BaseHTTPRequestHandler):

@@ -3,11 +3,13 @@ beside this Python, in an environment that cannot reach AWS."""
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,3 +103,23 @@ def chalice_package(out: Path, *options: str, stage: str = "dev") -> Path:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return out
+
+
+def shared_chalice_package(tmp_path_factory: pytest.TempPathFactory, stage: str = "dev") -> Path:
+    """:func:`chalice_package` of ``stage`` built once per test run and shared by every module
+    and pytest-xdist worker that asks for it (each ``chalice package`` costs about a second of
+    CPU); the callers only read it (one that unzips it does so into a folder of its own).
+
+    The run's temporary root holds it: the workers' common parent under xdist (as xdist's docs
+    share session data), else this session's own. A lock file makes a second worker wait for the
+    first one's build instead of building again; a build that fails leaves nothing behind."""
+    basetemp = tmp_path_factory.getbasetemp()
+    root = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    built = root / f"chalice-package-{stage}"
+    with (root / f"chalice-package-{stage}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not built.is_dir():
+            work = Path(tempfile.mkdtemp(prefix=f"{built.name}-", dir=root))
+            chalice_package(work / "out", stage=stage)
+            work.rename(built)
+    return built / "out"

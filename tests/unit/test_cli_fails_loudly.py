@@ -13,8 +13,9 @@ from click.testing import CliRunner
 
 from mfawatch.cli import main
 from mfawatch.paths import RULES_DIR
-from mfawatch.rules.build import RuleCase, load_rules_dir
+from mfawatch.rules.build import RuleCase
 from tests.conftest import load_event
+from tests.support.rules import shipped_rule_files
 
 MFA_FAILURE = load_event("iam-consolelogin-failure-mfa-yes")
 
@@ -84,7 +85,7 @@ def test_replay_dash_with_nothing_readable_names_stdin() -> None:
 
 
 def _cases() -> Iterator[RuleCase]:
-    for rule_file in load_rules_dir(RULES_DIR):
+    for rule_file in shipped_rule_files():
         yield from rule_file.cases
 
 
@@ -102,7 +103,7 @@ def test_test_pattern_rule_agrees_with_every_rule_case(case: RuleCase, tmp_path:
 
 
 def test_every_rule_has_cases_for_test_pattern() -> None:
-    ids = {rule_file.rule.id for rule_file in load_rules_dir(RULES_DIR)}
+    ids = {rule_file.rule.id for rule_file in shipped_rule_files()}
     assert ids == {case.rule_id for case in _cases()}
 
 

@@ -418,6 +418,24 @@ def test_compile_accepts_json_text_and_keeps_pattern() -> None:
     assert compiled.matches({"source": "aws.signin"})
 
 
+def test_a_pattern_compiled_again_matches_alike_and_keeps_its_own_copy() -> None:
+    text = '{"detail": {"eventName": ["ConsoleLogin"], "errorMessage": [{"exists": true}]}}'
+    first, again = compile_pattern(text), compile_pattern(json.loads(text))
+    event = {"detail": {"eventName": "ConsoleLogin", "errorMessage": "Failed authentication"}}
+    assert first.matches(event) and again.matches(event)
+    assert not again.matches({"detail": {"eventName": "ConsoleLogin"}})
+    first.pattern["detail"] = {"eventName": ["Other"]}
+    assert again.pattern == json.loads(text)
+
+
+def test_what_is_not_plain_json_is_validated_anew_after_its_json_twin_compiled() -> None:
+    compile_pattern({"source": ["aws.signin"]})
+    # A tuple has the JSON text of a list, but it is no array to EventBridge's validation.
+    with pytest.raises(InvalidPatternError):
+        compile_pattern({"source": ("aws.signin",)})
+    assert compile_pattern({"source": ["aws.signin"]}).matches({"source": "aws.signin"})
+
+
 def test_matches_convenience() -> None:
     assert matches({"source": ["aws.signin"]}, {"source": "aws.signin"})
     assert matches(compile_pattern({"source": ["x"]}), {"source": "x"})

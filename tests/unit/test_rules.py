@@ -23,6 +23,7 @@ from mfawatch.rules.build import (
     validate_rules_dir,
 )
 from tests.conftest import SAMPLES, load_event, load_sample, needs_shared
+from tests.support.rules import shipped_rule_files
 
 REQUIRED = {
     "iam-console-mfa-failure",
@@ -31,7 +32,7 @@ REQUIRED = {
     "mfa-device-removed",
     "identity-center-mfa-removed",
 }
-FILES = load_rules_dir()
+FILES = shipped_rule_files()
 CASES = run_rule_cases(FILES)
 
 
