@@ -57,6 +57,13 @@ def examples(full: int) -> int:
     return max(10, full // 10) if QUICK else full
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The ``xdist_group`` marker that xdist registers, registered without xdist too, so that
+    ``pytest -p no:xdist`` (one process, for profiling and CPU figures) runs under
+    ``--strict-markers``."""
+    config.addinivalue_line("markers", "xdist_group(name): the tests' unit of work under xdist")
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """How ``make test`` shares the tests between its workers (``--dist loadgroup

@@ -4,16 +4,21 @@ beside this Python, in an environment that cannot reach AWS."""
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import ROOT, chalice_project
+
+if TYPE_CHECKING:
+    from cfnlint.rules import Rules
 
 
 def tool(name: str) -> str:
@@ -51,16 +56,32 @@ def run_offline(
 CFN_LINT_EXIT_BITS = {"E": 2, "W": 4, "I": 8}
 
 
+@functools.cache
+def _cfn_lint_rules() -> Rules:
+    """cfn-lint's rules, loaded as its command loads them: once for all the templates it is given.
+    Importing the rule modules and reading the schemas they hold cost about 0.7 s of CPU, more
+    than linting a small template, so a test worker loads them once and every :func:`cfn_lint`
+    call runs them (each template's run starts with every rule's ``initialize``, as the command
+    does between its templates)."""
+    from cfnlint.config import ConfigMixIn
+    from cfnlint.runner import Runner
+
+    return Runner(ConfigMixIn([])).rules
+
+
 def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
-    """cfn-lint on the templates, as its command does (same options, same exit code bits, a match
-    a line), but in this process: its rules and resource specifications load once per test
-    worker instead of once per template, about 1.5 s of CPU each time (the caller asserts on the
-    result)."""
-    from cfnlint.api import ManualArgs, lint_file
+    """cfn-lint on the templates, as its command does given them all (same options, same exit
+    code bits, a match a line), but in this process: its resource specifications and its rules
+    (:func:`_cfn_lint_rules`) load once per test worker, not once per call (the caller asserts
+    on the result)."""
+    from cfnlint.config import ConfigMixIn, ManualArgs
+    from cfnlint.runner.template import run_template_by_file_paths
 
     # The Region the command gets from offline_env(), whatever this process's environment says.
-    options = ManualArgs(regions=[offline_env()["AWS_DEFAULT_REGION"]])
-    matches = [match for path in paths for match in lint_file(path, options)]
+    options = ManualArgs(
+        regions=[offline_env()["AWS_DEFAULT_REGION"]], templates=[str(path) for path in paths]
+    )
+    matches = list(run_template_by_file_paths(ConfigMixIn([], **options), _cfn_lint_rules()))
     returncode = 0
     for match in matches:
         returncode |= CFN_LINT_EXIT_BITS.get(match.rule.id[:1], 0)
