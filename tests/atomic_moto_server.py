@@ -168,10 +168,9 @@ def dict_results_read_directly() -> None:
 def update_expressions_traversed_faster() -> None:
     """moto validates an UpdateExpression with ten traversers of its syntax tree, and each
     traverser rebuilds its map of node classes to handlers twice for every node it visits
-    (moto 5.2.5, ``DepthFirstTraverser`` in ``moto/dynamodb/parsing/ast_nodes.py``): a fifth
-    of the server's CPU time in the fault harness, which is mostly UpdateItem. The map is a
-    constant of the traverser (node classes to its bound methods), so each traverser builds it
-    once."""
+    (moto 5.2.5, ``DepthFirstTraverser`` in ``moto/dynamodb/parsing/ast_nodes.py``). The map
+    is a constant of the traverser (node classes to its bound methods), so each traverser
+    builds it once: the validation of a six-clause expression took 1.3 ms of CPU, now 1.05."""
     from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
 
     def processing_map(self: Any) -> dict[type, Callable[[Any], Any]]:
