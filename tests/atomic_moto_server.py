@@ -20,7 +20,8 @@ together a quarter of the server's CPU time in the tests. Its response serialize
 results (DynamoDB's items) without asking its alias providers every time
 (:func:`dict_results_read_directly`); DynamoDB parses each distinct UpdateExpression once
 (:func:`update_expressions_parsed_once`) and walks its syntax trees without rebuilding a map at
-every node (:func:`update_expressions_traversed_faster`); connections stay open between requests
+every node (:func:`update_expressions_traversed_faster`); SNS signs with one key
+(:func:`one_sns_signing_key`); connections stay open between requests
 (:class:`KeepAliveRequestHandler`), as AWS's do. The responses are the same; each request costs
 the server and its client less CPU.
 
@@ -212,6 +213,25 @@ def update_expressions_parsed_once() -> None:
     UpdateExpressionParser.make = classmethod(make)
 
 
+def one_sns_signing_key() -> None:
+    """SNS signs every notification it delivers; moto 5.2.5 generates a 2048-bit RSA key for
+    each subscription, 50 to 120 ms of CPU, on its first delivery. SNS signs with one key per
+    region (its signing certificate), so this server generates one key, once, and every
+    subscription signs with it."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from moto.sns.models import Subscription
+
+    @functools.cache
+    def key() -> rsa.RSAPrivateKey:
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def private_key(self: Any) -> rsa.RSAPrivateKey:
+        return key()
+
+    # A patch of moto's SNS model, by design (see above).
+    Subscription.private_key = private_key
+
+
 def change_sets_evaluate_outputs() -> None:
     """After ``ExecuteChangeSet``, recompute the stack's outputs and register its exports, as
     moto's own ``UpdateStack`` and ``CreateStack`` do (moto/cloudformation/models.py)."""
@@ -244,6 +264,7 @@ def main() -> None:
     dict_results_read_directly()
     update_expressions_traversed_faster()
     update_expressions_parsed_once()
+    one_sns_signing_key()
     werkzeug.serving.selectors = _NoLeftovers  # type: ignore[attr-defined,assignment]
     app = cached_dispatch(DomainDispatcherApplication(create_backend_app))
     run_simple(
