@@ -616,15 +616,17 @@ class ParkedEventSource:
         """Messages on the final dead-letter queue."""
         return self._depth(self._deployment.dead_letters)
 
-    def drain(self) -> None:
-        """Poll until the queue is empty (records that failed come back after their backoff)."""
+    def drain(self) -> bool:
+        """Poll until the queue is empty (records that failed come back after their backoff);
+        whether it is (False: still not after :data:`CONSUMER_WAIT_SECONDS`)."""
         deadline = time.monotonic() + CONSUMER_WAIT_SECONDS
         while time.monotonic() < deadline:
             if self.poll():
                 continue
             if not self.waiting():
-                return
+                return True
             time.sleep(1.0)
+        return False
 
 
 @dataclass
@@ -1067,11 +1069,14 @@ class _Load:
         source = ParkedEventSource(self.deployment, self.rules, operator, lambda: clock)
         quiet = 0
         drained = 0
+        # Events are parked during the load only: once the consumer has emptied the queue, it
+        # stays empty, and polling it every minute after that would only cost requests.
+        emptied = False
         while quiet < QUIET_MINUTES and drained < MAX_DRAIN_MINUTES:
             clock += 60
             drained += 1
-            if consume and drained >= REDRIVE_AFTER_MINUTES:
-                source.drain()
+            if consume and drained >= REDRIVE_AFTER_MINUTES and not emptied:
+                emptied = source.drain()
             try:
                 sent = operator.service.tick(datetime.fromtimestamp(clock, UTC))
             except Exception as exc:  # no faults any more: nothing should fail; next minute runs
