@@ -87,7 +87,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.session
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.exceptions import ClientError
@@ -420,21 +419,21 @@ def lambda_timeout(rules: RuleSet) -> float:
     return float(load_stage_config(STAGE).lookup(handler, "lambda_timeout", 60))
 
 
-#: The service models (JSON files botocore parses), read once for every client of the run.
-_MODELS = botocore.session.get_session().get_component("data_loader")
+_SESSION = boto3.session.Session()
+_SESSION_LOCK = threading.Lock()
 
 
 def client(endpoint: str, service: str) -> Any:
-    """A client as Lambda builds it (default configuration), pointed at moto_server. A fresh
-    session per client: boto3's default session is not thread-safe. The sessions share one
-    loader of the service models, which only reads them: a session of its own parsed them
-    again for every client (60 ms of CPU, against 10 ms), and a run makes dozens."""
-    core = botocore.session.Session()
-    core.register_component("data_loader", _MODELS)
-    # The service is a runtime str; boto3-stubs overload literal names only.
-    return boto3.session.Session(botocore_session=core).client(  # type: ignore[call-overload]
-        service, endpoint_url=endpoint, region_name=REGION, **CREDENTIALS
-    )
+    """A client as Lambda builds it (default configuration), pointed at moto_server. Every
+    client is its own (connections, retry state, event hooks), and all are made from one
+    session, one at a time: a session is not thread-safe, and a session per client parsed the
+    service models and registered botocore's default handlers again for every client (12 ms
+    of CPU, against 2 ms), and a run makes dozens (every environment, a new one per crash)."""
+    with _SESSION_LOCK:
+        # The service is a runtime str; boto3-stubs overload literal names only.
+        return _SESSION.client(  # type: ignore[call-overload]
+            service, endpoint_url=endpoint, region_name=REGION, **CREDENTIALS
+        )
 
 
 @dataclass
@@ -617,15 +616,17 @@ class ParkedEventSource:
         """Messages on the final dead-letter queue."""
         return self._depth(self._deployment.dead_letters)
 
-    def drain(self) -> None:
-        """Poll until the queue is empty (records that failed come back after their backoff)."""
+    def drain(self) -> bool:
+        """Poll until the queue is empty (records that failed come back after their backoff);
+        whether it is (False: still not after :data:`CONSUMER_WAIT_SECONDS`)."""
         deadline = time.monotonic() + CONSUMER_WAIT_SECONDS
         while time.monotonic() < deadline:
             if self.poll():
                 continue
             if not self.waiting():
-                return
+                return True
             time.sleep(1.0)
+        return False
 
 
 @dataclass
@@ -1068,11 +1069,14 @@ class _Load:
         source = ParkedEventSource(self.deployment, self.rules, operator, lambda: clock)
         quiet = 0
         drained = 0
+        # Events are parked during the load only: once the consumer has emptied the queue, it
+        # stays empty, and polling it every minute after that would only cost requests.
+        emptied = False
         while quiet < QUIET_MINUTES and drained < MAX_DRAIN_MINUTES:
             clock += 60
             drained += 1
-            if consume and drained >= REDRIVE_AFTER_MINUTES:
-                source.drain()
+            if consume and drained >= REDRIVE_AFTER_MINUTES and not emptied:
+                emptied = source.drain()
             try:
                 sent = operator.service.tick(datetime.fromtimestamp(clock, UTC))
             except Exception as exc:  # no faults any more: nothing should fail; next minute runs
