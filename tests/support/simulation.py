@@ -35,11 +35,12 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import copy
 import heapq
+import io
 import itertools
 import math
 import os
+import pickle
 import random
 import threading
 import time
@@ -241,20 +242,6 @@ class SimulatedPublisher(MemoryPublisher):
         self.plan = plan
         self.calls: list[tuple[int, str, str]] = []
         """(call number, output, notification id) of every publish attempt."""
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> SimulatedPublisher:
-        """A copy whose lists are new but share their entries: what was published is frozen
-        (:class:`Notification`), and copying each one's record would cost most of a fork."""
-        clone = copy.copy(self)
-        memo[id(self)] = clone
-        for name, value in vars(self).items():
-            if name in ("sent", "deliveries", "calls"):
-                setattr(clone, name, list(value))
-            elif name == "_lock":
-                setattr(clone, name, threading.Lock())
-            else:
-                setattr(clone, name, copy.deepcopy(value, memo))
-        return clone
 
     def publish(self, notification: Notification, destination: str) -> None:
         self.calls.append((len(self.plan.calls), destination, notification.id))
@@ -922,49 +909,85 @@ class Forks:
     threads but those of :class:`SideBySide`, which forks do not take); a fault plan changes
     nothing before its first planned call (no outage here; the items that refuse updates are the
     scenario's, the same in the run without faults); and between two steps everything a run has
-    done is in the simulation's attributes, which the copy copies all the way down. It shares
-    only what no run changes: the scenario, the rules, the settings, the suppressions. (The
-    random lease tokens drawn before the fork are the same in each fork; a run draws new ones.)
+    done is in the simulation's attributes, which a snapshot (a pickle) holds all the way down.
+    It shares only what no run changes: the scenario (its arrivals), the rules, the settings,
+    the suppressions, the index lag, and the notifications published (frozen). (The random lease
+    tokens drawn before the fork are the same in each fork; a run draws new ones.)
     """
 
     def __init__(self, scenario: Scenario, index_lag: IndexLag | None = None) -> None:
-        self.scenario = scenario
         run = Simulation(scenario, index_lag=index_lag)
+        self._shared: list[Any] = [
+            scenario,
+            *scenario.arrivals,
+            scenario.settings,
+            scenario.suppressions,
+            RULES,
+            run.service.scheduler.rules,  # the rules and the built-in ones
+            run.store._index_lag,  # may be a closure (lag_everything): it cannot be pickled
+        ]
+        self._shared_ids = {id(value): n for n, value in enumerate(self._shared)}
         run.begin()
         self._calls: list[int] = []
-        """Calls made before each kept state (ascending)."""
-        self._states: list[Simulation] = []
+        """Calls made before each snapshot (ascending)."""
+        self._snapshots: list[bytes] = []
         while True:
             self._calls.append(len(run.plan.calls))
-            self._states.append(self._copy(run))
+            self._snapshots.append(self._snapshot(run))
             if not run.step():
                 break
         self.baseline = run.outcome()
         """The run without faults (it numbers the calls)."""
 
-    def _copy(self, run: Simulation) -> Simulation:
-        shared = (
-            self.scenario,
-            *self.scenario.arrivals,
-            self.scenario.settings,
-            self.scenario.suppressions,
-            RULES,
-            run.service.scheduler.rules,  # the rules and the built-in ones
-        )
-        memo: dict[int, Any] = {id(value): value for value in shared}
-        # A lock cannot be copied; each copy gets its own (the publisher makes its own).
-        memo[id(run.store._lock)] = threading.Lock()
-        return copy.deepcopy(run, memo)
+    def _snapshot(self, run: Simulation) -> bytes:
+        buffer = io.BytesIO()
+        _Snapshot(buffer, self._persistent_id).dump(run)
+        return buffer.getvalue()
+
+    def _persistent_id(self, value: Any) -> int | str | None:
+        if isinstance(value, _LOCK):
+            return "lock"  # a lock cannot be pickled: each copy gets its own
+        shared = self._shared_ids.get(id(value))
+        if shared is None and isinstance(value, Notification):
+            shared = self._shared_ids[id(value)] = len(self._shared)
+            self._shared.append(value)
+        return shared
+
+    def _persistent_load(self, pid: int | str) -> Any:
+        return threading.Lock() if pid == "lock" else self._shared[int(pid)]
 
     def run(self, faults: Sequence[Fault]) -> Outcome:
         """The scenario with ``faults`` (ascending call numbers; the first is the plan's
         ``fault``), as ``Simulation(scenario, faults[0], more=faults[1:]).run()`` gives it."""
-        state = self._states[bisect.bisect_right(self._calls, faults[0].at) - 1]
-        run = self._copy(state)
+        snapshot = self._snapshots[bisect.bisect_right(self._calls, faults[0].at) - 1]
+        run: Simulation = _Restore(io.BytesIO(snapshot), self._persistent_load).load()
         run.plan.inject(faults[0], faults[1:])
         while run.step():
             pass
         return run.outcome()
+
+
+_LOCK = type(threading.Lock())
+
+
+class _Snapshot(pickle.Pickler):
+    """Pickles a run; what ``persistent_id`` names is kept out (shared, or made anew)."""
+
+    def __init__(self, file: io.BytesIO, persistent_id: Callable[[Any], int | str | None]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._persistent = persistent_id
+
+    def persistent_id(self, obj: Any) -> int | str | None:
+        return self._persistent(obj)
+
+
+class _Restore(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, persistent_load: Callable[[int | str], Any]) -> None:
+        super().__init__(file)
+        self._load = persistent_load
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._load(pid)
 
 
 #: The phases of a run (:meth:`Simulation.step`).
