@@ -142,7 +142,6 @@ class FaultPlan:
         """The virtual time of the invocation in progress (set by :class:`Simulation`)."""
         self.calls: list[str] = []
         """Each call's operation and key, in order (``update evt#...``, ``publish alerts ...``)."""
-        self.fired = False
         self.gate: Callable[[str], None] | None = None
         """Called before every call (:class:`Interleaving` waits there for the call's turn)."""
 
@@ -163,25 +162,41 @@ class FaultPlan:
         if op == "update" and self.clock < self.refuse.get(key, -math.inf):
             raise error(f"the item refuses updates at call {index}: {what}")
         fault = self.faults.get(index)
-        if fault is None:
+        effect = NO_EFFECT if fault is None else fault_effect(fault.kind, what)
+        if effect == NO_EFFECT:
             return apply()
-        self.fired = True
-        if fault.kind == "kill":
+        if effect == "kill":
             raise Killed(f"killed at call {index}: {what}")
-        if what.startswith(("get ", "query ", "due")):
-            if fault.kind == RESENT:
-                return apply()  # a read sent twice answers the same
-            raise error(f"injected failure at call {index}: {what}")  # a read has no side effect
-        if fault.kind == "lost-reply":
+        if effect == "lost-reply":
             apply()  # applied; the reply never arrives
             raise error(f"reply lost at call {index}: {what} (applied)")
-        if fault.kind == RESENT:
+        if effect == "twice":
             # The reply was lost and botocore's standard retry sent the request again: applied
             # twice, and the caller sees the second answer (a conditional write fails its own
             # condition and returns the item as the first attempt left it).
             apply()
             return apply()
         raise error(f"injected failure at call {index}: {what}")
+
+
+#: The effect of a fault that changes nothing (:func:`fault_effect`).
+NO_EFFECT = "none"
+
+
+def fault_effect(kind: str, what: str) -> str:
+    """What a fault of ``kind`` does to the call ``what`` (:meth:`FaultPlan.call` does it):
+    ``kill``; ``fail`` (nothing applied); ``lost-reply`` (applied, then it fails); ``twice``
+    (applied twice); :data:`NO_EFFECT`. Two faults with the same effect at the same call make
+    the same run: the enumerations run it once (:func:`fault_runs`)."""
+    if kind == "kill":
+        return "kill"
+    if what.startswith(("get ", "query ", "due")):
+        # A read has no side effect: a lost reply is a failure, and a read sent twice answers
+        # the same.
+        return NO_EFFECT if kind == RESENT else "fail"
+    if kind in ("lost-reply", RESENT):
+        return "twice" if kind == RESENT else "lost-reply"
+    return "fail"
 
 
 def _store_error(message: str) -> Exception:
@@ -1196,7 +1211,8 @@ class Report:
 def fault_runs(
     scenario: Scenario, kinds: Iterable[str] = FAULT_KINDS, index_lag: IndexLag | None = None
 ) -> Iterable[tuple[Fault, Outcome]]:
-    """One run per (call number, fault kind): the baseline run numbers the calls. Under
+    """One outcome per (call number, fault kind): the baseline run numbers the calls; kinds
+    with the same effect on the call (:func:`fault_effect`) share one run. Under
     ``MFAWATCH_QUICK=1`` (``make quick`` leaves the enumerations out; ``-m enumeration`` runs
     them) every fifth call, first and last included; ``make test`` and the benchmark take all."""
     forks = Forks(scenario, index_lag)
@@ -1205,9 +1221,14 @@ def fault_runs(
     if os.environ.get("MFAWATCH_QUICK") == "1":
         calls = sorted({*range(0, made, 5), made - 1})
     for index in calls:
+        # Runs by effect: a read's lost reply is its failure, a read re-sent is no fault.
+        runs: dict[str, Outcome] = {NO_EFFECT: forks.baseline}
         for kind in kinds:
             fault = Fault(index, kind)
-            yield fault, forks.run((fault,))
+            effect = fault_effect(kind, forks.baseline.calls[index])
+            if effect not in runs:
+                runs[effect] = forks.run((fault,))
+            yield fault, replace(runs[effect], fault=fault, faults=(fault,))
 
 
 def lag_everything(lag: float) -> IndexLag:
