@@ -132,7 +132,6 @@ class FaultPlan:
         self.fault: Fault | None = None
         self.faults: dict[int, Fault] = {}
         """Every planned fault by call number (``more``: a second, third... fault)."""
-        self.inject(fault, more)
         self.outage = outage
         """A regional brown-out: every call fails from its start to its end (virtual seconds)."""
         self.refuse = dict(refuse or {})
@@ -144,6 +143,7 @@ class FaultPlan:
         """Each call's operation and key, in order (``update evt#...``, ``publish alerts ...``)."""
         self.gate: Callable[[str], None] | None = None
         """Called before every call (:class:`Interleaving` waits there for the call's turn)."""
+        self.inject(fault, more)
 
     def inject(self, fault: Fault | None, more: Sequence[Fault] = ()) -> None:
         """Plan ``fault`` and ``more`` (before any call they name is made)."""
