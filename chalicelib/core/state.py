@@ -392,7 +392,7 @@ class MemoryStore:
     def _check_size(self, key: str, item: Item) -> None:
         if not self._check_sizes:
             return
-        size = len(json.dumps(item, default=sorted, ensure_ascii=False).encode())
+        size = len(_ITEM_JSON.encode(item).encode())
         if size > MAX_ITEM_BYTES:
             raise StateStoreError(
                 "ValidationException: Item size has exceeded the maximum allowed size "
@@ -460,6 +460,11 @@ class MemoryStore:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+#: How :meth:`MemoryStore._check_size` measures an item (sets as sorted lists). One encoder for
+#: every write: ``json.dumps`` with options builds a new one per call.
+_ITEM_JSON = json.JSONEncoder(default=sorted, ensure_ascii=False)
 
 
 def _check_key(key: str) -> None:

@@ -20,6 +20,9 @@ plan
   that fails every attempt is parked (the on-failure destination) and re-run through the same
   handler after the outage, as the failed-events consumer does; the scheduler ticks every
   minute until nothing is due.
+* :class:`Forks` keeps a run without faults as it was before each of its steps: a run with a
+  fault at call ``k`` starts from a copy of it taken before the step that makes call ``k``, which
+  is what a run from the start would have done up to there (the enumerations make thousands).
 * :func:`violations` checks the invariants on what reached the outputs: every accepted event
   counted exactly once across alerts, summaries and storm digests; no notification id published
   twice to an output except in the documented ambiguous cases (the faulted call was that publish,
@@ -30,16 +33,19 @@ plan
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import heapq
+import io
 import itertools
 import math
 import os
+import pickle
 import random
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -123,8 +129,8 @@ class FaultPlan:
         more: Sequence[Fault] = (),
         refuse: Mapping[str, float] | None = None,
     ) -> None:
-        self.fault = fault
-        self.faults = {f.at: f for f in (*([fault] if fault else []), *more)}
+        self.fault: Fault | None = None
+        self.faults: dict[int, Fault] = {}
         """Every planned fault by call number (``more``: a second, third... fault)."""
         self.outage = outage
         """A regional brown-out: every call fails from its start to its end (virtual seconds)."""
@@ -135,9 +141,15 @@ class FaultPlan:
         """The virtual time of the invocation in progress (set by :class:`Simulation`)."""
         self.calls: list[str] = []
         """Each call's operation and key, in order (``update evt#...``, ``publish alerts ...``)."""
-        self.fired = False
         self.gate: Callable[[str], None] | None = None
         """Called before every call (:class:`Interleaving` waits there for the call's turn)."""
+        self.inject(fault, more)
+
+    def inject(self, fault: Fault | None, more: Sequence[Fault] = ()) -> None:
+        """Plan ``fault`` and ``more`` (before any call they name is made)."""
+        self.fault = fault
+        self.faults = {f.at: f for f in (*([fault] if fault else []), *more)}
+        assert all(at >= len(self.calls) for at in self.faults), "a fault at a call made already"
 
     def call(self, what: str, apply: Callable[[], T], error: Callable[[str], Exception]) -> T:
         if self.gate is not None:
@@ -150,25 +162,41 @@ class FaultPlan:
         if op == "update" and self.clock < self.refuse.get(key, -math.inf):
             raise error(f"the item refuses updates at call {index}: {what}")
         fault = self.faults.get(index)
-        if fault is None:
+        effect = NO_EFFECT if fault is None else fault_effect(fault.kind, what)
+        if effect == NO_EFFECT:
             return apply()
-        self.fired = True
-        if fault.kind == "kill":
+        if effect == "kill":
             raise Killed(f"killed at call {index}: {what}")
-        if what.startswith(("get ", "query ", "due")):
-            if fault.kind == RESENT:
-                return apply()  # a read sent twice answers the same
-            raise error(f"injected failure at call {index}: {what}")  # a read has no side effect
-        if fault.kind == "lost-reply":
+        if effect == "lost-reply":
             apply()  # applied; the reply never arrives
             raise error(f"reply lost at call {index}: {what} (applied)")
-        if fault.kind == RESENT:
+        if effect == "twice":
             # The reply was lost and botocore's standard retry sent the request again: applied
             # twice, and the caller sees the second answer (a conditional write fails its own
             # condition and returns the item as the first attempt left it).
             apply()
             return apply()
         raise error(f"injected failure at call {index}: {what}")
+
+
+#: The effect of a fault that changes nothing (:func:`fault_effect`).
+NO_EFFECT = "none"
+
+
+def fault_effect(kind: str, what: str) -> str:
+    """What a fault of ``kind`` does to the call ``what`` (:meth:`FaultPlan.call` does it):
+    ``kill``; ``fail`` (nothing applied); ``lost-reply`` (applied, then it fails); ``twice``
+    (applied twice); :data:`NO_EFFECT`. Two faults with the same effect at the same call make
+    the same run: the enumerations run it once (:func:`fault_runs`)."""
+    if kind == "kill":
+        return "kill"
+    if what.startswith(("get ", "query ", "due")):
+        # A read has no side effect: a lost reply is a failure, and a read sent twice answers
+        # the same.
+        return NO_EFFECT if kind == RESENT else "fail"
+    if kind in ("lost-reply", RESENT):
+        return "twice" if kind == RESENT else "lost-reply"
+    return "fail"
 
 
 def _store_error(message: str) -> Exception:
@@ -762,6 +790,7 @@ class Simulation:
         )
         self.sweep_every = sweep_every
         self.failed_attempts: list[str] = []
+        self.line = _Timeline()
 
     def _invoke(self, arrival: Arrival, now: float) -> bool:
         """One Lambda invocation; False when it failed (raised or was killed)."""
@@ -798,23 +827,56 @@ class Simulation:
             self.failed_attempts.append(arrival.event_id)
 
     def run(self) -> Outcome:
-        line = _Timeline()
+        self.begin()
+        while self.step():
+            pass
+        return self.outcome()
+
+    def begin(self) -> None:
+        """Queue the arrivals: :meth:`step` runs the rest one invocation or tick at a time."""
         for arrival in self.scenario.arrivals:
-            line.push(arrival.at, arrival, 1)
-        parked = self._drain(line, 3)
-        # The outage is over: the failed-events consumer re-runs what was parked.
-        start = line.clock + CONSUMER_DELAY
-        for n, arrival in enumerate(parked):
-            line.push(start + n, arrival, 1)
-        lost = self._drain(line, CONSUMER_ATTEMPTS)
-        # The scheduler to quiescence.
-        horizon = line.clock + QUIESCENCE
-        while line.next_tick <= horizon:
-            due = self.store.next_due()
+            self.line.push(arrival.at, arrival, 1)
+
+    def step(self) -> bool:
+        """One scheduler minute or one invocation (a Lambda attempt, or the consumer's re-run of
+        a parked event), whichever comes first; False once the scheduler is quiescent.
+
+        The run's phases: the events with Lambda's retries; the failed-events consumer re-runs
+        what was parked, once the outage is over; the scheduler to quiescence. Everything a
+        run has done is in the simulation's attributes between two steps, so a copy taken there
+        goes on exactly as the run would (:class:`Forks`)."""
+        line = self.line
+        while line.phase < _QUIESCENCE:
+            if line.queue:
+                when = line.queue[0][0]
+                if line.next_tick <= when:  # the minutes before the next invocation
+                    self._advance_tick(line)
+                else:
+                    self._next_invocation(line)
+                return True
+            if line.phase == _EVENTS:
+                # The outage is over: the failed-events consumer re-runs what was parked.
+                line.parked, line.failed = line.failed, []
+                start = line.clock + CONSUMER_DELAY
+                for n, arrival in enumerate(line.parked):
+                    line.push(start + n, arrival, 1)
+                line.phase = _CONSUMER
+            else:
+                line.lost, line.failed = line.failed, []
+                line.horizon = line.clock + QUIESCENCE
+                line.phase = _QUIESCENCE
+        # The scheduler to quiescence: each time, up to the next due time (every minute).
+        if line.until is None or line.next_tick > line.until:
+            due = self.store.next_due() if line.next_tick <= line.horizon else None
             if due is None:
-                break
-            self._advance_ticks(line, max(line.next_tick, due - BASE.timestamp()))
-        clock = max(line.clock, line.next_tick - 60.0)
+                return False
+            line.until = max(line.next_tick, due - BASE.timestamp())
+        self._advance_tick(line)
+        return True
+
+    def outcome(self) -> Outcome:
+        """What the run did, once :meth:`step` says it is over."""
+        line = self.line
         return Outcome(
             scenario=self.scenario,
             fault=self.plan.fault,
@@ -822,43 +884,129 @@ class Simulation:
             deliveries=list(self.publisher.deliveries),
             publish_calls=list(self.publisher.calls),
             calls=list(self.plan.calls),
-            parked=[a.event_id for a in parked],
-            lost=[a.event_id for a in lost],
+            parked=[a.event_id for a in line.parked],
+            lost=[a.event_id for a in line.lost],
             failed_attempts=list(self.failed_attempts),
-            clock=clock,
+            clock=max(line.clock, line.next_tick - 60.0),
         )
 
-    def _advance_ticks(self, line: _Timeline, until: float) -> None:
-        """Every scheduler minute up to ``until`` (and the TTL sweeps due by then)."""
-        while line.next_tick <= until:
-            if (
-                self.sweep_every is not None
-                and line.next_tick - line.last_sweep >= self.sweep_every
-            ):
-                self.store.sweep(line.next_tick)
-                line.last_sweep = line.next_tick
-            if self.side_by_side is not None and line.next_tick == self.side_by_side.at:
-                self._side_by_side(self.side_by_side)
-            else:
-                self._tick(line.next_tick)
-            line.next_tick += 60.0
+    def _advance_tick(self, line: _Timeline) -> None:
+        """The scheduler's next minute (and the TTL sweep due by then)."""
+        if self.sweep_every is not None and line.next_tick - line.last_sweep >= self.sweep_every:
+            self.store.sweep(line.next_tick)
+            line.last_sweep = line.next_tick
+        if self.side_by_side is not None and line.next_tick == self.side_by_side.at:
+            self._side_by_side(self.side_by_side)
+        else:
+            self._tick(line.next_tick)
+        line.next_tick += 60.0
 
-    def _drain(self, line: _Timeline, attempts: int) -> list[Arrival]:
-        """Run the invocations in time order (ticks between them), each retried as Lambda does
-        up to ``attempts``; the arrivals that failed every attempt."""
-        failed: list[Arrival] = []
-        while line.queue:
-            when, _, _, arrival, attempt = heapq.heappop(line.queue)
-            self._advance_ticks(line, when)
-            line.clock = when
-            if self._invoke(arrival, when):
-                continue
-            if attempt < attempts:
-                delay = RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)]
-                line.push(when + delay, arrival, attempt + 1)
-            else:
-                failed.append(arrival)
-        return failed
+    def _next_invocation(self, line: _Timeline) -> None:
+        """The earliest pending invocation, retried as Lambda does up to the phase's attempts
+        (3; the consumer's :data:`CONSUMER_ATTEMPTS`); one that fails its last is set aside."""
+        when, _, _, arrival, attempt = heapq.heappop(line.queue)
+        line.clock = when
+        if self._invoke(arrival, when):
+            return
+        if attempt < (3 if line.phase == _EVENTS else CONSUMER_ATTEMPTS):
+            delay = RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)]
+            line.push(when + delay, arrival, attempt + 1)
+        else:
+            line.failed.append(arrival)
+
+
+class Forks:
+    """A run without faults, kept as it was before each of its steps: a run with faults starts
+    from a copy of the run just before the step that makes its first faulty call, instead of
+    replaying the calls before it from the start.
+
+    It does what a run from the start does: a run is deterministic (a virtual clock, and no
+    threads but those of :class:`SideBySide`, which forks do not take); a fault plan changes
+    nothing before its first planned call (no outage here; the items that refuse updates are the
+    scenario's, the same in the run without faults); and between two steps everything a run has
+    done is in the simulation's attributes, which a snapshot (a pickle) holds all the way down.
+    It shares only what no run changes: the scenario (its arrivals), the rules, the settings,
+    the suppressions, the index lag, and the notifications published (frozen). (The random lease
+    tokens drawn before the fork are the same in each fork; a run draws new ones.)
+    """
+
+    def __init__(self, scenario: Scenario, index_lag: IndexLag | None = None) -> None:
+        run = Simulation(scenario, index_lag=index_lag)
+        self._shared: list[Any] = [
+            scenario,
+            *scenario.arrivals,
+            scenario.settings,
+            scenario.suppressions,
+            RULES,
+            run.service.scheduler.rules,  # the rules and the built-in ones
+            run.store._index_lag,  # may be a closure (lag_everything): it cannot be pickled
+        ]
+        self._shared_ids = {id(value): n for n, value in enumerate(self._shared)}
+        run.begin()
+        self._calls: list[int] = []
+        """Calls made before each snapshot (ascending)."""
+        self._snapshots: list[bytes] = []
+        while True:
+            self._calls.append(len(run.plan.calls))
+            self._snapshots.append(self._snapshot(run))
+            if not run.step():
+                break
+        self.baseline = run.outcome()
+        """The run without faults (it numbers the calls)."""
+
+    def _snapshot(self, run: Simulation) -> bytes:
+        buffer = io.BytesIO()
+        _Snapshot(buffer, self._persistent_id).dump(run)
+        return buffer.getvalue()
+
+    def _persistent_id(self, value: Any) -> int | str | None:
+        if isinstance(value, _LOCK):
+            return "lock"  # a lock cannot be pickled: each copy gets its own
+        shared = self._shared_ids.get(id(value))
+        if shared is None and isinstance(value, Notification):
+            shared = self._shared_ids[id(value)] = len(self._shared)
+            self._shared.append(value)
+        return shared
+
+    def _persistent_load(self, pid: int | str) -> Any:
+        return threading.Lock() if pid == "lock" else self._shared[int(pid)]
+
+    def run(self, faults: Sequence[Fault]) -> Outcome:
+        """The scenario with ``faults`` (ascending call numbers; the first is the plan's
+        ``fault``), as ``Simulation(scenario, faults[0], more=faults[1:]).run()`` gives it."""
+        snapshot = self._snapshots[bisect.bisect_right(self._calls, faults[0].at) - 1]
+        run: Simulation = _Restore(io.BytesIO(snapshot), self._persistent_load).load()
+        run.plan.inject(faults[0], faults[1:])
+        while run.step():
+            pass
+        return run.outcome()
+
+
+_LOCK = type(threading.Lock())
+
+
+class _Snapshot(pickle.Pickler):
+    """Pickles a run; what ``persistent_id`` names is kept out (shared, or made anew)."""
+
+    def __init__(self, file: io.BytesIO, persistent_id: Callable[[Any], int | str | None]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._persistent = persistent_id
+
+    def persistent_id(self, obj: Any) -> int | str | None:
+        return self._persistent(obj)
+
+
+class _Restore(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, persistent_load: Callable[[int | str], Any]) -> None:
+        super().__init__(file)
+        self._load = persistent_load
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._load(pid)
+
+
+#: The phases of a run (:meth:`Simulation.step`).
+_EVENTS, _CONSUMER, _QUIESCENCE = 0, 1, 2
 
 
 @dataclass
@@ -867,13 +1015,24 @@ class _Timeline:
     which go before the scheduler's tick of the same minute, and the next tick."""
 
     queue: list[tuple[float, int, int, Arrival, int]] = field(default_factory=list)
-    sequence: Iterator[int] = field(default_factory=itertools.count)
+    pushed: int = 0
+    """Invocations queued so far (the sequence that keeps equal times in push order)."""
     clock: float = 0.0
     next_tick: float = 60.0
     last_sweep: float = 0.0
+    phase: int = _EVENTS
+    failed: list[Arrival] = field(default_factory=list)
+    """What failed every attempt in this phase."""
+    parked: list[Arrival] = field(default_factory=list)
+    lost: list[Arrival] = field(default_factory=list)
+    horizon: float = math.inf
+    """The scheduler ticks no later than this (set once the consumer is done)."""
+    until: float | None = None
+    """Once quiescing: the minute the scheduler ticks up to before it reads the due time again."""
 
     def push(self, when: float, arrival: Arrival, attempt: int) -> None:
-        heapq.heappush(self.queue, (when, 0, next(self.sequence), arrival, attempt))
+        heapq.heappush(self.queue, (when, 0, self.pushed, arrival, attempt))
+        self.pushed += 1
 
 
 # --- invariants ----------------------------------------------------------------------------------
@@ -1052,17 +1211,24 @@ class Report:
 def fault_runs(
     scenario: Scenario, kinds: Iterable[str] = FAULT_KINDS, index_lag: IndexLag | None = None
 ) -> Iterable[tuple[Fault, Outcome]]:
-    """One run per (call number, fault kind): the baseline run numbers the calls. Under
+    """One outcome per (call number, fault kind): the baseline run numbers the calls; kinds
+    with the same effect on the call (:func:`fault_effect`) share one run. Under
     ``MFAWATCH_QUICK=1`` (``make quick`` leaves the enumerations out; ``-m enumeration`` runs
     them) every fifth call, first and last included; ``make test`` and the benchmark take all."""
-    baseline = Simulation(scenario, index_lag=index_lag).run()
-    calls: Sequence[int] = range(len(baseline.calls))
+    forks = Forks(scenario, index_lag)
+    made = len(forks.baseline.calls)
+    calls: Sequence[int] = range(made)
     if os.environ.get("MFAWATCH_QUICK") == "1":
-        calls = sorted({*range(0, len(baseline.calls), 5), len(baseline.calls) - 1})
+        calls = sorted({*range(0, made, 5), made - 1})
     for index in calls:
+        # Runs by effect: a read's lost reply is its failure, a read re-sent is no fault.
+        runs: dict[str, Outcome] = {NO_EFFECT: forks.baseline}
         for kind in kinds:
             fault = Fault(index, kind)
-            yield fault, Simulation(scenario, fault, index_lag=index_lag).run()
+            effect = fault_effect(kind, forks.baseline.calls[index])
+            if effect not in runs:
+                runs[effect] = forks.run((fault,))
+            yield fault, replace(runs[effect], fault=fault, faults=(fault,))
 
 
 def lag_everything(lag: float) -> IndexLag:
@@ -1113,7 +1279,8 @@ def random_fault_sets(scenario: Scenario, runs: int, per_run: int = 2, seed: int
     """``runs`` runs, each with ``per_run`` faults of random kinds at random calls (seeded)."""
     started = time.perf_counter()
     report = Report()
-    calls = len(Simulation(scenario).run().calls)
+    forks = Forks(scenario)
+    calls = len(forks.baseline.calls)
     rng = random.Random(f"{seed}-{scenario.name}")
     points: set[int] = set()
     for _ in range(runs):
@@ -1122,7 +1289,7 @@ def random_fault_sets(scenario: Scenario, runs: int, per_run: int = 2, seed: int
             for at in sorted(rng.sample(range(calls), min(per_run, calls)))
         ]
         points.update(f.at for f in faults)
-        outcome = Simulation(scenario, faults[0], more=faults[1:]).run()
+        outcome = forks.run(faults)
         report.add(f"{scenario.name} {' '.join(map(str, faults))}", violations(outcome))
     report.fault_points = len(points)
     report.seconds = time.perf_counter() - started

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.simulation import (
+    FAULT_KINDS,
     RESENT,
     FaultPlan,
     Interleaving,
@@ -26,6 +27,7 @@ from tests.support.simulation import (
     enumerate_faults,
     enumerate_orders,
     enumerate_side_by_side,
+    fault_runs,
     lag_everything,
     outage_run,
     random_fault_sets,
@@ -110,6 +112,23 @@ def test_two_faults_at_random_calls_break_no_invariant(scenario: Scenario) -> No
     report = random_fault_sets(scenario, runs=60)
     assert report.runs == 60
     _assert_holds(report)
+
+
+@pytest.mark.enumeration
+@pytest.mark.parametrize("scenario", [p for p in _params() if p.id == "summary"])
+def test_a_fork_of_the_run_without_faults_gives_what_a_run_from_the_start_gives(
+    scenario: Scenario,
+) -> None:
+    """The enumerations start each run with faults from a snapshot of the run without faults
+    (Forks), and share one run between kinds with the same effect: each outcome is the one a
+    run from the start gives (calls, publishes, deliveries, parked, lost, failed attempts).
+    Checked at every call, with each kind in turn."""
+    kinds = (*FAULT_KINDS, RESENT)
+    outcomes = list(fault_runs(scenario, kinds))
+    assert len(outcomes) == len(kinds) * len(Simulation(scenario).run().calls)
+    for fault, outcome in outcomes:
+        if fault.kind == kinds[fault.at % len(kinds)]:
+            assert outcome == Simulation(scenario, fault).run(), fault
 
 
 def test_an_interleaving_makes_the_calls_in_the_order_it_is_given() -> None:
